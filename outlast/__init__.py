@@ -1,0 +1,23 @@
+"""Outlast: durable, event-driven functions for Python."""
+
+from outlast.client import Outlast
+from outlast.context import Context, SyncContext
+from outlast.errors import (
+    FunctionConfigError, InvalidEventError, NonRetriableError, OutlastError, PayloadTooLargeError,
+    RetryAfterError, StepError, StepUsageError, StoreError,
+)
+from outlast.events import Event
+from outlast.function import Function
+from outlast.models import Run, StepRecord
+from outlast.options import (
+    Batch, Cancel, Concurrency, Debounce, Priority, RateLimit, Singleton, Throttle, Timeouts, TriggerCron,
+    TriggerEvent,
+)
+from outlast.settings import Settings
+
+__all__ = [
+    "Batch", "Cancel", "Concurrency", "Context", "Debounce", "Event", "Function", "FunctionConfigError",
+    "InvalidEventError", "NonRetriableError", "Outlast", "OutlastError", "PayloadTooLargeError", "Priority",
+    "RateLimit", "RetryAfterError", "Run", "Settings", "Singleton", "StepError", "StepRecord", "StepUsageError",
+    "StoreError", "SyncContext", "Throttle", "Timeouts", "TriggerCron", "TriggerEvent",
+]

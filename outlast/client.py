@@ -1,0 +1,160 @@
+"""`Outlast`: an app's function registry, and the way to send events and read runs."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from outlast.core.clock import SystemClock
+from outlast.events import Event
+from outlast.errors import FunctionConfigError, OutlastError
+from outlast.function import DEFAULT_RETRIES, Function, Trigger, build_config
+from outlast.models import Run
+from outlast.options import Cancel, Timeouts
+from outlast.settings import Settings
+from outlast.storage.base import RunFilter
+
+T = TypeVar("T")
+EventInput = Event | dict[str, Any] | list[Event | dict[str, Any]]
+
+
+class Outlast:
+    """An app: a set of functions sharing one store.
+
+    Storage comes from `database_url`, else the `OUTLAST_DATABASE_URL` setting, else a SQLite
+    file under `.outlast/` in the working directory. It is opened on first use.
+    """
+
+    def __init__(self, app_id: str, *, database_url: str | None = None, settings: Settings | None = None) -> None:
+        if not isinstance(app_id, str) or not app_id.strip():
+            raise FunctionConfigError("an app needs a non-empty string id")
+        self.id = app_id
+        self.settings = settings or Settings.from_env(database_url=database_url)
+        self.functions: dict[str, Function] = {}
+        self._engine: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    # -- defining functions --------------------------------------------------------------------
+
+    def function(
+        self, *, id: str, trigger: Trigger | list[Trigger] | None = None, name: str | None = None,
+        retries: int = DEFAULT_RETRIES, on_failure: Callable[..., Any] | None = None,
+        cancel: list[Cancel] | None = None, timeouts: Timeouts | None = None, idempotency: str | None = None,
+        concurrency: Any = None, throttle: Any = None, rate_limit: Any = None, debounce: Any = None,
+        batch: Any = None, priority: Any = None, singleton: Any = None,
+    ) -> Callable[[Callable[..., Any]], Function]:
+        """Register a handler (`async def f(ctx)` or `def f(ctx)`) as a durable function."""
+        if id in self.functions:
+            raise FunctionConfigError(f"function {id!r}: option 'id': another function of app {self.id!r} has it")
+        config = build_config(self.id, id=id, trigger=trigger, name=name, retries=retries, cancel=cancel,
+                              timeouts=timeouts, idempotency=idempotency, concurrency=concurrency,
+                              throttle=throttle, rate_limit=rate_limit, debounce=debounce, batch=batch,
+                              priority=priority, singleton=singleton)
+        if trigger is None or config["triggers"] == []:
+            raise FunctionConfigError(f"function {id!r}: option 'trigger': a function needs at least one trigger")
+
+        def register(handler: Callable[..., Any]) -> Function:
+            if not callable(handler):
+                raise FunctionConfigError(f"function {id!r}: the decorated object is not callable")
+            fn = Function(handler, config)
+            if on_failure is not None:
+                fn.on_failure = self._failure_function(fn, on_failure)
+            self.functions[id] = fn
+            self._engine = None if self._engine is None else self._engine  # config synced on next open
+            return fn
+
+        return register
+
+    def _failure_function(self, parent: Function, handler: Callable[..., Any]) -> Function:
+        fid = f"{parent.id}-failure"
+        if fid in self.functions:
+            raise FunctionConfigError(f"function {parent.id!r}: option 'on_failure': id {fid!r} is taken")
+        expression = f"event.data.function_id == {parent.slug!r}"
+        config = build_config(self.id, id=fid, name=f"{parent.name} (failure)", retries=0,
+                              trigger=[_failed_trigger(expression)], failure_of=parent.id)
+        fn = Function(handler, config)
+        self.functions[fid] = fn
+        return fn
+
+    # -- the engine behind the client ----------------------------------------------------------
+
+    async def engine_async(self) -> Any:
+        """The app's engine on its configured store, opened (and functions synced) on first use."""
+        from outlast.core.engine import Engine
+        from outlast.storage import open_store
+
+        if self._engine is None:
+            self._engine = Engine(self, open_store(self.settings.database_url), SystemClock(), self.settings)
+        await self._engine.open()
+        return self._engine
+
+    def _call(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run a coroutine from synchronous code on the client's private event loop."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None and running is not self._loop:
+            raise OutlastError("this is the blocking API; in async code use the *_async methods (send_async, ...)")
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=self._loop.run_forever, name="outlast-client", daemon=True).start()
+        return asyncio.run_coroutine_threadsafe(make(), self._loop).result()
+
+    # -- events and runs -----------------------------------------------------------------------
+
+    async def send_async(self, events: EventInput) -> list[str]:
+        """Store events (validated first: a bad one stores nothing) and return their ids."""
+        engine = await self.engine_async()
+        return await engine.send(events)  # type: ignore[no-any-return]
+
+    def send(self, events: EventInput) -> list[str]:
+        return self._call(lambda: self.send_async(events))
+
+    async def get_run_async(self, run_id: str) -> Run | None:
+        engine = await self.engine_async()
+        return await engine.store.get_run(run_id)  # type: ignore[no-any-return]
+
+    def get_run(self, run_id: str) -> Run | None:
+        return self._call(lambda: self.get_run_async(run_id))
+
+    async def list_runs_async(self, *, function_id: str | None = None, status: str | None = None,
+                              event_id: str | None = None, limit: int = 100) -> list[Run]:
+        engine = await self.engine_async()
+        flt = RunFilter(self.id, function_id, status, event_id, limit)
+        return await engine.store.list_runs(flt)  # type: ignore[no-any-return]
+
+    def list_runs(self, *, function_id: str | None = None, status: str | None = None,
+                  event_id: str | None = None, limit: int = 100) -> list[Run]:
+        return self._call(lambda: self.list_runs_async(function_id=function_id, status=status,
+                                                       event_id=event_id, limit=limit))
+
+    async def cancel_run_async(self, run_id: str) -> bool:
+        """Cancel an active run; it stops at its next step boundary. False if not active."""
+        engine = await self.engine_async()
+        done = await engine.store.cancel_run(run_id, engine.clock.now_ms())
+        engine.wake()
+        return bool(done)
+
+    def cancel_run(self, run_id: str) -> bool:
+        return self._call(lambda: self.cancel_run_async(run_id))
+
+    async def close_async(self) -> None:
+        if self._engine is not None:
+            await self._engine.close()
+            self._engine = None
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._call(self.close_async)
+
+
+def _failed_trigger(expression: str) -> Any:
+    from outlast.events import FUNCTION_FAILED
+    from outlast.options import TriggerEvent
+
+    return TriggerEvent(FUNCTION_FAILED, if_=expression)

@@ -1,0 +1,62 @@
+"""What a handler receives: the run's events, ids, attempt, steps and a replay-aware logger."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from outlast.events import Event
+
+if TYPE_CHECKING:
+    from outlast.step import Step, SyncStep
+
+#: the attempt number of the step body running in this context (None outside step bodies)
+current_step_attempt: ContextVar[int | None] = ContextVar("outlast_step_attempt", default=None)
+
+
+class ReplayAwareLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Drops records while the run replays memoized steps, so each line is logged once."""
+
+    def __init__(self, logger: logging.Logger, is_replaying: Callable[[], bool], extra: dict[str, Any]) -> None:
+        super().__init__(logger, extra)
+        self._is_replaying = is_replaying
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if not self._is_replaying():
+            super().log(level, msg, *args, **kwargs)
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging's name
+        return not self._is_replaying() and self.logger.isEnabledFor(level)
+
+
+@dataclass
+class _BaseContext:
+    event: Event
+    events: list[Event]
+    run_id: str
+    function_id: str
+    logger: ReplayAwareLogger
+    _function_attempt: int
+
+    @property
+    def attempt(self) -> int:
+        """0-based attempt of the current step inside a step body, of the function elsewhere."""
+        step_attempt = current_step_attempt.get()
+        return self._function_attempt if step_attempt is None else step_attempt
+
+
+@dataclass
+class Context(_BaseContext):
+    """The context of an `async def` handler; its steps are awaited."""
+
+    step: Step
+
+
+@dataclass
+class SyncContext(_BaseContext):
+    """The context of a plain `def` handler; its steps block instead of being awaited."""
+
+    step: SyncStep

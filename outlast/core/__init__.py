@@ -1,0 +1,1 @@
+"""Engine core: pure logic over the Store protocol and an injected Clock."""

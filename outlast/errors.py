@@ -1,0 +1,72 @@
+"""Every error Outlast raises derives from one root.
+
+    OutlastError
+     +-- InvalidEventError        an event was rejected before anything was stored
+     +-- FunctionConfigError      a function definition is invalid (names function and option)
+     +-- PayloadTooLargeError     an event, step output or run state is over its size limit
+     +-- NonRetriableError        raised by user code: fail the step or run at once
+     +-- RetryAfterError          raised by user code: retry at a given time
+     +-- StepError                a step spent its retries; raised inside the function, catchable
+     +-- StepUsageError           a step API was misused (nested steps, too many steps, bad args)
+     +-- StoreError               the store could not be reached or refused a write
+
+Control flow inside a run (suspending at a sleep, ending an attempt) uses exceptions derived
+from ``BaseException`` in ``outlast.core.interrupts`` so that ``except Exception`` in user code
+cannot swallow them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+
+class OutlastError(Exception):
+    """Root of every Outlast error."""
+
+
+class InvalidEventError(OutlastError):
+    """An event is malformed; the message names the field. Nothing was stored."""
+
+
+class FunctionConfigError(OutlastError):
+    """A function definition is invalid; the message names the function and the option."""
+
+
+class PayloadTooLargeError(OutlastError):
+    """An event, a step output or a function output is over its size limit."""
+
+
+class StoreError(OutlastError):
+    """The store failed (connection lost, disk error). Safe to retry the same operation."""
+
+
+class StepUsageError(OutlastError):
+    """A step method was used in a way that can never work (nested step, step limit)."""
+
+
+class NonRetriableError(OutlastError):
+    """Raise to fail the current step (or the run, outside a step) without retrying."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class RetryAfterError(OutlastError):
+    """Raise to retry the current step (or the run) at a given time instead of by backoff."""
+
+    def __init__(self, message: str, retry_after: str | int | timedelta | datetime) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class StepError(OutlastError):
+    """A step failed for good (its retries are spent); catch it to run a fallback."""
+
+    def __init__(self, message: str, *, name: str = "Error", step_id: str = "", stack: str = "") -> None:
+        super().__init__(f"step {step_id!r} failed: {name}: {message}" if step_id else message)
+        self.name = name
+        self.message = message
+        self.step_id = step_id
+        self.stack = stack

@@ -1,0 +1,82 @@
+"""Function option types: triggers and flow control (names follow Inngest's)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from outlast.core.durations import Duration
+
+
+@dataclass(frozen=True)
+class TriggerEvent:
+    event: str
+    if_: str | None = None
+
+
+@dataclass(frozen=True)
+class TriggerCron:
+    cron: str
+    jitter: Duration | None = None
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    limit: int
+    key: str | None = None
+    scope: Literal["fn", "app", "account"] = "fn"
+
+
+@dataclass(frozen=True)
+class Throttle:
+    limit: int
+    period: Duration
+    key: str | None = None
+    burst: int = 1
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    limit: int
+    period: Duration
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class Debounce:
+    period: Duration
+    key: str | None = None
+    timeout: Duration | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    max_size: int
+    timeout: Duration
+    key: str | None = None
+    if_: str | None = None
+
+
+@dataclass(frozen=True)
+class Priority:
+    run: str
+
+
+@dataclass(frozen=True)
+class Cancel:
+    event: str
+    match: str | None = None
+    if_: str | None = None
+    timeout: Duration | None = None
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    start: Duration | None = None
+    finish: Duration | None = None
+
+
+@dataclass(frozen=True)
+class Singleton:
+    key: str | None = None
+    mode: Literal["skip", "cancel"] = "skip"

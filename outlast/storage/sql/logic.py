@@ -1,0 +1,364 @@
+"""The Store's semantics in SQL, written once for SQLite and PostgreSQL.
+
+Every function here runs inside one transaction opened by the backend (`tx`); see
+`outlast.storage.base` for what each intent guarantees.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from outlast.core import jsonutil
+from outlast.core.expressions import lookup
+from outlast.core.ids import new_token, new_ulid
+from outlast.core.registry import RunPlan, WaitSpec
+from outlast.core.system_events import run_ended_events
+from outlast.events import EventRecord
+from outlast.models import Run, StepRecord
+from outlast.storage.base import (
+    PENDING_STEP_STATUSES, Claimed, Commit, CommitResult, Finish, MemoEntry, Planner, RunFilter,
+    RunState, StepWrite, Suspend,
+)
+from outlast.storage.sql.tx import Tx, marks
+
+DEDUPE_MS = 24 * 3_600_000
+_dumps, _loads = jsonutil.dumps, jsonutil.loads
+
+
+# -- functions ---------------------------------------------------------------------------------
+
+def sync_functions(tx: Tx, app_id: str, configs: list[dict[str, Any]], now: int) -> bool:
+    stored = {r[0]: r[1] for r in tx.all("SELECT function_id, config FROM functions WHERE app_id = ?", (app_id,))}
+    wanted = {c["id"]: _dumps(c) for c in configs}
+    if stored == wanted:
+        return False
+    tx.run("DELETE FROM functions WHERE app_id = ?", (app_id,))
+    tx.many("INSERT INTO functions (app_id, function_id, config, updated_at) VALUES (?, ?, ?, ?)",
+            [(app_id, fid, text, now) for fid, text in wanted.items()])
+    tx.run("UPDATE meta SET value = value + 1 WHERE name = 'functions_version'")
+    return True
+
+
+def functions_version(tx: Tx) -> int:
+    row = tx.one("SELECT value FROM meta WHERE name = 'functions_version'")
+    return int(row[0]) if row else 0
+
+
+def load_functions(tx: Tx) -> tuple[int, list[dict[str, Any]]]:
+    return functions_version(tx), [_loads(r[0]) for r in tx.all("SELECT config FROM functions")]
+
+
+# -- ingest ------------------------------------------------------------------------------------
+
+def ingest(tx: Tx, planner: Planner, events: list[EventRecord], now: int) -> list[str]:
+    for event in events:
+        if not _insert_event(tx, event, now):
+            continue  # already stored: this is a retried ingest
+        if event.dedupe_id and not _claim_key(tx, f"event:{event.dedupe_id}", now):
+            continue
+        _resolve_waits(tx, planner, event, now)
+        for plan in planner.plan(event, now):
+            create_run(tx, plan, now)
+    return [e.id for e in events]
+
+
+def _insert_event(tx: Tx, e: EventRecord, now: int) -> bool:
+    return tx.run(
+        "INSERT INTO events (id, name, data, user_data, ts, dedupe_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (id) DO NOTHING",
+        (e.id, e.name, _dumps(e.data), _dumps(e.user), e.ts, e.dedupe_id, now)) == 1
+
+
+def _claim_key(tx: Tx, key: str, now: int) -> bool:
+    """Take an idempotency key for 24 h; False when it is already taken."""
+    tx.run("DELETE FROM dedupe WHERE key = ? AND expires_at <= ?", (key, now))
+    return tx.run("INSERT INTO dedupe (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                  (key, now + DEDUPE_MS)) == 1
+
+
+def create_run(tx: Tx, plan: RunPlan, now: int) -> None:
+    skip = plan.idempotency_key is not None and not _claim_key(tx, f"run:{plan.idempotency_key}", now)
+    tx.run(
+        "INSERT INTO runs (id, app_id, function_id, status, event_ids, first_event_id, created_at,"
+        " parent_run_id, skip_reason, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (plan.run_id, plan.app_id, plan.function_id, "skipped" if skip else "queued", _dumps(plan.event_ids),
+         plan.event_ids[0], plan.created_at, plan.parent_run_id, "idempotency" if skip else None,
+         now if skip else None))
+    if skip:
+        return
+    _enqueue(tx, plan.app_id, "run", plan.run_id, plan.due_at)
+    for wait in plan.cancel_waits:
+        add_wait(tx, plan.run_id, wait, now)
+    if plan.start_deadline is not None:
+        _enqueue(tx, plan.app_id, "timeout", plan.run_id, plan.start_deadline, {"type": "start"})
+
+
+def _enqueue(tx: Tx, app_id: str, kind: str, run_id: str | None, due: int, payload: Any = None) -> None:
+    tx.run("INSERT INTO queue (id, app_id, kind, run_id, due_at, payload) VALUES (?, ?, ?, ?, ?, ?)",
+           (new_ulid(), app_id, kind, run_id, due, None if payload is None else _dumps(payload)))
+
+
+def add_wait(tx: Tx, run_id: str, w: WaitSpec, now: int) -> None:
+    tx.run(
+        "INSERT INTO waits (id, run_id, kind, step_key, event_name, match_field, match_value, expression,"
+        " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (new_ulid(), run_id, w.kind, w.step_key, w.event_name, w.match_field, w.match_value, w.expression,
+         now, w.expires_at))
+    if w.match_field is not None:
+        tx.run("INSERT INTO wait_fields (event_name, match_field) VALUES (?, ?) ON CONFLICT DO NOTHING",
+               (w.event_name, w.match_field))
+
+
+_WAIT_COLS = "w.id, w.run_id, w.kind, w.step_key, w.expires_at"
+
+
+def _resolve_waits(tx: Tx, planner: Planner, event: EventRecord, now: int) -> None:
+    payload = event.to_dict()
+    found: list[Any] = []
+    for (field,) in tx.all("SELECT match_field FROM wait_fields WHERE event_name = ?", (event.name,)):
+        found += tx.all(
+            f"SELECT {_WAIT_COLS}, w.created_at FROM waits w WHERE w.event_name = ? AND w.match_field = ?"
+            " AND w.match_value = ?", (event.name, field, _dumps(lookup(payload, field))))
+    for row in tx.all(
+        f"SELECT {_WAIT_COLS}, w.created_at, w.expression, e.name, e.data, e.user_data, e.ts, e.dedupe_id, e.id"
+        " FROM waits w JOIN runs r ON r.id = w.run_id JOIN events e ON e.id = r.first_event_id"
+        " WHERE w.event_name = ? AND w.match_field IS NULL", (event.name,)):
+        trigger = _event_row_dict(row[7:])
+        if planner.matches(row[6], trigger, payload):
+            found.append(row[:6])
+    for wait_id, run_id, kind, step_key, expires_at, _created in sorted(found, key=lambda r: r[5]):
+        if expires_at <= now:
+            continue  # timed out: its run's claim resolves it
+        if kind == "cancel":
+            cancel_run(tx, planner, run_id, now, "cancelled by event " + event.name)
+        else:
+            _complete_wait(tx, run_id, kind, step_key, payload, now)
+
+
+def _complete_wait(tx: Tx, run_id: str, kind: str, step_key: str, payload: dict[str, Any], now: int) -> None:
+    status, output, error = "completed", payload, None
+    if kind == "invoke":
+        data = payload["data"]
+        status = "failed" if "error" in data else "completed"
+        output, error = (None, data["error"]) if status == "failed" else (data.get("result"), None)
+    changed = tx.run(
+        "UPDATE steps SET status = ?, output = ?, error = ?, ended_at = ?, deadline = NULL"
+        f" WHERE run_id = ? AND key = ? AND status IN ({marks(len(PENDING_STEP_STATUSES))})",
+        (status, _dumps(output), _dumps(error) if error else None, now, run_id, step_key, *PENDING_STEP_STATUSES))
+    tx.run("DELETE FROM waits WHERE run_id = ? AND step_key = ?", (run_id, step_key))
+    if changed:
+        _wake(tx, run_id, now)
+
+
+def _wake(tx: Tx, run_id: str, now: int) -> None:
+    """Make a suspended run due now; a leased one resumes when its attempt ends."""
+    tx.run("UPDATE queue SET woken = 1, due_at = CASE WHEN lease_token IS NULL THEN ? ELSE due_at END"
+           " WHERE run_id = ? AND kind = 'run'", (now, run_id))
+
+
+def _event_row_dict(row: Any) -> dict[str, Any]:
+    name, data, user, ts, dedupe_id, internal_id = row
+    return {"id": dedupe_id or internal_id, "name": name, "data": _loads(data), "user": _loads(user), "ts": ts}
+
+
+# -- cancellation ------------------------------------------------------------------------------
+
+def cancel_run(tx: Tx, planner: Planner, run_id: str, now: int, reason: str) -> bool:
+    error = {"name": "FunctionCancelled", "message": reason}
+    if not tx.run("UPDATE runs SET status = 'cancelled', error = ?, ended_at = ?"
+                  " WHERE id = ? AND status IN ('queued', 'running')", (_dumps(error), now, run_id)):
+        return False
+    _end_run(tx, planner, run_id, "cancelled", None, error, now)
+    return True
+
+
+def _end_run(tx: Tx, planner: Planner, run_id: str, status: str, output: Any, error: Any, now: int) -> None:
+    tx.run("DELETE FROM queue WHERE run_id = ?", (run_id,))
+    tx.run("DELETE FROM waits WHERE run_id = ?", (run_id,))
+    app_id, function_id, event_ids = tx.one("SELECT app_id, function_id, event_ids FROM runs WHERE id = ?",
+                                            (run_id,)) or ("", "", "[]")
+    triggers = [e.to_dict() for e in get_events(tx, _loads(event_ids))]
+    emitted = run_ended_events(app_id=app_id, function_id=function_id, run_id=run_id, trigger_events=triggers,
+                               status=status, output=output, error=error, now_ms=now)
+    ingest(tx, planner, emitted, now)
+
+
+# -- claiming ----------------------------------------------------------------------------------
+
+def claim(tx: Tx, planner: Planner, app_id: str, owner: str, limit: int, now: int, lease_ms: int) -> list[Claimed]:
+    rows = tx.all("SELECT id, kind, run_id, payload FROM queue WHERE app_id = ? AND due_at <= ?"
+                  f" ORDER BY due_at LIMIT ? {tx.lock_suffix}", (app_id, now, limit))
+    if not rows:
+        return []
+    token = new_token()
+    tx.run(f"UPDATE queue SET lease_token = ?, owner = ?, due_at = ?, woken = 0 WHERE id IN ({marks(len(rows))})",
+           (token, owner, now + lease_ms, *[r[0] for r in rows]))
+    claimed: list[Claimed] = []
+    run_ids = []
+    for item_id, kind, run_id, payload in rows:
+        if kind == "timeout":
+            _fire_timeout(tx, planner, item_id, run_id, _loads(payload), now)
+            continue
+        claimed.append(Claimed(item_id, kind, token))
+        run_ids.append(run_id)
+    states = _load_states(tx, run_ids, now)
+    for c, run_id in zip(claimed, run_ids):
+        c.run = states.get(run_id)
+    return [c for c in claimed if c.run is not None]
+
+
+def _fire_timeout(tx: Tx, planner: Planner, item_id: str, run_id: str, payload: dict[str, Any], now: int) -> None:
+    tx.run("DELETE FROM queue WHERE id = ?", (item_id,))
+    status = tx.one("SELECT status FROM runs WHERE id = ?", (run_id,))
+    if status and (payload["type"] == "finish" or status[0] == "queued"):
+        cancel_run(tx, planner, run_id, now, f"{payload['type']} timeout reached")
+
+
+def _load_states(tx: Tx, run_ids: list[str], now: int) -> dict[str, RunState]:
+    if not run_ids:
+        return {}
+    ids = marks(len(run_ids))
+    _resolve_deadlines(tx, run_ids, now)
+    tx.run(f"UPDATE runs SET status = 'running', started_at = ? WHERE id IN ({ids}) AND status = 'queued'",
+           (now, *run_ids))
+    runs = tx.all("SELECT id, app_id, function_id, status, event_ids, attempt, created_at, started_at FROM runs"
+                  f" WHERE id IN ({ids})", run_ids)
+    event_ids = [eid for r in runs for eid in _loads(r[4])]
+    events = {e.id: e for e in get_events(tx, event_ids)}
+    memos: dict[str, dict[str, MemoEntry]] = {rid: {} for rid in run_ids}
+    for row in tx.all("SELECT run_id, key, step_id, kind, status, attempts, output, error, started_at, ended_at,"
+                      f" deadline FROM steps WHERE run_id IN ({ids})", run_ids):
+        memos[row[0]][row[1]] = MemoEntry(row[1], row[2], row[3], row[4], row[5], _loads(row[6]),
+                                          _loads(row[7]), row[8], row[9], row[10])
+    return {r[0]: RunState(r[0], r[1], r[2], r[3], [events[i] for i in _loads(r[4]) if i in events],
+                           memos[r[0]], r[5], r[6], r[7]) for r in runs if r[3] == "running"}
+
+
+def _resolve_deadlines(tx: Tx, run_ids: list[str], now: int) -> None:
+    """Sleeps that ended and waits/invokes that timed out become final memo rows."""
+    due = tx.all(f"SELECT run_id, key, kind, timeout_output, deadline FROM steps WHERE run_id IN ({marks(len(run_ids))})"
+                 f" AND deadline <= ? AND status IN ({marks(len(PENDING_STEP_STATUSES))})",
+                 (*run_ids, now, *PENDING_STEP_STATUSES))
+    for run_id, key, kind, timeout_output, deadline in due:
+        failed = kind == "invoke"
+        tx.run("UPDATE steps SET status = ?, output = ?, error = ?, ended_at = ?, deadline = NULL"
+               " WHERE run_id = ? AND key = ?",
+               ("failed" if failed else "completed", None if failed else timeout_output,
+                timeout_output if failed else None, deadline, run_id, key))
+        tx.run("DELETE FROM waits WHERE run_id = ? AND step_key = ?", (run_id, key))
+
+
+def extend_leases(tx: Tx, owner: str, tokens: dict[str, str], until: int) -> set[str]:
+    lost = set()
+    for item_id, token in tokens.items():
+        if not tx.run("UPDATE queue SET due_at = ? WHERE id = ? AND lease_token = ?", (until, item_id, token)):
+            lost.add(item_id)
+    return lost
+
+
+def release(tx: Tx, item_id: str, token: str, due_at: int) -> None:
+    tx.run("UPDATE queue SET lease_token = NULL, owner = NULL, due_at = ? WHERE id = ? AND lease_token = ?",
+           (due_at, item_id, token))
+
+
+def next_due_at(tx: Tx, app_id: str) -> int | None:
+    row = tx.one("SELECT MIN(due_at) FROM queue WHERE app_id = ?", (app_id,))
+    return None if row is None or row[0] is None else int(row[0])
+
+
+# -- committing --------------------------------------------------------------------------------
+
+def commit(tx: Tx, planner: Planner, c: Commit) -> CommitResult:
+    if not tx.run("UPDATE queue SET due_at = ? WHERE id = ? AND lease_token = ?",
+                  (c.lease_until, c.item_id, c.lease_token)):
+        return CommitResult(False, "lost")
+    for write in c.steps:
+        _write_step(tx, c.run_id, write)
+    for wait in c.waits:
+        add_wait(tx, c.run_id, wait, c.now_ms)
+    if c.events:
+        ingest(tx, planner, c.events, c.now_ms)
+    if isinstance(c.outcome, Suspend):
+        _suspend(tx, c, c.outcome)
+    elif isinstance(c.outcome, Finish):
+        _finish(tx, planner, c, c.outcome)
+    return CommitResult(True)
+
+
+_STEP_SQL = (
+    "INSERT INTO steps (run_id, key, step_id, kind, status, attempts, output, error, started_at, ended_at,"
+    " deadline, timeout_output, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (run_id, key) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,"
+    " output = excluded.output, error = excluded.error, ended_at = excluded.ended_at,"
+    " deadline = excluded.deadline, timeout_output = excluded.timeout_output"
+    " WHERE steps.status NOT IN ('completed', 'failed')"
+)
+
+
+def _write_step(tx: Tx, run_id: str, w: StepWrite) -> None:
+    tx.run(_STEP_SQL, (
+        run_id, w.key, w.step_id, w.kind, w.status, w.attempts, _dumps(w.output),
+        _dumps(w.error) if w.error is not None else None, w.started_at, w.ended_at, w.deadline,
+        _dumps(w.timeout_output), new_seq()))
+
+
+def new_seq() -> int:
+    """Orders a run's steps in the trace by when they were first written (wall-clock µs)."""
+    return time.time_ns() // 1000
+
+
+def _suspend(tx: Tx, c: Commit, s: Suspend) -> None:
+    tx.run("UPDATE queue SET due_at = CASE WHEN woken = 1 THEN ? ELSE ? END, lease_token = NULL, owner = NULL,"
+           " woken = 0 WHERE id = ?", (c.now_ms, s.due_at, c.item_id))
+    if s.attempt is not None:
+        tx.run("UPDATE runs SET attempt = ? WHERE id = ?", (s.attempt, c.run_id))
+
+
+def _finish(tx: Tx, planner: Planner, c: Commit, f: Finish) -> None:
+    tx.run("UPDATE runs SET status = ?, output = ?, error = ?, ended_at = ? WHERE id = ?",
+           (f.status, _dumps(f.output), _dumps(f.error) if f.error else None, c.now_ms, c.run_id))
+    _end_run(tx, planner, c.run_id, f.status, f.output, f.error, c.now_ms)
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+_RUN_COLS = ("id, app_id, function_id, status, event_ids, output, error, created_at, started_at, ended_at,"
+             " parent_run_id, skip_reason")
+
+
+def get_events(tx: Tx, ids: list[str]) -> list[EventRecord]:
+    if not ids:
+        return []
+    rows = tx.all(f"SELECT id, name, data, user_data, ts, dedupe_id FROM events WHERE id IN ({marks(len(ids))})", ids)
+    by_id = {r[0]: EventRecord(r[0], r[1], _loads(r[2]), _loads(r[3]), r[4], r[5]) for r in rows}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def get_run(tx: Tx, run_id: str) -> Run | None:
+    row = tx.one(f"SELECT {_RUN_COLS} FROM runs WHERE id = ?", (run_id,))
+    if row is None:
+        return None
+    run = _run(row)
+    run.steps = [StepRecord(r[0], r[1], r[2], r[3], r[4], _loads(r[5]), _loads(r[6]), r[7], r[8]) for r in tx.all(
+        "SELECT step_id, key, kind, status, attempts, output, error, started_at, ended_at FROM steps"
+        " WHERE run_id = ? ORDER BY seq", (run_id,))]
+    return run
+
+
+def list_runs(tx: Tx, f: RunFilter) -> list[Run]:
+    where, params = [], []
+    for column, value in (("app_id", f.app_id), ("function_id", f.function_id), ("status", f.status)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if f.event_id is not None:
+        where.append("(first_event_id = ? OR event_ids LIKE ?)")
+        params += [f.event_id, f'%"{f.event_id}"%']
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = tx.all(f"SELECT {_RUN_COLS} FROM runs {clause} ORDER BY id DESC LIMIT ?", (*params, f.limit))
+    return [_run(r) for r in rows]
+
+
+def _run(r: Any) -> Run:
+    return Run(r[0], r[1], r[2], r[3], _loads(r[4]), _loads(r[5]), _loads(r[6]), r[7], r[8], r[9], r[10], r[11])

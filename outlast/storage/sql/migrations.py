@@ -1,0 +1,105 @@
+"""Versioned schema migrations. Each entry is applied once, in order, in one transaction.
+
+Types are chosen to mean the same on SQLite and PostgreSQL: times are BIGINT milliseconds
+since the epoch; JSON values are TEXT.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, """
+CREATE TABLE functions (
+    app_id TEXT NOT NULL,
+    function_id TEXT NOT NULL,
+    config TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (app_id, function_id)
+);
+CREATE TABLE meta (
+    name TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+INSERT INTO meta (name, value) VALUES ('functions_version', 0);
+CREATE TABLE events (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    data TEXT NOT NULL,
+    user_data TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    dedupe_id TEXT,
+    received_at BIGINT NOT NULL
+);
+CREATE INDEX events_by_name ON events (name, received_at);
+CREATE TABLE dedupe (
+    key TEXT PRIMARY KEY,
+    expires_at BIGINT NOT NULL
+);
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL,
+    function_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    event_ids TEXT NOT NULL,
+    first_event_id TEXT NOT NULL,
+    output TEXT,
+    error TEXT,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL,
+    started_at BIGINT,
+    ended_at BIGINT,
+    parent_run_id TEXT,
+    skip_reason TEXT
+);
+CREATE INDEX runs_by_function ON runs (app_id, function_id, id);
+CREATE INDEX runs_by_status ON runs (status, id);
+CREATE INDEX runs_by_event ON runs (first_event_id);
+CREATE TABLE steps (
+    run_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    output TEXT,
+    error TEXT,
+    started_at BIGINT,
+    ended_at BIGINT,
+    deadline BIGINT,
+    timeout_output TEXT,
+    seq BIGINT NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE queue (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    run_id TEXT,
+    due_at BIGINT NOT NULL,
+    lease_token TEXT,
+    owner TEXT,
+    woken INTEGER NOT NULL DEFAULT 0,
+    payload TEXT
+);
+CREATE INDEX queue_due ON queue (app_id, due_at);
+CREATE INDEX queue_by_run ON queue (run_id);
+CREATE TABLE waits (
+    id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    step_key TEXT,
+    event_name TEXT NOT NULL,
+    match_field TEXT,
+    match_value TEXT,
+    expression TEXT,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX waits_by_value ON waits (event_name, match_field, match_value);
+CREATE INDEX waits_by_run ON waits (run_id);
+CREATE TABLE wait_fields (
+    event_name TEXT NOT NULL,
+    match_field TEXT NOT NULL,
+    PRIMARY KEY (event_name, match_field)
+);
+"""),
+]

@@ -1,0 +1,168 @@
+"""SQLite backend: one file, WAL, several processes may share it.
+
+All statements run on one connection owned by one thread. Writes are group-committed: the
+thread takes every request waiting in its queue, runs each inside its own SAVEPOINT of one
+`BEGIN IMMEDIATE` transaction, commits once, then answers them. A request that raises is
+rolled back alone; the others commit. This is the "group commit" DESIGN.md §2 allows: no
+caller sees its result before the commit that holds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from outlast.errors import StoreError
+from outlast.storage.sql.migrations import MIGRATIONS
+from outlast.storage.sql.store import SqlStore
+from outlast.storage.sql.tx import Row
+
+T = TypeVar("T")
+_MAX_GROUP = 256
+
+
+class SqliteTx:
+    lock_suffix = ""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        row: Row | None = self.conn.execute(sql, params).fetchone()
+        return row
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self.conn.execute(sql, params).rowcount
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+
+class SqliteStore(SqlStore):
+    def __init__(self, path: str, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 30_000) -> None:
+        super().__init__()
+        self.path = path
+        self.synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
+        self._requests: queue.SimpleQueue[tuple[Callable[[SqliteTx], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    async def open(self) -> None:
+        if self._thread is not None:
+            return
+        ready: Future[None] = Future()
+        self._thread = threading.Thread(target=self._serve, args=(ready,), name="outlast-sqlite", daemon=True)
+        self._thread.start()
+        await asyncio.wrap_future(ready)
+
+    async def close(self) -> None:
+        if self._thread is None:
+            return
+        self._requests.put(None)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    def _submit(self, fn: Callable[[SqliteTx], T]) -> Future[T]:
+        if self._thread is None:
+            raise StoreError("the SQLite store is not open")
+        future: Future[T] = Future()
+        self._requests.put((fn, future))
+        return future
+
+    async def _run(self, fn: Callable[[SqliteTx], T]) -> T:
+        return await asyncio.wrap_future(self._submit(fn))
+
+    def _run_now(self, fn: Callable[[SqliteTx], T]) -> T:
+        return self._submit(fn).result()
+
+    # -- the connection thread ----------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if os.path.dirname(self.path):
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               timeout=self.busy_timeout_ms / 1000)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
+        return conn
+
+    def _serve(self, ready: Future[None]) -> None:
+        try:
+            conn = self._connect()
+            _migrate(conn)
+        except Exception as exc:
+            ready.set_exception(StoreError(f"cannot open SQLite database {self.path!r}: {exc}"))
+            return
+        ready.set_result(None)
+        tx = SqliteTx(conn)
+        try:
+            while True:
+                first = self._requests.get()
+                if first is None:
+                    return
+                group = [first]
+                while len(group) < _MAX_GROUP:
+                    try:
+                        item = self._requests.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        self._requests.put(None)
+                        break
+                    group.append(item)
+                self._run_group(conn, tx, group)
+        finally:
+            conn.close()
+
+    def _run_group(self, conn: sqlite3.Connection, tx: SqliteTx, group: list[Any]) -> None:
+        results: list[tuple[Future[Any], bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, future in group:
+                conn.execute("SAVEPOINT op")
+                try:
+                    results.append((future, True, fn(tx)))
+                    conn.execute("RELEASE op")
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    results.append((future, False, exc))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for _fn, future in group:
+                future.set_exception(StoreError(f"SQLite transaction failed: {exc}"))
+            return
+        for future, ok, value in results:
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+        for version, script in MIGRATIONS:
+            if version in done:
+                continue
+            for statement in filter(str.strip, script.split(";")):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -1,0 +1,65 @@
+"""A virtual-clock engine for users' own tests: no real sleeping, deterministic draining.
+
+    async with TestEngine(app) as t:
+        await t.send(Event(name="shop/order.created", data={...}))
+        await t.run_until_idle()
+        t.advance("1h"); await t.run_until_idle()
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from outlast.client import EventInput, Outlast
+from outlast.core.clock import VirtualClock
+from outlast.core.durations import Duration, to_ms
+from outlast.core.engine import Engine
+from outlast.core.worker import Worker
+from outlast.models import Run
+from outlast.storage import open_store
+from outlast.storage.base import RunFilter, Store
+
+
+class TestEngine:
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, app: Outlast, *, store: Store | None = None, database_url: str = "memory://",
+                 start_ms: int | None = None, concurrency: int = 100, **settings: Any) -> None:
+        self.app = app
+        self.clock = VirtualClock(start_ms)
+        self.store = store or open_store(database_url)
+        self.engine = Engine(app, self.store, self.clock, replace(app.settings, **settings))
+        self.worker = Worker(self.engine, concurrency=concurrency)
+
+    async def __aenter__(self) -> TestEngine:
+        await self.engine.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.engine.close()
+
+    async def send(self, events: EventInput) -> list[str]:
+        return await self.engine.send(events)
+
+    async def run_until_idle(self) -> None:
+        """Run all due work (concurrently) until nothing due is left at the current virtual time."""
+        await self.worker.drain()
+
+    def advance(self, duration: Duration) -> None:
+        self.clock.advance(to_ms(duration))
+
+    def now_ms(self) -> int:
+        return self.clock.now_ms()
+
+    def runs(self, *, function_id: str | None = None, status: str | None = None,
+             event_id: str | None = None) -> list[Run]:
+        """Runs with their steps, oldest first."""
+        found = self.store.list_runs_now(RunFilter(self.app.id, function_id, status, event_id, 100_000))
+        return [r for r in (self.store.get_run_now(x.id) for x in reversed(found)) if r is not None]
+
+    def get_run(self, run_id: str) -> Run | None:
+        return self.store.get_run_now(run_id)
+
+    async def cancel_run(self, run_id: str) -> bool:
+        return await self.store.cancel_run(run_id, self.clock.now_ms())
