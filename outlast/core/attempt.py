@@ -183,8 +183,11 @@ class Attempt:
     # -- suspending steps ---------------------------------------------------------------------
 
     async def pending_step(self, step_id: str, kind: str, status: str, deadline: int, timeout_output: Any = None,
-                           *, waits: list[WaitSpec] = (), events: list[EventRecord] = ()) -> Any:  # type: ignore[assignment]
-        """sleep / wait_for_event / invoke: done → memo value; else store the pending row and suspend."""
+                           effects: Callable[[str], tuple[list[WaitSpec], list[EventRecord]]] | None = None) -> Any:
+        """sleep / wait_for_event / invoke: done → memo value; else store the pending row and suspend.
+
+        `effects(key)` gives the waits and events to commit with the pending row.
+        """
         key = self.key_for(step_id)
         entry = self.finished(key)
         if entry is not None:
@@ -193,10 +196,21 @@ class Attempt:
         if deadline <= now and kind == "sleep":
             await self.commit(steps=[StepWrite(key, step_id, kind, "completed", 1, now, now)])
             return None
-        specs = [replace_key(w, key) for w in waits]
+        waits, events = effects(key) if effects else ([], [])
         await self.commit(steps=[StepWrite(key, step_id, kind, status, 1, now, None, None, None, deadline,
-                                           timeout_output)], waits=specs, events=list(events))
+                                           timeout_output)], waits=waits, events=events)
         raise self.suspend_until(deadline)
+
+    async def send_events(self, step_id: str, events: list[EventRecord]) -> list[str]:
+        key = self.key_for(step_id)
+        entry = self.finished(key)
+        if entry is not None:
+            return self.result_of(entry)  # type: ignore[no-any-return]
+        now = self.engine.clock.now_ms()
+        ids = [e.id for e in events]
+        await self.commit(steps=[StepWrite(key, step_id, "send_event", "completed", 1, now, now, ids)],
+                          events=events)
+        return ids
 
     # -- the whole attempt --------------------------------------------------------------------
 
@@ -249,7 +263,3 @@ class Attempt:
         await self.commit(outcome=Suspend(due, attempt=attempt))
 
 
-def replace_key(w: WaitSpec, key: str) -> WaitSpec:
-    from dataclasses import replace
-
-    return replace(w, step_key=key)

@@ -81,10 +81,10 @@ def create_run(tx: Tx, plan: RunPlan, now: int) -> None:
     skip = plan.idempotency_key is not None and not _claim_key(tx, f"run:{plan.idempotency_key}", now)
     tx.run(
         "INSERT INTO runs (id, app_id, function_id, status, event_ids, first_event_id, created_at,"
-        " parent_run_id, skip_reason, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " parent_run_id, skip_reason, ended_at, finish_timeout_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (plan.run_id, plan.app_id, plan.function_id, "skipped" if skip else "queued", _dumps(plan.event_ids),
          plan.event_ids[0], plan.created_at, plan.parent_run_id, "idempotency" if skip else None,
-         now if skip else None))
+         now if skip else None, plan.finish_timeout_ms))
     if skip:
         return
     _enqueue(tx, plan.app_id, "run", plan.run_id, plan.due_at)
@@ -220,8 +220,7 @@ def _load_states(tx: Tx, run_ids: list[str], now: int) -> dict[str, RunState]:
         return {}
     ids = marks(len(run_ids))
     _resolve_deadlines(tx, run_ids, now)
-    tx.run(f"UPDATE runs SET status = 'running', started_at = ? WHERE id IN ({ids}) AND status = 'queued'",
-           (now, *run_ids))
+    _start_runs(tx, run_ids, now)
     runs = tx.all("SELECT id, app_id, function_id, status, event_ids, attempt, created_at, started_at FROM runs"
                   f" WHERE id IN ({ids})", run_ids)
     event_ids = [eid for r in runs for eid in _loads(r[4])]
@@ -233,6 +232,19 @@ def _load_states(tx: Tx, run_ids: list[str], now: int) -> dict[str, RunState]:
                                           _loads(row[7]), row[8], row[9], row[10])
     return {r[0]: RunState(r[0], r[1], r[2], r[3], [events[i] for i in _loads(r[4]) if i in events],
                            memos[r[0]], r[5], r[6], r[7]) for r in runs if r[3] == "running"}
+
+
+def _start_runs(tx: Tx, run_ids: list[str], now: int) -> None:
+    """Queued runs become running; a finish timeout starts counting now."""
+    starting = tx.all(f"SELECT id, app_id, finish_timeout_ms FROM runs WHERE id IN ({marks(len(run_ids))})"
+                      " AND status = 'queued'", run_ids)
+    if not starting:
+        return
+    tx.run(f"UPDATE runs SET status = 'running', started_at = ? WHERE id IN ({marks(len(starting))})",
+           (now, *[r[0] for r in starting]))
+    for run_id, app_id, finish_ms in starting:
+        if finish_ms:
+            _enqueue(tx, app_id, "timeout", run_id, now + finish_ms, {"type": "finish"})
 
 
 def _resolve_deadlines(tx: Tx, run_ids: list[str], now: int) -> None:

@@ -48,7 +48,8 @@ CREATE TABLE runs (
     started_at BIGINT,
     ended_at BIGINT,
     parent_run_id TEXT,
-    skip_reason TEXT
+    skip_reason TEXT,
+    finish_timeout_ms BIGINT
 );
 CREATE INDEX runs_by_function ON runs (app_id, function_id, id);
 CREATE INDEX runs_by_status ON runs (status, id);

@@ -1,0 +1,208 @@
+"""The `outlast` command: run workers, send events, inspect and cancel runs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import importlib.util
+import json
+import os
+import signal
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from outlast.client import Outlast
+from outlast.core.clock import SystemClock
+from outlast.core.engine import Engine
+from outlast.core.worker import Worker
+from outlast.errors import OutlastError
+from outlast.models import Run
+from outlast.settings import Settings
+from outlast.storage import open_store
+from outlast.storage.base import RunFilter
+
+DEV_BACKOFF_SCALE = 0.01  # dev mode: a 15 s retry waits 150 ms
+
+
+def load_app(spec: str) -> Outlast:
+    """`path/to/file.py`, `module` or `module:attr` -> the Outlast app it defines."""
+    module_name, _, attr = spec.partition(":")
+    if module_name.endswith(".py") or os.sep in module_name:
+        path = Path(module_name).resolve()
+        if not path.exists():
+            raise OutlastError(f"APP: no such file {module_name!r}")
+        sys.path.insert(0, str(path.parent))
+        loaded = importlib.util.spec_from_file_location(path.stem, path)
+        assert loaded is not None and loaded.loader is not None
+        module = importlib.util.module_from_spec(loaded)
+        sys.modules[path.stem] = module
+        loaded.loader.exec_module(module)
+    else:
+        sys.path.insert(0, os.getcwd())
+        module = importlib.import_module(module_name)
+    if attr:
+        app = getattr(module, attr, None)
+        if not isinstance(app, Outlast):
+            raise OutlastError(f"APP: {spec!r} is not an outlast.Outlast app")
+        return app
+    apps = [v for v in vars(module).values() if isinstance(v, Outlast)]
+    if len(apps) != 1:
+        raise OutlastError(f"APP: {spec!r} defines {len(apps)} Outlast apps; name one as module:attr")
+    return apps[0]
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    return Settings.from_env(database_url=getattr(args, "database_url", None), **overrides)
+
+
+def _stamp() -> str:
+    return datetime.now().strftime("%H:%M:%S")
+
+
+async def _serve(app: Outlast, settings: Settings, *, verbose: bool) -> None:
+    app.settings = settings
+    engine = Engine(app, open_store(settings.database_url), SystemClock(), settings)
+    await engine.open()
+    if verbose:
+        engine.observers.append(lambda run_id, fn, what: print(f"{_stamp()}  {run_id}  {fn:<24} {what}", flush=True))
+        names = ", ".join(sorted(app.functions)) or "none"
+        print(f"outlast: app {app.id!r} on {settings.database_url} — functions: {names}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await Worker(engine).run(stop)
+    finally:
+        await engine.close()
+        if verbose:
+            print("outlast: stopped", flush=True)
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    app = load_app(args.app)
+    asyncio.run(_serve(app, _settings(args, backoff_scale=DEV_BACKOFF_SCALE), verbose=True))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    app = load_app(args.app)
+    asyncio.run(_serve(app, _settings(args), verbose=args.verbose))
+    return 0
+
+
+async def _with_store(args: argparse.Namespace, work: Any) -> Any:
+    settings = _settings(args)
+    engine = Engine(Outlast("outlast-cli", settings=settings), open_store(settings.database_url), SystemClock(),
+                    settings)
+    await engine.open()
+    try:
+        return await work(engine)
+    finally:
+        await engine.close()
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    try:
+        data = json.loads(args.data)
+    except json.JSONDecodeError as exc:
+        raise OutlastError(f"--data: not valid JSON: {exc}") from None
+    event = {"name": args.name, "data": data, "id": args.id}
+    ids = asyncio.run(_with_store(args, lambda engine: engine.send(event)))
+    print(ids[0])
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    flt = RunFilter(None, args.function, args.status, None, args.limit)
+    runs = asyncio.run(_with_store(args, lambda engine: engine.store.list_runs(flt)))
+    print(f"{'RUN':<26}  {'FUNCTION':<24}  {'STATUS':<10}  {'CREATED':<19}  DURATION")
+    for run in runs:
+        print(f"{run.id:<26}  {run.function_id:<24}  {run.status:<10}  {_time(run.created_at):<19}  {_span(run)}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    run = asyncio.run(_with_store(args, lambda engine: engine.store.get_run(args.run_id)))
+    if run is None:
+        print(f"no run {args.run_id!r}", file=sys.stderr)
+        return 1
+    print(f"run {run.id}  function {run.function_id}  status {run.status}  started {_time(run.started_at)}"
+          f"  ended {_time(run.ended_at)}")
+    if run.output is not None:
+        print(f"output: {json.dumps(run.output)}")
+    if run.error:
+        print(f"error: {run.error.get('name')}: {run.error.get('message')}")
+    print(f"\n{'STEP':<24}  {'KIND':<14}  {'STATUS':<10}  {'ATTEMPTS':>8}  {'STARTED':<19}  {'DURATION':>9}  RESULT")
+    for s in run.steps:
+        result = json.dumps(s.output) if s.error is None else f"{s.error.get('name')}: {s.error.get('message')}"
+        duration = f"{s.ended_at - s.started_at} ms" if s.started_at and s.ended_at else "-"
+        print(f"{s.id[:24]:<24}  {s.kind:<14}  {s.status:<10}  {s.attempts:>8}  {_time(s.started_at):<19}"
+              f"  {duration:>9}  {result[:60]}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    async def cancel(engine: Engine) -> bool:
+        return await engine.store.cancel_run(args.run_id, engine.clock.now_ms())
+
+    if asyncio.run(_with_store(args, cancel)):
+        print(f"cancelled {args.run_id}")
+        return 0
+    print(f"run {args.run_id!r} is not active (or does not exist)", file=sys.stderr)
+    return 1
+
+
+def _time(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _span(run: Run) -> str:
+    return f"{run.ended_at - run.started_at} ms" if run.started_at and run.ended_at else "-"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="outlast", description="Durable, event-driven functions.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def command(name: str, func: Any, help: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help)
+        c.add_argument("--database-url", help="sqlite:///path.db, postgresql://… (default: OUTLAST_DATABASE_URL)")
+        c.set_defaults(func=func)
+        return c
+
+    command("dev", cmd_dev, "run workers and timers locally, printing every run state change").add_argument("app")
+    w = command("worker", cmd_worker, "run workers only, joining the same database")
+    w.add_argument("app")
+    w.add_argument("-v", "--verbose", action="store_true")
+    s = command("send", cmd_send, "send an event")
+    s.add_argument("name")
+    s.add_argument("--data", default="{}", help="the event's data, a JSON object")
+    s.add_argument("--id", default=None, help="idempotency id (an event id seen in 24 h starts no run)")
+    r = command("runs", cmd_runs, "list runs, newest first")
+    r.add_argument("--function")
+    r.add_argument("--status")
+    r.add_argument("--limit", type=int, default=50)
+    command("run", cmd_run, "show a run and its step trace").add_argument("run_id")
+    command("cancel", cmd_cancel, "cancel a run").add_argument("run_id")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except OutlastError as exc:
+        print(f"outlast: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
