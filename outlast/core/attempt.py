@@ -55,7 +55,8 @@ class Attempt:
         assert self.claimed.run is not None
         self.state = self.claimed.run
         self.memo: dict[str, MemoEntry] = self.state.memo
-        self.replaying = any(m.status in ("completed", "failed") for m in self.memo.values())
+        self._unvisited = {k for k, m in self.memo.items() if m.status in ("completed", "failed")}
+        self.replaying = bool(self._unvisited)
         self.new_steps = 0
         self.outcome = "lost"
 
@@ -96,6 +97,8 @@ class Attempt:
             self._count_new_step(entry)
             return None
         if entry.status in ("completed", "failed"):
+            self._unvisited.discard(key)
+            self.replaying = bool(self._unvisited)
             return entry
         raise self.suspend_until(entry.deadline or self.engine.clock.now_ms())
 

@@ -1,0 +1,63 @@
+"""Fixtures shared by every test: a store of each backend, and a virtual-clock engine factory.
+
+`backend` is parametrised over memory, SQLite and (when OUTLAST_TEST_POSTGRES_URL is set)
+PostgreSQL, so every test that uses it runs on every backend.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+import outlast
+from outlast.storage import open_store
+from outlast.storage.base import Store
+from outlast.testing import TestEngine
+
+PG_URL = os.environ.get("OUTLAST_TEST_POSTGRES_URL")
+BACKENDS = ["memory", "sqlite", "postgres"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "backend" in getattr(item, "fixturenames", ()) and "[postgres" in item.nodeid and not PG_URL:
+            item.add_marker(pytest.mark.skip(reason="OUTLAST_TEST_POSTGRES_URL is not set"))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store_url(backend: str, tmp_path: Any, request: pytest.FixtureRequest) -> str:
+    if backend == "memory":
+        return "memory://"
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path}/outlast.db"
+    assert PG_URL is not None
+    from tests.pg import fresh_database_url
+
+    return fresh_database_url(PG_URL, "outlast_t_" + str(abs(hash(request.node.nodeid)) % 10**8))
+
+
+@pytest.fixture
+def make_store(store_url: str) -> Callable[[], Store]:
+    return lambda: open_store(store_url)
+
+
+@pytest.fixture
+def app() -> outlast.Outlast:
+    return outlast.Outlast("test-app", database_url="memory://")
+
+
+@pytest.fixture
+async def engine(app: outlast.Outlast, make_store: Callable[[], Store]) -> AsyncIterator[TestEngine]:
+    """A TestEngine on the parametrised backend; define functions on `app` before using it."""
+    t = TestEngine(app, store=make_store())
+    yield t
+    if t.engine.opened:
+        await t.engine.close()
