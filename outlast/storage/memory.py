@@ -314,7 +314,7 @@ class MemoryStore:
             raise ValueError(f"run {plan.run_id!r} already exists")  # SQL: primary key violation
         skip = plan.idempotency_key is not None and not self._claim_key(f"run:{plan.idempotency_key}", now)
         run = _Run(plan.run_id, plan.app_id, plan.function_id, "skipped" if skip else "queued",
-                   (plan.event_ids[0], *plan.event_ids[1:]), plan.created_at, plan.parent_run_id,
+                   (plan.event_ids[0], *plan.event_ids[1:]), plan.created_at  # [0]: a run needs an event, plan.parent_run_id,
                    "idempotency" if skip else None, now if skip else None)
         self._set(self._runs, run.id, run)
         self._insert_run_id(run.id)
@@ -348,7 +348,9 @@ class MemoryStore:
             self._set_in(self._wait_fields, w.event_name, w.match_field, None)
 
     def _delete_wait(self, wait_id: str) -> None:
-        w = self._waits[wait_id]
+        w = self._waits.get(wait_id)
+        if w is None:
+            return
         self._delete(self._waits, wait_id)
         self._delete_in(self._waits_by_run, w.run_id, wait_id)
         if w.match_field is None:
@@ -449,7 +451,9 @@ class MemoryStore:
         self._set(self._items, item.id, item)  # rolled back, it gets its old version: the new entry dies
 
     def _delete_item(self, item_id: str) -> None:
-        item = self._items[item_id]
+        item = self._items.get(item_id)  # may be gone already: a timeout fired earlier in the claim
+        if item is None:
+            return
         self._delete(self._items, item_id)
         if item.run_id is not None:
             self._delete_in(self._items_by_run, item.run_id, item_id)
