@@ -12,7 +12,9 @@ from outlast.events import Event
 from outlast.errors import FunctionConfigError, OutlastError
 from outlast.function import DEFAULT_RETRIES, Function, Trigger, build_config
 from outlast.models import Run
-from outlast.options import Cancel, Timeouts
+from outlast.options import (
+    Batch, Cancel, Concurrency, Debounce, Priority, RateLimit, Singleton, Throttle, Timeouts,
+)
 from outlast.settings import Settings
 from outlast.storage.base import RunFilter
 
@@ -43,8 +45,9 @@ class Outlast:
         self, *, id: str, trigger: Trigger | list[Trigger] | None = None, name: str | None = None,
         retries: int = DEFAULT_RETRIES, on_failure: Callable[..., Any] | None = None,
         cancel: list[Cancel] | None = None, timeouts: Timeouts | None = None, idempotency: str | None = None,
-        concurrency: Any = None, throttle: Any = None, rate_limit: Any = None, debounce: Any = None,
-        batch: Any = None, priority: Any = None, singleton: Any = None,
+        concurrency: Concurrency | list[Concurrency] | None = None, throttle: Throttle | None = None,
+        rate_limit: RateLimit | None = None, debounce: Debounce | None = None, batch: Batch | None = None,
+        priority: Priority | None = None, singleton: Singleton | None = None,
     ) -> Callable[[Callable[..., Any]], Function]:
         """Register a handler (`async def f(ctx)` or `def f(ctx)`) as a durable function."""
         if id in self.functions:

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from outlast.core.expressions import (
-    Expression, ExpressionError, as_equality, compile_expression, lookup, match_to_expression,
+    Expression, ExpressionError, as_equality, compile_expression, key_value, lookup, match_to_expression,
 )
 from outlast.core.ids import new_ulid
-from outlast.events import FUNCTION_INVOKED, EventRecord
+from outlast.events import FUNCTION_INVOKED, SCHEDULED_TIMER, EventRecord
 from outlast.errors import FunctionConfigError
 from outlast.core import jsonutil
 
@@ -49,6 +49,13 @@ class RunPlan:
     cancel_waits: list[WaitSpec] = field(default_factory=list)
     start_deadline: int | None = None
     finish_timeout_ms: int | None = None
+    #: flow control, each with its key already evaluated for the triggering event
+    concurrency: list[tuple[str, int]] = field(default_factory=list)
+    throttle: tuple[str, int, int, int] | None = None  # key, limit, period_ms, burst
+    rate_limit: tuple[str, int, int] | None = None  # key, limit, period_ms
+    debounce: tuple[str, int, int | None] | None = None  # key, period_ms, timeout_ms
+    batch: tuple[str, int, int] | None = None  # key, max_size, timeout_ms
+    singleton: tuple[str, str] | None = None  # key, mode
 
 
 @dataclass
@@ -57,6 +64,9 @@ class CompiledFunction:
     triggers: list[tuple[str, Expression | None]]
     cancels: list[tuple[dict[str, Any], str]]
     idempotency: Expression | None
+    keys: dict[str, Expression] = field(default_factory=dict)  # option path -> key expression
+    priority: Expression | None = None
+    batch_if: Expression | None = None
 
     @property
     def id(self) -> str:
@@ -95,7 +105,17 @@ def compile_function(config: dict[str, Any]) -> CompiledFunction:
         compiled("cancel", expr)
         cancels.append((rule, expr))
     idem = compiled("idempotency", config["idempotency"]) if config.get("idempotency") else None
-    return CompiledFunction(config, triggers, cancels, idem)
+    keys = {}
+    for i, limit in enumerate(config.get("concurrency") or []):
+        if limit.get("key"):
+            keys[f"concurrency.{i}"] = compiled("concurrency.key", limit["key"])
+    for option in ("throttle", "rate_limit", "debounce", "batch", "singleton"):
+        if (config.get(option) or {}).get("key"):
+            keys[option] = compiled(f"{option}.key", config[option]["key"])
+    priority = compiled("priority.run", config["priority"]["run"]) if config.get("priority") else None
+    batch = config.get("batch") or {}
+    batch_if = compiled("batch.if_", batch["if"]) if batch.get("if") else None
+    return CompiledFunction(config, triggers, cancels, idem, keys, priority, batch_if)
 
 
 def _cancel_expression(rule: dict[str, Any]) -> str:
@@ -137,7 +157,7 @@ class Registry:
     def plan(self, event: EventRecord, now_ms: int) -> list[RunPlan]:
         """The runs an event starts (before idempotency, which the store checks)."""
         payload = event.to_dict()
-        if event.name == FUNCTION_INVOKED:
+        if event.name in (FUNCTION_INVOKED, SCHEDULED_TIMER):
             target = self.by_slug(str(lookup(payload, "data._inngest.fn_id")))
             return [self._plan(target, event, payload, now_ms)] if target else []
         plans = []
@@ -160,4 +180,39 @@ class Registry:
         if timeouts.get("start_ms"):
             plan.start_deadline = now + timeouts["start_ms"]
         plan.finish_timeout_ms = timeouts.get("finish_ms")
+        _flow_control(fn, plan, {"event": payload}, now)
         return plan
+
+
+PRIORITY_LIMIT_S = 43_200
+
+
+def _flow_control(fn: CompiledFunction, plan: RunPlan, variables: dict[str, Any], now: int) -> None:
+    """Evaluate the function's flow-control keys for this event into the plan."""
+    cfg = fn.config
+
+    def key(option: str, scope: str = "fn") -> str:
+        expr = fn.keys.get(option)
+        value = key_value(expr, variables["event"]) if expr else ""
+        prefix = {"fn": fn.slug, "app": f"app:{fn.app_id}", "account": "account"}[scope]
+        return f"{prefix}:{option.split('.')[0]}:{expr.source if expr else ''}={value}"
+
+    for i, limit in enumerate(cfg.get("concurrency") or []):
+        plan.concurrency.append((key(f"concurrency.{i}", limit["scope"]), limit["limit"]))
+    if t := cfg.get("throttle"):
+        plan.throttle = (key("throttle"), t["limit"], t["period_ms"], t["burst"])
+    if r := cfg.get("rate_limit"):
+        plan.rate_limit = (key("rate_limit"), r["limit"], r["period_ms"])
+    if d := cfg.get("debounce"):
+        plan.debounce = (key("debounce"), d["period_ms"], d["timeout_ms"])
+    if (b := cfg.get("batch")) and (fn.batch_if is None or fn.batch_if.matches(variables)):
+        plan.batch = (key("batch"), b["max_size"], b["timeout_ms"])
+    if s := cfg.get("singleton"):
+        plan.singleton = (key("singleton"), s["mode"])
+    if fn.priority is not None:
+        try:
+            seconds = fn.priority.evaluate(variables)
+        except Exception:
+            seconds = 0
+        if isinstance(seconds, int) and not isinstance(seconds, bool):
+            plan.due_at = now - 1000 * max(-PRIORITY_LIMIT_S, min(PRIORITY_LIMIT_S, seconds))

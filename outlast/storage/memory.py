@@ -1,23 +1,21 @@
 """The in-memory store (`memory://`): the reference backend, pure Python, one process.
 
-It follows `outlast.storage.sql.logic` statement for statement, over dicts keyed the way the SQL
-indexes are; read that module for what each step means.
+It follows `outlast.storage.sql.logic` step for step, over dicts keyed like the SQL indexes.
 
-Atomicity. One `threading.Lock` serialises every call. A writing call runs with an undo journal:
-every change to the state goes through `_set`/`_delete` (one dict slot) or `_pop_entry` (one heap
-entry), each of which records how to reverse itself. If the call raises anywhere (the planner, a
-value that is not JSON), the journal is replayed backwards and the state is exactly what it was
-before the call. Rows are frozen dataclasses, replaced and never mutated, so an undo needs only
-the old row.
+Atomicity: one `threading.Lock` serialises every call, and a writing call keeps an undo journal.
+Every change goes through `_set`/`_delete` (one dict slot) or `_pop_entry` (one heap entry), which
+record how to reverse it; if the call raises anywhere (the planner, a value that is not JSON) the
+journal is replayed backwards, leaving the state as it was. Rows are frozen dataclasses, replaced
+and never mutated, so an undo only needs the old row.
 
-Isolation. JSON values are stored as their `jsonutil` text, as the SQL backends store them, and
-decoded into fresh objects on the way out: callers never share objects with the store, and a
-value that is not JSON fails the call exactly as it does in SQL.
+Isolation: JSON values are stored as `jsonutil` text, as in SQL, and decoded into fresh objects on
+the way out, so callers never share objects with the store, and values that are not JSON fail the
+same way.
 
-Due items. Each app has a heap of `(due_at, item_id, version)` entries. Every write of an item
-gives it a new version (from a counter that never goes back) and pushes an entry, so only the
-entry carrying the item's current version is live; the others are dropped when they surface, or
-compacted away after a write once they outnumber the live ones. Claiming k items is O(k log n).
+Due items: each app has a heap of `(due_at, item_id, version)`. Every write of an item gives it a
+new version (from a counter that never goes back) and pushes an entry. Only the entry with the
+item's current version is live; dead ones are dropped as they surface, or compacted after a write
+once they dominate. Claiming k items costs O(k log n).
 """
 
 from __future__ import annotations
@@ -38,8 +36,18 @@ from outlast.core.system_events import run_ended_events
 from outlast.events import EventRecord
 from outlast.models import ACTIVE_STATUSES, Run, StepRecord
 from outlast.storage.base import (
-    FINAL_STEP_STATUSES, PENDING_STEP_STATUSES, Claimed, Commit, CommitResult, Finish, MemoEntry, Planner,
-    RunFilter, RunState, StepWrite, Suspend,
+    FINAL_STEP_STATUSES,
+    PENDING_STEP_STATUSES,
+    Claimed,
+    Commit,
+    CommitResult,
+    Finish,
+    MemoEntry,
+    Planner,
+    RunFilter,
+    RunState,
+    StepWrite,
+    Suspend,
 )
 from outlast.storage.sql.logic import DEDUPE_MS
 
@@ -121,14 +129,8 @@ class _Item:
 class _Wait:
     id: str
     run_id: str
-    kind: str
-    step_key: str | None
-    event_name: str
-    match_field: str | None
-    match_value: str | None
-    expression: str | None
     created_at: int
-    expires_at: int
+    spec: WaitSpec  # frozen: safe to share with the caller
 
 
 def _restore(table: dict[Any, Any], key: Any, old: Any) -> None:
@@ -234,7 +236,8 @@ class MemoryStore:
     def _write(self, fn: Callable[[], T]) -> T:
         """Run `fn` all-or-nothing: on any exception, undo everything it changed."""
         with self._lock:
-            self._journal = journal = []
+            journal: list[Callable[[], None]] = []
+            self._journal = journal
             try:
                 result = fn()
             except BaseException:
@@ -313,9 +316,11 @@ class MemoryStore:
         if plan.run_id in self._runs:
             raise ValueError(f"run {plan.run_id!r} already exists")  # SQL: primary key violation
         skip = plan.idempotency_key is not None and not self._claim_key(f"run:{plan.idempotency_key}", now)
+        if not plan.event_ids:
+            raise ValueError(f"run {plan.run_id!r} has no event")  # SQL: first_event_id = event_ids[0] raises
         run = _Run(plan.run_id, plan.app_id, plan.function_id, "skipped" if skip else "queued",
-                   (plan.event_ids[0], *plan.event_ids[1:]), plan.created_at  # [0]: a run needs an event, plan.parent_run_id,
-                   "idempotency" if skip else None, now if skip else None)
+                   tuple(plan.event_ids), plan.created_at, plan.parent_run_id, "idempotency" if skip else None,
+                   now if skip else None)
         self._set(self._runs, run.id, run)
         self._insert_run_id(run.id)
         for event_id in run.event_ids:
@@ -337,8 +342,7 @@ class MemoryStore:
         self._record(lambda: ids.remove(run_id))
 
     def _add_wait(self, run_id: str, w: WaitSpec, now: int) -> None:
-        wait = _Wait(new_ulid(), run_id, w.kind, w.step_key, w.event_name, w.match_field, w.match_value,
-                     w.expression, now, w.expires_at)
+        wait = _Wait(new_ulid(), run_id, now, w)
         self._set(self._waits, wait.id, wait)
         self._set_in(self._waits_by_run, run_id, wait.id, None)
         if w.match_field is None:
@@ -348,11 +352,12 @@ class MemoryStore:
             self._set_in(self._wait_fields, w.event_name, w.match_field, None)
 
     def _delete_wait(self, wait_id: str) -> None:
-        w = self._waits.get(wait_id)
-        if w is None:
+        wait = self._waits.get(wait_id)
+        if wait is None:
             return
+        w = wait.spec
         self._delete(self._waits, wait_id)
-        self._delete_in(self._waits_by_run, w.run_id, wait_id)
+        self._delete_in(self._waits_by_run, wait.run_id, wait_id)
         if w.match_field is None:
             self._delete_in(self._waits_by_expr, w.event_name, wait_id)
         else:
@@ -360,7 +365,7 @@ class MemoryStore:
 
     def _delete_step_waits(self, run_id: str, step_key: str) -> None:
         for wait_id in list(self._waits_by_run.get(run_id, ())):
-            if self._waits[wait_id].step_key == step_key:
+            if self._waits[wait_id].spec.step_key == step_key:
                 self._delete_wait(wait_id)
 
     def _matching_waits(self, planner: Planner, event: EventRecord, payload: dict[str, Any]) -> list[_Wait]:
@@ -373,7 +378,7 @@ class MemoryStore:
             wait = self._waits[wait_id]
             run = self._runs.get(wait.run_id)
             trigger = self._events.get(run.event_ids[0]) if run else None
-            if trigger is not None and planner.matches(cast(str, wait.expression), trigger.record().to_dict(),
+            if trigger is not None and planner.matches(cast(str, wait.spec.expression), trigger.record().to_dict(),
                                                        payload):
                 found.append(wait)
         return sorted(found, key=lambda w: (w.created_at, w.id))
@@ -381,16 +386,16 @@ class MemoryStore:
     def _resolve_waits(self, planner: Planner, event: EventRecord, now: int) -> None:
         payload = event.to_dict()
         for wait in self._matching_waits(planner, event, payload):  # a snapshot, as in SQL
-            if wait.expires_at <= now:
+            if wait.spec.expires_at <= now:
                 continue  # timed out: its run's claim resolves it
-            if wait.kind == "cancel":
+            if wait.spec.kind == "cancel":
                 self._cancel_run(planner, wait.run_id, now, "cancelled by event " + event.name)
             else:
-                self._complete_wait(wait.run_id, wait.kind, wait.step_key, payload, now)
+                self._complete_wait(wait.run_id, wait.spec.kind, wait.spec.step_key, payload, now)
 
     def _complete_wait(self, run_id: str, kind: str, step_key: str | None, payload: dict[str, Any],
                        now: int) -> None:
-        status, output, error = "completed", payload, None
+        status, output, error = "completed", cast(Any, payload), cast(Any, None)
         if kind == "invoke":
             data = payload["data"]
             status = "failed" if "error" in data else "completed"

@@ -29,6 +29,8 @@ _MAX_GROUP = 256
 
 class SqliteTx:
     lock_suffix = ""
+    row_lock = ""
+    claim_lock = None
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn

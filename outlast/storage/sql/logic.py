@@ -6,15 +6,17 @@ Every function here runs inside one transaction opened by the backend (`tx`); se
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
-from outlast.core import jsonutil
+from outlast.core import flow, jsonutil
+from outlast.core.cron import parse_schedule
 from outlast.core.expressions import lookup
 from outlast.core.ids import new_token, new_ulid
 from outlast.core.registry import RunPlan, WaitSpec
 from outlast.core.system_events import run_ended_events
-from outlast.events import EventRecord
+from outlast.events import SCHEDULED_TIMER, EventRecord
 from outlast.models import Run, StepRecord
 from outlast.storage.base import (
     PENDING_STEP_STATUSES, Claimed, Commit, CommitResult, Finish, MemoEntry, Planner, RunFilter,
@@ -29,6 +31,7 @@ _dumps, _loads = jsonutil.dumps, jsonutil.loads
 # -- functions ---------------------------------------------------------------------------------
 
 def sync_functions(tx: Tx, app_id: str, configs: list[dict[str, Any]], now: int) -> bool:
+    sync_crons(tx, app_id, configs, now)
     stored = {r[0]: r[1] for r in tx.all("SELECT function_id, config FROM functions WHERE app_id = ?", (app_id,))}
     wanted = {c["id"]: _dumps(c) for c in configs}
     if stored == wanted:
@@ -59,7 +62,7 @@ def ingest(tx: Tx, planner: Planner, events: list[EventRecord], now: int) -> lis
             continue
         _resolve_waits(tx, planner, event, now)
         for plan in planner.plan(event, now):
-            create_run(tx, plan, now)
+            create_run(tx, planner, plan, now)
     return [e.id for e in events]
 
 
@@ -77,26 +80,121 @@ def _claim_key(tx: Tx, key: str, now: int) -> bool:
                   (key, now + DEDUPE_MS)) == 1
 
 
-def create_run(tx: Tx, plan: RunPlan, now: int) -> None:
-    skip = plan.idempotency_key is not None and not _claim_key(tx, f"run:{plan.idempotency_key}", now)
-    tx.run(
-        "INSERT INTO runs (id, app_id, function_id, status, event_ids, first_event_id, created_at,"
-        " parent_run_id, skip_reason, ended_at, finish_timeout_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (plan.run_id, plan.app_id, plan.function_id, "skipped" if skip else "queued", _dumps(plan.event_ids),
-         plan.event_ids[0], plan.created_at, plan.parent_run_id, "idempotency" if skip else None,
-         now if skip else None, plan.finish_timeout_ms))
-    if skip:
-        return
-    _enqueue(tx, plan.app_id, "run", plan.run_id, plan.due_at)
+def create_run(tx: Tx, planner: Planner, plan: RunPlan, now: int) -> None:
+    """Apply the plan's flow control, then insert the run, its item and its cancel waits."""
+    if plan.rate_limit and not _rate_admitted(tx, plan.rate_limit, now):
+        return _insert_run(tx, plan, now, skip="rate_limit")
+    if plan.idempotency_key is not None and not _claim_key(tx, f"run:{plan.idempotency_key}", now):
+        return _insert_run(tx, plan, now, skip="idempotency")
+    if plan.singleton and not _singleton_admitted(tx, planner, plan, now):
+        return _insert_run(tx, plan, now, skip="singleton")
+    if (plan.debounce or plan.batch) and _gathered(tx, plan, now):
+        return None
+    due = plan.due_at
+    if plan.debounce:
+        due = now + plan.debounce[1]
+        _start_gathering(tx, plan.debounce[0], plan.run_id, now)
+    elif plan.batch:
+        due = now + plan.batch[2]
+        _start_gathering(tx, plan.batch[0], plan.run_id, now)
+    if plan.throttle:
+        due = max(due, _throttled_start(tx, plan.throttle, now))
+    _insert_run(tx, plan, now)
+    _enqueue(tx, plan.app_id, "run", plan.run_id, due, concurrency=plan.concurrency)
     for wait in plan.cancel_waits:
         add_wait(tx, plan.run_id, wait, now)
     if plan.start_deadline is not None:
         _enqueue(tx, plan.app_id, "timeout", plan.run_id, plan.start_deadline, {"type": "start"})
+    return None
 
 
-def _enqueue(tx: Tx, app_id: str, kind: str, run_id: str | None, due: int, payload: Any = None) -> None:
-    tx.run("INSERT INTO queue (id, app_id, kind, run_id, due_at, payload) VALUES (?, ?, ?, ?, ?, ?)",
-           (new_ulid(), app_id, kind, run_id, due, None if payload is None else _dumps(payload)))
+def _insert_run(tx: Tx, plan: RunPlan, now: int, skip: str | None = None) -> None:
+    tx.run(
+        "INSERT INTO runs (id, app_id, function_id, status, event_ids, first_event_id, created_at,"
+        " parent_run_id, skip_reason, ended_at, finish_timeout_ms, singleton_key)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (plan.run_id, plan.app_id, plan.function_id, "skipped" if skip else "queued", _dumps(plan.event_ids),
+         plan.event_ids[0], plan.created_at, plan.parent_run_id, skip, now if skip else None,
+         plan.finish_timeout_ms, plan.singleton[0] if plan.singleton and not skip else None))
+
+
+def _gcra_tat(tx: Tx, key: str) -> int | None:
+    row = tx.one(f"SELECT tat FROM gcra WHERE key = ? {tx.row_lock}", (key,))
+    return None if row is None else int(row[0])
+
+
+def _set_tat(tx: Tx, key: str, tat: int) -> None:
+    tx.run("INSERT INTO gcra (key, tat) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET tat = excluded.tat",
+           (key, tat))
+
+
+def _rate_admitted(tx: Tx, rule: tuple[str, int, int], now: int) -> bool:
+    key, limit, period = rule
+    admitted, tat = flow.rate_limit(_gcra_tat(tx, key), now, limit, period)
+    if admitted:
+        _set_tat(tx, key, tat)
+    return admitted
+
+
+def _throttled_start(tx: Tx, rule: tuple[str, int, int, int], now: int) -> int:
+    key, limit, period, burst = rule
+    start, tat = flow.throttle(_gcra_tat(tx, key), now, limit, period, burst)
+    _set_tat(tx, key, tat)
+    return start
+
+
+def _singleton_admitted(tx: Tx, planner: Planner, plan: RunPlan, now: int) -> bool:
+    assert plan.singleton is not None
+    key, mode = plan.singleton
+    active = [r[0] for r in tx.all("SELECT id FROM runs WHERE singleton_key = ? AND status IN ('queued', 'running')",
+                                   (key,))]
+    if active and mode == "skip":
+        return False
+    for run_id in active:
+        cancel_run(tx, planner, run_id, now, "replaced by a newer run (singleton)")
+    return True
+
+
+def _gathered(tx: Tx, plan: RunPlan, now: int) -> bool:
+    """Add the event to a debounced or batched run that has not started yet, if there is one."""
+    key = (plan.debounce or plan.batch or ("",))[0]
+    row = tx.one("SELECT g.run_id, g.size, g.first_at, q.id, r.event_ids FROM gathering g"
+                 " JOIN runs r ON r.id = g.run_id AND r.status = 'queued'"
+                 " JOIN queue q ON q.run_id = g.run_id AND q.kind = 'run' AND q.lease_token IS NULL"
+                 f" WHERE g.key = ? {tx.row_lock}", (key,))
+    if row is None:
+        return False
+    run_id, size, first_at, item_id, event_ids = row
+    if plan.debounce:
+        _, period, timeout = plan.debounce
+        due = now + period if timeout is None else min(now + period, first_at + timeout)
+        tx.run("UPDATE runs SET event_ids = ?, first_event_id = ? WHERE id = ?",
+               (_dumps(plan.event_ids), plan.event_ids[0], run_id))
+        tx.run("UPDATE queue SET due_at = ? WHERE id = ?", (due, item_id))
+        return True
+    assert plan.batch is not None
+    events = _loads(event_ids) + plan.event_ids
+    tx.run("UPDATE runs SET event_ids = ? WHERE id = ?", (_dumps(events), run_id))
+    if len(events) >= plan.batch[1]:
+        tx.run("DELETE FROM gathering WHERE key = ?", (key,))
+        tx.run("UPDATE queue SET due_at = ? WHERE id = ?", (now, item_id))
+    else:
+        tx.run("UPDATE gathering SET size = ? WHERE key = ?", (len(events), key))
+    return True
+
+
+def _start_gathering(tx: Tx, key: str, run_id: str, now: int) -> None:
+    tx.run("INSERT INTO gathering (key, run_id, size, first_at) VALUES (?, ?, 1, ?) ON CONFLICT (key) DO UPDATE"
+           " SET run_id = excluded.run_id, size = 1, first_at = excluded.first_at", (key, run_id, now))
+
+
+def _enqueue(tx: Tx, app_id: str, kind: str, run_id: str | None, due: int, payload: Any = None,
+             concurrency: list[tuple[str, int]] = (), item_id: str | None = None) -> None:  # type: ignore[assignment]
+    (ck1, lim1), (ck2, lim2) = (list(concurrency) + [(None, None), (None, None)])[:2]
+    tx.run("INSERT INTO queue (id, app_id, kind, run_id, due_at, payload, ck1, ck1_limit, ck2, ck2_limit)"
+           " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           (item_id or new_ulid(), app_id, kind, run_id, due, None if payload is None else _dumps(payload),
+            ck1, lim1, ck2, lim2))
 
 
 def add_wait(tx: Tx, run_id: str, w: WaitSpec, now: int) -> None:
@@ -186,9 +284,21 @@ def _end_run(tx: Tx, planner: Planner, run_id: str, status: str, output: Any, er
 
 # -- claiming ----------------------------------------------------------------------------------
 
+_CLAIM_COLS = "id, kind, run_id, payload, ck1, ck1_limit, ck2, ck2_limit"
+
+
 def claim(tx: Tx, planner: Planner, app_id: str, owner: str, limit: int, now: int, lease_ms: int) -> list[Claimed]:
-    rows = tx.all("SELECT id, kind, run_id, payload FROM queue WHERE app_id = ? AND due_at <= ?"
-                  f" ORDER BY due_at LIMIT ? {tx.lock_suffix}", (app_id, now, limit))
+    if tx.claim_lock:
+        tx.run(tx.claim_lock)
+    busy = _busy_keys(tx, now)
+    full = [k for k, (count, most) in busy.items() if count >= most]
+    skip_full = ""
+    if full:
+        skip_full = (f" AND (ck1 IS NULL OR ck1 NOT IN ({marks(len(full))}))"
+                     f" AND (ck2 IS NULL OR ck2 NOT IN ({marks(len(full))}))")
+    rows = tx.all(f"SELECT {_CLAIM_COLS} FROM queue WHERE app_id = ? AND due_at <= ?{skip_full}"
+                  f" ORDER BY due_at LIMIT ? {tx.lock_suffix}", (app_id, now, *full, *full, limit * 2 if busy else limit))
+    rows = _within_limits(rows, busy, limit)
     if not rows:
         return []
     token = new_token()
@@ -196,16 +306,77 @@ def claim(tx: Tx, planner: Planner, app_id: str, owner: str, limit: int, now: in
            (token, owner, now + lease_ms, *[r[0] for r in rows]))
     claimed: list[Claimed] = []
     run_ids = []
-    for item_id, kind, run_id, payload in rows:
+    for item_id, kind, run_id, payload, *_ in rows:
         if kind == "timeout":
             _fire_timeout(tx, planner, item_id, run_id, _loads(payload), now)
-            continue
-        claimed.append(Claimed(item_id, kind, token))
-        run_ids.append(run_id)
+        elif kind == "cron":
+            _fire_cron(tx, planner, item_id, _loads(payload), now)
+        else:
+            claimed.append(Claimed(item_id, kind, token))
+            run_ids.append(run_id)
     states = _load_states(tx, run_ids, now)
-    for c, run_id in zip(claimed, run_ids):
+    for c, run_id in zip(claimed, run_ids, strict=True):
         c.run = states.get(run_id)
     return [c for c in claimed if c.run is not None]
+
+
+def _busy_keys(tx: Tx, now: int) -> dict[str, list[int]]:
+    """Concurrency keys with leased (executing) items: key -> [count, limit]."""
+    busy: dict[str, list[int]] = {}
+    for column in ("ck1", "ck2"):
+        for key, count, most in tx.all(
+                f"SELECT {column}, COUNT(*), MAX({column}_limit) FROM queue WHERE lease_token IS NOT NULL"
+                f" AND due_at > ? AND {column} IS NOT NULL GROUP BY {column}", (now,)):
+            entry = busy.setdefault(key, [0, most])
+            entry[0] += count
+    return busy
+
+
+def _within_limits(rows: list[Any], busy: dict[str, list[int]], limit: int) -> list[Any]:
+    """Take due items in order while each of their concurrency keys has a free slot."""
+    taken = []
+    for row in rows:
+        keys = [(row[4], row[5]), (row[6], row[7])]
+        if any(k is not None and busy.get(k, [0, most])[0] >= most for k, most in keys):
+            continue
+        for k, most in keys:
+            if k is not None:
+                busy.setdefault(k, [0, most])[0] += 1
+        taken.append(row)
+        if len(taken) == limit:
+            break
+    return taken
+
+
+def _fire_cron(tx: Tx, planner: Planner, item_id: str, payload: dict[str, Any], now: int) -> None:
+    """Start the scheduled run and move the item to the next tick after now (one catch-up at most)."""
+    event = EventRecord(new_ulid(now), SCHEDULED_TIMER, {"cron": payload["cron"], "_inngest": {
+        "fn_id": payload["slug"]}}, {}, now)
+    ingest(tx, planner, [event], now)
+    tx.run("UPDATE queue SET due_at = ?, lease_token = NULL, owner = NULL WHERE id = ?",
+           (_next_tick(payload, now), item_id))
+
+
+def _next_tick(payload: dict[str, Any], now: int) -> int:
+    jitter = payload.get("jitter_ms") or 0
+    return parse_schedule(payload["cron"]).next_after(now) + (random.randint(0, jitter) if jitter else 0)
+
+
+def sync_crons(tx: Tx, app_id: str, configs: list[dict[str, Any]], now: int) -> None:
+    """One queue item per cron trigger; kept when unchanged, so restarts never add ticks."""
+    wanted: dict[str, dict[str, Any]] = {}
+    for config in configs:
+        for i, trigger in enumerate(config["triggers"]):
+            if "cron" in trigger:
+                wanted[f"cron:{app_id}:{config['id']}:{i}"] = {
+                    "slug": f"{app_id}-{config['id']}", "cron": trigger["cron"], "jitter_ms": trigger.get("jitter_ms")}
+    existing = dict(tx.all("SELECT id, payload FROM queue WHERE app_id = ? AND kind = 'cron'", (app_id,)))
+    for item_id, text in existing.items():
+        if item_id not in wanted or _loads(text) != wanted[item_id]:
+            tx.run("DELETE FROM queue WHERE id = ?", (item_id,))
+    for item_id, payload in wanted.items():
+        if item_id not in existing or _loads(existing[item_id]) != payload:
+            _enqueue(tx, app_id, "cron", None, _next_tick(payload, now), payload, item_id=item_id)
 
 
 def _fire_timeout(tx: Tx, planner: Planner, item_id: str, run_id: str, payload: dict[str, Any], now: int) -> None:

@@ -49,8 +49,10 @@ CREATE TABLE runs (
     ended_at BIGINT,
     parent_run_id TEXT,
     skip_reason TEXT,
-    finish_timeout_ms BIGINT
+    finish_timeout_ms BIGINT,
+    singleton_key TEXT
 );
+CREATE INDEX runs_by_singleton ON runs (singleton_key, status);
 CREATE INDEX runs_by_function ON runs (app_id, function_id, id);
 CREATE INDEX runs_by_status ON runs (status, id);
 CREATE INDEX runs_by_event ON runs (first_event_id);
@@ -79,9 +81,14 @@ CREATE TABLE queue (
     lease_token TEXT,
     owner TEXT,
     woken INTEGER NOT NULL DEFAULT 0,
-    payload TEXT
+    payload TEXT,
+    ck1 TEXT,
+    ck1_limit INTEGER,
+    ck2 TEXT,
+    ck2_limit INTEGER
 );
 CREATE INDEX queue_due ON queue (app_id, due_at);
+CREATE INDEX queue_leased ON queue (lease_token, due_at) WHERE lease_token IS NOT NULL;
 CREATE INDEX queue_by_run ON queue (run_id);
 CREATE TABLE waits (
     id TEXT PRIMARY KEY,
@@ -97,6 +104,16 @@ CREATE TABLE waits (
 );
 CREATE INDEX waits_by_value ON waits (event_name, match_field, match_value);
 CREATE INDEX waits_by_run ON waits (run_id);
+CREATE TABLE gcra (
+    key TEXT PRIMARY KEY,
+    tat BIGINT NOT NULL
+);
+CREATE TABLE gathering (
+    key TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    first_at BIGINT NOT NULL
+);
 CREATE TABLE wait_fields (
     event_name TEXT NOT NULL,
     match_field TEXT NOT NULL,

@@ -11,6 +11,10 @@ Row = tuple[Any, ...]
 class Tx(Protocol):
     #: appended to the claim's candidate query (PostgreSQL: "FOR UPDATE SKIP LOCKED")
     lock_suffix: str
+    #: appended to reads of rows the transaction will update (PostgreSQL: "FOR UPDATE")
+    row_lock: str
+    #: run first in every claim so concurrency counts are exact (PostgreSQL: an advisory lock)
+    claim_lock: str | None
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 

@@ -1,0 +1,349 @@
+"""PostgreSQL backend: psycopg 3 (sync API) over a connection pool, driven from threads.
+
+Threads. `pool_size` writer threads each hold one pooled connection and drain one shared
+request queue (a request is one Store call: `fn(tx)`). A thread takes every request waiting, up
+to `_MAX_GROUP`, runs each inside its own SAVEPOINT of one transaction, COMMITs once, then answers
+them: group commit as in the SQLite backend, but with up to `pool_size` groups in flight
+(READ COMMITTED; the claim locks its candidates with FOR UPDATE SKIP LOCKED). `add_listener`
+starts one more thread, on its own connection, that LISTENs on `outlast_work`.
+
+What is atomic. Each request is all-or-nothing, and no caller sees its result before the COMMIT
+that holds it. A request that raises is rolled back to its savepoint alone and gets its
+exception; the others commit. A group whose transaction fails as a whole is run again: at once
+after a serialization failure, deadlock or unique-key race (SQLSTATE class 40, 23505), on a
+fresh connection after a backoff when the connection broke before COMMIT was sent (so nothing
+was committed). When the attempts run out, or the connection breaks during the COMMIT itself
+(the outcome is then unknown), every request of the group gets `StoreError`.
+
+Wake-ups. A group holding an ingest, a commit that ends an attempt, a cancel or a release runs
+`pg_notify('outlast_work', '')` in its transaction, so listeners hear of work once it is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import queue
+import random
+import re
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
+from psycopg.rows import TupleRow
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from outlast.errors import StoreError
+from outlast.events import EventRecord
+from outlast.storage.base import Commit, CommitResult
+from outlast.storage.sql import logic
+from outlast.storage.sql.migrations import MIGRATIONS
+from outlast.storage.sql.store import SqlStore
+from outlast.storage.sql.tx import Row
+
+log = logging.getLogger("outlast.postgres")
+T = TypeVar("T")
+Conn = psycopg.Connection[TupleRow]
+CHANNEL = "outlast_work"
+_MAX_GROUP = 64
+_ATTEMPTS = 5
+_CONNECT_TIMEOUT_S = 10.0
+_MIGRATION_LOCK = 0x6F75746C617374  # "outlast"
+_RETRYABLE = (errors.TransactionRollback, errors.UniqueViolation)
+
+
+@functools.lru_cache(maxsize=4096)
+def to_pyformat(sql: str) -> bytes:
+    """`?` placeholders outside '...' literals become `%s`; every `%` becomes `%%`."""
+    parts = re.split(r"('(?:[^']|'')*')", sql.replace("%", "%%"))
+    return "".join(p if i % 2 else p.replace("?", "%s") for i, p in enumerate(parts)).encode()
+
+
+class PgTx:
+    lock_suffix = "FOR UPDATE SKIP LOCKED"
+
+    def __init__(self, conn: Conn) -> None:
+        self.cur = conn.cursor()
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self.cur.execute(to_pyformat(sql), params).fetchall()
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        return self.cur.execute(to_pyformat(sql), params).fetchone()
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self.cur.execute(to_pyformat(sql), params).rowcount
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.cur.executemany(to_pyformat(sql), rows)
+
+
+@dataclass
+class _Request:
+    fn: Callable[[PgTx], Any]
+    future: Future[Any]
+    notify: bool
+
+
+class _CommitError(Exception):
+    """COMMIT (or the final ROLLBACK) raised; `__cause__` says why."""
+
+
+class PostgresStore(SqlStore):
+    def __init__(self, url: str, *, pool_size: int = 4) -> None:
+        super().__init__()
+        self.url = url
+        self.pool_size = pool_size
+        self.where = _describe(url)
+        self._pool: ConnectionPool[Conn] | None = None
+        self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._writers: list[threading.Thread] = []
+        self._listener: threading.Thread | None = None
+        self._callbacks: list[Callable[[], None]] = []
+        self._stopping = threading.Event()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if not self._writers:
+            await asyncio.to_thread(self._start)
+
+    async def close(self) -> None:
+        if self._writers:
+            await asyncio.to_thread(self._stop)
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` (from a thread) whenever some process commits new or newly due work."""
+        self._callbacks.append(callback)
+        if self._writers and self._listener is None:
+            self._start_listener()
+
+    def _start(self) -> None:
+        self._stopping.clear()
+        pool: ConnectionPool[Conn] = ConnectionPool(
+            self.url, min_size=self.pool_size, max_size=self.pool_size, open=False, name="outlast",
+            kwargs={"autocommit": True}, check=ConnectionPool.check_connection)
+        try:
+            pool.open(wait=True, timeout=_CONNECT_TIMEOUT_S)
+            with pool.connection() as conn:
+                _migrate(conn)
+        except (psycopg.Error, PoolTimeout) as exc:
+            pool.close()
+            raise StoreError(f"cannot open PostgreSQL database {self.where}: {exc}") from exc
+        self._pool = pool
+        self._writers = [threading.Thread(target=self._serve, name=f"outlast-pg-{i}", daemon=True)
+                         for i in range(self.pool_size)]
+        for thread in self._writers:
+            thread.start()
+        if self._callbacks:
+            self._start_listener()
+
+    def _stop(self) -> None:
+        writers, self._writers = self._writers, []
+        self._stopping.set()
+        for _ in writers:
+            self._requests.put(None)
+        for thread in [*writers, *([self._listener] if self._listener else [])]:
+            thread.join()
+        self._listener = None
+        while not self._requests.empty():  # submitted while we were stopping
+            if (request := self._requests.get_nowait()) is not None:
+                request.future.set_exception(StoreError("the PostgreSQL store was closed"))
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _submit(self, fn: Callable[[PgTx], T], notify: bool) -> Future[T]:
+        if not self._writers:
+            raise StoreError("the PostgreSQL store is not open")
+        future: Future[T] = Future()
+        self._requests.put(_Request(fn, future, notify))
+        return future
+
+    async def _run(self, fn: Callable[[PgTx], T], notify: bool = False) -> T:
+        return await asyncio.wrap_future(self._submit(fn, notify))
+
+    def _run_now(self, fn: Callable[[PgTx], T]) -> T:
+        return self._submit(fn, False).result()
+
+    async def ingest(self, events: list[EventRecord], now_ms: int) -> list[str]:
+        return await self._run(lambda tx: logic.ingest(tx, self.planner, events, now_ms), notify=True)
+
+    async def commit(self, commit: Commit) -> CommitResult:
+        notify = bool(commit.events) or commit.outcome is not None
+        return await self._run(lambda tx: logic.commit(tx, self.planner, commit), notify=notify)
+
+    async def release(self, item_id: str, lease_token: str, due_at: int) -> None:
+        await self._run(lambda tx: logic.release(tx, item_id, lease_token, due_at), notify=True)
+
+    async def cancel_run(self, run_id: str, now_ms: int, reason: str = "cancelled by request") -> bool:
+        return await self._run(lambda tx: logic.cancel_run(tx, self.planner, run_id, now_ms, reason), notify=True)
+
+    # -- writer threads ------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        assert self._pool is not None
+        pool, conn = self._pool, None
+        try:
+            while (group := self._take()) is not None:
+                if group:
+                    conn = self._execute(pool, conn, group)
+        finally:
+            if conn is not None:
+                pool.putconn(conn)
+
+    def _take(self) -> list[_Request] | None:
+        """Block for one request, then take those already waiting; None means stop."""
+        first = self._requests.get()
+        if first is None:
+            return None
+        group = [first]
+        while len(group) < _MAX_GROUP:
+            try:
+                item = self._requests.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._requests.put(None)
+                break
+            group.append(item)
+        return [r for r in group if r.future.set_running_or_notify_cancel()]
+
+    def _execute(self, pool: ConnectionPool[Conn], conn: Conn | None, group: list[_Request]) -> Conn | None:
+        """Run a group until it commits or fails for good; return the connection to keep."""
+        cause: BaseException | None = None
+        for attempt in range(_ATTEMPTS):
+            if attempt and self._stopping.wait(_backoff(attempt)):
+                break
+            try:
+                conn = conn or pool.getconn(timeout=_CONNECT_TIMEOUT_S)
+                outcomes = self._transaction(conn, group)
+            except Exception as exc:
+                cause, lost = exc, conn is not None and not _usable(conn)
+                if conn is not None and lost:
+                    log.warning("connection to %s lost (%s); replacing it", self.where, exc)
+                    conn.close()
+                    pool.putconn(conn)
+                    conn = None
+                if not _may_retry(exc, lost):
+                    break
+                continue
+            for request, (ok, value) in zip(group, outcomes, strict=True):
+                if ok:
+                    request.future.set_result(value)
+                else:
+                    request.future.set_exception(value)
+            return conn
+        for request in group:
+            request.future.set_exception(StoreError(f"PostgreSQL transaction failed ({self.where}): {cause}"))
+        return conn
+
+    def _transaction(self, conn: Conn, group: list[_Request]) -> list[tuple[bool, Any]]:
+        """One transaction: each request in its own savepoint (none needed when it is alone)."""
+        tx = PgTx(conn)
+        tx.run("BEGIN")
+        try:
+            outcomes = [_request(conn, tx, r.fn, savepoint=len(group) > 1) for r in group]
+            if any(ok and r.notify for r, (ok, _) in zip(group, outcomes, strict=True)):
+                tx.one("SELECT pg_notify(?, '')", (CHANNEL,))
+        except BaseException:
+            if not (conn.broken or conn.closed):
+                tx.run("ROLLBACK")
+            raise
+        try:
+            tx.run("COMMIT" if any(ok for ok, _ in outcomes) else "ROLLBACK")
+        except psycopg.Error as exc:
+            raise _CommitError(str(exc)) from exc
+        return outcomes
+
+    # -- the listener thread -------------------------------------------------------------------
+
+    def _start_listener(self) -> None:
+        self._listener = threading.Thread(target=self._listen, name="outlast-pg-listen", daemon=True)
+        self._listener.start()
+
+    def _listen(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=int(_CONNECT_TIMEOUT_S)) as conn:
+                    conn.execute("LISTEN outlast_work")
+                    failures = 0
+                    self._wake()  # whatever was committed while we were not listening
+                    while not self._stopping.is_set():
+                        for _ in conn.notifies(timeout=0.25):
+                            self._wake()
+            except psycopg.Error as exc:
+                failures += 1
+                log.warning("LISTEN connection to %s failed (%s); reconnecting", self.where, exc)
+                self._stopping.wait(_backoff(failures, cap=5.0))
+
+    def _wake(self) -> None:
+        for callback in list(self._callbacks):
+            try:
+                callback()
+            except Exception:
+                log.exception("work listener failed")
+
+
+def _request(conn: Conn, tx: PgTx, fn: Callable[[PgTx], Any], *, savepoint: bool) -> tuple[bool, Any]:
+    """Run one request; its own failure is rolled back and returned, a group-wide one raised."""
+    if savepoint:
+        tx.run("SAVEPOINT op")
+    try:
+        result = fn(tx)
+    except Exception as exc:
+        if conn.broken or conn.closed or isinstance(exc, _RETRYABLE):
+            raise
+        if savepoint:
+            tx.run("ROLLBACK TO SAVEPOINT op")
+        return False, exc
+    if savepoint:
+        tx.run("RELEASE SAVEPOINT op")
+    return True, result
+
+
+def _usable(conn: Conn) -> bool:
+    return not (conn.broken or conn.closed) and conn.info.transaction_status == TransactionStatus.IDLE
+
+
+def _may_retry(exc: BaseException, lost: bool) -> bool:
+    if isinstance(exc, _CommitError):  # safe only when the server said it rolled back
+        return not lost and isinstance(exc.__cause__, errors.TransactionRollback)
+    return lost or isinstance(exc, _RETRYABLE)
+
+
+def _backoff(attempt: int, cap: float = 1.0) -> float:
+    return min(cap, 0.01 * 2.0 ** attempt) * random.uniform(0.5, 1.0)
+
+
+def _describe(url: str) -> str:
+    """user@host:port/dbname: the URL without its password, for messages and logs."""
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.Error:
+        return "(unparsable PostgreSQL URL)"
+    return f"{info.get('user', '')}@{info.get('host', '')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
+def _migrate(conn: Conn) -> None:
+    """Apply pending migrations in one transaction, serialised across processes by a lock."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+        for version, script in MIGRATIONS:
+            if version in done:
+                continue
+            for statement in filter(str.strip, script.split(";")):
+                conn.execute(statement.encode())
+            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
