@@ -42,7 +42,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from outlast.errors import StoreError
 from outlast.events import EventRecord
-from outlast.storage.base import Commit, CommitResult
+from outlast.storage.base import Claimed, Commit, CommitResult
 from outlast.storage.sql import logic
 from outlast.storage.sql.migrations import MIGRATIONS
 from outlast.storage.sql.store import SqlStore
@@ -56,6 +56,7 @@ _MAX_GROUP = 64
 _ATTEMPTS = 5
 _CONNECT_TIMEOUT_S = 10.0
 _MIGRATION_LOCK = 0x6F75746C617374  # "outlast"
+_CLAIM_LOCK = _MIGRATION_LOCK + 1
 _RETRYABLE = (errors.TransactionRollback, errors.UniqueViolation)
 
 
@@ -68,6 +69,8 @@ def to_pyformat(sql: str) -> bytes:
 
 class PgTx:
     lock_suffix = "FOR UPDATE SKIP LOCKED"
+    row_lock = "FOR UPDATE"
+    claim_lock: str | None = f"SELECT pg_advisory_xact_lock({_CLAIM_LOCK})"
 
     def __init__(self, conn: Conn) -> None:
         self.cur = conn.cursor()
@@ -89,7 +92,8 @@ class PgTx:
 class _Request:
     fn: Callable[[PgTx], Any]
     future: Future[Any]
-    notify: bool
+    notify: bool = False  # the group sends a notification when this request succeeds
+    claim: bool = False  # runs first in its group: takes the claim lock before any row lock
 
 
 class _CommitError(Exception):
@@ -162,18 +166,22 @@ class PostgresStore(SqlStore):
 
     # -- requests ------------------------------------------------------------------------------
 
-    def _submit(self, fn: Callable[[PgTx], T], notify: bool) -> Future[T]:
+    def _submit(self, fn: Callable[[PgTx], T], notify: bool = False, claim: bool = False) -> Future[T]:
         if not self._writers:
             raise StoreError("the PostgreSQL store is not open")
         future: Future[T] = Future()
-        self._requests.put(_Request(fn, future, notify))
+        self._requests.put(_Request(fn, future, notify, claim))
         return future
 
-    async def _run(self, fn: Callable[[PgTx], T], notify: bool = False) -> T:
-        return await asyncio.wrap_future(self._submit(fn, notify))
+    async def _run(self, fn: Callable[[PgTx], T], notify: bool = False, claim: bool = False) -> T:
+        return await asyncio.wrap_future(self._submit(fn, notify, claim))
 
     def _run_now(self, fn: Callable[[PgTx], T]) -> T:
-        return self._submit(fn, False).result()
+        return self._submit(fn).result()
+
+    async def claim(self, app_id: str, owner: str, limit: int, now_ms: int, lease_ms: int) -> list[Claimed]:
+        return await self._run(lambda tx: logic.claim(tx, self.planner, app_id, owner, limit, now_ms, lease_ms),
+                               claim=True)
 
     async def ingest(self, events: list[EventRecord], now_ms: int) -> list[str]:
         return await self._run(lambda tx: logic.ingest(tx, self.planner, events, now_ms), notify=True)
@@ -216,6 +224,7 @@ class PostgresStore(SqlStore):
                 self._requests.put(None)
                 break
             group.append(item)
+        group.sort(key=lambda r: not r.claim)
         return [r for r in group if r.future.set_running_or_notify_cancel()]
 
     def _execute(self, pool: ConnectionPool[Conn], conn: Conn | None, group: list[_Request]) -> Conn | None:

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from outlast.errors import StoreError
 from outlast.storage.sql.migrations import MIGRATIONS
+from outlast.storage.sql.replies import Outbox, Reply
 from outlast.storage.sql.store import SqlStore
 from outlast.storage.sql.tx import Row
 
@@ -55,7 +56,7 @@ class SqliteStore(SqlStore):
         self.path = path
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
-        self._requests: queue.SimpleQueue[tuple[Callable[[SqliteTx], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._requests: queue.SimpleQueue[tuple[Callable[[SqliteTx], Any], Reply] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     async def open(self) -> None:
@@ -73,18 +74,19 @@ class SqliteStore(SqlStore):
         await asyncio.to_thread(self._thread.join)
         self._thread = None
 
-    def _submit(self, fn: Callable[[SqliteTx], T]) -> Future[T]:
+    def _submit(self, fn: Callable[[SqliteTx], Any], reply: Reply) -> Any:
         if self._thread is None:
             raise StoreError("the SQLite store is not open")
-        future: Future[T] = Future()
-        self._requests.put((fn, future))
-        return future
+        self._requests.put((fn, reply))
+        return reply.future
 
     async def _run(self, fn: Callable[[SqliteTx], T]) -> T:
-        return await asyncio.wrap_future(self._submit(fn))
+        result: T = await self._submit(fn, Reply.for_running_loop())
+        return result
 
     def _run_now(self, fn: Callable[[SqliteTx], T]) -> T:
-        return self._submit(fn).result()
+        result: T = self._submit(fn, Reply.blocking()).result()
+        return result
 
     # -- the connection thread ----------------------------------------------------------------
 
@@ -127,30 +129,27 @@ class SqliteStore(SqlStore):
             conn.close()
 
     def _run_group(self, conn: sqlite3.Connection, tx: SqliteTx, group: list[Any]) -> None:
-        results: list[tuple[Future[Any], bool, Any]] = []
+        outbox = Outbox()
+        results: list[tuple[Reply, bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for fn, future in group:
+            for fn, reply in group:
                 conn.execute("SAVEPOINT op")
                 try:
-                    results.append((future, True, fn(tx)))
+                    results.append((reply, True, fn(tx)))
                     conn.execute("RELEASE op")
                 except Exception as exc:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
-                    results.append((future, False, exc))
+                    results.append((reply, False, exc))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            for _fn, future in group:
-                future.set_exception(StoreError(f"SQLite transaction failed: {exc}"))
-            return
-        for future, ok, value in results:
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+            results = [(reply, False, StoreError(f"SQLite transaction failed: {exc}")) for _fn, reply in group]
+        for reply, ok, value in results:
+            outbox.put(reply, ok, value)
+        outbox.send()
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
