@@ -1,6 +1,7 @@
 """SQLite backend: one file, WAL, several processes may share it.
 
-All statements run on one connection owned by one thread. Writes are group-committed: the
+All statements run on one connection owned by one thread. WAL checkpoints (and their fsync)
+run on a second connection in a background thread, so commits never pay for them. Writes are group-committed: the
 thread takes every request waiting in its queue, runs each inside its own SAVEPOINT of one
 `BEGIN IMMEDIATE` transaction, commits once, then answers them. A request that raises is
 rolled back alone; the others commit. This is the "group commit" DESIGN.md §2 allows: no
@@ -26,6 +27,7 @@ from outlast.storage.sql.tx import Row
 
 T = TypeVar("T")
 _MAX_GROUP = 256
+CHECKPOINT_INTERVAL_S = 0.5
 
 
 class SqliteTx:
@@ -58,6 +60,8 @@ class SqliteStore(SqlStore):
         self.busy_timeout_ms = busy_timeout_ms
         self._requests: queue.SimpleQueue[tuple[Callable[[SqliteTx], Any], Reply] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None
+        self._closing = threading.Event()
 
     async def open(self) -> None:
         if self._thread is not None:
@@ -66,13 +70,20 @@ class SqliteStore(SqlStore):
         self._thread = threading.Thread(target=self._serve, args=(ready,), name="outlast-sqlite", daemon=True)
         self._thread.start()
         await asyncio.wrap_future(ready)
+        self._closing.clear()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="outlast-sqlite-checkpoint",
+                                              daemon=True)
+        self._checkpointer.start()
 
     async def close(self) -> None:
         if self._thread is None:
             return
         self._requests.put(None)
+        self._closing.set()
         await asyncio.to_thread(self._thread.join)
-        self._thread = None
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.join)
+        self._thread = self._checkpointer = None
 
     def _submit(self, fn: Callable[[SqliteTx], Any], reply: Reply) -> Any:
         if self._thread is None:
@@ -98,7 +109,19 @@ class SqliteStore(SqlStore):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
+
+    def _checkpoint_loop(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout_ms / 1000)
+        try:
+            while not self._closing.wait(CHECKPOINT_INTERVAL_S):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    continue  # busy or locked: the next round will do it
+        finally:
+            conn.close()
 
     def _serve(self, ready: Future[None]) -> None:
         try:
