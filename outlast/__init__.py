@@ -3,14 +3,30 @@
 from outlast.client import Outlast
 from outlast.context import Context, SyncContext
 from outlast.errors import (
-    FunctionConfigError, InvalidEventError, NonRetriableError, OutlastError, PayloadTooLargeError,
-    RetryAfterError, StepError, StepUsageError, StoreError,
+    FunctionConfigError,
+    InvalidEventError,
+    NonRetriableError,
+    OutlastError,
+    PayloadTooLargeError,
+    RetryAfterError,
+    StepError,
+    StepUsageError,
+    StoreError,
 )
 from outlast.events import Event
 from outlast.function import Function
 from outlast.models import Run, StepRecord
 from outlast.options import (
-    Batch, Cancel, Concurrency, Debounce, Priority, RateLimit, Singleton, Throttle, Timeouts, TriggerCron,
+    Batch,
+    Cancel,
+    Concurrency,
+    Debounce,
+    Priority,
+    RateLimit,
+    Singleton,
+    Throttle,
+    Timeouts,
+    TriggerCron,
     TriggerEvent,
 )
 from outlast.settings import Settings

@@ -8,12 +8,20 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from outlast.core.clock import SystemClock
-from outlast.events import Event
 from outlast.errors import FunctionConfigError, OutlastError
+from outlast.events import Event
 from outlast.function import DEFAULT_RETRIES, Function, Trigger, build_config
 from outlast.models import Run
 from outlast.options import (
-    Batch, Cancel, Concurrency, Debounce, Priority, RateLimit, Singleton, Throttle, Timeouts,
+    Batch,
+    Cancel,
+    Concurrency,
+    Debounce,
+    Priority,
+    RateLimit,
+    Singleton,
+    Throttle,
+    Timeouts,
 )
 from outlast.settings import Settings
 from outlast.storage.base import RunFilter

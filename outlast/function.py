@@ -14,7 +14,17 @@ from outlast.core.cron import parse_schedule
 from outlast.core.durations import format_ms, to_ms
 from outlast.errors import FunctionConfigError
 from outlast.options import (
-    Batch, Cancel, Concurrency, Debounce, Priority, RateLimit, Singleton, Throttle, Timeouts, TriggerCron, TriggerEvent,
+    Batch,
+    Cancel,
+    Concurrency,
+    Debounce,
+    Priority,
+    RateLimit,
+    Singleton,
+    Throttle,
+    Timeouts,
+    TriggerCron,
+    TriggerEvent,
 )
 
 MAX_TRIGGERS = 10
@@ -214,8 +224,4 @@ def _duration(value: Any, option: str, fail: Fail, most: int, least: int = 1) ->
     return ms
 
 
-def is_async_callable(fn: Callable[..., Any]) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
-
-
-__all__ = ["Function", "build_config", "is_async_callable"]
+__all__ = ["Function", "build_config"]

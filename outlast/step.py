@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from outlast.core.durations import Duration, to_ms
 from outlast.core.expressions import ExpressionError, compile_expression, match_to_expression
 from outlast.core.registry import WaitSpec, wait_spec
-from outlast.events import (
-    FUNCTION_CANCELLED, FUNCTION_FAILED, FUNCTION_FINISHED, FUNCTION_INVOKED, SYSTEM_PREFIX, Event, EventRecord,
-)
 from outlast.errors import InvalidEventError, PayloadTooLargeError, StepUsageError
+from outlast.events import (
+    FUNCTION_CANCELLED,
+    FUNCTION_FAILED,
+    FUNCTION_FINISHED,
+    FUNCTION_INVOKED,
+    SYSTEM_PREFIX,
+    Event,
+    EventRecord,
+)
 
 if TYPE_CHECKING:
     from outlast.core.attempt import Attempt
@@ -65,7 +71,8 @@ class Step:
         return None if found is None else Event(name=found["name"], data=found.get("data") or {},
                                                 id=found.get("id"), ts=found.get("ts"), user=found.get("user") or {})
 
-    async def send_event(self, step_id: str, events: Event | dict[str, Any] | list[Event | dict[str, Any]]) -> list[str]:
+    async def send_event(self, step_id: str,
+                         events: Event | dict[str, Any] | list[Event | dict[str, Any]]) -> list[str]:
         """Send events exactly once for this run; they are stored with the step's result."""
         try:
             records = self._attempt.engine.validate(events)
@@ -192,5 +199,5 @@ def _timestamp_ms(step_id: str, when: datetime | str) -> int:
     if not isinstance(when, datetime):
         raise StepUsageError(f"step {step_id!r}: expected a datetime or ISO-8601 string, got {when!r}")
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return int(when.timestamp() * 1000)

@@ -22,8 +22,6 @@ def backoff_ms(failed_attempts: int, *, scale: float = 1.0, rng: random.Random |
 
 def retry_after_ms(value: object, now_ms: int) -> int:
     """Absolute time (ms) for a RetryAfterError value, clamped to 1 s .. 24 h from now."""
-    if isinstance(value, datetime):
-        at = int(value.timestamp() * 1000)
-    else:
-        at = now_ms + to_ms(value, what="retry_after")  # type: ignore[arg-type]
+    at = int(value.timestamp() * 1000) if isinstance(value, datetime) \
+        else now_ms + to_ms(value, what="retry_after")  # type: ignore[arg-type]
     return min(max(at, now_ms + MIN_RETRY_AFTER_MS), now_ms + MAX_RETRY_AFTER_MS)

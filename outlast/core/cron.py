@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -16,7 +16,7 @@ class Schedule:
 
     def next_after(self, after_ms: int) -> int:
         """The first tick strictly after `after_ms`, in epoch milliseconds."""
-        zone = ZoneInfo(self.tz) if self.tz else timezone.utc
+        zone = ZoneInfo(self.tz) if self.tz else UTC
         start = datetime.fromtimestamp(after_ms / 1000, tz=zone)
         tick: datetime = croniter(self.expression, start).get_next(datetime)
         return int(tick.timestamp() * 1000)

@@ -10,13 +10,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from outlast.core import jsonutil
 from outlast.core.expressions import (
-    Expression, ExpressionError, as_equality, compile_expression, key_value, lookup, match_to_expression,
+    Expression,
+    ExpressionError,
+    as_equality,
+    compile_expression,
+    key_value,
+    lookup,
+    match_to_expression,
 )
 from outlast.core.ids import new_ulid
-from outlast.events import FUNCTION_INVOKED, SCHEDULED_TIMER, EventRecord
 from outlast.errors import FunctionConfigError
-from outlast.core import jsonutil
+from outlast.events import FUNCTION_INVOKED, SCHEDULED_TIMER, EventRecord
 
 
 @dataclass(frozen=True)

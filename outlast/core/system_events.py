@@ -7,7 +7,10 @@ from typing import Any
 from outlast.core.expressions import lookup
 from outlast.core.ids import new_ulid
 from outlast.events import (
-    FUNCTION_CANCELLED, FUNCTION_FAILED, FUNCTION_FINISHED, EventRecord,
+    FUNCTION_CANCELLED,
+    FUNCTION_FAILED,
+    FUNCTION_FINISHED,
+    EventRecord,
 )
 
 _NO_ECHO = (FUNCTION_FAILED, FUNCTION_FINISHED, FUNCTION_CANCELLED)

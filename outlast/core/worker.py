@@ -170,8 +170,8 @@ class Worker:
         logger = ReplayAwareLogger(user_log, lambda: attempt.replaying,
                                    {"run_id": state.run_id, "function_id": state.function_id})
         step = Step(attempt)
-        common = dict(event=events[0], events=events, run_id=state.run_id, function_id=state.function_id,
-                      logger=logger, _function_attempt=state.attempt)
+        common: dict[str, Any] = dict(event=events[0], events=events, run_id=state.run_id,
+                                      function_id=state.function_id, logger=logger, _function_attempt=state.attempt)
         if fn.is_async:
             return fn.handler(Context(step=step, **common))
         loop = asyncio.get_running_loop()
@@ -186,4 +186,4 @@ async def _missing(function_id: str) -> None:
     raise NonRetriableError(f"function {function_id!r} is not defined in this app any more")
 
 
-__all__ = ["Worker", "Finish"]
+__all__ = ["Finish", "Worker"]

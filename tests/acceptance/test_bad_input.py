@@ -11,7 +11,6 @@ from outlast import Context, Event, FunctionConfigError, InvalidEventError, Payl
 from outlast.testing import TestEngine
 
 
-
 @pytest.mark.parametrize(("event", "error", "fragment"), [
     ({"data": {}}, InvalidEventError, "name"),
     ({"name": ""}, InvalidEventError, "name"),
@@ -61,7 +60,8 @@ def test_function_definitions_are_validated_when_defined() -> None:
 
     cases: list[tuple[dict[str, Any], str]] = [
         ({"id": "taken", "trigger": "t/x"}, "'taken': option 'id'"),
-        ({"id": "bad-if", "trigger": outlast.TriggerEvent("t/x", if_="event.data.x >")}, "'bad-if': option 'trigger.if_'"),
+        ({"id": "bad-if", "trigger": outlast.TriggerEvent("t/x", if_="event.data.x >")},
+         "'bad-if': option 'trigger.if_'"),
         ({"id": "too-many", "trigger": "t/x", "retries": 21}, "'too-many': option 'retries'"),
         ({"id": "negative", "trigger": "t/x", "retries": -1}, "'negative': option 'retries'"),
         ({"id": "no-trigger", "trigger": []}, "'no-trigger': option 'trigger'"),

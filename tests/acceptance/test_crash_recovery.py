@@ -3,6 +3,7 @@ with SIGKILL leaves runs that another worker finishes without re-running committ
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sqlite3
@@ -79,7 +80,7 @@ def test_two_workers_never_run_the_same_step_at_the_same_time(tmp_path: Path, se
     assert len(by_step) == 30 * 5
     for spans in by_step.values():
         spans.sort()
-        for (_s1, e1), (s2, _e2) in zip(spans, spans[1:]):
+        for (_s1, e1), (s2, _e2) in itertools.pairwise(spans):
             assert e1 <= s2, "two executions of one step overlapped"
     assert len({r[2] for r in rows}) == 2  # both workers took part
     assert all(r.output == 5 for r in sender.list_runs())

@@ -11,7 +11,6 @@ from outlast import Context, Event, NonRetriableError, RetryAfterError, StepErro
 from outlast.testing import TestEngine
 
 
-
 async def test_a_committed_step_never_runs_again_when_the_run_resumes(app: outlast.Outlast, engine: TestEngine) -> None:
     calls: Counter[str] = Counter()
 
@@ -88,7 +87,8 @@ async def test_step_error_after_retries_can_be_caught_and_a_fallback_runs(app: o
             await ctx.step.run("primary", broken)
         except StepError as exc:
             assert exc.step_id == "primary" and exc.name == "ValueError"
-            return str(await ctx.step.run("fallback", lambda: f"fallback after {exc.message}"))
+            reason = exc.message
+            return str(await ctx.step.run("fallback", lambda: f"fallback after {reason}"))
         return "unreachable"
 
     async with engine as t:

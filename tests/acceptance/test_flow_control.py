@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,7 +13,7 @@ import outlast
 from outlast import Context, Event
 from outlast.testing import TestEngine
 
-MIDNIGHT = int(datetime(2026, 1, 5, tzinfo=timezone.utc).timestamp() * 1000)  # a Monday
+MIDNIGHT = int(datetime(2026, 1, 5, tzinfo=UTC).timestamp() * 1000)  # a Monday
 
 
 class Gauge:

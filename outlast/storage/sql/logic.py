@@ -19,8 +19,17 @@ from outlast.core.system_events import run_ended_events
 from outlast.events import SCHEDULED_TIMER, EventRecord
 from outlast.models import Run, StepRecord
 from outlast.storage.base import (
-    PENDING_STEP_STATUSES, Claimed, Commit, CommitResult, Finish, MemoEntry, Planner, RunFilter,
-    RunState, StepWrite, Suspend,
+    PENDING_STEP_STATUSES,
+    Claimed,
+    Commit,
+    CommitResult,
+    Finish,
+    MemoEntry,
+    Planner,
+    RunFilter,
+    RunState,
+    StepWrite,
+    Suspend,
 )
 from outlast.storage.sql.tx import Tx, marks
 
@@ -164,7 +173,7 @@ def _gathered(tx: Tx, plan: RunPlan, now: int) -> bool:
                  f" WHERE g.key = ? {tx.row_lock}", (key,))
     if row is None:
         return False
-    run_id, size, first_at, item_id, event_ids = row
+    run_id, _size, first_at, item_id, event_ids = row
     if plan.debounce:
         _, period, timeout = plan.debounce
         due = now + period if timeout is None else min(now + period, first_at + timeout)
@@ -190,7 +199,7 @@ def _start_gathering(tx: Tx, key: str, run_id: str, now: int) -> None:
 
 def _enqueue(tx: Tx, app_id: str, kind: str, run_id: str | None, due: int, payload: Any = None,
              concurrency: list[tuple[str, int]] = (), item_id: str | None = None) -> None:  # type: ignore[assignment]
-    (ck1, lim1), (ck2, lim2) = (list(concurrency) + [(None, None), (None, None)])[:2]
+    (ck1, lim1), (ck2, lim2) = [*concurrency, (None, None), (None, None)][:2]
     tx.run("INSERT INTO queue (id, app_id, kind, run_id, due_at, payload, ck1, ck1_limit, ck2, ck2_limit)"
            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
            (item_id or new_ulid(), app_id, kind, run_id, due, None if payload is None else _dumps(payload),
@@ -225,7 +234,7 @@ def _resolve_waits(tx: Tx, planner: Planner, event: EventRecord, now: int) -> No
         trigger = _event_row_dict(row[7:])
         if planner.matches(row[6], trigger, payload):
             found.append(row[:6])
-    for wait_id, run_id, kind, step_key, expires_at, _created in sorted(found, key=lambda r: r[5]):
+    for _wait_id, run_id, kind, step_key, expires_at, _created in sorted(found, key=lambda r: r[5]):
         if expires_at <= now:
             continue  # timed out: its run's claim resolves it
         if kind == "cancel":
@@ -235,15 +244,17 @@ def _resolve_waits(tx: Tx, planner: Planner, event: EventRecord, now: int) -> No
 
 
 def _complete_wait(tx: Tx, run_id: str, kind: str, step_key: str, payload: dict[str, Any], now: int) -> None:
-    status, output, error = "completed", payload, None
+    status, error = "completed", None
+    output_or_none: Any = payload
     if kind == "invoke":
         data = payload["data"]
         status = "failed" if "error" in data else "completed"
-        output, error = (None, data["error"]) if status == "failed" else (data.get("result"), None)
+        output_or_none, error = (None, data["error"]) if status == "failed" else (data.get("result"), None)
     changed = tx.run(
         "UPDATE steps SET status = ?, output = ?, error = ?, ended_at = ?, deadline = NULL"
         f" WHERE run_id = ? AND key = ? AND status IN ({marks(len(PENDING_STEP_STATUSES))})",
-        (status, _dumps(output), _dumps(error) if error else None, now, run_id, step_key, *PENDING_STEP_STATUSES))
+        (status, _dumps(output_or_none), _dumps(error) if error else None, now, run_id, step_key,
+         *PENDING_STEP_STATUSES))
     tx.run("DELETE FROM waits WHERE run_id = ? AND step_key = ?", (run_id, step_key))
     if changed:
         _wake(tx, run_id, now)
@@ -297,7 +308,8 @@ def claim(tx: Tx, planner: Planner, app_id: str, owner: str, limit: int, now: in
         skip_full = (f" AND (ck1 IS NULL OR ck1 NOT IN ({marks(len(full))}))"
                      f" AND (ck2 IS NULL OR ck2 NOT IN ({marks(len(full))}))")
     rows = tx.all(f"SELECT {_CLAIM_COLS} FROM queue WHERE app_id = ? AND due_at <= ?{skip_full}"
-                  f" ORDER BY due_at LIMIT ? {tx.lock_suffix}", (app_id, now, *full, *full, limit * 2 if busy else limit))
+                  f" ORDER BY due_at LIMIT ? {tx.lock_suffix}",
+                  (app_id, now, *full, *full, limit * 2 if busy else limit))
     rows = _within_limits(rows, busy, limit)
     if not rows:
         return []
@@ -370,7 +382,8 @@ def sync_crons(tx: Tx, app_id: str, configs: list[dict[str, Any]], now: int) -> 
             if "cron" in trigger:
                 wanted[f"cron:{app_id}:{config['id']}:{i}"] = {
                     "slug": f"{app_id}-{config['id']}", "cron": trigger["cron"], "jitter_ms": trigger.get("jitter_ms")}
-    existing = dict(tx.all("SELECT id, payload FROM queue WHERE app_id = ? AND kind = 'cron'", (app_id,)))
+    existing: dict[str, str] = dict(
+        tx.all("SELECT id, payload FROM queue WHERE app_id = ? AND kind = 'cron'", (app_id,)))
     for item_id, text in existing.items():
         if item_id not in wanted or _loads(text) != wanted[item_id]:
             tx.run("DELETE FROM queue WHERE id = ?", (item_id,))
@@ -420,8 +433,9 @@ def _start_runs(tx: Tx, run_ids: list[str], now: int) -> None:
 
 def _resolve_deadlines(tx: Tx, run_ids: list[str], now: int) -> None:
     """Sleeps that ended and waits/invokes that timed out become final memo rows."""
-    due = tx.all(f"SELECT run_id, key, kind, timeout_output, deadline FROM steps WHERE run_id IN ({marks(len(run_ids))})"
-                 f" AND deadline <= ? AND status IN ({marks(len(PENDING_STEP_STATUSES))})",
+    due = tx.all("SELECT run_id, key, kind, timeout_output, deadline FROM steps"
+                 f" WHERE run_id IN ({marks(len(run_ids))}) AND deadline <= ?"
+                 f" AND status IN ({marks(len(PENDING_STEP_STATUSES))})",
                  (*run_ids, now, *PENDING_STEP_STATUSES))
     for run_id, key, kind, timeout_output, deadline in due:
         failed = kind == "invoke"

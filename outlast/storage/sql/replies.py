@@ -7,6 +7,7 @@ of requests at once, so replies are delivered per loop in one wake-up, not one p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -46,10 +47,8 @@ class Outbox:
 
     def send(self) -> None:
         for loop, items in self.by_loop.items():
-            try:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
                 loop.call_soon_threadsafe(_deliver, items)
-            except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
-                pass
         self.by_loop.clear()
 
 
