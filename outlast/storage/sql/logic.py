@@ -7,6 +7,7 @@ Every function here runs inside one transaction opened by the backend (`tx`); se
 from __future__ import annotations
 
 import random
+import threading
 import time
 from typing import Any
 
@@ -83,7 +84,11 @@ def _insert_event(tx: Tx, e: EventRecord, now: int) -> bool:
 
 
 def _claim_key(tx: Tx, key: str, now: int) -> bool:
-    """Take an idempotency key for 24 h; False when it is already taken."""
+    """Take an idempotency key for 24 h; False when it is already taken.
+
+    Each call also drops a few expired keys, so the table stays about one day's worth.
+    """
+    tx.run("DELETE FROM dedupe WHERE key IN (SELECT key FROM dedupe WHERE expires_at <= ? LIMIT 8)", (now,))
     tx.run("DELETE FROM dedupe WHERE key = ? AND expires_at <= ?", (key, now))
     return tx.run("INSERT INTO dedupe (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
                   (key, now + DEDUPE_MS)) == 1
@@ -500,9 +505,16 @@ def _write_step(tx: Tx, run_id: str, w: StepWrite) -> None:
         _dumps(w.timeout_output), new_seq()))
 
 
+_last_seq = 0
+_seq_lock = threading.Lock()
+
+
 def new_seq() -> int:
-    """Orders a run's steps in the trace by when they were first written (wall-clock µs)."""
-    return time.time_ns() // 1000
+    """Orders a run's steps in the trace by first write: wall-clock µs, strictly increasing per process."""
+    global _last_seq
+    with _seq_lock:
+        _last_seq = max(_last_seq + 1, time.time_ns() // 1000)
+        return _last_seq
 
 
 def _suspend(tx: Tx, c: Commit, s: Suspend) -> None:
@@ -513,9 +525,10 @@ def _suspend(tx: Tx, c: Commit, s: Suspend) -> None:
 
 
 def _finish(tx: Tx, planner: Planner, c: Commit, f: Finish) -> None:
-    tx.run("UPDATE runs SET status = ?, output = ?, error = ?, ended_at = ? WHERE id = ?",
-           (f.status, _dumps(f.output), _dumps(f.error) if f.error else None, c.now_ms, c.run_id))
-    _end_run(tx, planner, c.run_id, f.status, f.output, f.error, c.now_ms)
+    if tx.run("UPDATE runs SET status = ?, output = ?, error = ?, ended_at = ? WHERE id = ?"
+              " AND status IN ('queued', 'running')",
+              (f.status, _dumps(f.output), _dumps(f.error) if f.error else None, c.now_ms, c.run_id)):
+        _end_run(tx, planner, c.run_id, f.status, f.output, f.error, c.now_ms)
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -549,12 +562,14 @@ def list_runs(tx: Tx, f: RunFilter) -> list[Run]:
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
-    if f.event_id is not None:
-        where.append("(first_event_id = ? OR event_ids LIKE ?)")
-        params += [f.event_id, f'%"{f.event_id}"%']
+    if f.event_id is not None:  # LIKE narrows the rows; the exact test is below
+        where.append("(first_event_id = ? OR event_ids LIKE ? ESCAPE '!')")
+        escaped = f.event_id.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        params += [f.event_id, f'%"{escaped}"%']
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     rows = tx.all(f"SELECT {_RUN_COLS} FROM runs {clause} ORDER BY id DESC LIMIT ?", (*params, f.limit))
-    return [_run(r) for r in rows]
+    runs = [_run(r) for r in rows]
+    return runs if f.event_id is None else [r for r in runs if f.event_id in r.event_ids]
 
 
 def _run(r: Any) -> Run:

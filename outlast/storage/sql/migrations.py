@@ -34,6 +34,7 @@ CREATE TABLE dedupe (
     key TEXT PRIMARY KEY,
     expires_at BIGINT NOT NULL
 );
+CREATE INDEX dedupe_expiry ON dedupe (expires_at);
 CREATE TABLE runs (
     id TEXT PRIMARY KEY,
     app_id TEXT NOT NULL,
