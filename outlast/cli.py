@@ -62,7 +62,8 @@ def _stamp() -> str:
     return datetime.now().strftime("%H:%M:%S")
 
 
-async def _serve(app: Outlast, settings: Settings, *, verbose: bool) -> None:
+async def _serve(app: Outlast, settings: Settings, *, verbose: bool, http: tuple[str, int, list[str]] | None = None
+                 ) -> None:
     app.settings = settings
     engine = Engine(app, open_store(settings.database_url), SystemClock(), settings)
     await engine.open()
@@ -74,12 +75,44 @@ async def _serve(app: Outlast, settings: Settings, *, verbose: bool) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    server = _http_server(engine, *http) if http else None
     try:
-        await Worker(engine).run(stop)
+        tasks = [asyncio.create_task(Worker(engine).run(stop))]
+        if server is not None:
+            tasks.append(asyncio.create_task(server.serve()))
+            if verbose:
+                print(f"outlast: event API on http://{http[0]}:{http[1]}/e/<event key>", flush=True)  # type: ignore[index]
+        await stop.wait()
+        if server is not None:
+            server.should_exit = True
+        await asyncio.gather(*tasks)
     finally:
         await engine.close()
         if verbose:
             print("outlast: stopped", flush=True)
+
+
+def _http_server(engine: Engine, host: str, port: int, event_keys: list[str]) -> Any:
+    import uvicorn
+
+    from outlast.server.events import event_api
+
+    config = uvicorn.Config(event_api(engine, event_keys), host=host, port=port, log_level="warning",
+                            lifespan="off")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours stop everything
+    return server
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    """Production mode: event keys are required; workers plus the event API in one process."""
+    keys = [k.strip() for k in (args.event_key or os.environ.get("OUTLAST_EVENT_KEY", "")).split(",") if k.strip()]
+    if not keys:
+        raise OutlastError("start: production mode needs an event key (--event-key or OUTLAST_EVENT_KEY; "
+                           "several may be given, comma-separated)")
+    app = load_app(args.app)
+    asyncio.run(_serve(app, _settings(args), verbose=True, http=(args.host, args.port, keys)))
+    return 0
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -156,6 +189,20 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_workers(args: argparse.Namespace) -> int:
+    from outlast.core.worker import WORKER_TIMEOUT_MS
+
+    async def workers(engine: Engine) -> Any:
+        return await engine.store.list_workers(engine.clock.now_ms() - WORKER_TIMEOUT_MS)
+
+    rows = asyncio.run(_with_store(args, workers))
+    print(f"{'WORKER':<40}  {'APP':<16}  {'HOST':<20}  {'PID':>7}  {'STARTED':<19}  LAST HEARTBEAT")
+    for w in rows:
+        print(f"{w.id:<40}  {w.app_id:<16}  {w.host:<20}  {w.pid:>7}  {_time(w.started_at):<19}  "
+              f"{_time(w.heartbeat_at)}")
+    return 0
+
+
 def _time(ms: int | None) -> str:
     if ms is None:
         return "-"
@@ -177,6 +224,11 @@ def parser() -> argparse.ArgumentParser:
         return c
 
     command("dev", cmd_dev, "run workers and timers locally, printing every run state change").add_argument("app")
+    st = command("start", cmd_start, "production mode: workers and the event API; event keys required")
+    st.add_argument("app")
+    st.add_argument("--host", default="127.0.0.1")
+    st.add_argument("--port", type=int, default=8288)
+    st.add_argument("--event-key", default=None, help="accepted event keys, comma-separated")
     w = command("worker", cmd_worker, "run workers only, joining the same database")
     w.add_argument("app")
     w.add_argument("-v", "--verbose", action="store_true")
@@ -190,6 +242,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--limit", type=int, default=50)
     command("run", cmd_run, "show a run and its step trace").add_argument("run_id")
     command("cancel", cmd_cancel, "cancel a run").add_argument("run_id")
+    command("workers", cmd_workers, "list live worker processes")
     return p
 
 

@@ -59,6 +59,7 @@ class Attempt:
         self.replaying = bool(self._unvisited)
         self.new_steps = 0
         self.outcome = "lost"
+        self.suspend_reason = "suspended"
 
     # -- committing ---------------------------------------------------------------------------
 
@@ -71,13 +72,15 @@ class Attempt:
         if not result.ok:
             raise LeaseLost()
         if outcome is not None:
-            self.outcome = outcome.status if isinstance(outcome, Finish) else "suspended"
+            self.outcome = outcome.status if isinstance(outcome, Finish) else self.suspend_reason
         for w in steps:
             self.memo[w.key] = MemoEntry(w.key, w.step_id, w.kind, w.status, w.attempts, w.output, w.error,
                                          w.started_at, w.ended_at, w.deadline)
 
-    def suspend_until(self, when: int) -> Suspended:
-        self.wake_at = when if self.wake_at is None else min(self.wake_at, when)
+    def suspend_until(self, when: int, reason: str) -> Suspended:
+        """Record why and until when the run waits; the earliest time wins."""
+        if self.wake_at is None or when < self.wake_at:
+            self.wake_at, self.suspend_reason = when, reason
         return Suspended()
 
     # -- step lookup --------------------------------------------------------------------------
@@ -100,7 +103,7 @@ class Attempt:
             self._unvisited.discard(key)
             self.replaying = bool(self._unvisited)
             return entry
-        raise self.suspend_until(entry.deadline or self.engine.clock.now_ms())
+        raise self.suspend_until(entry.deadline or self.engine.clock.now_ms(), entry.status)
 
     def _count_new_step(self, entry: MemoEntry | None) -> None:
         if entry is None:
@@ -181,7 +184,7 @@ class Attempt:
         due = retry_after_ms(exc.retry_after, now) if isinstance(exc, RetryAfterError) \
             else now + backoff_ms(attempt + 1, scale=self.engine.settings.backoff_scale)
         await self.commit(steps=[StepWrite(key, step_id, kind, "retrying", attempt + 1, started, None, None, error)])
-        raise self.suspend_until(due)
+        raise self.suspend_until(due, "retrying")
 
     # -- suspending steps ---------------------------------------------------------------------
 
@@ -202,7 +205,7 @@ class Attempt:
         waits, events = effects(key) if effects else ([], [])
         await self.commit(steps=[StepWrite(key, step_id, kind, status, 1, now, None, None, None, deadline,
                                            timeout_output)], waits=waits, events=events)
-        raise self.suspend_until(deadline)
+        raise self.suspend_until(deadline, status)
 
     async def send_events(self, step_id: str, events: list[EventRecord]) -> list[str]:
         key = self.key_for(step_id)
@@ -263,6 +266,7 @@ class Attempt:
             return
         due = retry_after_ms(exc.retry_after, now) if isinstance(exc, RetryAfterError) \
             else now + backoff_ms(attempt, scale=self.engine.settings.backoff_scale)
+        self.suspend_reason = "retrying"
         await self.commit(outcome=Suspend(due, attempt=attempt))
 
 

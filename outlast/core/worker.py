@@ -15,9 +15,12 @@ from outlast.core.engine import Engine
 from outlast.core.ids import new_token
 from outlast.errors import StoreError
 from outlast.step import Step, SyncStep
-from outlast.storage.base import Claimed, Finish
+from outlast.storage.base import Claimed, Finish, WorkerInfo
 
 log = logging.getLogger("outlast.worker")
+HEARTBEAT_S = 5.0
+#: a worker not heard from for this long is no longer listed
+WORKER_TIMEOUT_MS = 30_000
 user_log = logging.getLogger("outlast.run")
 
 
@@ -38,6 +41,7 @@ class Worker:
         self._attach()
         keeper = asyncio.create_task(self._keep_leases(stop))
         refresher = asyncio.create_task(self._refresh_functions(stop))
+        announcer = asyncio.create_task(self._announce(stop))
         try:
             while not stop.is_set():
                 claimed = await self._claim_safely()
@@ -49,6 +53,7 @@ class Worker:
                 await asyncio.gather(*self.tasks, return_exceptions=True)
             keeper.cancel()
             refresher.cancel()
+            announcer.cancel()
             self._detach()
 
     async def drain(self) -> None:
@@ -138,6 +143,18 @@ class Worker:
                 continue
             for item_id in lost:
                 self.leases.pop(item_id, None)
+
+    async def _announce(self, stop: asyncio.Event) -> None:
+        """Heartbeat the worker's row so `outlast workers` can list live workers."""
+        started = self.engine.clock.now_ms()
+        while not stop.is_set():
+            info = WorkerInfo(self.owner, self.engine.app.id, socket.gethostname(), os.getpid(), started,
+                              self.engine.clock.now_ms())
+            try:
+                await self.engine.store.heartbeat(info)
+            except StoreError as exc:
+                log.warning("worker heartbeat failed: %s", exc)
+            await asyncio.sleep(HEARTBEAT_S)
 
     async def _refresh_functions(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -139,6 +139,18 @@ class CommitResult:
 
 
 @dataclass
+class WorkerInfo:
+    """A worker process announcing itself (`outlast workers` lists them)."""
+
+    id: str
+    app_id: str
+    host: str
+    pid: int
+    started_at: int
+    heartbeat_at: int
+
+
+@dataclass
 class RunFilter:
     app_id: str | None = None
     function_id: str | None = None
@@ -205,6 +217,14 @@ class Store(Protocol):
         ...
 
     async def get_events(self, event_ids: list[str]) -> list[EventRecord]: ...
+
+    async def heartbeat(self, worker: WorkerInfo) -> None:
+        """Record that a worker is alive (insert or refresh its heartbeat)."""
+        ...
+
+    async def list_workers(self, since_ms: int) -> list[WorkerInfo]:
+        """Workers whose last heartbeat is at or after `since_ms`; forget older ones."""
+        ...
 
     def get_run_now(self, run_id: str) -> Run | None:
         """Blocking `get_run`, for short reads from synchronous code (tests, CLI)."""

@@ -31,6 +31,7 @@ from outlast.storage.base import (
     RunState,
     StepWrite,
     Suspend,
+    WorkerInfo,
 )
 from outlast.storage.sql.tx import Tx, marks
 
@@ -574,3 +575,18 @@ def list_runs(tx: Tx, f: RunFilter) -> list[Run]:
 
 def _run(r: Any) -> Run:
     return Run(r[0], r[1], r[2], r[3], _loads(r[4]), _loads(r[5]), _loads(r[6]), r[7], r[8], r[9], r[10], r[11])
+
+
+# -- workers -----------------------------------------------------------------------------------
+
+def heartbeat(tx: Tx, w: WorkerInfo) -> None:
+    tx.run("INSERT INTO workers (id, app_id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?)"
+           " ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+           (w.id, w.app_id, w.host, w.pid, w.started_at, w.heartbeat_at))
+
+
+def list_workers(tx: Tx, since_ms: int) -> list[WorkerInfo]:
+    """Workers seen since `since_ms`; older rows are forgotten."""
+    tx.run("DELETE FROM workers WHERE heartbeat_at < ?", (since_ms,))
+    return [WorkerInfo(*r) for r in tx.all(
+        "SELECT id, app_id, host, pid, started_at, heartbeat_at FROM workers ORDER BY started_at")]

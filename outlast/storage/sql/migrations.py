@@ -115,6 +115,14 @@ CREATE TABLE gathering (
     size INTEGER NOT NULL,
     first_at BIGINT NOT NULL
 );
+CREATE TABLE workers (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at BIGINT NOT NULL,
+    heartbeat_at BIGINT NOT NULL
+);
 CREATE TABLE wait_fields (
     event_name TEXT NOT NULL,
     match_field TEXT NOT NULL,

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from outlast.events import EventRecord
 from outlast.models import Run
-from outlast.storage.base import Claimed, Commit, CommitResult, Planner, RunFilter
+from outlast.storage.base import Claimed, Commit, CommitResult, Planner, RunFilter, WorkerInfo
 from outlast.storage.sql import logic
 from outlast.storage.sql.tx import Tx
 
@@ -76,6 +76,12 @@ class SqlStore:
 
     async def get_events(self, event_ids: list[str]) -> list[EventRecord]:
         return await self._run(lambda tx: logic.get_events(tx, event_ids))
+
+    async def heartbeat(self, worker: WorkerInfo) -> None:
+        await self._run(lambda tx: logic.heartbeat(tx, worker))
+
+    async def list_workers(self, since_ms: int) -> list[WorkerInfo]:
+        return await self._run(lambda tx: logic.list_workers(tx, since_ms))
 
     async def cancel_run(self, run_id: str, now_ms: int, reason: str = "cancelled by request") -> bool:
         return await self._run(lambda tx: logic.cancel_run(tx, self.planner, run_id, now_ms, reason))

@@ -1,0 +1,68 @@
+"""Inngest's event API: `POST /e/{event_key}` with one event or a list, answered with their ids.
+
+Production mode (`outlast start`) requires event keys; a request with a missing or unknown key
+is refused (401) and stores nothing. A bad event is refused (400) with the error naming it, and
+none of the request's events is stored.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from outlast.core import jsonutil
+from outlast.core.engine import Engine
+from outlast.errors import InvalidEventError, PayloadTooLargeError, StoreError
+
+MAX_EVENTS_PER_REQUEST = 5000
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+def event_api(engine: Engine, event_keys: list[str]) -> Starlette:
+    if not event_keys or not all(event_keys):
+        raise ValueError("the event API needs at least one non-empty event key")
+
+    def known(key: str) -> bool:
+        return any(hmac.compare_digest(key.encode(), k.encode()) for k in event_keys)
+
+    async def receive(request: Request) -> JSONResponse:
+        key = request.path_params.get("key", "")
+        if not key:
+            return _error(401, "Event key is required")
+        if not known(key):
+            return _error(401, "Event key not found")
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return _error(413, f"request body is {len(body)} bytes, the limit is {MAX_BODY_BYTES}")
+        try:
+            payload: Any = jsonutil.loads(body)
+        except ValueError as exc:
+            return _error(400, f"request body is not valid JSON: {exc}")
+        events = payload if isinstance(payload, list) else [payload]
+        if len(events) > MAX_EVENTS_PER_REQUEST:
+            return _error(400, f"{len(events)} events in one request, the limit is {MAX_EVENTS_PER_REQUEST}")
+        try:
+            ids = await engine.send(events)
+        except (InvalidEventError, PayloadTooLargeError) as exc:
+            return _error(400, str(exc))
+        except StoreError as exc:
+            return _error(503, f"store unavailable, retry: {exc}")
+        return JSONResponse({"ids": ids, "status": 200})
+
+    async def health(_request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "app_id": engine.app.id})
+
+    return Starlette(routes=[
+        Route("/e/{key}", receive, methods=["POST"]),
+        Route("/e/", lambda r: _error(401, "Event key is required"), methods=["POST"]),
+        Route("/health", health, methods=["GET"]),
+    ])
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"ids": [], "status": status, "error": message}, status_code=status)

@@ -1,0 +1,76 @@
+"""The event API `outlast start` serves, over a real loopback HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+import outlast
+from outlast.core.clock import SystemClock
+from outlast.core.engine import Engine
+from outlast.server.events import event_api
+from outlast.storage import open_store
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[str, Engine]]:
+    app = outlast.Outlast("api")
+
+    @app.function(id="echo", trigger="api/echo")
+    async def echo(ctx: outlast.Context) -> Any:
+        return ctx.event.data
+
+    engine = Engine(app, open_store(f"sqlite:///{tmp_path}/api.db"), SystemClock(), app.settings)
+    await engine.open()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(event_api(engine, ["secret-key"]), port=port, log_level="warning",
+                                           lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{port}", engine
+    server.should_exit = True
+    await task
+    await engine.close()
+
+
+async def test_events_are_stored_and_start_runs(served: tuple[str, Engine]) -> None:
+    url, engine = served
+    async with httpx.AsyncClient() as client:
+        reply = await client.post(f"{url}/e/secret-key", json=[{"name": "api/echo", "data": {"n": 1}},
+                                                                {"name": "api/echo", "data": {"n": 2}}])
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["status"] == 200 and len(body["ids"]) == 2
+    runs = await engine.store.list_runs(outlast.storage.base.RunFilter(app_id="api"))
+    assert sorted(r.event_ids[0] for r in runs) == sorted(body["ids"])
+
+
+@pytest.mark.parametrize(("path", "body", "status", "fragment"), [
+    ("/e/wrong-key", {"name": "api/echo"}, 401, "Event key not found"),
+    ("/e/", {"name": "api/echo"}, 401, "Event key is required"),
+    ("/e/secret-key", [{"name": "api/echo"}, {"data": {}}], 400, "event[1].name"),
+    ("/e/secret-key", {"name": "api/echo", "data": [1]}, 400, "event[0].data"),
+    ("/e/secret-key", "not json", 400, "not valid JSON"),
+])
+async def test_bad_requests_are_refused_and_store_nothing(served: tuple[str, Engine], path: str, body: Any,
+                                                          status: int, fragment: str) -> None:
+    url, engine = served
+    async with httpx.AsyncClient() as client:
+        content = body if isinstance(body, str) else None
+        reply = await client.post(url + path, json=None if content else body, content=content)
+    assert reply.status_code == status and fragment in reply.json()["error"]
+    assert await engine.store.list_runs(outlast.storage.base.RunFilter(app_id="api")) == []
