@@ -38,8 +38,9 @@ async def measure(url: str, waiting: int, events: int) -> dict[str, Any]:
         for order_id in targets:
             await t.send(outlast.Event(name="bench/paid", data={"order_id": order_id}))
         seconds = time.perf_counter() - started
-        resumed = len(t.runs(status="running"))
-    assert resumed == waiting - len(set(targets)), "each event must resume exactly one run"
+        await t.run_until_idle()
+        resumed = len(t.runs(status="completed"))
+    assert resumed == len(set(targets)), "each event must resume exactly one run"
     return {"backend": url.split(":")[0], "waiting_runs": waiting, "ms_per_match": seconds / events * 1000}
 
 

@@ -32,7 +32,7 @@ async def three_steps(ctx: outlast.Context) -> int:
 
 
 @app.function(id="three-steps-keyed", trigger="bench/keyed",
-              concurrency=outlast.Concurrency(limit=2, key="event.data.key"))
+              concurrency=outlast.Concurrency(limit=1, key="event.data.key"))
 async def three_steps_keyed(ctx: outlast.Context) -> int:
     for name in ("a", "b", "c"):
         await ctx.step.run(name, _noop)
@@ -83,9 +83,11 @@ async def run_three_steps(database_url: str, n: int, *, event: str = "bench/go",
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    """A Markdown table of the rows (floats to 1 decimal place)."""
+    """A Markdown table of the rows (floats to 3 decimals below 10, else 1)."""
     def fmt(v: Any) -> str:
-        return f"{v:,.1f}" if isinstance(v, float) else str(v)
+        if isinstance(v, float):
+            return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.1f}"
+        return str(v)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
