@@ -37,7 +37,8 @@ def main() -> None:
     print(f"3-step workload, {args.runs} runs, best of {args.repeat}\n")
     print(table(rows, ["backend", "workload", "seconds", "runs_per_s", "steps_per_s"]))
     for i in range(0, len(rows), 2):
-        print(f"\n{rows[i]['backend']}: without / with limits = {rows[i]['runs_per_s'] / rows[i + 1]['runs_per_s']:.2f}x")
+        ratio = rows[i]["runs_per_s"] / rows[i + 1]["runs_per_s"]
+        print(f"\n{rows[i]['backend']}: without / with limits = {ratio:.2f}x")
 
 
 if __name__ == "__main__":
