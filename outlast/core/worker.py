@@ -19,6 +19,7 @@ from outlast.storage.base import Claimed, Finish, WorkerInfo
 
 log = logging.getLogger("outlast.worker")
 HEARTBEAT_S = 5.0
+LISTEN_POLL_FACTOR = 10
 #: a worker not heard from for this long is no longer listed
 WORKER_TIMEOUT_MS = 30_000
 user_log = logging.getLogger("outlast.run")
@@ -33,6 +34,7 @@ class Worker:
         self.tasks: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._listening = False
 
     # -- running -------------------------------------------------------------------------------
 
@@ -73,6 +75,10 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self.engine.wakers.append(self._on_wake)
+        listen = getattr(self.engine.store, "add_listener", None)  # PostgreSQL: LISTEN/NOTIFY
+        if listen is not None and not self._listening:
+            listen(self._on_wake)
+            self._listening = True
 
     def _detach(self) -> None:
         if self._on_wake in self.engine.wakers:
@@ -85,6 +91,8 @@ class Worker:
     async def _idle(self, stop: asyncio.Event) -> None:
         assert self._wake is not None
         timeout = self.engine.settings.poll_interval_ms / 1000
+        if self._listening:
+            timeout *= LISTEN_POLL_FACTOR  # notifications wake us; polling is only a safety net
         if len(self.tasks) < self.concurrency:
             try:
                 next_due = await self.engine.store.next_due_at(self.engine.app.id)
