@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import asyncio
 import importlib
 import importlib.util
@@ -97,11 +98,13 @@ def _http_server(engine: Engine, host: str, port: int, event_keys: list[str]) ->
 
     from outlast.server.events import event_api
 
+    class Server(uvicorn.Server):
+        def capture_signals(self) -> Any:  # ours stop worker and server together
+            return contextlib.nullcontext()
+
     config = uvicorn.Config(event_api(engine, event_keys), host=host, port=port, log_level="warning",
                             lifespan="off")
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours stop everything
-    return server
+    return Server(config)
 
 
 def cmd_start(args: argparse.Namespace) -> int:

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
@@ -51,13 +50,18 @@ from outlast.storage.sql.tx import Row
 log = logging.getLogger("outlast.postgres")
 T = TypeVar("T")
 Conn = psycopg.Connection[TupleRow]
+Outcomes = list[tuple[bool, Any]]  # per request: (True, result) or (False, its exception)
 CHANNEL = "outlast_work"
 _MAX_GROUP = 64
 _ATTEMPTS = 5
 _CONNECT_TIMEOUT_S = 10.0
 _MIGRATION_LOCK = 0x6F75746C617374  # "outlast"
 _CLAIM_LOCK = _MIGRATION_LOCK + 1
-_RETRYABLE = (errors.TransactionRollback, errors.UniqueViolation)
+_FIRST_SAVEPOINT = b"BEGIN; SAVEPOINT op"
+_NEXT_SAVEPOINT = b"RELEASE SAVEPOINT op; SAVEPOINT op"
+_XID = "SELECT txid_current_if_assigned()"
+_XID_NOTIFY = f"SELECT txid_current_if_assigned(), pg_notify('{CHANNEL}', '')"
+_RETRYABLE = ("40", "23505")  # SQLSTATE: serialization failure, deadlock, ...; a unique-key race
 
 
 @functools.lru_cache(maxsize=4096)
@@ -87,6 +91,10 @@ class PgTx:
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self.cur.executemany(to_pyformat(sql), rows)
 
+    def script(self, statements: bytes) -> None:
+        """Constant statements without parameters, several in one round trip."""
+        self.cur.execute(statements)
+
 
 @dataclass
 class _Request:
@@ -97,7 +105,19 @@ class _Request:
 
 
 class _CommitError(Exception):
-    """COMMIT (or the final ROLLBACK) raised; `__cause__` says why."""
+    """COMMIT got no answer (`__cause__` says why): whether transaction `xid` committed is unknown."""
+
+    def __init__(self, xid: int, outcomes: Outcomes) -> None:
+        super().__init__(f"no answer to the COMMIT of transaction {xid}")
+        self.xid, self.outcomes = xid, outcomes
+
+
+def _deliver(group: list[_Request], outcomes: Outcomes) -> None:
+    for request, (ok, value) in zip(group, outcomes, strict=True):
+        if ok:
+            request.future.set_result(value)
+        else:
+            request.future.set_exception(value)
 
 
 class PostgresStore(SqlStore):
@@ -140,7 +160,7 @@ class PostgresStore(SqlStore):
                 _migrate(conn)
         except (psycopg.Error, PoolTimeout) as exc:
             pool.close()
-            raise StoreError(f"cannot open PostgreSQL database {self.where}: {exc}") from exc
+            raise StoreError(f"cannot open PostgreSQL database {self.where}: {_oneline(exc)}") from exc
         self._pool = pool
         self._writers = [threading.Thread(target=self._serve, name=f"outlast-pg-{i}", daemon=True)
                          for i in range(self.pool_size)]
@@ -239,40 +259,67 @@ class PostgresStore(SqlStore):
             except Exception as exc:
                 cause, lost = exc, conn is not None and not _usable(conn)
                 if conn is not None and lost:
-                    log.warning("connection to %s lost (%s); replacing it", self.where, exc)
+                    log.warning("connection to %s lost (%s); replacing it", self.where, _oneline(exc))
                     conn.close()
                     pool.putconn(conn)
                     conn = None
-                if not _may_retry(exc, lost):
+                if isinstance(exc, _CommitError):
+                    if (committed := self._committed(pool, exc.xid)) is None:
+                        break
+                    if committed:
+                        _deliver(group, exc.outcomes)
+                        return conn
+                elif not (lost or _retryable(exc)):
                     break
                 continue
-            for request, (ok, value) in zip(group, outcomes, strict=True):
-                if ok:
-                    request.future.set_result(value)
-                else:
-                    request.future.set_exception(value)
+            _deliver(group, outcomes)
             return conn
         for request in group:
-            request.future.set_exception(StoreError(f"PostgreSQL transaction failed ({self.where}): {cause}"))
+            request.future.set_exception(StoreError(f"PostgreSQL transaction failed ({self.where}): {_oneline(cause)}"))
         return conn
 
-    def _transaction(self, conn: Conn, group: list[_Request]) -> list[tuple[bool, Any]]:
-        """One transaction: each request in its own savepoint (none needed when it is alone)."""
-        tx = PgTx(conn)
-        tx.run("BEGIN")
+    def _transaction(self, conn: Conn, group: list[_Request]) -> Outcomes:
+        """One transaction, each request in its own savepoint (none when it is alone).
+
+        Control statements travel together (simple query protocol): a request costs one round
+        trip more than its own statements ("RELEASE SAVEPOINT op; SAVEPOINT op"), not two.
+        """
+        tx, alone, outcomes = PgTx(conn), len(group) == 1, []
         try:
-            outcomes = [_request(conn, tx, r.fn, savepoint=len(group) > 1) for r in group]
-            if any(ok and r.notify for r, (ok, _) in zip(group, outcomes, strict=True)):
-                tx.one("SELECT pg_notify(?, '')", (CHANNEL,))
+            for i, request in enumerate(group):
+                tx.script(b"BEGIN" if alone else _FIRST_SAVEPOINT if i == 0 else _NEXT_SAVEPOINT)
+                outcomes.append(_request(conn, tx, request.fn, savepoint=not alone))
+            if not any(ok for ok, _ in outcomes):
+                tx.script(b"ROLLBACK")
+                return outcomes
+            notify = any(ok and r.notify for r, (ok, _) in zip(group, outcomes, strict=True))
+            xid = (tx.one(_XID_NOTIFY if notify else _XID) or (None,))[0]
         except BaseException:
             if not (conn.broken or conn.closed):
-                tx.run("ROLLBACK")
+                tx.script(b"ROLLBACK")
             raise
         try:
-            tx.run("COMMIT" if any(ok for ok, _ in outcomes) else "ROLLBACK")
+            tx.script(b"COMMIT")
         except psycopg.Error as exc:
-            raise _CommitError(str(exc)) from exc
+            if exc.sqlstate is None and xid is not None:  # no answer: the commit may have happened
+                raise _CommitError(xid, outcomes) from exc
+            raise  # an error answering COMMIT means it was not applied
         return outcomes
+
+    def _committed(self, pool: ConnectionPool[Conn], xid: int) -> bool | None:
+        """Whether transaction `xid`, whose COMMIT got no answer, committed (None: unknown)."""
+        for attempt in range(_ATTEMPTS):
+            try:
+                with pool.connection(timeout=_CONNECT_TIMEOUT_S) as conn:
+                    row = conn.execute("SELECT txid_status(%s)", (xid,)).fetchone()
+            except (psycopg.Error, PoolTimeout):
+                row = None
+            if row and row[0] in ("committed", "aborted"):
+                log.warning("the COMMIT of transaction %s got no answer; it was %s", xid, row[0])
+                return bool(row[0] == "committed")
+            if self._stopping.wait(_backoff(attempt + 1)):
+                break
+        return None
 
     # -- the listener thread -------------------------------------------------------------------
 
@@ -293,7 +340,7 @@ class PostgresStore(SqlStore):
                             self._wake()
             except psycopg.Error as exc:
                 failures += 1
-                log.warning("LISTEN connection to %s failed (%s); reconnecting", self.where, exc)
+                log.warning("LISTEN connection to %s failed (%s); reconnecting", self.where, _oneline(exc))
                 self._stopping.wait(_backoff(failures, cap=5.0))
 
     def _wake(self) -> None:
@@ -306,18 +353,14 @@ class PostgresStore(SqlStore):
 
 def _request(conn: Conn, tx: PgTx, fn: Callable[[PgTx], Any], *, savepoint: bool) -> tuple[bool, Any]:
     """Run one request; its own failure is rolled back and returned, a group-wide one raised."""
-    if savepoint:
-        tx.run("SAVEPOINT op")
     try:
         result = fn(tx)
     except Exception as exc:
-        if conn.broken or conn.closed or isinstance(exc, _RETRYABLE):
-            raise
+        if conn.broken or conn.closed or isinstance(exc, psycopg.OperationalError) or _retryable(exc):
+            raise  # the connection or the whole transaction failed, not this request
         if savepoint:
-            tx.run("ROLLBACK TO SAVEPOINT op")
+            tx.script(b"ROLLBACK TO SAVEPOINT op")
         return False, exc
-    if savepoint:
-        tx.run("RELEASE SAVEPOINT op")
     return True, result
 
 
@@ -325,10 +368,12 @@ def _usable(conn: Conn) -> bool:
     return not (conn.broken or conn.closed) and conn.info.transaction_status == TransactionStatus.IDLE
 
 
-def _may_retry(exc: BaseException, lost: bool) -> bool:
-    if isinstance(exc, _CommitError):  # safe only when the server said it rolled back
-        return not lost and isinstance(exc.__cause__, errors.TransactionRollback)
-    return lost or isinstance(exc, _RETRYABLE)
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, psycopg.Error) and (exc.sqlstate or "").startswith(_RETRYABLE)
+
+
+def _oneline(exc: BaseException | None) -> str:
+    return " ".join(str(exc).split())
 
 
 def _backoff(attempt: int, cap: float = 1.0) -> float:

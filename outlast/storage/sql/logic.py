@@ -6,18 +6,17 @@ Every function here runs inside one transaction opened by the backend (`tx`); se
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from typing import Any
 
 from outlast.core import flow, jsonutil
-from outlast.core.cron import parse_schedule
+from outlast.core.cron_items import cron_items, next_tick, tick_event
 from outlast.core.expressions import lookup
 from outlast.core.ids import new_token, new_ulid
 from outlast.core.registry import RunPlan, WaitSpec
 from outlast.core.system_events import run_ended_events
-from outlast.events import SCHEDULED_TIMER, EventRecord
+from outlast.events import EventRecord
 from outlast.models import Run, StepRecord
 from outlast.storage.base import (
     PENDING_STEP_STATUSES,
@@ -368,26 +367,14 @@ def _within_limits(rows: list[Any], busy: dict[str, list[int]], limit: int) -> l
 
 def _fire_cron(tx: Tx, planner: Planner, item_id: str, payload: dict[str, Any], now: int) -> None:
     """Start the scheduled run and move the item to the next tick after now (one catch-up at most)."""
-    event = EventRecord(new_ulid(now), SCHEDULED_TIMER, {"cron": payload["cron"], "_inngest": {
-        "fn_id": payload["slug"]}}, {}, now)
-    ingest(tx, planner, [event], now)
+    ingest(tx, planner, [tick_event(payload, now)], now)
     tx.run("UPDATE queue SET due_at = ?, lease_token = NULL, owner = NULL WHERE id = ?",
-           (_next_tick(payload, now), item_id))
-
-
-def _next_tick(payload: dict[str, Any], now: int) -> int:
-    jitter = payload.get("jitter_ms") or 0
-    return parse_schedule(payload["cron"]).next_after(now) + (random.randint(0, jitter) if jitter else 0)
+           (next_tick(payload, now), item_id))
 
 
 def sync_crons(tx: Tx, app_id: str, configs: list[dict[str, Any]], now: int) -> None:
     """One queue item per cron trigger; kept when unchanged, so restarts never add ticks."""
-    wanted: dict[str, dict[str, Any]] = {}
-    for config in configs:
-        for i, trigger in enumerate(config["triggers"]):
-            if "cron" in trigger:
-                wanted[f"cron:{app_id}:{config['id']}:{i}"] = {
-                    "slug": f"{app_id}-{config['id']}", "cron": trigger["cron"], "jitter_ms": trigger.get("jitter_ms")}
+    wanted = cron_items(app_id, configs)
     existing: dict[str, str] = dict(
         tx.all("SELECT id, payload FROM queue WHERE app_id = ? AND kind = 'cron'", (app_id,)))
     for item_id, text in existing.items():
@@ -395,7 +382,7 @@ def sync_crons(tx: Tx, app_id: str, configs: list[dict[str, Any]], now: int) -> 
             tx.run("DELETE FROM queue WHERE id = ?", (item_id,))
     for item_id, payload in wanted.items():
         if item_id not in existing or _loads(existing[item_id]) != payload:
-            _enqueue(tx, app_id, "cron", None, _next_tick(payload, now), payload, item_id=item_id)
+            _enqueue(tx, app_id, "cron", None, next_tick(payload, now), payload, item_id=item_id)
 
 
 def _fire_timeout(tx: Tx, planner: Planner, item_id: str, run_id: str, payload: dict[str, Any], now: int) -> None:
