@@ -33,3 +33,8 @@ async def process_order(ctx: Context) -> dict:
 if __name__ != "__main__":  # imported by `outlast dev`: queue a few orders to watch
     app.send([Event(name="shop/order.created", data={"order_id": f"o{i}", "user_id": f"u{i}", "total": 10 * i})
               for i in range(1, 4)])
+
+
+@app.function(id="daily-report", trigger=outlast.TriggerCron("TZ=Europe/Paris 0 9 * * *"))
+async def daily_report(ctx: Context) -> str:
+    return await ctx.step.run("summarise", lambda: "all orders processed")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import asyncio
+import contextlib
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import signal
 import sys
@@ -72,6 +73,7 @@ async def _serve(app: Outlast, settings: Settings, *, verbose: bool, http: tuple
         engine.observers.append(lambda run_id, fn, what: print(f"{_stamp()}  {run_id}  {fn:<24} {what}", flush=True))
         names = ", ".join(sorted(app.functions)) or "none"
         print(f"outlast: app {app.id!r} on {settings.database_url} — functions: {names}", flush=True)
+        _print_cron_ticks(app, engine.clock.now_ms())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -118,7 +120,19 @@ def cmd_start(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_cron_ticks(app: Outlast, now_ms: int) -> None:
+    from outlast.core.cron import parse_schedule
+
+    for fn in app.functions.values():
+        for trigger in fn.config["triggers"]:
+            if "cron" in trigger:
+                tick = parse_schedule(trigger["cron"]).next_after(now_ms)
+                print(f"outlast: cron {fn.id} ({trigger['cron']}) next at {_time(tick)}", flush=True)
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s  %(name)s  %(levelname)s  %(message)s",
+                        datefmt="%H:%M:%S")
     app = load_app(args.app)
     asyncio.run(_serve(app, _settings(args, backoff_scale=DEV_BACKOFF_SCALE), verbose=True))
     return 0
