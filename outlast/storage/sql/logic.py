@@ -35,6 +35,8 @@ from outlast.storage.base import (
 from outlast.storage.sql.tx import Tx, marks
 
 DEDUPE_MS = 24 * 3_600_000
+#: the `wait_fields` entry that says "expression waits exist for this event name"
+EXPRESSION_FIELD = ""
 _dumps, _loads = jsonutil.dumps, jsonutil.loads
 
 
@@ -217,28 +219,28 @@ def add_wait(tx: Tx, run_id: str, w: WaitSpec, now: int) -> None:
         " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (new_ulid(), run_id, w.kind, w.step_key, w.event_name, w.match_field, w.match_value, w.expression,
          now, w.expires_at))
-    if w.match_field is not None:
-        tx.run("INSERT INTO wait_fields (event_name, match_field) VALUES (?, ?) ON CONFLICT DO NOTHING",
-               (w.event_name, w.match_field))
+    tx.run("INSERT INTO wait_fields (event_name, match_field) VALUES (?, ?) ON CONFLICT DO NOTHING",
+           (w.event_name, EXPRESSION_FIELD if w.match_field is None else w.match_field))
 
 
 _WAIT_COLS = "w.id, w.run_id, w.kind, w.step_key, w.expires_at"
 
 
 def _resolve_waits(tx: Tx, planner: Planner, event: EventRecord, now: int) -> None:
+    """Find the waits an event resolves: by index for equality waits, by evaluation for the rest.
+
+    `wait_fields` lists, per event name, the incoming fields equality waits index on, plus
+    EXPRESSION_FIELD when any expression wait was ever stored; one read tells what to look up.
+    """
     payload = event.to_dict()
     found: list[Any] = []
     for (field,) in tx.all("SELECT match_field FROM wait_fields WHERE event_name = ?", (event.name,)):
+        if field == EXPRESSION_FIELD:
+            found += _expression_waits(tx, planner, event.name, payload)
+            continue
         found += tx.all(
             f"SELECT {_WAIT_COLS}, w.created_at FROM waits w WHERE w.event_name = ? AND w.match_field = ?"
             " AND w.match_value = ?", (event.name, field, _dumps(lookup(payload, field))))
-    for row in tx.all(
-        f"SELECT {_WAIT_COLS}, w.created_at, w.expression, e.name, e.data, e.user_data, e.ts, e.dedupe_id, e.id"
-        " FROM waits w JOIN runs r ON r.id = w.run_id JOIN events e ON e.id = r.first_event_id"
-        " WHERE w.event_name = ? AND w.match_field IS NULL", (event.name,)):
-        trigger = _event_row_dict(row[7:])
-        if planner.matches(row[6], trigger, payload):
-            found.append(row[:6])
     for _wait_id, run_id, kind, step_key, expires_at, _created in sorted(found, key=lambda r: r[5]):
         if expires_at <= now:
             continue  # timed out: its run's claim resolves it
@@ -246,6 +248,17 @@ def _resolve_waits(tx: Tx, planner: Planner, event: EventRecord, now: int) -> No
             cancel_run(tx, planner, run_id, now, "cancelled by event " + event.name)
         else:
             _complete_wait(tx, run_id, kind, step_key, payload, now)
+
+
+def _expression_waits(tx: Tx, planner: Planner, name: str, payload: dict[str, Any]) -> list[Any]:
+    matched = []
+    for row in tx.all(
+        f"SELECT {_WAIT_COLS}, w.created_at, w.expression, e.name, e.data, e.user_data, e.ts, e.dedupe_id, e.id"
+        " FROM waits w JOIN runs r ON r.id = w.run_id JOIN events e ON e.id = r.first_event_id"
+        " WHERE w.event_name = ? AND w.match_field IS NULL", (name,)):
+        if planner.matches(row[6], _event_row_dict(row[7:]), payload):
+            matched.append(row[:6])
+    return matched
 
 
 def _complete_wait(tx: Tx, run_id: str, kind: str, step_key: str, payload: dict[str, Any], now: int) -> None:
@@ -280,18 +293,21 @@ def _event_row_dict(row: Any) -> dict[str, Any]:
 
 def cancel_run(tx: Tx, planner: Planner, run_id: str, now: int, reason: str) -> bool:
     error = {"name": "FunctionCancelled", "message": reason}
-    if not tx.run("UPDATE runs SET status = 'cancelled', error = ?, ended_at = ?"
-                  " WHERE id = ? AND status IN ('queued', 'running')", (_dumps(error), now, run_id)):
+    ended = tx.one("UPDATE runs SET status = 'cancelled', error = ?, ended_at = ?"
+                   " WHERE id = ? AND status IN ('queued', 'running') RETURNING app_id, function_id, event_ids",
+                   (_dumps(error), now, run_id))
+    if ended is None:
         return False
-    _end_run(tx, planner, run_id, "cancelled", None, error, now)
+    _end_run(tx, planner, run_id, ended, "cancelled", None, error, now)
     return True
 
 
-def _end_run(tx: Tx, planner: Planner, run_id: str, status: str, output: Any, error: Any, now: int) -> None:
+def _end_run(tx: Tx, planner: Planner, run_id: str, run: Any, status: str, output: Any, error: Any,
+             now: int) -> None:
+    """Clear the ended run's items and waits and emit its system events. `run` is (app, function, event ids)."""
     tx.run("DELETE FROM queue WHERE run_id = ?", (run_id,))
     tx.run("DELETE FROM waits WHERE run_id = ?", (run_id,))
-    app_id, function_id, event_ids = tx.one("SELECT app_id, function_id, event_ids FROM runs WHERE id = ?",
-                                            (run_id,)) or ("", "", "[]")
+    app_id, function_id, event_ids = run
     triggers = [e.to_dict() for e in get_events(tx, _loads(event_ids))]
     emitted = run_ended_events(app_id=app_id, function_id=function_id, run_id=run_id, trigger_events=triggers,
                                status=status, output=output, error=error, now_ms=now)
@@ -513,10 +529,11 @@ def _suspend(tx: Tx, c: Commit, s: Suspend) -> None:
 
 
 def _finish(tx: Tx, planner: Planner, c: Commit, f: Finish) -> None:
-    if tx.run("UPDATE runs SET status = ?, output = ?, error = ?, ended_at = ? WHERE id = ?"
-              " AND status IN ('queued', 'running')",
-              (f.status, _dumps(f.output), _dumps(f.error) if f.error else None, c.now_ms, c.run_id)):
-        _end_run(tx, planner, c.run_id, f.status, f.output, f.error, c.now_ms)
+    ended = tx.one("UPDATE runs SET status = ?, output = ?, error = ?, ended_at = ? WHERE id = ?"
+                   " AND status IN ('queued', 'running') RETURNING app_id, function_id, event_ids",
+                   (f.status, _dumps(f.output), _dumps(f.error) if f.error else None, c.now_ms, c.run_id))
+    if ended is not None:
+        _end_run(tx, planner, c.run_id, ended, f.status, f.output, f.error, c.now_ms)
 
 
 # -- reading -----------------------------------------------------------------------------------
