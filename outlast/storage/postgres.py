@@ -1,22 +1,22 @@
 """PostgreSQL backend: psycopg 3 (sync API) over a connection pool, driven from threads.
 
-Threads. `pool_size` writer threads each hold one pooled connection and drain one shared
-request queue (a request is one Store call: `fn(tx)`). A thread takes every request waiting, up
-to `_MAX_GROUP`, runs each inside its own SAVEPOINT of one transaction, COMMITs once, then answers
-them: group commit as in the SQLite backend, but with up to `pool_size` groups in flight
-(READ COMMITTED; the claim locks its candidates with FOR UPDATE SKIP LOCKED). `add_listener`
+Threads. `pool_size` writer threads each hold one pooled connection and drain one shared queue
+of requests (a request is one Store call, `fn(tx)`). A thread takes every request waiting (up to
+`_MAX_GROUP`), runs each in its own SAVEPOINT of one transaction, COMMITs once, then answers them:
+group commit as in the SQLite backend, with up to `pool_size` groups in flight (READ COMMITTED;
+claims take an advisory lock first and lock candidates FOR UPDATE SKIP LOCKED). `add_listener`
 starts one more thread, on its own connection, that LISTENs on `outlast_work`.
 
-What is atomic. Each request is all-or-nothing, and no caller sees its result before the COMMIT
-that holds it. A request that raises is rolled back to its savepoint alone and gets its
-exception; the others commit. A group whose transaction fails as a whole is run again: at once
-after a serialization failure, deadlock or unique-key race (SQLSTATE class 40, 23505), on a
-fresh connection after a backoff when the connection broke before COMMIT was sent (so nothing
-was committed). When the attempts run out, or the connection breaks during the COMMIT itself
-(the outcome is then unknown), every request of the group gets `StoreError`.
+What is atomic. Each request is all-or-nothing and nobody sees its result before the COMMIT that
+holds it. A request that raises is rolled back to its savepoint alone and gets its exception; the
+others commit. A group whose transaction fails as a whole runs again (`_ATTEMPTS` in all): after a
+serialization failure, deadlock or unique-key race (SQLSTATE class 40, 23505), and, on a fresh
+connection after a backoff, after the connection broke (nothing was committed). When a COMMIT gets
+no answer, `txid_status` on a new connection tells whether it happened: the group is answered or
+run again. Otherwise every request of the group gets `StoreError`, and nothing was committed.
 
 Wake-ups. A group holding an ingest, a commit that ends an attempt, a cancel or a release runs
-`pg_notify('outlast_work', '')` in its transaction, so listeners hear of work once it is committed.
+`pg_notify('outlast_work', '')` in its transaction: listeners hear of work once it is committed.
 """
 
 from __future__ import annotations
