@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import logging
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,14 +24,22 @@ from outlast.core import jsonutil
 from outlast.core.backoff import backoff_ms, retry_after_ms
 from outlast.core.interrupts import LeaseLost, Suspended
 from outlast.core.keys import StepCounter
-from outlast.errors import NonRetriableError, PayloadTooLargeError, RetryAfterError, StepError, StepUsageError
-from outlast.storage.base import Claimed, Commit, Finish, MemoEntry, StepWrite, Suspend
+from outlast.errors import (
+    NonRetriableError,
+    PayloadTooLargeError,
+    RetryAfterError,
+    StepError,
+    StepUsageError,
+    StoreError,
+)
+from outlast.storage.base import Claimed, Commit, CommitResult, Finish, MemoEntry, StepWrite, Suspend
 
 if TYPE_CHECKING:
     from outlast.core.engine import Engine
     from outlast.core.registry import WaitSpec
     from outlast.events import EventRecord
 
+log = logging.getLogger("outlast.worker")
 _in_step: contextvars.ContextVar[bool] = contextvars.ContextVar("outlast_in_step", default=False)
 
 
@@ -66,9 +75,9 @@ class Attempt:
     async def commit(self, *, steps: list[StepWrite] = (), waits: list[WaitSpec] = (),  # type: ignore[assignment]
                      events: list[EventRecord] = (), outcome: Suspend | Finish | None = None) -> None:  # type: ignore[assignment]
         now = self.engine.clock.now_ms()
-        result = await self.engine.commit(Commit(
-            self.claimed.item_id, self.claimed.lease_token, self.state.run_id, now, now + self.engine.settings.lease_ms,
-            list(steps), list(waits), list(events), outcome))
+        commit = Commit(self.claimed.item_id, self.claimed.lease_token, self.state.run_id, now,
+                        now + self.engine.settings.lease_ms, list(steps), list(waits), list(events), outcome)
+        result = await self._commit_retrying(commit)
         if not result.ok:
             raise LeaseLost()
         if outcome is not None:
@@ -76,6 +85,22 @@ class Attempt:
         for w in steps:
             self.memo[w.key] = MemoEntry(w.key, w.step_id, w.kind, w.status, w.attempts, w.output, w.error,
                                          w.started_at, w.ended_at, w.deadline)
+
+    async def _commit_retrying(self, commit: Commit) -> CommitResult:
+        """A StoreError means nothing was committed, and a commit is safe to repeat (the lease token,
+        insert-once memo rows and event ids make a repeat harmless): retry with backoff while the
+        lease can still be ours, then give the run up to whoever takes the expired lease."""
+        delay, spent = 0.05, 0.0
+        while True:
+            try:
+                return await self.engine.commit(commit)
+            except StoreError as exc:
+                if spent + delay > self.engine.settings.lease_ms / 1000:
+                    log.warning("giving up a commit of run %s: %s", commit.run_id, exc)
+                    raise LeaseLost() from exc
+                log.warning("commit of run %s failed, retrying: %s", commit.run_id, exc)
+                await asyncio.sleep(delay)
+                spent, delay = spent + delay, min(delay * 2, 2.0)
 
     def suspend_until(self, when: int, reason: str) -> Suspended:
         """Record why and until when the run waits; the earliest time wins."""

@@ -68,6 +68,9 @@ class Engine:
     def plan(self, event: EventRecord, now_ms: int) -> list[RunPlan]:
         return self.registry.plan(event, now_ms)
 
+    def has_concurrency_limits(self) -> bool:
+        return self.registry.has_concurrency_limits
+
     def matches(self, expression: str, trigger: dict[str, Any], incoming: dict[str, Any]) -> bool:
         return compile_expression(expression).matches({"event": trigger, "async": incoming})
 

@@ -149,6 +149,10 @@ class Registry:
         for config in configs:
             self.add(compile_function(config))
 
+    @property
+    def has_concurrency_limits(self) -> bool:
+        return any(f.config.get("concurrency") for f in self.functions.values())
+
     def add(self, fn: CompiledFunction) -> None:
         self.functions[(fn.app_id, fn.id)] = fn
         for event_name, expr in fn.triggers:

@@ -40,6 +40,10 @@ class Planner(Protocol):
         """Whether a non-indexed wait or cancel expression holds (`event`, `async`)."""
         ...
 
+    def has_concurrency_limits(self) -> bool:
+        """Whether any stored function has a concurrency limit (claims may skip counting if not)."""
+        ...
+
 
 @dataclass
 class MemoEntry:

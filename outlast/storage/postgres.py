@@ -29,7 +29,6 @@ import random
 import re
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -44,6 +43,7 @@ from outlast.events import EventRecord
 from outlast.storage.base import Claimed, Commit, CommitResult
 from outlast.storage.sql import logic
 from outlast.storage.sql.migrations import MIGRATIONS
+from outlast.storage.sql.replies import Outbox, Reply
 from outlast.storage.sql.store import SqlStore
 from outlast.storage.sql.tx import Row
 
@@ -99,7 +99,7 @@ class PgTx:
 @dataclass
 class _Request:
     fn: Callable[[PgTx], Any]
-    future: Future[Any]
+    reply: Reply
     notify: bool = False  # the group sends a notification when this request succeeds
     claim: bool = False  # runs first in its group: takes the claim lock before any row lock
 
@@ -113,11 +113,11 @@ class _CommitError(Exception):
 
 
 def _deliver(group: list[_Request], outcomes: Outcomes) -> None:
+    """Answer a group's callers, waking each event loop once."""
+    outbox = Outbox()
     for request, (ok, value) in zip(group, outcomes, strict=True):
-        if ok:
-            request.future.set_result(value)
-        else:
-            request.future.set_exception(value)
+        outbox.put(request.reply, ok, value)
+    outbox.send()
 
 
 class PostgresStore(SqlStore):
@@ -179,25 +179,26 @@ class PostgresStore(SqlStore):
         self._listener = None
         while not self._requests.empty():  # submitted while we were stopping
             if (request := self._requests.get_nowait()) is not None:
-                request.future.set_exception(StoreError("the PostgreSQL store was closed"))
+                _deliver([request], [(False, StoreError("the PostgreSQL store was closed"))])
         if self._pool is not None:
             self._pool.close()
             self._pool = None
 
     # -- requests ------------------------------------------------------------------------------
 
-    def _submit(self, fn: Callable[[PgTx], T], notify: bool = False, claim: bool = False) -> Future[T]:
+    def _submit(self, fn: Callable[[PgTx], T], reply: Reply, notify: bool = False, claim: bool = False) -> Any:
         if not self._writers:
             raise StoreError("the PostgreSQL store is not open")
-        future: Future[T] = Future()
-        self._requests.put(_Request(fn, future, notify, claim))
-        return future
+        self._requests.put(_Request(fn, reply, notify, claim))
+        return reply.future
 
     async def _run(self, fn: Callable[[PgTx], T], notify: bool = False, claim: bool = False) -> T:
-        return await asyncio.wrap_future(self._submit(fn, notify, claim))
+        result: T = await self._submit(fn, Reply.for_running_loop(), notify, claim)
+        return result
 
     def _run_now(self, fn: Callable[[PgTx], T]) -> T:
-        return self._submit(fn).result()
+        result: T = self._submit(fn, Reply.blocking()).result()
+        return result
 
     async def claim(self, app_id: str, owner: str, limit: int, now_ms: int, lease_ms: int) -> list[Claimed]:
         return await self._run(lambda tx: logic.claim(tx, self.planner, app_id, owner, limit, now_ms, lease_ms),
@@ -245,7 +246,7 @@ class PostgresStore(SqlStore):
                 break
             group.append(item)
         group.sort(key=lambda r: not r.claim)
-        return [r for r in group if r.future.set_running_or_notify_cancel()]
+        return group
 
     def _execute(self, pool: ConnectionPool[Conn], conn: Conn | None, group: list[_Request]) -> Conn | None:
         """Run a group until it commits or fails for good; return the connection to keep."""
@@ -274,8 +275,8 @@ class PostgresStore(SqlStore):
                 continue
             _deliver(group, outcomes)
             return conn
-        for request in group:
-            request.future.set_exception(StoreError(f"PostgreSQL transaction failed ({self.where}): {_oneline(cause)}"))
+        failure = StoreError(f"PostgreSQL transaction failed ({self.where}): {_oneline(cause)}")
+        _deliver(group, [(False, failure)] * len(group))
         return conn
 
     def _transaction(self, conn: Conn, group: list[_Request]) -> Outcomes:

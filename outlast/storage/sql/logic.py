@@ -135,6 +135,9 @@ def _insert_run(tx: Tx, plan: RunPlan, now: int, skip: str | None = None) -> Non
 
 
 def _gcra_tat(tx: Tx, key: str) -> int | None:
+    """The key's TAT, its row locked. The row is created first (TAT 0, the same as none) so that
+    concurrent transactions queue on it instead of each seeing no row."""
+    tx.run("INSERT INTO gcra (key, tat) VALUES (?, 0) ON CONFLICT (key) DO NOTHING", (key,))
     row = tx.one(f"SELECT tat FROM gcra WHERE key = ? {tx.row_lock}", (key,))
     return None if row is None else int(row[0])
 
@@ -174,13 +177,16 @@ def _singleton_admitted(tx: Tx, planner: Planner, plan: RunPlan, now: int) -> bo
 def _gathered(tx: Tx, plan: RunPlan, now: int) -> bool:
     """Add the event to a debounced or batched run that has not started yet, if there is one."""
     key = (plan.debounce or plan.batch or ("",))[0]
-    row = tx.one("SELECT g.run_id, g.size, g.first_at, q.id, r.event_ids FROM gathering g"
-                 " JOIN runs r ON r.id = g.run_id AND r.status = 'queued'"
-                 " JOIN queue q ON q.run_id = g.run_id AND q.kind = 'run' AND q.lease_token IS NULL"
-                 f" WHERE g.key = ? {tx.row_lock}", (key,))
+    # Create-then-lock, so that concurrent events for one key queue on the same row.
+    tx.run("INSERT INTO gathering (key, run_id, size, first_at) VALUES (?, '', 0, ?) ON CONFLICT (key) DO NOTHING",
+           (key, now))
+    run_id, first_at = tx.one(f"SELECT run_id, first_at FROM gathering WHERE key = ? {tx.row_lock}", (key,)) \
+        or ("", now)
+    row = tx.one("SELECT q.id, r.event_ids FROM runs r JOIN queue q ON q.run_id = r.id AND q.kind = 'run'"
+                 " AND q.lease_token IS NULL WHERE r.id = ? AND r.status = 'queued'", (run_id,)) if run_id else None
     if row is None:
         return False
-    run_id, _size, first_at, item_id, event_ids = row
+    item_id, event_ids = row
     if plan.debounce:
         _, period, timeout = plan.debounce
         due = now + period if timeout is None else min(now + period, first_at + timeout)
@@ -320,9 +326,10 @@ _CLAIM_COLS = "id, kind, run_id, payload, ck1, ck1_limit, ck2, ck2_limit"
 
 
 def claim(tx: Tx, planner: Planner, app_id: str, owner: str, limit: int, now: int, lease_ms: int) -> list[Claimed]:
-    if tx.claim_lock:
-        tx.run(tx.claim_lock)
-    busy = _busy_keys(tx, now)
+    limited = planner.has_concurrency_limits()
+    if limited and tx.claim_lock:
+        tx.run(tx.claim_lock)  # concurrency counts must not race another claim
+    busy = _busy_keys(tx, now) if limited else {}
     full = [k for k, (count, most) in busy.items() if count >= most]
     skip_full = ""
     if full:

@@ -53,7 +53,8 @@ CREATE TABLE runs (
     finish_timeout_ms BIGINT,
     singleton_key TEXT
 );
-CREATE INDEX runs_by_singleton ON runs (singleton_key, status);
+CREATE UNIQUE INDEX runs_one_active_singleton ON runs (singleton_key)
+    WHERE singleton_key IS NOT NULL AND status IN ('queued', 'running');
 CREATE INDEX runs_by_function ON runs (app_id, function_id, id);
 CREATE INDEX runs_by_status ON runs (status, id);
 CREATE INDEX runs_by_event ON runs (first_event_id);
