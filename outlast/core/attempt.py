@@ -268,9 +268,10 @@ class Attempt:
             value, _text = jsonutil.roundtrip(output)
         except jsonutil.NotJSONError as exc:
             await self.commit(outcome=Finish("failed", error={
-                "name": "OutputUnserializableError", "message": f"the function's return value: {exc}"}))
+                "name": "OutputUnserializableError", "message": f"the function's return value: {exc}"},
+                trigger_events=self.state.events))
             return
-        await self.commit(outcome=Finish("completed", output=value))
+        await self.commit(outcome=Finish("completed", output=value, trigger_events=self.state.events))
 
     async def _settle(self) -> None:
         """Let parallel step bodies still running finish and commit before the attempt ends."""
@@ -287,7 +288,7 @@ class Attempt:
         final = isinstance(exc, (NonRetriableError, StepError, StepUsageError, PayloadTooLargeError)) \
             or attempt >= self.max_attempts
         if final:
-            await self.commit(outcome=Finish("failed", error=error_dict(exc)))
+            await self.commit(outcome=Finish("failed", error=error_dict(exc), trigger_events=self.state.events))
             return
         due = retry_after_ms(exc.retry_after, now) if isinstance(exc, RetryAfterError) \
             else now + backoff_ms(attempt, scale=self.engine.settings.backoff_scale)

@@ -115,6 +115,8 @@ class Finish:
     status: str
     output: Any = None
     error: dict[str, Any] | None = None
+    #: the run's trigger events, when the caller has them (saves the store a read)
+    trigger_events: list[EventRecord] | None = None
 
 
 @dataclass

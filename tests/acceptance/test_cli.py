@@ -21,8 +21,9 @@ def test_send_run_inspect_and_cancel(tmp_path: Path) -> None:
     db = tmp_path / "cli.db"
     env = {**os.environ, "OUTLAST_DATABASE_URL": f"sqlite:///{db}", "PYTHONPATH": str(ROOT),
            "OUTLAST_TEST_EFFECTS": str(tmp_path / "effects.db"), "OUTLAST_POLL_INTERVAL_MS": "20"}
+    log = (tmp_path / "worker.log").open("w")
     worker = subprocess.Popen([sys.executable, "-m", "outlast.cli", "worker", "tests.apps.effects:app"], env=env,
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              cwd=ROOT, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 30  # runs start for functions a worker has synced
         while "effects" not in outlast(db, "workers").stdout and time.monotonic() < deadline:
@@ -33,6 +34,7 @@ def test_send_run_inspect_and_cancel(tmp_path: Path) -> None:
         while "completed" not in outlast(db, "runs").stdout and time.monotonic() < deadline:
             time.sleep(0.1)
         listing = outlast(db, "runs").stdout.splitlines()
+        assert len(listing) == 2, f"no completed run; worker log:\n{(tmp_path / 'worker.log').read_text()}"
         assert listing[0].split()[:3] == ["RUN", "FUNCTION", "STATUS"]
         run_id, function_id, status = listing[1].split()[:3]
         assert (function_id, status) == ("five-steps", "completed")

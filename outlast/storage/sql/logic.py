@@ -309,12 +309,13 @@ def cancel_run(tx: Tx, planner: Planner, run_id: str, now: int, reason: str) -> 
 
 
 def _end_run(tx: Tx, planner: Planner, run_id: str, run: Any, status: str, output: Any, error: Any,
-             now: int) -> None:
+             now: int, known_events: list[EventRecord] | None = None) -> None:
     """Clear the ended run's items and waits and emit its system events. `run` is (app, function, event ids)."""
     tx.run("DELETE FROM queue WHERE run_id = ?", (run_id,))
     tx.run("DELETE FROM waits WHERE run_id = ?", (run_id,))
     app_id, function_id, event_ids = run
-    triggers = [e.to_dict() for e in get_events(tx, _loads(event_ids))]
+    events = known_events if known_events is not None else get_events(tx, _loads(event_ids))
+    triggers = [e.to_dict() for e in events]
     emitted = run_ended_events(app_id=app_id, function_id=function_id, run_id=run_id, trigger_events=triggers,
                                status=status, output=output, error=error, now_ms=now)
     ingest(tx, planner, emitted, now)
@@ -483,6 +484,8 @@ def next_due_at(tx: Tx, app_id: str) -> int | None:
 # -- committing --------------------------------------------------------------------------------
 
 def commit(tx: Tx, planner: Planner, c: Commit) -> CommitResult:
+    if _is_checkpoint(c):
+        return _checkpoint(tx, c)
     if not tx.run("UPDATE queue SET due_at = ? WHERE id = ? AND lease_token = ?",
                   (c.lease_until, c.item_id, c.lease_token)):
         return CommitResult(False, "lost")
@@ -499,21 +502,46 @@ def commit(tx: Tx, planner: Planner, c: Commit) -> CommitResult:
     return CommitResult(True)
 
 
-_STEP_SQL = (
-    "INSERT INTO steps (run_id, key, step_id, kind, status, attempts, output, error, started_at, ended_at,"
-    " deadline, timeout_output, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+def _is_checkpoint(c: Commit) -> bool:
+    return len(c.steps) == 1 and not c.waits and not c.events and c.outcome is None
+
+
+def _checkpoint(tx: Tx, c: Commit) -> CommitResult:
+    """The hot path, one step's result: the lease check and the memo write in one statement.
+
+    The lease is not extended here (the worker's keeper does that); when no row was written,
+    a second look tells a lost lease from a memo row that was already final.
+    """
+    w = c.steps[0]
+    written = tx.run(_CHECKPOINT_SQL, (*_step_values(c.run_id, w), c.item_id, c.lease_token))
+    if written or tx.one("SELECT 1 FROM queue WHERE id = ? AND lease_token = ?", (c.item_id, c.lease_token)):
+        return CommitResult(True)
+    return CommitResult(False, "lost")
+
+
+_STEP_COLUMNS = ("run_id, key, step_id, kind, status, attempts, output, error, started_at, ended_at, deadline,"
+                 " timeout_output, seq")
+_STEP_UPSERT = (
     " ON CONFLICT (run_id, key) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,"
     " output = excluded.output, error = excluded.error, ended_at = excluded.ended_at,"
     " deadline = excluded.deadline, timeout_output = excluded.timeout_output"
     " WHERE steps.status NOT IN ('completed', 'failed')"
 )
+_CHECKPOINT_SQL = (
+    f"INSERT INTO steps ({_STEP_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+    " WHERE EXISTS (SELECT 1 FROM queue WHERE id = ? AND lease_token = ?)" + _STEP_UPSERT
+)
+_STEP_SQL = f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" + _STEP_UPSERT
 
 
 def _write_step(tx: Tx, run_id: str, w: StepWrite) -> None:
-    tx.run(_STEP_SQL, (
-        run_id, w.key, w.step_id, w.kind, w.status, w.attempts, _dumps(w.output),
-        _dumps(w.error) if w.error is not None else None, w.started_at, w.ended_at, w.deadline,
-        _dumps(w.timeout_output), new_seq()))
+    tx.run(_STEP_SQL, _step_values(run_id, w))
+
+
+def _step_values(run_id: str, w: StepWrite) -> tuple[Any, ...]:
+    return (run_id, w.key, w.step_id, w.kind, w.status, w.attempts, _dumps(w.output),
+            _dumps(w.error) if w.error is not None else None, w.started_at, w.ended_at, w.deadline,
+            _dumps(w.timeout_output), new_seq())
 
 
 _last_seq = 0
@@ -540,7 +568,7 @@ def _finish(tx: Tx, planner: Planner, c: Commit, f: Finish) -> None:
                    " AND status IN ('queued', 'running') RETURNING app_id, function_id, event_ids",
                    (f.status, _dumps(f.output), _dumps(f.error) if f.error else None, c.now_ms, c.run_id))
     if ended is not None:
-        _end_run(tx, planner, c.run_id, ended, f.status, f.output, f.error, c.now_ms)
+        _end_run(tx, planner, c.run_id, ended, f.status, f.output, f.error, c.now_ms, f.trigger_events)
 
 
 # -- reading -----------------------------------------------------------------------------------
