@@ -1,0 +1,60 @@
+"""Migrations produce the same documented schema on every SQL backend."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from outlast.storage.sqlite import SqliteStore
+from tests.conftest import PG_URL
+
+TABLES = {"events", "dedupe", "functions", "gathering", "gcra", "meta", "queue", "runs", "schema_migrations",
+          "steps", "wait_fields", "waits", "workers"}
+
+
+async def sqlite_columns(tmp_path: Path) -> dict[str, set[str]]:
+    store = SqliteStore(str(tmp_path / "schema.db"))
+    await store.open()
+    await store.close()
+    with sqlite3.connect(tmp_path / "schema.db") as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: {r[1] for r in conn.execute(f"PRAGMA table_info({t})")} for t in tables}
+
+
+async def test_sqlite_has_the_documented_tables(tmp_path: Path) -> None:
+    columns = await sqlite_columns(tmp_path)
+    assert set(columns) == TABLES
+    assert {"lease_token", "due_at", "ck1", "ck2"} <= columns["queue"]
+
+
+async def test_opening_twice_applies_each_migration_once(tmp_path: Path) -> None:
+    for _ in range(2):
+        store = SqliteStore(str(tmp_path / "twice.db"))
+        await store.open()
+        await store.close()
+    with sqlite3.connect(tmp_path / "twice.db") as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
+    assert versions == sorted(set(versions))
+
+
+@pytest.mark.skipif(not PG_URL, reason="OUTLAST_TEST_POSTGRES_URL is not set")
+async def test_postgres_schema_matches_sqlite(tmp_path: Path) -> None:
+    import psycopg
+
+    from outlast.storage.postgres import PostgresStore
+    from tests.pg import fresh_database_url
+
+    assert PG_URL is not None
+    url = fresh_database_url(PG_URL, "outlast_schema")
+    store = PostgresStore(url)
+    await store.open()
+    await store.close()
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT table_name, column_name FROM information_schema.columns"
+                            " WHERE table_schema = 'public'").fetchall()
+    pg: dict[str, set[str]] = {}
+    for table, column in rows:
+        pg.setdefault(table, set()).add(column)
+    assert pg == await sqlite_columns(tmp_path)

@@ -1,0 +1,32 @@
+"""The public surface is deliberate: adding or removing a name must be a visible change."""
+
+import outlast
+
+PUBLIC = [
+    "Batch", "Cancel", "Concurrency", "Context", "Debounce", "Event", "Function", "FunctionConfigError",
+    "InvalidEventError", "NonRetriableError", "Outlast", "OutlastError", "PayloadTooLargeError", "Priority",
+    "RateLimit", "RetryAfterError", "Run", "Settings", "Singleton", "StepError", "StepRecord", "StepUsageError",
+    "StoreError", "SyncContext", "Throttle", "Timeouts", "TriggerCron", "TriggerEvent",
+]
+
+
+def test_all_is_sorted_and_pinned() -> None:
+    assert outlast.__all__ == sorted(outlast.__all__) == PUBLIC
+    assert all(hasattr(outlast, name) for name in PUBLIC)
+
+
+def test_errors_share_one_root() -> None:
+    for name in PUBLIC:
+        obj = getattr(outlast, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, outlast.OutlastError)
+
+
+def test_importing_outlast_does_not_import_servers_or_drivers() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, outlast; heavy = {'starlette', 'uvicorn', 'psycopg', 'httpx', 'pydantic'};"
+            "print(sorted(heavy & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
