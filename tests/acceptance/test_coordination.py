@@ -88,10 +88,11 @@ async def test_one_event_resumes_exactly_the_matching_run_among_many(app: outlas
                                             timeout="1d")
         return f"{ctx.event.data['id']} paid by {got.data['order_id']}" if got else "timeout"
 
-    n = 2_000
+    n = 10_000
     async with engine as t:
-        await t.send([Event(name="t/order", data={"id": f"o{i}"}) for i in range(n)])
-        await t.run_until_idle()
+        for start in range(0, n, 2_000):
+            await t.send([Event(name="t/order", data={"id": f"o{i}"}) for i in range(start, start + 2_000)])
+            await t.run_until_idle()
         await t.send(Event(name="t/paid", data={"order_id": "o1234"}))
         await t.run_until_idle()
         completed = t.runs(status="completed")
