@@ -104,6 +104,10 @@ class _Request:
     claim: bool = False  # runs first in its group: takes the claim lock before any row lock
 
 
+class _IsolationNeededError(Exception):
+    """A request of a group run without savepoints failed: run the group again, isolated."""
+
+
 class _CommitError(Exception):
     """COMMIT got no answer (`__cause__` says why): whether transaction `xid` committed is unknown."""
 
@@ -256,7 +260,10 @@ class PostgresStore(SqlStore):
                 break
             try:
                 conn = conn or pool.getconn(timeout=_CONNECT_TIMEOUT_S)
-                outcomes = self._transaction(conn, group)
+                try:
+                    outcomes = self._transaction(conn, group, savepoints=False)
+                except _IsolationNeededError:
+                    outcomes = self._transaction(conn, group, savepoints=True)
             except Exception as exc:
                 cause, lost = exc, conn is not None and not _usable(conn)
                 if conn is not None and lost:
@@ -279,17 +286,27 @@ class PostgresStore(SqlStore):
         _deliver(group, [(False, failure)] * len(group))
         return conn
 
-    def _transaction(self, conn: Conn, group: list[_Request]) -> Outcomes:
-        """One transaction, each request in its own savepoint (none when it is alone).
+    def _transaction(self, conn: Conn, group: list[_Request], *, savepoints: bool) -> Outcomes:
+        """One transaction for the group.
 
-        Control statements travel together (simple query protocol): a request costs one round
-        trip more than its own statements ("RELEASE SAVEPOINT op; SAVEPOINT op"), not two.
+        Requests rarely fail, so the group first runs without savepoints; if one request fails,
+        that transaction is rolled back (`_IsolationNeededError`) and the group runs again with each
+        request in its own savepoint, so the failure is undone alone. Control statements travel
+        together (simple query protocol): a savepoint costs one round trip per request
+        ("RELEASE SAVEPOINT op; SAVEPOINT op"), which the first try avoids.
         """
-        tx, alone, outcomes = PgTx(conn), len(group) == 1, []
+        tx, outcomes = PgTx(conn), []
+        isolate = savepoints and len(group) > 1
         try:
             for i, request in enumerate(group):
-                tx.script(b"BEGIN" if alone else _FIRST_SAVEPOINT if i == 0 else _NEXT_SAVEPOINT)
-                outcomes.append(_request(conn, tx, request.fn, savepoint=not alone))
+                if isolate:
+                    tx.script(_FIRST_SAVEPOINT if i == 0 else _NEXT_SAVEPOINT)
+                elif i == 0:
+                    tx.script(b"BEGIN")
+                outcome = _request(conn, tx, request.fn, savepoint=isolate)
+                if not outcome[0] and not isolate and len(group) > 1:
+                    raise _IsolationNeededError()
+                outcomes.append(outcome)
             if not any(ok for ok, _ in outcomes):
                 tx.script(b"ROLLBACK")
                 return outcomes
