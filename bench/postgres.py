@@ -116,15 +116,21 @@ def main() -> None:
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--repeat", type=int, default=2, help="report the best of this many runs of each")
     args = parser.parse_args()
-    rows = [asyncio.run(throughput(args.url, p, args.runs)) for p in (1, 2, 4)]
+
+    def best(results: list[dict[str, Any]]) -> dict[str, Any]:
+        return max(results, key=lambda r: r["runs_per_s"])
+
+    rows = [best([asyncio.run(throughput(args.url, p, args.runs)) for _ in range(args.repeat)]) for p in (1, 2, 4)]
     if not args.no_peer:
         from bench.peers.dbos_peer import run_dbos
 
+        dbos_url = args.url.rsplit("/", 1)[0] + "/outlast_bench_dbos"
         with tempfile.TemporaryDirectory() as tmp:
-            peer = run_dbos(args.runs, database_url=args.url.rsplit("/", 1)[0] + "/outlast_bench_dbos", workdir=tmp)
-        rows.append(peer)
-    print(f"3-step workload, {args.runs} runs, PostgreSQL at 127.0.0.1 ({os.cpu_count()} cores)\n")
+            rows.append(best([run_dbos(args.runs, database_url=dbos_url, workdir=tmp) for _ in range(args.repeat)]))
+    print(f"3-step workload, {args.runs} runs, PostgreSQL at 127.0.0.1 ({os.cpu_count()} cores), "
+          f"best of {args.repeat}\n")
     print(table(rows, ["system", "runs", "seconds", "runs_per_s", "steps_per_s"]))
     if not args.no_peer:
         print(f"\noutlast (1 process) / dbos runs/s: {rows[0]['runs_per_s'] / rows[-1]['runs_per_s']:.1f}x")

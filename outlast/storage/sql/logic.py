@@ -330,21 +330,11 @@ def claim(tx: Tx, planner: Planner, app_id: str, owner: str, limit: int, now: in
     limited = planner.has_concurrency_limits()
     if limited and tx.claim_lock:
         tx.run(tx.claim_lock)  # concurrency counts must not race another claim
-    busy = _busy_keys(tx, now) if limited else {}
-    full = [k for k, (count, most) in busy.items() if count >= most]
-    skip_full = ""
-    if full:
-        skip_full = (f" AND (ck1 IS NULL OR ck1 NOT IN ({marks(len(full))}))"
-                     f" AND (ck2 IS NULL OR ck2 NOT IN ({marks(len(full))}))")
-    rows = tx.all(f"SELECT {_CLAIM_COLS} FROM queue WHERE app_id = ? AND due_at <= ?{skip_full}"
-                  f" ORDER BY due_at LIMIT ? {tx.lock_suffix}",
-                  (app_id, now, *full, *full, limit * 2 if busy else limit))
-    rows = _within_limits(rows, busy, limit)
+    token = new_token()
+    rows = _lease_within_limits(tx, app_id, owner, token, limit, now, lease_ms) if limited \
+        else _lease(tx, app_id, owner, token, limit, now, lease_ms)
     if not rows:
         return []
-    token = new_token()
-    tx.run(f"UPDATE queue SET lease_token = ?, owner = ?, due_at = ?, woken = 0 WHERE id IN ({marks(len(rows))})",
-           (token, owner, now + lease_ms, *[r[0] for r in rows]))
     claimed: list[Claimed] = []
     run_ids = []
     for item_id, kind, run_id, payload, *_ in rows:
@@ -359,6 +349,33 @@ def claim(tx: Tx, planner: Planner, app_id: str, owner: str, limit: int, now: in
     for c, run_id in zip(claimed, run_ids, strict=True):
         c.run = states.get(run_id)
     return [c for c in claimed if c.run is not None]
+
+
+def _lease(tx: Tx, app_id: str, owner: str, token: str, limit: int, now: int, lease_ms: int) -> list[Any]:
+    """Lease the oldest due items in one statement (no concurrency limits to respect)."""
+    return tx.all(
+        "UPDATE queue SET lease_token = ?, owner = ?, due_at = ?, woken = 0 WHERE id IN ("
+        f" SELECT id FROM queue WHERE app_id = ? AND due_at <= ? ORDER BY due_at LIMIT ? {tx.lock_suffix})"
+        f" RETURNING {_CLAIM_COLS}", (token, owner, now + lease_ms, app_id, now, limit))
+
+
+def _lease_within_limits(tx: Tx, app_id: str, owner: str, token: str, limit: int, now: int,
+                         lease_ms: int) -> list[Any]:
+    """Lease due items whose concurrency keys have free slots (the caller holds the claim lock)."""
+    busy = _busy_keys(tx, now)
+    full = [k for k, (count, most) in busy.items() if count >= most]
+    skip_full = ""
+    if full:
+        skip_full = (f" AND (ck1 IS NULL OR ck1 NOT IN ({marks(len(full))}))"
+                     f" AND (ck2 IS NULL OR ck2 NOT IN ({marks(len(full))}))")
+    rows = tx.all(f"SELECT {_CLAIM_COLS} FROM queue WHERE app_id = ? AND due_at <= ?{skip_full}"
+                  f" ORDER BY due_at LIMIT ? {tx.lock_suffix}",
+                  (app_id, now, *full, *full, limit * 2 if busy else limit))
+    rows = _within_limits(rows, busy, limit)
+    if rows:
+        tx.run(f"UPDATE queue SET lease_token = ?, owner = ?, due_at = ?, woken = 0 WHERE id IN ({marks(len(rows))})",
+               (token, owner, now + lease_ms, *[r[0] for r in rows]))
+    return rows
 
 
 def _busy_keys(tx: Tx, now: int) -> dict[str, list[int]]:
@@ -421,9 +438,8 @@ def _load_states(tx: Tx, run_ids: list[str], now: int) -> dict[str, RunState]:
         return {}
     ids = marks(len(run_ids))
     _resolve_deadlines(tx, run_ids, now)
-    _start_runs(tx, run_ids, now)
-    runs = tx.all("SELECT id, app_id, function_id, status, event_ids, attempt, created_at, started_at FROM runs"
-                  f" WHERE id IN ({ids})", run_ids)
+    runs = _start_runs(tx, tx.all("SELECT id, app_id, function_id, status, event_ids, attempt, created_at,"
+                                  f" started_at, finish_timeout_ms FROM runs WHERE id IN ({ids})", run_ids), now)
     event_ids = [eid for r in runs for eid in _loads(r[4])]
     events = {e.id: e for e in get_events(tx, event_ids)}
     memos: dict[str, dict[str, MemoEntry]] = {rid: {} for rid in run_ids}
@@ -435,17 +451,17 @@ def _load_states(tx: Tx, run_ids: list[str], now: int) -> dict[str, RunState]:
                            memos[r[0]], r[5], r[6], r[7]) for r in runs if r[3] == "running"}
 
 
-def _start_runs(tx: Tx, run_ids: list[str], now: int) -> None:
-    """Queued runs become running; a finish timeout starts counting now."""
-    starting = tx.all(f"SELECT id, app_id, finish_timeout_ms FROM runs WHERE id IN ({marks(len(run_ids))})"
-                      " AND status = 'queued'", run_ids)
+def _start_runs(tx: Tx, runs: list[Any], now: int) -> list[Any]:
+    """Queued runs become running (rows updated to match); a finish timeout starts counting now."""
+    starting = [r for r in runs if r[3] == "queued"]
     if not starting:
-        return
+        return runs
     tx.run(f"UPDATE runs SET status = 'running', started_at = ? WHERE id IN ({marks(len(starting))})",
            (now, *[r[0] for r in starting]))
-    for run_id, app_id, finish_ms in starting:
-        if finish_ms:
-            _enqueue(tx, app_id, "timeout", run_id, now + finish_ms, {"type": "finish"})
+    for row in starting:
+        if row[8]:
+            _enqueue(tx, row[1], "timeout", row[0], now + row[8], {"type": "finish"})
+    return [(*r[:3], "running", *r[4:7], now, r[8]) if r[3] == "queued" else r for r in runs]
 
 
 def _resolve_deadlines(tx: Tx, run_ids: list[str], now: int) -> None:
