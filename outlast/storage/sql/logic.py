@@ -127,11 +127,12 @@ def create_run(tx: Tx, planner: Planner, plan: RunPlan, now: int) -> None:
 def _insert_run(tx: Tx, plan: RunPlan, now: int, skip: str | None = None) -> None:
     tx.run(
         "INSERT INTO runs (id, app_id, function_id, status, event_ids, first_event_id, created_at,"
-        " parent_run_id, skip_reason, ended_at, finish_timeout_ms, singleton_key)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " parent_run_id, skip_reason, ended_at, finish_timeout_ms, singleton_key, has_waits, has_timeouts)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (plan.run_id, plan.app_id, plan.function_id, "skipped" if skip else "queued", _dumps(plan.event_ids),
          plan.event_ids[0], plan.created_at, plan.parent_run_id, skip, now if skip else None,
-         plan.finish_timeout_ms, plan.singleton[0] if plan.singleton and not skip else None))
+         plan.finish_timeout_ms, plan.singleton[0] if plan.singleton and not skip else None,
+         int(bool(plan.cancel_waits)), int(plan.start_deadline is not None or bool(plan.finish_timeout_ms))))
 
 
 def _gcra_tat(tx: Tx, key: str) -> int | None:
@@ -300,20 +301,30 @@ def _event_row_dict(row: Any) -> dict[str, Any]:
 def cancel_run(tx: Tx, planner: Planner, run_id: str, now: int, reason: str) -> bool:
     error = {"name": "FunctionCancelled", "message": reason}
     ended = tx.one("UPDATE runs SET status = 'cancelled', error = ?, ended_at = ?"
-                   " WHERE id = ? AND status IN ('queued', 'running') RETURNING app_id, function_id, event_ids",
+                   f" WHERE id = ? AND status IN ('queued', 'running') RETURNING {_ENDED_COLS}",
                    (_dumps(error), now, run_id))
     if ended is None:
         return False
+    tx.run("DELETE FROM queue WHERE run_id = ?", (run_id,))
     _end_run(tx, planner, run_id, ended, "cancelled", None, error, now)
     return True
 
 
+_ENDED_COLS = "app_id, function_id, event_ids, has_waits, has_timeouts"
+
+
 def _end_run(tx: Tx, planner: Planner, run_id: str, run: Any, status: str, output: Any, error: Any,
              now: int, known_events: list[EventRecord] | None = None) -> None:
-    """Clear the ended run's items and waits and emit its system events. `run` is (app, function, event ids)."""
-    tx.run("DELETE FROM queue WHERE run_id = ?", (run_id,))
-    tx.run("DELETE FROM waits WHERE run_id = ?", (run_id,))
-    app_id, function_id, event_ids = run
+    """Clear the ended run's timeout items and waits, and emit its system events.
+
+    `run` holds _ENDED_COLS. The run's own item is already gone (cancelled, or deleted by the
+    finishing commit's lease check); the flags spare two deletes for runs that never had more.
+    """
+    app_id, function_id, event_ids, has_waits, has_timeouts = run
+    if has_timeouts:
+        tx.run("DELETE FROM queue WHERE run_id = ?", (run_id,))
+    if has_waits:
+        tx.run("DELETE FROM waits WHERE run_id = ?", (run_id,))
     events = known_events if known_events is not None else get_events(tx, _loads(event_ids))
     triggers = [e.to_dict() for e in events]
     emitted = run_ended_events(app_id=app_id, function_id=function_id, run_id=run_id, trigger_events=triggers,
@@ -323,7 +334,7 @@ def _end_run(tx: Tx, planner: Planner, run_id: str, run: Any, status: str, outpu
 
 # -- claiming ----------------------------------------------------------------------------------
 
-_CLAIM_COLS = "id, kind, run_id, payload, ck1, ck1_limit, ck2, ck2_limit"
+_CLAIM_COLS = "id, kind, run_id, payload, ck1, ck1_limit, ck2, ck2_limit, pending"
 
 
 def claim(tx: Tx, planner: Planner, app_id: str, owner: str, limit: int, now: int, lease_ms: int) -> list[Claimed]:
@@ -337,6 +348,7 @@ def claim(tx: Tx, planner: Planner, app_id: str, owner: str, limit: int, now: in
         return []
     claimed: list[Claimed] = []
     run_ids = []
+    pending = {r[2] for r in rows if r[8]}
     for item_id, kind, run_id, payload, *_ in rows:
         if kind == "timeout":
             _fire_timeout(tx, planner, item_id, run_id, _loads(payload), now)
@@ -345,7 +357,7 @@ def claim(tx: Tx, planner: Planner, app_id: str, owner: str, limit: int, now: in
         else:
             claimed.append(Claimed(item_id, kind, token))
             run_ids.append(run_id)
-    states = _load_states(tx, run_ids, now)
+    states = _load_states(tx, run_ids, now, [r for r in run_ids if r in pending])
     for c, run_id in zip(claimed, run_ids, strict=True):
         c.run = states.get(run_id)
     return [c for c in claimed if c.run is not None]
@@ -433,11 +445,13 @@ def _fire_timeout(tx: Tx, planner: Planner, item_id: str, run_id: str, payload: 
         cancel_run(tx, planner, run_id, now, f"{payload['type']} timeout reached")
 
 
-def _load_states(tx: Tx, run_ids: list[str], now: int) -> dict[str, RunState]:
+def _load_states(tx: Tx, run_ids: list[str], now: int, with_pending: list[str]) -> dict[str, RunState]:
+    """Load the claimed runs; `with_pending` are those that ever stored a step with a deadline."""
     if not run_ids:
         return {}
     ids = marks(len(run_ids))
-    _resolve_deadlines(tx, run_ids, now)
+    if with_pending:
+        _resolve_deadlines(tx, with_pending, now)
     runs = _start_runs(tx, tx.all("SELECT id, app_id, function_id, status, event_ids, attempt, created_at,"
                                   f" started_at, finish_timeout_ms FROM runs WHERE id IN ({ids})", run_ids), now)
     event_ids = [eid for r in runs for eid in _loads(r[4])]
@@ -502,13 +516,19 @@ def next_due_at(tx: Tx, app_id: str) -> int | None:
 def commit(tx: Tx, planner: Planner, c: Commit) -> CommitResult:
     if _is_checkpoint(c):
         return _checkpoint(tx, c)
-    if not tx.run("UPDATE queue SET due_at = ? WHERE id = ? AND lease_token = ?",
-                  (c.lease_until, c.item_id, c.lease_token)):
+    if isinstance(c.outcome, Finish):  # the lease check also removes the item of the ending run
+        held = tx.run("DELETE FROM queue WHERE id = ? AND lease_token = ?", (c.item_id, c.lease_token))
+    else:
+        held = tx.run("UPDATE queue SET due_at = ? WHERE id = ? AND lease_token = ?",
+                      (c.lease_until, c.item_id, c.lease_token))
+    if not held:
         return CommitResult(False, "lost")
     for write in c.steps:
         _write_step(tx, c.run_id, write)
     for wait in c.waits:
         add_wait(tx, c.run_id, wait, c.now_ms)
+    if c.waits:
+        tx.run("UPDATE runs SET has_waits = 1 WHERE id = ? AND has_waits = 0", (c.run_id,))
     if c.events:
         ingest(tx, planner, c.events, c.now_ms)
     if isinstance(c.outcome, Suspend):
@@ -530,6 +550,8 @@ def _checkpoint(tx: Tx, c: Commit) -> CommitResult:
     """
     w = c.steps[0]
     written = tx.run(_CHECKPOINT_SQL, (*_step_values(c.run_id, w), c.item_id, c.lease_token))
+    if written and w.deadline is not None:
+        _mark_pending(tx, c.run_id)
     if written or tx.one("SELECT 1 FROM queue WHERE id = ? AND lease_token = ?", (c.item_id, c.lease_token)):
         return CommitResult(True)
     return CommitResult(False, "lost")
@@ -552,6 +574,13 @@ _STEP_SQL = f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?
 
 def _write_step(tx: Tx, run_id: str, w: StepWrite) -> None:
     tx.run(_STEP_SQL, _step_values(run_id, w))
+    if w.deadline is not None:
+        _mark_pending(tx, run_id)
+
+
+def _mark_pending(tx: Tx, run_id: str) -> None:
+    """The run has a step with a deadline: its claims must look for deadlines that passed."""
+    tx.run("UPDATE queue SET pending = 1 WHERE run_id = ? AND kind = 'run' AND pending = 0", (run_id,))
 
 
 def _step_values(run_id: str, w: StepWrite) -> tuple[Any, ...]:
@@ -581,7 +610,7 @@ def _suspend(tx: Tx, c: Commit, s: Suspend) -> None:
 
 def _finish(tx: Tx, planner: Planner, c: Commit, f: Finish) -> None:
     ended = tx.one("UPDATE runs SET status = ?, output = ?, error = ?, ended_at = ? WHERE id = ?"
-                   " AND status IN ('queued', 'running') RETURNING app_id, function_id, event_ids",
+                   f" AND status IN ('queued', 'running') RETURNING {_ENDED_COLS}",
                    (f.status, _dumps(f.output), _dumps(f.error) if f.error else None, c.now_ms, c.run_id))
     if ended is not None:
         _end_run(tx, planner, c.run_id, ended, f.status, f.output, f.error, c.now_ms, f.trigger_events)

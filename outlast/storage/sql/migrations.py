@@ -51,7 +51,9 @@ CREATE TABLE runs (
     parent_run_id TEXT,
     skip_reason TEXT,
     finish_timeout_ms BIGINT,
-    singleton_key TEXT
+    singleton_key TEXT,
+    has_waits INTEGER NOT NULL DEFAULT 0,
+    has_timeouts INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX runs_one_active_singleton ON runs (singleton_key)
     WHERE singleton_key IS NOT NULL AND status IN ('queued', 'running');
@@ -83,6 +85,7 @@ CREATE TABLE queue (
     lease_token TEXT,
     owner TEXT,
     woken INTEGER NOT NULL DEFAULT 0,
+    pending INTEGER NOT NULL DEFAULT 0,
     payload TEXT,
     ck1 TEXT,
     ck1_limit INTEGER,
