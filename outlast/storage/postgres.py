@@ -43,7 +43,7 @@ from outlast.events import EventRecord
 from outlast.storage.base import Claimed, Commit, CommitResult
 from outlast.storage.sql import logic
 from outlast.storage.sql.migrations import MIGRATIONS
-from outlast.storage.sql.replies import Outbox, Reply
+from outlast.storage.sql.replies import Outbox, Reply, take_group
 from outlast.storage.sql.store import SqlStore
 from outlast.storage.sql.tx import Row
 
@@ -236,19 +236,9 @@ class PostgresStore(SqlStore):
 
     def _take(self) -> list[_Request] | None:
         """Block for one request, then take those already waiting; None means stop."""
-        first = self._requests.get()
-        if first is None:
+        group = take_group(self._requests, _MAX_GROUP)
+        if group is None:
             return None
-        group = [first]
-        while len(group) < _MAX_GROUP:
-            try:
-                item = self._requests.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                self._requests.put(None)
-                break
-            group.append(item)
         group.sort(key=lambda r: not r.claim)
         return group
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from outlast.errors import StoreError
 from outlast.storage.sql.migrations import MIGRATIONS
-from outlast.storage.sql.replies import Outbox, Reply
+from outlast.storage.sql.replies import Outbox, Reply, take_group
 from outlast.storage.sql.store import SqlStore
 from outlast.storage.sql.tx import Row
 
@@ -133,20 +133,7 @@ class SqliteStore(SqlStore):
         ready.set_result(None)
         tx = SqliteTx(conn)
         try:
-            while True:
-                first = self._requests.get()
-                if first is None:
-                    return
-                group = [first]
-                while len(group) < _MAX_GROUP:
-                    try:
-                        item = self._requests.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        self._requests.put(None)
-                        break
-                    group.append(item)
+            while (group := take_group(self._requests, _MAX_GROUP)) is not None:
                 self._run_group(conn, tx, group)
         finally:
             conn.close()
