@@ -74,7 +74,6 @@ class Outlast:
             if on_failure is not None:
                 fn.on_failure = self._failure_function(fn, on_failure)
             self.functions[id] = fn
-            self._engine = None if self._engine is None else self._engine  # config synced on next open
             return fn
 
         return register

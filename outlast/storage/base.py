@@ -45,6 +45,21 @@ class Planner(Protocol):
         ...
 
 
+class PlannerSlot:
+    """The `bind`/`planner` pair every backend needs: the engine binds, transactions read."""
+
+    _planner: Planner | None = None
+
+    def bind(self, planner: Planner) -> None:
+        self._planner = planner
+
+    @property
+    def planner(self) -> Planner:
+        if self._planner is None:
+            raise RuntimeError("store used before an engine bound its planner")
+        return self._planner
+
+
 @dataclass
 class MemoEntry:
     key: str

@@ -18,6 +18,7 @@ from outlast.storage.base import (
     Finish,
     MemoEntry,
     Planner,
+    PlannerSlot,
     RunFilter,
     RunState,
     StepWrite,
@@ -28,10 +29,9 @@ from outlast.storage.memory.ingest import Ingest
 from outlast.storage.memory.tables import Item, StepRow, dumps, loads
 
 
-class MemoryStore(Ingest):
+class MemoryStore(Ingest, PlannerSlot):
     def __init__(self) -> None:
         super().__init__()
-        self._planner: Planner | None = None
 
     # -- the Store protocol ---------------------------------------------------------------------
 
@@ -40,15 +40,6 @@ class MemoryStore(Ingest):
 
     async def close(self) -> None:
         return None
-
-    def bind(self, planner: Planner) -> None:
-        self._planner = planner
-
-    @property
-    def planner(self) -> Planner:
-        if self._planner is None:
-            raise RuntimeError("store used before an engine bound its planner")
-        return self._planner
 
     async def sync_functions(self, app_id: str, configs: list[dict[str, Any]], now_ms: int) -> bool:
         return self._write(lambda: self._sync_functions(app_id, configs, now_ms))

@@ -7,16 +7,15 @@ from typing import Any, TypeVar
 
 from outlast.events import EventRecord
 from outlast.models import Run
-from outlast.storage.base import Claimed, Commit, CommitResult, Planner, RunFilter, WorkerInfo
+from outlast.storage.base import Claimed, Commit, CommitResult, Planner, PlannerSlot, RunFilter, WorkerInfo
 from outlast.storage.sql import logic
 from outlast.storage.sql.tx import Tx
 
 T = TypeVar("T")
 
 
-class SqlStore:
+class SqlStore(PlannerSlot):
     def __init__(self) -> None:
-        self._planner: Planner | None = None
 
     async def _run(self, fn: Callable[[Any], T]) -> T:
         """Run `fn(tx)` in one transaction."""
@@ -31,15 +30,6 @@ class SqlStore:
 
     def list_runs_now(self, flt: RunFilter) -> list[Run]:
         return self._run_now(lambda tx: logic.list_runs(tx, flt))
-
-    def bind(self, planner: Planner) -> None:
-        self._planner = planner
-
-    @property
-    def planner(self) -> Planner:
-        if self._planner is None:
-            raise RuntimeError("store used before an engine bound its planner")
-        return self._planner
 
     async def sync_functions(self, app_id: str, configs: list[dict[str, Any]], now_ms: int) -> bool:
         return await self._run(lambda tx: logic.sync_functions(tx, app_id, configs, now_ms))
