@@ -30,9 +30,6 @@ from outlast.storage.memory.tables import Item, StepRow, dumps, loads
 
 
 class MemoryStore(Ingest, PlannerSlot):
-    def __init__(self) -> None:
-        super().__init__()
-
     # -- the Store protocol ---------------------------------------------------------------------
 
     async def open(self) -> None:

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from outlast.events import EventRecord
 from outlast.models import Run
-from outlast.storage.base import Claimed, Commit, CommitResult, Planner, PlannerSlot, RunFilter, WorkerInfo
+from outlast.storage.base import Claimed, Commit, CommitResult, PlannerSlot, RunFilter, WorkerInfo
 from outlast.storage.sql import logic
 from outlast.storage.sql.tx import Tx
 
@@ -15,8 +15,6 @@ T = TypeVar("T")
 
 
 class SqlStore(PlannerSlot):
-    def __init__(self) -> None:
-
     async def _run(self, fn: Callable[[Any], T]) -> T:
         """Run `fn(tx)` in one transaction."""
         raise NotImplementedError
