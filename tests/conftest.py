@@ -38,10 +38,23 @@ def store_url(backend: str, tmp_path: Any, request: pytest.FixtureRequest) -> st
         return "memory://"
     if backend == "sqlite":
         return f"sqlite:///{tmp_path}/outlast.db"
-    assert PG_URL is not None
-    from tests.pg import fresh_database_url
+    return pg_database()
 
-    return fresh_database_url(PG_URL, "outlast_t_" + str(abs(hash(request.node.nodeid)) % 10**8))
+
+def pg_database(*, migrated: bool = True) -> str:
+    """A new database of this test run on the test server (dropped when the run ends)."""
+    assert PG_URL is not None
+    from tests.pg import test_databases
+
+    databases = test_databases(PG_URL)
+    return databases.migrated() if migrated else databases.empty()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if PG_URL:
+        from tests.pg import drop_test_databases
+
+        drop_test_databases()
 
 
 @pytest.fixture

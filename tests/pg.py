@@ -1,18 +1,119 @@
-"""PostgreSQL helpers for tests: an empty database per test, for isolation."""
+"""PostgreSQL databases for tests: one migrated template per test run, cloned per test.
+
+Every database this run creates is named `outlast_t_<pid>_<tag>_<n>`, so concurrent runs (two
+checkouts, two CI jobs on one server) never touch each other's databases. All of them are dropped
+when the run ends; databases left by a run whose process is gone (killed) are dropped by the next
+run that starts.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import os
+import secrets
+import threading
 from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
 
+PREFIX = "outlast_t_"
+
+
+class TestDatabases:
+    """Creates and drops the databases of one test run."""
+
+    __test__ = False
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.prefix = f"{PREFIX}{os.getpid()}_{secrets.token_hex(3)}_"
+        self._numbers = itertools.count()
+        self._lock = threading.Lock()
+        self._template: str | None = None
+
+    def _admin(self) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(self.base_url, autocommit=True)
+
+    def url(self, name: str) -> str:
+        return urlsplit(self.base_url)._replace(path="/" + name).geturl()
+
+    def empty(self) -> str:
+        """A new empty database (no schema): for tests of migrations themselves."""
+        name = f"{self.prefix}{next(self._numbers)}"
+        with self._admin() as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.url(name)
+
+    def migrated(self) -> str:
+        """A new database with the current schema, cloned from this run's template."""
+        template = self._ensure_template()
+        name = f"{self.prefix}{next(self._numbers)}"
+        with self._admin() as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
+                                                                          sql.Identifier(template)))
+        return self.url(name)
+
+    def _ensure_template(self) -> str:
+        with self._lock:
+            if self._template is None:
+                url = self.empty()
+                _apply_migrations(url)
+                self._template = urlsplit(url).path.strip("/")
+            return self._template
+
+    def drop_all(self) -> None:
+        """Drop every database of this run, and those of runs whose process is gone."""
+        with self._admin() as conn:
+            names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                                                (PREFIX + "%",))]
+            for name in names:
+                if name.startswith(self.prefix) or not _owner_alive(name):
+                    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _owner_alive(name: str) -> bool:
+    pid = name.removeprefix(PREFIX).split("_", 1)[0]
+    if not pid.isdigit():
+        return True  # not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _apply_migrations(url: str) -> None:
+    from outlast.storage.postgres import migrate
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate(conn)
+
+
+_databases: TestDatabases | None = None
+
+
+def test_databases(base_url: str) -> TestDatabases:
+    """This run's databases (created on first use)."""
+    global _databases
+    if _databases is None:
+        _databases = TestDatabases(base_url)
+    return _databases
+
+
+def drop_test_databases() -> None:
+    if _databases is not None:
+        with contextlib.suppress(psycopg.Error):
+            _databases.drop_all()
+
 
 def fresh_database_url(base_url: str, name: str) -> str:
-    """(Re)create an empty database `name` on base_url's server and return its URL."""
+    """(Re)create an empty database `name` on base_url's server and return its URL (benchmarks)."""
     parts = urlsplit(base_url)
-    admin_url = parts._replace(path="/postgres").geturl() if parts.path.strip("/") == name else base_url
-    with psycopg.connect(admin_url, autocommit=True) as conn:
+    with psycopg.connect(base_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return parts._replace(path="/" + name).geturl()

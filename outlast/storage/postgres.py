@@ -161,7 +161,7 @@ class PostgresStore(SqlStore):
         try:
             pool.open(wait=True, timeout=_CONNECT_TIMEOUT_S)
             with pool.connection() as conn:
-                _migrate(conn)
+                migrate(conn)
         except (psycopg.Error, PoolTimeout) as exc:
             pool.close()
             raise StoreError(f"cannot open PostgreSQL database {self.where}: {_oneline(exc)}") from exc
@@ -397,7 +397,7 @@ def _describe(url: str) -> str:
     return f"{info.get('user', '')}@{info.get('host', '')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
-def _migrate(conn: Conn) -> None:
+def migrate(conn: Conn) -> None:
     """Apply pending migrations in one transaction, serialised across processes by a lock."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))

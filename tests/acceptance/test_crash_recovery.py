@@ -78,9 +78,9 @@ def sender(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[outlast.O
     if request.param == "postgres":
         if not PG_URL:
             pytest.skip("OUTLAST_TEST_POSTGRES_URL is not set")
-        from tests.pg import fresh_database_url
+        from tests.conftest import pg_database
 
-        url = fresh_database_url(PG_URL, "outlast_crash")
+        url = pg_database()
     else:
         url = f"sqlite:///{tmp_path}/shared.db"
     client = outlast.Outlast(app.id, database_url=url)

@@ -18,9 +18,9 @@ async def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
         if not PG_URL:
             pytest.skip("OUTLAST_TEST_POSTGRES_URL is not set")
         from outlast.storage.postgres import PostgresStore
-        from tests.pg import fresh_database_url
+        from tests.conftest import pg_database
 
-        store: SqlStore = PostgresStore(fresh_database_url(PG_URL, "outlast_group"))
+        store: SqlStore = PostgresStore(pg_database())
     else:
         from outlast.storage.sqlite import SqliteStore
 

@@ -44,10 +44,9 @@ async def test_postgres_schema_matches_sqlite(tmp_path: Path) -> None:
     import psycopg
 
     from outlast.storage.postgres import PostgresStore
-    from tests.pg import fresh_database_url
+    from tests.conftest import pg_database
 
-    assert PG_URL is not None
-    url = fresh_database_url(PG_URL, "outlast_schema")
+    url = pg_database(migrated=False)
     store = PostgresStore(url)
     await store.open()
     await store.close()
