@@ -17,6 +17,7 @@ import outlast
 from bench.workloads import fresh_sqlite, table
 from outlast.core.clock import SystemClock
 from outlast.core.engine import Engine
+from outlast.core.observe import AttemptEnded
 from outlast.core.worker import Worker
 from outlast.settings import Settings
 from outlast.storage import open_store
@@ -41,11 +42,13 @@ async def long_run(ctx: outlast.Context) -> int:
 async def measure(url: str, steps: int) -> dict[str, Any]:
     stamps.clear()
     settings = Settings(database_url=url, max_steps_per_run=steps)
-    engine = Engine(app, open_store(url), SystemClock(), settings)
+    engine = Engine(open_store(url), SystemClock(), settings)
+    await engine.add_source(app)
     await engine.open()
     stop = asyncio.Event()
     finished = asyncio.Event()
-    engine.observers.append(lambda _r, _f, what: finished.set() if what == "completed" else None)
+    engine.bus.subscribe(lambda o: finished.set() if isinstance(o, AttemptEnded) and o.outcome == "completed"
+                         else None)
     await engine.send(outlast.Event(name="bench/long", data={"steps": steps}))
     worker = asyncio.create_task(Worker(engine).run(stop))
     await finished.wait()

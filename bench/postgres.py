@@ -26,6 +26,7 @@ import outlast
 from bench.workloads import STEPS, app, table
 from outlast.core.clock import SystemClock
 from outlast.core.engine import Engine
+from outlast.core.models import RunFilter
 from outlast.settings import Settings
 from outlast.storage import open_store
 from tests.pg import fresh_database_url
@@ -66,7 +67,8 @@ def settle(url: str) -> None:
 
 
 async def open_engine(target: outlast.Outlast, url: str) -> Engine:
-    engine = Engine(target, open_store(url), SystemClock(), Settings(database_url=url))
+    engine = Engine(open_store(url), SystemClock(), Settings(database_url=url))
+    await engine.add_source(target)
     await engine.open()
     return engine
 
@@ -104,7 +106,7 @@ async def latency(base: str, samples: int) -> dict[str, Any]:
             sent = time.time()
             [event_id] = await engine.send(outlast.Event(name="bench/ping"))
             while True:
-                [run] = await engine.store.list_runs(outlast.storage.base.RunFilter(event_id=event_id, limit=1))
+                [run] = await engine.store.list_runs(RunFilter(event_id=event_id, limit=1))
                 if run.status == "completed":
                     break
                 await asyncio.sleep(0.005)

@@ -11,10 +11,11 @@ from typing import Any
 import outlast
 from outlast.core.clock import SystemClock
 from outlast.core.engine import Engine
+from outlast.core.models import RunFilter
+from outlast.core.observe import AttemptEnded, Observation
 from outlast.core.worker import Worker
 from outlast.settings import Settings
 from outlast.storage import open_store
-from outlast.storage.base import RunFilter
 
 STEPS = 3
 app = outlast.Outlast("bench")
@@ -47,25 +48,26 @@ def fresh_sqlite(path: str) -> str:
 
 
 async def completed_count(engine: Engine, n: int) -> int:
-    return len(await engine.store.list_runs(RunFilter(app.id, status="completed", limit=n + 1)))
+    return len(await engine.store.list_runs(RunFilter(app_id=app.id, status="completed", limit=n + 1)))
 
 
 async def run_three_steps(database_url: str, n: int, *, event: str = "bench/go", keys: int = 0,
                           **settings: Any) -> dict[str, Any]:
     """Send n events at once and run one in-process worker until every run completed."""
     cfg = replace(Settings(), database_url=database_url, **settings)
-    engine = Engine(app, open_store(database_url), SystemClock(), cfg)
+    engine = Engine(open_store(database_url), SystemClock(), cfg)
+    await engine.add_source(app)
     await engine.open()
     stop, all_done = asyncio.Event(), asyncio.Event()
     done = 0
 
-    def on_change(_run_id: str, _function_id: str, what: str) -> None:
+    def on_change(o: Observation) -> None:
         nonlocal done
-        done += what == "completed"
+        done += isinstance(o, AttemptEnded) and o.outcome == "completed"
         if done == n:
             all_done.set()
 
-    engine.observers.append(on_change)
+    engine.bus.subscribe(on_change)
     events = [outlast.Event(name=event, data={"i": i, "key": i % keys if keys else 0}) for i in range(n)]
     started = time.perf_counter()
     await engine.send(events)

@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from outlast.client import Outlast
-from outlast.core.clock import SystemClock
+from outlast.core.config import CronTrigger
 from outlast.core.engine import Engine
+from outlast.core.models import Run, RunFilter
+from outlast.core.observe import AttemptEnded, AttemptStarted, Observation
 from outlast.core.worker import Worker
 from outlast.errors import OutlastError
-from outlast.models import Run
 from outlast.settings import Settings
-from outlast.storage import open_store
-from outlast.storage.base import RunFilter
 
 DEV_BACKOFF_SCALE = 0.01  # dev mode: a 15 s retry waits 150 ms
 
@@ -67,10 +66,11 @@ def _stamp() -> str:
 async def _serve(app: Outlast, settings: Settings, *, verbose: bool, http: tuple[str, int, list[str]] | None = None
                  ) -> None:
     app.settings = settings
-    engine = Engine(app, open_store(settings.database_url), SystemClock(), settings)
+    engine = Engine.from_settings(settings)
+    await engine.add_source(app)
     await engine.open()
     if verbose:
-        engine.observers.append(lambda run_id, fn, what: print(f"{_stamp()}  {run_id}  {fn:<24} {what}", flush=True))
+        engine.bus.subscribe(_print_observation)
         names = ", ".join(sorted(app.functions)) or "none"
         print(f"outlast: app {app.id!r} on {settings.database_url} — functions: {names}", flush=True)
         _print_cron_ticks(app, engine.clock.now_ms())
@@ -93,6 +93,13 @@ async def _serve(app: Outlast, settings: Settings, *, verbose: bool, http: tuple
         await engine.close()
         if verbose:
             print("outlast: stopped", flush=True)
+
+
+def _print_observation(o: Observation) -> None:
+    if isinstance(o, AttemptStarted):
+        print(f"{_stamp()}  {o.run_id}  {o.function_id:<24} running", flush=True)
+    elif isinstance(o, AttemptEnded):
+        print(f"{_stamp()}  {o.run_id}  {o.function_id:<24} {o.outcome}", flush=True)
 
 
 def _http_server(engine: Engine, host: str, port: int, event_keys: list[str]) -> Any:
@@ -124,10 +131,10 @@ def _print_cron_ticks(app: Outlast, now_ms: int) -> None:
     from outlast.core.cron import parse_schedule
 
     for fn in app.functions.values():
-        for trigger in fn.config["triggers"]:
-            if "cron" in trigger:
-                tick = parse_schedule(trigger["cron"]).next_after(now_ms)
-                print(f"outlast: cron {fn.id} ({trigger['cron']}) next at {_time(tick)}", flush=True)
+        for trigger in fn.config.triggers:
+            if isinstance(trigger, CronTrigger):
+                tick = parse_schedule(trigger.cron).next_after(now_ms)
+                print(f"outlast: cron {fn.id} ({trigger.cron}) next at {_time(tick)}", flush=True)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -145,9 +152,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 async def _with_store(args: argparse.Namespace, work: Any) -> Any:
-    settings = _settings(args)
-    engine = Engine(Outlast("outlast-cli", settings=settings), open_store(settings.database_url), SystemClock(),
-                    settings)
+    engine = Engine.from_settings(_settings(args))
     await engine.open()
     try:
         return await work(engine)
@@ -167,7 +172,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    flt = RunFilter(None, args.function, args.status, None, args.limit)
+    flt = RunFilter(function_id=args.function, status=args.status, limit=args.limit)
     runs = asyncio.run(_with_store(args, lambda engine: engine.store.list_runs(flt)))
     print(f"{'RUN':<26}  {'FUNCTION':<24}  {'STATUS':<10}  {'CREATED':<19}  DURATION")
     for run in runs:
@@ -196,10 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    async def cancel(engine: Engine) -> bool:
-        return await engine.store.cancel_run(args.run_id, engine.clock.now_ms())
-
-    if asyncio.run(_with_store(args, cancel)):
+    if asyncio.run(_with_store(args, lambda engine: engine.cancel_run(args.run_id))):
         print(f"cancelled {args.run_id}")
         return 0
     print(f"run {args.run_id!r} is not active (or does not exist)", file=sys.stderr)

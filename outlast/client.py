@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from outlast.core.clock import SystemClock
+from outlast.core.config import DEFAULT_RETRIES
+from outlast.core.models import Run, RunFilter
 from outlast.errors import FunctionConfigError, OutlastError
-from outlast.events import Event
-from outlast.function import DEFAULT_RETRIES, Function, Trigger, build_config
-from outlast.models import Run
+from outlast.events import FUNCTION_FAILED, Event
+from outlast.function import Function, Trigger, build_config
 from outlast.options import (
     Batch,
     Cancel,
@@ -22,9 +22,12 @@ from outlast.options import (
     Singleton,
     Throttle,
     Timeouts,
+    TriggerEvent,
 )
 from outlast.settings import Settings
-from outlast.storage.base import RunFilter
+
+if TYPE_CHECKING:
+    from outlast.core.engine import Engine
 
 T = TypeVar("T")
 EventInput = Event | dict[str, Any] | list[Event | dict[str, Any]]
@@ -43,7 +46,7 @@ class Outlast:
         self.id = app_id
         self.settings = settings or Settings.from_env(database_url=database_url)
         self.functions: dict[str, Function] = {}
-        self._engine: Any = None
+        self._engine: Engine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
 
@@ -64,8 +67,6 @@ class Outlast:
                               timeouts=timeouts, idempotency=idempotency, concurrency=concurrency,
                               throttle=throttle, rate_limit=rate_limit, debounce=debounce, batch=batch,
                               priority=priority, singleton=singleton)
-        if trigger is None or config["triggers"] == []:
-            raise FunctionConfigError(f"function {id!r}: option 'trigger': a function needs at least one trigger")
 
         def register(handler: Callable[..., Any]) -> Function:
             if not callable(handler):
@@ -82,22 +83,22 @@ class Outlast:
         fid = f"{parent.id}-failure"
         if fid in self.functions:
             raise FunctionConfigError(f"function {parent.id!r}: option 'on_failure': id {fid!r} is taken")
-        expression = f"event.data.function_id == {parent.slug!r}"
-        config = build_config(self.id, id=fid, name=f"{parent.name} (failure)", retries=0,
-                              trigger=[_failed_trigger(expression)], failure_of=parent.id)
+        trigger = TriggerEvent(FUNCTION_FAILED, if_=f"event.data.function_id == {parent.slug!r}")
+        config = build_config(self.id, id=fid, name=f"{parent.name} (failure)", retries=0, trigger=[trigger],
+                              failure_of=parent.id)
         fn = Function(handler, config)
         self.functions[fid] = fn
         return fn
 
     # -- the engine behind the client ----------------------------------------------------------
 
-    async def engine_async(self) -> Any:
+    async def engine_async(self) -> Engine:
         """The app's engine on its configured store, opened (and functions synced) on first use."""
         from outlast.core.engine import Engine
-        from outlast.storage import open_store
 
         if self._engine is None:
-            self._engine = Engine(self, open_store(self.settings.database_url), SystemClock(), self.settings)
+            self._engine = Engine.from_settings(self.settings)
+            await self._engine.add_source(self)
         await self._engine.open()
         return self._engine
 
@@ -120,14 +121,14 @@ class Outlast:
     async def send_async(self, events: EventInput) -> list[str]:
         """Store events (validated first: a bad one stores nothing) and return their ids."""
         engine = await self.engine_async()
-        return await engine.send(events)  # type: ignore[no-any-return]
+        return await engine.send(events)
 
     def send(self, events: EventInput) -> list[str]:
         return self._call(lambda: self.send_async(events))
 
     async def get_run_async(self, run_id: str) -> Run | None:
         engine = await self.engine_async()
-        return await engine.store.get_run(run_id)  # type: ignore[no-any-return]
+        return await engine.store.get_run(run_id)
 
     def get_run(self, run_id: str) -> Run | None:
         return self._call(lambda: self.get_run_async(run_id))
@@ -135,8 +136,8 @@ class Outlast:
     async def list_runs_async(self, *, function_id: str | None = None, status: str | None = None,
                               event_id: str | None = None, limit: int = 100) -> list[Run]:
         engine = await self.engine_async()
-        flt = RunFilter(self.id, function_id, status, event_id, limit)
-        return await engine.store.list_runs(flt)  # type: ignore[no-any-return]
+        return await engine.store.list_runs(RunFilter(app_id=self.id, function_id=function_id, status=status,
+                                                      event_id=event_id, limit=limit))
 
     def list_runs(self, *, function_id: str | None = None, status: str | None = None,
                   event_id: str | None = None, limit: int = 100) -> list[Run]:
@@ -146,9 +147,7 @@ class Outlast:
     async def cancel_run_async(self, run_id: str) -> bool:
         """Cancel an active run; it stops at its next step boundary. False if not active."""
         engine = await self.engine_async()
-        done = await engine.store.cancel_run(run_id, engine.clock.now_ms())
-        engine.wake()
-        return bool(done)
+        return await engine.cancel_run(run_id)
 
     def cancel_run(self, run_id: str) -> bool:
         return self._call(lambda: self.cancel_run_async(run_id))
@@ -161,10 +160,3 @@ class Outlast:
     def close(self) -> None:
         if self._engine is not None:
             self._call(self.close_async)
-
-
-def _failed_trigger(expression: str) -> Any:
-    from outlast.events import FUNCTION_FAILED
-    from outlast.options import TriggerEvent
-
-    return TriggerEvent(FUNCTION_FAILED, if_=expression)

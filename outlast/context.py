@@ -4,32 +4,41 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from outlast.core import scope
 from outlast.events import Event
 
 if TYPE_CHECKING:
     from outlast.step import Step, SyncStep
 
-#: the attempt number of the step body running in this context (None outside step bodies)
-current_step_attempt: ContextVar[int | None] = ContextVar("outlast_step_attempt", default=None)
+LogSink = Callable[[str, str], None]  # (level name, message)
 
 
 class ReplayAwareLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """Drops records while the run replays memoized steps, so each line is logged once."""
+    """Drops records while the run replays memoized steps, so each line is logged once; the lines
+    it lets through at INFO and above are also kept with the run (`sink`), for its trace."""
 
-    def __init__(self, logger: logging.Logger, is_replaying: Callable[[], bool], extra: dict[str, Any]) -> None:
+    def __init__(self, logger: logging.Logger, is_replaying: Callable[[], bool], extra: dict[str, Any],
+                 sink: LogSink | None = None) -> None:
         super().__init__(logger, extra)
         self._is_replaying = is_replaying
+        self._sink = sink
 
     def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
-        if not self._is_replaying():
-            super().log(level, msg, *args, **kwargs)
+        if self._is_replaying():
+            return
+        if self._sink is not None and level >= logging.INFO:
+            try:
+                message = str(msg) % args if args else str(msg)
+            except (TypeError, ValueError):
+                message = f"{msg} {args}"
+            self._sink(logging.getLevelName(level), message)
+        super().log(level, msg, *args, **kwargs)
 
     def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging's name
-        return not self._is_replaying() and self.logger.isEnabledFor(level)
+        return not self._is_replaying() and (self._sink is not None or self.logger.isEnabledFor(level))
 
 
 @dataclass
@@ -44,7 +53,7 @@ class _BaseContext:
     @property
     def attempt(self) -> int:
         """0-based attempt of the current step inside a step body, of the function elsewhere."""
-        step_attempt = current_step_attempt.get()
+        step_attempt = scope.step_attempt.get()
         return self._function_attempt if step_attempt is None else step_attempt
 
 

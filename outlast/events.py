@@ -1,21 +1,20 @@
-"""Events: what users send, and the validated record the engine stores."""
+"""Events as users send and receive them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from outlast.core import jsonutil
-from outlast.errors import InvalidEventError, PayloadTooLargeError
-
-MAX_NAME_LENGTH = 512
-DEFAULT_MAX_EVENT_BYTES = 512 * 1024
-SYSTEM_PREFIX = "inngest/"
-FUNCTION_FAILED = "inngest/function.failed"
-FUNCTION_FINISHED = "inngest/function.finished"
-FUNCTION_CANCELLED = "inngest/function.cancelled"
-FUNCTION_INVOKED = "inngest/function.invoked"
-SCHEDULED_TIMER = "inngest/scheduled.timer"
+from outlast.core.events import (
+    FUNCTION_CANCELLED,
+    FUNCTION_FAILED,
+    FUNCTION_FINISHED,
+    FUNCTION_INVOKED,
+    MAX_NAME_LENGTH,
+    SCHEDULED_TIMER,
+    SYSTEM_PREFIX,
+)
+from outlast.core.models import EventRecord
 
 
 @dataclass
@@ -31,70 +30,18 @@ class Event:
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "data": self.data, "user": self.user, "ts": self.ts}
 
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Event:
+        """An event a step received (a wait's match): the Inngest shape, with missing parts empty."""
+        return cls(name=raw["name"], data=raw.get("data") or {}, id=raw.get("id"), ts=raw.get("ts"),
+                   user=raw.get("user") or {})
 
-@dataclass
-class EventRecord:
-    """A validated, stored event. `id` is the internal ULID; `dedupe_id` the user's `id`, if any."""
-
-    id: str
-    name: str
-    data: dict[str, Any]
-    user: dict[str, Any]
-    ts: int
-    dedupe_id: str | None = None
-
-    def public_id(self) -> str:
-        return self.dedupe_id or self.id
-
-    def to_dict(self) -> dict[str, Any]:
-        """The event as expressions and handlers see it (Inngest's shape)."""
-        return {"id": self.public_id(), "name": self.name, "data": self.data, "user": self.user, "ts": self.ts}
-
-    def to_event(self) -> Event:
-        return Event(name=self.name, data=self.data, id=self.public_id(), ts=self.ts, user=self.user)
+    @classmethod
+    def from_record(cls, record: EventRecord) -> Event:
+        return cls.from_dict(record.to_dict())
 
 
-def validate_event(
-    event: Event | dict[str, Any], *, internal_id: str, now_ms: int, max_bytes: int, index: int = 0,
-    allow_system: bool = False,
-) -> EventRecord:
-    """Check an event and return its record, or raise InvalidEventError naming the field."""
-    where = f"event[{index}]"
-    raw = event.to_dict() if isinstance(event, Event) else event
-    if not isinstance(raw, dict):
-        raise InvalidEventError(f"{where}: expected an Event or a JSON object, got {type(raw).__name__}")
-    name = raw.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidEventError(f"{where}.name: an event needs a non-empty name")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidEventError(f"{where}.name: {len(name)} characters, the limit is {MAX_NAME_LENGTH}")
-    if name.lower().startswith(SYSTEM_PREFIX) and not allow_system:
-        raise InvalidEventError(f"{where}.name: names starting with 'inngest/' are reserved ({name!r})")
-    data = _object(raw.get("data"), f"{where}.data")
-    user = _object(raw.get("user"), f"{where}.user")
-    dedupe_id = raw.get("id") or None
-    if dedupe_id is not None and not isinstance(dedupe_id, str):
-        raise InvalidEventError(f"{where}.id: must be a string, got {type(dedupe_id).__name__}")
-    ts = raw.get("ts") or now_ms
-    if not isinstance(ts, int) or isinstance(ts, bool) or ts < 0:
-        raise InvalidEventError(f"{where}.ts: must be integer milliseconds since the epoch, got {ts!r}")
-    record = EventRecord(internal_id, name, data, user, ts, dedupe_id)
-    _check_size(record, where, max_bytes)
-    return record
-
-
-def _object(value: Any, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidEventError(f"{where}: must be a JSON object, got {type(value).__name__}")
-    return value
-
-
-def _check_size(record: EventRecord, where: str, max_bytes: int) -> None:
-    try:
-        size = len(jsonutil.dumps(record.to_dict()).encode())
-    except jsonutil.NotJSONError as exc:
-        raise InvalidEventError(f"{where}: not JSON-serialisable: {exc}") from None
-    if size > max_bytes:
-        raise PayloadTooLargeError(f"{where}: {size} bytes, the limit is {max_bytes} bytes")
+__all__ = [
+    "FUNCTION_CANCELLED", "FUNCTION_FAILED", "FUNCTION_FINISHED", "FUNCTION_INVOKED", "MAX_NAME_LENGTH",
+    "SCHEDULED_TIMER", "SYSTEM_PREFIX", "Event",
+]

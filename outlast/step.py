@@ -1,58 +1,47 @@
-"""The step API handlers call: `ctx.step.run`, `sleep`, `sleep_until` and friends."""
+"""The step API handlers call: `ctx.step.run`, `sleep`, `sleep_until` and friends.
+
+`Step` checks the user's arguments (durations, expressions, ids) and hands plain values to the
+`StepHost` of the attempt it runs in; that host answers from the memo or records the step.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
+from outlast.core import scope
 from outlast.core.durations import Duration, to_ms
 from outlast.core.expressions import ExpressionError, compile_expression, match_to_expression
-from outlast.core.registry import WaitSpec, wait_spec
-from outlast.errors import InvalidEventError, PayloadTooLargeError, StepUsageError
-from outlast.events import (
-    FUNCTION_CANCELLED,
-    FUNCTION_FAILED,
-    FUNCTION_FINISHED,
-    FUNCTION_INVOKED,
-    SYSTEM_PREFIX,
-    Event,
-    EventRecord,
-)
-
-if TYPE_CHECKING:
-    from outlast.core.attempt import Attempt
+from outlast.core.ops import MAX_SLEEP_MS, wait_problem
+from outlast.core.step_host import StepHost
+from outlast.errors import StepUsageError
+from outlast.events import Event
 
 T = TypeVar("T")
-MAX_SLEEP_MS = 366 * 86_400_000
-WAITABLE_SYSTEM_EVENTS = (FUNCTION_FAILED, FUNCTION_FINISHED, FUNCTION_CANCELLED)
-INVOKE_TIMEOUT_ERROR = {"name": "InngestInvokeTimeoutError",
-                        "message": "Timed out waiting for invoked function to complete"}
+EventsInput = Event | dict[str, Any] | list[Event | dict[str, Any]]
 
 
 class Step:
     """Steps for `async def` handlers. Each call is evaluated in call order, so the keys of
     steps started together with `asyncio.gather` are deterministic."""
 
-    def __init__(self, attempt: Attempt) -> None:
-        self._attempt = attempt
+    def __init__(self, host: StepHost) -> None:
+        self._host = host
 
     def run(self, step_id: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
         """Run `fn(*args, **kwargs)` once for this run and return its (JSON) result."""
-        return self._attempt.run_step(step_id, fn, args, kwargs)
+        return self._host.run(step_id, fn, args, kwargs)
 
     async def sleep(self, step_id: str, duration: Duration) -> None:
-        ms = _sleep_ms(step_id, duration)
-        now = self._attempt.engine.clock.now_ms()
-        await self._attempt.pending_step(step_id, "sleep", "sleeping", now + ms)
+        await self._host.sleep_until(step_id, self._host.now_ms() + _ms(step_id, duration))
 
     async def sleep_until(self, step_id: str, when: datetime | str) -> None:
         at = _timestamp_ms(step_id, when)
-        now = self._attempt.engine.clock.now_ms()
-        if at - now > MAX_SLEEP_MS:
+        if at - self._host.now_ms() > MAX_SLEEP_MS:
             raise StepUsageError(f"step {step_id!r}: cannot sleep longer than one year")
-        await self._attempt.pending_step(step_id, "sleep", "sleeping", at)
+        await self._host.sleep_until(step_id, at)
 
     async def wait_for_event(self, step_id: str, *, event: str, timeout: Duration | None = None,
                              match: str | None = None, if_: str | None = None) -> Event | None:
@@ -60,53 +49,25 @@ class Step:
         if timeout is None:
             raise StepUsageError(f"step {step_id!r}: wait_for_event needs a timeout")
         expression = _wait_expression(step_id, event, match, if_)
-        attempt = self._attempt
-        deadline = attempt.engine.clock.now_ms() + _sleep_ms(step_id, timeout, what="timeout")
-        trigger = attempt.state.events[0].to_dict()
+        expires = self._host.now_ms() + _ms(step_id, timeout, what="timeout")
+        found = await self._host.wait_for_event(step_id, event=event, expression=expression, expires_at=expires)
+        return None if found is None else Event.from_dict(found)
 
-        def effects(key: str) -> tuple[list[WaitSpec], list[EventRecord]]:
-            return [wait_spec("wait", event, expression, trigger, deadline, key)], []
-
-        found = await attempt.pending_step(step_id, "wait_for_event", "waiting", deadline, None, effects)
-        return None if found is None else Event(name=found["name"], data=found.get("data") or {},
-                                                id=found.get("id"), ts=found.get("ts"), user=found.get("user") or {})
-
-    async def send_event(self, step_id: str,
-                         events: Event | dict[str, Any] | list[Event | dict[str, Any]]) -> list[str]:
+    async def send_event(self, step_id: str, events: EventsInput) -> list[str]:
         """Send events exactly once for this run; they are stored with the step's result."""
-        try:
-            records = self._attempt.engine.validate(events)
-        except (InvalidEventError, PayloadTooLargeError) as exc:
-            raise StepUsageError(f"step {step_id!r}: {exc}") from None
-        return await self._attempt.send_events(step_id, records)
+        items = events if isinstance(events, list) else [events]
+        return await self._host.send_events(step_id, [e.to_dict() if isinstance(e, Event) else e for e in items])
 
     async def invoke(self, step_id: str, *, function: Any, data: dict[str, Any] | None = None,
                      timeout: Duration | None = None) -> Any:
         """Run another function as a child run and return its output; its failure raises StepError."""
-        from outlast.function import Function
-
-        if not isinstance(function, Function):
+        slug = getattr(getattr(function, "config", None), "slug", None)
+        if not isinstance(slug, str):
             raise StepUsageError(f"step {step_id!r}: invoke needs an Outlast function, got {function!r}")
         if data is not None and not isinstance(data, dict):
             raise StepUsageError(f"step {step_id!r}: invoke data must be a dict, got {type(data).__name__}")
-        attempt = self._attempt
-        now = attempt.engine.clock.now_ms()
-        deadline = now + (_sleep_ms(step_id, timeout, what="timeout") if timeout is not None else MAX_SLEEP_MS)
-        state = attempt.state
-
-        def effects(key: str) -> tuple[list[WaitSpec], list[EventRecord]]:
-            correlation = f"{state.run_id}.{key}"
-            payload = {**(data or {}), "_inngest": {
-                "fn_id": function.slug, "correlation_id": correlation, "source_app_id": state.app_id,
-                "source_fn_id": state.function_id, "expire": deadline}}
-            [child] = attempt.engine.validate({"name": FUNCTION_INVOKED, "data": payload}, allow_system=True)
-            from outlast.core import jsonutil
-
-            wait = WaitSpec("invoke", FUNCTION_FINISHED, None, "data.correlation_id", jsonutil.dumps(correlation),
-                            deadline, key)
-            return [wait], [child]
-
-        return await attempt.pending_step(step_id, "invoke", "invoking", deadline, INVOKE_TIMEOUT_ERROR, effects)
+        expires = None if timeout is None else self._host.now_ms() + _ms(step_id, timeout, what="timeout")
+        return await self._host.invoke(step_id, function_slug=slug, data=data or {}, expires_at=expires)
 
     async def parallel(self, *steps: Coroutine[Any, Any, Any]) -> list[Any]:
         """Run step calls concurrently (the same as `asyncio.gather`)."""
@@ -121,9 +82,7 @@ class SyncStep:
         self._loop = loop
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        from outlast.core.attempt import _in_step
-
-        if _in_step.get():
+        if scope.in_step.get():
             coro.close()
             raise StepUsageError("a step is called inside another step; steps cannot be nested")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
@@ -141,7 +100,7 @@ class SyncStep:
                        if_: str | None = None) -> Event | None:
         return self._call(self._step.wait_for_event(step_id, event=event, timeout=timeout, match=match, if_=if_))
 
-    def send_event(self, step_id: str, events: Event | dict[str, Any] | list[Event | dict[str, Any]]) -> list[str]:
+    def send_event(self, step_id: str, events: EventsInput) -> list[str]:
         return self._call(self._step.send_event(step_id, events))
 
     def invoke(self, step_id: str, *, function: Any, data: dict[str, Any] | None = None,
@@ -163,7 +122,7 @@ class SyncStep:
         return [f.result() for f in futures]
 
 
-def _sleep_ms(step_id: str, duration: Duration, what: str = "duration") -> int:
+def _ms(step_id: str, duration: Duration, what: str = "duration") -> int:
     try:
         ms = to_ms(duration, what=f"step {step_id!r} {what}")
     except ValueError as exc:
@@ -173,20 +132,18 @@ def _sleep_ms(step_id: str, duration: Duration, what: str = "duration") -> int:
     return ms
 
 
-def _wait_expression(step_id: str, event: str, match: str | None, if_: str | None) -> str:
-    if not isinstance(event, str) or not event:
-        raise StepUsageError(f"step {step_id!r}: wait_for_event needs an event name")
-    if event.lower().startswith(SYSTEM_PREFIX) and event not in WAITABLE_SYSTEM_EVENTS:
-        raise StepUsageError(f"step {step_id!r}: {event!r} is a reserved name that is never sent")
+def _wait_expression(step_id: str, event: str, match: str | None, if_: str | None) -> str | None:
     try:
         parts = [match_to_expression(match, what=f"step {step_id!r}")] if match else []
         if if_:
             compile_expression(if_)
             parts.append(f"({if_})")
-        expression = " && ".join(parts) or "true"
-        compile_expression(expression)
     except ExpressionError as exc:
         raise StepUsageError(f"step {step_id!r}: {exc}") from None
+    expression = " && ".join(parts) or None
+    problem = wait_problem(event, expression)
+    if problem is not None:
+        raise StepUsageError(f"step {step_id!r}: {problem}")
     return expression
 
 

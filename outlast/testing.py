@@ -8,31 +8,39 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from outlast.client import EventInput, Outlast
 from outlast.core.clock import VirtualClock
 from outlast.core.durations import Duration, to_ms
 from outlast.core.engine import Engine
+from outlast.core.models import Run, RunFilter
 from outlast.core.worker import Worker
-from outlast.models import Run
-from outlast.storage import open_store
-from outlast.storage.base import RunFilter, Store
+
+if TYPE_CHECKING:
+    from outlast.storage.base import Store
 
 
 class TestEngine:
+    """Runs an app's functions on a virtual clock, on `memory://` unless told otherwise."""
+
     __test__ = False  # not a pytest test class
 
     def __init__(self, app: Outlast, *, store: Store | None = None, database_url: str = "memory://",
-                 start_ms: int | None = None, concurrency: int = 100, **settings: Any) -> None:
+                 start_ms: int | None = None, concurrency: int = 100, seed: int | None = 0, **settings: Any) -> None:
         self.app = app
         self.clock = VirtualClock(start_ms)
-        self.store = store or open_store(database_url)
-        self.engine = Engine(app, self.store, self.clock, replace(app.settings, **settings))
+        options = replace(app.settings, **settings)
+        rng = random.Random(seed)
+        self.engine = Engine(store, self.clock, options, rng=rng) if store is not None \
+            else Engine.from_settings(options, clock=self.clock, database_url=database_url, rng=rng)
+        self.store = self.engine.store
         self.worker = Worker(self.engine, concurrency=concurrency)
 
     async def __aenter__(self) -> TestEngine:
+        await self.engine.add_source(self.app)
         await self.engine.open()
         return self
 
@@ -55,11 +63,12 @@ class TestEngine:
     def runs(self, *, function_id: str | None = None, status: str | None = None,
              event_id: str | None = None) -> list[Run]:
         """Runs with their steps, oldest first."""
-        found = self.store.list_runs_now(RunFilter(self.app.id, function_id, status, event_id, 100_000))
+        found = self.store.list_runs_now(RunFilter(app_id=self.app.id, function_id=function_id, status=status,
+                                                   event_id=event_id, limit=100_000))
         return [r for r in (self.store.get_run_now(x.id) for x in reversed(found)) if r is not None]
 
     def get_run(self, run_id: str) -> Run | None:
         return self.store.get_run_now(run_id)
 
     async def cancel_run(self, run_id: str) -> bool:
-        return await self.store.cancel_run(run_id, self.clock.now_ms())
+        return await self.engine.cancel_run(run_id)

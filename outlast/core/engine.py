@@ -1,89 +1,155 @@
-"""The engine: one app's functions over a store and a clock.
+"""The engine: a store, a clock and settings, and the functions known to the store.
 
-It plans runs for incoming events (the store calls back into it inside its transactions),
-sends events, commits attempts, and tells observers about run state changes.
+It is bound to no app. Local functions arrive through `FunctionSource`s (an `Outlast` app is
+one); served apps' functions arrive by sync (the server). The registry is whatever the store
+holds, so one engine can drive many apps. The store calls back into the engine's planner
+inside its transactions; drivers are chosen per function runtime.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from outlast.core.clock import Clock
-from outlast.core.expressions import compile_expression
+from outlast.core.config import FunctionConfig
+from outlast.core.drivers.base import Driver
+from outlast.core.events import validate_event
 from outlast.core.ids import new_ulid
-from outlast.core.registry import Registry, RunPlan
-from outlast.events import Event, EventRecord, validate_event
+from outlast.core.models import AppScope, Commit, CommitResult, EventRecord, Finish, Suspend
+from outlast.core.observe import Bus
+from outlast.core.planner import Planner
+from outlast.core.registry import Registry
+from outlast.core.sources import FunctionSource, LocalFunction
+from outlast.errors import StoreError
 from outlast.settings import Settings
-from outlast.storage.base import Commit, CommitResult, Finish, Store, Suspend
 
 if TYPE_CHECKING:
-    from outlast.client import Outlast
+    from outlast.storage.base import Store
 
 log = logging.getLogger("outlast")
-Observer = Callable[[str, str, str], None]  # (run_id, function_id, what happened)
+EventsInput = Any  # one event (a JSON object or anything with `to_dict()`), or a list of them
 
 
 class Engine:
-    def __init__(self, app: Outlast, store: Store, clock: Clock, settings: Settings) -> None:
-        self.app = app
+    def __init__(self, store: Store, clock: Clock, settings: Settings, *, rng: random.Random | None = None) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings
-        self.registry = Registry()
+        #: randomness (retry jitter) is injected like the clock
+        self.rng = rng or random.Random()
+        self.planner = Planner()
         self.registry_version = -1
-        self.threads = ThreadPoolExecutor(settings.sync_threads, thread_name_prefix="outlast-step")
-        self.handler_threads = ThreadPoolExecutor(settings.worker_concurrency, thread_name_prefix="outlast-fn")
-        self.observers: list[Observer] = []
+        self.sources: dict[str, FunctionSource] = {}
+        self.drivers: dict[str, Driver] = {}
+        self.bus = Bus()
         self.wakers: list[Callable[[], None]] = []
         self.opened = False
-        store.bind(self)
+        self._threads: list[ThreadPoolExecutor] = []
+        store.bind(self.planner)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, clock: Clock | None = None, database_url: str | None = None,
+                      rng: random.Random | None = None) -> Engine:
+        """An engine on the store `database_url` (default: the settings' one) names."""
+        from outlast.core.clock import SystemClock
+        from outlast.storage import open_store
+
+        return cls(open_store(database_url or settings.database_url), clock or SystemClock(), settings, rng=rng)
+
+    @property
+    def registry(self) -> Registry:
+        return self.planner.registry
+
+    # -- lifecycle -----------------------------------------------------------------------------
 
     async def open(self) -> None:
         if self.opened:
             return
         await self.store.open()
-        await self.store.sync_functions(self.app.id, [f.config for f in self.app.functions.values()],
-                                        self.clock.now_ms())
+        for source in self.sources.values():
+            await self._sync(source)
         await self.refresh_registry(force=True)
         self.opened = True
 
     async def close(self) -> None:
         await self.store.close()
-        self.threads.shutdown(wait=False, cancel_futures=True)
-        self.handler_threads.shutdown(wait=False, cancel_futures=True)
+        for pool in self._threads:
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._threads.clear()
         self.opened = False
+
+    def thread_pool(self, size: int, name: str) -> ThreadPoolExecutor:
+        """A thread pool that lives as long as the engine (drivers run blocking code in them)."""
+        pool = ThreadPoolExecutor(size, thread_name_prefix=name)
+        self._threads.append(pool)
+        return pool
+
+    # -- functions -----------------------------------------------------------------------------
+
+    async def add_source(self, source: FunctionSource) -> None:
+        """Serve an app's local functions (synced at once if the engine is open)."""
+        from outlast.core.drivers.local import LocalDriver  # the one core module that imports the SDK
+
+        self.sources[source.id] = source
+        if "local" not in self.drivers:
+            self.drivers["local"] = LocalDriver(
+                lookup=self.local_function, validate=self.validate,
+                step_threads=self.thread_pool(self.settings.sync_threads, "outlast-step"),
+                handler_threads=self.thread_pool(self.settings.worker_concurrency, "outlast-fn"),
+                max_steps_per_run=self.settings.max_steps_per_run)
+        if self.opened:
+            await self._sync(source)
+            await self.refresh_registry(force=True)
+
+    async def _sync(self, source: FunctionSource) -> None:
+        configs = [fn.config for fn in source.functions.values()]
+        await self.store.sync_functions(source.id, configs, self.clock.now_ms(), mode="merge")
 
     async def refresh_registry(self, *, force: bool = False) -> None:
         if not force and await self.store.functions_version() == self.registry_version:
             return
         version, configs = await self.store.load_functions()
-        self.registry = Registry(configs)
+        self.planner.registry = Registry(configs, on_invalid=_skip_invalid)
         self.registry_version = version
 
-    # -- the Planner the store calls inside its transactions ---------------------------------
+    def local_function(self, app_id: str, function_id: str) -> LocalFunction | None:
+        source = self.sources.get(app_id)
+        return None if source is None else source.functions.get(function_id)
 
-    def plan(self, event: EventRecord, now_ms: int) -> list[RunPlan]:
-        return self.registry.plan(event, now_ms)
+    def known_function(self, slug: str) -> bool:
+        """Whether a function can be invoked: some live worker or synced app serves it."""
+        return self.registry.by_slug(slug) is not None
 
-    def has_concurrency_limits(self) -> bool:
-        return self.registry.has_concurrency_limits
+    def function(self, app_id: str, function_id: str) -> FunctionConfig | None:
+        compiled = self.registry.get(app_id, function_id)
+        return None if compiled is None else compiled.config
 
-    def matches(self, expression: str, trigger: dict[str, Any], incoming: dict[str, Any]) -> bool:
-        return compile_expression(expression).matches({"event": trigger, "async": incoming})
+    def claim_scopes(self) -> list[AppScope]:
+        """What this engine's workers may claim: each local app's functions served here (plus
+        runs of functions nobody serves any more, to fail them clearly), and every function of
+        each served app when an HTTP driver is installed."""
+        apps = self.registry.apps()
+        scopes = [AppScope(app_id=app_id, functions=tuple(sorted(source.functions)),
+                           known=tuple(sorted(f.id for f in apps.get(app_id, ()))))
+                  for app_id, source in sorted(self.sources.items())]
+        if "http" in self.drivers:
+            scopes += [AppScope(app_id=app_id) for app_id, fns in sorted(apps.items())
+                       if app_id not in self.sources and any(f.config.runtime.kind == "http" for f in fns)]
+        return scopes
 
     # -- events --------------------------------------------------------------------------------
 
-    def validate(self, events: Event | dict[str, Any] | list[Event | dict[str, Any]], *,
-                 allow_system: bool = False) -> list[EventRecord]:
+    def validate(self, events: EventsInput, *, allow_system: bool = False) -> list[EventRecord]:
         items = events if isinstance(events, list) else [events]
         now = self.clock.now_ms()
         return [validate_event(e, internal_id=new_ulid(now), now_ms=now, max_bytes=self.settings.max_event_bytes,
                                index=i, allow_system=allow_system) for i, e in enumerate(items)]
 
-    async def send(self, events: Event | dict[str, Any] | list[Event | dict[str, Any]]) -> list[str]:
+    async def send(self, events: EventsInput) -> list[str]:
         records = self.validate(events)
         ids = await self.store.ingest(records, self.clock.now_ms())
         self.wake()
@@ -93,6 +159,11 @@ class Engine:
         for waker in self.wakers:
             waker()
 
+    async def cancel_run(self, run_id: str) -> bool:
+        done = await self.store.cancel_run(run_id, self.clock.now_ms())
+        self.wake()
+        return done
+
     # -- attempts ------------------------------------------------------------------------------
 
     async def commit(self, commit: Commit) -> CommitResult:
@@ -101,9 +172,10 @@ class Engine:
             self.wake()  # new runs, or a run that may be due again soon
         return result
 
-    def notify(self, run_id: str, what: str, function_id: str = "") -> None:
-        for observer in self.observers:
-            try:
-                observer(run_id, function_id, what)
-            except Exception:  # an observer must never break a run
-                log.exception("run observer failed")
+
+def _skip_invalid(config: FunctionConfig, exc: Exception) -> None:
+    log.warning("function %r of app %r is stored with a configuration this version cannot honour; "
+                "it is ignored here: %s", config.id, config.app_id, exc)
+
+
+__all__ = ["Engine", "StoreError"]

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import cel
-
 _PATH = re.compile(r"(?<![\w.])(event|async)((?:\.[A-Za-z_]\w*)+)")
 _EQUALITY = re.compile(
     r"^\s*(event|async)((?:\.[A-Za-z_]\w*)+)\s*==\s*(event|async)((?:\.[A-Za-z_]\w*)+)\s*$"
@@ -47,6 +45,8 @@ def compile_expression(source: str) -> Expression:
     """Compile or raise ExpressionError with the parser's message."""
     if not isinstance(source, str) or not source.strip():
         raise ExpressionError("expression must be a non-empty string")
+    import cel  # imported on first use: the package is heavy, and `import outlast` stays light
+
     try:
         program = cel.compile(source)
     except Exception as exc:

@@ -7,7 +7,7 @@ class Interrupt(BaseException):
     """Base of the engine's control-flow signals."""
 
 
-class Suspended(Interrupt):
+class StepSuspended(Interrupt):
     """The run must wait (sleep, event, child run, step retry); its memo is already committed."""
 
 

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from outlast.core.events import FUNCTION_CANCELLED, FUNCTION_FAILED, FUNCTION_FINISHED
 from outlast.core.expressions import lookup
 from outlast.core.ids import new_ulid
-from outlast.events import (
-    FUNCTION_CANCELLED,
-    FUNCTION_FAILED,
-    FUNCTION_FINISHED,
-    EventRecord,
-)
+from outlast.core.models import EventRecord
 
 _NO_ECHO = (FUNCTION_FAILED, FUNCTION_FINISHED, FUNCTION_CANCELLED)
 
@@ -38,9 +34,9 @@ def run_ended_events(
     correlation = lookup(first, "data._inngest.correlation_id")
     if correlation:
         data["correlation_id"] = correlation
-    out = [EventRecord(new_ulid(now_ms), FUNCTION_FINISHED, data, {}, now_ms)]
+    out = [EventRecord(id=new_ulid(now_ms), name=FUNCTION_FINISHED, data=data, user={}, ts=now_ms)]
     if status == "failed":
-        out.append(EventRecord(new_ulid(now_ms), FUNCTION_FAILED, data, {}, now_ms, dedupe_id=None))
+        out.append(EventRecord(id=new_ulid(now_ms), name=FUNCTION_FAILED, data=data, user={}, ts=now_ms))
     elif status == "cancelled":
-        out.append(EventRecord(new_ulid(now_ms), FUNCTION_CANCELLED, data, {}, now_ms))
+        out.append(EventRecord(id=new_ulid(now_ms), name=FUNCTION_CANCELLED, data=data, user={}, ts=now_ms))
     return out

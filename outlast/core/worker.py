@@ -1,4 +1,5 @@
-"""A worker: claims due items of one app, runs their attempts concurrently, keeps leases alive."""
+"""A worker: claims due items within the engine's scopes, runs their attempts concurrently through
+the driver of each function's runtime, keeps leases alive, and announces itself."""
 
 from __future__ import annotations
 
@@ -9,54 +10,54 @@ import os
 import socket
 from typing import Any
 
-from outlast.context import Context, ReplayAwareLogger, SyncContext
-from outlast.core.attempt import Attempt
+from outlast.core.drivers.base import Driver
 from outlast.core.engine import Engine
+from outlast.core.executor import Executor
 from outlast.core.ids import new_token
+from outlast.core.models import AppScope, Claimed, WorkerInfo
 from outlast.errors import StoreError
-from outlast.step import Step, SyncStep
-from outlast.storage.base import Claimed, Finish, WorkerInfo
 
 log = logging.getLogger("outlast.worker")
 HEARTBEAT_S = 5.0
 LISTEN_POLL_FACTOR = 10
-#: a worker not heard from for this long is no longer listed
+#: a worker not heard from for this long is no longer listed, and its functions may be forgotten
 WORKER_TIMEOUT_MS = 30_000
-user_log = logging.getLogger("outlast.run")
+#: an item claimed by a worker that cannot run it is handed back, due again this much later
+RELEASE_DELAY_MS = 1_000
 
 
 class Worker:
     def __init__(self, engine: Engine, *, concurrency: int | None = None) -> None:
         self.engine = engine
+        self.executor = Executor(engine)
         self.concurrency = concurrency or engine.settings.worker_concurrency
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_token()[:6]}"
         self.leases: dict[str, str] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.last_error: str | None = None
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listening = False
+        self._next_scope = 0
 
     # -- running -------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until `stop` is set, then let running attempts finish."""
+        """Work until `stop` is set, then let running attempts finish and leave the workers list."""
         self._attach()
-        keeper = asyncio.create_task(self._keep_leases(stop))
-        refresher = asyncio.create_task(self._refresh_functions(stop))
-        announcer = asyncio.create_task(self._announce(stop))
+        chores = [asyncio.create_task(c) for c in
+                  (self._keep_leases(stop), self._refresh_functions(stop), self._announce(stop))]
         try:
             while not stop.is_set():
-                claimed = await self._claim_safely()
-                if claimed:
-                    continue
-                await self._idle(stop)
+                if not await self._claim_safely():
+                    await self._idle(stop)
         finally:
             if self.tasks:
                 await asyncio.gather(*self.tasks, return_exceptions=True)
-            keeper.cancel()
-            refresher.cancel()
-            announcer.cancel()
+            for chore in chores:
+                chore.cancel()
             self._detach()
+            await self._leave()
 
     async def drain(self) -> None:
         """Run everything due now, and what that makes due now, until nothing is left."""
@@ -94,10 +95,7 @@ class Worker:
         if self._listening:
             timeout *= LISTEN_POLL_FACTOR  # notifications wake us; polling is only a safety net
         if len(self.tasks) < self.concurrency:
-            try:
-                next_due = await self.engine.store.next_due_at(self.engine.app.id)
-            except StoreError:
-                next_due = None
+            next_due = await self._next_due()
             if next_due is not None:
                 timeout = min(timeout, max(0.0, (next_due - self.engine.clock.now_ms()) / 1000))
         self._wake.clear()
@@ -106,20 +104,43 @@ class Worker:
         for w in waiters:
             w.cancel()
 
+    async def _next_due(self) -> int | None:
+        times = []
+        for scope in self.engine.claim_scopes():
+            try:
+                due = await self.engine.store.next_due_at(scope)
+            except StoreError:
+                continue
+            if due is not None:
+                times.append(due)
+        return min(times, default=None)
+
+    # -- claiming ------------------------------------------------------------------------------
+
     async def _claim_safely(self) -> int:
         try:
             return await self._claim(self.concurrency - len(self.tasks))
         except StoreError as exc:
+            self.last_error = str(exc)
             log.warning("claim failed, retrying: %s", exc)
             await asyncio.sleep(min(5.0, self.engine.settings.poll_interval_ms / 1000 * 10))
             return 0
 
     async def _claim(self, free: int) -> int:
-        if free <= 0:
-            return 0
+        """Claim from each scope in turn (a different one first each time, so no app starves)."""
+        scopes = self.engine.claim_scopes()
+        total = 0
+        for i in range(len(scopes)):
+            if free - total <= 0:
+                break
+            scope = scopes[(self._next_scope + i) % len(scopes)]
+            total += await self._claim_in(scope, free - total)
+        self._next_scope += 1
+        return total
+
+    async def _claim_in(self, scope: AppScope, free: int) -> int:
         engine = self.engine
-        claimed = await engine.store.claim(engine.app.id, self.owner, free, engine.clock.now_ms(),
-                                           engine.settings.lease_ms)
+        claimed = await engine.store.claim(scope, self.owner, free, engine.clock.now_ms(), engine.settings.lease_ms)
         for item in claimed:
             self.leases[item.item_id] = item.lease_token
             task = asyncio.create_task(self._execute(item), context=contextvars.Context())
@@ -134,8 +155,35 @@ class Worker:
             if self._wake is not None:
                 self._wake.set()  # capacity is free again
             if not task.cancelled() and task.exception() is not None:
+                self.last_error = repr(task.exception())
                 log.error("attempt crashed", exc_info=task.exception())
         return callback
+
+    # -- one attempt ---------------------------------------------------------------------------
+
+    async def _execute(self, item: Claimed) -> None:
+        run = item.run
+        function = self.engine.function(run.app_id, run.function_id)
+        if function is None:
+            await self.engine.refresh_registry(force=True)  # a sync may have just added it
+            function = self.engine.function(run.app_id, run.function_id)
+        driver = self._driver_for(function.runtime.kind if function else None, run.app_id, run.function_id)
+        if function is None:
+            from outlast.core.drivers.missing import MissingFunction, missing_config
+
+            await self.executor.execute(item, missing_config(run.app_id, run.function_id), MissingFunction())
+        elif driver is None:
+            await self.engine.store.release(item.item_id, item.lease_token,
+                                            self.engine.clock.now_ms() + RELEASE_DELAY_MS)
+        else:
+            await self.executor.execute(item, function, driver)
+
+    def _driver_for(self, runtime: str | None, app_id: str, function_id: str) -> Driver | None:
+        if runtime == "local" and self.engine.local_function(app_id, function_id) is None:
+            return None  # another version of the app serves it
+        return self.engine.drivers.get(runtime or "")
+
+    # -- upkeep --------------------------------------------------------------------------------
 
     async def _keep_leases(self, stop: asyncio.Event) -> None:
         period = self.engine.settings.lease_ms / 3000
@@ -147,22 +195,47 @@ class Worker:
             try:
                 lost = await self.engine.store.extend_leases(self.owner, dict(self.leases), until)
             except StoreError as exc:
+                self.last_error = str(exc)
                 log.warning("lease extension failed: %s", exc)
                 continue
             for item_id in lost:
                 self.leases.pop(item_id, None)
 
+    def info(self, started: int) -> list[WorkerInfo]:
+        """This worker as the workers list shows it: one row per local app it serves (or one)."""
+        now = self.engine.clock.now_ms()
+        apps: list[tuple[str, list[str]]] = [(app_id, sorted(source.functions))
+                                             for app_id, source in sorted(self.engine.sources.items())]
+        return [WorkerInfo(id=self.owner if i == 0 else f"{self.owner}/{app_id}", app_id=app_id,
+                           host=socket.gethostname(), pid=os.getpid(), started_at=started, heartbeat_at=now,
+                           functions=functions, in_flight=len(self.tasks), last_error=self.last_error)
+                for i, (app_id, functions) in enumerate(apps or [("", [])])]
+
     async def _announce(self, stop: asyncio.Event) -> None:
-        """Heartbeat the worker's row so `outlast workers` can list live workers."""
+        """Heartbeat the worker's rows (which also keeps the functions it serves known), and forget
+        local functions nobody has served for a while."""
         started = self.engine.clock.now_ms()
         while not stop.is_set():
-            info = WorkerInfo(self.owner, self.engine.app.id, socket.gethostname(), os.getpid(), started,
-                              self.engine.clock.now_ms())
             try:
-                await self.engine.store.heartbeat(info)
+                for info in self.info(started):
+                    await self.engine.store.heartbeat(info)
+                gone = await self.engine.store.prune_functions(self.engine.clock.now_ms() - WORKER_TIMEOUT_MS)
+                if gone:
+                    log.info("no live worker serves %s any more",
+                             ", ".join(f"{app}/{fn}" for app, fn in gone))
+                    await self.engine.refresh_registry(force=True)
             except StoreError as exc:
+                self.last_error = str(exc)
                 log.warning("worker heartbeat failed: %s", exc)
             await asyncio.sleep(HEARTBEAT_S)
+
+    async def _leave(self) -> None:
+        """A worker that stops cleanly leaves the workers list at once."""
+        for info in self.info(0):
+            try:
+                await self.engine.store.forget_worker(info.id)
+            except StoreError as exc:
+                log.warning("could not remove worker %s from the list: %s", info.id, exc)
 
     async def _refresh_functions(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -171,44 +244,3 @@ class Worker:
                 await self.engine.refresh_registry()
             except StoreError as exc:
                 log.warning("could not refresh function configurations: %s", exc)
-
-    # -- one attempt ---------------------------------------------------------------------------
-
-    async def _execute(self, item: Claimed) -> None:
-        state = item.run
-        assert state is not None
-        engine = self.engine
-        fn = engine.app.functions.get(state.function_id)
-        compiled = engine.registry.get(state.app_id, state.function_id)
-        max_attempts = compiled.max_attempts if compiled else (fn.config["retries"] + 1 if fn else 1)
-        attempt = Attempt(engine, item, max_attempts)
-        engine.notify(state.run_id, "running", state.function_id)
-        if fn is None:
-            await attempt.finish(_missing(state.function_id))
-        else:
-            await attempt.finish(self._call_handler(fn, attempt))
-        engine.notify(state.run_id, attempt.outcome, state.function_id)
-
-    def _call_handler(self, fn: Any, attempt: Attempt) -> Any:
-        state = attempt.state
-        events = [e.to_event() for e in state.events]
-        logger = ReplayAwareLogger(user_log, lambda: attempt.replaying,
-                                   {"run_id": state.run_id, "function_id": state.function_id})
-        step = Step(attempt)
-        common: dict[str, Any] = dict(event=events[0], events=events, run_id=state.run_id,
-                                      function_id=state.function_id, logger=logger, _function_attempt=state.attempt)
-        if fn.is_async:
-            return fn.handler(Context(step=step, **common))
-        loop = asyncio.get_running_loop()
-        ctx = SyncContext(step=SyncStep(step, loop), **common)
-        run_in = contextvars.copy_context()
-        return loop.run_in_executor(self.engine.handler_threads, lambda: run_in.run(fn.handler, ctx))
-
-
-async def _missing(function_id: str) -> None:
-    from outlast.errors import NonRetriableError
-
-    raise NonRetriableError(f"function {function_id!r} is not defined in this app any more")
-
-
-__all__ = ["Finish", "Worker"]

@@ -55,7 +55,7 @@ def event_api(engine: Engine, event_keys: list[str]) -> Starlette:
         return JSONResponse({"ids": ids, "status": 200})
 
     async def health(_request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "app_id": engine.app.id})
+        return JSONResponse({"status": "ok", "apps": sorted(engine.sources)})
 
     return Starlette(routes=[
         Route("/e/{key}", receive, methods=["POST"]),

@@ -1,23 +1,28 @@
-"""Persistence: the Store protocol and its backends (memory, SQLite, PostgreSQL)."""
+"""Persistence: the Store protocol (`base`) and its SQL backends (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
+from outlast.errors import StoreError
 from outlast.storage.base import Store
+
+SCHEMES = "memory://, sqlite:///path.db, postgresql://user@host/db"
 
 
 def open_store(url: str) -> Store:
-    """A store for a URL: `memory://`, `sqlite:///path.db`, or `postgresql://...`."""
+    """A store for a URL: `memory://` (SQLite in memory), `sqlite:///path.db`, or `postgresql://...`."""
     if url.startswith("memory:"):
-        from outlast.storage.memory import MemoryStore
+        from outlast.storage.sqlite import SqliteStore
 
-        return MemoryStore()
+        return SqliteStore(":memory:")
     if url.startswith("sqlite:"):
         from outlast.storage.sqlite import SqliteStore
 
         return SqliteStore(url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:////")
                            else url.removeprefix("sqlite:///"))
     if url.startswith(("postgresql:", "postgres:")):
-        from outlast.storage.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
-
-        return PostgresStore(url)  # type: ignore[no-any-return,unused-ignore]
-    raise ValueError(f"database_url: unsupported scheme in {url!r} (use memory://, sqlite:///path, postgresql://)")
+        try:
+            from outlast.storage.postgres import PostgresStore
+        except ImportError:
+            raise StoreError("PostgreSQL needs the postgres extra: pip install 'outlast[postgres]'") from None
+        return PostgresStore(url)
+    raise StoreError(f"database_url: unsupported scheme in {url!r} (use {SCHEMES})")

@@ -1,32 +1,48 @@
-"""The Store protocol: the only persistence seam.
+"""The Store protocol: the only persistence seam, written as a specification.
 
-Every method is atomic: it either applies all of its effects or none. Times are integer
-milliseconds since the epoch, passed in by the caller (stores never read a clock). JSON values
-travel as Python values; stores serialise them with `outlast.core.jsonutil`.
+General rules
+- Every method is atomic: it applies all of its effects or none. A method that raises
+  `StoreError` applied nothing and may be repeated; every other error is a bug or bad input and
+  also applied nothing.
+- Times are integer milliseconds since the epoch, passed in by the caller: stores never read a
+  clock. Ids are made by the caller too (ULIDs), except lease tokens.
+- JSON values travel as Python values; stores serialise them with `outlast.core.jsonutil`.
+- Every listing is fully ordered (the order is stated), so SQLite and PostgreSQL agree.
 
-Work items. A queue item is due at `due_at`. Claiming sets a lease: a fresh `lease_token`, an
-owner, and `due_at = now + lease_ms`, so an item whose lease expired is simply due again and
-any worker may claim it. Every write made under a lease names the token; a write whose token
-no longer matches (the lease was lost, or the run was cancelled) changes nothing and reports
-`lost`. A run has at most one item of kind `run` at a time.
+Work items. The queue holds three kinds of items: `run` (one per active run), `timeout` (a
+run's start or finish timeout) and `cron` (one per cron trigger). An item is due when
+`due_at <= now`. Claiming leases an item: a fresh `lease_token`, an owner, and
+`due_at = now + lease_ms`, so an item whose lease expired is simply due again. Every write made
+under a lease names the token; a write whose token no longer matches (the lease was lost, or
+the run was cancelled and its item deleted) changes nothing and reports `lost`.
 
 Memo. `steps(run_id, key)` rows are the memo and the trace. A row in a final status
-(`completed`, `failed`) is never overwritten; a non-final row (`retrying`, `sleeping`,
-`waiting`, `invoking`) may be. Pending rows with a `deadline` resolve to `timeout_output`
-when their run's item is claimed at or after the deadline (a sleep's end, a wait's timeout).
+(`completed`, `failed`) is never overwritten; a pending row (`sleeping`, `waiting`, `invoking`)
+or a `retrying` one may be. Pending rows resolve when their run is claimed at or after their
+`deadline`: a sleep completes with no output, a wait completes with None, an invoke fails with
+its `timeout_output` as error. A wait or invoke row also resolves when a matching event is
+ingested (see `ingest`). A retrying row's deadline is when its step runs again; claims do not
+touch it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from outlast.core.registry import RunPlan, WaitSpec
-from outlast.events import EventRecord
-from outlast.models import Run
+from outlast.core.config import FunctionConfig
+from outlast.core.models import (
+    AppScope,
+    Claimed,
+    Commit,
+    CommitResult,
+    EventRecord,
+    Run,
+    RunFilter,
+    RunPlan,
+    WorkerInfo,
+)
 
-FINAL_STEP_STATUSES = ("completed", "failed")
-PENDING_STEP_STATUSES = ("sleeping", "waiting", "invoking")
+SyncMode = Literal["merge", "replace"]
 
 
 class Planner(Protocol):
@@ -60,201 +76,149 @@ class PlannerSlot:
         return self._planner
 
 
-@dataclass
-class MemoEntry:
-    key: str
-    step_id: str
-    kind: str
-    status: str
-    attempts: int = 0
-    output: Any = None
-    error: dict[str, Any] | None = None
-    started_at: int | None = None
-    ended_at: int | None = None
-    deadline: int | None = None
-
-
-@dataclass
-class RunState:
-    """Everything one attempt of a run needs, loaded at claim time."""
-
-    run_id: str
-    app_id: str
-    function_id: str
-    status: str
-    events: list[EventRecord]
-    memo: dict[str, MemoEntry]
-    attempt: int  # function-level failed attempts so far
-    created_at: int
-    started_at: int | None
-
-
-@dataclass
-class Claimed:
-    item_id: str
-    kind: str  # run | timeout | cron
-    lease_token: str
-    run: RunState | None = None
-    payload: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class StepWrite:
-    """A memo/trace row to write. Final rows are insert-once; pending ones may be replaced."""
-
-    key: str
-    step_id: str
-    kind: str
-    status: str
-    attempts: int
-    started_at: int | None
-    ended_at: int | None = None
-    output: Any = None
-    error: dict[str, Any] | None = None
-    deadline: int | None = None
-    timeout_output: Any = None
-
-
-@dataclass
-class Suspend:
-    """End the attempt; the run's item becomes due again at `due_at`."""
-
-    due_at: int
-    attempt: int | None = None  # new function-level attempt count, when a function error is retried
-
-
-@dataclass
-class Finish:
-    """End the run. `status` is completed or failed."""
-
-    status: str
-    output: Any = None
-    error: dict[str, Any] | None = None
-    #: the run's trigger events, when the caller has them (saves the store a read)
-    trigger_events: list[EventRecord] | None = None
-
-
-@dataclass
-class Commit:
-    """The outcome of (part of) an attempt, applied atomically under the item's lease.
-
-    `events` are ingested in the same transaction (step.send_event, system events), so nothing
-    a step caused becomes visible before the commit that records it.
-    """
-
-    item_id: str
-    lease_token: str
-    run_id: str
-    now_ms: int
-    lease_until: int
-    steps: list[StepWrite] = field(default_factory=list)
-    waits: list[WaitSpec] = field(default_factory=list)
-    events: list[EventRecord] = field(default_factory=list)
-    outcome: Suspend | Finish | None = None
-
-
-@dataclass
-class CommitResult:
-    ok: bool
-    reason: str | None = None  # lost (lease gone or run cancelled)
-
-
-@dataclass
-class WorkerInfo:
-    """A worker process announcing itself (`outlast workers` lists them)."""
-
-    id: str
-    app_id: str
-    host: str
-    pid: int
-    started_at: int
-    heartbeat_at: int
-
-
-@dataclass
-class RunFilter:
-    app_id: str | None = None
-    function_id: str | None = None
-    status: str | None = None
-    event_id: str | None = None
-    limit: int = 100
-
-
 class Store(Protocol):
+    # -- lifecycle -----------------------------------------------------------------------------
+
     async def open(self) -> None:
-        """Connect and apply migrations. Safe when several processes open one database."""
+        """Connect and apply pending migrations. Safe when several processes open one database at
+        once; raises StoreError (saying where and why) when the database cannot be reached."""
         ...
 
     async def close(self) -> None: ...
 
     def bind(self, planner: Planner) -> None:
-        """Set the planner used by `ingest` and by commits that carry events."""
+        """Set the planner used by `ingest`, and by claims and commits that ingest events."""
         ...
 
-    async def sync_functions(self, app_id: str, configs: list[dict[str, Any]], now_ms: int) -> bool:
-        """Replace the app's stored function configurations; True when anything changed."""
+    # -- functions -----------------------------------------------------------------------------
+
+    async def sync_functions(self, app_id: str, configs: list[FunctionConfig], now_ms: int, *,
+                             mode: SyncMode = "merge") -> bool:
+        """Store an app's function configurations; True when anything changed.
+
+        `merge` (a worker or client of a local app starting): each given configuration replaces
+        the stored one of the same id and is marked seen at `now_ms`; other functions of the app
+        are kept (another version of the app may still serve them). `replace` (a served app
+        synced): the app's functions become exactly `configs`. Either way the app's cron items
+        follow: one per cron trigger, kept (with its due time) when its schedule is unchanged.
+        """
         ...
 
-    async def load_functions(self) -> tuple[int, list[dict[str, Any]]]:
-        """(version, every stored configuration). The version changes on every change."""
+    async def load_functions(self) -> tuple[int, list[FunctionConfig]]:
+        """(version, every stored configuration ordered by app id, function id). The version
+        changes whenever the set or any configuration changes."""
         ...
 
     async def functions_version(self) -> int: ...
 
-    async def ingest(self, events: list[EventRecord], now_ms: int) -> list[str]:
-        """Store events and everything they cause, in one transaction; return their ids.
+    async def prune_functions(self, stale_before_ms: int) -> list[tuple[str, str]]:
+        """Forget local-runtime functions last seen (synced or served by a live worker's heartbeat)
+        before `stale_before_ms`, and their cron items; return their (app id, function id).
+        Functions of served (http) apps are kept until their app re-syncs without them."""
+        ...
 
-        For each event: skip it entirely if its `dedupe_id` was seen in the last 24 h (the
-        event is stored, starts nothing); resolve waits it matches (stored before it); cancel
-        runs whose cancel rules it matches; create the runs the planner plans (a run whose
-        idempotency key was used in the last 24 h is recorded as skipped).
+    # -- events --------------------------------------------------------------------------------
+
+    async def ingest(self, events: list[EventRecord], now_ms: int) -> list[str]:
+        """Store events and everything they cause, in one transaction; return their ids in order.
+
+        For each event, in order: store it (an id already stored makes this a retried ingest,
+        and the event causes nothing again); if its `dedupe_id` was seen in the last 24 h it
+        starts nothing; resolve the waits it matches that were stored before it, oldest first
+        (wait and invoke steps complete, cancel rules cancel their run); then create the runs
+        the planner plans, applying rate limits, idempotency keys (24 h), singleton, debounce,
+        batching and throttle (a run refused by a limit is stored as `skipped` with a reason).
         """
         ...
 
-    async def claim(self, app_id: str, owner: str, limit: int, now_ms: int, lease_ms: int) -> list[Claimed]:
-        """Lease up to `limit` due items of the app, oldest first. Resolves due pending steps."""
+    async def get_events(self, event_ids: list[str]) -> list[EventRecord]:
+        """The stored events among `event_ids`, in the order given; unknown ids are left out."""
+        ...
+
+    # -- the queue -----------------------------------------------------------------------------
+
+    async def claim(self, scope: AppScope, owner: str, limit: int, now_ms: int, lease_ms: int) -> list[Claimed]:
+        """Lease up to `limit` due run items within `scope`, in (due_at, id) order, and return them
+        with their runs loaded. Runs whose concurrency keys are full are passed over.
+
+        Besides leasing, in the same transaction: due `timeout` items fire (a start timeout
+        cancels a run still queued, a finish timeout cancels a run not yet ended) and are
+        deleted; due `cron` items ingest an `inngest/scheduled.timer` event for their function
+        and move to their next tick after `now_ms` (one catch-up run after downtime, never a
+        burst); claimed runs still `queued` become `running` (their finish timeout starts
+        counting); pending steps of claimed runs whose deadline passed are resolved. Fired
+        items count toward `limit` but are not returned.
+        """
         ...
 
     async def extend_leases(self, owner: str, tokens: dict[str, str], until_ms: int) -> set[str]:
-        """Extend leases (item id -> token); return the ids whose lease was lost."""
+        """Extend leases (item id -> token) to `until_ms`; return the ids whose lease was lost."""
         ...
 
     async def commit(self, commit: Commit) -> CommitResult:
-        """Apply an attempt's outcome if the lease token still matches; else change nothing."""
+        """Apply an attempt's writes if the lease token still matches; else change nothing and
+        report `lost`.
+
+        In one transaction: write the step rows (final rows insert-once; a row with an error
+        is added to that step's failure history), store the waits, ingest the events (as
+        `ingest` does), keep the log lines (at most `MAX_LOGS_PER_RUN` per run, older first kept),
+        then apply the outcome. No outcome (a checkpoint): the lease is left as it is.
+        `Suspend`: the item is released and due at `due_at`, or now if an event resolved one of
+        the run's waits while it was leased; a new function-level attempt count is recorded with
+        its error. `Finish`: the run ends, its item, timeout items and waits are deleted, and
+        `inngest/function.finished` (plus `.failed`) is ingested. A run already cancelled keeps
+        its cancellation.
+        """
         ...
 
     async def release(self, item_id: str, lease_token: str, due_at: int) -> None:
-        """Give an item back unprocessed (worker shutting down)."""
+        """Give a leased item back unprocessed, due at `due_at` (a worker shutting down, or one
+        that claimed an item it cannot run)."""
         ...
 
-    async def next_due_at(self, app_id: str) -> int | None:
-        """When the earliest item of the app becomes due (None if there is none)."""
+    async def next_due_at(self, scope: AppScope) -> int | None:
+        """When the earliest item within `scope` becomes due (None if there is none)."""
         ...
 
-    async def get_run(self, run_id: str) -> Run | None: ...
+    async def cancel_run(self, run_id: str, now_ms: int, reason: str = "cancelled by request") -> bool:
+        """Cancel an active run: its pending steps are marked cancelled, its items and waits
+        deleted, and `inngest/function.cancelled` (plus `.finished`) ingested. False when it is not
+        active (finished, or no such run)."""
+        ...
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def get_run(self, run_id: str) -> Run | None:
+        """The run with its steps in first-write order and their failure histories; None if unknown."""
+        ...
 
     async def list_runs(self, flt: RunFilter) -> list[Run]:
-        """Newest first."""
-        ...
-
-    async def get_events(self, event_ids: list[str]) -> list[EventRecord]: ...
-
-    async def heartbeat(self, worker: WorkerInfo) -> None:
-        """Record that a worker is alive (insert or refresh its heartbeat)."""
-        ...
-
-    async def list_workers(self, since_ms: int) -> list[WorkerInfo]:
-        """Workers whose last heartbeat is at or after `since_ms`; forget older ones."""
+        """Runs matching the filter, newest first (by id), without steps."""
         ...
 
     def get_run_now(self, run_id: str) -> Run | None:
-        """Blocking `get_run`, for short reads from synchronous code (tests, CLI)."""
+        """Blocking `get_run`, for short reads from synchronous code (tests, the CLI)."""
         ...
 
     def list_runs_now(self, flt: RunFilter) -> list[Run]:
         """Blocking `list_runs`."""
         ...
 
-    async def cancel_run(self, run_id: str, now_ms: int, reason: str = "cancelled by request") -> bool:
-        """Cancel an active run; False when it is not active. Emits inngest/function.cancelled."""
+    # -- workers -------------------------------------------------------------------------------
+
+    async def heartbeat(self, worker: WorkerInfo) -> None:
+        """Record that a worker is alive (insert or refresh its row), and mark the functions it
+        serves as seen at its `heartbeat_at`."""
         ...
+
+    async def forget_worker(self, worker_id: str) -> None:
+        """Remove a worker that stopped cleanly, at once."""
+        ...
+
+    async def list_workers(self, since_ms: int) -> list[WorkerInfo]:
+        """Workers whose last heartbeat is at or after `since_ms`, by start time then id; older
+        rows are forgotten."""
+        ...
+
+
+MAX_LOGS_PER_RUN = 1000

@@ -38,13 +38,13 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from outlast.core.models import AppScope, Claimed, Commit, CommitResult, EventRecord
 from outlast.errors import StoreError
-from outlast.events import EventRecord
-from outlast.storage.base import Claimed, Commit, CommitResult
-from outlast.storage.sql import logic
+from outlast.storage.sql import commit, ingest
+from outlast.storage.sql import queue as work_queue
 from outlast.storage.sql.migrations import MIGRATIONS
 from outlast.storage.sql.replies import Outbox, Reply, take_group
-from outlast.storage.sql.store import SqlStore
+from outlast.storage.sql.store import SqlStore, cancel_with_events
 from outlast.storage.sql.tx import Row
 
 log = logging.getLogger("outlast.postgres")
@@ -204,22 +204,22 @@ class PostgresStore(SqlStore):
         result: T = self._submit(fn, Reply.blocking()).result()
         return result
 
-    async def claim(self, app_id: str, owner: str, limit: int, now_ms: int, lease_ms: int) -> list[Claimed]:
-        return await self._run(lambda tx: logic.claim(tx, self.planner, app_id, owner, limit, now_ms, lease_ms),
+    async def claim(self, scope: AppScope, owner: str, limit: int, now_ms: int, lease_ms: int) -> list[Claimed]:
+        return await self._run(lambda tx: work_queue.claim(tx, self.planner, scope, owner, limit, now_ms, lease_ms),
                                claim=True)
 
     async def ingest(self, events: list[EventRecord], now_ms: int) -> list[str]:
-        return await self._run(lambda tx: logic.ingest(tx, self.planner, events, now_ms), notify=True)
+        return await self._run(lambda tx: ingest.ingest(tx, self.planner, events, now_ms), notify=True)
 
-    async def commit(self, commit: Commit) -> CommitResult:
-        notify = bool(commit.events) or commit.outcome is not None
-        return await self._run(lambda tx: logic.commit(tx, self.planner, commit), notify=notify)
+    async def commit(self, c: Commit) -> CommitResult:
+        notify = bool(c.events) or c.outcome is not None
+        return await self._run(lambda tx: commit.commit(tx, self.planner, c), notify=notify)
 
     async def release(self, item_id: str, lease_token: str, due_at: int) -> None:
-        await self._run(lambda tx: logic.release(tx, item_id, lease_token, due_at), notify=True)
+        await self._run(lambda tx: work_queue.release(tx, item_id, lease_token, due_at), notify=True)
 
     async def cancel_run(self, run_id: str, now_ms: int, reason: str = "cancelled by request") -> bool:
-        return await self._run(lambda tx: logic.cancel_run(tx, self.planner, run_id, now_ms, reason), notify=True)
+        return await self._run(lambda tx: cancel_with_events(tx, self, run_id, now_ms, reason), notify=True)
 
     # -- writer threads ------------------------------------------------------------------------
 

@@ -71,6 +71,8 @@ class SqliteStore(SqlStore):
         self._thread.start()
         await asyncio.wrap_future(ready)
         self._closing.clear()
+        if self.path == ":memory:":
+            return  # nothing to checkpoint
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="outlast-sqlite-checkpoint",
                                               daemon=True)
         self._checkpointer.start()

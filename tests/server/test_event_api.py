@@ -33,7 +33,8 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[str, Engine]]:
     async def echo(ctx: outlast.Context) -> Any:
         return ctx.event.data
 
-    engine = Engine(app, open_store(f"sqlite:///{tmp_path}/api.db"), SystemClock(), app.settings)
+    engine = Engine(open_store(f"sqlite:///{tmp_path}/api.db"), SystemClock(), app.settings)
+    await engine.add_source(app)
     await engine.open()
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(event_api(engine, ["secret-key"]), port=port, log_level="warning",

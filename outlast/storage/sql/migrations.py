@@ -133,4 +133,55 @@ CREATE TABLE wait_fields (
     PRIMARY KEY (event_name, match_field)
 );
 """),
+    (2, """
+ALTER TABLE queue ADD COLUMN function_id TEXT;
+UPDATE queue SET function_id = (SELECT runs.function_id FROM runs WHERE runs.id = queue.run_id)
+    WHERE run_id IS NOT NULL;
+DROP INDEX queue_due;
+CREATE INDEX queue_due ON queue (app_id, due_at, id);
+ALTER TABLE functions ADD COLUMN last_seen_at BIGINT;
+UPDATE functions SET last_seen_at = updated_at;
+ALTER TABLE workers ADD COLUMN functions TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE workers ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workers ADD COLUMN last_error TEXT;
+ALTER TABLE steps ADD COLUMN detail TEXT;
+CREATE TABLE step_failures (
+    run_id TEXT NOT NULL,
+    step_key TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    error TEXT NOT NULL,
+    started_at BIGINT,
+    ended_at BIGINT,
+    PRIMARY KEY (run_id, step_key, attempt)
+);
+CREATE TABLE run_logs (
+    run_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    ts BIGINT NOT NULL,
+    level TEXT NOT NULL,
+    message TEXT NOT NULL,
+    step_id TEXT,
+    PRIMARY KEY (run_id, seq)
+);
+ALTER TABLE runs ADD COLUMN log_count INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
+CREATE TABLE event_effects (
+    event_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    effect TEXT NOT NULL,
+    PRIMARY KEY (event_id, run_id, effect)
+);
+CREATE INDEX event_effects_by_run ON event_effects (run_id);
+ALTER TABLE events ADD COLUMN trace TEXT;
+CREATE TABLE apps (
+    id TEXT PRIMARY KEY,
+    url TEXT,
+    sdk TEXT,
+    framework TEXT,
+    checksum TEXT,
+    error TEXT,
+    created_at BIGINT NOT NULL,
+    synced_at BIGINT
+);
+"""),
 ]

@@ -1,14 +1,14 @@
-"""The async Store over the shared SQL logic; backends supply `_run` (one transaction)."""
+"""The async Store over the shared SQL; backends supply `_run` (one transaction) and `_run_now`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from outlast.events import EventRecord
-from outlast.models import Run
-from outlast.storage.base import Claimed, Commit, CommitResult, PlannerSlot, RunFilter, WorkerInfo
-from outlast.storage.sql import logic
+from outlast.core.config import FunctionConfig
+from outlast.core.models import AppScope, Claimed, Commit, CommitResult, EventRecord, Run, RunFilter, WorkerInfo
+from outlast.storage.base import PlannerSlot, SyncMode
+from outlast.storage.sql import commit, functions, ingest, queue, read, run_end, workers
 from outlast.storage.sql.tx import Tx
 
 T = TypeVar("T")
@@ -23,56 +23,78 @@ class SqlStore(PlannerSlot):
         """Run `fn(tx)` in one transaction and block until it is done."""
         raise NotImplementedError
 
-    def get_run_now(self, run_id: str) -> Run | None:
-        return self._run_now(lambda tx: logic.get_run(tx, run_id))
+    # -- functions -----------------------------------------------------------------------------
 
-    def list_runs_now(self, flt: RunFilter) -> list[Run]:
-        return self._run_now(lambda tx: logic.list_runs(tx, flt))
+    async def sync_functions(self, app_id: str, configs: list[FunctionConfig], now_ms: int, *,
+                             mode: SyncMode = "merge") -> bool:
+        return await self._run(lambda tx: functions.sync_functions(tx, app_id, configs, now_ms, mode))
 
-    async def sync_functions(self, app_id: str, configs: list[dict[str, Any]], now_ms: int) -> bool:
-        return await self._run(lambda tx: logic.sync_functions(tx, app_id, configs, now_ms))
-
-    async def load_functions(self) -> tuple[int, list[dict[str, Any]]]:
-        return await self._run(logic.load_functions)
+    async def load_functions(self) -> tuple[int, list[FunctionConfig]]:
+        return await self._run(functions.load_functions)
 
     async def functions_version(self) -> int:
-        return await self._run(logic.functions_version)
+        return await self._run(functions.functions_version)
+
+    async def prune_functions(self, stale_before_ms: int) -> list[tuple[str, str]]:
+        return await self._run(lambda tx: functions.prune_functions(tx, stale_before_ms))
+
+    # -- events and the queue ------------------------------------------------------------------
 
     async def ingest(self, events: list[EventRecord], now_ms: int) -> list[str]:
-        return await self._run(lambda tx: logic.ingest(tx, self.planner, events, now_ms))
-
-    async def claim(self, app_id: str, owner: str, limit: int, now_ms: int, lease_ms: int) -> list[Claimed]:
-        return await self._run(lambda tx: logic.claim(tx, self.planner, app_id, owner, limit, now_ms, lease_ms))
-
-    async def extend_leases(self, owner: str, tokens: dict[str, str], until_ms: int) -> set[str]:
-        return await self._run(lambda tx: logic.extend_leases(tx, owner, tokens, until_ms))
-
-    async def commit(self, commit: Commit) -> CommitResult:
-        return await self._run(lambda tx: logic.commit(tx, self.planner, commit))
-
-    async def release(self, item_id: str, lease_token: str, due_at: int) -> None:
-        await self._run(lambda tx: logic.release(tx, item_id, lease_token, due_at))
-
-    async def next_due_at(self, app_id: str) -> int | None:
-        return await self._run(lambda tx: logic.next_due_at(tx, app_id))
-
-    async def get_run(self, run_id: str) -> Run | None:
-        return await self._run(lambda tx: logic.get_run(tx, run_id))
-
-    async def list_runs(self, flt: RunFilter) -> list[Run]:
-        return await self._run(lambda tx: logic.list_runs(tx, flt))
+        return await self._run(lambda tx: ingest.ingest(tx, self.planner, events, now_ms))
 
     async def get_events(self, event_ids: list[str]) -> list[EventRecord]:
-        return await self._run(lambda tx: logic.get_events(tx, event_ids))
+        return await self._run(lambda tx: read.get_events(tx, event_ids))
 
-    async def heartbeat(self, worker: WorkerInfo) -> None:
-        await self._run(lambda tx: logic.heartbeat(tx, worker))
+    async def claim(self, scope: AppScope, owner: str, limit: int, now_ms: int, lease_ms: int) -> list[Claimed]:
+        return await self._run(lambda tx: queue.claim(tx, self.planner, scope, owner, limit, now_ms, lease_ms))
 
-    async def list_workers(self, since_ms: int) -> list[WorkerInfo]:
-        return await self._run(lambda tx: logic.list_workers(tx, since_ms))
+    async def extend_leases(self, owner: str, tokens: dict[str, str], until_ms: int) -> set[str]:
+        return await self._run(lambda tx: queue.extend_leases(tx, tokens, until_ms))
+
+    async def commit(self, c: Commit) -> CommitResult:
+        return await self._run(lambda tx: commit.commit(tx, self.planner, c))
+
+    async def release(self, item_id: str, lease_token: str, due_at: int) -> None:
+        await self._run(lambda tx: queue.release(tx, item_id, lease_token, due_at))
+
+    async def next_due_at(self, scope: AppScope) -> int | None:
+        return await self._run(lambda tx: queue.next_due_at(tx, scope))
 
     async def cancel_run(self, run_id: str, now_ms: int, reason: str = "cancelled by request") -> bool:
-        return await self._run(lambda tx: logic.cancel_run(tx, self.planner, run_id, now_ms, reason))
+        return await self._run(lambda tx: cancel_with_events(tx, self, run_id, now_ms, reason))
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def get_run(self, run_id: str) -> Run | None:
+        return await self._run(lambda tx: read.get_run(tx, run_id))
+
+    async def list_runs(self, flt: RunFilter) -> list[Run]:
+        return await self._run(lambda tx: read.list_runs(tx, flt))
+
+    def get_run_now(self, run_id: str) -> Run | None:
+        return self._run_now(lambda tx: read.get_run(tx, run_id))
+
+    def list_runs_now(self, flt: RunFilter) -> list[Run]:
+        return self._run_now(lambda tx: read.list_runs(tx, flt))
+
+    # -- workers -------------------------------------------------------------------------------
+
+    async def heartbeat(self, worker: WorkerInfo) -> None:
+        await self._run(lambda tx: workers.heartbeat(tx, worker))
+
+    async def forget_worker(self, worker_id: str) -> None:
+        await self._run(lambda tx: workers.forget_worker(tx, worker_id))
+
+    async def list_workers(self, since_ms: int) -> list[WorkerInfo]:
+        return await self._run(lambda tx: workers.list_workers(tx, since_ms))
+
+
+def cancel_with_events(tx: Tx, store: SqlStore, run_id: str, now: int, reason: str) -> bool:
+    follow_ups = run_end.cancel_run(tx, run_id, now, reason)
+    if follow_ups:
+        ingest.ingest(tx, store.planner, follow_ups, now)
+    return follow_ups is not None
 
 
 __all__ = ["SqlStore", "Tx"]

@@ -1,0 +1,344 @@
+"""A function's configuration as the engine stores and obeys it, wherever it came from.
+
+Two builders produce it: `outlast.function` from the Python option types, and
+`outlast.protocol` from an Inngest SDK's sync payload. Both hand it to `validate()`, the one place
+that decides what can be honoured; its errors name the function and the option. The stored form
+(`to_json`) is what any process reads to route events without importing user code.
+
+Durations are integer milliseconds here; parsing "1h30m" is the builders' job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from outlast.errors import FunctionConfigError
+
+MAX_TRIGGERS = 10
+MAX_RETRIES = 20
+DEFAULT_RETRIES = 4
+MAX_CANCELS = 5
+MAX_CONCURRENCY_LIMITS = 2
+MAX_LIMIT = 100_000
+MAX_BATCH_SIZE = 1000
+SECOND_MS = 1000
+DAY_MS = 86_400_000
+WEEK_MS = 7 * DAY_MS
+YEAR_MS = 366 * DAY_MS
+PRIORITY_LIMIT_S = 43_200
+CONCURRENCY_SCOPES = ("fn", "app", "account")
+SINGLETON_MODES = ("skip", "cancel")
+#: options Inngest does not allow together with batching
+NOT_WITH_BATCH = ("cancel", "debounce", "singleton", "priority", "idempotency")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventTrigger:
+    event: str
+    expression: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CronTrigger:
+    cron: str
+    jitter_ms: int | None = None
+
+
+Trigger = EventTrigger | CronTrigger
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConcurrencyRule:
+    limit: int
+    key: str | None = None
+    scope: str = "fn"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThrottleRule:
+    limit: int
+    period_ms: int
+    burst: int = 1
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimitRule:
+    limit: int
+    period_ms: int
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DebounceRule:
+    period_ms: int
+    timeout_ms: int | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchRule:
+    max_size: int
+    timeout_ms: int
+    key: str | None = None
+    expression: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelRule:
+    """Cancel the run when `event` arrives and `expression` (over `event` and `async`) holds."""
+
+    event: str
+    expression: str | None = None
+    timeout_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimeoutRule:
+    start_ms: int | None = None
+    finish_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SingletonRule:
+    key: str | None = None
+    mode: str = "skip"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Runtime:
+    """Where the function's code runs: in a worker process (`local`), or in a served app (`http`)."""
+
+    kind: Literal["local", "http"] = "local"
+    url: str | None = None
+
+
+LOCAL = Runtime()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FunctionConfig:
+    app_id: str
+    id: str
+    name: str
+    triggers: tuple[Trigger, ...]
+    retries: int = DEFAULT_RETRIES
+    cancel: tuple[CancelRule, ...] = ()
+    timeouts: TimeoutRule | None = None
+    idempotency: str | None = None
+    #: for an on-failure handler: the id of the function whose failures it handles
+    failure_of: str | None = None
+    concurrency: tuple[ConcurrencyRule, ...] = ()
+    throttle: ThrottleRule | None = None
+    rate_limit: RateLimitRule | None = None
+    debounce: DebounceRule | None = None
+    batch: BatchRule | None = None
+    #: expression giving seconds to move a run's start ahead (positive) or back
+    priority: str | None = None
+    singleton: SingletonRule | None = None
+    runtime: Runtime = field(default=LOCAL)
+
+    @property
+    def slug(self) -> str:
+        """Inngest's composite id, `<app_id>-<fn_id>`."""
+        return f"{self.app_id}-{self.id}"
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retries + 1
+
+    @property
+    def cron_triggers(self) -> list[CronTrigger]:
+        return [t for t in self.triggers if isinstance(t, CronTrigger)]
+
+    def with_runtime(self, runtime: Runtime) -> FunctionConfig:
+        return replace(self, runtime=runtime)
+
+    # -- validation ----------------------------------------------------------------------------
+
+    def validate(self, *, field_name: Callable[[str], str] = str) -> FunctionConfig:
+        """Return self if every option can be honoured; else raise FunctionConfigError naming the
+        function and the option (`field_name` maps our option names to the caller's)."""
+        if not isinstance(self.id, str) or not self.id.strip():
+            raise FunctionConfigError("a function needs a non-empty string id")
+
+        def fail(option: str, problem: str) -> FunctionConfigError:
+            return FunctionConfigError(f"function {self.id!r}: option {field_name(option)!r}: {problem}")
+
+        _Checks(self, fail).run()
+        return self
+
+    # -- the stored form -----------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "app_id": self.app_id, "name": self.name, "retries": self.retries,
+            "triggers": [_trigger_json(t) for t in self.triggers],
+            "cancel": [{"event": c.event, "if": c.expression, "timeout_ms": c.timeout_ms} for c in self.cancel],
+            "timeouts": _json(self.timeouts), "idempotency": self.idempotency, "failure_of": self.failure_of,
+            "concurrency": [_json(c) for c in self.concurrency], "throttle": _json(self.throttle),
+            "rate_limit": _json(self.rate_limit), "debounce": _json(self.debounce),
+            "batch": None if self.batch is None else {"max_size": self.batch.max_size,
+                                                      "timeout_ms": self.batch.timeout_ms,
+                                                      "key": self.batch.key, "if": self.batch.expression},
+            "priority": None if self.priority is None else {"run": self.priority},
+            "singleton": _json(self.singleton), "runtime": _json(self.runtime),
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> FunctionConfig:
+        """The stored form back; also reads the first schema's form (cancel `match`, `{}` timeouts)."""
+        batch = raw.get("batch")
+        return cls(
+            app_id=raw["app_id"], id=raw["id"], name=raw.get("name") or raw["id"],
+            retries=raw.get("retries", DEFAULT_RETRIES),
+            triggers=tuple(_trigger_from_json(t) for t in raw.get("triggers") or []),
+            cancel=tuple(_cancel_from_json(c) for c in raw.get("cancel") or []),
+            timeouts=TimeoutRule(**raw["timeouts"]) if raw.get("timeouts") else None,
+            idempotency=raw.get("idempotency"), failure_of=raw.get("failure_of"),
+            concurrency=tuple(ConcurrencyRule(**c) for c in raw.get("concurrency") or []),
+            throttle=ThrottleRule(**raw["throttle"]) if raw.get("throttle") else None,
+            rate_limit=RateLimitRule(**raw["rate_limit"]) if raw.get("rate_limit") else None,
+            debounce=DebounceRule(**raw["debounce"]) if raw.get("debounce") else None,
+            batch=None if not batch else BatchRule(max_size=batch["max_size"], timeout_ms=batch["timeout_ms"],
+                                                   key=batch.get("key"), expression=batch.get("if")),
+            priority=(raw.get("priority") or {}).get("run"),
+            singleton=SingletonRule(**raw["singleton"]) if raw.get("singleton") else None,
+            runtime=Runtime(**raw["runtime"]) if raw.get("runtime") else LOCAL,
+        )
+
+
+def match_expression(match: str) -> str:
+    """Inngest's `match="data.x"` shorthand as the expression it stands for."""
+    return f"event.{match} == async.{match}"
+
+
+def cancel_expression(match: str | None, condition: str | None) -> str | None:
+    """A cancel rule's expression from the Python options `match=` and `if_=`."""
+    parts = ([match_expression(match)] if match else []) + ([f"({condition})"] if condition else [])
+    return " && ".join(parts) or None
+
+
+Fail = Callable[[str, str], FunctionConfigError]
+
+
+class _Checks:
+    """The rules a configuration must satisfy, one method per option."""
+
+    def __init__(self, config: FunctionConfig, fail: Fail) -> None:
+        self.c = config
+        self.fail = fail
+
+    def run(self) -> None:
+        c = self.c
+        self.integer("retries", c.retries, 0, MAX_RETRIES)
+        self.triggers()
+        self.cancels()
+        if c.timeouts is not None:
+            self.duration("timeouts.start", c.timeouts.start_ms, 1, YEAR_MS)
+            self.duration("timeouts.finish", c.timeouts.finish_ms, 1, YEAR_MS)
+        self.concurrency()
+        self.flow_control()
+        if c.batch:
+            clash = next((o for o in NOT_WITH_BATCH if getattr(c, o)), None)
+            if clash:
+                raise self.fail("batch", f"cannot be combined with {clash!r}")
+        self.expressions()
+
+    def integer(self, option: str, value: Any, least: int, most: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
+            raise self.fail(option, f"must be an integer from {least} to {most}, got {value!r}")
+
+    def duration(self, option: str, ms: int | None, least: int, most: int) -> None:
+        from outlast.core.durations import format_ms
+
+        if ms is None:
+            return
+        if isinstance(ms, bool) or not isinstance(ms, int):
+            raise self.fail(option, f"must be a duration, got {ms!r}")
+        if not least <= ms <= most:
+            raise self.fail(option, f"must be between {format_ms(least)} and {format_ms(most)}, got {format_ms(ms)}")
+
+    def triggers(self) -> None:
+        from outlast.core.cron import parse_schedule
+
+        if not self.c.triggers:
+            raise self.fail("trigger", "a function needs at least one trigger")
+        if len(self.c.triggers) > MAX_TRIGGERS:
+            raise self.fail("trigger", f"{len(self.c.triggers)} triggers, the limit is {MAX_TRIGGERS}")
+        for trigger in self.c.triggers:
+            if isinstance(trigger, EventTrigger):
+                if not isinstance(trigger.event, str) or not trigger.event.strip():
+                    raise self.fail("trigger", "an event trigger needs a non-empty event name")
+                continue
+            try:
+                parse_schedule(trigger.cron)
+            except ValueError as exc:
+                raise self.fail("trigger.cron", str(exc)) from None
+            self.duration("trigger.jitter", trigger.jitter_ms, 0, DAY_MS)
+
+    def cancels(self) -> None:
+        if len(self.c.cancel) > MAX_CANCELS:
+            raise self.fail("cancel", f"{len(self.c.cancel)} cancel rules, the limit is {MAX_CANCELS}")
+        for rule in self.c.cancel:
+            if not isinstance(rule.event, str) or not rule.event.strip():
+                raise self.fail("cancel", "a cancel rule needs an event name")
+            self.duration("cancel.timeout", rule.timeout_ms, 1, YEAR_MS)
+
+    def concurrency(self) -> None:
+        if len(self.c.concurrency) > MAX_CONCURRENCY_LIMITS:
+            raise self.fail("concurrency",
+                            f"{len(self.c.concurrency)} limits, at most {MAX_CONCURRENCY_LIMITS} are allowed")
+        for rule in self.c.concurrency:
+            self.integer("concurrency.limit", rule.limit, 1, MAX_LIMIT)
+            if rule.scope not in CONCURRENCY_SCOPES:
+                raise self.fail("concurrency.scope", f"must be 'fn', 'app' or 'account', got {rule.scope!r}")
+
+    def flow_control(self) -> None:
+        c = self.c
+        if c.throttle:
+            self.integer("throttle.limit", c.throttle.limit, 1, MAX_LIMIT)
+            self.integer("throttle.burst", c.throttle.burst, 1, MAX_LIMIT)
+            self.duration("throttle.period", c.throttle.period_ms, SECOND_MS, WEEK_MS)
+        if c.rate_limit:
+            self.integer("rate_limit.limit", c.rate_limit.limit, 1, MAX_LIMIT)
+            self.duration("rate_limit.period", c.rate_limit.period_ms, SECOND_MS, DAY_MS)
+        if c.debounce:
+            self.duration("debounce.period", c.debounce.period_ms, SECOND_MS, WEEK_MS)
+            self.duration("debounce.timeout", c.debounce.timeout_ms, SECOND_MS, WEEK_MS)
+        if c.batch:
+            self.integer("batch.max_size", c.batch.max_size, 2, MAX_BATCH_SIZE)
+            self.duration("batch.timeout", c.batch.timeout_ms, SECOND_MS, DAY_MS)
+        if c.singleton and c.singleton.mode not in SINGLETON_MODES:
+            raise self.fail("singleton.mode", f"must be 'skip' or 'cancel', got {c.singleton.mode!r}")
+
+    def expressions(self) -> None:
+        """Every expression compiles (the registry compiles the same ones again when it loads)."""
+        from outlast.core.registry import compile_function
+
+        compile_function(self.c, fail=self.fail)
+
+
+def _json(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {name: getattr(value, name) for name in value.__slots__}
+
+
+def _trigger_json(t: Trigger) -> dict[str, Any]:
+    if isinstance(t, EventTrigger):
+        return {"event": t.event, "if": t.expression}
+    return {"cron": t.cron, "jitter_ms": t.jitter_ms}
+
+
+def _trigger_from_json(raw: dict[str, Any]) -> Trigger:
+    if "cron" in raw:
+        return CronTrigger(cron=raw["cron"], jitter_ms=raw.get("jitter_ms"))
+    return EventTrigger(event=raw["event"], expression=raw.get("if"))
+
+
+def _cancel_from_json(raw: dict[str, Any]) -> CancelRule:
+    return CancelRule(event=raw["event"], expression=cancel_expression(raw.get("match"), raw.get("if")),
+                      timeout_ms=raw.get("timeout_ms"))

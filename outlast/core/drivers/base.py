@@ -1,0 +1,59 @@
+"""The seam between the executor and a driver.
+
+The executor owns an attempt: the lease, the memo, the commits, the retry decisions and the
+outcome. A driver owns the conversation with the user's code and reports it in ops
+(`outlast.core.ops`). It never writes to the store itself, and the executor never knows which
+driver it talks to.
+
+    outcome = await driver.execute(host)
+
+During `execute` the driver calls `host.apply(ops)` whenever steps finish, fail or suspend; each
+call commits under the run's lease (raising `LeaseLost` if the lease is gone: stop at once,
+write nothing more) and updates `host.run.memo` in place. `execute` returns how the attempt
+ends: `RunComplete`, `FunctionError` or `Suspended`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from outlast.core.config import FunctionConfig
+from outlast.core.models import LogLine, MemoEntry, RunState
+from outlast.core.ops import Outcome, StepOp
+
+
+class AttemptHost(Protocol):
+    """One attempt of one run, as the executor offers it to a driver."""
+
+    @property
+    def run(self) -> RunState:
+        """The run: its events, its function-level attempt count and its memo (kept current)."""
+        ...
+
+    @property
+    def function(self) -> FunctionConfig: ...
+
+    def now_ms(self) -> int: ...
+
+    async def apply(self, ops: Sequence[StepOp]) -> list[MemoEntry]:
+        """Commit step ops under the lease; return their memo entries as stored (a `StepError`
+        comes back `retrying` or, if its retries are spent, `failed`). Raises `LeaseLost`."""
+        ...
+
+    def log(self, line: LogLine) -> None:
+        """Keep a line the function logged; it is stored with the attempt's next commit."""
+        ...
+
+    def completion_order(self) -> list[str]:
+        """Keys of the run's finished steps in the order they finished (Inngest's `ctx.stack`)."""
+        ...
+
+
+class Driver(Protocol):
+    async def execute(self, host: AttemptHost) -> Outcome:
+        """Run the attempt to its end, reporting steps through `host.apply`."""
+        ...
+
+
+__all__ = ["AttemptHost", "Driver", "Sequence"]

@@ -1,0 +1,294 @@
+"""The local driver: a function's handler called in this process, checkpointed.
+
+The handler runs straight through. A step found in the memo returns its stored value; a new
+step runs its body, its result is committed (`StepRun`) and the handler continues in the same
+call, so a run of N steps costs O(N). A sleep, a wait, a child run or a step retry is committed
+as its op and then suspends the handler with `StepSuspended` (a BaseException); the attempt
+ends once every step body still running (a parallel branch) has finished and committed.
+
+A step body's exceptions belong to the step, whatever their class (`SystemExit` and
+`KeyboardInterrupt` too): they are caught in the body's own frame, so they never reach the
+event loop. This is the only module of the core that imports the SDK (to build `Context`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from outlast.context import Context, ReplayAwareLogger, SyncContext
+from outlast.core import jsonutil, scope
+from outlast.core.drivers.base import AttemptHost
+from outlast.core.durations import to_ms
+from outlast.core.interrupts import Interrupt, LeaseLost, StepSuspended
+from outlast.core.keys import StepCounter
+from outlast.core.models import RETRYING, EventRecord, LogLine, MemoEntry
+from outlast.core.ops import (
+    FunctionError,
+    InvokeFunction,
+    Outcome,
+    RunComplete,
+    SendEvent,
+    Sleep,
+    StepError,
+    StepFailed,
+    StepOp,
+    StepRun,
+    Suspended,
+    WaitForEvent,
+)
+from outlast.core.retry import ErrorInfo
+from outlast.core.sources import LocalFunction
+from outlast.errors import InvalidEventError, NonRetriableError, PayloadTooLargeError, RetryAfterError, StepUsageError
+from outlast.errors import StepError as StepErrorRaised
+from outlast.events import Event
+from outlast.step import Step, SyncStep
+
+user_log = logging.getLogger("outlast.run")
+#: errors that fail at once, inside a step body or outside
+FINAL_ERRORS = (NonRetriableError, StepUsageError, PayloadTooLargeError, StepErrorRaised)
+Validate = Callable[[list[Any]], list[EventRecord]]
+
+
+class LocalDriver:
+    def __init__(self, *, lookup: Callable[[str, str], LocalFunction | None], validate: Validate,
+                 step_threads: ThreadPoolExecutor, handler_threads: ThreadPoolExecutor, max_steps_per_run: int) -> None:
+        self.lookup = lookup
+        self.validate = validate
+        self.step_threads = step_threads
+        self.handler_threads = handler_threads
+        self.max_steps_per_run = max_steps_per_run
+
+    async def execute(self, host: AttemptHost) -> Outcome:
+        fn = self.lookup(host.run.app_id, host.run.function_id)
+        if fn is None:  # the worker dispatches only what it serves; a re-sync may have raced it
+            return FunctionError(error=ErrorInfo(name="FunctionNotFoundError", no_retry=True, message=(
+                f"function {host.run.function_id!r} is not defined in app {host.run.app_id!r} in this process")))
+        return await LocalAttempt(host, self).run_handler(fn)
+
+
+class LocalAttempt:
+    """The memo cursor of one attempt, and the `StepHost` its `Step` calls."""
+
+    def __init__(self, host: AttemptHost, driver: LocalDriver) -> None:
+        self.host = host
+        self.driver = driver
+        self.counter = StepCounter()
+        self.inflight: set[asyncio.Future[Any]] = set()
+        self.unvisited = {k for k, m in host.run.memo.items() if m.final}
+
+    @property
+    def replaying(self) -> bool:
+        """True while the handler is still going over steps it has already run."""
+        return bool(self.unvisited)
+
+    def now_ms(self) -> int:
+        return self.host.now_ms()
+
+    # -- the whole attempt ---------------------------------------------------------------------
+
+    async def run_handler(self, fn: LocalFunction) -> Outcome:
+        try:
+            output = await self._call_handler(fn)
+        except StepSuspended:
+            await self._settle()
+            return Suspended()
+        except (LeaseLost, asyncio.CancelledError):
+            raise
+        except BaseException as exc:
+            await self._settle()
+            return FunctionError(error=error_info(exc, self.now_ms()))
+        await self._settle()
+        try:
+            value, _text = jsonutil.roundtrip(output)
+        except jsonutil.NotJSONError as exc:
+            return FunctionError(error=ErrorInfo(name="OutputUnserializableError", no_retry=True,
+                                                 message=f"the function's return value: {exc}"))
+        return RunComplete(output=value)
+
+    def _call_handler(self, fn: LocalFunction) -> Awaitable[Any]:
+        run = self.host.run
+        events = [Event.from_record(e) for e in run.events]
+        logger = ReplayAwareLogger(user_log, lambda: self.replaying, {"run_id": run.run_id,
+                                                                     "function_id": run.function_id},
+                                   sink=self._keep_log)
+        step = Step(self)
+        common: dict[str, Any] = dict(event=events[0], events=events, run_id=run.run_id,
+                                      function_id=run.function_id, logger=logger, _function_attempt=run.attempt)
+        if fn.is_async:
+            return fn.handler(Context(step=step, **common))  # type: ignore[no-any-return]
+        loop = asyncio.get_running_loop()
+        ctx = SyncContext(step=SyncStep(step, loop), **common)
+        run_in = contextvars.copy_context()
+        return loop.run_in_executor(self.driver.handler_threads, lambda: run_in.run(fn.handler, ctx))
+
+    def _keep_log(self, level: str, message: str) -> None:
+        self.host.log(LogLine(ts=self.now_ms(), level=level, message=message))
+
+    async def _settle(self) -> None:
+        """Let parallel step bodies still running finish and commit before the attempt ends."""
+        while self.inflight:
+            done = list(self.inflight)
+            self.inflight.clear()
+            results = await asyncio.gather(*done, return_exceptions=True)
+            if any(isinstance(r, LeaseLost) for r in results):
+                raise LeaseLost()
+
+    # -- the memo cursor -----------------------------------------------------------------------
+
+    def _key(self, step_id: str) -> str:
+        if not isinstance(step_id, str) or not step_id:
+            raise StepUsageError(f"a step id must be a non-empty string, got {step_id!r}")
+        if scope.in_step.get():
+            raise StepUsageError(f"step {step_id!r} is called inside another step; steps cannot be nested")
+        return self.counter.next_key(step_id)
+
+    def _found(self, key: str) -> MemoEntry | None:
+        """The memo entry if the step is done; None if it must run; StepSuspended if it must wait."""
+        memo = self.host.run.memo
+        entry = memo.get(key)
+        if entry is not None and entry.final:
+            self.unvisited.discard(key)
+            return entry
+        self.unvisited.clear()  # past the memo: what follows is new
+        if entry is None:
+            if len(memo) + 1 > self.driver.max_steps_per_run:
+                raise StepUsageError(f"run {self.host.run.run_id} would have more than "
+                                     f"{self.driver.max_steps_per_run} steps (max_steps_per_run)")
+            return None
+        if entry.status == RETRYING and (entry.deadline or 0) <= self.now_ms():
+            return None
+        raise StepSuspended()
+
+    async def _record(self, op: StepOp) -> MemoEntry:
+        [entry] = await self.host.apply([op])
+        if entry.final:
+            return entry
+        raise StepSuspended()
+
+    # -- StepHost ------------------------------------------------------------------------------
+
+    async def run(self, step_id: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        key = self._key(step_id)
+        entry = self._found(key)
+        if entry is None:
+            task: asyncio.Future[MemoEntry] = asyncio.ensure_future(self._execute(key, step_id, fn, args, kwargs))
+            self.inflight.add(task)
+            try:
+                entry = await asyncio.shield(task)
+            finally:
+                if task.done():
+                    self.inflight.discard(task)
+        return result_of(entry)
+
+    async def _execute(self, key: str, step_id: str, fn: Callable[..., Any], args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> MemoEntry:
+        previous = self.host.run.memo.get(key)
+        started = self.now_ms()
+        ok, value = await self._call_body(fn, args, kwargs, previous.attempts if previous else 0)
+        op: StepOp
+        if not ok:
+            op = StepError(key=key, step_id=step_id, error=error_info(value, self.now_ms()), started_at=started)
+        else:
+            try:
+                output, _text = jsonutil.roundtrip(value)
+                op = StepRun(key=key, step_id=step_id, output=output, started_at=started)
+            except jsonutil.NotJSONError as exc:
+                op = StepFailed(key=key, step_id=step_id, started_at=started, error=ErrorInfo(
+                    name="NonRetriableError", no_retry=True,
+                    message=f"step {step_id!r} returned a value that is not JSON-serialisable: {exc}"))
+        return await self._record(op)
+
+    async def _call_body(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                         attempt: int) -> tuple[bool, Any]:
+        """(True, value) or (False, the exception it raised, whatever its class)."""
+        ctx = contextvars.copy_context()
+        ctx.run(scope.in_step.set, True)
+        ctx.run(scope.step_attempt.set, attempt)
+        loop = asyncio.get_running_loop()
+        if inspect.iscoroutinefunction(fn):
+            return await loop.create_task(_captured(lambda: fn(*args, **kwargs)), context=ctx)
+        done = await loop.run_in_executor(self.driver.step_threads, lambda: ctx.run(_call_captured, fn, args, kwargs))
+        if done[0] and inspect.isawaitable(done[1]):
+            return await loop.create_task(_captured(lambda: done[1]), context=ctx)
+        return done
+
+    async def sleep_until(self, step_id: str, until_ms: int) -> None:
+        key = self._key(step_id)
+        if self._found(key) is None:
+            await self._record(Sleep(key=key, step_id=step_id, until_ms=until_ms))
+
+    async def wait_for_event(self, step_id: str, *, event: str, expression: str | None,
+                             expires_at: int) -> dict[str, Any] | None:
+        key = self._key(step_id)
+        entry = self._found(key) or await self._record(WaitForEvent(key=key, step_id=step_id, event=event,
+                                                                    expression=expression, expires_at=expires_at))
+        return result_of(entry)  # type: ignore[no-any-return]
+
+    async def invoke(self, step_id: str, *, function_slug: str, data: dict[str, Any], expires_at: int | None) -> Any:
+        key = self._key(step_id)
+        entry = self._found(key) or await self._record(InvokeFunction(
+            key=key, step_id=step_id, function_slug=function_slug, data=data, expires_at=expires_at))
+        return result_of(entry)
+
+    async def send_events(self, step_id: str, events: list[Any]) -> list[str]:
+        key = self._key(step_id)
+        entry = self._found(key)
+        if entry is None:
+            try:
+                records = self.driver.validate(events)
+            except (InvalidEventError, PayloadTooLargeError) as exc:
+                raise StepUsageError(f"step {step_id!r}: {exc}") from None
+            entry = await self._record(SendEvent(key=key, step_id=step_id, events=records))
+        return result_of(entry)  # type: ignore[no-any-return]
+
+
+def result_of(entry: MemoEntry) -> Any:
+    """A finished step's value, or its error raised as StepError."""
+    if entry.status == "failed":
+        err = entry.error or {}
+        raise StepErrorRaised(err.get("message", ""), name=err.get("name", "Error"), step_id=entry.step_id,
+                              stack=err.get("stack", ""))
+    return entry.output
+
+
+async def _captured(make: Callable[[], Awaitable[Any]]) -> tuple[bool, Any]:
+    try:
+        return True, await make()
+    except Interrupt:
+        raise
+    except BaseException as exc:
+        return False, exc
+
+
+def _call_captured(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, Any]:
+    try:
+        return True, fn(*args, **kwargs)
+    except Interrupt:
+        raise
+    except BaseException as exc:
+        return False, exc
+
+
+def error_info(exc: BaseException, now_ms: int) -> ErrorInfo:
+    """An exception as the retry decision and the trace see it."""
+    name = exc.name if isinstance(exc, StepErrorRaised) else type(exc).__name__
+    message = getattr(exc, "message", None) if isinstance(exc, (*FINAL_ERRORS, RetryAfterError)) else None
+    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    retry_at = retry_after_ms(exc.retry_after, now_ms) if isinstance(exc, RetryAfterError) else None
+    return ErrorInfo(name=name or type(exc).__name__, message=message if message is not None else str(exc),
+                     stack=stack, no_retry=isinstance(exc, FINAL_ERRORS), retry_at=retry_at)
+
+
+def retry_after_ms(value: Any, now_ms: int) -> int:
+    """The absolute time a RetryAfterError asks for (a duration from now, or a datetime)."""
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    return now_ms + to_ms(value, what="retry_after")

@@ -1,0 +1,166 @@
+"""The executor: one attempt of a run, through whichever driver runs the function's code.
+
+It holds the lease (the worker's keeper extends it), turns the driver's ops into commits
+(`outlast.core.ops`), retries a commit the store could not make while the lease can still be
+ours, and commits the attempt's outcome. What happens is told to observers as typed events.
+
+A commit that reports the lease lost, or a driver that raises `LeaseLost`, ends the attempt
+at once with nothing more written: another worker owns the run, or it was cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from outlast.core.config import FunctionConfig
+from outlast.core.drivers.base import Driver
+from outlast.core.interrupts import LeaseLost
+from outlast.core.models import Claimed, Commit, CommitResult, Finish, LogLine, MemoEntry, RunState, StepWrite, Suspend
+from outlast.core.observe import AttemptEnded, AttemptStarted, StepEnded
+from outlast.core.ops import Lease, OpRules, Outcome, StepOp, outcome_commit, step_commit
+from outlast.core.retry import RetryPolicy
+from outlast.errors import StoreError
+
+if TYPE_CHECKING:
+    from outlast.core.engine import Engine
+
+log = logging.getLogger("outlast.worker")
+
+
+class Attempt:
+    """One attempt as a driver sees it (`AttemptHost`)."""
+
+    def __init__(self, engine: Engine, claimed: Claimed, function: FunctionConfig) -> None:
+        self.engine = engine
+        self._run = claimed.run
+        self._function = function
+        self.lease = Lease(item_id=claimed.item_id, token=claimed.lease_token)
+        self.rules = OpRules(
+            policy=RetryPolicy(max_attempts=function.max_attempts, backoff_scale=engine.settings.backoff_scale,
+                               rng=engine.rng),
+            max_output_bytes=engine.settings.max_step_output_bytes,
+            max_steps_per_run=engine.settings.max_steps_per_run, known_function=engine.known_function)
+        #: a step of this attempt is pending or due to retry: the attempt can only suspend
+        self.suspended = False
+        self._logs: list[LogLine] = []
+
+    @property
+    def run(self) -> RunState:
+        return self._run
+
+    @property
+    def function(self) -> FunctionConfig:
+        return self._function
+
+    def now_ms(self) -> int:
+        return self.engine.clock.now_ms()
+
+    def log(self, line: LogLine) -> None:
+        self._logs.append(line)
+
+    def completion_order(self) -> list[str]:
+        done = [m for m in self._run.memo.values() if m.final]
+        return [m.key for m in sorted(done, key=lambda m: (m.ended_at or 0, m.seq))]
+
+    async def apply(self, ops: Sequence[StepOp]) -> list[MemoEntry]:
+        commit = step_commit(self._run, ops, lease=self.lease, now=self.now_ms(), rules=self.rules,
+                             logs=self._take_logs())
+        await self._commit(commit)
+        for write in commit.steps:
+            self._remember(write)
+        return [self._run.memo[op.key] for op in ops]
+
+    async def end(self, outcome: Outcome) -> Commit:
+        commit = outcome_commit(self._run, outcome, lease=self.lease, now=self.now_ms(), rules=self.rules,
+                                suspended_in_attempt=self.suspended, logs=self._take_logs())
+        await self._commit(commit)
+        return commit
+
+    def _take_logs(self) -> list[LogLine]:
+        logs, self._logs = self._logs, []
+        return logs
+
+    def _remember(self, w: StepWrite) -> None:
+        previous = self._run.memo.get(w.key)
+        self._run.memo[w.key] = MemoEntry(
+            key=w.key, step_id=w.step_id, kind=w.kind, status=w.status, attempts=w.attempts, output=w.output,
+            error=w.error, started_at=w.started_at, ended_at=w.ended_at, deadline=w.deadline,
+            seq=previous.seq if previous is not None else len(self._run.memo))
+        if w.status not in ("completed", "failed"):
+            self.suspended = True
+        if self.engine.bus:
+            self.engine.bus.emit(StepEnded(
+                run_id=self._run.run_id, app_id=self._run.app_id, function_id=self._run.function_id,
+                step_id=w.step_id, kind=w.kind, status=w.status, attempt=w.attempts - 1, error=w.error,
+                duration_ms=max(0, (w.ended_at or self.now_ms()) - (w.started_at or self.now_ms()))))
+
+    async def _commit(self, commit: Commit) -> None:
+        result = await self._commit_retrying(commit)
+        if not result.ok:
+            raise LeaseLost()
+
+    async def _commit_retrying(self, commit: Commit) -> CommitResult:
+        """A StoreError means nothing was committed, and a commit is safe to repeat (the lease token,
+        insert-once memo rows and event ids make a repeat harmless): retry with backoff while the
+        lease can still be ours, then give the run up to whoever takes the expired lease."""
+        delay, spent = 0.05, 0.0
+        while True:
+            try:
+                return await self.engine.commit(commit)
+            except StoreError as exc:
+                if spent + delay > self.engine.settings.lease_ms / 1000:
+                    log.warning("giving up a commit of run %s: %s", commit.run_id, exc)
+                    raise LeaseLost() from exc
+                log.warning("commit of run %s failed, retrying: %s", commit.run_id, exc)
+                await asyncio.sleep(delay)
+                spent, delay = spent + delay, min(delay * 2, 2.0)
+
+
+class Executor:
+    """Runs attempts for a worker; knows drivers only through `Driver.execute`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def execute(self, claimed: Claimed, function: FunctionConfig, driver: Driver) -> str:
+        """Run one attempt to its end; return what became of it (see `AttemptEnded.outcome`)."""
+        attempt = Attempt(self.engine, claimed, function)
+        run = claimed.run
+        started = time.monotonic()
+        self._started(run)
+        try:
+            outcome = await driver.execute(attempt)
+            commit = await attempt.end(outcome)
+        except LeaseLost:
+            return self._ended(run, "lost", started, None)
+        label, error = _describe(commit)
+        return self._ended(run, label, started, error, ended=isinstance(commit.outcome, Finish))
+
+    def _started(self, run: RunState) -> None:
+        if self.engine.bus:
+            self.engine.bus.emit(AttemptStarted(
+                run_id=run.run_id, app_id=run.app_id, function_id=run.function_id, attempt=run.attempt,
+                first_start=run.attempt == 0 and not run.memo, created_at=run.created_at,
+                started_at=self.engine.clock.now_ms()))
+
+    def _ended(self, run: RunState, label: str, started: float, error: dict[str, object] | None, *,
+               ended: bool = False) -> str:
+        if self.engine.bus:
+            now = self.engine.clock.now_ms()
+            self.engine.bus.emit(AttemptEnded(
+                run_id=run.run_id, app_id=run.app_id, function_id=run.function_id, outcome=label,
+                attempt=run.attempt, duration_ms=int((time.monotonic() - started) * 1000), error=error,
+                run_duration_ms=now - (run.started_at or now) if ended else None))
+        return label
+
+
+def _describe(commit: Commit) -> tuple[str, dict[str, object] | None]:
+    outcome = commit.outcome
+    if isinstance(outcome, Finish):
+        return outcome.status, outcome.error
+    assert isinstance(outcome, Suspend)
+    return ("retrying", outcome.error) if outcome.attempt is not None else ("suspended", None)

@@ -1,0 +1,80 @@
+"""What the executor tells observers (the dev log, metrics, traces): typed events, no cost unless
+someone listens.
+
+Subscribers are called synchronously on the worker's event loop and must be quick; an exception
+in one is logged and never reaches the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("outlast")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptStarted:
+    run_id: str
+    app_id: str
+    function_id: str
+    #: function-level attempt (0-based); 0 with `first_start` on the run's very first attempt
+    attempt: int
+    first_start: bool
+    #: when the run was created (the trigger arrived), for run-level latency
+    created_at: int
+    started_at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepEnded:
+    """A step reached a state: completed, failed, retrying (an attempt failed), or pending."""
+
+    run_id: str
+    app_id: str
+    function_id: str
+    step_id: str
+    kind: str
+    status: str
+    attempt: int
+    duration_ms: int
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptEnded:
+    """An attempt ended: `completed`/`failed` (the run ended), `suspended`, `retrying` or `lost`."""
+
+    run_id: str
+    app_id: str
+    function_id: str
+    outcome: str
+    attempt: int
+    duration_ms: int
+    #: the run's whole duration, when it ended
+    run_duration_ms: int | None = None
+    error: dict[str, Any] | None = None
+
+
+Observation = AttemptStarted | StepEnded | AttemptEnded
+Subscriber = Callable[[Observation], None]
+
+
+class Bus:
+    def __init__(self) -> None:
+        self.subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.append(subscriber)
+
+    def __bool__(self) -> bool:
+        return bool(self.subscribers)
+
+    def emit(self, observation: Observation) -> None:
+        for subscriber in self.subscribers:
+            try:
+                subscriber(observation)
+            except Exception:
+                log.exception("an observer failed")

@@ -1,0 +1,350 @@
+"""The op vocabulary drivers report in, and its one translation into a `Commit`.
+
+A driver (in-process or over HTTP) runs the user's code and says what happened in ops: a step
+returned (`StepRun`), failed once (`StepError`) or for good (`StepFailed`), asked to sleep, to
+wait for an event, to invoke a function or to send events; the attempt then ends with
+`RunComplete`, `FunctionError` or `Suspended`. The names are Inngest's opcodes, so the HTTP
+driver maps them one to one.
+
+`step_commit` and `outcome_commit` are pure: the run's state, the ops, the time and the rules
+in; the rows to write out. Retry decisions, limits (sleeps up to a year, output sizes, steps
+per run), wait indexing and the invoke protocol live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from outlast.core import jsonutil
+from outlast.core.config import YEAR_MS
+from outlast.core.events import FUNCTION_CANCELLED, FUNCTION_FAILED, FUNCTION_FINISHED, FUNCTION_INVOKED, SYSTEM_PREFIX
+from outlast.core.expressions import ExpressionError, compile_expression
+from outlast.core.ids import new_ulid
+from outlast.core.models import (
+    RETRYING,
+    Commit,
+    EventRecord,
+    Finish,
+    LogLine,
+    MemoEntry,
+    RunState,
+    StepWrite,
+    Suspend,
+    WaitSpec,
+)
+from outlast.core.planner import wait_spec
+from outlast.core.retry import ErrorInfo, RetryPolicy, next_try
+
+MAX_SLEEP_MS = YEAR_MS
+WAITABLE_SYSTEM_EVENTS = (FUNCTION_FAILED, FUNCTION_FINISHED, FUNCTION_CANCELLED)
+INVOKE_TIMEOUT_ERROR = {"name": "InngestInvokeTimeoutError",
+                        "message": "Timed out waiting for invoked function to complete"}
+
+
+# -- step ops ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepRun:
+    """A step's body returned `output` (already in JSON form)."""
+
+    key: str
+    step_id: str
+    output: Any
+    started_at: int | None = None
+    kind: str = "run"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepError:
+    """One attempt of a step failed; the retry decision says whether it runs again."""
+
+    key: str
+    step_id: str
+    error: ErrorInfo
+    started_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepFailed:
+    """A step failed for good (its code or SDK decided so): the error is memoized."""
+
+    key: str
+    step_id: str
+    error: ErrorInfo
+    started_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepPlanned:
+    """A step found but not run (parallel steps over HTTP): the driver runs it next. Never committed."""
+
+    key: str
+    step_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sleep:
+    key: str
+    step_id: str
+    until_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaitForEvent:
+    """Wait for `event` matching `expression` (over `event`, the trigger, and `async`, the
+    incoming event; None matches any) until `expires_at`; the step's value is the event or None."""
+
+    key: str
+    step_id: str
+    event: str
+    expression: str | None
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InvokeFunction:
+    """Run the function `function_slug` (`<app>-<fn>`) with `data` as a child run and wait for it."""
+
+    key: str
+    step_id: str
+    function_slug: str
+    data: dict[str, Any]
+    #: None: no timeout (the wait lasts a year, as in Inngest)
+    expires_at: int | None = None
+    user: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendEvent:
+    """Send validated events exactly once for the run; the step's value is their ids."""
+
+    key: str
+    step_id: str
+    events: list[EventRecord]
+
+
+StepOp = StepRun | StepError | StepFailed | Sleep | WaitForEvent | InvokeFunction | SendEvent
+
+
+# -- attempt outcomes ----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunComplete:
+    output: Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FunctionError:
+    """The function itself failed (outside any step); the attempt is retried by policy."""
+
+    error: ErrorInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Suspended:
+    """The attempt yields: every step it reached is committed, pending or due to retry."""
+
+
+Outcome = RunComplete | FunctionError | Suspended
+
+
+# -- translation ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpRules:
+    """What the translation needs besides the run: the function's retry policy and the limits."""
+
+    policy: RetryPolicy
+    max_output_bytes: int = 4 * 1024 * 1024
+    max_steps_per_run: int = 1000
+    #: whether a function slug can be invoked (some live worker or synced app serves it)
+    known_function: Callable[[str], bool] = lambda _slug: True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lease:
+    item_id: str
+    token: str
+
+
+def step_commit(run: RunState, ops: Sequence[StepOp], *, lease: Lease, now: int, rules: OpRules,
+                logs: Sequence[LogLine] = ()) -> Commit:
+    """The commit that records step ops (a checkpoint: the attempt goes on)."""
+    commit = Commit(item_id=lease.item_id, lease_token=lease.token, run_id=run.run_id, now_ms=now, logs=list(logs))
+    new_keys = sum(1 for op in ops if op.key not in run.memo)
+    over_limit = len(run.memo) + new_keys > rules.max_steps_per_run
+    for op in ops:
+        if over_limit and op.key not in run.memo:
+            op = _step_limit(op, rules)
+        _translate(run, op, commit, now, rules)
+    return commit
+
+
+def outcome_commit(run: RunState, outcome: Outcome, *, lease: Lease, now: int, rules: OpRules,
+                   suspended_in_attempt: bool = False, logs: Sequence[LogLine] = ()) -> Commit:
+    """The commit that ends an attempt.
+
+    `suspended_in_attempt`: a step of this attempt is pending or due to retry. The attempt then
+    ends as a suspension whatever the handler did after its step suspended it (a bare `except:`
+    can swallow the signal, but cannot finish the run early).
+    """
+    commit = Commit(item_id=lease.item_id, lease_token=lease.token, run_id=run.run_id, now_ms=now, logs=list(logs))
+    if suspended_in_attempt or isinstance(outcome, Suspended):
+        commit.outcome = Suspend(due_at=wake_time(run.memo.values(), now))
+    elif isinstance(outcome, RunComplete):
+        commit.outcome = _complete(run, outcome.output, rules)
+    else:
+        failed = run.attempt + 1
+        due = next_try(outcome.error, failed_attempts=failed, policy=rules.policy, now_ms=now)
+        commit.outcome = Finish(status="failed", error=outcome.error.to_json(), trigger_events=run.events) \
+            if due is None else Suspend(due_at=due, attempt=failed, error=outcome.error.to_json())
+    return commit
+
+
+def wake_time(memo: Any, now: int) -> int:
+    """When a suspended run can next make progress: its earliest pending deadline or retry time."""
+    deadlines = [m.deadline for m in memo if not m.final and m.deadline is not None]
+    return min(deadlines, default=now)
+
+
+def _complete(run: RunState, output: Any, rules: OpRules) -> Finish:
+    try:
+        size = len(jsonutil.dumps(output))
+    except jsonutil.NotJSONError as exc:
+        return Finish(status="failed", trigger_events=run.events, error={
+            "name": "OutputUnserializableError", "message": f"the function's return value: {exc}"})
+    if size > rules.max_output_bytes:
+        return Finish(status="failed", trigger_events=run.events, error={
+            "name": "PayloadTooLargeError",
+            "message": f"the function's return value is {size} bytes, the limit is {rules.max_output_bytes} bytes"})
+    return Finish(status="completed", output=output, trigger_events=run.events)
+
+
+def _translate(run: RunState, op: StepOp, commit: Commit, now: int, rules: OpRules) -> None:
+    previous = run.memo.get(op.key)
+    if previous is not None and previous.final:
+        return  # a memo row is written once; a late duplicate changes nothing
+    attempts = (previous.attempts if previous is not None and previous.status == RETRYING else 0) + 1
+    started = _started(op, previous, now)
+    if isinstance(op, StepRun):
+        commit.steps.append(_step_run(op, attempts, started, now, rules))
+    elif isinstance(op, StepError):
+        due = next_try(op.error, failed_attempts=attempts, policy=rules.policy, now_ms=now)
+        commit.steps.append(StepWrite(key=op.key, step_id=op.step_id, kind="run", attempts=attempts, started_at=started,
+                                      status="failed" if due is None else RETRYING, deadline=due,
+                                      ended_at=now if due is None else None, error=op.error.to_json()))
+    elif isinstance(op, StepFailed):
+        commit.steps.append(_failed(op.key, op.step_id, "run", op.error, attempts, started, now))
+    elif isinstance(op, Sleep):
+        _sleep(op, commit, now)
+    elif isinstance(op, WaitForEvent):
+        _wait(run, op, commit, now)
+    elif isinstance(op, InvokeFunction):
+        _invoke(run, op, commit, now, rules)
+    elif isinstance(op, SendEvent):
+        ids = [e.id for e in op.events]
+        commit.steps.append(StepWrite(key=op.key, step_id=op.step_id, kind="send_event", status="completed",
+                                      attempts=1, started_at=now, ended_at=now, output=ids))
+        commit.events.extend(op.events)
+    else:
+        raise TypeError(f"not a step op that can be committed: {op!r}")
+
+
+def _started(op: StepOp, previous: MemoEntry | None, now: int) -> int:
+    explicit = getattr(op, "started_at", None)
+    return (previous.started_at if previous is not None else None) or explicit or now
+
+
+def _step_run(op: StepRun, attempts: int, started: int, now: int, rules: OpRules) -> StepWrite:
+    size = len(jsonutil.dumps(op.output))
+    if size > rules.max_output_bytes:
+        limit = rules.max_output_bytes
+        error = ErrorInfo(name="PayloadTooLargeError", no_retry=True,
+                          message=f"step {op.step_id!r} output is {size} bytes, the limit is {limit} bytes")
+        return _failed(op.key, op.step_id, op.kind, error, attempts, started, now)
+    return StepWrite(key=op.key, step_id=op.step_id, kind=op.kind, status="completed", attempts=attempts,
+                     started_at=started, ended_at=now, output=op.output)
+
+
+def _failed(key: str, step_id: str, kind: str, error: ErrorInfo, attempts: int, started: int, now: int) -> StepWrite:
+    return StepWrite(key=key, step_id=step_id, kind=kind, status="failed", attempts=attempts, started_at=started,
+                     ended_at=now, error=error.to_json())
+
+
+def _usage_error(op: StepOp, message: str, now: int, kind: str) -> StepWrite:
+    error = ErrorInfo(name="StepUsageError", message=f"step {op.step_id!r}: {message}", no_retry=True)
+    return _failed(op.key, op.step_id, kind, error, 1, now, now)
+
+
+def _step_limit(op: StepOp, rules: OpRules) -> StepOp:
+    error = ErrorInfo(name="StepUsageError", no_retry=True,
+                      message=f"the run would have more than {rules.max_steps_per_run} steps (max_steps_per_run)")
+    return StepFailed(key=op.key, step_id=op.step_id, error=error)
+
+
+def _sleep(op: Sleep, commit: Commit, now: int) -> None:
+    if op.until_ms - now > MAX_SLEEP_MS:
+        commit.steps.append(_usage_error(op, "cannot sleep longer than one year", now, "sleep"))
+    elif op.until_ms <= now:
+        commit.steps.append(StepWrite(key=op.key, step_id=op.step_id, kind="sleep", status="completed", attempts=1,
+                                      started_at=now, ended_at=now))
+    else:
+        commit.steps.append(StepWrite(key=op.key, step_id=op.step_id, kind="sleep", status="sleeping", attempts=1,
+                                      started_at=now, deadline=op.until_ms, detail={"until": op.until_ms}))
+
+
+def _wait(run: RunState, op: WaitForEvent, commit: Commit, now: int) -> None:
+    problem = wait_problem(op.event, op.expression)
+    if problem is None and op.expires_at - now > MAX_SLEEP_MS:
+        problem = "a wait cannot last longer than one year"
+    if problem is not None:
+        commit.steps.append(_usage_error(op, problem, now, "wait_for_event"))
+        return
+    if op.expires_at <= now:  # an empty timeout: expired already
+        commit.steps.append(StepWrite(key=op.key, step_id=op.step_id, kind="wait_for_event", status="completed",
+                                      attempts=1, started_at=now, ended_at=now))
+        return
+    trigger = run.events[0].to_dict() if run.events else {}
+    commit.steps.append(StepWrite(key=op.key, step_id=op.step_id, kind="wait_for_event", status="waiting", attempts=1,
+                                  started_at=now, deadline=op.expires_at,
+                                  detail={"event": op.event, "if": op.expression, "until": op.expires_at}))
+    commit.waits.append(wait_spec(kind="wait", event_name=op.event, expression=op.expression, trigger=trigger,
+                                  expires_at=op.expires_at, step_key=op.key))
+
+
+def wait_problem(event: Any, expression: str | None) -> str | None:
+    """Why a wait could never be resolved, or None when it can."""
+    if not isinstance(event, str) or not event.strip():
+        return "wait_for_event needs an event name"
+    if event.lower().startswith(SYSTEM_PREFIX) and event not in WAITABLE_SYSTEM_EVENTS:
+        return f"{event!r} is a reserved name that is never sent"
+    if expression:
+        try:
+            compile_expression(expression)
+        except ExpressionError as exc:
+            return str(exc)
+    return None
+
+
+def _invoke(run: RunState, op: InvokeFunction, commit: Commit, now: int, rules: OpRules) -> None:
+    expires = op.expires_at if op.expires_at is not None else now + MAX_SLEEP_MS
+    if expires - now > MAX_SLEEP_MS:
+        commit.steps.append(_usage_error(op, "an invoke timeout cannot be longer than one year", now, "invoke"))
+        return
+    if not rules.known_function(op.function_slug):
+        error = ErrorInfo(name="FunctionNotFoundError", no_retry=True,
+                          message=f"cannot invoke {op.function_slug!r}: no live worker or synced app serves it")
+        commit.steps.append(_failed(op.key, op.step_id, "invoke", error, 1, now, now))
+        return
+    correlation = f"{run.run_id}.{op.key}"
+    data = {**op.data, "_inngest": {"fn_id": op.function_slug, "correlation_id": correlation, "expire": expires,
+                                    "source_app_id": run.app_id, "source_fn_id": run.function_id}}
+    commit.events.append(EventRecord(id=new_ulid(now), name=FUNCTION_INVOKED, data=data, user=op.user, ts=now))
+    commit.steps.append(StepWrite(key=op.key, step_id=op.step_id, kind="invoke", status="invoking", attempts=1,
+                                  started_at=now, deadline=expires, timeout_output=INVOKE_TIMEOUT_ERROR,
+                                  detail={"function": op.function_slug, "until": expires}))
+    commit.waits.append(WaitSpec(kind="invoke", event_name=FUNCTION_FINISHED, expression=None,
+                                 match_field="data.correlation_id", match_value=jsonutil.dumps(correlation),
+                                 expires_at=expires, step_key=op.key))

@@ -1,0 +1,209 @@
+"""Claiming due work: leases, concurrency keys, and what fires inside a claim (timeouts, crons,
+run starts, deadlines that passed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from outlast.core import jsonutil
+from outlast.core.cron_items import next_tick, tick_event
+from outlast.core.ids import new_token
+from outlast.core.models import PENDING_STEP_STATUSES, AppScope, Claimed, EventRecord, MemoEntry, RunState
+from outlast.storage.base import Planner
+from outlast.storage.sql.ingest import ingest
+from outlast.storage.sql.queue_items import enqueue
+from outlast.storage.sql.read import get_events
+from outlast.storage.sql.run_end import cancel_run
+from outlast.storage.sql.tx import Tx, marks
+
+_CLAIM_COLUMNS = "id, kind, run_id, payload, ck1, ck1_limit, ck2, ck2_limit, pending"
+_loads = jsonutil.loads
+
+
+def claim(tx: Tx, planner: Planner, scope: AppScope, owner: str, limit: int, now: int,
+          lease_ms: int) -> list[Claimed]:
+    limited = planner.has_concurrency_limits()
+    if limited and tx.claim_lock:
+        tx.run(tx.claim_lock)  # concurrency counts must not race another claim
+    token = new_token()
+    where, params = _scope_filter(scope)
+    rows = _lease_within_limits(tx, where, params, owner, token, limit, now, lease_ms) if limited \
+        else _lease(tx, where, params, owner, token, limit, now, lease_ms)
+    if not rows:
+        return []
+    rows.sort(key=lambda r: r[0])  # RETURNING order is unspecified
+    follow_ups: list[EventRecord] = []
+    run_items: list[tuple[str, str]] = []
+    for item_id, kind, run_id, payload, *_ in rows:
+        if kind == "timeout":
+            follow_ups += _fire_timeout(tx, item_id, run_id, _loads(payload), now)
+        elif kind == "cron":
+            follow_ups += _fire_cron(tx, item_id, _loads(payload), now)
+        else:
+            run_items.append((item_id, run_id))
+    if follow_ups:
+        ingest(tx, planner, follow_ups, now)
+    pending = {r[2] for r in rows if r[8]}
+    states = _load_states(tx, [r for _, r in run_items], now, [r for _, r in run_items if r in pending])
+    return [Claimed(item_id=item_id, lease_token=token, run=states[run_id])
+            for item_id, run_id in run_items if run_id in states]
+
+
+def _scope_filter(scope: AppScope) -> tuple[str, list[Any]]:
+    """`app_id = ?` plus, for a worker serving some functions only, which run items it may take."""
+    if scope.functions is None:
+        return "app_id = ?", [scope.app_id]
+    served = f"function_id IN ({marks(len(scope.functions))})" if scope.functions else "1 = 0"
+    params: list[Any] = [scope.app_id, *scope.functions]
+    if scope.known is not None:
+        orphan = f"function_id NOT IN ({marks(len(scope.known))})" if scope.known else "1 = 1"
+        served = f"{served} OR {orphan}"
+        params += scope.known
+    return f"app_id = ? AND (kind <> 'run' OR {served})", params
+
+
+def _lease(tx: Tx, where: str, params: list[Any], owner: str, token: str, limit: int, now: int,
+           lease_ms: int) -> list[Any]:
+    """Lease the oldest due items in one statement (no concurrency limits to respect)."""
+    return tx.all(
+        "UPDATE queue SET lease_token = ?, owner = ?, due_at = ?, woken = 0 WHERE id IN ("
+        f" SELECT id FROM queue WHERE {where} AND due_at <= ? ORDER BY due_at, id LIMIT ? {tx.lock_suffix})"
+        f" RETURNING {_CLAIM_COLUMNS}", (token, owner, now + lease_ms, *params, now, limit))
+
+
+def _take(tx: Tx, rows: list[Any], owner: str, token: str, until: int) -> None:
+    if rows:
+        tx.run(f"UPDATE queue SET lease_token = ?, owner = ?, due_at = ?, woken = 0 WHERE id IN ({marks(len(rows))})",
+               (token, owner, until, *[r[0] for r in rows]))
+
+
+def _lease_within_limits(tx: Tx, where: str, params: list[Any], owner: str, token: str, limit: int, now: int,
+                         lease_ms: int) -> list[Any]:
+    """Lease due items whose concurrency keys have free slots (the caller holds the claim lock)."""
+    busy = _busy_keys(tx, now)
+    full = [k for k, (count, most) in busy.items() if count >= most]
+    skip_full = ""
+    if full:
+        skip_full = (f" AND (ck1 IS NULL OR ck1 NOT IN ({marks(len(full))}))"
+                     f" AND (ck2 IS NULL OR ck2 NOT IN ({marks(len(full))}))")
+    rows = tx.all(f"SELECT {_CLAIM_COLUMNS} FROM queue WHERE {where} AND due_at <= ?{skip_full}"
+                  f" ORDER BY due_at, id LIMIT ? {tx.lock_suffix}",
+                  (*params, now, *full, *full, limit * 2 if busy else limit))
+    rows = _within_limits(rows, busy, limit)
+    _take(tx, rows, owner, token, now + lease_ms)
+    return rows
+
+
+def _busy_keys(tx: Tx, now: int) -> dict[str, list[int]]:
+    """Concurrency keys with leased (executing) items: key -> [count, limit]."""
+    busy: dict[str, list[int]] = {}
+    for column in ("ck1", "ck2"):
+        for key, count, most in tx.all(
+                f"SELECT {column}, COUNT(*), MAX({column}_limit) FROM queue WHERE lease_token IS NOT NULL"
+                f" AND due_at > ? AND {column} IS NOT NULL GROUP BY {column} ORDER BY {column}", (now,)):
+            entry = busy.setdefault(key, [0, most])
+            entry[0] += count
+    return busy
+
+
+def _within_limits(rows: list[Any], busy: dict[str, list[int]], limit: int) -> list[Any]:
+    """Take due items in order while each of their concurrency keys has a free slot."""
+    taken = []
+    for row in rows:
+        keys = [(row[4], row[5]), (row[6], row[7])]
+        if any(k is not None and busy.get(k, [0, most])[0] >= most for k, most in keys):
+            continue
+        for k, most in keys:
+            if k is not None:
+                busy.setdefault(k, [0, most])[0] += 1
+        taken.append(row)
+        if len(taken) == limit:
+            break
+    return taken
+
+
+def _fire_cron(tx: Tx, item_id: str, payload: dict[str, Any], now: int) -> list[EventRecord]:
+    """Start the scheduled run and move the item to the next tick after now (one catch-up at most)."""
+    tx.run("UPDATE queue SET due_at = ?, lease_token = NULL, owner = NULL WHERE id = ?",
+           (next_tick(payload, now), item_id))
+    return [tick_event(payload, now)]
+
+
+def _fire_timeout(tx: Tx, item_id: str, run_id: str, payload: dict[str, Any], now: int) -> list[EventRecord]:
+    tx.run("DELETE FROM queue WHERE id = ?", (item_id,))
+    status = tx.one("SELECT status FROM runs WHERE id = ?", (run_id,))
+    if status and (payload["type"] == "finish" or status[0] == "queued"):
+        return cancel_run(tx, run_id, now, f"{payload['type']} timeout reached") or []
+    return []
+
+
+def _load_states(tx: Tx, run_ids: list[str], now: int, with_pending: list[str]) -> dict[str, RunState]:
+    """Load the claimed runs; `with_pending` are those that ever stored a step with a deadline."""
+    if not run_ids:
+        return {}
+    ids = marks(len(run_ids))
+    if with_pending:
+        _resolve_deadlines(tx, with_pending, now)
+    runs = _start_runs(tx, tx.all("SELECT id, app_id, function_id, status, event_ids, attempt, created_at,"
+                                  " started_at, finish_timeout_ms, parent_run_id FROM runs"
+                                  f" WHERE id IN ({ids}) ORDER BY id", run_ids), now)
+    event_ids = [eid for r in runs for eid in _loads(r[4])]
+    events = {e.id: e for e in get_events(tx, event_ids)}
+    memos: dict[str, dict[str, MemoEntry]] = {rid: {} for rid in run_ids}
+    for row in tx.all("SELECT run_id, key, step_id, kind, status, attempts, output, error, started_at, ended_at,"
+                      f" deadline, seq FROM steps WHERE run_id IN ({ids}) ORDER BY run_id, seq, key", run_ids):
+        memos[row[0]][row[1]] = MemoEntry(key=row[1], step_id=row[2], kind=row[3], status=row[4], attempts=row[5],
+                                          output=_loads(row[6]), error=_loads(row[7]), started_at=row[8],
+                                          ended_at=row[9], deadline=row[10], seq=row[11])
+    return {r[0]: RunState(run_id=r[0], app_id=r[1], function_id=r[2], status=r[3],
+                           events=[events[i] for i in _loads(r[4]) if i in events], memo=memos[r[0]], attempt=r[5],
+                           created_at=r[6], started_at=r[7], parent_run_id=r[9])
+            for r in runs if r[3] == "running"}
+
+
+def _start_runs(tx: Tx, runs: list[Any], now: int) -> list[Any]:
+    """Queued runs become running (rows updated to match); a finish timeout starts counting now."""
+    starting = [r for r in runs if r[3] == "queued"]
+    if not starting:
+        return runs
+    tx.run(f"UPDATE runs SET status = 'running', started_at = ? WHERE id IN ({marks(len(starting))})",
+           (now, *[r[0] for r in starting]))
+    for row in starting:
+        if row[8]:
+            enqueue(tx, app_id=row[1], function_id=row[2], kind="timeout", run_id=row[0], due=now + row[8],
+                    payload={"type": "finish"})
+    return [(*r[:3], "running", *r[4:7], now, *r[8:]) if r[3] == "queued" else r for r in runs]
+
+
+def _resolve_deadlines(tx: Tx, run_ids: list[str], now: int) -> None:
+    """Sleeps that ended and waits/invokes that timed out become final memo rows."""
+    due = tx.all("SELECT run_id, key, kind, timeout_output, deadline FROM steps"
+                 f" WHERE run_id IN ({marks(len(run_ids))}) AND deadline <= ?"
+                 f" AND status IN ({marks(len(PENDING_STEP_STATUSES))}) ORDER BY run_id, key",
+                 (*run_ids, now, *PENDING_STEP_STATUSES))
+    for run_id, key, kind, timeout_output, deadline in due:
+        failed = kind == "invoke"
+        tx.run("UPDATE steps SET status = ?, output = ?, error = ?, ended_at = ?, deadline = NULL"
+               " WHERE run_id = ? AND key = ?",
+               ("failed" if failed else "completed", None if failed else timeout_output,
+                timeout_output if failed else None, deadline, run_id, key))
+        tx.run("DELETE FROM waits WHERE run_id = ? AND step_key = ?", (run_id, key))
+
+
+def extend_leases(tx: Tx, tokens: dict[str, str], until: int) -> set[str]:
+    lost = set()
+    for item_id, token in sorted(tokens.items()):
+        if not tx.run("UPDATE queue SET due_at = ? WHERE id = ? AND lease_token = ?", (until, item_id, token)):
+            lost.add(item_id)
+    return lost
+
+
+def release(tx: Tx, item_id: str, token: str, due_at: int) -> None:
+    tx.run("UPDATE queue SET lease_token = NULL, owner = NULL, due_at = ? WHERE id = ? AND lease_token = ?",
+           (due_at, item_id, token))
+
+
+def next_due_at(tx: Tx, scope: AppScope) -> int | None:
+    where, params = _scope_filter(scope)
+    row = tx.one(f"SELECT MIN(due_at) FROM queue WHERE {where}", params)
+    return None if row is None or row[0] is None else int(row[0])

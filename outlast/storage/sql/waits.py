@@ -1,0 +1,97 @@
+"""Waits: stored by steps and cancel rules, found by incoming events (by index when they can be).
+
+`wait_fields` lists, per event name, the incoming fields equality waits index on, plus
+EXPRESSION_FIELD when any expression wait was ever stored; one read tells an event what to
+look up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from outlast.core import jsonutil
+from outlast.core.expressions import lookup
+from outlast.core.ids import new_ulid
+from outlast.core.models import PENDING_STEP_STATUSES, EventRecord, WaitSpec
+from outlast.storage.base import Planner
+from outlast.storage.sql.run_end import cancel_run, record_effect
+from outlast.storage.sql.tx import Tx, marks
+
+#: the `wait_fields` entry that says "expression waits exist for this event name"
+EXPRESSION_FIELD = ""
+_WAIT_COLUMNS = "w.id, w.run_id, w.kind, w.step_key, w.expires_at"
+
+
+def add_wait(tx: Tx, run_id: str, w: WaitSpec, now: int) -> None:
+    tx.run(
+        "INSERT INTO waits (id, run_id, kind, step_key, event_name, match_field, match_value, expression,"
+        " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (new_ulid(now), run_id, w.kind, w.step_key, w.event_name, w.match_field, w.match_value, w.expression,
+         now, w.expires_at))
+    tx.run("INSERT INTO wait_fields (event_name, match_field) VALUES (?, ?) ON CONFLICT DO NOTHING",
+           (w.event_name, EXPRESSION_FIELD if w.match_field is None else w.match_field))
+
+
+def resolve_waits(tx: Tx, planner: Planner, event: EventRecord, now: int) -> list[EventRecord]:
+    """Resolve the waits the event matches, oldest first; return the events that causes."""
+    payload = event.to_dict()
+    found: list[Any] = []
+    for (field,) in tx.all("SELECT match_field FROM wait_fields WHERE event_name = ? ORDER BY match_field",
+                           (event.name,)):
+        if field == EXPRESSION_FIELD:
+            found += _expression_waits(tx, planner, event.name, payload)
+            continue
+        found += tx.all(
+            f"SELECT {_WAIT_COLUMNS} FROM waits w WHERE w.event_name = ? AND w.match_field = ? AND w.match_value = ?",
+            (event.name, field, jsonutil.dumps(lookup(payload, field))))
+    follow_ups: list[EventRecord] = []
+    for _wait_id, run_id, kind, step_key, expires_at in sorted(found, key=lambda r: r[0]):
+        if expires_at <= now:
+            continue  # timed out: its run's claim resolves it
+        if kind == "cancel":
+            follow_ups += cancel_run(tx, run_id, now, "cancelled by event " + event.name, by_event=event.id) or []
+        elif complete_wait(tx, run_id, kind, step_key, payload, now):
+            record_effect(tx, event.id, run_id, "resumed")
+    return follow_ups
+
+
+def _expression_waits(tx: Tx, planner: Planner, name: str, payload: dict[str, Any]) -> list[Any]:
+    matched = []
+    for row in tx.all(
+        f"SELECT {_WAIT_COLUMNS}, w.expression, e.name, e.data, e.user_data, e.ts, e.dedupe_id, e.id"
+        " FROM waits w JOIN runs r ON r.id = w.run_id JOIN events e ON e.id = r.first_event_id"
+        " WHERE w.event_name = ? AND w.match_field IS NULL ORDER BY w.id", (name,)):
+        if planner.matches(row[5], _event_row_dict(row[6:]), payload):
+            matched.append(row[:5])
+    return matched
+
+
+def complete_wait(tx: Tx, run_id: str, kind: str, step_key: str, payload: dict[str, Any], now: int) -> bool:
+    """Resolve a wait or invoke step with the event that matched it, and wake its run."""
+    status, error = "completed", None
+    output: Any = payload
+    if kind == "invoke":
+        data = payload["data"]
+        status = "failed" if "error" in data else "completed"
+        output, error = (None, data["error"]) if status == "failed" else (data.get("result"), None)
+    changed = tx.run(
+        "UPDATE steps SET status = ?, output = ?, error = ?, ended_at = ?, deadline = NULL"
+        f" WHERE run_id = ? AND key = ? AND status IN ({marks(len(PENDING_STEP_STATUSES))})",
+        (status, jsonutil.dumps(output), jsonutil.dumps(error) if error else None, now, run_id, step_key,
+         *PENDING_STEP_STATUSES))
+    tx.run("DELETE FROM waits WHERE run_id = ? AND step_key = ?", (run_id, step_key))
+    if changed:
+        wake(tx, run_id, now)
+    return bool(changed)
+
+
+def wake(tx: Tx, run_id: str, now: int) -> None:
+    """Make a suspended run due now; a leased one resumes when its attempt ends."""
+    tx.run("UPDATE queue SET woken = 1, due_at = CASE WHEN lease_token IS NULL THEN ? ELSE due_at END"
+           " WHERE run_id = ? AND kind = 'run'", (now, run_id))
+
+
+def _event_row_dict(row: Any) -> dict[str, Any]:
+    name, data, user, ts, dedupe_id, internal_id = row
+    return {"id": dedupe_id or internal_id, "name": name, "data": jsonutil.loads(data),
+            "user": jsonutil.loads(user), "ts": ts}
