@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,6 +26,8 @@ from outlast.options import (
 from outlast.settings import Settings
 
 if TYPE_CHECKING:
+    import asyncio
+
     from outlast.core.engine import Engine
 
 T = TypeVar("T")
@@ -104,6 +105,8 @@ class Outlast:
 
     def _call(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run a coroutine from synchronous code on the client's private event loop."""
+        import asyncio  # here, not at the top: `import outlast` stays light
+
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:

@@ -1,8 +1,8 @@
 """Inngest's event API: `POST /e/{event_key}` with one event or a list, answered with their ids.
 
-Production mode (`outlast start`) requires event keys; a request with a missing or unknown key
-is refused (401) and stores nothing. A bad event is refused (400) with the error naming it, and
-none of the request's events is stored.
+Production mode requires event keys: a request with a missing or unknown key is refused (401)
+and stores nothing; development mode accepts any key, as Inngest's dev server does. A bad event
+is refused (400) with the error naming it, and none of the request's events is stored.
 """
 
 from __future__ import annotations
@@ -10,25 +10,27 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from outlast.core import jsonutil
 from outlast.core.engine import Engine
 from outlast.errors import InvalidEventError, PayloadTooLargeError, StoreError
+from outlast.server.config import ServerConfig
 
 MAX_EVENTS_PER_REQUEST = 5000
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
-def event_api(engine: Engine, event_keys: list[str]) -> Starlette:
-    if not event_keys or not all(event_keys):
-        raise ValueError("the event API needs at least one non-empty event key")
+def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
+    if config.production and (not config.event_keys or not all(config.event_keys)):
+        raise ValueError("the event API needs at least one non-empty event key in production mode")
 
     def known(key: str) -> bool:
-        return any(hmac.compare_digest(key.encode(), k.encode()) for k in event_keys)
+        if not config.production:
+            return True
+        return any(hmac.compare_digest(key.encode(), k.encode()) for k in config.event_keys)
 
     async def receive(request: Request) -> JSONResponse:
         key = request.path_params.get("key", "")
@@ -54,14 +56,10 @@ def event_api(engine: Engine, event_keys: list[str]) -> Starlette:
             return _error(503, f"store unavailable, retry: {exc}")
         return JSONResponse({"ids": ids, "status": 200})
 
-    async def health(_request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "apps": sorted(engine.sources)})
-
-    return Starlette(routes=[
+    return [
         Route("/e/{key}", receive, methods=["POST"]),
         Route("/e/", lambda r: _error(401, "Event key is required"), methods=["POST"]),
-        Route("/health", health, methods=["GET"]),
-    ])
+    ]
 
 
 def _error(status: int, message: str) -> JSONResponse:

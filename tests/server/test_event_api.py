@@ -15,7 +15,8 @@ import uvicorn
 import outlast
 from outlast.core.clock import SystemClock
 from outlast.core.engine import Engine
-from outlast.server.events import event_api
+from outlast.server.app import create_app
+from outlast.server.config import ServerConfig
 from outlast.storage import open_store
 
 
@@ -37,7 +38,8 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[str, Engine]]:
     await engine.add_source(app)
     await engine.open()
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(event_api(engine, ["secret-key"]), port=port, log_level="warning",
+    app_config = ServerConfig(mode="production", event_keys=("secret-key",))
+    server = uvicorn.Server(uvicorn.Config(create_app(engine, app_config), port=port, log_level="warning",
                                            lifespan="off"))
     task = asyncio.create_task(server.serve())
     while not server.started:

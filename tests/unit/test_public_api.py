@@ -22,11 +22,12 @@ def test_errors_share_one_root() -> None:
             assert issubclass(obj, outlast.OutlastError)
 
 
-def test_importing_outlast_does_not_import_servers_or_drivers() -> None:
+def test_importing_outlast_does_not_import_servers_drivers_or_the_expression_engine() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, outlast; heavy = {'starlette', 'uvicorn', 'psycopg', 'httpx', 'pydantic'};"
+    code = ("import sys, outlast; heavy = {'starlette', 'uvicorn', 'psycopg', 'httpx', 'pydantic', 'cel', 'croniter',"
+            " 'asyncio', 'sqlite3'};"
             "print(sorted(heavy & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

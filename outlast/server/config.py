@@ -1,0 +1,17 @@
+"""How the server runs: development (no keys, no login) or production (keys and a login required)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    mode: Literal["dev", "production"] = "dev"
+    #: event keys accepted by `POST /e/{key}`; in dev mode any key is accepted
+    event_keys: tuple[str, ...] = ()
+
+    @property
+    def production(self) -> bool:
+        return self.mode == "production"
