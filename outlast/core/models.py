@@ -289,11 +289,42 @@ class Run:
 
 @dataclass(slots=True, kw_only=True)
 class RunFilter:
+    """Which runs to list, newest first. Times are creation times in ms; `before` is a cursor:
+    the id of the last run of the previous page (runs with a smaller id come next)."""
+
     app_id: str | None = None
     function_id: str | None = None
     status: str | None = None
+    #: runs this event started (or joined, for batches and debounces)
     event_id: str | None = None
+    since: int | None = None
+    until: int | None = None
+    before: str | None = None
     limit: int = 100
+
+
+@dataclass(slots=True, kw_only=True)
+class EventFilter:
+    """Which events to list, newest first (by id); `before` is a cursor as in `RunFilter`."""
+
+    name: str | None = None
+    since: int | None = None
+    until: int | None = None
+    before: str | None = None
+    #: include `inngest/...` system events
+    system: bool = True
+    limit: int = 100
+
+
+@dataclass(slots=True, kw_only=True)
+class EventEffect:
+    """What an event did to a run: `started` it (or joined its batch), `resumed` a wait, or `cancelled` it."""
+
+    run_id: str
+    effect: str
+    app_id: str
+    function_id: str
+    status: str
 
 
 @dataclass(slots=True, kw_only=True)

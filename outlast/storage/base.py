@@ -35,7 +35,10 @@ from outlast.core.models import (
     Claimed,
     Commit,
     CommitResult,
+    EventEffect,
+    EventFilter,
     EventRecord,
+    LogLine,
     Run,
     RunFilter,
     RunPlan,
@@ -135,6 +138,14 @@ class Store(Protocol):
         """The stored events among `event_ids`, in the order given; unknown ids are left out."""
         ...
 
+    async def list_events(self, flt: EventFilter) -> list[EventRecord]:
+        """Events matching the filter, newest first (by id)."""
+        ...
+
+    async def event_effects(self, event_id: str) -> list[EventEffect]:
+        """What the event did: the runs it started (or joined), resumed or cancelled, by run id."""
+        ...
+
     # -- the queue -----------------------------------------------------------------------------
 
     async def claim(self, scope: AppScope, owner: str, limit: int, now_ms: int, lease_ms: int) -> list[Claimed]:
@@ -194,6 +205,10 @@ class Store(Protocol):
 
     async def list_runs(self, flt: RunFilter) -> list[Run]:
         """Runs matching the filter, newest first (by id), without steps."""
+        ...
+
+    async def run_logs(self, run_id: str) -> list[LogLine]:
+        """The lines the run's function logged, in order (at most MAX_LOGS_PER_RUN)."""
         ...
 
     def get_run_now(self, run_id: str) -> Run | None:

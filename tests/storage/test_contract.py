@@ -13,11 +13,14 @@ from outlast.core.ids import new_ulid
 from outlast.core.models import (
     AppScope,
     Commit,
+    EventFilter,
     EventRecord,
     Finish,
+    LogLine,
     RunFilter,
     StepWrite,
     Suspend,
+    WaitSpec,
     WorkerInfo,
 )
 from outlast.core.planner import Planner
@@ -165,3 +168,49 @@ async def test_workers_are_listed_until_they_go_quiet(store: Store) -> None:
     [w] = await store.list_workers(T0)
     assert (w.id, w.heartbeat_at) == ("w1", T0 + 5_000)
     assert await store.list_workers(T0 + 6_000) == []
+
+
+async def test_runs_page_newest_first_with_a_cursor_and_a_time_window(store: Store) -> None:
+    events = [EventRecord(id=new_ulid(T0 + i * 1000), name="c/go", data={"i": i}, user={}, ts=T0) for i in range(5)]
+    for i, e in enumerate(events):
+        await store.ingest([e], T0 + i * 1000)
+    first = await store.list_runs(RunFilter(app_id="contract", limit=2))
+    second = await store.list_runs(RunFilter(app_id="contract", limit=2, before=first[-1].id))
+    rest = await store.list_runs(RunFilter(app_id="contract", limit=10, before=second[-1].id))
+    ids = [r.id for r in first + second + rest]
+    assert len(ids) == 5 and ids == sorted(ids, reverse=True)
+    window = await store.list_runs(RunFilter(app_id="contract", since=T0 + 1000, until=T0 + 3000))
+    assert [r.event_ids for r in window] == [[events[2].id], [events[1].id]]
+
+
+async def test_events_are_listed_by_name_newest_first(store: Store) -> None:
+    await store.ingest([event("c/go"), event("c/other"), event("c/go")], T0)
+    named = await store.list_events(EventFilter(name="c/go"))
+    assert [e.name for e in named] == ["c/go", "c/go"] and named[0].id > named[1].id
+    everything = await store.list_events(EventFilter(system=False, limit=10))
+    assert len(everything) == 3
+
+
+async def test_event_effects_tell_which_runs_an_event_started_resumed_or_cancelled(store: Store) -> None:
+    trigger = event(order="o1")
+    await store.ingest([trigger], T0)
+    c = await claim_one(store, "a", T0)
+    wait = WaitSpec(kind="wait", event_name="c/paid", expression=None, match_field="data.order",
+                    match_value='"o1"', expires_at=T0 + 60_000, step_key="w")
+    await store.commit(commit(c, T0, steps=[step("w", kind="wait_for_event", status="waiting", ended_at=None,
+                                                 deadline=T0 + 60_000)], waits=[wait],
+                              outcome=Suspend(due_at=T0 + 60_000)))
+    paid = event("c/paid", order="o1")
+    await store.ingest([paid], T0 + 1)
+    assert [(x.run_id, x.effect) for x in await store.event_effects(trigger.id)] == [(c.run.run_id, "started")]
+    assert [(x.run_id, x.effect) for x in await store.event_effects(paid.id)] == [(c.run.run_id, "resumed")]
+    resumed = await claim_one(store, "a", T0 + 2)
+    assert resumed.run.memo["w"].output["data"] == {"order": "o1"}
+
+
+async def test_log_lines_are_kept_with_their_run_in_order(store: Store) -> None:
+    await store.ingest([event()], T0)
+    c = await claim_one(store, "a", T0)
+    lines = [LogLine(ts=T0 + i, level="INFO", message=f"line {i}") for i in range(3)]
+    assert (await store.commit(commit(c, T0, steps=[step("k")], logs=lines))).ok
+    assert [line.message for line in await store.run_logs(c.run.run_id)] == ["line 0", "line 1", "line 2"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from outlast.core import flow, jsonutil
 from outlast.core.models import EventRecord, RunPlan
-from outlast.storage.sql.run_end import cancel_run
+from outlast.storage.sql.run_end import cancel_run, record_effect
 from outlast.storage.sql.tx import Tx
 
 
@@ -62,7 +62,9 @@ def gathered(tx: Tx, plan: RunPlan, now: int) -> bool:
     if row is None:
         return False
     item_id, event_ids = row
+    record_effect(tx, plan.event_ids[0], run_id, "started")
     if plan.debounce:
+        record_effect(tx, jsonutil.loads(event_ids)[0], run_id, "started")  # the event it replaces
         _, period, timeout = plan.debounce
         due = now + period if timeout is None else min(now + period, first_at + timeout)
         tx.run("UPDATE runs SET event_ids = ?, first_event_id = ? WHERE id = ?",

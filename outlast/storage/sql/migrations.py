@@ -184,4 +184,8 @@ CREATE TABLE apps (
     synced_at BIGINT
 );
 """),
+    (3, """
+CREATE INDEX runs_by_app ON runs (app_id, id);
+CREATE INDEX events_by_name_id ON events (name, id);
+"""),
 ]

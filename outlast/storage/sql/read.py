@@ -1,23 +1,36 @@
-"""Reads: events, runs with their steps and failure histories, and run listings."""
+"""Reads: events, runs with their steps and failure histories, listings with cursors, and what
+each event did. Every listing is newest first by id (ULIDs: creation order), and pages with
+`before` (an id cursor), so a deep page costs an index seek, not an offset scan."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from outlast.core import jsonutil
-from outlast.core.models import AttemptRecord, EventRecord, Run, RunFilter, StepRecord
+from outlast.core.events import SYSTEM_PREFIX
+from outlast.core.ids import ulid_floor
+from outlast.core.models import (
+    AttemptRecord,
+    EventEffect,
+    EventFilter,
+    EventRecord,
+    LogLine,
+    Run,
+    RunFilter,
+    StepRecord,
+)
 from outlast.storage.sql.tx import Tx, marks
 
 RUN_COLUMNS = ("id, app_id, function_id, status, event_ids, output, error, created_at, started_at, ended_at,"
                " parent_run_id, skip_reason")
+EVENT_COLUMNS = "id, name, data, user_data, ts, dedupe_id, received_at, trace"
 _loads = jsonutil.loads
 
 
 def get_events(tx: Tx, ids: list[str]) -> list[EventRecord]:
     if not ids:
         return []
-    rows = tx.all("SELECT id, name, data, user_data, ts, dedupe_id, received_at, trace FROM events"
-                  f" WHERE id IN ({marks(len(ids))})", ids)
+    rows = tx.all(f"SELECT {EVENT_COLUMNS} FROM events WHERE id IN ({marks(len(ids))})", ids)
     by_id = {r[0]: event_from_row(r) for r in rows}
     return [by_id[i] for i in ids if i in by_id]
 
@@ -25,6 +38,27 @@ def get_events(tx: Tx, ids: list[str]) -> list[EventRecord]:
 def event_from_row(r: Any) -> EventRecord:
     return EventRecord(id=r[0], name=r[1], data=_loads(r[2]), user=_loads(r[3]), ts=r[4], dedupe_id=r[5],
                        received_at=r[6], trace=_loads(r[7]))
+
+
+def list_events(tx: Tx, f: EventFilter) -> list[EventRecord]:
+    where, params = _id_window(f.since, f.until, f.before)
+    if f.name is not None:
+        where.append("name = ?")
+        params.append(f.name)
+    elif not f.system:
+        where.append("name NOT LIKE ?")
+        params.append(SYSTEM_PREFIX + "%")
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    return [event_from_row(r) for r in
+            tx.all(f"SELECT {EVENT_COLUMNS} FROM events {clause} ORDER BY id DESC LIMIT ?", (*params, f.limit))]
+
+
+def event_effects(tx: Tx, event_id: str) -> list[EventEffect]:
+    """The runs an event started, joined, resumed or cancelled, oldest run first."""
+    rows = tx.all("SELECT r.id, 'started', r.app_id, r.function_id, r.status FROM runs r WHERE r.first_event_id = ?"
+                  " UNION SELECT r.id, x.effect, r.app_id, r.function_id, r.status FROM event_effects x"
+                  " JOIN runs r ON r.id = x.run_id WHERE x.event_id = ? ORDER BY 1, 2", (event_id, event_id))
+    return [EventEffect(run_id=r[0], effect=r[1], app_id=r[2], function_id=r[3], status=r[4]) for r in rows]
 
 
 def get_run(tx: Tx, run_id: str) -> Run | None:
@@ -47,20 +81,40 @@ def get_run(tx: Tx, run_id: str) -> Run | None:
     return run
 
 
+def run_logs(tx: Tx, run_id: str) -> list[LogLine]:
+    return [LogLine(ts=r[0], level=r[1], message=r[2], step_id=r[3]) for r in
+            tx.all("SELECT ts, level, message, step_id FROM run_logs WHERE run_id = ? ORDER BY seq", (run_id,))]
+
+
 def list_runs(tx: Tx, f: RunFilter) -> list[Run]:
-    where, params = [], []
+    where, params = _id_window(f.since, f.until, f.before)
     for column, value in (("app_id", f.app_id), ("function_id", f.function_id), ("status", f.status)):
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
-    if f.event_id is not None:  # LIKE narrows the rows; the exact test is below
-        where.append("(first_event_id = ? OR event_ids LIKE ? ESCAPE '!')")
-        escaped = f.event_id.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-        params += [f.event_id, f'%"{escaped}"%']
+    if f.event_id is not None:
+        where.append("(first_event_id = ? OR id IN (SELECT run_id FROM event_effects WHERE event_id = ?"
+                     " AND effect = 'started'))")
+        params += [f.event_id, f.event_id]
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     rows = tx.all(f"SELECT {RUN_COLUMNS} FROM runs {clause} ORDER BY id DESC LIMIT ?", (*params, f.limit))
-    runs = [run_from_row(r) for r in rows]
-    return runs if f.event_id is None else [r for r in runs if f.event_id in r.event_ids]
+    return [run_from_row(r) for r in rows]
+
+
+def _id_window(since: int | None, until: int | None, before: str | None) -> tuple[list[str], list[Any]]:
+    """Conditions on a ULID `id` column for a creation-time window and a cursor."""
+    where: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        where.append("id >= ?")
+        params.append(ulid_floor(since))
+    if until is not None:
+        where.append("id < ?")
+        params.append(ulid_floor(until))
+    if before is not None:
+        where.append("id < ?")
+        params.append(before)
+    return where, params
 
 
 def run_from_row(r: Any) -> Run:

@@ -6,7 +6,19 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from outlast.core.config import FunctionConfig
-from outlast.core.models import AppScope, Claimed, Commit, CommitResult, EventRecord, Run, RunFilter, WorkerInfo
+from outlast.core.models import (
+    AppScope,
+    Claimed,
+    Commit,
+    CommitResult,
+    EventEffect,
+    EventFilter,
+    EventRecord,
+    LogLine,
+    Run,
+    RunFilter,
+    WorkerInfo,
+)
 from outlast.storage.base import PlannerSlot, SyncMode
 from outlast.storage.sql import commit, functions, ingest, queue, read, run_end, workers
 from outlast.storage.sql.tx import Tx
@@ -46,6 +58,12 @@ class SqlStore(PlannerSlot):
     async def get_events(self, event_ids: list[str]) -> list[EventRecord]:
         return await self._run(lambda tx: read.get_events(tx, event_ids))
 
+    async def list_events(self, flt: EventFilter) -> list[EventRecord]:
+        return await self._run(lambda tx: read.list_events(tx, flt))
+
+    async def event_effects(self, event_id: str) -> list[EventEffect]:
+        return await self._run(lambda tx: read.event_effects(tx, event_id))
+
     async def claim(self, scope: AppScope, owner: str, limit: int, now_ms: int, lease_ms: int) -> list[Claimed]:
         return await self._run(lambda tx: queue.claim(tx, self.planner, scope, owner, limit, now_ms, lease_ms))
 
@@ -71,6 +89,9 @@ class SqlStore(PlannerSlot):
 
     async def list_runs(self, flt: RunFilter) -> list[Run]:
         return await self._run(lambda tx: read.list_runs(tx, flt))
+
+    async def run_logs(self, run_id: str) -> list[LogLine]:
+        return await self._run(lambda tx: read.run_logs(tx, run_id))
 
     def get_run_now(self, run_id: str) -> Run | None:
         return self._run_now(lambda tx: read.get_run(tx, run_id))
