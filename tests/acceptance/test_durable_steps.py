@@ -262,3 +262,31 @@ async def test_the_logger_does_not_repeat_lines_on_replay(app: outlast.Outlast, 
         await t.run_until_idle()
     lines = [r.getMessage() for r in caplog.records if r.name == "outlast.run"]
     assert lines == ["before step", "after sleep"]
+
+
+async def test_logged_lines_are_kept_with_the_run_once_even_across_retries(app: outlast.Outlast,
+                                                                           engine: TestEngine) -> None:
+    failures = iter([True, False])
+
+    def flaky() -> str:
+        if next(failures):
+            raise ConnectionError("try again")
+        return "ok"
+
+    @app.function(id="logs-kept", trigger="t/logs-kept")
+    async def logs_kept(ctx: Context) -> None:
+        await ctx.step.run("first", lambda: 1)
+        ctx.logger.info("between %s and %s", "first", "flaky")
+        await ctx.step.run("flaky", flaky)
+        ctx.logger.warning("done")
+
+    async with engine as t:
+        await t.send(Event(name="t/logs-kept"))
+        await t.run_until_idle()
+        t.advance("1m")
+        await t.run_until_idle()
+        [run] = t.runs()
+        assert run.status == "completed"
+        lines = await t.store.run_logs(run.id)
+    assert [(line.level, line.message) for line in lines] == [("INFO", "between first and flaky"),
+                                                              ("WARNING", "done")]

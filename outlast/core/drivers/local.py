@@ -82,7 +82,8 @@ class LocalAttempt:
         self.driver = driver
         self.counter = StepCounter()
         self.inflight: set[asyncio.Future[Any]] = set()
-        self.unvisited = {k for k, m in host.run.memo.items() if m.final}
+        #: memo entries (finished, pending or retrying) the handler has not reached again yet
+        self.unvisited = set(host.run.memo)
 
     @property
     def replaying(self) -> bool:
@@ -154,11 +155,11 @@ class LocalAttempt:
         """The memo entry if the step is done; None if it must run; StepSuspended if it must wait."""
         memo = self.host.run.memo
         entry = memo.get(key)
+        self.unvisited.discard(key)
         if entry is not None and entry.final:
-            self.unvisited.discard(key)
             return entry
-        self.unvisited.clear()  # past the memo: what follows is new
         if entry is None:
+            self.unvisited.clear()  # past the memo: what follows is new
             if len(memo) + 1 > self.driver.max_steps_per_run:
                 raise StepUsageError(f"run {self.host.run.run_id} would have more than "
                                      f"{self.driver.max_steps_per_run} steps (max_steps_per_run)")
