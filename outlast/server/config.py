@@ -11,6 +11,9 @@ class ServerConfig:
     mode: Literal["dev", "production"] = "dev"
     #: event keys accepted by `POST /e/{key}`; in dev mode any key is accepted
     event_keys: tuple[str, ...] = ()
+    #: signing keys (`signkey-<env>-<hex>`): requests to apps are signed with the first; apps and
+    #: API clients authenticate with the bearer form of any (rotation). Dev mode needs none.
+    signing_keys: tuple[str, ...] = ()
 
     @property
     def production(self) -> bool:
