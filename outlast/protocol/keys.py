@@ -32,7 +32,8 @@ def validate_key(key: str) -> str:
     try:
         bytes.fromhex(body)
     except ValueError:
-        raise SigningKeyError("a signing key must be 'signkey-<env>-<hex>' (its part after the prefix is not hex)") from None
+        raise SigningKeyError("a signing key must be 'signkey-<env>-<hex>' (the part after the prefix is not hex)"
+                              ) from None
     if not body:
         raise SigningKeyError("a signing key must not be empty")
     return key.strip()
