@@ -200,7 +200,8 @@ class LocalAttempt:
         else:
             try:
                 output, text = jsonutil.roundtrip(value)
-                op = StepRun(key=key, step_id=step_id, output=output, started_at=started, output_bytes=len(text.encode()))
+                op = StepRun(key=key, step_id=step_id, output=output, started_at=started,
+                             output_bytes=len(text.encode()))
             except jsonutil.NotJSONError as exc:
                 op = StepFailed(key=key, step_id=step_id, started_at=started, error=ErrorInfo(
                     name="NonRetriableError", no_retry=True,
