@@ -1,12 +1,34 @@
-"""All tunables in one object. With the CLI, the only place that reads the environment."""
+"""All tunables in one object. With the CLI, the only place that reads the environment.
+
+Settings are checked when they are made: each bad value (from an `OUTLAST_*` variable, a flag
+or code) is named in one `SettingsError` that lists them all, so a misconfigured process says
+everything that is wrong at once and starts nothing.
+"""
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from outlast.errors import OutlastError
+
 DEFAULT_DATABASE_URL = "sqlite:///.outlast/outlast.db"
+DATABASE_SCHEMES = ("memory://", "sqlite:///path.db", "postgresql://user@host/db")
+MIB = 1024 * 1024
+
+
+class SettingsError(OutlastError, ValueError):
+    """One or more settings are invalid; `problems` has one line per setting."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        if len(problems) == 1:
+            super().__init__(f"invalid setting: {problems[0]}")
+        else:
+            super().__init__(f"{len(problems)} invalid settings:\n" + "\n".join(f"  {p}" for p in problems))
 
 
 @dataclass(frozen=True)
@@ -28,21 +50,107 @@ class Settings:
     #: how often a worker re-reads function configurations another process may have synced
     refresh_functions_ms: int = 2_000
 
+    def __post_init__(self) -> None:
+        """Numbers are range-checked here, whoever makes the settings; the database URL is checked
+        where users give it (`from_env`), and by the store that opens it."""
+        problems = [f"{f.name}: {p}" for f in fields(self)
+                    if f.name != "database_url" and (p := _problem(f.name, getattr(self, f.name)))]
+        if problems:
+            raise SettingsError(problems)
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        """Defaults, then `OUTLAST_<FIELD>` variables, then explicit overrides."""
+        """Defaults, then `OUTLAST_<FIELD>` variables, then explicit overrides (None: not given).
+        Raises SettingsError naming every bad value, by its variable or option name."""
         env = dict(os.environ) if env is None else env
+        defaults = cls()
         values: dict[str, Any] = {}
+        problems: list[str] = []
         for f in fields(cls):
-            raw = env.get(f"OUTLAST_{f.name.upper()}")
-            if raw is not None:
-                values[f.name] = _convert(f.name, raw, type(getattr(cls(), f.name)))
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return replace(cls(), **values)
+            var = f"OUTLAST_{f.name.upper()}"
+            raw = env.get(var)
+            if raw is None:
+                continue
+            try:
+                values[f.name] = _convert(raw, type(getattr(defaults, f.name)))
+            except ValueError as exc:
+                problems.append(f"{var}: {exc}")
+                continue
+            if (problem := _problem(f.name, values[f.name])) is not None:
+                problems.append(f"{var}: {problem}")
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            values[name] = value
+            if (problem := _problem(name, value)) is not None:
+                problems.append(f"{name}: {problem}")
+        if problems:
+            raise SettingsError(problems)
+        return replace(defaults, **values)
 
 
-def _convert(name: str, raw: str, kind: type) -> Any:
-    try:
-        return kind(raw)
-    except ValueError:
-        raise ValueError(f"OUTLAST_{name.upper()}: expected {kind.__name__}, got {raw!r}") from None
+# -- checks --------------------------------------------------------------------------------------
+
+#: (least, most) for each numeric setting; a field with no entry is not range-checked
+LIMITS: dict[str, tuple[float, float]] = {
+    "lease_ms": (100, 86_400_000),
+    "poll_interval_ms": (1, 60_000),
+    "worker_concurrency": (1, 100_000),
+    "sync_threads": (1, 1_000),
+    "max_event_bytes": (1, 16 * MIB),
+    "max_step_output_bytes": (1, 256 * MIB),
+    "max_steps_per_run": (1, 100_000),
+    "backoff_scale": (0, 1_000),
+    "refresh_functions_ms": (10, 3_600_000),
+}
+
+
+#: the settings that may be fractional
+FRACTIONAL = frozenset({"backoff_scale"})
+
+
+def _convert(raw: str, kind: type) -> Any:
+    text = raw.strip()
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {raw!r}") from None
+    if kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"expected a number, got {raw!r}") from None
+    return raw
+
+
+def _problem(name: str, value: Any) -> str | None:
+    """Why `value` cannot be setting `name`, or None."""
+    if name == "database_url":
+        return database_url_problem(value)
+    if name not in LIMITS:
+        return None
+    least, most = LIMITS[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"expected a number, got {value!r}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"expected a finite number, got {value!r}"
+    if isinstance(value, float) and name not in FRACTIONAL and not value.is_integer():
+        return f"expected a whole number, got {value!r}"
+    if not least <= value <= most:
+        return f"must be from {least:,.0f} to {most:,.0f}, got {value!r}"
+    return None
+
+
+def database_url_problem(url: Any) -> str | None:
+    if not isinstance(url, str) or not url.strip():
+        return f"expected a database URL ({', '.join(DATABASE_SCHEMES)}), got {url!r}"
+    if not url.startswith(("memory:", "sqlite:", "postgresql:", "postgres:")):
+        scheme = url.split(":", 1)[0] if ":" in url else url
+        return (f"unsupported database {redact(url)!r} (scheme {scheme!r}); use {', '.join(DATABASE_SCHEMES)}")
+    return None
+
+
+def redact(url: str) -> str:
+    """A URL without its password, for messages and logs."""
+    return re.sub(r"(//[^/:@]*):[^/@]*@", r"\1:***@", url)

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from outlast.core import scope
 from outlast.core.durations import Duration, to_ms
-from outlast.core.expressions import ExpressionError, compile_expression, match_to_expression
+from outlast.core.expressions import EVENT_AND_ASYNC, ExpressionError, compile_expression, match_to_expression
 from outlast.core.ops import MAX_SLEEP_MS, wait_problem
 from outlast.core.step_host import StepHost
 from outlast.errors import StepUsageError
@@ -136,7 +136,7 @@ def _wait_expression(step_id: str, event: str, match: str | None, if_: str | Non
     try:
         parts = [match_to_expression(match, what=f"step {step_id!r}")] if match else []
         if if_:
-            compile_expression(if_)
+            compile_expression(if_, variables=EVENT_AND_ASYNC, result="bool")
             parts.append(f"({if_})")
     except ExpressionError as exc:
         raise StepUsageError(f"step {step_id!r}: {exc}") from None

@@ -263,6 +263,7 @@ class _Checks:
 
     def triggers(self) -> None:
         from outlast.core.cron import parse_schedule
+        from outlast.core.events import name_problem
 
         if not self.c.triggers:
             raise self.fail("trigger", "a function needs at least one trigger")
@@ -272,6 +273,8 @@ class _Checks:
             if isinstance(trigger, EventTrigger):
                 if not isinstance(trigger.event, str) or not trigger.event.strip():
                     raise self.fail("trigger", "an event trigger needs a non-empty event name")
+                if (problem := name_problem(trigger.event, what="an event name")) is not None:
+                    raise self.fail("trigger", problem)
                 continue
             try:
                 parse_schedule(trigger.cron)
@@ -280,11 +283,15 @@ class _Checks:
             self.duration("trigger.jitter", trigger.jitter_ms, 0, DAY_MS)
 
     def cancels(self) -> None:
+        from outlast.core.events import name_problem
+
         if len(self.c.cancel) > MAX_CANCELS:
             raise self.fail("cancel", f"{len(self.c.cancel)} cancel rules, the limit is {MAX_CANCELS}")
         for rule in self.c.cancel:
             if not isinstance(rule.event, str) or not rule.event.strip():
                 raise self.fail("cancel", "a cancel rule needs an event name")
+            if (problem := name_problem(rule.event, what="an event name")) is not None:
+                raise self.fail("cancel", problem)
             self.duration("cancel.timeout", rule.timeout_ms, 1, YEAR_MS)
 
     def concurrency(self) -> None:

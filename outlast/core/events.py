@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from outlast.core import jsonutil
@@ -16,36 +17,71 @@ FUNCTION_FINISHED = "inngest/function.finished"
 FUNCTION_CANCELLED = "inngest/function.cancelled"
 FUNCTION_INVOKED = "inngest/function.invoked"
 SCHEDULED_TIMER = "inngest/scheduled.timer"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def validate_event(
     raw: Any, *, internal_id: str, now_ms: int, max_bytes: int, index: int = 0, allow_system: bool = False,
 ) -> EventRecord:
     """Check an event (a JSON object, or anything with `to_dict()`) and return its record, or raise
-    InvalidEventError naming the field."""
+    InvalidEventError naming the field.
+
+    `ts` is kept as given (0 is the epoch, not "now"); a missing or null `ts` is `now_ms`.
+    """
     where = f"event[{index}]"
     if not isinstance(raw, dict) and callable(getattr(raw, "to_dict", None)):
         raw = raw.to_dict()
     if not isinstance(raw, dict):
         raise InvalidEventError(f"{where}: expected an Event or a JSON object, got {type(raw).__name__}")
     name = raw.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidEventError(f"{where}.name: an event needs a non-empty name")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidEventError(f"{where}.name: {len(name)} characters, the limit is {MAX_NAME_LENGTH}")
+    problem = name_problem(name, what="an event name")
+    if problem is not None or not isinstance(name, str):
+        raise InvalidEventError(f"{where}.name: {problem}")
     if name.lower().startswith(SYSTEM_PREFIX) and not allow_system:
         raise InvalidEventError(f"{where}.name: names starting with 'inngest/' are reserved ({name!r})")
     data = _object(raw.get("data"), f"{where}.data")
     user = _object(raw.get("user"), f"{where}.user")
-    dedupe_id = raw.get("id") or None
+    dedupe_id = raw.get("id")
     if dedupe_id is not None and not isinstance(dedupe_id, str):
         raise InvalidEventError(f"{where}.id: must be a string, got {type(dedupe_id).__name__}")
-    ts = raw.get("ts") or now_ms
+    if dedupe_id and (problem := text_problem(dedupe_id)) is not None:
+        raise InvalidEventError(f"{where}.id: {problem}")
+    ts = raw.get("ts")
+    if ts is None:
+        ts = now_ms
     if not isinstance(ts, int) or isinstance(ts, bool) or ts < 0:
         raise InvalidEventError(f"{where}.ts: must be integer milliseconds since the epoch, got {ts!r}")
-    record = EventRecord(id=internal_id, name=name, data=data, user=user, ts=ts, dedupe_id=dedupe_id)
+    record = EventRecord(id=internal_id, name=name, data=data, user=user, ts=ts, dedupe_id=dedupe_id or None)
     _check_size(record, where, max_bytes)
     return record
+
+
+def name_problem(name: Any, *, what: str) -> str | None:
+    """Why `name` cannot be an event name (or a step id), or None: a non-empty string of at most
+    MAX_NAME_LENGTH characters, without control characters (a newline, a NUL), valid Unicode."""
+    if name is None:
+        return f"{what} is required"
+    if not isinstance(name, str):
+        return f"{what} must be a string, got {type(name).__name__}"
+    if not name.strip():
+        return f"{what} must not be empty"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"{len(name)} characters, the limit is {MAX_NAME_LENGTH}"
+    bad = _CONTROL.search(name)
+    if bad is not None:
+        return f"{what} must not contain control characters, found {bad.group()!r} at offset {bad.start()}"
+    return text_problem(name)
+
+
+def text_problem(text: str) -> str | None:
+    """Why a string cannot be stored as text on every backend (PostgreSQL refuses NUL), or None."""
+    if "\x00" in text:
+        return f"must not contain a NUL character (found at offset {text.index(chr(0))})"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"not valid Unicode text (a lone surrogate at offset {exc.start})"
+    return None
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:
@@ -60,6 +96,7 @@ def _check_size(record: EventRecord, where: str, max_bytes: int) -> None:
     try:
         size = len(jsonutil.dumps(record.to_dict()).encode())
     except jsonutil.NotJSONError as exc:
-        raise InvalidEventError(f"{where}: not JSON-serialisable: {exc}") from None
+        raise InvalidEventError(f"{where}.{exc.path}: {exc.problem}" if exc.path else f"{where}: {exc.problem}") \
+            from None
     if size > max_bytes:
         raise PayloadTooLargeError(f"{where}: {size} bytes, the limit is {max_bytes} bytes")

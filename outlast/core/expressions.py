@@ -4,14 +4,21 @@ Inngest treats a missing field as null; the CEL library raises on a missing map 
 handled here, in one place: before evaluation every `event.a.b` / `async.a.b` path the
 expression mentions is filled with null where it is absent (copying only the maps on the path).
 Errors during evaluation (a type mismatch such as `null > 1`) make a boolean expression false.
+
+At definition, an expression is also checked for what can be known without data: it may use
+only the variables its option provides (`event`, and `async` where an incoming event is
+matched), and a condition must give a boolean (`event.data.x + 1` never does). The result kind
+comes from the expression's outermost operator or call (`_result_kind`); a bare field path
+(`event.data.flag`) may hold anything and is accepted.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 _PATH = re.compile(r"(?<![\w.])(event|async)((?:\.[A-Za-z_]\w*)+)")
 _EQUALITY = re.compile(
@@ -40,9 +47,21 @@ class Expression:
             return False
 
 
+Result = Literal["any", "bool", "number"]
+#: the variables of an expression that tests the trigger event alone
+EVENT = ("event",)
+#: the variables of an expression that matches an incoming event (`async`) against the trigger
+EVENT_AND_ASYNC = ("event", "async")
+
+
 @lru_cache(maxsize=4096)
-def compile_expression(source: str) -> Expression:
-    """Compile or raise ExpressionError with the parser's message."""
+def compile_expression(source: str, *, variables: tuple[str, ...] | None = None,
+                       result: Result = "any") -> Expression:
+    """Compile or raise ExpressionError with the parser's message.
+
+    With `variables`, an expression naming any other variable is refused; with `result` "bool"
+    (a condition) or "number", one whose result is known to be of another kind is refused.
+    """
     if not isinstance(source, str) or not source.strip():
         raise ExpressionError("expression must be a non-empty string")
     import cel  # imported on first use: the package is heavy, and `import outlast` stays light
@@ -51,8 +70,167 @@ def compile_expression(source: str) -> Expression:
         program = cel.compile(source)
     except Exception as exc:
         raise ExpressionError(f"invalid expression {source!r}: {str(exc).splitlines()[0]}") from None
+    if variables is not None:
+        _check_variables(source, program.variables(), variables)
+    if result != "any":
+        _check_result(source, result)
     paths = tuple((root, tuple(rest.lstrip(".").split("."))) for root, rest in _PATH.findall(source))
     return Expression(source, program, paths)
+
+
+# -- what can be checked without data ------------------------------------------------------------
+
+#: names CEL programs report as variables that are not: type names, and the `cel.` namespace
+_TYPE_NAMES = frozenset({"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type",
+                         "dyn", "cel", "google"})
+#: variables bound inside the expression by a comprehension (`x` in `items.all(x, x > 0)`) or `cel.bind`
+_BOUND = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter|bind|transformList|transformMap)\s*\(\s*"
+                    r"([A-Za-z_]\w*)\s*,(?:\s*([A-Za-z_]\w*)\s*,)?")
+_TOKEN = re.compile(r"""\s*(?:(?P<str>[rRbB]{0,2}"""
+                    r"""(?:'''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"))"""
+                    r"|(?P<num>\d[\w.]*(?:[eE][+-]?\d+)?)|(?P<id>[A-Za-z_]\w*)"
+                    r"|(?P<op>&&|\|\||==|!=|<=|>=|[-+*/%<>!?:()\[\]{}.,]))")
+_BOOL_CALLS = frozenset({"has", "exists", "all", "exists_one", "startsWith", "endsWith", "contains", "matches",
+                         "bool", "isSorted"})
+_NUMBER_CALLS = frozenset({"size", "int", "uint", "double", "getFullYear", "getMonth", "getDate", "getDayOfMonth",
+                           "getDayOfWeek", "getDayOfYear", "getHours", "getMinutes", "getSeconds",
+                           "getMilliseconds"})
+_VALUE_CALLS = {"string": "a string", "lowerAscii": "a string", "upperAscii": "a string", "trim": "a string",
+                "replace": "a string", "substring": "a string", "join": "a string", "map": "a list",
+                "filter": "a list", "split": "a list", "bytes": "bytes", "timestamp": "a timestamp",
+                "duration": "a duration"}
+
+
+def _check_variables(source: str, used: list[str], allowed: tuple[str, ...]) -> None:
+    bound = {name for match in _BOUND.finditer(source) for name in match.groups() if name}
+    unknown = sorted(set(used) - set(allowed) - bound - _TYPE_NAMES)
+    if unknown:
+        offer = " and ".join(allowed)
+        raise ExpressionError(f"{source!r} uses unknown variable {unknown[0]!r}; only {offer} "
+                              f"{'is' if len(allowed) == 1 else 'are'} available here (e.g. 'event.data.amount')")
+
+
+def _check_result(source: str, wanted: Result) -> None:
+    tokens = [(m.lastgroup or "", m.group(m.lastgroup or 0)) for m in _TOKEN.finditer(source)]
+    kind = _result_kind(tokens)
+    if kind is None:
+        return
+    if wanted == "bool" and kind != "a boolean":
+        raise ExpressionError(f"{source!r} gives {kind}, not true or false; a condition must compare or test "
+                              f"something (e.g. 'event.data.amount > 100')")
+    if wanted == "number" and kind not in ("a number", SUM):
+        raise ExpressionError(f"{source!r} gives {kind}, not a number")
+
+
+Token = tuple[str, str]
+#: what `a + b` gives when the operands do not tell: never a boolean, maybe a number
+SUM = "a sum (a number, a string or a list)"
+
+
+def _result_kind(tokens: list[Token]) -> str | None:
+    """What an expression gives, from its outermost operator or call ("a boolean", "a number", "a
+    string", ...), or None when only the data can tell (a field path, an index)."""
+    while len(tokens) > 1 and tokens[0][1] in "([" and _closing(tokens, 0) == len(tokens) - 1 \
+            and tokens[0][1] == "(":
+        tokens = tokens[1:-1]  # (a + b) is a + b
+    if not tokens:
+        return None
+    top = _top_level(tokens)
+    if "?" in top:
+        q = top["?"][0]
+        colon = next((i for i in top.get(":", []) if i > q), None)
+        if colon is None:
+            return None
+        then, other = _result_kind(tokens[q + 1:colon]), _result_kind(tokens[colon + 1:])
+        return then if then == other else None
+    if "||" in top or "&&" in top or any(op in top for op in ("==", "!=", "<", "<=", ">", ">=", "in")):
+        return "a boolean"
+    if "+" in top or "-" in top:
+        kinds = {_result_kind(part) for part in _split(tokens, top, ("+", "-"))} - {None}
+        return kinds.pop() if len(kinds) == 1 else SUM
+    if "*" in top or "/" in top or "%" in top:
+        return "a number"
+    return _unary_kind(tokens)
+
+
+def _unary_kind(tokens: list[Token]) -> str | None:
+    first_kind, first = tokens[0]
+    if first == "!":
+        return "a boolean"
+    if first == "-":
+        return "a number"
+    if len(tokens) == 1:
+        if first_kind == "num":
+            return "a number"
+        if first_kind == "str":
+            return "bytes" if first[:2].lower() in ("b'", 'b"', "br", "rb") else "a string"
+        return {"true": "a boolean", "false": "a boolean", "null": "null"}.get(first)
+    if tokens[-1][1] == ")":  # a call: name(...) or x.name(...)
+        opening = _opening(tokens, len(tokens) - 1)
+        name = tokens[opening - 1][1] if opening > 0 and tokens[opening - 1][0] == "id" else None
+        if name is None:
+            return None
+        if name in _BOOL_CALLS:
+            return "a boolean"
+        if name in _NUMBER_CALLS:
+            return "a number"
+        return _VALUE_CALLS.get(name)
+    if first in "[{" and _closing(tokens, 0) == len(tokens) - 1:
+        return "a list" if first == "[" else "a map"
+    return None
+
+
+def _top_level(tokens: list[Token]) -> dict[str, list[int]]:
+    """Operators outside any brackets, with their positions (a `-` only where it is binary)."""
+    found: dict[str, list[int]] = {}
+    depth = 0
+    for i, (kind, text) in enumerate(tokens):
+        if text in "([{" and kind == "op":
+            depth += 1
+        elif text in ")]}" and kind == "op":
+            depth -= 1
+        elif depth == 0 and (kind == "op" or text == "in"):
+            if text in "+-" and (i == 0 or not _ends_operand(tokens[i - 1])):
+                continue  # unary minus
+            found.setdefault(text, []).append(i)
+    return found
+
+
+def _ends_operand(token: Token) -> bool:
+    kind, text = token
+    return kind in ("num", "str", "id") or text in (")", "]", "}")
+
+
+def _split(tokens: list[Token], top: dict[str, list[int]], ops: tuple[str, ...]) -> list[list[Token]]:
+    cuts = sorted(i for op in ops for i in top.get(op, []))
+    bounds = [-1, *cuts, len(tokens)]
+    return [tokens[a + 1:b] for a, b in itertools.pairwise(bounds) if tokens[a + 1:b]]
+
+
+def _closing(tokens: list[Token], start: int) -> int:
+    depth = 0
+    for i in range(start, len(tokens)):
+        text = tokens[i][1]
+        if tokens[i][0] == "op" and text in "([{":
+            depth += 1
+        elif tokens[i][0] == "op" and text in ")]}":
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
+
+
+def _opening(tokens: list[Token], end: int) -> int:
+    depth = 0
+    for i in range(end, -1, -1):
+        text = tokens[i][1]
+        if tokens[i][0] == "op" and text in ")]}":
+            depth += 1
+        elif tokens[i][0] == "op" and text in "([{":
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
 
 
 def _fill_missing(variables: dict[str, Any], paths: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, Any]:

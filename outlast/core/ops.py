@@ -19,8 +19,16 @@ from typing import Any
 
 from outlast.core import jsonutil
 from outlast.core.config import YEAR_MS
-from outlast.core.events import FUNCTION_CANCELLED, FUNCTION_FAILED, FUNCTION_FINISHED, FUNCTION_INVOKED, SYSTEM_PREFIX
-from outlast.core.expressions import ExpressionError, compile_expression
+from outlast.core.events import (
+    FUNCTION_CANCELLED,
+    FUNCTION_FAILED,
+    FUNCTION_FINISHED,
+    FUNCTION_INVOKED,
+    SYSTEM_PREFIX,
+    name_problem,
+    text_problem,
+)
+from outlast.core.expressions import EVENT_AND_ASYNC, ExpressionError, compile_expression
 from outlast.core.ids import new_ulid
 from outlast.core.models import (
     RETRYING,
@@ -231,6 +239,11 @@ def _translate(run: RunState, op: StepOp, commit: Commit, now: int, rules: OpRul
     previous = run.memo.get(op.key)
     if previous is not None and previous.final:
         return  # a memo row is written once; a late duplicate changes nothing
+    if (problem := text_problem(op.step_id)) is not None:  # PostgreSQL cannot store it; no backend should
+        printable = op.step_id.replace("\x00", "\ufffd").encode("utf-8", "replace").decode()
+        error = ErrorInfo(name="StepUsageError", message=f"step id {op.step_id!r}: {problem}", no_retry=True)
+        commit.steps.append(_failed(op.key, printable, "run", error, 1, now, now))
+        return
     attempts = (previous.attempts if previous is not None and previous.status == RETRYING else 0) + 1
     started = _started(op, previous, now)
     if isinstance(op, StepRun):
@@ -327,11 +340,13 @@ def wait_problem(event: Any, expression: str | None) -> str | None:
     """Why a wait could never be resolved, or None when it can."""
     if not isinstance(event, str) or not event.strip():
         return "wait_for_event needs an event name"
+    if (problem := name_problem(event, what="the event name")) is not None:
+        return problem
     if event.lower().startswith(SYSTEM_PREFIX) and event not in WAITABLE_SYSTEM_EVENTS:
         return f"{event!r} is a reserved name that is never sent"
     if expression:
         try:
-            compile_expression(expression)
+            compile_expression(expression, variables=EVENT_AND_ASYNC, result="bool")
         except ExpressionError as exc:
             return str(exc)
     return None

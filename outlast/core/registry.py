@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from outlast.core.config import EventTrigger, FunctionConfig
-from outlast.core.expressions import Expression, ExpressionError, compile_expression
+from outlast.core.expressions import EVENT, EVENT_AND_ASYNC, Expression, ExpressionError, Result, compile_expression
 from outlast.errors import FunctionConfigError
 
 Fail = Callable[[str, str], FunctionConfigError]
@@ -45,18 +45,19 @@ def compile_function(config: FunctionConfig, *, fail: Fail | None = None) -> Com
     """Compile every expression of a configuration; an invalid one raises `fail(option, problem)`."""
     fail = fail or _default_fail(config)
 
-    def compiled(option: str, source: str) -> Expression:
+    def compiled(option: str, source: str, result: Result = "any", variables: tuple[str, ...] = EVENT) -> Expression:
+        """Conditions must give a boolean; only a cancel rule also sees the incoming event (`async`)."""
         try:
-            return compile_expression(source)
+            return compile_expression(source, variables=variables, result=result)
         except ExpressionError as exc:
             raise fail(option, str(exc)) from None
 
-    triggers = [(t.event, compiled("trigger.if_", t.expression) if t.expression else None)
+    triggers = [(t.event, compiled("trigger.if_", t.expression, "bool") if t.expression else None)
                 for t in config.triggers if isinstance(t, EventTrigger)]
     cancels = []
     for rule in config.cancel:
         if rule.expression:
-            compiled("cancel", rule.expression)
+            compiled("cancel", rule.expression, "bool", EVENT_AND_ASYNC)
         cancels.append((rule.event, rule.expression, rule.timeout_ms))
     keys = {f"concurrency.{i}": compiled("concurrency.key", c.key) for i, c in enumerate(config.concurrency) if c.key}
     for option in ("throttle", "rate_limit", "debounce", "batch", "singleton"):
@@ -66,8 +67,9 @@ def compile_function(config: FunctionConfig, *, fail: Fail | None = None) -> Com
     return CompiledFunction(
         config=config, triggers=triggers, cancels=cancels, keys=keys,
         idempotency=compiled("idempotency", config.idempotency) if config.idempotency else None,
-        priority=compiled("priority.run", config.priority) if config.priority else None,
-        batch_if=compiled("batch.if_", config.batch.expression) if config.batch and config.batch.expression else None,
+        priority=compiled("priority.run", config.priority, "number") if config.priority else None,
+        batch_if=compiled("batch.if_", config.batch.expression, "bool")
+        if config.batch and config.batch.expression else None,
     )
 
 

@@ -158,13 +158,18 @@ class PostgresStore(SqlStore):
         pool: ConnectionPool[Conn] = ConnectionPool(
             self.url, min_size=self.pool_size, max_size=self.pool_size, open=False, name="outlast",
             kwargs={"autocommit": True}, check=ConnectionPool.check_connection)
+        failures = _ConnectFailures()  # said once, in the error below, not as a warning per retry
+        logging.getLogger("psycopg.pool").addFilter(failures)
         try:
             pool.open(wait=True, timeout=_CONNECT_TIMEOUT_S)
             with pool.connection() as conn:
                 migrate(conn)
         except (psycopg.Error, PoolTimeout) as exc:
             pool.close()
-            raise StoreError(f"cannot open PostgreSQL database {self.where}: {_oneline(exc)}") from exc
+            why = f"{failures.last} (gave up after {_CONNECT_TIMEOUT_S:g} s)" if failures.last else _oneline(exc)
+            raise StoreError(f"cannot open PostgreSQL database {self.where}: {why}") from exc
+        finally:
+            logging.getLogger("psycopg.pool").removeFilter(failures)
         self._pool = pool
         self._writers = [threading.Thread(target=self._serve, name=f"outlast-pg-{i}", daemon=True)
                          for i in range(self.pool_size)]
@@ -357,6 +362,19 @@ class PostgresStore(SqlStore):
                 callback()
             except Exception:
                 log.exception("work listener failed")
+
+
+class _ConnectFailures(logging.Filter):
+    """Holds back the pool's "error connecting" warnings while the store opens, keeping the last."""
+
+    last: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("error connecting"):
+            reason = record.args[1] if isinstance(record.args, tuple) and len(record.args) > 1 else None
+            self.last = " ".join(str(reason or record.getMessage()).split())
+            return False
+        return True
 
 
 def _request(conn: Conn, tx: PgTx, fn: Callable[[PgTx], Any], *, savepoint: bool) -> tuple[bool, Any]:

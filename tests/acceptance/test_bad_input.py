@@ -116,3 +116,103 @@ async def test_more_steps_than_the_limit_fail_the_run(app: outlast.Outlast, make
         [run] = t.runs()
     assert run.status == "failed" and len(run.steps) == 10
     assert run.error is not None and "more than 10 steps" in run.error["message"]
+
+
+# -- the new-user trial's bad input (issue 12) ------------------------------------------------------
+
+@pytest.mark.parametrize(("event", "fragment"), [
+    ({"name": "t/e", "data": {"x": float("nan")}}, "event[1].data.x: NaN is not valid JSON"),
+    ({"name": "t/e", "data": {"a": [1, float("inf")]}}, "event[1].data.a[1]: Infinity is not valid JSON"),
+    ({"name": "t/e", "user": {"score": float("-inf")}}, "event[1].user.score: -Infinity"),
+    ({"name": "t/\x00x"}, "event[1].name: an event name must not contain control characters, found '\\x00'"),
+    ({"name": "t/e", "id": "a\x00b"}, "event[1].id: must not contain a NUL character"),
+    ({"name": "t/e\nx"}, "event[1].name: an event name must not contain control characters, found '\\n'"),
+    ({"name": b"t/e"}, "event[1].name: an event name must be a string, got bytes"),
+    ({"name": "t/e", "data": {"s": "\udc80"}}, "event[1].data.s: not valid Unicode text"),
+])
+async def test_values_no_backend_can_store_are_refused_naming_the_field(
+        app: outlast.Outlast, engine: TestEngine, event: dict[str, Any], fragment: str) -> None:
+    @app.function(id="any", trigger="t/e")
+    async def any_fn(ctx: Context) -> None:
+        return None
+
+    async with engine as t:
+        with pytest.raises(InvalidEventError) as info:
+            await t.send([Event(name="t/e"), event])
+        assert fragment in str(info.value)
+        await t.run_until_idle()
+        assert t.runs() == []
+
+
+async def test_an_event_ts_of_zero_is_kept(app: outlast.Outlast, engine: TestEngine) -> None:
+    @app.function(id="when", trigger="t/ts")
+    async def when(ctx: Context) -> Any:
+        return ctx.event.ts
+
+    async with engine as t:
+        await t.send([{"name": "t/ts", "ts": 0}, {"name": "t/ts"}])
+        await t.run_until_idle()
+        assert sorted(r.output for r in t.runs()) == [0, t.now_ms()]
+
+
+async def test_nan_in_a_step_or_function_output_fails_it_naming_the_place(app: outlast.Outlast,
+                                                                          engine: TestEngine) -> None:
+    @app.function(id="nan-step", trigger="t/nan")
+    async def nan_step(ctx: Context) -> None:
+        await ctx.step.run("measure", lambda: {"ratio": float("nan")})
+
+    @app.function(id="nan-output", trigger="t/nan")
+    async def nan_output(ctx: Context) -> Any:
+        return [1, float("inf")]
+
+    async with engine as t:
+        await t.send(Event(name="t/nan"))
+        await t.run_until_idle()
+        runs = {r.function_id: r for r in t.runs()}
+    step_run, output_run = runs["nan-step"], runs["nan-output"]
+    assert step_run.status == "failed" and step_run.steps[0].attempts == 1
+    assert step_run.error is not None and "step 'measure'" in step_run.error["message"]
+    assert "ratio: NaN is not valid JSON" in step_run.error["message"]
+    assert output_run.status == "failed" and output_run.output is None
+    assert output_run.error is not None and "[1]: Infinity is not valid JSON" in output_run.error["message"]
+
+
+async def test_a_step_id_with_a_nul_fails_the_run_clearly_on_every_backend(app: outlast.Outlast,
+                                                                          engine: TestEngine) -> None:
+    @app.function(id="nul-step", trigger="t/nul", retries=0)
+    async def nul_step(ctx: Context) -> None:
+        await ctx.step.run("a\x00b", lambda: 1)
+
+    async with engine as t:
+        await t.send(Event(name="t/nul"))
+        await t.run_until_idle()
+        [run] = t.runs()
+    assert run.status == "failed" and run.error is not None
+    assert run.error["name"] == "StepUsageError" and "must not contain a NUL character" in run.error["message"]
+
+
+@pytest.mark.parametrize(("options", "fragment"), [
+    ({"trigger": outlast.TriggerCron("0 0 30 2 *")}, "option 'trigger.cron': cron expression '0 0 30 2 *' never"),
+    ({"trigger": outlast.TriggerEvent("t/x", if_="foo.bar == 1")},
+     "option 'trigger.if_': 'foo.bar == 1' uses unknown variable 'foo'"),
+    ({"trigger": outlast.TriggerEvent("t/x", if_="event.data.x + 1")},
+     "option 'trigger.if_': 'event.data.x + 1' gives a number, not true or false"),
+    ({"trigger": "t/x", "cancel": [outlast.Cancel("t/c", if_="other.id == async.data.id")]},
+     "option 'cancel': '(other.id == async.data.id)' uses unknown variable 'other'"),
+    ({"trigger": "t/x", "batch": outlast.Batch(max_size=5, timeout="5s", if_="async.data.ok")},
+     "option 'batch.if_': 'async.data.ok' uses unknown variable 'async'"),
+    ({"trigger": "t/x", "priority": outlast.Priority(run="event.data.vip == true")},
+     "option 'priority.run': 'event.data.vip == true' gives a boolean, not a number"),
+    ({"trigger": "t/x\nx"}, "option 'trigger': an event name must not contain control characters"),
+    ({"trigger": "t/x", "debounce": outlast.Debounce(period="soon")},
+     "option 'debounce.period': invalid duration 'soon'"),
+])
+def test_options_that_can_never_work_are_refused_when_defined(options: dict[str, Any], fragment: str) -> None:
+    app = outlast.Outlast("cfg", database_url="memory://")
+    with pytest.raises(FunctionConfigError) as info:
+        app.function(id="fn", **options)(lambda ctx: None)
+    message = str(info.value)
+    assert f"function 'fn': {fragment}" in message
+    option = fragment.split("'")[1]
+    assert message.count(option) == 1 or option in ("trigger", "cancel"), "the option is named once"
+    assert app.functions == {}

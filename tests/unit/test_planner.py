@@ -69,5 +69,5 @@ def test_flow_control_keys_are_evaluated_for_the_event() -> None:
 def test_priority_is_clamped_to_twelve_hours_and_ignored_when_not_an_integer() -> None:
     far = planner(replace(FN, priority="100000")).plan(event(total=20), NOW)[0]
     assert far.due_at == NOW - 43_200_000
-    odd = planner(replace(FN, priority="'soon'")).plan(event(total=20), NOW)[0]
+    odd = planner(replace(FN, priority="event.data.user")).plan(event(total=20, user="u1"), NOW)[0]
     assert odd.due_at == NOW

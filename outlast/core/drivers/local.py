@@ -27,6 +27,7 @@ from outlast.context import Context, ReplayAwareLogger, SyncContext
 from outlast.core import jsonutil, scope
 from outlast.core.drivers.base import AttemptHost
 from outlast.core.durations import to_ms
+from outlast.core.events import text_problem
 from outlast.core.interrupts import Interrupt, LeaseLost, StepSuspended
 from outlast.core.keys import StepCounter
 from outlast.core.models import RETRYING, EventRecord, LogLine, MemoEntry
@@ -147,6 +148,8 @@ class LocalAttempt:
     def _key(self, step_id: str) -> str:
         if not isinstance(step_id, str) or not step_id:
             raise StepUsageError(f"a step id must be a non-empty string, got {step_id!r}")
+        if (problem := text_problem(step_id)) is not None:
+            raise StepUsageError(f"step id {step_id!r}: {problem}")
         if scope.in_step.get():
             raise StepUsageError(f"step {step_id!r} is called inside another step; steps cannot be nested")
         return self.counter.next_key(step_id)
