@@ -41,5 +41,5 @@ def test_good_values_from_variables_and_flags() -> None:
 def test_settings_made_in_code_and_flags_are_checked_too() -> None:
     with pytest.raises(SettingsError, match="lease_ms: must be from 100"):
         Settings(lease_ms=0)
-    with pytest.raises(SettingsError, match="^invalid setting: poll_interval_ms: must be from 1"):
+    with pytest.raises(SettingsError, match=r"^invalid setting: poll_interval_ms: must be from 1"):
         Settings.from_env({}, poll_interval_ms=0)
