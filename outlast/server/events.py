@@ -38,9 +38,9 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
             return _error(401, "Event key is required")
         if not known(key):
             return _error(401, "Event key not found")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return _error(413, f"request body is {len(body)} bytes, the limit is {MAX_BODY_BYTES}")
+        body = await read_body(request, MAX_BODY_BYTES)
+        if body is None:
+            return _error(413, f"request body is over the limit of {MAX_BODY_BYTES} bytes")
         try:
             payload: Any = jsonutil.loads(body)
         except ValueError as exc:
@@ -60,6 +60,20 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
         Route("/e/{key}", receive, methods=["POST"]),
         Route("/e/", lambda r: _error(401, "Event key is required"), methods=["POST"]),
     ]
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, read as it streams in; None as soon as it is known to be over `limit`
+    bytes (by its Content-Length, or by what has arrived), so a huge body is never held."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def _error(status: int, message: str) -> JSONResponse:

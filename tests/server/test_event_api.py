@@ -77,3 +77,32 @@ async def test_bad_requests_are_refused_and_store_nothing(served: tuple[str, Eng
         reply = await client.post(url + path, json=None if content else body, content=content)
     assert reply.status_code == status and fragment in reply.json()["error"]
     assert await engine.store.list_runs(outlast.storage.base.RunFilter(app_id="api")) == []
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_a_huge_body_is_refused_early_without_being_read_whole(served: tuple[str, Engine],
+                                                                      declared: bool) -> None:
+    """A 200 MB POST gets its 413 once the server knows it is over 16 MiB: the client has sent
+    only a fraction of it (the rest is never read, so never held in memory)."""
+    url, engine = served
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    size, chunk = 200 * 1024 * 1024, b"x" * (256 * 1024)
+    framing = f"Content-Length: {size}" if declared else "Transfer-Encoding: chunked"
+    writer.write(f"POST /e/secret-key HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{framing}\r\n\r\n"
+                 .encode())
+    sent = 0
+    response = asyncio.ensure_future(reader.read(4096))
+    try:
+        while sent < size and not response.done():
+            writer.write(chunk if declared else b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent += len(chunk)
+            await asyncio.wait_for(writer.drain(), 10)
+    except (ConnectionError, TimeoutError):
+        pass  # the server answered and closed: it will read no more
+    head = await asyncio.wait_for(response, 10)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 413"), head[:200]
+    assert b"over the limit of 16777216 bytes" in head
+    assert sent < 64 * 1024 * 1024, f"the client could send {sent} bytes before the refusal"
+    assert await engine.store.list_runs(outlast.storage.base.RunFilter(app_id="api")) == []
