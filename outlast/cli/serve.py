@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 from dataclasses import dataclass
 from typing import Any
 
 from outlast.cli.apps import load_app
-from outlast.cli.common import Subparsers, command, local_time, settings_from
-from outlast.cli.devlog import print_observation
+from outlast.cli.common import Subparsers, command, settings_from, zoned_time
+from outlast.cli.devlog import DevLog
+from outlast.cli.logs import configure as configure_logs
+from outlast.cli.logs import log_observation
 from outlast.client import Outlast
 from outlast.core.config import CronTrigger
 from outlast.core.engine import Engine
@@ -34,23 +35,31 @@ class Http:
     event_keys: tuple[str, ...] = ()
 
 
-async def run(app: Outlast | None, settings: Settings, *, verbose: bool, http: Http | None) -> None:
-    """Run workers (and the server, if `http`) until SIGINT or SIGTERM, then stop cleanly."""
+async def run(app: Outlast | None, settings: Settings, *, verbose: bool, http: Http | None,
+              devlog: bool = False) -> None:
+    """Run workers (and the server, if `http`) until SIGINT or SIGTERM, then stop cleanly.
+
+    `verbose`: print the banner (app, database, cron times); `devlog`: print the dev log, one
+    line per run state change; otherwise run events go to the `outlast.runs` logger.
+    """
     engine = Engine.from_settings(settings)
     if app is not None:
         app.settings = settings
         await engine.add_source(app)
     await engine.open()
-    if verbose:
-        engine.bus.subscribe(print_observation)
-        _print_banner(app, settings, engine.clock.now_ms())
     stop = asyncio.Event()
+    dev = DevLog(engine) if devlog else None
+    engine.bus.subscribe(dev.observe if dev is not None else log_observation)
+    if verbose:
+        _print_banner(app, settings, engine.clock.now_ms())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     server = _server(engine, http) if http is not None else None
     try:
         tasks = [asyncio.create_task(Worker(engine).run(stop))]
+        if dev is not None:
+            tasks.append(asyncio.create_task(dev.follow_cancellations(stop)))
         if server is not None:
             tasks.append(asyncio.create_task(server.serve()))
         await stop.wait()
@@ -83,17 +92,43 @@ def _print_banner(app: Outlast | None, settings: Settings, now_ms: int) -> None:
     for fn in app.functions.values():
         for trigger in fn.config.triggers:
             if isinstance(trigger, CronTrigger):
-                tick = parse_schedule(trigger.cron).next_after(now_ms)
-                print(f"outlast: cron {fn.id} ({trigger.cron}) next at {local_time(tick)}", flush=True)
+                schedule = parse_schedule(trigger.cron)
+                tick = schedule.next_after(now_ms)
+                print(f"outlast: cron {fn.id} ({trigger.cron}) next at {zoned_time(tick, schedule.zone)}", flush=True)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s  %(name)s  %(levelname)s  %(message)s",
-                        datefmt="%H:%M:%S")
+    if args.reload:
+        return reload_on_change(args)
+    configure_logs(level=args.log_level or "info", fmt=args.log_format)
+    settings = settings_from(args, backoff_scale=DEV_BACKOFF_SCALE)
     app = load_app(args.app) if args.app else None
     http = Http(host=args.host, port=args.port, mode="dev")
-    asyncio.run(run(app, settings_from(args, backoff_scale=DEV_BACKOFF_SCALE), verbose=True, http=http))
+    asyncio.run(run(app, settings, verbose=True, http=http, devlog=args.log_format != "json"))
     return 0
+
+
+def reload_on_change(args: argparse.Namespace) -> int:
+    """`dev --reload`: run `dev` in a child process, restarted (stopped cleanly first) whenever a
+    Python file under the app's directory changes."""
+    try:
+        import watchfiles
+    except ImportError:
+        raise OutlastError("--reload needs watchfiles: pip install 'outlast[server]'") from None
+    where = os.path.dirname(os.path.abspath(args.app.partition(":")[0])) if args.app and (
+        args.app.endswith(".py") or os.sep in args.app) else os.getcwd()
+    argv = [a for a in args.argv if a != "--reload"]
+    print(f"outlast: watching {where} for changes to *.py", flush=True)
+    watchfiles.run_process(where, target=_dev_child, args=(argv,), watch_filter=watchfiles.PythonFilter(),
+                           callback=lambda changes: print(f"outlast: {len(changes)} file(s) changed, restarting",
+                                                          flush=True))
+    return 0
+
+
+def _dev_child(argv: list[str]) -> None:
+    from outlast.cli import main
+
+    raise SystemExit(main(argv))
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -102,15 +137,19 @@ def cmd_start(args: argparse.Namespace) -> int:
     if not keys:
         raise OutlastError("start: production mode needs an event key (--event-key or OUTLAST_EVENT_KEY; "
                            "several may be given, comma-separated)")
+    configure_logs(level=args.log_level or "warning", fmt=args.log_format)
+    settings = settings_from(args)
     app = load_app(args.app) if args.app else None
     http = Http(host=args.host, port=args.port, mode="production", event_keys=tuple(keys))
-    asyncio.run(run(app, settings_from(args), verbose=True, http=http))
+    asyncio.run(run(app, settings, verbose=True, http=http))
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    configure_logs(level=args.log_level or "warning", fmt=args.log_format)
+    settings = settings_from(args)
     app = load_app(args.app)
-    asyncio.run(run(app, settings_from(args), verbose=args.verbose, http=None))
+    asyncio.run(run(app, settings, verbose=args.verbose, http=None, devlog=args.verbose))
     return 0
 
 
@@ -125,6 +164,7 @@ def _http_options(c: argparse.ArgumentParser, *, app_required: bool) -> None:
 def register(sub: Subparsers) -> None:
     dev = command(sub, "dev", cmd_dev, "run everything locally: workers, timers and the HTTP server (no keys)")
     _http_options(dev, app_required=False)
+    dev.add_argument("--reload", action="store_true", help="restart when a Python file in the app's directory changes")
     st = command(sub, "start", cmd_start, "production mode: workers and the HTTP server; keys required")
     _http_options(st, app_required=False)
     st.add_argument("--event-key", default=None, help="accepted event keys, comma-separated")

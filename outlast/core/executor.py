@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from outlast.core import logcontext
 from outlast.core.config import FunctionConfig
 from outlast.core.drivers.base import Driver
 from outlast.core.interrupts import LeaseLost
@@ -131,12 +132,16 @@ class Executor:
         attempt = Attempt(self.engine, claimed, function)
         run = claimed.run
         started = time.monotonic()
+        bound = logcontext.current.set(logcontext.RunContext(
+            run_id=run.run_id, app_id=run.app_id, function_id=run.function_id, attempt=run.attempt))
         self._started(run)
         try:
             outcome = await driver.execute(attempt)
             commit = await attempt.end(outcome)
         except LeaseLost:
             return self._ended(run, "lost", started, None)
+        finally:
+            logcontext.current.reset(bound)
         label, error = _describe(commit)
         return self._ended(run, label, started, error, ended=isinstance(commit.outcome, Finish))
 

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from outlast.context import Context, ReplayAwareLogger, SyncContext
-from outlast.core import jsonutil, scope
+from outlast.core import jsonutil, logcontext, scope
 from outlast.core.drivers.base import AttemptHost
 from outlast.core.durations import to_ms
 from outlast.core.events import text_problem
@@ -196,7 +196,7 @@ class LocalAttempt:
                        kwargs: dict[str, Any]) -> MemoEntry:
         previous = self.host.run.memo.get(key)
         started = self.now_ms()
-        ok, value = await self._call_body(fn, args, kwargs, previous.attempts if previous else 0)
+        ok, value = await self._call_body(fn, args, kwargs, previous.attempts if previous else 0, step_id)
         op: StepOp
         if not ok:
             op = StepError(key=key, step_id=step_id, error=error_info(value, self.now_ms()), started_at=started)
@@ -212,11 +212,12 @@ class LocalAttempt:
         return await self._record(op)
 
     async def _call_body(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                         attempt: int) -> tuple[bool, Any]:
+                         attempt: int, step_id: str) -> tuple[bool, Any]:
         """(True, value) or (False, the exception it raised, whatever its class)."""
         ctx = contextvars.copy_context()
         ctx.run(scope.in_step.set, True)
         ctx.run(scope.step_attempt.set, attempt)
+        ctx.run(logcontext.enter_step, step_id, attempt)
         loop = asyncio.get_running_loop()
         if inspect.iscoroutinefunction(fn):
             return await loop.create_task(_captured(lambda: fn(*args, **kwargs)), context=ctx)
