@@ -1,57 +1,269 @@
-"""The `outlast` command line against a real SQLite file."""
+"""The `outlast` command line against a real SQLite file.
+
+Most commands run in this process (`outlast.cli.main`, output captured): they are the same code
+as the installed command, without an interpreter start each. What needs a real process (a
+worker that is stopped, a closed pipe) runs as one.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import io
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
+
+import outlast
+from outlast import Context
+from outlast.cli import main, parser
+from outlast.core.clock import SystemClock
+from outlast.core.engine import Engine
+from outlast.core.worker import Worker
+from outlast.settings import Settings
+from outlast.storage import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def outlast(db: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OUTLAST_DATABASE_URL": f"sqlite:///{db}", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "outlast.cli", *args], env=env, cwd=ROOT, text=True,
-                          capture_output=True, check=check, timeout=60)
+@dataclass
+class Result:
+    rc: int
+    out: str
+    err: str
 
 
-def test_send_run_inspect_and_cancel(tmp_path: Path) -> None:
-    db = tmp_path / "cli.db"
-    env = {**os.environ, "OUTLAST_DATABASE_URL": f"sqlite:///{db}", "PYTHONPATH": str(ROOT),
-           "OUTLAST_TEST_EFFECTS": str(tmp_path / "effects.db"), "OUTLAST_POLL_INTERVAL_MS": "20"}
-    log = (tmp_path / "worker.log").open("w")
-    worker = subprocess.Popen([sys.executable, "-m", "outlast.cli", "worker", "tests.apps.effects:app"], env=env,
-                              cwd=ROOT, stdout=log, stderr=log)
+def cli(db: Path, *args: str, stdin: bytes | None = None) -> Result:
+    """`outlast --database-url sqlite:///DB ARGS...` in this process (the global option goes first)."""
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.stdin
+    if stdin is not None:
+        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin))
     try:
-        deadline = time.monotonic() + 30  # runs start for functions a worker has synced
-        while "effects" not in outlast(db, "workers").stdout and time.monotonic() < deadline:
-            time.sleep(0.1)
-        event_id = outlast(db, "send", "effects/go", "--data", '{"n": 1}').stdout.strip()
-        assert len(event_id) == 26
-        deadline = time.monotonic() + 30
-        while "completed" not in outlast(db, "runs").stdout and time.monotonic() < deadline:
-            time.sleep(0.1)
-        listing = outlast(db, "runs").stdout.splitlines()
-        assert len(listing) == 2, f"no completed run; worker log:\n{(tmp_path / 'worker.log').read_text()}"
-        assert listing[0].split()[:3] == ["RUN", "FUNCTION", "STATUS"]
-        run_id, function_id, status = listing[1].split()[:3]
-        assert (function_id, status) == ("five-steps", "completed")
-        trace = outlast(db, "run", run_id).stdout
-        assert "status completed" in trace and trace.count("completed") >= 6 and "step-4" in trace
-        refused = outlast(db, "cancel", run_id, check=False)
-        assert refused.returncode == 1 and "not active" in refused.stderr
+        with redirect_stdout(out), redirect_stderr(err):
+            rc = main(["--database-url", f"sqlite:///{db}", *args])
     finally:
-        worker.terminate()
-        worker.wait(10)
+        sys.stdin = saved
+    return Result(rc, out.getvalue(), err.getvalue())
 
 
-def test_bad_input_gets_a_clear_error(tmp_path: Path) -> None:
+def shop() -> outlast.Outlast:
+    app = outlast.Outlast("shop")
+    calls = {"n": 0}
+
+    def flaky() -> str:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("provider timed out")
+        return "charged"
+
+    @app.function(id="order", trigger="shop/order", retries=2)
+    async def order(ctx: Context) -> Any:
+        ctx.logger.info("order %s", ctx.event.data.get("n"))
+        return await ctx.step.run("charge", flaky)
+
+    @app.function(id="big", trigger="shop/big")
+    async def big(ctx: Context) -> str:
+        return "y" * (3 * 1024 * 1024)
+
+    @app.function(id="nap", trigger="shop/nap")
+    async def nap(ctx: Context) -> None:
+        await ctx.step.sleep("nap", "1h")
+
+    return app
+
+
+def run_app(db: Path, app: outlast.Outlast) -> None:
+    """Sync the app's functions into the database and run everything due, in this process."""
+    async def go() -> None:
+        engine = Engine(open_store(f"sqlite:///{db}"), SystemClock(), Settings(backoff_scale=0.0))
+        await engine.add_source(app)
+        await engine.open()
+        try:
+            for _ in range(3):  # a retry is due again at once (backoff scale 0)
+                await Worker(engine).drain()
+        finally:
+            await engine.close()
+
+    asyncio.run(go())
+
+
+def test_send_shows_the_runs_each_event_started_and_runs_can_be_filtered_paged_and_read(tmp_path: Path) -> None:
     db = tmp_path / "cli.db"
-    bad_json = outlast(db, "send", "x/y", "--data", "{oops", check=False)
-    assert bad_json.returncode == 2 and "--data: not valid JSON" in bad_json.stderr
-    bad_event = outlast(db, "send", "x" * 600, check=False)
-    assert bad_event.returncode == 2 and "600 characters" in bad_event.stderr
-    missing = outlast(db, "dev", "no/such/file.py", check=False)
-    assert missing.returncode == 2 and "no such file" in missing.stderr
+    run_app(db, shop())
+    sent = cli(db, "send", "shop/order", "--data", '{"n": 1}')
+    assert sent.rc == 0, sent.err
+    event_line, run_line = sent.out.splitlines()
+    event_id = event_line.removeprefix("event ")
+    assert len(event_id) == 26 and run_line.split()[:2] == ["started", "run"] and "shop/order" in run_line
+    run_id = run_line.split()[2]
+    (tmp_path / "data.json").write_text('{"n": 2}')
+    assert cli(db, "send", "shop/order", "--data", f"@{tmp_path / 'data.json'}").rc == 0
+    piped = cli(db, "send", "shop/order", "--data", "-", "--json", stdin=b'{"n": 3}')
+    [piped_event] = json.loads(piped.out)["events"]
+    assert piped_event["runs"][0]["function_id"] == "order"
+    nothing = cli(db, "send", "shop/unknown")
+    assert "started no run (no function in this database is triggered by 'shop/unknown')" in nothing.out
+    run_app(db, shop())
+
+    page1 = json.loads(cli(db, "runs", "--function", "order", "--limit", "2", "--json").out)
+    assert [r["status"] for r in page1["runs"]] == ["completed", "completed"] and page1["next"]
+    page2 = json.loads(cli(db, "runs", "--function", "order", "--limit", "2", "--before", page1["next"], "--json").out)
+    assert [r["id"] for r in page2["runs"]] == [run_id] and page2["next"] is None
+    assert [r["id"] for r in json.loads(cli(db, "runs", "--event", event_id, "--json").out)["runs"]] == [run_id]
+    assert json.loads(cli(db, "runs", "--app", "other", "--json").out)["runs"] == []
+    assert len(json.loads(cli(db, "runs", "--since", "1h", "--status", "completed", "--json").out)["runs"]) == 3
+    assert json.loads(cli(db, "runs", "--until", "2001-01-01", "--json").out)["runs"] == []
+    table = cli(db, "runs", "--limit", "1").out.splitlines()
+    assert table[0].split()[:3] == ["RUN", "FUNCTION", "STATUS"] and table[-1].startswith("(more: add --before ")
+
+    trace = cli(db, "run", run_id).out
+    assert "status completed" in trace and '"charged"' in trace
+    assert "FAILED ATTEMPTS" in trace and "step 'charge' attempt 1: ConnectionError: provider timed out" in trace
+    assert "LOGS" in trace and "order 1" in trace
+
+    shown = cli(db, "event", event_id).out
+    assert f"{run_id}  started" in shown and "shop/order" in shown
+    listed = cli(db, "events", "--name", "shop/order", "--json")
+    assert len(json.loads(listed.out)["events"]) == 3
+    assert "inngest/function.finished" not in cli(db, "events").out
+    assert "inngest/function.finished" in cli(db, "events", "--system").out
+    functions = cli(db, "functions").out
+    assert "order" in functions and "shop/order" in functions and "retries=2" in functions
+
+
+def test_cancel_tells_an_active_run_from_a_finished_or_unknown_one(tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    run_app(db, shop())
+    napping = cli(db, "send", "shop/nap").out.splitlines()[1].split()[2]
+    done = cli(db, "send", "shop/order").out.splitlines()[1].split()[2]
+    run_app(db, shop())
+    assert cli(db, "cancel", napping).out.strip() == f"cancelled {napping}"
+    trace = cli(db, "run", napping).out
+    assert "status cancelled" in trace and "cancelled" in next(line for line in trace.splitlines()
+                                                                 if line.startswith("nap "))
+    finished = cli(db, "cancel", done)
+    assert finished.rc == 1 and f"run '{done}' already finished: completed at " in finished.err
+    unknown = cli(db, "cancel", "01NOSUCHRUN")
+    assert unknown.rc == 1 and "no run '01NOSUCHRUN' in this database" in unknown.err
+
+
+def test_a_long_output_is_clipped_and_json_prints_it_whole(tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    run_app(db, shop())
+    run_id = cli(db, "send", "shop/big").out.splitlines()[1].split()[2]
+    run_app(db, shop())
+    shown = cli(db, "run", run_id).out
+    assert len(shown) < 10_000 and "3,145,730 bytes in all" in shown
+    assert len(json.loads(cli(db, "run", run_id, "--json").out)["run"]["output"]) == 3 * 1024 * 1024
+
+
+@pytest.mark.parametrize(("data", "fragment"), [
+    ("{oops", "--data: not valid JSON"),
+    ('{"x": NaN}', "(NaN and Infinity are not JSON numbers)"),
+    ("{" + '"a":{' * 999 + "}" * 1000, "event[0]: nested more than 254 levels deep"),
+    ("[1, 2]", "event[0].data: must be a JSON object, got list"),
+    ("@/no/such/file.json", "--data: cannot read '/no/such/file.json'"),
+])
+def test_bad_data_gets_a_clear_error_and_stores_nothing(tmp_path: Path, data: str, fragment: str) -> None:
+    db = tmp_path / "cli.db"
+    result = cli(db, "send", "x/y", "--data", data)
+    assert result.rc == 2 and fragment in result.err and "Traceback" not in result.err
+    assert not db.exists() or json.loads(cli(db, "events", "--json").out)["events"] == []
+
+
+def test_bad_names_and_settings_get_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "cli.db"
+    too_long = cli(db, "send", "x" * 600)
+    assert too_long.rc == 2 and "600 characters" in too_long.err
+    assert "must not contain control characters" in cli(db, "send", "a\nb").err
+    missing = cli(db, "dev", "no/such/file.py")
+    assert missing.rc == 2 and "no such file" in missing.err
+    monkeypatch.setenv("OUTLAST_WORKER_CONCURRENCY", "abc")
+    monkeypatch.setenv("OUTLAST_LEASE_MS", "-5")
+    bad = cli(db, "runs")
+    assert bad.rc == 2 and bad.err.startswith("outlast: 2 invalid settings:")
+    assert "OUTLAST_WORKER_CONCURRENCY: expected a whole number" in bad.err and "OUTLAST_LEASE_MS" in bad.err
+
+
+@pytest.mark.parametrize("command", [["runs"], ["run", "X"], ["events"], ["event", "X"], ["functions"], ["workers"],
+                                     ["cancel", "X"]])
+def test_read_commands_refuse_a_database_that_does_not_exist(tmp_path: Path, command: list[str]) -> None:
+    db = tmp_path / "typo" / "nothing.db"
+    result = cli(db, *command)
+    assert result.rc == 2 and f"no database at '{db}'" in result.err
+    assert not (tmp_path / "typo").exists()
+
+
+def test_every_option_has_help_and_global_options_go_before_or_after_the_command() -> None:
+    top = parser()
+    sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            assert action.help, f"`outlast {name}` {action.option_strings or action.dest} has no help"
+    before = top.parse_args(["--database-url", "sqlite:///a.db", "cancel", "R"])
+    after = top.parse_args(["cancel", "R", "--database-url", "sqlite:///b.db"])
+    assert (before.database_url, after.database_url) == ("sqlite:///a.db", "sqlite:///b.db")
+    assert "{queued,running,completed,failed,cancelled,skipped}" in sub.choices["runs"].format_help()
+
+
+def outlast_process(db: Path, *args: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.Popen[str]:
+    env = {**os.environ, "OUTLAST_DATABASE_URL": f"sqlite:///{db}", "PYTHONPATH": str(ROOT),
+           "OUTLAST_POLL_INTERVAL_MS": "20", **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "outlast.cli", *args], env=env, cwd=ROOT, text=True, **kwargs)
+
+
+def wait_for(check: Any, what: str, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_worker_logs_json_lines_about_its_runs_and_leaves_the_list_when_stopped(tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    log = tmp_path / "worker.log"
+    with log.open("w") as sink:
+        worker = outlast_process(db, "--log-format", "json", "worker", "tests.apps.effects:app", "--log-level", "info",
+                                 env={"OUTLAST_TEST_EFFECTS": str(tmp_path / "effects.db")}, stdout=sink, stderr=sink)
+    try:
+        wait_for(lambda: db.exists() and "effects" in cli(db, "workers").out, "the worker to announce itself")
+        [row] = json.loads(cli(db, "workers", "--json").out)["workers"]
+        assert row["app_id"] == "effects" and row["in_flight"] == 0 and row["last_error"] is None
+        run_id = cli(db, "send", "effects/go").out.splitlines()[1].split()[2]
+        wait_for(lambda: "status completed" in cli(db, "run", run_id).out, "the run to complete")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(20) == 0
+        assert cli(db, "workers").out.splitlines()[1:] == [], "a cleanly stopped worker leaves the list at once"
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    about = [x for x in lines if x.get("run_id") == run_id]
+    assert {"run started", "run completed"} <= {x["message"] for x in about}, log.read_text()
+    steps = [x for x in about if x.get("step_id")]
+    assert {x["step_id"] for x in steps} == {f"step-{i}" for i in range(5)}
+    assert all(x["function_id"] == "five-steps" and x["attempt"] == 0 and x["level"] == "info" for x in steps)
+
+
+def test_a_closed_pipe_ends_the_output_quietly(tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    run_app(db, shop())
+    for _ in range(3):
+        cli(db, "send", "shop/order")
+    reader = outlast_process(db, "events", "--limit", "3", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert reader.stdout is not None and reader.stderr is not None
+    reader.stdout.close()  # like `| head -0`: the reader is gone before the output is written
+    assert reader.wait(30) == 0
+    assert "Traceback" not in reader.stderr.read()
