@@ -1,6 +1,7 @@
 """An approval workflow: wait for a manager's decision, auto-reject after a timeout.
 
     outlast dev examples/approval.py
+    python examples/approval.py                                                 # in another terminal
     outlast send expense/approved --data '{"expense_id": "e1", "by": "ana"}'   # in another terminal
 """
 
@@ -24,6 +25,6 @@ async def approve_expense(ctx: Context) -> dict:
     return {"status": "approved", "by": decision.data["by"]}
 
 
-if __name__ != "__main__":  # imported by `outlast dev`
-    app.send([Event(name="expense/submitted", data={"expense_id": "e1", "amount": 42}),
-              Event(name="expense/submitted", data={"expense_id": "e2", "amount": 7})])
+if __name__ == "__main__":  # run as a script (not imported by `outlast dev`): submit two expenses
+    print(app.send([Event(name="expense/submitted", data={"expense_id": "e1", "amount": 42}),
+                    Event(name="expense/submitted", data={"expense_id": "e2", "amount": 7})]))

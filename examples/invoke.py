@@ -1,6 +1,7 @@
 """A parent function invoking children and gathering their results (steps in parallel).
 
     outlast dev examples/invoke.py
+    python examples/invoke.py          # in another terminal: upload an image
 """
 
 import asyncio
@@ -32,5 +33,5 @@ async def make_thumbnails(ctx: Context) -> dict:
     return {"thumbnails": [u["url"] for u in urls]}
 
 
-if __name__ != "__main__":  # imported by `outlast dev`
-    app.send(Event(name="images/uploaded", data={"image": "cat"}))
+if __name__ == "__main__":  # run as a script (not imported by `outlast dev`): upload an image
+    print(app.send(Event(name="images/uploaded", data={"image": "cat"})))

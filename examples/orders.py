@@ -1,4 +1,8 @@
-"""The order workflow: steps, a sleep, and a retried step. Run it with `outlast dev examples/orders.py`."""
+"""The order workflow: steps, a sleep, and a retried step.
+
+    outlast dev examples/orders.py
+    python examples/orders.py          # in another terminal: queue three orders to watch
+"""
 
 import random
 
@@ -30,11 +34,11 @@ async def process_order(ctx: Context) -> dict:
     return {"status": "confirmed", **payment}
 
 
-if __name__ != "__main__":  # imported by `outlast dev`: queue a few orders to watch
-    app.send([Event(name="shop/order.created", data={"order_id": f"o{i}", "user_id": f"u{i}", "total": 10 * i})
-              for i in range(1, 4)])
-
-
 @app.function(id="daily-report", trigger=outlast.TriggerCron("TZ=Europe/Paris 0 9 * * *"))
 async def daily_report(ctx: Context) -> str:
     return await ctx.step.run("summarise", lambda: "all orders processed")
+
+
+if __name__ == "__main__":  # run as a script (not imported by `outlast dev`): queue a few orders
+    print(app.send([Event(name="shop/order.created", data={"order_id": f"o{i}", "user_id": f"u{i}", "total": 10 * i})
+                    for i in range(1, 4)]))
