@@ -22,8 +22,10 @@ Wake-ups. A group holding an ingest, a commit that ends an attempt, a cancel or 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import os
 import queue
 import random
 import re
@@ -179,8 +181,10 @@ class PostgresStore(SqlStore):
             self._start_listener()
 
     def _stop(self) -> None:
-        writers, self._writers = self._writers, []
         self._stopping.set()
+        if self._listener is not None and self._writers:
+            self._stop_listener()
+        writers, self._writers = self._writers, []
         for _ in writers:
             self._requests.put(None)
         for thread in [*writers, *([self._listener] if self._listener else [])]:
@@ -346,15 +350,28 @@ class PostgresStore(SqlStore):
             try:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=int(_CONNECT_TIMEOUT_S)) as conn:
                     conn.execute("LISTEN outlast_work")
+                    conn.execute(f"LISTEN {self._stop_channel}")
                     failures = 0
                     self._wake()  # whatever was committed while we were not listening
                     while not self._stopping.is_set():
-                        for _ in conn.notifies(timeout=0.25):
+                        for note in conn.notifies(timeout=0.25):
+                            if note.channel == self._stop_channel:
+                                break
                             self._wake()
             except psycopg.Error as exc:
                 failures += 1
                 log.warning("LISTEN connection to %s failed (%s); reconnecting", self.where, _oneline(exc))
                 self._stopping.wait(_backoff(failures, cap=5.0))
+
+    @property
+    def _stop_channel(self) -> str:
+        """This store's own channel: a notification on it ends the listener's wait at once on close."""
+        return f"outlast_stop_{os.getpid()}_{id(self)}"
+
+    def _stop_listener(self) -> None:
+        channel = self._stop_channel
+        with contextlib.suppress(Exception):  # at worst the listener notices within its 0.25 s poll
+            self._submit(lambda tx: tx.one("SELECT pg_notify(?, '')", (channel,)), Reply.blocking()).result(5)
 
     def _wake(self) -> None:
         for callback in list(self._callbacks):
