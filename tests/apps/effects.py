@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 
 import outlast
@@ -17,17 +18,27 @@ STEPS = 5
 app = outlast.Outlast("effects")
 
 
+_local = threading.local()
+
+
 def _db() -> sqlite3.Connection:
-    conn = sqlite3.connect(os.environ["OUTLAST_TEST_EFFECTS"], timeout=30, isolation_level=None)
-    conn.execute("CREATE TABLE IF NOT EXISTS effects (run_id TEXT, step TEXT, pid INTEGER, started REAL, ended REAL)")
+    """This thread's connection. WAL without fsync per commit: a killed process (what the crash
+    tests do) loses nothing it committed, and thousands of effects cost no thousands of fsyncs."""
+    conn: sqlite3.Connection | None = getattr(_local, "conn", None)
+    if conn is None:
+        conn = sqlite3.connect(os.environ["OUTLAST_TEST_EFFECTS"], timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("CREATE TABLE IF NOT EXISTS effects"
+                     " (run_id TEXT, step TEXT, pid INTEGER, started REAL, ended REAL)")
+        _local.conn = conn
     return conn
 
 
 def record(run_id: str, step: str) -> str:
     started = time.time()
     time.sleep(float(os.environ.get("OUTLAST_TEST_STEP_SECONDS", "0.02")))
-    with _db() as conn:
-        conn.execute("INSERT INTO effects VALUES (?, ?, ?, ?, ?)", (run_id, step, os.getpid(), started, time.time()))
+    _db().execute("INSERT INTO effects VALUES (?, ?, ?, ?, ?)", (run_id, step, os.getpid(), started, time.time()))
     return step
 
 
