@@ -68,12 +68,16 @@ async def test_events_are_stored_and_start_runs(served: tuple[str, Engine]) -> N
     ("/e/secret-key", [{"name": "api/echo"}, {"data": {}}], 400, "event[1].name"),
     ("/e/secret-key", {"name": "api/echo", "data": [1]}, 400, "event[0].data"),
     ("/e/secret-key", "not json", 400, "not valid JSON"),
+    ("/e/secret-key", '{"name": "api/echo", "data": {"x": NaN}}', 400, "not valid JSON"),
+    ("/e/secret-key", b'{"name": "api/\xff"}', 400, "not valid UTF-8: byte 0xff at offset 14"),
+    ("/e/secret-key", '{"name": "api/\\u0000x"}', 400, "event[0].name: an event name must not contain control"),
+    ("/e/secret-key", '{"name": "api/echo", "id": "a\\u0000b"}', 400, "event[0].id: must not contain a NUL"),
 ])
 async def test_bad_requests_are_refused_and_store_nothing(served: tuple[str, Engine], path: str, body: Any,
                                                           status: int, fragment: str) -> None:
     url, engine = served
     async with httpx.AsyncClient() as client:
-        content = body if isinstance(body, str) else None
+        content = body if isinstance(body, (str, bytes)) else None
         reply = await client.post(url + path, json=None if content else body, content=content)
     assert reply.status_code == status and fragment in reply.json()["error"]
     assert await engine.store.list_runs(outlast.storage.base.RunFilter(app_id="api")) == []

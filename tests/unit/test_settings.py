@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from outlast.errors import StoreError
 from outlast.settings import Settings, SettingsError
 
 
@@ -43,3 +44,16 @@ def test_settings_made_in_code_and_flags_are_checked_too() -> None:
         Settings(lease_ms=0)
     with pytest.raises(SettingsError, match=r"^invalid setting: poll_interval_ms: must be from 1"):
         Settings.from_env({}, poll_interval_ms=0)
+
+
+async def test_an_unreachable_postgresql_is_said_once_clearly(monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    postgres = pytest.importorskip("outlast.storage.postgres")
+    monkeypatch.setattr(postgres, "_CONNECT_TIMEOUT_S", 0.5)
+    store = postgres.PostgresStore("postgresql://someone:secret@127.0.0.1:1/nowhere")
+    with caplog.at_level("DEBUG"), pytest.raises(StoreError) as info:
+        await store.open()
+    message = str(info.value)
+    assert message.startswith("cannot open PostgreSQL database someone@127.0.0.1:1/nowhere: ")
+    assert "Connection refused" in message and "(gave up after 0.5 s)" in message and "secret" not in message
+    assert not [r for r in caplog.records if r.name.startswith("psycopg")], "no driver warning per retry"
