@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
@@ -51,6 +52,7 @@ def _instant(wall: datetime, zone: tzinfo) -> int:
     return int(wall.replace(tzinfo=zone, fold=0).timestamp() * 1000)
 
 
+@lru_cache(maxsize=1024)
 def parse_schedule(text: str) -> Schedule:
     """Parse or raise ValueError saying what is wrong (including a date that never comes, such as
     February 30th)."""

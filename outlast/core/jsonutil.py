@@ -9,6 +9,7 @@ write them as `null`), strings must be valid Unicode, keys must be strings, nest
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -41,11 +42,31 @@ def dumps(value: Any) -> str:
         data = orjson.dumps(value, default=_default)
     except TypeError as exc:
         raise _explain(value, str(exc)) from None
-    if b"null" in data:  # orjson writes NaN and ±Infinity as null: look for them only then
+    if b"null" in data and not _finite(value):  # orjson writes NaN and ±Infinity as null
         found = _non_finite(value)
         if found is not None:
             raise found
     return data.decode()
+
+
+def _finite(value: Any) -> bool:
+    """Whether `value` holds no NaN or ±Infinity, by the C encoder of the standard library (fast);
+    False also when it cannot tell (the slow walk then decides)."""
+    try:
+        json.dumps(value, allow_nan=False, default=_loose)
+    except (ValueError, TypeError, RecursionError):
+        return False
+    return True
+
+
+def _loose(value: Any) -> Any:
+    """What the standard encoder needs of the types only orjson knows, to look inside them."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    return str(value)  # datetime, UUID, enum, ...: no float inside
 
 
 def loads(text: str | bytes | None) -> Any:
