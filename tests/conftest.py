@@ -7,7 +7,7 @@ PostgreSQL, so every test that uses it runs on every backend.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -33,12 +33,17 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def store_url(backend: str, tmp_path: Any, request: pytest.FixtureRequest) -> str:
+def store_url(backend: str, tmp_path: Any, request: pytest.FixtureRequest) -> Iterator[str]:
     if backend == "memory":
-        return "memory://"
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path}/outlast.db"
-    return pg_database()
+        yield "memory://"
+    elif backend == "sqlite":
+        yield f"sqlite:///{tmp_path}/outlast.db"
+    else:
+        url = pg_database()
+        yield url
+        from tests.pg import test_databases
+
+        test_databases(PG_URL or "").release(url)  # dropped in the background while the next tests run
 
 
 def pg_database(*, migrated: bool = True) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import queue
 import secrets
 import threading
 from urllib.parse import urlsplit
@@ -32,6 +33,8 @@ class TestDatabases:
         self._numbers = itertools.count()
         self._lock = threading.Lock()
         self._template: str | None = None
+        self._released: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._dropper: threading.Thread | None = None
 
     def _admin(self) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(self.base_url, autocommit=True)
@@ -63,8 +66,26 @@ class TestDatabases:
                 self._template = urlsplit(url).path.strip("/")
             return self._template
 
+    def release(self, url: str) -> None:
+        """The test using `url` is over: drop its database in the background, while the next tests
+        run (the end of the run then has little left to drop)."""
+        with self._lock:
+            if self._dropper is None:
+                self._dropper = threading.Thread(target=self._drop_released, name="drop-test-databases",
+                                                 daemon=True)
+                self._dropper.start()
+        self._released.put(urlsplit(url).path.strip("/"))
+
+    def _drop_released(self) -> None:
+        while (name := self._released.get()) is not None:
+            with contextlib.suppress(psycopg.Error), self._admin() as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
     def drop_all(self) -> None:
         """Drop every database of this run, and those of runs whose process is gone."""
+        if self._dropper is not None:
+            self._released.put(None)
+            self._dropper.join()
         with self._admin() as conn:
             names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
                                                 (PREFIX + "%",))]
