@@ -20,6 +20,8 @@ import psycopg
 from psycopg import sql
 
 PREFIX = "outlast_t_"
+#: clones kept ready ahead of the tests that will ask for them
+AHEAD = 2
 
 
 class TestDatabases:
@@ -34,6 +36,10 @@ class TestDatabases:
         self._lock = threading.Lock()
         self._template: str | None = None
         self._released: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._ready: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._wanted = threading.Semaphore(0)
+        self._cloner: threading.Thread | None = None
+        self._closing = False
         self._dropper: threading.Thread | None = None
 
     def _admin(self) -> psycopg.Connection[tuple[object, ...]]:
@@ -50,7 +56,30 @@ class TestDatabases:
         return self.url(name)
 
     def migrated(self) -> str:
-        """A new database with the current schema, cloned from this run's template."""
+        """A new database with the current schema, cloned from this run's template.
+
+        Clones are made ahead by a background thread (`AHEAD` ready at any time), so a test
+        rarely waits for one."""
+        with self._lock:
+            if self._cloner is None:
+                self._cloner = threading.Thread(target=self._clone_ahead, name="clone-test-databases", daemon=True)
+                self._cloner.start()
+        self._wanted.release()
+        return self._ready.get()
+
+    def _clone_ahead(self) -> None:
+        for _ in range(AHEAD):
+            self._wanted.release()
+        while True:
+            self._wanted.acquire()
+            if self._closing:
+                return
+            try:
+                self._ready.put(self._clone())
+            except psycopg.Error as exc:  # pragma: no cover - the next test reports it
+                self._ready.put(f"postgresql://invalid/{exc}")
+
+    def _clone(self) -> str:
         template = self._ensure_template()
         name = f"{self.prefix}{next(self._numbers)}"
         with self._admin() as conn:
@@ -83,6 +112,10 @@ class TestDatabases:
 
     def drop_all(self) -> None:
         """Drop every database of this run, and those of runs whose process is gone."""
+        if self._cloner is not None:
+            self._closing = True
+            self._wanted.release()
+            self._cloner.join()
         if self._dropper is not None:
             self._released.put(None)
             self._dropper.join()
