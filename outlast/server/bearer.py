@@ -3,7 +3,10 @@
 In production mode a request must carry `Authorization: Bearer <token>` where the token is the
 bearer form of one of the server's signing keys (`outlast.protocol.keys.bearer_token`); in
 development mode nothing is required, as on Inngest's dev server. The refusal says what is
-wrong with the key, never echoing it.
+wrong with the key, never echoing it. A production server started without any signing key
+refuses every request to these APIs (secure by default) rather than failing to start: its
+other endpoints (the event API, health) keep working; `outlast start` is where a missing key
+is reported.
 """
 
 from __future__ import annotations
@@ -18,16 +21,16 @@ class BearerGuard:
     def __init__(self, config: ServerConfig, *, what: str) -> None:
         self.required = config.production
         self.keys = config.signing_keys
-        if self.required:
-            if not self.keys:
-                raise ValueError(f"{what} needs a signing key in production mode")
-            for key in self.keys:
-                bearer_token(validate_key(key))  # a bad key fails at start, not on a request
+        self.what = what
+        for key in self.keys if self.required else ():
+            bearer_token(validate_key(key))  # a bad key fails at start, not on a request
 
     def refusal(self, request: Request) -> str | None:
         """Why the request is refused (for a 401), or None when it may proceed."""
         if not self.required:
             return None
+        if not self.keys:
+            return f"{self.what} is disabled: this production server has no signing key configured"
         header = request.headers.get("authorization")
         if not header:
             return ("signing key required: send 'Authorization: Bearer <signing key, hashed as the SDKs do>'"

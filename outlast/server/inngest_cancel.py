@@ -3,14 +3,16 @@ function created in a time window, optionally only those whose trigger event mat
 expression (CEL, with `event` bound to the run's first trigger event).
 
 Each run is cancelled in its own transaction (it ends cancelled with its waits, items and
-system events, or is left as it was); a request cancels at most `MAX_RUNS_PER_REQUEST` runs and
-reads candidates in pages, so its work is bounded. Inngest runs bulk cancellations in the
-background; here the request returns when they are done, with how many runs were cancelled and
-whether more remain (repeat the request to continue: runs already cancelled are not active).
+system events, or is left as it was). A request cancels at most `MAX_RUNS_PER_REQUEST` runs and
+reads at most `MAX_SCANNED_PER_REQUEST` candidates, in pages, so its work is bounded. Inngest
+runs bulk cancellations in the background; here the request returns when they are done, with
+how many runs were cancelled and whether more may remain (repeat the request to continue: runs
+already cancelled are not active any more).
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,8 @@ from outlast.core.registry import CompiledFunction
 from outlast.server.inngest_shapes import NIL_UUID, app_uuid, function_uuid, iso, parse_time
 
 MAX_RUNS_PER_REQUEST = 10_000
+#: active runs of the window a request looks at, matching its `if` or not
+MAX_SCANNED_PER_REQUEST = 100_000
 PAGE_SIZE = 500
 #: Inngest accepts a `started_before` up to this far in the future (clock skew)
 FUTURE_SLACK_MS = 5_000
@@ -93,23 +97,23 @@ async def cancel_runs(engine: Engine, request: BulkCancellation, now_ms: int) ->
     cancellation_id = new_ulid(now_ms)
     reason = f"cancelled by bulk cancellation {cancellation_id}"
     fn = request.function
-    cancelled, after, has_more = 0, None, False
+    cancelled, scanned, after, has_more = 0, 0, None, False
     while not has_more:
         page = await engine.store.active_runs_with_triggers(
             app_id=fn.app_id, function_id=fn.id, since=request.started_after, until=request.started_before,
             after=after, limit=PAGE_SIZE)
-        for run_id, trigger in page:
-            after = run_id
-            if request.condition is not None and not request.condition.matches(
-                    {"event": trigger.to_dict() if trigger is not None else {}}):
-                continue
-            if await engine.store.cancel_run(run_id, now_ms, reason):
-                cancelled += 1
-            if cancelled >= MAX_RUNS_PER_REQUEST:
-                has_more = True
-                break
+        matching = [run_id for run_id, trigger in page if request.condition is None or request.condition.matches(
+            {"event": trigger.to_dict() if trigger is not None else {}})]
+        room = MAX_RUNS_PER_REQUEST - cancelled
+        has_more = len(matching) > room
+        after = matching[room - 1] if has_more else (page[-1][0] if page else after)
+        # one transaction per run, issued together so the store can group-commit them
+        done = await asyncio.gather(*(engine.store.cancel_run(run_id, now_ms, reason) for run_id in matching[:room]))
+        cancelled += sum(done)
+        scanned += len(page)
         if len(page) < PAGE_SIZE:
             break
+        has_more = has_more or scanned >= MAX_SCANNED_PER_REQUEST
     if cancelled:
         engine.wake()
     return {

@@ -64,6 +64,15 @@ def shop_app() -> outlast.Outlast:
         await ctx.step.run("a fails", fail)
         await ctx.step.run("b never runs", lambda: "b")
 
+    attempts: list[int] = []
+
+    @app.function(id="wobbly", trigger="shop/wobbly", retries=2)
+    async def wobbly(ctx: outlast.Context) -> Any:
+        attempts.append(ctx.attempt)
+        if ctx.attempt == 0:
+            raise BoomError("first try")
+        return "steady"
+
     @app.function(id="waiter", trigger="shop/wait")
     async def waiter(ctx: outlast.Context) -> Any:
         return await ctx.step.wait_for_event("pay", event="shop/paid", timeout="1h", match="data.id")

@@ -370,6 +370,19 @@ async def test_js_run_has_timeline_shows_invokes_and_completed_steps(gql: Gql) -
     assert find_span(root, stepType="FINALIZATION", status="COMPLETED") is not None
 
 
+async def test_function_level_retries_are_attempts_of_the_finalization(gql: Gql) -> None:
+    [event_id] = await gql.send({"name": "shop/wobbly"})
+    await settle(gql.t)
+    root = (await gql.query(JS_RUN_TIMELINE, {"runId": gql.run_id(event_id)}))["run"]["trace"]
+    final = find_span(root, stepType="FINALIZATION")
+    assert final is not None and (final["status"], final["attempts"]) == ("COMPLETED", 1)
+    assert [(c["name"], c["status"]) for c in final["childrenSpans"]] == [("Attempt 0", "FAILED"),
+                                                                          ("Attempt 1", "COMPLETED")]
+    [failed, ok] = [(await gql.query(JS_TIMELINE_OUTPUT, {"outputId": c["outputID"]}))["runTraceSpanOutputByID"]
+                    for c in final["childrenSpans"]]
+    assert failed["error"]["message"] == "first try" and ok == {"data": '"steady"', "error": None}
+
+
 async def test_js_events_query_lists_received_events(gql: Gql) -> None:
     await gql.send({"name": "shop/noop", "data": {"a": 1}})
     data = await gql.query(JS_EVENTS, {"query": {}}, operation="Events")
@@ -392,6 +405,8 @@ async def test_js_fetch_event_reads_the_raw_event(gql: Gql) -> None:
     data = (await gql.query(JS_FETCH_EVENT, {"id": event_id}, operation="Event"))["eventV2"]
     assert data["name"] == "shop/noop" and data["idempotencyKey"] == "idem-1"
     assert json.loads(data["raw"])["data"] == {"k": "v"}
+    [plain] = await gql.send({"name": "shop/noop"})  # the harness's zod schema wants a string, never null
+    assert (await gql.query(JS_FETCH_EVENT, {"id": plain}))["eventV2"]["idempotencyKey"] == plain
 
 
 async def test_js_trace_metadata_and_trace_steps_queries(gql: Gql) -> None:

@@ -123,7 +123,7 @@ def event_v1(loader: Loader, event: EventRecord) -> dict[str, Any]:
         return len(await runs())
 
     return {
-        "id": event.id, "externalID": event.dedupe_id, "workspace": WORKSPACE, "name": event.name,
+        "id": event.id, "externalID": event.public_id(), "workspace": WORKSPACE, "name": event.name,
         "createdAt": iso(event.ts), "payload": jsonutil.dumps(event.data), "schema": None, "status": lazy(status),
         "pendingRuns": lazy(pending), "totalRuns": lazy(total), "raw": jsonutil.dumps(event.to_dict()),
         "functionRuns": lazy(function_runs),
@@ -141,13 +141,14 @@ def event_status(runs: list[Run]) -> str:
 
 
 def event_v2(loader: Loader, event: EventRecord) -> dict[str, Any]:
+    """`EventV2`: `idempotencyKey` is the event's `id` (the internal id when the sender gave none)."""
     async def runs() -> list[dict[str, Any]]:
         return [function_run_v2(loader, r) for r in (await loader.runs_of_events([event.id]))[event.id]]
 
     return {
-        "envID": NIL_UUID, "id": event.id, "idempotencyKey": event.dedupe_id, "name": event.name,
+        "envID": NIL_UUID, "id": event.id, "idempotencyKey": event.public_id(), "name": event.name,
         "occurredAt": iso(event.ts), "raw": jsonutil.dumps(event.to_dict()), "receivedAt": iso(received_at(event)),
-        "runs": lazy(runs), "version": None,
+        "runs": lazy(runs), "version": "",
     }
 
 
