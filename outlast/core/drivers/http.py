@@ -23,6 +23,7 @@ Nothing here writes to the store except through `host.apply`.
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from collections.abc import Callable, Sequence
 
@@ -123,8 +124,13 @@ class _TooLargeError(Exception):
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return "connection refused" if "refused" in text.lower() or "errno 111" in text.lower() else text
+    """What went wrong underneath httpx's wrapper ("All connection attempts failed" says little)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError) or getattr(seen, "errno", None) == errno.ECONNREFUSED:
+            return "connection refused"
+        seen = seen.__cause__ or seen.__context__
+    return str(exc) or type(exc).__name__
 
 
 def _transport(url: str, name: str, problem: str) -> FunctionError:

@@ -14,7 +14,7 @@ import fastapi
 import inngest
 import inngest.fast_api
 
-client = inngest.Inngest(app_id="py-app", is_production=os.environ.get("INNGEST_DEV") is None)
+client = inngest.Inngest(app_id=os.environ.get("PY_APP_ID", "py-app"), is_production=os.environ.get("INNGEST_DEV") is None)
 EFFECTS = os.environ.get("OUTLAST_TEST_EFFECTS", "")
 
 
@@ -154,6 +154,18 @@ async def big_state(ctx: inngest.Context) -> int:
     return await ctx.step.run("size", lambda: len(a) + len(b))
 
 
+@client.create_function(fn_id="slow-steps", trigger=inngest.TriggerEvent(event="py/slow"))
+async def slow_steps(ctx: inngest.Context) -> dict[str, object]:
+    n = ctx.event.data["n"]
+
+    async def work(name: str) -> str:
+        effect(f"{name}:{n}")
+        await asyncio.sleep(0.05 + (n * 37 % 10) / 20)
+        return name
+
+    return {"n": n, "done": [await ctx.step.run(name, work, name) for name in ("s1", "s2", "s3")]}
+
+
 VARIANT = os.environ.get("PY_APP_VARIANT", "v1")
 
 
@@ -180,7 +192,7 @@ async def sleeper(ctx: inngest.Context) -> str:
 
 
 FUNCTIONS = [steps, three_steps, parallel, waiter, child, parent, sender, receiver, flaky, doomed, limited, batched,
-             hang, fn_error, big_state, evolving, sleeper]
+             hang, fn_error, big_state, evolving, sleeper, slow_steps]
 if VARIANT == "v2":  # a new version of the app: two functions are gone
     FUNCTIONS = [f for f in FUNCTIONS if f not in (receiver, sleeper)]
 app = fastapi.FastAPI()
