@@ -236,7 +236,9 @@ def _user_id(item: dict[str, Any]) -> str:
     userland = item.get("userland")
     if isinstance(userland, dict) and isinstance(userland.get("id"), str):
         return str(userland["id"])
-    for name in ("displayName", "name"):
-        if isinstance(item.get(name), str) and item[name]:
-            return str(item[name])
+    if isinstance(item.get("displayName"), str) and item["displayName"]:
+        return str(item["displayName"])
+    name = item.get("name")  # a sleep's or a wait's name is its time or event, not its id
+    if isinstance(name, str) and name and str(item["op"]).lower() not in ("sleep", "waitforevent"):
+        return name
     return str(item.get("id") or "")

@@ -37,7 +37,8 @@ async def test_sync_from_the_js_sdk(outlast: Outlast, app: SdkApp) -> None:
 async def test_every_step_kind(outlast: Outlast, app: SdkApp, tmp_path: Path) -> None:
     await app.sync()
     ids = await outlast.send({"name": "js/steps", "data": {"n": 1}}, {"name": "js/parallel"},
-                             {"name": "js/parent", "data": {"x": 21}}, {"name": "js/parent", "data": {"x": 1, "fail": True}},
+                             {"name": "js/parent", "data": {"x": 21}},
+                             {"name": "js/parent", "data": {"x": 1, "fail": True}},
                              {"name": "js/send"}, {"name": "js/wait", "data": {"id": "late", "timeout": "1s"}},
                              {"name": "js/wait", "data": {"id": "w1"}})
     steps, parallel, parent_ok, parent_fail, sender, timed_out, matched = ids

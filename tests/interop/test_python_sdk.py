@@ -25,7 +25,8 @@ async def test_sync_stores_the_app_and_its_functions(outlast: Outlast, py_app: S
 async def test_every_step_kind(outlast: Outlast, py_app: SdkApp, tmp_path: Path) -> None:
     await py_app.sync()
     ids = await outlast.send({"name": "py/steps", "data": {"n": 1}}, {"name": "py/parallel"},
-                             {"name": "py/parent", "data": {"x": 21}}, {"name": "py/parent", "data": {"x": 1, "fail": True}},
+                             {"name": "py/parent", "data": {"x": 21}},
+                             {"name": "py/parent", "data": {"x": 1, "fail": True}},
                              {"name": "py/send"}, {"name": "py/wait", "data": {"id": "late", "timeout": 1}},
                              {"name": "py/wait", "data": {"id": "w1"}})
     steps, parallel, parent_ok, parent_fail, sender, timed_out, matched = ids

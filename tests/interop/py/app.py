@@ -14,7 +14,8 @@ import fastapi
 import inngest
 import inngest.fast_api
 
-client = inngest.Inngest(app_id=os.environ.get("PY_APP_ID", "py-app"), is_production=os.environ.get("INNGEST_DEV") is None)
+client = inngest.Inngest(app_id=os.environ.get("PY_APP_ID", "py-app"),
+                         is_production=os.environ.get("INNGEST_DEV") is None)
 EFFECTS = os.environ.get("OUTLAST_TEST_EFFECTS", "")
 
 
