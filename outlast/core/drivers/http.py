@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
+import ssl
 import time
 from collections.abc import Callable, Sequence
 
@@ -46,6 +48,8 @@ from outlast.protocol.reply import MAX_RESPONSE_BYTES, Ops, Reply, parse_reply
 from outlast.protocol.request import DISCOVERY, MAX_INLINE_STATE_BYTES, REQUEST_VERSION, CallContext, call_body
 
 DEFAULT_REQUEST_TIMEOUT_S = 900.0
+#: connection pools per event loop (see `HttpDriver.client`)
+POOLS = 16
 USER_AGENT = "outlast"
 
 
@@ -60,21 +64,29 @@ class HttpDriver:
         self.request_timeout_s = request_timeout_s
         self.max_inline_bytes = max_inline_bytes
         self.wall_clock = wall_clock
-        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._clients: dict[int, httpx.AsyncClient] = {}
+        per_pool = max(1, -(-max_connections // POOLS))
+        self._limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
+        self._clients: dict[int, list[httpx.AsyncClient]] = {}
+        self._next = itertools.count()
 
     def client(self) -> httpx.AsyncClient:
-        """One connection pool per event loop (tests run several loops in one process)."""
+        """A connection pool of this event loop (tests run several loops in one process).
+
+        Requests are spread over `POOLS` small pools: httpcore's pool does work proportional to
+        requests x connections on every request, which dominated the server's CPU with
+        hundreds of calls in flight in one pool."""
         loop = id(asyncio.get_running_loop())
-        client = self._clients.get(loop)
-        if client is None or client.is_closed:
-            client = httpx.AsyncClient(limits=self._limits, timeout=self.request_timeout_s, trust_env=False)
-            self._clients[loop] = client
-        return client
+        pools = self._clients.get(loop)
+        if pools is None or pools[0].is_closed:
+            tls = ssl.create_default_context()  # loaded once, not once per pool
+            pools = [httpx.AsyncClient(limits=self._limits, timeout=self.request_timeout_s, trust_env=False,
+                                       verify=tls) for _ in range(POOLS)]
+            self._clients[loop] = pools
+        return pools[next(self._next) % POOLS]
 
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
+        pools, self._clients = [c for cs in self._clients.values() for c in cs], {}
+        for client in pools:
             await client.aclose()
 
     async def execute(self, host: AttemptHost) -> Outcome:
