@@ -49,7 +49,7 @@ from outlast.protocol.request import DISCOVERY, MAX_INLINE_STATE_BYTES, REQUEST_
 
 DEFAULT_REQUEST_TIMEOUT_S = 900.0
 #: connection pools per event loop (see `HttpDriver.client`)
-POOLS = 16
+POOLS = 64
 USER_AGENT = "outlast"
 
 
