@@ -38,8 +38,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[str, Engine]]:
     await engine.add_source(app)
     await engine.open()
     port = free_port()
-    app_config = ServerConfig(mode="production", event_keys=("secret-key",),
-                              signing_keys=("signkey-test-" + "ab" * 32,))
+    app_config = ServerConfig(mode="production", event_keys=("secret-key",))
     server = uvicorn.Server(uvicorn.Config(create_app(engine, app_config), port=port, log_level="warning",
                                            lifespan="off"))
     task = asyncio.create_task(server.serve())
