@@ -340,5 +340,5 @@ def _trigger_from_json(raw: dict[str, Any]) -> Trigger:
 
 
 def _cancel_from_json(raw: dict[str, Any]) -> CancelRule:
-    return CancelRule(event=raw["event"], expression=cancel_expression(raw.get("match"), raw.get("if")),
-                      timeout_ms=raw.get("timeout_ms"))
+    expression = cancel_expression(raw["match"], raw.get("if")) if raw.get("match") else raw.get("if")
+    return CancelRule(event=raw["event"], expression=expression, timeout_ms=raw.get("timeout_ms"))

@@ -54,6 +54,8 @@ class StepRun:
     output: Any
     started_at: int | None = None
     kind: str = "run"
+    #: the output's JSON size in bytes, when the driver knows it (spares encoding it again)
+    output_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -133,6 +135,8 @@ StepOp = StepRun | StepError | StepFailed | Sleep | WaitForEvent | InvokeFunctio
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunComplete:
     output: Any
+    #: the output's JSON size in bytes, when the driver knows it
+    output_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -194,7 +198,7 @@ def outcome_commit(run: RunState, outcome: Outcome, *, lease: Lease, now: int, r
     if suspended_in_attempt or isinstance(outcome, Suspended):
         commit.outcome = Suspend(due_at=wake_time(run.memo.values(), now))
     elif isinstance(outcome, RunComplete):
-        commit.outcome = _complete(run, outcome.output, rules)
+        commit.outcome = _complete(run, outcome, rules)
     else:
         failed = run.attempt + 1
         due = next_try(outcome.error, failed_attempts=failed, policy=rules.policy, now_ms=now)
@@ -209,9 +213,10 @@ def wake_time(memo: Any, now: int) -> int:
     return min(deadlines, default=now)
 
 
-def _complete(run: RunState, output: Any, rules: OpRules) -> Finish:
+def _complete(run: RunState, outcome: RunComplete, rules: OpRules) -> Finish:
+    output = outcome.output
     try:
-        size = len(jsonutil.dumps(output))
+        size = outcome.output_bytes if outcome.output_bytes is not None else _json_size(output)
     except jsonutil.NotJSONError as exc:
         return Finish(status="failed", trigger_events=run.events, error={
             "name": "OutputUnserializableError", "message": f"the function's return value: {exc}"})
@@ -257,8 +262,12 @@ def _started(op: StepOp, previous: MemoEntry | None, now: int) -> int:
     return (previous.started_at if previous is not None else None) or explicit or now
 
 
+def _json_size(value: Any) -> int:
+    return len(jsonutil.dumps(value).encode())
+
+
 def _step_run(op: StepRun, attempts: int, started: int, now: int, rules: OpRules) -> StepWrite:
-    size = len(jsonutil.dumps(op.output))
+    size = op.output_bytes if op.output_bytes is not None else _json_size(op.output)
     if size > rules.max_output_bytes:
         limit = rules.max_output_bytes
         error = ErrorInfo(name="PayloadTooLargeError", no_retry=True,

@@ -25,9 +25,9 @@ from outlast.core import jsonutil
 from outlast.core.apps import record_sync_error, register_app, remove_app
 from outlast.core.engine import Engine
 from outlast.errors import FunctionConfigError, StoreError
-from outlast.protocol.keys import bearer_matches
 from outlast.protocol.request import event_json, memo_map
 from outlast.protocol.sync import SyncError, parse_register
+from outlast.server.bearer import BearerGuard
 from outlast.server.config import ServerConfig
 
 MAX_REGISTER_BYTES = 16 * 1024 * 1024
@@ -47,19 +47,11 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
     def reply(body: Any, status: int = 200) -> JSONResponse:
         return JSONResponse(body, status_code=status, headers={SERVER_KIND_HEADER: kind})
 
+    guard = BearerGuard(config, what="Inngest sync (/fn/register, /v0/runs)")
+
     def unauthorized(request: Request) -> JSONResponse | None:
-        if not config.production:
-            return None
-        header = request.headers.get("authorization")
-        if not config.signing_keys:  # `outlast start` refuses to run so; an embedding app may not
-            return reply({"error": "this server has no signing key configured, so it accepts no SDK"}, 401)
-        if not header:
-            return reply({"error": "signing key required: send 'Authorization: Bearer <hashed signing key>' "
-                                   "(the SDK does when INNGEST_SIGNING_KEY is set)"}, 401)
-        if not bearer_matches(header, config.signing_keys):
-            return reply({"error": "signing key mismatch: the bearer token is not the hashed form of this server's "
-                                   "signing key (compare INNGEST_SIGNING_KEY in the app with the server's key)"}, 401)
-        return None
+        refusal = guard.refusal(request)
+        return None if refusal is None else reply({"error": refusal}, 401)
 
     async def register(request: Request) -> Response:
         if (refused := unauthorized(request)) is not None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import Any, Literal, Protocol
 
 from outlast.core.config import FunctionConfig
+from outlast.core.jobs import QueueJob
 from outlast.core.models import (
     AppScope,
     Claimed,
@@ -218,6 +219,29 @@ class Store(Protocol):
 
     def list_runs_now(self, flt: RunFilter) -> list[Run]:
         """Blocking `list_runs`."""
+        ...
+
+    # -- reads for Inngest's REST and GraphQL APIs (outlast/server/inngest_api.py) ------------
+
+    async def runs_for_events(self, event_ids: list[str], limit_per_event: int = 100) -> dict[str, list[Run]]:
+        """For each event id, the runs it started (or joined, for batches and debounces), oldest
+        first, without steps, at most `limit_per_event` each; an event that started nothing (or
+        is unknown) maps to an empty list."""
+        ...
+
+    async def run_jobs(self, run_id: str, limit: int = 100) -> list[QueueJob]:
+        """The run's queue items by due time (empty when it has none, e.g. it ended)."""
+        ...
+
+    async def active_runs_with_triggers(self, *, app_id: str, function_id: str, since: int | None, until: int,
+                                        after: str | None, limit: int) -> list[tuple[str, EventRecord | None]]:
+        """Queued or running runs of a function created in [since, until) whose id is above
+        `after` (a cursor), by id, at most `limit`, each with its first trigger event (None if
+        that event was deleted)."""
+        ...
+
+    async def child_runs(self, run_id: str, limit: int = 1000) -> list[tuple[str, EventRecord]]:
+        """The runs this run invoked, by id, each with the `inngest/function.invoked` event that started it."""
         ...
 
     # -- apps served over HTTP (official Inngest SDKs) -----------------------------------------

@@ -39,7 +39,7 @@ async def test_signed_calls_run_and_keys_are_checked(production: Outlast, tmp_pa
                                             headers={"Authorization": f"Bearer {bearer_token(SIGNING_KEY)}"})
             bad_event = await client.post(f"{production.url}/e/wrong-key", json={"name": "py/steps"})
         assert missing.status_code == 401 and "signing key required" in missing.json()["error"]
-        assert wrong.status_code == 401 and "signing key mismatch" in wrong.json()["error"]
+        assert wrong.status_code == 401 and "signing key not accepted" in wrong.json()["error"]
         assert state.status_code == 401 and signed_state.status_code == 200 and len(signed_state.json()) == 4
         assert bad_event.status_code == 401 and "Event key not found" in bad_event.json()["error"]
         assert [a.id for a in await (await production.store()).list_apps()] == ["py-app"]
@@ -52,7 +52,7 @@ async def test_an_app_with_another_signing_key_cannot_sync(production: Outlast, 
                      env={"PY_APP_ID": "intruder"})
     try:
         reply = await app.sync(expect_ok=False)
-        assert "signing key mismatch" in reply.text  # (the Python SDK passes our 401 on with a 200)
+        assert "signing key not accepted" in reply.text  # (the Python SDK passes our 401 on with a 200)
         assert await (await production.store()).list_apps() == []
     finally:
         app.proc.stop()

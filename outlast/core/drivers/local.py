@@ -108,11 +108,11 @@ class LocalAttempt:
             return FunctionError(error=error_info(exc, self.now_ms()))
         await self._settle()
         try:
-            value, _text = jsonutil.roundtrip(output)
+            value, text = jsonutil.roundtrip(output)
         except jsonutil.NotJSONError as exc:
             return FunctionError(error=ErrorInfo(name="OutputUnserializableError", no_retry=True,
                                                  message=f"the function's return value: {exc}"))
-        return RunComplete(output=value)
+        return RunComplete(output=value, output_bytes=len(text.encode()))
 
     def _call_handler(self, fn: LocalFunction) -> Awaitable[Any]:
         run = self.host.run
@@ -199,8 +199,9 @@ class LocalAttempt:
             op = StepError(key=key, step_id=step_id, error=error_info(value, self.now_ms()), started_at=started)
         else:
             try:
-                output, _text = jsonutil.roundtrip(value)
-                op = StepRun(key=key, step_id=step_id, output=output, started_at=started)
+                output, text = jsonutil.roundtrip(value)
+                op = StepRun(key=key, step_id=step_id, output=output, started_at=started,
+                             output_bytes=len(text.encode()))
             except jsonutil.NotJSONError as exc:
                 op = StepFailed(key=key, step_id=step_id, started_at=started, error=ErrorInfo(
                     name="NonRetriableError", no_retry=True,

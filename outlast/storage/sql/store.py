@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from outlast.core.config import FunctionConfig
+from outlast.core.jobs import QueueJob
 from outlast.core.models import (
     AppScope,
     Claimed,
@@ -21,7 +22,7 @@ from outlast.core.models import (
     WorkerInfo,
 )
 from outlast.storage.base import PlannerSlot, SyncMode
-from outlast.storage.sql import apps, commit, functions, ingest, queue, read, run_end, workers
+from outlast.storage.sql import apps, commit, functions, ingest, inngest_reads, queue, read, run_end, workers
 from outlast.storage.sql.tx import Tx
 
 T = TypeVar("T")
@@ -100,6 +101,21 @@ class SqlStore(PlannerSlot):
     def list_runs_now(self, flt: RunFilter) -> list[Run]:
         return self._run_now(lambda tx: read.list_runs(tx, flt))
 
+    # -- reads for Inngest's REST and GraphQL APIs -----------------------------------------------
+
+    async def runs_for_events(self, event_ids: list[str], limit_per_event: int = 100) -> dict[str, list[Run]]:
+        return await self._run(lambda tx: inngest_reads.runs_for_events(tx, event_ids, limit_per_event))
+
+    async def run_jobs(self, run_id: str, limit: int = 100) -> list[QueueJob]:
+        return await self._run(lambda tx: inngest_reads.run_jobs(tx, run_id, limit))
+
+    async def active_runs_with_triggers(self, *, app_id: str, function_id: str, since: int | None, until: int,
+                                        after: str | None, limit: int) -> list[tuple[str, EventRecord | None]]:
+        return await self._run(lambda tx: inngest_reads.active_runs_with_triggers(
+            tx, app_id=app_id, function_id=function_id, since=since, until=until, after=after, limit=limit))
+
+    async def child_runs(self, run_id: str, limit: int = 1000) -> list[tuple[str, EventRecord]]:
+        return await self._run(lambda tx: inngest_reads.child_runs(tx, run_id, limit))
     # -- apps served over HTTP (official Inngest SDKs) -----------------------------------------
 
     async def sync_app(self, app: SyncedApp, configs: list[FunctionConfig], now_ms: int) -> bool:

@@ -1,0 +1,127 @@
+"""Bulk cancellation, `POST /v1/cancellations` in Inngest's shape: cancel the active runs of one
+function created in a time window, optionally only those whose trigger event matches an `if`
+expression (CEL, with `event` bound to the run's first trigger event).
+
+Each run is cancelled in its own transaction (it ends cancelled with its waits, items and
+system events, or is left as it was). A request cancels at most `MAX_RUNS_PER_REQUEST` runs and
+reads at most `MAX_SCANNED_PER_REQUEST` candidates, in pages, so its work is bounded. Inngest
+runs bulk cancellations in the background; here the request returns when they are done, with
+how many runs were cancelled and whether more may remain (repeat the request to continue: runs
+already cancelled are not active any more).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from outlast.core.engine import Engine
+from outlast.core.expressions import Expression, ExpressionError, compile_expression
+from outlast.core.ids import new_ulid
+from outlast.core.registry import CompiledFunction
+from outlast.server.inngest_shapes import NIL_UUID, app_uuid, function_uuid, iso, parse_time
+
+MAX_RUNS_PER_REQUEST = 10_000
+#: active runs of the window a request looks at, matching its `if` or not
+MAX_SCANNED_PER_REQUEST = 100_000
+PAGE_SIZE = 500
+#: Inngest accepts a `started_before` up to this far in the future (clock skew)
+FUTURE_SLACK_MS = 5_000
+
+
+class CancellationError(ValueError):
+    """A request that cannot be carried out: `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BulkCancellation:
+    function: CompiledFunction
+    started_after: int | None
+    started_before: int
+    condition: Expression | None
+
+
+def parse_request(body: Any, engine: Engine, now_ms: int) -> BulkCancellation:
+    """The cancellation a request body asks for; CancellationError naming what is wrong."""
+    if not isinstance(body, dict):
+        raise CancellationError(400, "the body must be a JSON object with app_id, function_id and started_before")
+    problems = [f"{field} is required" for field in ("app_id", "function_id", "started_before") if not body.get(field)]
+    problems += [f"{field} must be a string" for field in ("app_id", "function_id", "started_after",
+                                                           "started_before", "if")
+                 if body.get(field) is not None and not isinstance(body[field], str)]
+    if problems:
+        raise CancellationError(400, "; ".join(problems))
+    before = _time(body, "started_before")
+    after = _time(body, "started_after") if body.get("started_after") else None
+    if before > now_ms + FUTURE_SLACK_MS:
+        raise CancellationError(400, "started_before must be in the past")
+    if after is not None and after > before:
+        raise CancellationError(400, "started_after must be before started_before")
+    condition = None
+    if body.get("if"):
+        try:
+            condition = compile_expression(body["if"])
+        except ExpressionError as exc:
+            raise CancellationError(400, f"invalid expression: {exc}") from None
+    function = _find_function(engine, body["app_id"], body["function_id"])
+    return BulkCancellation(function=function, started_after=after, started_before=before, condition=condition)
+
+
+def _time(body: dict[str, Any], field: str) -> int:
+    try:
+        return parse_time(body[field])
+    except ValueError as exc:
+        raise CancellationError(400, f"{field}: {exc}") from None
+
+
+def _find_function(engine: Engine, app_id: str, function_id: str) -> CompiledFunction:
+    """The function as the SDK named it (`fn-id`), or by Inngest's composite slug (`app-fn-id`)."""
+    registry = engine.registry
+    found = registry.get(app_id, function_id) or registry.get(app_id, function_id.removeprefix(f"{app_id}-"))
+    if found is None:
+        by_slug = registry.by_slug(function_id)
+        found = by_slug if by_slug is not None and by_slug.app_id == app_id else None
+    if found is None:
+        raise CancellationError(404, f"function not found: app {app_id!r} has no function {function_id!r}")
+    return found
+
+
+async def cancel_runs(engine: Engine, request: BulkCancellation, now_ms: int) -> dict[str, Any]:
+    """Cancel the matching runs; the answer is Inngest's `cqrs.Cancellation` plus `cancelled`
+    (how many runs this request cancelled) and `has_more` (whether the limit stopped it)."""
+    cancellation_id = new_ulid(now_ms)
+    reason = f"cancelled by bulk cancellation {cancellation_id}"
+    fn = request.function
+    cancelled, scanned, after, has_more = 0, 0, None, False
+    while not has_more:
+        page = await engine.store.active_runs_with_triggers(
+            app_id=fn.app_id, function_id=fn.id, since=request.started_after, until=request.started_before,
+            after=after, limit=PAGE_SIZE)
+        matching = [run_id for run_id, trigger in page if request.condition is None or request.condition.matches(
+            {"event": trigger.to_dict() if trigger is not None else {}})]
+        room = MAX_RUNS_PER_REQUEST - cancelled
+        has_more = len(matching) > room
+        after = matching[room - 1] if has_more else (page[-1][0] if page else after)
+        # one transaction per run, issued together so the store can group-commit them
+        done = await asyncio.gather(*(engine.store.cancel_run(run_id, now_ms, reason) for run_id in matching[:room]))
+        cancelled += sum(done)
+        scanned += len(page)
+        if len(page) < PAGE_SIZE:
+            break
+        has_more = has_more or scanned >= MAX_SCANNED_PER_REQUEST
+    if cancelled:
+        engine.wake()
+    return {
+        "id": cancellation_id, "created_at": iso(now_ms), "name": None, "account_id": NIL_UUID,
+        "environment_id": NIL_UUID, "app_id": app_uuid(fn.app_id),
+        "function_internal_id": function_uuid(fn.app_id, fn.id), "function_id": fn.slug,
+        "started_after": iso(request.started_after), "started_before": iso(request.started_before),
+        **({"if": request.condition.source} if request.condition is not None else {}),
+        "kind": "bulk_run", "cause": "API", "queue_name": None,
+        "cancelled": cancelled, "has_more": has_more,
+    }

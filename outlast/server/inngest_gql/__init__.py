@@ -1,0 +1,143 @@
+"""`POST /v0/gql`: the GraphQL subset of Inngest's dev server that the official SDKs' test
+helpers query (runs with status and output, trigger payloads, step traces with outputs, an
+event's runs), executed by graphql-core over the schema in `schema.py`.
+
+Answers follow GraphQL over HTTP as gqlgen (Inngest's server) does: a query that cannot be
+parsed or does not fit the schema gets 422 with `errors`; a query that runs gets 200 with
+`data` and, for fields that failed (an unknown run, a bad id), `errors`. Queries are bounded
+(text size, selection depth); an unexpected failure is logged and answered as "internal error".
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLObjectType,
+    InlineFragmentNode,
+    SelectionSetNode,
+    execute,
+    parse,
+    validate,
+)
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from outlast.core import jsonutil
+from outlast.core.engine import Engine
+from outlast.errors import StoreError
+from outlast.server.bearer import BearerGuard
+from outlast.server.config import ServerConfig
+from outlast.server.inngest_gql.loader import Loader, QueryError
+from outlast.server.inngest_gql.resolvers import RESOLVERS
+from outlast.server.inngest_gql.schema import build
+
+log = logging.getLogger("outlast.server")
+MAX_QUERY_BYTES = 64 * 1024
+MAX_DEPTH = 12
+
+
+def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
+    guard = BearerGuard(config, what="the GraphQL API (/v0/gql)")
+    schema = build()
+    query_type = schema.query_type
+    assert isinstance(query_type, GraphQLObjectType)
+    for name, resolver in RESOLVERS.items():
+        query_type.fields[name].resolve = resolver
+
+    async def endpoint(request: Request) -> JSONResponse:
+        refusal = guard.refusal(request)
+        if refusal:
+            return _errors(401, refusal)
+        body = await request.body()
+        if len(body) > MAX_QUERY_BYTES:
+            return _errors(413, f"request body is {len(body)} bytes, the limit is {MAX_QUERY_BYTES}")
+        try:
+            payload = jsonutil.loads(body)
+        except ValueError as exc:
+            return _errors(400, f"request body is not valid JSON: {exc}")
+        problem = _payload_problem(payload)
+        if problem:
+            return _errors(400, problem)
+        try:
+            document = parse(payload["query"])
+        except GraphQLError as exc:
+            return JSONResponse({"errors": [exc.formatted], "data": None}, status_code=422)
+        errors = validate(schema, document) or _depth_errors(document)
+        if errors:
+            return JSONResponse({"errors": [e.formatted for e in errors], "data": None}, status_code=422)
+        result = execute(schema, document, context_value={"loader": Loader(engine)},
+                         variable_values=payload.get("variables") or None, operation_name=payload.get("operationName"))
+        if not isinstance(result, ExecutionResult):
+            result = await result
+        return _result(result)
+
+    return [Route("/v0/gql", endpoint, methods=["POST"])]
+
+
+def _payload_problem(payload: Any) -> str | None:
+    if not isinstance(payload, dict):
+        return "the body must be a JSON object with a 'query'"
+    if not isinstance(payload.get("query"), str) or not payload["query"].strip():
+        return "'query' must be a non-empty string"
+    if payload.get("variables") is not None and not isinstance(payload["variables"], dict):
+        return "'variables' must be an object"
+    if payload.get("operationName") is not None and not isinstance(payload["operationName"], str):
+        return "'operationName' must be a string"
+    return None
+
+
+def _result(result: ExecutionResult) -> JSONResponse:
+    """The result as JSON; errors that are not the API's own answers are logged and made opaque."""
+    errors = []
+    for error in result.errors or []:
+        original = error.original_error
+        if original is not None and not isinstance(original, (QueryError, GraphQLError)):
+            if isinstance(original, StoreError):
+                error.message = f"store unavailable, retry: {original}"
+            else:
+                log.error("GraphQL resolver failed at %s", error.path, exc_info=original)
+                error.message = "internal error"
+        errors.append(error.formatted)
+    body: dict[str, Any] = {"data": result.data}
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body)
+
+
+def _errors(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"errors": [{"message": message}], "data": None}, status_code=status)
+
+
+def _depth_errors(document: DocumentNode) -> list[GraphQLError]:
+    """A query nested deeper than MAX_DEPTH (fragments followed) is refused before it runs."""
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+
+    def depth(selection_set: SelectionSetNode | None, seen: frozenset[str]) -> int:
+        if selection_set is None:
+            return 0
+        deepest = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                deepest = max(deepest, 1 + depth(selection.selection_set, seen))
+            elif isinstance(selection, InlineFragmentNode):
+                deepest = max(deepest, depth(selection.selection_set, seen))
+            elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
+                fragment = fragments.get(selection.name.value)
+                if fragment is not None:
+                    deepest = max(deepest, depth(fragment.selection_set, seen | {selection.name.value}))
+        return deepest
+
+    for definition in document.definitions:
+        selection_set = getattr(definition, "selection_set", None)
+        if not isinstance(definition, FragmentDefinitionNode) and depth(selection_set, frozenset()) > MAX_DEPTH:
+            return [GraphQLError(f"the query is nested deeper than {MAX_DEPTH} levels")]
+    return []
