@@ -49,6 +49,8 @@ class Settings:
     backoff_scale: float = 1.0
     #: how often a worker re-reads function configurations another process may have synced
     refresh_functions_ms: int = 2_000
+    #: how long a call to a served app (official Inngest SDK) may take before it counts as failed
+    http_request_timeout_ms: int = 900_000
 
     def __post_init__(self) -> None:
         """Numbers are range-checked here, whoever makes the settings; the database URL is checked

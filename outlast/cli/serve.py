@@ -9,6 +9,7 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
+from outlast.cli import served
 from outlast.cli.apps import load_app
 from outlast.cli.common import Subparsers, command, settings_from, zoned_time
 from outlast.cli.devlog import DevLog
@@ -16,6 +17,7 @@ from outlast.cli.logs import configure as configure_logs
 from outlast.cli.logs import log_observation
 from outlast.client import Outlast
 from outlast.core.config import CronTrigger
+from outlast.core.drivers.http import HttpDriver
 from outlast.core.engine import Engine
 from outlast.core.worker import Worker
 from outlast.errors import OutlastError
@@ -33,6 +35,10 @@ class Http:
     port: int
     mode: str
     event_keys: tuple[str, ...] = ()
+    #: signing keys (production): requests to served apps are signed, apps authenticate with them
+    signing_keys: tuple[str, ...] = ()
+    #: apps on the official Inngest SDKs to sync once the server listens (`--sdk-url`)
+    sdk_urls: tuple[str, ...] = ()
 
 
 async def run(app: Outlast | None, settings: Settings, *, verbose: bool, http: Http | None,
@@ -56,17 +62,27 @@ async def run(app: Outlast | None, settings: Settings, *, verbose: bool, http: H
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     server = _server(engine, http) if http is not None else None
+    if http is not None:
+        served.install_http_driver(engine, settings, http.signing_keys)
     try:
         tasks = [asyncio.create_task(Worker(engine).run(stop))]
         if dev is not None:
             tasks.append(asyncio.create_task(dev.follow_cancellations(stop)))
         if server is not None:
             tasks.append(asyncio.create_task(server.serve()))
+        if server is not None and http is not None and http.sdk_urls:
+            syncing = asyncio.create_task(served.sync_sdk_urls(engine, list(http.sdk_urls), server,
+                                                               production=http.mode == "production"))
         await stop.wait()
         if server is not None:
             server.should_exit = True
+        if http is not None and http.sdk_urls:
+            syncing.cancel()
         await asyncio.gather(*tasks)
     finally:
+        driver = engine.drivers.get("http")
+        if isinstance(driver, HttpDriver):
+            await driver.aclose()
         await engine.close()
         if verbose:
             print("outlast: stopped", flush=True)
@@ -76,7 +92,8 @@ def _server(engine: Engine, http: Http) -> Any:
     from outlast.server.app import create_app, http_server
     from outlast.server.config import ServerConfig
 
-    config = ServerConfig(mode="production" if http.mode == "production" else "dev", event_keys=http.event_keys)
+    config = ServerConfig(mode="production" if http.mode == "production" else "dev", event_keys=http.event_keys,
+                          signing_keys=http.signing_keys)
     print(f"outlast: serving on http://{http.host}:{http.port}", flush=True)
     return http_server(create_app(engine, config), host=http.host, port=http.port)
 
@@ -103,7 +120,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     configure_logs(level=args.log_level or "info", fmt=args.log_format)
     settings = settings_from(args, backoff_scale=DEV_BACKOFF_SCALE)
     app = load_app(args.app) if args.app else None
-    http = Http(host=args.host, port=args.port, mode="dev")
+    http = Http(host=args.host, port=args.port, mode="dev", sdk_urls=tuple(args.sdk_url or ()))
     asyncio.run(run(app, settings, verbose=True, http=http, devlog=args.log_format != "json"))
     return 0
 
@@ -132,15 +149,20 @@ def _dev_child(argv: list[str]) -> None:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    """Production mode: event keys are required; workers plus the HTTP server in one process."""
-    keys = [k.strip() for k in (args.event_key or os.environ.get("OUTLAST_EVENT_KEY", "")).split(",") if k.strip()]
+    """Production mode: event and signing keys are required; workers plus the HTTP server in one process."""
+    keys = served.event_keys(args)
     if not keys:
-        raise OutlastError("start: production mode needs an event key (--event-key or OUTLAST_EVENT_KEY; "
-                           "several may be given, comma-separated)")
+        raise OutlastError("start: production mode needs an event key (--event-key, OUTLAST_EVENT_KEY or "
+                           "INNGEST_EVENT_KEY; several may be given, comma-separated)")
+    signing = served.signing_keys(args)
+    if not signing:
+        raise OutlastError("start: production mode needs a signing key (--signing-key, OUTLAST_SIGNING_KEY or "
+                           "INNGEST_SIGNING_KEY), shaped 'signkey-<env>-<hex>'")
     configure_logs(level=args.log_level or "warning", fmt=args.log_format)
     settings = settings_from(args)
     app = load_app(args.app) if args.app else None
-    http = Http(host=args.host, port=args.port, mode="production", event_keys=tuple(keys))
+    http = Http(host=args.host, port=args.port, mode="production", event_keys=keys, signing_keys=signing,
+                sdk_urls=tuple(args.sdk_url or ()))
     asyncio.run(run(app, settings, verbose=True, http=http))
     return 0
 
@@ -159,6 +181,8 @@ def _http_options(c: argparse.ArgumentParser, *, app_required: bool) -> None:
                         ("" if app_required else " (none: serve apps on the official Inngest SDKs only)"))
     c.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     c.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+    c.add_argument("--sdk-url", action="append", metavar="URL",
+                   help="an app on an official Inngest SDK to sync at start (its serve URL); repeatable")
 
 
 def register(sub: Subparsers) -> None:
@@ -168,6 +192,8 @@ def register(sub: Subparsers) -> None:
     st = command(sub, "start", cmd_start, "production mode: workers and the HTTP server; keys required")
     _http_options(st, app_required=False)
     st.add_argument("--event-key", default=None, help="accepted event keys, comma-separated")
+    st.add_argument("--signing-key", default=None,
+                    help="signing key shared with served apps (default: OUTLAST_SIGNING_KEY or INNGEST_SIGNING_KEY)")
     w = command(sub, "worker", cmd_worker, "run workers only, joining the same database")
     w.add_argument("app", help="the app: path/to/file.py, module or module:attr")
     w.add_argument("-v", "--verbose", action="store_true", help="print every run state change")

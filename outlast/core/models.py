@@ -341,3 +341,23 @@ class WorkerInfo:
     functions: list[str] = field(default_factory=list)
     in_flight: int = 0
     last_error: str | None = None
+
+
+# -- apps on the official Inngest SDKs (synced over HTTP) -----------------------------------------
+
+@dataclass(slots=True, kw_only=True)
+class SyncedApp:
+    """An app served over HTTP that synced its functions (`POST /fn/register`)."""
+
+    id: str
+    url: str | None
+    sdk: str | None = None
+    framework: str | None = None
+    #: SHA-256 of the last accepted sync payload: an identical re-sync changes nothing
+    checksum: str | None = None
+    #: why the last sync attempt failed (None once a sync succeeds)
+    error: str | None = None
+    created_at: int = 0
+    synced_at: int | None = None
+    #: the app's function ids (filled by reads)
+    functions: list[str] = field(default_factory=list)

@@ -3,7 +3,8 @@
 A signing key looks like `signkey-<env>-<hex>`. Two different derivations, as the SDKs expect:
 - a request signature is `HMAC_SHA256(key, body || unix_seconds)` where the key is the hex
   string after the prefix used as ASCII bytes (not hex-decoded); header `t=<s>&s=<hex>`;
-- a bearer token is `signkey-<env>-<sha256_hex(bytes.fromhex(hex))>` (hex-decoded first).
+- a bearer token is `signkey-<env>-<sha256_hex(bytes.fromhex(hex))>` (hex-decoded first; the
+  Python SDK sends it without the prefix).
 """
 
 from __future__ import annotations
@@ -46,11 +47,14 @@ def bearer_token(key: str) -> str:
 
 
 def bearer_matches(authorization: str | None, keys: tuple[str, ...]) -> bool:
-    """Whether an `Authorization` header carries the bearer form of one of `keys`."""
+    """Whether an `Authorization` header carries the bearer form of one of `keys`: the JS SDK
+    keeps the `signkey-<env>-` prefix on the hash, the Python SDK sends the bare hash."""
     if not authorization or not authorization.startswith("Bearer "):
         return False
     given = authorization.removeprefix("Bearer ").strip().encode()
-    return any(hmac.compare_digest(given, bearer_token(k).encode()) for k in keys)
+    tokens = [bearer_token(k) for k in keys]
+    candidates = tokens + [t[len(_parts(t)[0]):] for t in tokens]
+    return any(hmac.compare_digest(given, token.encode()) for token in candidates)
 
 
 def sign(body: bytes, key: str, unix_seconds: int) -> str:

@@ -13,10 +13,10 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from outlast.core.engine import Engine
-from outlast.server import events, health, inngest_api
+from outlast.server import events, health, inngest_api, sync
 from outlast.server.config import ServerConfig
 
-ROUTE_MODULES = (events, health, inngest_api)
+ROUTE_MODULES = (events, health, inngest_api, sync)
 
 
 def create_app(engine: Engine, config: ServerConfig) -> Starlette:

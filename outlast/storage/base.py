@@ -43,6 +43,7 @@ from outlast.core.models import (
     Run,
     RunFilter,
     RunPlan,
+    SyncedApp,
     WorkerInfo,
 )
 
@@ -241,6 +242,31 @@ class Store(Protocol):
 
     async def child_runs(self, run_id: str, limit: int = 1000) -> list[tuple[str, EventRecord]]:
         """The runs this run invoked, by id, each with the `inngest/function.invoked` event that started it."""
+        ...
+
+    # -- apps served over HTTP (official Inngest SDKs) -----------------------------------------
+
+    async def sync_app(self, app: SyncedApp, configs: list[FunctionConfig], now_ms: int) -> bool:
+        """In one transaction: store the app's row (url, sdk, framework, checksum; error cleared;
+        `synced_at = now_ms`, `created_at` kept) and make its functions exactly `configs`, as
+        `sync_functions(mode="replace")` does (cron items follow). True when any function changed."""
+        ...
+
+    async def record_app_error(self, app_id: str, url: str | None, error: str, now_ms: int) -> None:
+        """Remember why the app's last sync failed (the row is created if new); its functions stay."""
+        ...
+
+    async def get_app(self, app_id: str) -> SyncedApp | None:
+        """The app with its function ids (sorted); None if no such app was ever synced."""
+        ...
+
+    async def list_apps(self) -> list[SyncedApp]:
+        """Every synced app, by id, with its function ids."""
+        ...
+
+    async def remove_app(self, app_id: str, now_ms: int) -> bool:
+        """Forget the app and its functions (and their cron items), in one transaction; runs are
+        left as they are. False when no such app was stored."""
         ...
 
     # -- workers -------------------------------------------------------------------------------

@@ -18,10 +18,11 @@ from outlast.core.models import (
     LogLine,
     Run,
     RunFilter,
+    SyncedApp,
     WorkerInfo,
 )
 from outlast.storage.base import PlannerSlot, SyncMode
-from outlast.storage.sql import commit, functions, ingest, inngest_reads, queue, read, run_end, workers
+from outlast.storage.sql import apps, commit, functions, ingest, inngest_reads, queue, read, run_end, workers
 from outlast.storage.sql.tx import Tx
 
 T = TypeVar("T")
@@ -115,6 +116,22 @@ class SqlStore(PlannerSlot):
 
     async def child_runs(self, run_id: str, limit: int = 1000) -> list[tuple[str, EventRecord]]:
         return await self._run(lambda tx: inngest_reads.child_runs(tx, run_id, limit))
+    # -- apps served over HTTP (official Inngest SDKs) -----------------------------------------
+
+    async def sync_app(self, app: SyncedApp, configs: list[FunctionConfig], now_ms: int) -> bool:
+        return await self._run(lambda tx: apps.sync_app(tx, app, configs, now_ms))
+
+    async def record_app_error(self, app_id: str, url: str | None, error: str, now_ms: int) -> None:
+        await self._run(lambda tx: apps.record_app_error(tx, app_id, url, error, now_ms))
+
+    async def get_app(self, app_id: str) -> SyncedApp | None:
+        return await self._run(lambda tx: apps.get_app(tx, app_id))
+
+    async def list_apps(self) -> list[SyncedApp]:
+        return await self._run(apps.list_apps)
+
+    async def remove_app(self, app_id: str, now_ms: int) -> bool:
+        return await self._run(lambda tx: apps.remove_app(tx, app_id, now_ms))
 
     # -- workers -------------------------------------------------------------------------------
 

@@ -1,0 +1,151 @@
+"""Inngest sync over HTTP: `POST /fn/register` (an SDK registering its functions), syncing an
+app by URL (`PUT` on the app makes it register), and the state endpoints SDKs read when a
+call's state is too large to send (`GET /v0/runs/{id}/batch`, `/actions`).
+
+For the dashboard and the CLI: `sync_app_url(engine, url, ...)` syncs an app by its serve URL,
+`resync_app(engine, app_id, ...)` syncs a stored app again, `remove_app(engine, app_id)`
+forgets one (`outlast.core.apps`).
+
+Production mode requires the bearer form of the signing key on `/fn/register` and `/v0/runs`;
+a missing or wrong key gets a 401 saying which, and nothing is stored. Development mode
+accepts any request, as Inngest's dev server does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from outlast.core import jsonutil
+from outlast.core.apps import record_sync_error, register_app, remove_app
+from outlast.core.engine import Engine
+from outlast.errors import FunctionConfigError, StoreError
+from outlast.protocol.request import event_json, memo_map
+from outlast.protocol.sync import SyncError, parse_register
+from outlast.server.bearer import BearerGuard
+from outlast.server.config import ServerConfig
+
+MAX_REGISTER_BYTES = 16 * 1024 * 1024
+SERVER_KIND_HEADER = "X-Inngest-Server-Kind"
+EXPECTED_KIND_HEADER = "x-inngest-expected-server-kind"
+SYNC_TIMEOUT_S = 30.0
+
+
+def server_kind(config: ServerConfig) -> str:
+    """What Inngest's SDKs call this server: `dev` (no keys) or `cloud` (production)."""
+    return "cloud" if config.production else "dev"
+
+
+def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
+    kind = server_kind(config)
+
+    def reply(body: Any, status: int = 200) -> JSONResponse:
+        return JSONResponse(body, status_code=status, headers={SERVER_KIND_HEADER: kind})
+
+    guard = BearerGuard(config, what="Inngest sync (/fn/register, /v0/runs)")
+
+    def unauthorized(request: Request) -> JSONResponse | None:
+        refusal = guard.refusal(request)
+        return None if refusal is None else reply({"error": refusal}, 401)
+
+    async def register(request: Request) -> Response:
+        if (refused := unauthorized(request)) is not None:
+            return refused
+        expected = request.headers.get(EXPECTED_KIND_HEADER)
+        if expected and expected != kind:
+            return reply({"error": f"this server is a {kind!r} server, the SDK expected {expected!r} "
+                                   "(dev mode SDKs sync to `outlast dev`, production ones to `outlast start`)"}, 400)
+        body = await request.body()
+        if len(body) > MAX_REGISTER_BYTES:
+            return reply({"error": f"register request is {len(body)} bytes, the limit is {MAX_REGISTER_BYTES}"}, 413)
+        try:
+            registered = await register_app(engine, parse_register(jsonutil.loads(body)))
+        except (FunctionConfigError, SyncError) as exc:
+            return reply({"error": str(exc)}, 400)
+        except ValueError as exc:
+            return reply({"error": f"register request is not valid JSON: {exc}"}, 400)
+        except StoreError as exc:
+            return reply({"error": f"store unavailable, retry: {exc}"}, 503)
+        return reply({"ok": True, "modified": registered.modified, "app_id": registered.app_id})
+
+    async def run_batch(request: Request) -> Response:
+        if (refused := unauthorized(request)) is not None:
+            return refused
+        run = await engine.store.get_run(request.path_params["run_id"])
+        if run is None:
+            return reply({"error": "run not found"}, 404)
+        return reply([event_json(e) for e in await engine.store.get_events(run.event_ids)])
+
+    async def run_actions(request: Request) -> Response:
+        if (refused := unauthorized(request)) is not None:
+            return refused
+        run = await engine.store.get_run(request.path_params["run_id"])
+        if run is None:
+            return reply({"error": "run not found"}, 404)
+        return reply(memo_map(run.steps))
+
+    async def dev_info(_request: Request) -> Response:
+        apps = await engine.store.list_apps()
+        return reply({"version": "outlast", "kind": kind, "apps": [{"id": a.id, "url": a.url} for a in apps]})
+
+    out: list[BaseRoute] = [
+        Route("/fn/register", register, methods=["POST"]),
+        Route("/v0/runs/{run_id}/batch", run_batch, methods=["GET"]),
+        Route("/v0/runs/{run_id}/actions", run_actions, methods=["GET"]),
+    ]
+    if not config.production:
+        out.append(Route("/dev", dev_info, methods=["GET"]))
+    return out
+
+
+# -- syncing apps by URL (the dashboard and `--sdk-url` use these) --------------------------------
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncResult:
+    ok: bool
+    url: str
+    #: the app changed (False for an identical re-sync)
+    modified: bool = False
+    #: what the app answered, or why it could not be reached
+    message: str = ""
+
+
+async def sync_app_url(engine: Engine, url: str, *, production: bool = False,
+                       timeout_s: float = SYNC_TIMEOUT_S) -> SyncResult:
+    """Ask the app served at `url` to sync (`PUT`); it registers with this server, which must be
+    serving already. The result says whether it worked and, if not, why."""
+    headers = {SERVER_KIND_HEADER: "cloud" if production else "dev"}
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s, trust_env=False) as client:
+            response = await client.put(url, headers=headers)
+    except httpx.HTTPError as exc:
+        return SyncResult(ok=False, url=url, message=f"could not reach {url}: {exc or type(exc).__name__}")
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    message = str(body.get("message") or body.get("error") or "")
+    if response.status_code >= 300:
+        return SyncResult(ok=False, url=url, message=f"{url} answered {response.status_code}: "
+                                                     f"{message or response.text[:200]}")
+    return SyncResult(ok=True, url=url, modified=bool(body.get("modified")), message=message or "synced")
+
+
+async def resync_app(engine: Engine, app_id: str, *, production: bool = False) -> SyncResult:
+    """Sync a stored app again from its URL; a failure is kept with the app (its functions stay)."""
+    app = await engine.store.get_app(app_id)
+    if app is None or not app.url:
+        return SyncResult(ok=False, url="", message=f"no synced app {app_id!r}")
+    result = await sync_app_url(engine, app.url, production=production)
+    if not result.ok:
+        await record_sync_error(engine, app_id, app.url, result.message)
+    return result
+
+
+__all__ = ["SyncResult", "remove_app", "resync_app", "routes", "server_kind", "sync_app_url"]
