@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from outlast.cli import act, inspect, serve
+from outlast.cli import act, inspect, rerun, serve
 from outlast.errors import OutlastError
 
-COMMAND_MODULES = (serve, act, inspect)
+COMMAND_MODULES = (serve, act, inspect, rerun)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -32,6 +32,8 @@ class Http:
     port: int
     mode: str
     event_keys: tuple[str, ...] = ()
+    #: the dashboard login (production mode)
+    dashboard_password: str = ""
 
 
 async def run(app: Outlast | None, settings: Settings, *, verbose: bool, http: Http | None) -> None:
@@ -67,8 +69,11 @@ def _server(engine: Engine, http: Http) -> Any:
     from outlast.server.app import create_app, http_server
     from outlast.server.config import ServerConfig
 
-    config = ServerConfig(mode="production" if http.mode == "production" else "dev", event_keys=http.event_keys)
-    print(f"outlast: serving on http://{http.host}:{http.port}", flush=True)
+    config = ServerConfig(mode="production" if http.mode == "production" else "dev", event_keys=http.event_keys,
+                          dashboard_password=http.dashboard_password)
+    print(f"outlast: serving on http://{http.host}:{http.port} (dashboard at /)", flush=True)
+    if config.production and not config.dashboard_password:
+        print("outlast: the dashboard and /api/ are locked: set OUTLAST_DASHBOARD_PASSWORD to log in", flush=True)
     return http_server(create_app(engine, config), host=http.host, port=http.port)
 
 
@@ -103,7 +108,8 @@ def cmd_start(args: argparse.Namespace) -> int:
         raise OutlastError("start: production mode needs an event key (--event-key or OUTLAST_EVENT_KEY; "
                            "several may be given, comma-separated)")
     app = load_app(args.app) if args.app else None
-    http = Http(host=args.host, port=args.port, mode="production", event_keys=tuple(keys))
+    http = Http(host=args.host, port=args.port, mode="production", event_keys=tuple(keys),
+                dashboard_password=os.environ.get("OUTLAST_DASHBOARD_PASSWORD", ""))
     asyncio.run(run(app, settings_from(args), verbose=True, http=http))
     return 0
 
