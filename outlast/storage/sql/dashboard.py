@@ -89,9 +89,7 @@ def _window(tx: Tx, app_id: str, fn: str, since: int, width: int, now: int) -> W
                   " AND id >= ? GROUP BY 1, 2 ORDER BY 1, 2", (since, width, app_id, fn, ulid_floor(since)))
     for index, status, count in rows:
         stats.runs += count
-        if not 0 <= index < len(stats.buckets):
-            continue
-        bucket = stats.buckets[index]
+        bucket = stats.buckets[max(0, min(len(stats.buckets) - 1, index))]  # a run made at `now` joins the last
         if status == "completed":
             bucket.completed += count
         elif status == "failed":
