@@ -154,7 +154,8 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
             return render(request, "error.html", status=404, message=f"No function {fn_id!r} in app {app_id!r}.",
                           title="Function not found")
         recent = await engine.store.list_runs(reads.RunQuery(app_id=app_id, function_id=fn_id).filter(limit=10))
-        return render(request, "function.html", nav="functions", v=view, recent=recent, now=now())
+        return render(request, "function.html", nav="functions", v=view, recent=recent, now=now(),
+                      sample=await _sample_data(engine, view.config))
 
     async def invoke(request: Request) -> Response:
         app_id, fn_id = request.path_params["app_id"], request.path_params["function_id"]
@@ -316,6 +317,19 @@ async def _send_form(engine: Engine, name: str, resend: str | None, *, text: str
         text = jsonutil.dumps(templates[0]) if templates else "{}"
     return {"name": name, "text": _pretty(text), "templates": templates, "error": error,
             "query": urlencode({"name": name})}
+
+
+async def _sample_data(engine: Engine, config: Any) -> str:
+    """The invoke form's starting data: the newest payload of the function's first event trigger."""
+    from outlast.core.config import EventTrigger
+    from outlast.core.models import EventFilter
+
+    names = [t.event for t in config.triggers if isinstance(t, EventTrigger)]
+    if names:
+        found = await engine.store.list_events(EventFilter(name=names[0], limit=1))
+        if found:
+            return _pretty(jsonutil.dumps(found[0].data))
+    return "{}"
 
 
 def _pretty(text: str) -> str:
