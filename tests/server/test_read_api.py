@@ -79,7 +79,7 @@ async def test_a_run_comes_with_its_steps_events_logs_and_links(api: tuple[httpx
     assert [s["id"] for s in body["run"]["steps"]] == ["get-user", "price", "charge", "email-receipt"]
     assert body["run"]["output"] == {"status": "confirmed", "payment": {"charged": 12, "currency": "EUR"}}
     assert body["events"][0]["data"] == {"order_id": "o1", "total": 12}
-    assert [line["message"] for line in body["logs"]][0] == "processing order o1"
+    assert body["logs"][0]["message"] == "processing order o1"
     assert body["links"] == {"rerun_of": None, "rerun_from_step": None, "edited_output": False, "reruns": [],
                              "children": []}
     missing = await client.get("/api/runs/01ARZ3NDEKTSV4RRFFQ69G5FAV")
