@@ -121,6 +121,7 @@
     var url = "/api/stream" + (live.indexOf("run:") === 0 ? "?run=" + encodeURIComponent(live.slice(4)) : "");
     var source = new EventSource(url);
     source.onmessage = function () { schedule(); };
+    source.onopen = function () { schedule(); };  // whatever changed before the stream was open
     window.addEventListener("pagehide", function () { source.close(); });
   }
 
