@@ -220,18 +220,18 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
     # -- login ---------------------------------------------------------------------------------
 
     async def login_form(request: Request) -> Response:
-        return render(request, "login.html", next=safe_next(request.query_params.get("next")),
+        return render(request, "login.html", bare=True, next=safe_next(request.query_params.get("next")),
                       locked=services.auth.locked, required=services.auth.required)
 
     async def login(request: Request) -> Response:
         fields = await form(request)
         target = safe_next(fields.get("next"))
         if not await csrf_ok(request):
-            return render(request, "login.html", status=403, next=target, locked=services.auth.locked,
+            return render(request, "login.html", bare=True, status=403, next=target, locked=services.auth.locked,
                           required=True, error="The form expired. Nothing was changed; try again.")
         if not services.auth.password_ok(fields.get("password", "")):
             await asyncio.sleep(0.3)  # slows guessing
-            return render(request, "login.html", status=401, next=target, locked=services.auth.locked, required=True,
+            return render(request, "login.html", bare=True, status=401, next=target, locked=services.auth.locked, required=True,
                           error="Wrong password. You are not logged in; nothing was changed.")
         response = redirect(target)
         response.set_cookie(SESSION_COOKIE, services.auth.session_value(), max_age=SESSION_SECONDS, httponly=True,
