@@ -231,8 +231,8 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
                           required=True, error="The form expired. Nothing was changed; try again.")
         if not services.auth.password_ok(fields.get("password", "")):
             await asyncio.sleep(0.3)  # slows guessing
-            return render(request, "login.html", bare=True, status=401, next=target, locked=services.auth.locked, required=True,
-                          error="Wrong password. You are not logged in; nothing was changed.")
+            return render(request, "login.html", bare=True, status=401, next=target, locked=services.auth.locked,
+                          required=True, error="Wrong password. You are not logged in; nothing was changed.")
         response = redirect(target)
         response.set_cookie(SESSION_COOKIE, services.auth.session_value(), max_age=SESSION_SECONDS, httponly=True,
                             samesite="strict", path="/", secure=request.url.scheme == "https")
