@@ -22,6 +22,7 @@ from outlast.core.rerun import UNSET
 from outlast.core.worker import WORKER_TIMEOUT_MS
 from outlast.errors import OutlastError, StoreError
 from outlast.server import actions, reads
+from outlast.server.appsync import url_problem
 from outlast.server.bulk import Action
 from outlast.server.config import ServerConfig
 from outlast.server.openapi import openapi
@@ -142,7 +143,7 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
     async def sync_app(request: Request) -> Any:
         body = await _body(request)
         url = body.get("url") if isinstance(body, dict) else None
-        if not isinstance(url, str):
+        if not isinstance(url, str) or url_problem(url):
             raise actions.ActionError("url: expected the app's serve URL, e.g. http://127.0.0.1:8000/api/inngest")
         result = await services.apps.sync(url)
         return JSONResponse({"ok": result.ok, "message": result.message}, status_code=200 if result.ok else 502)

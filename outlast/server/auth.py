@@ -8,8 +8,8 @@ needs no login.
 
 Every action is protected against cross-site requests in both modes: dashboard forms carry a CSRF
 token that must equal the `outlast_csrf` cookie (double submit; the cookie is SameSite=Strict),
-and API actions accept only `application/json` bodies, which a browser sends cross-site only
-after a CORS preflight that Outlast never grants.
+and API actions are POSTs with `application/json` bodies or DELETEs, which a browser sends
+cross-site only after a CORS preflight that Outlast never grants.
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ class Auth:
                 message = ("the dashboard is locked: production mode needs OUTLAST_DASHBOARD_PASSWORD" if self.locked
                            else "log in first, or send Authorization: Bearer <dashboard password>")
                 return JSONResponse({"error": message}, status_code=401)
-            if request.method in ("POST", "PUT", "DELETE", "PATCH") and not _json_request(request) \
-                    and not await csrf_ok(request):
+            # PUT and DELETE are never sent cross-site without a preflight; a POST is, unless its body is JSON
+            if request.method == "POST" and not _json_request(request) and not await csrf_ok(request):
                 return JSONResponse({"error": "actions need a JSON body (Content-Type: application/json) "
                                               "or a CSRF token"}, status_code=403)
             return await handler(request)

@@ -189,3 +189,17 @@ async def test_bulk_replay_reruns_the_failed_runs_of_a_function(api: tuple[httpx
     assert (await client.get(f"/api/bulk/{job.json()['id']}")).json()["done"] == 2
     runs = await settled(client, 5)
     assert sum(1 for r in runs if r["status"] == "failed") == 4
+
+
+async def test_apps_sync_by_url_reports_failures_and_remove_forgets_functions(
+        api: tuple[httpx.AsyncClient, Engine]) -> None:
+    client, _ = api
+    bad = await client.post("/api/apps", json={"url": "ftp://example"})
+    assert bad.status_code == 400 and "serve URL" in bad.json()["error"]
+    from tests.server.serving import free_port
+
+    unreachable = await client.post("/api/apps", json={"url": f"http://127.0.0.1:{free_port()}/api/inngest"})
+    assert unreachable.status_code == 502 and "could not reach" in unreachable.json()["message"]
+    assert (await client.delete("/api/apps/shop")).json() == {"removed": "shop"}
+    assert (await client.get("/api/functions")).json()["functions"] == []
+    assert (await client.delete("/api/apps/shop")).status_code == 404
