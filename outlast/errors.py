@@ -9,6 +9,7 @@
      +-- StepError                a step spent its retries; raised inside the function, catchable
      +-- StepUsageError           a step API was misused (nested steps, too many steps, bad args)
      +-- StoreError               the store could not be reached or refused a write
+     +-- RerunError               a run cannot be rerun as asked; nothing was written
 
 Control flow inside a run (suspending at a sleep, ending an attempt) uses exceptions derived
 from ``BaseException`` in ``outlast.core.interrupts`` so that ``except Exception`` in user code
@@ -38,6 +39,10 @@ class PayloadTooLargeError(OutlastError):
 
 class StoreError(OutlastError):
     """The store failed (connection lost, disk error). Safe to retry the same operation."""
+
+
+class RerunError(OutlastError):
+    """A rerun was refused (unknown run or step, run still active, function gone, bad output)."""
 
 
 class StepUsageError(OutlastError):

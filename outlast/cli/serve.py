@@ -39,6 +39,8 @@ class Http:
     signing_keys: tuple[str, ...] = ()
     #: apps on the official Inngest SDKs to sync once the server listens (`--sdk-url`)
     sdk_urls: tuple[str, ...] = ()
+    #: the dashboard login (production mode)
+    dashboard_password: str = ""
 
 
 async def run(app: Outlast | None, settings: Settings, *, verbose: bool, http: Http | None,
@@ -93,8 +95,8 @@ def _server(engine: Engine, http: Http) -> Any:
     from outlast.server.config import ServerConfig
 
     config = ServerConfig(mode="production" if http.mode == "production" else "dev", event_keys=http.event_keys,
-                          signing_keys=http.signing_keys)
-    print(f"outlast: serving on http://{http.host}:{http.port}", flush=True)
+                          signing_keys=http.signing_keys, dashboard_password=http.dashboard_password)
+    print(f"outlast: serving on http://{http.host}:{http.port} (dashboard at /)", flush=True)
     return http_server(create_app(engine, config), host=http.host, port=http.port)
 
 
@@ -158,11 +160,15 @@ def cmd_start(args: argparse.Namespace) -> int:
     if not signing:
         raise OutlastError("start: production mode needs a signing key (--signing-key, OUTLAST_SIGNING_KEY or "
                            "INNGEST_SIGNING_KEY), shaped 'signkey-<env>-<hex>'")
+    password = os.environ.get("OUTLAST_DASHBOARD_PASSWORD", "")
+    if not password:
+        raise OutlastError("start: production mode needs a dashboard password (OUTLAST_DASHBOARD_PASSWORD): "
+                           "the dashboard and /api/ require a login")
     configure_logs(level=args.log_level or "warning", fmt=args.log_format)
     settings = settings_from(args)
     app = load_app(args.app) if args.app else None
     http = Http(host=args.host, port=args.port, mode="production", event_keys=keys, signing_keys=signing,
-                sdk_urls=tuple(args.sdk_url or ()))
+                sdk_urls=tuple(args.sdk_url or ()), dashboard_password=password)
     asyncio.run(run(app, settings, verbose=True, http=http))
     return 0
 

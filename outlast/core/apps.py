@@ -34,14 +34,13 @@ async def register_app(engine: Engine, request: SyncRequest) -> Registered:
                                   "an app on an Inngest SDK needs a different app id")
     now = engine.clock.now_ms()
     stored = await engine.store.get_app(request.app_id)
-    if stored is not None and stored.checksum == request.checksum and stored.error is None:
-        return Registered(app_id=request.app_id, modified=False)
     app = SyncedApp(id=request.app_id, url=request.url, sdk=request.sdk, framework=request.framework,
                     checksum=request.checksum)
-    changed = await engine.store.sync_app(app, request.functions, now)
-    await engine.refresh_registry(force=True)
-    engine.wake()
-    return Registered(app_id=request.app_id, modified=changed or stored is None)
+    changed = await engine.store.sync_app(app, request.functions, now)  # also records when it last synced
+    if changed:
+        await engine.refresh_registry(force=True)
+        engine.wake()
+    return Registered(app_id=request.app_id, modified=changed or stored is None or stored.checksum != request.checksum)
 
 
 async def record_sync_error(engine: Engine, app_id: str, url: str | None, error: str) -> None:
@@ -51,7 +50,9 @@ async def record_sync_error(engine: Engine, app_id: str, url: str | None, error:
 
 async def remove_app(engine: Engine, app_id: str) -> bool:
     """Forget a synced app and its functions; cancel its runs still in flight, saying why.
-    False when no such app is stored."""
+    False (and nothing changed) when no such synced app is stored: local apps are their workers'."""
+    if await engine.store.get_app(app_id) is None:
+        return False
     removed = await engine.store.remove_app(app_id, engine.clock.now_ms())
     await engine.refresh_registry(force=True)
     for status in ACTIVE_STATUSES:

@@ -60,12 +60,18 @@ class Worker:
             await self._leave()
 
     async def drain(self) -> None:
-        """Run everything due now, and what that makes due now, until nothing is left."""
+        """Run everything due now, and what that makes due now, until nothing is left.
+
+        Only a claim that started with no attempt running and found nothing proves there is
+        nothing left: one that started while an attempt ran may have read the queue before that
+        attempt's last commit (its runs may have made more work due, or freed a concurrency slot).
+        """
         self._attach()
         try:
             while True:
+                started_idle = not self.tasks
                 claimed = await self._claim(self.concurrency - len(self.tasks))
-                if not claimed and not self.tasks:
+                if not claimed and not self.tasks and started_idle:
                     return
                 if self.tasks and (not claimed or len(self.tasks) >= self.concurrency):
                     await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)

@@ -13,10 +13,10 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from outlast.core.engine import Engine
-from outlast.server import events, health, inngest_api, sync
+from outlast.server import api, dashboard, events, health, inngest_api, sync
 from outlast.server.config import ServerConfig
 
-ROUTE_MODULES = (events, health, inngest_api, sync)
+ROUTE_MODULES = (events, health, inngest_api, sync, api, dashboard)  # the dashboard's catch-alls last
 
 
 def create_app(engine: Engine, config: ServerConfig) -> Starlette:
@@ -35,4 +35,5 @@ def http_server(app: Starlette, *, host: str, port: int) -> Any:
         def capture_signals(self) -> Any:
             return contextlib.nullcontext()
 
-    return Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
+    return Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
+                                timeout_graceful_shutdown=2))  # open event streams must not hold a stop

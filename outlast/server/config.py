@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 
@@ -14,6 +14,9 @@ class ServerConfig:
     #: signing keys (`signkey-<env>-<hex>`): requests to apps are signed with the first; apps and
     #: API clients authenticate with the bearer form of any (rotation). Dev mode needs none.
     signing_keys: tuple[str, ...] = ()
+    # -- dashboard -------------------------------------------------------------------------------
+    #: the dashboard and read API login (production mode); empty in production locks them
+    dashboard_password: str = field(default="", repr=False)
 
     @property
     def production(self) -> bool:

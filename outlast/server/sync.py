@@ -64,11 +64,16 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
         if len(body) > MAX_REGISTER_BYTES:
             return reply({"error": f"register request is {len(body)} bytes, the limit is {MAX_REGISTER_BYTES}"}, 413)
         try:
-            registered = await register_app(engine, parse_register(jsonutil.loads(body)))
-        except (FunctionConfigError, SyncError) as exc:
-            return reply({"error": str(exc)}, 400)
+            payload = jsonutil.loads(body)
         except ValueError as exc:
             return reply({"error": f"register request is not valid JSON: {exc}"}, 400)
+        try:
+            registered = await register_app(engine, parse_register(payload))
+        except (FunctionConfigError, SyncError) as exc:
+            app_id, url = _named_app(payload)
+            if app_id and await engine.store.get_app(app_id) is not None:  # a known app keeps the error
+                await record_sync_error(engine, app_id, url, str(exc))
+            return reply({"error": str(exc)}, 400)
         except StoreError as exc:
             return reply({"error": f"store unavailable, retry: {exc}"}, 503)
         return reply({"ok": True, "modified": registered.modified, "app_id": registered.app_id})
@@ -103,6 +108,16 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
     return out
 
 
+def _named_app(payload: Any) -> tuple[str | None, str | None]:
+    """The app id and URL a register payload names, read loosely (it may be the bad part)."""
+    if not isinstance(payload, dict):
+        return None, None
+    lowered = {str(k).lower(): v for k, v in payload.items()}
+    app_id, url = lowered.get("appname"), lowered.get("url")
+    return (app_id if isinstance(app_id, str) and app_id.strip() else None,
+            url if isinstance(url, str) else None)
+
+
 # -- syncing apps by URL (the dashboard and `--sdk-url` use these) --------------------------------
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,7 +133,13 @@ class SyncResult:
 async def sync_app_url(engine: Engine, url: str, *, production: bool = False,
                        timeout_s: float = SYNC_TIMEOUT_S) -> SyncResult:
     """Ask the app served at `url` to sync (`PUT`); it registers with this server, which must be
-    serving already. The result says whether it worked and, if not, why."""
+    serving already. The result says whether it worked and, if not, why.
+
+    An SDK may answer the PUT with success even when its registration was refused (the Python SDK
+    does), or register with another server than this one: so success is what the store shows — an
+    app whose sync record changed during the request, without an error.
+    """
+    before = {a.id: (a.synced_at, a.error) for a in await engine.store.list_apps()}
     headers = {SERVER_KIND_HEADER: "cloud" if production else "dev"}
     try:
         async with httpx.AsyncClient(timeout=timeout_s, trust_env=False) as client:
@@ -134,7 +155,16 @@ async def sync_app_url(engine: Engine, url: str, *, production: bool = False,
     if response.status_code >= 300:
         return SyncResult(ok=False, url=url, message=f"{url} answered {response.status_code}: "
                                                      f"{message or response.text[:200]}")
-    return SyncResult(ok=True, url=url, modified=bool(body.get("modified")), message=message or "synced")
+    changed = [a for a in await engine.store.list_apps() if before.get(a.id) != (a.synced_at, a.error)]
+    if not changed:
+        said = message if message and "success" not in message.lower() else ""
+        hint = said or "is its INNGEST_BASE_URL (or INNGEST_DEV) pointing here?"
+        return SyncResult(ok=False, url=url, message=f"{url} answered but did not register with this server: {hint}")
+    failed = next((a for a in changed if a.error), None)
+    if failed is not None:
+        return SyncResult(ok=False, url=url, message=f"app {failed.id!r} was refused: {failed.error}")
+    names = ", ".join(repr(a.id) for a in changed)
+    return SyncResult(ok=True, url=url, modified=bool(body.get("modified")), message=f"synced app {names}")
 
 
 async def resync_app(engine: Engine, app_id: str, *, production: bool = False) -> SyncResult:

@@ -43,9 +43,11 @@ from outlast.core.models import (
     Run,
     RunFilter,
     RunPlan,
+    StepWrite,
     SyncedApp,
     WorkerInfo,
 )
+from outlast.core.views import FunctionStats, RerunLinks, StatusCounts
 
 SyncMode = Literal["merge", "replace"]
 
@@ -283,6 +285,42 @@ class Store(Protocol):
     async def list_workers(self, since_ms: int) -> list[WorkerInfo]:
         """Workers whose last heartbeat is at or after `since_ms`, by start time then id; older
         rows are forgotten."""
+        ...
+
+
+    # -- dashboard and read API (storage/sql/dashboard.py, storage/sql/rerun.py) ---------------
+
+    async def count_runs(self, flt: RunFilter, cap: int) -> StatusCounts:
+        """How many runs match the filter (its status, cursor and limit ignored) in each status,
+        each count stopping at `cap`."""
+        ...
+
+    async def runs_with_triggers(self, flt: RunFilter) -> list[tuple[Run, EventRecord | None]]:
+        """`list_runs`, each run with its first trigger event (None if that event is gone)."""
+        ...
+
+    async def function_stats(self, now_ms: int, functions: list[tuple[str, str]]) -> list[FunctionStats]:
+        """For each (app id, function id), in the order given: runs and failures over the last hour
+        and day (in buckets, by creation time), p50/p95 durations of the newest completed runs, and
+        the backlog (run items due at `now_ms` and not leased)."""
+        ...
+
+    async def run_links(self, run_id: str) -> RerunLinks:
+        """The run this one reran (if any), its own reruns, and the runs it invoked."""
+        ...
+
+    async def event_names(self, recent: int = 500) -> list[str]:
+        """Event names worth suggesting: those of the newest `recent` events and every stored
+        function's event triggers, sorted."""
+        ...
+
+    async def rerun(self, plan: RunPlan, *, origin_run_id: str, keep_keys: list[str], edited: StepWrite | None,
+                    from_step_key: str | None, now_ms: int) -> None:
+        """In one transaction: check that `origin_run_id` exists and has ended (else raise
+        `RerunError` and write nothing); create the run `plan` describes (its item,
+        cancel waits and start timeout; no idempotency, rate limit, debounce, batch or singleton);
+        copy the origin's final memo rows whose keys are in `keep_keys`; write `edited` (the step
+        the rerun starts from, completed with an edited output); record the link to the origin."""
         ...
 
 

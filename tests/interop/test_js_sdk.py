@@ -95,7 +95,8 @@ async def _ran(tmp_path: Path, name: str) -> bool:
 
 
 async def test_signed_production_mode(tmp_path: Path) -> None:
-    server = Outlast(tmp_path, mode="start", env={"OUTLAST_SIGNING_KEY": SIGNING_KEY, "OUTLAST_EVENT_KEY": EVENT_KEY})
+    server = Outlast(tmp_path, mode="start", env={"OUTLAST_SIGNING_KEY": SIGNING_KEY, "OUTLAST_EVENT_KEY": EVENT_KEY,
+                                                       "OUTLAST_DASHBOARD_PASSWORD": "dashboard-secret"})
     served = js_app(tmp_path, server, production=True)
     try:
         await served.sync()

@@ -15,7 +15,8 @@ from tests.interop.harness import EVENT_KEY, OTHER_SIGNING_KEY, SIGNING_KEY, Out
 
 @pytest.fixture
 async def production(tmp_path: Path) -> AsyncIterator[Outlast]:
-    server = Outlast(tmp_path, mode="start", env={"INNGEST_SIGNING_KEY": SIGNING_KEY, "OUTLAST_EVENT_KEY": EVENT_KEY})
+    server = Outlast(tmp_path, mode="start", env={"INNGEST_SIGNING_KEY": SIGNING_KEY, "OUTLAST_EVENT_KEY": EVENT_KEY,
+                                                       "OUTLAST_DASHBOARD_PASSWORD": "dashboard-secret"})
     yield server
     await server.close()
 
@@ -72,3 +73,7 @@ def test_start_refuses_to_run_without_keys(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "outlast.cli", "start", "--port", "0"], env=env, cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "not hex" in result.stderr and "nothex" not in result.stderr
+    env["OUTLAST_SIGNING_KEY"] = SIGNING_KEY
+    result = subprocess.run([sys.executable, "-m", "outlast.cli", "start", "--port", "0"], env=env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "needs a dashboard password" in result.stderr

@@ -10,8 +10,8 @@ import pytest
 from outlast.storage.sqlite import SqliteStore
 from tests.conftest import PG_URL
 
-TABLES = {"apps", "events", "event_effects", "dedupe", "functions", "gathering", "gcra", "meta", "queue", "runs",
-          "run_logs", "schema_migrations", "step_failures",
+TABLES = {"apps", "events", "event_effects", "dedupe", "functions", "gathering", "gcra", "meta", "queue", "reruns",
+          "runs", "run_logs", "schema_migrations", "step_failures",
           "steps", "wait_fields", "waits", "workers"}
 
 

@@ -188,4 +188,16 @@ CREATE TABLE apps (
 CREATE INDEX runs_by_app ON runs (app_id, id);
 CREATE INDEX events_by_name_id ON events (name, id);
 """),
+    # -- 7: dashboard (reruns and the indexes its listings and counts use) --
+    (7, """
+CREATE INDEX runs_by_function_status ON runs (app_id, function_id, status, id);
+CREATE TABLE reruns (
+    run_id TEXT PRIMARY KEY,
+    origin_run_id TEXT NOT NULL,
+    from_step_key TEXT,
+    edited INTEGER NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX reruns_by_origin ON reruns (origin_run_id);
+"""),
 ]

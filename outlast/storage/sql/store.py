@@ -18,11 +18,16 @@ from outlast.core.models import (
     LogLine,
     Run,
     RunFilter,
+    RunPlan,
+    StepWrite,
     SyncedApp,
     WorkerInfo,
 )
+from outlast.core.views import FunctionStats, RerunLinks, StatusCounts
 from outlast.storage.base import PlannerSlot, SyncMode
 from outlast.storage.sql import apps, commit, functions, ingest, inngest_reads, queue, read, run_end, workers
+from outlast.storage.sql import dashboard as dash
+from outlast.storage.sql import rerun as reruns
 from outlast.storage.sql.tx import Tx
 
 T = TypeVar("T")
@@ -143,6 +148,28 @@ class SqlStore(PlannerSlot):
 
     async def list_workers(self, since_ms: int) -> list[WorkerInfo]:
         return await self._run(lambda tx: workers.list_workers(tx, since_ms))
+
+
+    # -- dashboard and read API ----------------------------------------------------------------
+
+    async def count_runs(self, flt: RunFilter, cap: int) -> StatusCounts:
+        return await self._run(lambda tx: dash.count_runs(tx, flt, cap))
+
+    async def runs_with_triggers(self, flt: RunFilter) -> list[tuple[Run, EventRecord | None]]:
+        return await self._run(lambda tx: dash.runs_with_triggers(tx, flt))
+
+    async def function_stats(self, now_ms: int, functions: list[tuple[str, str]]) -> list[FunctionStats]:
+        return await self._run(lambda tx: dash.function_stats(tx, now_ms, functions))
+
+    async def run_links(self, run_id: str) -> RerunLinks:
+        return await self._run(lambda tx: dash.run_links(tx, run_id))
+
+    async def event_names(self, recent: int = 500) -> list[str]:
+        return await self._run(lambda tx: dash.event_names(tx, recent))
+
+    async def rerun(self, plan: RunPlan, *, origin_run_id: str, keep_keys: list[str], edited: StepWrite | None,
+                    from_step_key: str | None, now_ms: int) -> None:
+        await self._run(lambda tx: reruns.rerun(tx, plan, origin_run_id, keep_keys, edited, from_step_key, now_ms))
 
 
 def cancel_with_events(tx: Tx, store: SqlStore, run_id: str, now: int, reason: str) -> bool:

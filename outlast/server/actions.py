@@ -1,0 +1,57 @@
+"""What the dashboard and the read API both do: cancel, rerun, send an event, invoke a function.
+
+Each raises `ActionError` (an OutlastError with a message for the user) when it cannot be done;
+nothing was changed then.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from outlast.core import jsonutil
+from outlast.core.engine import Engine
+from outlast.core.events import FUNCTION_INVOKED
+from outlast.core.rerun import UNSET, rerun
+from outlast.errors import OutlastError
+
+
+class ActionError(OutlastError):
+    pass
+
+
+def parse_json(text: str, what: str) -> Any:
+    try:
+        return jsonutil.loads(text)
+    except ValueError as exc:
+        raise ActionError(f"{what}: not valid JSON: {exc}") from None
+
+
+async def cancel(engine: Engine, run_id: str) -> None:
+    if not await engine.cancel_run(run_id):
+        raise ActionError(f"run {run_id} is not active (it has ended, or does not exist): nothing to cancel")
+
+
+async def rerun_run(engine: Engine, run_id: str, *, from_step: str | None = None, output: Any = UNSET) -> str:
+    return await rerun(engine, run_id, from_step=from_step, output=output)
+
+
+async def send_event(engine: Engine, payload: Any) -> list[str]:
+    """`payload`: one event object or a list of them (`name`, `data`, optional `id`, `user`, `ts`)."""
+    return await engine.send(payload)
+
+
+async def invoke(engine: Engine, app_id: str, function_id: str, data: Any) -> str:
+    """Start a run of the function with `data` as its event's data (Inngest's invoke event)."""
+    config = engine.function(app_id, function_id)
+    if config is None:
+        await engine.refresh_registry(force=True)
+        config = engine.function(app_id, function_id)
+    if config is None:
+        raise ActionError(f"no function {function_id!r} in app {app_id!r}")
+    if not isinstance(data, dict):
+        raise ActionError(f"data: expected a JSON object, got {type(data).__name__}")
+    event = {"name": FUNCTION_INVOKED, "data": {**data, "_inngest": {"fn_id": config.slug}}}
+    records = engine.validate(event, allow_system=True)
+    ids = await engine.store.ingest(records, engine.clock.now_ms())
+    engine.wake()
+    return ids[0]

@@ -1,0 +1,156 @@
+"""Who may use the dashboard and the read API, and which requests may act.
+
+Production mode requires a login: the dashboard password (`OUTLAST_DASHBOARD_PASSWORD`) typed into
+the login form, which sets a signed session cookie (HttpOnly, SameSite=Strict, Secure when served
+over HTTPS), or sent by API clients as `Authorization: Bearer <password>`. With no password set,
+production mode locks the dashboard and the read API instead of opening them. Development mode
+needs no login.
+
+Every action is protected against cross-site requests in both modes: dashboard forms carry a CSRF
+token that must equal the `outlast_csrf` cookie (double submit; the cookie is SameSite=Strict),
+and API actions are POSTs with `application/json` bodies or DELETEs, which a browser sends
+cross-site only after a CORS preflight that Outlast never grants.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from outlast.server.config import ServerConfig
+
+SESSION_COOKIE = "outlast_session"
+CSRF_COOKIE = "outlast_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+SESSION_SECONDS = 7 * 24 * 3600
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class Auth:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        password = config.dashboard_password
+        #: the session key follows the password: changing the password ends every session
+        self._key = hashlib.sha256(b"outlast-session\0" + password.encode()).digest() if password else b""
+
+    @property
+    def required(self) -> bool:
+        return self.config.production
+
+    @property
+    def locked(self) -> bool:
+        """Production mode with no password: nobody can log in."""
+        return self.required and not self.config.dashboard_password
+
+    # -- passwords and sessions ----------------------------------------------------------------
+
+    def password_ok(self, candidate: str) -> bool:
+        password = self.config.dashboard_password
+        return bool(password) and hmac.compare_digest(candidate.encode(), password.encode())
+
+    def session_value(self, now: float | None = None) -> str:
+        expires = int((now or time.time()) + SESSION_SECONDS)
+        payload = f"v1.{expires}.{secrets.token_hex(8)}"
+        return f"{payload}.{self._sign(payload)}"
+
+    def session_ok(self, value: str | None, now: float | None = None) -> bool:
+        if not value or not self._key or value.count(".") != 3:
+            return False
+        payload, _, signature = value.rpartition(".")
+        if not hmac.compare_digest(signature, self._sign(payload)):
+            return False
+        expires = payload.split(".")[1]
+        return expires.isdigit() and int(expires) > (now or time.time())
+
+    def _sign(self, payload: str) -> str:
+        digest = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def logged_in(self, request: Request) -> bool:
+        if not self.required:
+            return True
+        if self.locked:
+            return False
+        bearer = request.headers.get("authorization", "")
+        if bearer.lower().startswith("bearer ") and self.password_ok(bearer[7:].strip()):
+            return True
+        return self.session_ok(request.cookies.get(SESSION_COOKIE))
+
+    # -- guards --------------------------------------------------------------------------------
+
+    def page(self, handler: Handler) -> Handler:
+        """A dashboard page or form action: login (production) and, for POST, the CSRF token."""
+        async def guarded(request: Request) -> Response:
+            if not self.logged_in(request):
+                if request.method == "GET":
+                    return RedirectResponse(f"/login?next={_next(request)}", status_code=303)
+                return Response("Log in first.", status_code=401, media_type="text/plain")
+            if request.method == "POST" and not await csrf_ok(request):
+                return Response("This form has expired or did not come from this dashboard (CSRF check failed). "
+                                "Reload the page and try again.", status_code=403, media_type="text/plain")
+            response = await handler(request)
+            ensure_csrf_cookie(request, response)
+            return response
+        return guarded
+
+    def api(self, handler: Handler) -> Handler:
+        """A read API endpoint: login (production); actions need a JSON body or a CSRF token."""
+        async def guarded(request: Request) -> Response:
+            if not self.logged_in(request):
+                message = ("the dashboard is locked: production mode needs OUTLAST_DASHBOARD_PASSWORD" if self.locked
+                           else "log in first, or send Authorization: Bearer <dashboard password>")
+                return JSONResponse({"error": message}, status_code=401)
+            # PUT and DELETE are never sent cross-site without a preflight; a POST is, unless its body is JSON
+            if request.method == "POST" and not _json_request(request) and not await csrf_ok(request):
+                return JSONResponse({"error": "actions need a JSON body (Content-Type: application/json) "
+                                              "or a CSRF token"}, status_code=403)
+            return await handler(request)
+        return guarded
+
+
+def _json_request(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
+
+
+async def csrf_ok(request: Request) -> bool:
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not sent and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")):
+        sent = str((await request.form()).get(CSRF_FIELD, ""))
+    return bool(cookie) and hmac.compare_digest(cookie.encode(), sent.encode())
+
+
+def csrf_token(request: Request) -> str:
+    """The token forms carry: the cookie's, or a new one (set on the response by the guard)."""
+    token = request.cookies.get(CSRF_COOKIE) or request.scope.setdefault("outlast.csrf", secrets.token_urlsafe(24))
+    return str(token)
+
+
+def ensure_csrf_cookie(request: Request, response: Response) -> None:
+    new = request.scope.get("outlast.csrf")
+    if new and not request.cookies.get(CSRF_COOKIE):
+        response.set_cookie(CSRF_COOKIE, new, httponly=True, samesite="strict", path="/",
+                            secure=request.url.scheme == "https")
+
+
+def _next(request: Request) -> str:
+    from urllib.parse import quote
+
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return quote(target, safe="")
+
+
+def safe_next(target: str | None) -> str:
+    """Only local paths: a login link cannot send the user elsewhere."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target

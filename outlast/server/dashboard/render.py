@@ -1,0 +1,103 @@
+"""Rendering: the Jinja2 environment (autoescaped: user data is never HTML), its filters, and flash
+messages carried across a redirect."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlencode
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from outlast.server.auth import csrf_token, ensure_csrf_cookie
+
+HERE = Path(__file__).parent
+FLASH_COOKIE = "outlast_flash"
+STATUS_ICONS = {"queued": "◷", "running": "◉", "completed": "✓", "failed": "✕", "cancelled": "⊘", "skipped": "↷",
+                "retrying": "↻", "sleeping": "☾", "waiting": "⧗", "invoking": "⇢", "lost": "?", "suspended": "☾"}
+
+
+def _ts(ms: int | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    if ms is None:
+        return "—"
+    return datetime.fromtimestamp(ms / 1000).strftime(fmt)
+
+
+def _clock(ms: int | None) -> str:
+    return _ts(ms, "%H:%M:%S.%f")[:-3] if ms is not None else "—"
+
+
+def _iso(ms: int | None) -> str:
+    return "" if ms is None else datetime.fromtimestamp(ms / 1000).astimezone().isoformat(timespec="milliseconds")
+
+
+def duration(ms: int | None) -> str:
+    if ms is None:
+        return "—"
+    if ms < 1000:
+        return f"{ms} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s" if ms < 10_000 else f"{ms // 1000} s"
+    if ms < 3_600_000:
+        return f"{ms // 60_000} m {ms % 60_000 // 1000} s"
+    if ms < 86_400_000:
+        return f"{ms // 3_600_000} h {ms % 3_600_000 // 60_000} m"
+    return f"{ms // 86_400_000} d {ms % 86_400_000 // 3_600_000} h"
+
+
+def _json(value: Any, indent: int | None = 2) -> str:
+    return json.dumps(value, indent=indent, ensure_ascii=False, sort_keys=False, default=str)
+
+
+def _number(n: int | None) -> str:
+    return "—" if n is None else f"{n:,}"
+
+
+def _env() -> Environment:
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(ts=_ts, clock=_clock, iso=_iso, duration=duration, json=_json, number=_number,
+                       urlquote=lambda s: quote(str(s), safe=""))
+    env.globals.update(icons=STATUS_ICONS, urlencode=urlencode)
+    return env
+
+
+ENV = _env()
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> Response:
+    flash = _take_flash(request)
+    context.update(request=request, csrf=csrf_token(request), flash=flash, path=request.url.path,
+                   config=request.scope.get("outlast.config"))
+    response = HTMLResponse(ENV.get_template(template).render(**context), status_code=status,
+                            headers={"Cache-Control": "no-store"})
+    if flash is not None:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    ensure_csrf_cookie(request, response)
+    return response
+
+
+def redirect(url: str, *, message: str | None = None, kind: str = "ok") -> Response:
+    """A 303 to `url`; `message` is shown once on the page it lands on."""
+    response = RedirectResponse(url, status_code=303)
+    if message:
+        response.set_cookie(FLASH_COOKIE, quote(json.dumps({"kind": kind, "text": message[:500]})), path="/",
+                            httponly=True, samesite="strict", max_age=60)
+    return response
+
+
+def _take_flash(request: Request) -> dict[str, str] | None:
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return None
+    try:
+        value = json.loads(unquote(raw))
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    return {"kind": "error" if value.get("kind") == "error" else "ok", "text": str(value.get("text", ""))}

@@ -1,0 +1,120 @@
+"""What a user does in the dashboard: find a run, read its trace and error, send an event, cancel a
+sleeping run, rerun a failed one (also from a step with an edited output), and watch a new run
+appear without reloading."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+import httpx
+from playwright.sync_api import expect
+
+
+def send(server: str, name: str, data: dict[str, Any]) -> str:
+    reply = httpx.post(f"{server}/api/events", json={"name": name, "data": data}, timeout=10)
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["ids"][0])
+
+
+def run_of(server: str, event_id: str, status: str | None = None) -> str:
+    """The run the event started (once it exists, and reached `status` if given)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        runs = httpx.get(f"{server}/api/runs", params={"q": event_id}, timeout=10).json()["runs"]
+        if runs and (status is None or runs[0]["status"] == status):
+            return str(runs[0]["id"])
+        time.sleep(0.05)
+    raise AssertionError(f"no {status or ''} run for event {event_id}")
+
+
+def test_find_a_run_read_its_trace_and_see_its_error(page: Any, server: str) -> None:
+    run_id = run_of(server, send(server, "shop/order.created", {"order_id": "find-me", "total": 4000}), "failed")
+    page.goto("/")
+    page.get_by_label("Search").fill(run_id)
+    page.get_by_label("Search").press("Enter")
+    expect(page).to_have_url(re.compile(f"/runs/{run_id}$"))
+    expect(page.get_by_role("heading", level=1)).to_contain_text("process-order")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Failed")
+    expect(page.locator(".result")).to_contain_text("card declined: 4000 is over the card's limit")
+    steps = page.get_by_role("listitem")
+    expect(steps.filter(has_text="get-user")).to_contain_text("Completed")
+    charge = page.locator("details.wf-step", has_text="charge")
+    charge.locator(":scope > summary").click()
+    expect(charge).to_contain_text("NonRetriableError")
+    charge.get_by_text("Stack trace").click()
+    expect(charge.locator("pre.stack")).to_contain_text("Traceback")
+    expect(page.get_by_role("region", name="Trigger event")).to_contain_text('"order_id": "find-me"')
+    expect(page.get_by_role("region", name="Logs")).to_contain_text("processing order find-me")
+
+
+def test_send_an_event_and_follow_it_to_its_run(page: Any, server: str) -> None:
+    page.goto("/events")
+    page.get_by_label("Name", exact=True).last.fill("shop/order.created")
+    data = page.get_by_label("Data (JSON object)")
+    data.fill("{oops")
+    expect(page.locator("#send-check")).to_contain_text("Not valid JSON")
+    expect(page.get_by_role("button", name="Send event")).to_be_disabled()
+    data.fill(json.dumps({"order_id": "from-the-browser", "total": 25}))
+    page.get_by_role("button", name="Send event").click()
+    expect(page.locator(".flash")).to_contain_text("Event 'shop/order.created' sent.")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("shop/order.created")
+    page.get_by_role("link", name=re.compile("^01")).first.click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("process-order")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Completed")  # live, or already done
+    expect(page.locator(".result")).to_contain_text('"charged": 25')
+
+
+def test_cancel_a_sleeping_run(page: Any, server: str) -> None:
+    run_id = run_of(server, send(server, "shop/nap", {"for": "1d"}), "running")
+    page.goto(f"/runs/{run_id}")
+    expect(page.locator("details.wf-step", has_text="long-nap")).to_contain_text("Sleeping")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.locator(".flash")).to_have_text("Run cancelled.")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Cancelled")
+    expect(page.get_by_role("button", name="Cancel")).to_have_count(0)
+    expect(page.get_by_role("button", name="Rerun")).to_be_visible()
+
+
+def test_rerun_a_failed_run(page: Any, server: str) -> None:
+    run_id = run_of(server, send(server, "shop/order.created", {"order_id": "again", "total": 3000}), "failed")
+    page.goto(f"/runs/{run_id}")
+    page.get_by_role("button", name="Rerun").click()
+    expect(page.locator(".flash")).to_contain_text(f"Rerun of {run_id} started from the start.")
+    expect(page).not_to_have_url(re.compile(f"/runs/{run_id}$"))
+    expect(page.locator(".links")).to_contain_text(f"Rerun of {run_id}, from the start")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Failed")
+    page.get_by_role("link", name=run_id).click()
+    expect(page.locator(".links")).to_contain_text("Rerun as")
+
+
+def test_rerun_from_a_step_with_an_edited_output(page: Any, server: str) -> None:
+    run_id = run_of(server, send(server, "shop/order.created", {"order_id": "edit", "total": 9000}), "failed")
+    page.goto(f"/runs/{run_id}")
+    charge = page.locator("details.wf-step", has_text="charge")
+    charge.locator(":scope > summary").click()
+    charge.get_by_role("link", name="Rerun from this step…").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Rerun from step charge")
+    output = page.get_by_label("Output of charge (JSON)")
+    output.fill('{"charged": 9, "currency": "EUR"}')
+    page.get_by_role("button", name="Rerun from this step").click()
+    expect(page.locator(".flash")).to_contain_text("started from step")
+    expect(page.locator(".links")).to_contain_text("with an edited output")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Completed")
+    expect(page.locator(".result")).to_contain_text('"charged": 9')
+    expect(page.locator("details.wf-step", has_text="get-user")).to_contain_text("kept from the original run")
+
+
+def test_a_new_run_appears_without_a_reload(page: Any, server: str) -> None:
+    page.goto("/")
+    page.evaluate("window.__same_page = true")
+    page.wait_for_timeout(300)  # the event stream is open
+    run_id = run_of(server, send(server, "shop/ship", {"order_id": "live"}))
+    row = page.locator(f'tr[data-id="{run_id}"]')
+    expect(row).to_be_visible()
+    expect(row).to_contain_text("ship")
+    expect(row).to_contain_text("Completed")
+    assert page.evaluate("window.__same_page") is True
