@@ -1,0 +1,150 @@
+"""`memory://` (inline SQLite in memory) beside a SQLite file and the old pure-Python memory store.
+
+    python -m bench.memory_store [--repeat 3] [--tiny 50] [--old /work/wt-old]
+
+Workload, through `outlast.testing.TestEngine` on a virtual clock:
+- tiny test: open, one run of a 3-step function, read it back, close (median of --tiny);
+- n runs: n runs of a 3-step function, then n runs of step -> sleep 1h -> wait_for_event(match=...)
+  resumed by n matching events (best of --repeat), for n = 100 and 1000.
+
+The old memory store (the pure-Python store this repository had before `memory://` became
+SQLite) is measured by running this same file with the Python of an old checkout (`--old`,
+which must hold a `.venv`), in a subprocess, interleaved with the other rows in each round. The
+measuring half of this file imports only the public API, so it runs on either version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import outlast
+from outlast.testing import TestEngine
+
+app = outlast.Outlast("bench-memory")
+
+
+async def _noop() -> int:
+    return 1
+
+
+@app.function(id="three-steps", trigger="bm/three")
+async def three_steps(ctx: outlast.Context) -> int:
+    for name in ("a", "b", "c"):
+        await ctx.step.run(name, _noop)
+    return 3
+
+
+@app.function(id="sleep-wait", trigger="bm/order")
+async def sleep_wait(ctx: outlast.Context) -> bool:
+    await ctx.step.run("a", _noop)
+    await ctx.step.sleep("nap", "1h")
+    paid = await ctx.step.wait_for_event("paid", event="bm/paid", match="data.i", timeout="1d")
+    return paid is not None
+
+
+def _url(kind: str, tmp: str, tag: str) -> str:
+    if kind == "sqlite-file":
+        return f"sqlite:///{tmp}/{tag}-{time.perf_counter_ns()}.db"
+    return "memory://"
+
+
+async def tiny(url: str) -> float:
+    started = time.perf_counter()
+    async with TestEngine(app, database_url=url) as t:
+        await t.send({"name": "bm/three", "data": {}})
+        await t.run_until_idle()
+        assert [r.status for r in t.runs()] == ["completed"]
+    return time.perf_counter() - started
+
+
+async def many(url: str, n: int) -> float:
+    started = time.perf_counter()
+    async with TestEngine(app, database_url=url, concurrency=200) as t:
+        await t.send([{"name": "bm/three", "data": {"i": i}} for i in range(n)])
+        await t.run_until_idle()
+        await t.send([{"name": "bm/order", "data": {"i": i}} for i in range(n)])
+        await t.run_until_idle()
+        t.advance("1h")
+        await t.run_until_idle()
+        await t.send([{"name": "bm/paid", "data": {"i": i}} for i in range(n)])
+        await t.run_until_idle()
+        done = len(t.runs(status="completed"))
+    assert done == 2 * n, f"{done} of {2 * n} runs completed"
+    return time.perf_counter() - started
+
+
+def measure(kind: str, what: str, count: int, tmp: str) -> list[float]:
+    """Seconds for `count` tiny tests, or for one n-run workload (`what` = n)."""
+    if what == "tiny":
+        asyncio.run(tiny(_url(kind, tmp, "warm")))  # imports, caches, the schema template
+        return [asyncio.run(tiny(_url(kind, tmp, f"t{i}"))) for i in range(count)]
+    return [asyncio.run(many(_url(kind, tmp, f"n{what}"), int(what)))]
+
+
+# -- the table (runs on the current checkout only) ---------------------------------------------
+
+VARIANTS = ("memory://", "sqlite-file", "old memory://")
+
+
+def measure_variant(variant: str, what: str, count: int, tmp: str, old: str | None) -> list[float] | None:
+    if variant != "old memory://":
+        return measure(variant, what, count, tmp)
+    if old is None:
+        return None
+    python = os.path.join(old, ".venv", "bin", "python")
+    out = subprocess.run([python, "-I", os.path.abspath(__file__), "--child", what, str(count), tmp],
+                         cwd=old, check=True, capture_output=True, text=True).stdout
+    return list(json.loads(out.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of the n-run workloads (best is kept)")
+    parser.add_argument("--tiny", type=int, default=50, help="tiny tests per round (median is kept)")
+    parser.add_argument("--old", default="/work/wt-old", help="checkout with the old memory store and a .venv")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        what, count, tmp = args.child
+        print(json.dumps(measure("memory://", what, int(count), tmp)))
+        return
+    from bench.workloads import table
+
+    old = args.old if os.path.exists(os.path.join(args.old, ".venv", "bin", "python")) else None
+    tiny_s: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    best: dict[tuple[str, str], float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.repeat):  # rounds interleave the variants: a noisy moment hits them all
+            for variant in VARIANTS:
+                times = measure_variant(variant, "tiny", args.tiny // args.repeat or 1, tmp, old)
+                tiny_s[variant] += times or []
+                for n in ("100", "1000"):
+                    got = measure_variant(variant, n, 1, tmp, old)
+                    if got:
+                        best[variant, n] = min(best.get((variant, n), float("inf")), got[0])
+    rows: list[dict[str, Any]] = []
+    for variant in VARIANTS:
+        if not tiny_s[variant]:
+            continue
+        row: dict[str, Any] = {"store": variant, "tiny_test_ms": statistics.median(tiny_s[variant]) * 1000,
+                               "n100_s": best[variant, "100"], "n1000_s": best[variant, "1000"]}
+        if ("old memory://", "1000") in best:
+            row["n1000_vs_old"] = best[variant, "1000"] / best["old memory://", "1000"]
+        rows.append(row)
+    print(f"TestEngine workloads; tiny test: median of {args.tiny // args.repeat * args.repeat or args.repeat};"
+          f" n runs: best of {args.repeat}" + ("" if old else f" (no old checkout at {args.old}: row left out)"))
+    print()
+    print(table(rows, ["store", "tiny_test_ms", "n100_s", "n1000_s", "n1000_vs_old"]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
