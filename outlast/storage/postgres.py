@@ -39,7 +39,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from outlast.core.models import AppScope, Claimed, Commit, CommitResult, EventRecord
-from outlast.errors import StoreError
+from outlast.errors import StoreDataError, StoreError
 from outlast.storage.sql import commit, ingest
 from outlast.storage.sql import queue as work_queue
 from outlast.storage.sql.migrations import MIGRATIONS
@@ -293,7 +293,7 @@ class PostgresStore(SqlStore):
                     tx.script(_FIRST_SAVEPOINT if i == 0 else _NEXT_SAVEPOINT)
                 elif i == 0:
                     tx.script(b"BEGIN")
-                outcome = _request(conn, tx, request.fn, savepoint=isolate)
+                outcome = _request(conn, tx, request.fn, savepoint=isolate, where=self.where)
                 if not outcome[0] and not isolate and len(group) > 1:
                     raise _IsolationNeededError()
                 outcomes.append(outcome)
@@ -359,7 +359,7 @@ class PostgresStore(SqlStore):
                 log.exception("work listener failed")
 
 
-def _request(conn: Conn, tx: PgTx, fn: Callable[[PgTx], Any], *, savepoint: bool) -> tuple[bool, Any]:
+def _request(conn: Conn, tx: PgTx, fn: Callable[[PgTx], Any], *, savepoint: bool, where: str) -> tuple[bool, Any]:
     """Run one request; its own failure is rolled back and returned, a group-wide one raised."""
     try:
         result = fn(tx)
@@ -368,8 +368,28 @@ def _request(conn: Conn, tx: PgTx, fn: Callable[[PgTx], Any], *, savepoint: bool
             raise  # the connection or the whole transaction failed, not this request
         if savepoint:
             tx.script(b"ROLLBACK TO SAVEPOINT op")
-        return False, exc
+        return False, _store_error(exc, where)
     return True, result
+
+
+#: what the driver raises for a value the database will not store (a NUL in text, a number out
+#: of range, a string that is not UTF-8) or a constraint it breaks
+_REFUSED_VALUES = (psycopg.DataError, psycopg.IntegrityError, UnicodeEncodeError)
+
+
+def _store_error(exc: Exception, where: str) -> Exception:
+    """A request's own failure as its caller gets it: driver errors become `StoreError`
+    (`StoreDataError` for a refused value); any other exception is Outlast's or the caller's own
+    (a bug, or input our code rejected) and passes unchanged."""
+    mapped: Exception
+    if isinstance(exc, _REFUSED_VALUES):
+        mapped = StoreDataError(f"PostgreSQL ({where}) refused a value: {_oneline(exc)}")
+    elif isinstance(exc, psycopg.Error):
+        mapped = StoreError(f"PostgreSQL ({where}): {_oneline(exc)}")
+    else:
+        return exc
+    mapped.__cause__ = exc
+    return mapped
 
 
 def _usable(conn: Conn) -> bool:
