@@ -40,6 +40,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from outlast.core.models import AppScope, Claimed, Commit, CommitResult, EventRecord
 from outlast.errors import StoreDataError, StoreError
+from outlast.storage.base import DEFAULT_MAX_CRASHES
 from outlast.storage.sql import commit, ingest
 from outlast.storage.sql import queue as work_queue
 from outlast.storage.sql.migrations import MIGRATIONS
@@ -204,9 +205,10 @@ class PostgresStore(SqlStore):
         result: T = self._submit(fn, Reply.blocking()).result()
         return result
 
-    async def claim(self, scope: AppScope, owner: str, limit: int, now_ms: int, lease_ms: int) -> list[Claimed]:
-        return await self._run(lambda tx: work_queue.claim(tx, self.planner, scope, owner, limit, now_ms, lease_ms),
-                               claim=True)
+    async def claim(self, scope: AppScope, owner: str, limit: int, now_ms: int, lease_ms: int, *,
+                    max_crashes: int = DEFAULT_MAX_CRASHES) -> list[Claimed]:
+        return await self._run(lambda tx: work_queue.claim(tx, self.planner, scope, owner, limit, now_ms, lease_ms,
+                                                           max_crashes=max_crashes), claim=True)
 
     async def ingest(self, events: list[EventRecord], now_ms: int) -> list[str]:
         return await self._run(lambda tx: ingest.ingest(tx, self.planner, events, now_ms), notify=True)

@@ -188,4 +188,10 @@ CREATE TABLE apps (
 CREATE INDEX runs_by_app ON runs (app_id, id);
 CREATE INDEX events_by_name_id ON events (name, id);
 """),
+    (4, """
+ALTER TABLE queue ADD COLUMN abandoned INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue ADD COLUMN crash_progress BIGINT;
+CREATE INDEX queue_suspects ON queue (due_at) WHERE crashes >= 2;
+"""),
 ]
