@@ -73,15 +73,17 @@ class MemoryStore(SqlStore):
             conn, tx = self._conn, self._tx
             if conn is None or tx is None:
                 raise StoreError("the in-memory store is not open")
-            conn.execute("BEGIN")
+            try:
+                conn.execute("BEGIN")
+            except sqlite3.Error as exc:
+                raise store_error(exc, "SQLite (memory)") from exc
             try:
                 result = fn(tx)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            try:
                 conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                conn.execute("ROLLBACK")
-                raise store_error(exc, "SQLite (memory)") from exc
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise store_error(exc, "SQLite (memory)") from exc
+                raise
             return result
