@@ -8,12 +8,17 @@ claims take an advisory lock first and lock candidates FOR UPDATE SKIP LOCKED). 
 starts one more thread, on its own connection, that LISTENs on `outlast_work`.
 
 What is atomic. Each request is all-or-nothing and nobody sees its result before the COMMIT that
-holds it. A request that raises is rolled back to its savepoint alone and gets its exception; the
-others commit. A group whose transaction fails as a whole runs again (`_ATTEMPTS` in all): after a
-serialization failure, deadlock or unique-key race (SQLSTATE class 40, 23505), and, on a fresh
-connection after a backoff, after the connection broke (nothing was committed). When a COMMIT gets
-no answer, `txid_status` on a new connection tells whether it happened: the group is answered or
-run again. Otherwise every request of the group gets `StoreError`, and nothing was committed.
+holds it. A request that raises is rolled back to its savepoint alone and gets its exception (a
+driver error as `StoreError`, or `StoreDataError` for a refused value such as a NUL character in
+text; see `_store_error`); the others commit. A group whose transaction fails as a whole runs
+again (`_ATTEMPTS` in all): after a serialization failure, deadlock or unique-key race (SQLSTATE
+class 40, 23505), and, on a fresh connection after a backoff, after the connection broke (nothing
+was committed). When a COMMIT gets no answer, `txid_status` on a new connection tells whether it
+happened: the group is answered or run again. Otherwise every request of the group gets
+`StoreError`, and nothing was committed.
+
+Starting. `migrate` holds an advisory lock, so processes opening a new database at once apply
+the migrations once, one after another.
 
 Wake-ups. A group holding an ingest, a commit that ends an attempt, a cancel or a release runs
 `pg_notify('outlast_work', '')` in its transaction: listeners hear of work once it is committed.

@@ -4,8 +4,17 @@ All statements run on one connection owned by one thread. WAL checkpoints (and t
 run on a second connection in a background thread, so commits never pay for them. Writes are group-committed: the
 thread takes every request waiting in its queue, runs each inside its own SAVEPOINT of one
 `BEGIN IMMEDIATE` transaction, commits once, then answers them. A request that raises is
-rolled back alone; the others commit. This is the "group commit" DESIGN.md §2 allows: no
-caller sees its result before the commit that holds it.
+rolled back alone and gets its exception; the others commit. This is the "group commit"
+DESIGN.md §2 allows: no caller sees its result before the commit that holds it. A group whose
+transaction fails as a whole (the disk is full, the database stayed locked past
+`busy_timeout_ms`) answers every request with `StoreError`, and nothing was committed.
+
+Errors. The driver's errors become `StoreError` where a statement runs (`SqliteTx`):
+`StoreDataError` for a value SQLite cannot take (a number out of range, text that is not
+UTF-8), `StoreError` otherwise. Errors of Outlast's own code pass unchanged.
+
+Starting. Several processes may open one new file at once: switching it to WAL and migrating
+are tried again while another process holds the lock (`_connect`).
 """
 
 from __future__ import annotations
