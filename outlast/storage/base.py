@@ -156,8 +156,8 @@ class Store(Protocol):
 
         For each event, in order, then for each event that causes (run ends, cancellations), in
         the order caused: store it (an id already stored makes this a retried ingest, and the
-        event causes nothing again); if its `dedupe_id` was seen in the last 24 h it starts
-        nothing; resolve the waits on its name that it matches, oldest wait first (by wait id):
+        event causes nothing again); if its `dedupe_id` was seen in the last 24 h it causes
+        nothing more; resolve the waits on its name that it matches, oldest wait first (by wait id):
         only waits stored before it, and not those whose timeout passed (`expires_at <= now`;
         their run's claim resolves them). A `wait` or `invoke` step completes with the event
         (an invoke's `data.error` fails it) and its run becomes due now, or when its current
