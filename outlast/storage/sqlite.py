@@ -184,6 +184,15 @@ class SqliteStore(SqlStore):
                 self._run_group(conn, tx, group)
         finally:
             conn.close()
+            self._refuse_leftovers()
+
+    def _refuse_leftovers(self) -> None:
+        """Answer requests submitted while the store was closing (nobody else will)."""
+        outbox = Outbox()
+        while not self._requests.empty():
+            if (request := self._requests.get_nowait()) is not None:
+                outbox.put(request[1], False, StoreError("the SQLite store was closed"))
+        outbox.send()
 
     def _run_group(self, conn: sqlite3.Connection, tx: SqliteTx, group: list[Any]) -> None:
         outbox = Outbox()

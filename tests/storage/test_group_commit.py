@@ -96,3 +96,13 @@ def _postgres_store() -> type:
         return type(None)
     return PostgresStore
 
+
+
+async def test_requests_made_while_the_store_closes_are_answered(sql_store: SqlStore) -> None:
+    pending = [asyncio.ensure_future(sql_store._run(write(f"k{i}"))) for i in range(20)]
+    await asyncio.sleep(0)  # some are submitted, ...
+    closing = asyncio.ensure_future(sql_store.close())
+    pending += [asyncio.ensure_future(sql_store._run(write(f"late{i}"))) for i in range(20)]  # ... some after
+    await closing
+    results = await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), 10)
+    assert all(isinstance(r, str) or isinstance(r, StoreError) for r in results)
