@@ -105,4 +105,4 @@ async def test_requests_made_while_the_store_closes_are_answered(sql_store: SqlS
     pending += [asyncio.ensure_future(sql_store._run(write(f"late{i}"))) for i in range(20)]  # ... some after
     await closing
     results = await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), 10)
-    assert all(isinstance(r, str) or isinstance(r, StoreError) for r in results)
+    assert all(isinstance(r, (str, StoreError)) for r in results)
