@@ -57,17 +57,21 @@ def _url(kind: str, tmp: str, tag: str) -> str:
     return "memory://"
 
 
-async def tiny(url: str) -> float:
-    started = time.perf_counter()
+def _timed(work: Any) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process, all threads) to run a coroutine."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    asyncio.run(work)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+async def tiny(url: str) -> None:
     async with TestEngine(app, database_url=url) as t:
         await t.send({"name": "bm/three", "data": {}})
         await t.run_until_idle()
         assert [r.status for r in t.runs()] == ["completed"]
-    return time.perf_counter() - started
 
 
-async def many(url: str, n: int) -> float:
-    started = time.perf_counter()
+async def many(url: str, n: int) -> None:
     async with TestEngine(app, database_url=url, concurrency=200) as t:
         await t.send([{"name": "bm/three", "data": {"i": i}} for i in range(n)])
         await t.run_until_idle()
@@ -79,15 +83,14 @@ async def many(url: str, n: int) -> float:
         await t.run_until_idle()
         done = len(t.runs(status="completed"))
     assert done == 2 * n, f"{done} of {2 * n} runs completed"
-    return time.perf_counter() - started
 
 
-def measure(kind: str, what: str, count: int, tmp: str) -> list[float]:
-    """Seconds for `count` tiny tests, or for one n-run workload (`what` = n)."""
+def measure(kind: str, what: str, count: int, tmp: str) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds of `count` tiny tests, or of one n-run workload (`what` = n)."""
     if what == "tiny":
-        asyncio.run(tiny(_url(kind, tmp, "warm")))  # imports, caches, the schema template
-        return [asyncio.run(tiny(_url(kind, tmp, f"t{i}"))) for i in range(count)]
-    return [asyncio.run(many(_url(kind, tmp, f"n{what}"), int(what)))]
+        _timed(tiny(_url(kind, tmp, "warm")))  # imports, caches, the schema template
+        return [_timed(tiny(_url(kind, tmp, f"t{i}"))) for i in range(count)]
+    return [_timed(many(_url(kind, tmp, f"n{what}"), int(what)))]
 
 
 # -- the table (runs on the current checkout only) ---------------------------------------------
@@ -95,21 +98,21 @@ def measure(kind: str, what: str, count: int, tmp: str) -> list[float]:
 VARIANTS = ("memory://", "sqlite-file", "old memory://")
 
 
-def measure_variant(variant: str, what: str, count: int, tmp: str, old: str | None) -> list[float] | None:
+def measure_variant(variant: str, what: str, count: int, tmp: str, old: str | None) -> list[tuple[float, float]]:
     if variant != "old memory://":
         return measure(variant, what, count, tmp)
     if old is None:
-        return None
+        return []
     python = os.path.join(old, ".venv", "bin", "python")
     out = subprocess.run([python, "-I", os.path.abspath(__file__), "--child", what, str(count), tmp],
                          cwd=old, check=True, capture_output=True, text=True).stdout
-    return list(json.loads(out.strip().splitlines()[-1]))
+    return [(wall, cpu) for wall, cpu in json.loads(out.strip().splitlines()[-1])]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="rounds of the n-run workloads (best is kept)")
-    parser.add_argument("--tiny", type=int, default=50, help="tiny tests per round (median is kept)")
+    parser.add_argument("--tiny", type=int, default=60, help="tiny tests in all (median is kept)")
     parser.add_argument("--old", default="/work/wt-old", help="checkout with the old memory store and a .venv")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -121,29 +124,34 @@ def main() -> None:
 
     old = args.old if os.path.exists(os.path.join(args.old, ".venv", "bin", "python")) else None
     tiny_s: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    best: dict[tuple[str, str], float] = {}
+    best: dict[tuple[str, str], tuple[float, float]] = {}
+    per_round = max(1, args.tiny // args.repeat)
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeat):  # rounds interleave the variants: a noisy moment hits them all
             for variant in VARIANTS:
-                times = measure_variant(variant, "tiny", args.tiny // args.repeat or 1, tmp, old)
-                tiny_s[variant] += times or []
+                tiny_s[variant] += [wall for wall, _cpu in measure_variant(variant, "tiny", per_round, tmp, old)]
                 for n in ("100", "1000"):
-                    got = measure_variant(variant, n, 1, tmp, old)
-                    if got:
-                        best[variant, n] = min(best.get((variant, n), float("inf")), got[0])
+                    for wall, cpu in measure_variant(variant, n, 1, tmp, old):
+                        was = best.get((variant, n), (float("inf"), float("inf")))
+                        best[variant, n] = (min(was[0], wall), min(was[1], cpu))
     rows: list[dict[str, Any]] = []
+    base = best.get(("old memory://", "1000"))
     for variant in VARIANTS:
         if not tiny_s[variant]:
             continue
+        wall, cpu = best[variant, "1000"]
         row: dict[str, Any] = {"store": variant, "tiny_test_ms": statistics.median(tiny_s[variant]) * 1000,
-                               "n100_s": best[variant, "100"], "n1000_s": best[variant, "1000"]}
-        if ("old memory://", "1000") in best:
-            row["n1000_vs_old"] = best[variant, "1000"] / best["old memory://", "1000"]
+                               "n100_s": best[variant, "100"][0], "n1000_s": wall, "n1000_cpu_s": cpu}
+        if base:
+            row["n1000_vs_old"] = wall / base[0]
+            row["n1000_cpu_vs_old"] = cpu / base[1]
         rows.append(row)
-    print(f"TestEngine workloads; tiny test: median of {args.tiny // args.repeat * args.repeat or args.repeat};"
-          f" n runs: best of {args.repeat}" + ("" if old else f" (no old checkout at {args.old}: row left out)"))
+    print(f"TestEngine workloads; tiny test: median of {per_round * args.repeat}; n runs: best of {args.repeat}"
+          " (wall seconds; cpu: this process, all threads)"
+          + ("" if old else f"; no old checkout at {args.old}: its row is left out"))
     print()
-    print(table(rows, ["store", "tiny_test_ms", "n100_s", "n1000_s", "n1000_vs_old"]))
+    print(table(rows, ["store", "tiny_test_ms", "n100_s", "n1000_s", "n1000_cpu_s", "n1000_vs_old",
+                       "n1000_cpu_vs_old"]))
 
 
 if __name__ == "__main__":
