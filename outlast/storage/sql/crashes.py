@@ -12,7 +12,8 @@ a time, so a poison run cannot keep taking the runs that share its worker down w
 reach SUSPECT at most, then run apart from it and make progress). Claims skip suspects while
 one is leased (`NOT_QUARANTINED`, an index probe evaluated only for suspect rows).
 
-All of this costs nothing on a claim that finds no abandoned item and no suspect.
+A claim that finds no abandoned item and no suspect pays one column write (`abandoned`, in the
+statement that leases) and a filter that short-circuits on `crashes < 2`; nothing else.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from outlast.storage.sql.tx import Tx
 
 #: crashes in a row that make a run a suspect (run apart from other suspects)
 SUSPECT = 2
-#: the claim's filter: a suspect is a candidate only while no other suspect is leased
+#: the claim's filter: a suspect is a candidate only while no other suspect is leased (the 2s are
+#: SUSPECT, as in the partial index `queue_suspects` of migration 4)
 NOT_QUARANTINED = ("(crashes < 2 OR NOT EXISTS (SELECT 1 FROM queue s WHERE s.crashes >= 2"
                    " AND s.lease_token IS NOT NULL AND s.due_at > ?))")
 ERROR_NAME = "WorkerCrashedError"
