@@ -35,6 +35,8 @@ class Worker:
         self.leases: dict[str, str] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.last_error: str | None = None
+        #: attempts ended so far (`drain` knows whether one ended while it claimed)
+        self.ended = 0
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listening = False
@@ -64,9 +66,10 @@ class Worker:
         self._attach()
         try:
             while True:
+                ended = self.ended
                 claimed = await self._claim(self.concurrency - len(self.tasks))
-                if not claimed and not self.tasks:
-                    return
+                if not claimed and not self.tasks and self.ended == ended:
+                    return  # (an attempt that ended during the claim may have made work due: look again)
                 if self.tasks and (not claimed or len(self.tasks) >= self.concurrency):
                     await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -152,6 +155,7 @@ class Worker:
     def _done(self, item_id: str) -> Any:
         def callback(task: asyncio.Task[None]) -> None:
             self.tasks.discard(task)
+            self.ended += 1
             self.leases.pop(item_id, None)
             if self._wake is not None:
                 self._wake.set()  # capacity is free again
