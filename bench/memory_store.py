@@ -7,10 +7,11 @@ Workload, through `outlast.testing.TestEngine` on a virtual clock:
 - n runs: n runs of a 3-step function, then n runs of step -> sleep 1h -> wait_for_event(match=...)
   resumed by n matching events (best of --repeat), for n = 100 and 1000.
 
-The old memory store (the pure-Python store this repository had before `memory://` became
-SQLite) is measured by running this same file with the Python of an old checkout (`--old`,
-which must hold a `.venv`), in a subprocess, interleaved with the other rows in each round. The
-measuring half of this file imports only the public API, so it runs on either version.
+Every measurement runs in a fresh process, rows interleaved in each round. The old memory
+store (the pure-Python store this repository had before `memory://` became SQLite) is measured
+by running this same file with the Python of an old checkout (`--old`, which must hold a
+`.venv`). The measuring half of this file imports only the public API, so it runs on either
+version.
 """
 
 from __future__ import annotations
@@ -57,22 +58,42 @@ def _url(kind: str, tmp: str, tag: str) -> str:
     return "memory://"
 
 
+class Clock:
+    """Wall and CPU seconds (this process, all threads), paused while results are checked."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = 0.0
+
+    def start(self) -> None:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def stop(self) -> None:
+        self.wall += time.perf_counter() - self._wall
+        self.cpu += time.process_time() - self._cpu
+
+
 def _timed(work: Any) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process, all threads) to run a coroutine."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    asyncio.run(work)
-    return time.perf_counter() - wall, time.process_time() - cpu
+    clock = Clock()
+    asyncio.run(work(clock))
+    return clock.wall, clock.cpu
 
 
-async def tiny(url: str) -> None:
-    async with TestEngine(app, database_url=url) as t:
-        await t.send({"name": "bm/three", "data": {}})
-        await t.run_until_idle()
-        assert [r.status for r in t.runs()] == ["completed"]
+def tiny(url: str) -> Any:
+    async def work(clock: Clock) -> None:  # a test: its assertion is part of it
+        clock.start()
+        async with TestEngine(app, database_url=url) as t:
+            await t.send({"name": "bm/three", "data": {}})
+            await t.run_until_idle()
+            assert [r.status for r in t.runs()] == ["completed"]
+        clock.stop()
+    return work
 
 
-async def many(url: str, n: int) -> None:
-    async with TestEngine(app, database_url=url, concurrency=200) as t:
+def many(url: str, n: int) -> Any:
+    async def work(clock: Clock) -> None:  # the runs; reading all 2n back to check them is not timed
+        clock.start()
+        t = TestEngine(app, database_url=url, concurrency=200)
+        await t.__aenter__()
         await t.send([{"name": "bm/three", "data": {"i": i}} for i in range(n)])
         await t.run_until_idle()
         await t.send([{"name": "bm/order", "data": {"i": i}} for i in range(n)])
@@ -81,15 +102,23 @@ async def many(url: str, n: int) -> None:
         await t.run_until_idle()
         await t.send([{"name": "bm/paid", "data": {"i": i}} for i in range(n)])
         await t.run_until_idle()
+        clock.stop()
         done = len(t.runs(status="completed"))
-    assert done == 2 * n, f"{done} of {2 * n} runs completed"
+        assert done == 2 * n, f"{done} of {2 * n} runs completed"
+        clock.start()
+        await t.__aexit__(None, None, None)
+        clock.stop()
+    return work
 
 
 def measure(kind: str, what: str, count: int, tmp: str) -> list[tuple[float, float]]:
     """(wall, CPU) seconds of `count` tiny tests, or of one n-run workload (`what` = n)."""
+    # warm up first: lazy imports (the CEL library, loaded on first use since `import outlast`
+    # became light), compiled expressions, the schema template
     if what == "tiny":
-        _timed(tiny(_url(kind, tmp, "warm")))  # imports, caches, the schema template
+        _timed(tiny(_url(kind, tmp, "warm")))
         return [_timed(tiny(_url(kind, tmp, f"t{i}"))) for i in range(count)]
+    _timed(many(_url(kind, tmp, "warm"), 10))
     return [_timed(many(_url(kind, tmp, f"n{what}"), int(what)))]
 
 
@@ -99,13 +128,16 @@ VARIANTS = ("memory://", "sqlite-file", "old memory://")
 
 
 def measure_variant(variant: str, what: str, count: int, tmp: str, old: str | None) -> list[tuple[float, float]]:
-    if variant != "old memory://":
-        return measure(variant, what, count, tmp)
-    if old is None:
-        return []
-    python = os.path.join(old, ".venv", "bin", "python")
-    out = subprocess.run([python, "-I", os.path.abspath(__file__), "--child", what, str(count), tmp],
-                         cwd=old, check=True, capture_output=True, text=True).stdout
+    """Measure in a fresh process (the same Python state for every row): this checkout's Python, or
+    the old checkout's for the old store."""
+    if variant == "old memory://":
+        if old is None:
+            return []
+        python, cwd, kind = os.path.join(old, ".venv", "bin", "python"), old, "memory://"
+    else:
+        python, cwd, kind = sys.executable, os.getcwd(), variant
+    out = subprocess.run([python, "-I", os.path.abspath(__file__), "--child", kind, what, str(count), tmp],
+                         cwd=cwd, check=True, capture_output=True, text=True).stdout
     return [(wall, cpu) for wall, cpu in json.loads(out.strip().splitlines()[-1])]
 
 
@@ -114,11 +146,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds of the n-run workloads (best is kept)")
     parser.add_argument("--tiny", type=int, default=60, help="tiny tests in all (median is kept)")
     parser.add_argument("--old", default="/work/wt-old", help="checkout with the old memory store and a .venv")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        what, count, tmp = args.child
-        print(json.dumps(measure("memory://", what, int(count), tmp)))
+        kind, what, count, tmp = args.child
+        print(json.dumps(measure(kind, what, int(count), tmp)))
         return
     from bench.workloads import table
 

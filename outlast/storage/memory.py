@@ -74,12 +74,12 @@ class MemoryStore(SqlStore):
             if conn is None or tx is None:
                 raise StoreError("the in-memory store is not open")
             try:
-                conn.execute("BEGIN")
+                tx.cur.execute("BEGIN")
             except sqlite3.Error as exc:
                 raise store_error(exc, "SQLite (memory)") from exc
             try:
                 result = fn(tx)
-                conn.execute("COMMIT")
+                tx.cur.execute("COMMIT")
             except BaseException as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
