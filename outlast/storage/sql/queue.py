@@ -180,18 +180,17 @@ def _start_runs(tx: Tx, runs: list[Any], now: int) -> list[Any]:
 
 
 def _resolve_deadlines(tx: Tx, run_ids: list[str], now: int) -> None:
-    """Sleeps that ended and waits/invokes that timed out become final memo rows."""
-    due = tx.all("SELECT run_id, key, kind, timeout_output, deadline FROM steps"
-                 f" WHERE run_id IN ({marks(len(run_ids))}) AND deadline <= ?"
-                 f" AND status IN ({marks(len(PENDING_STEP_STATUSES))}) ORDER BY run_id, key",
-                 (*run_ids, now, *PENDING_STEP_STATUSES))
-    for run_id, key, kind, timeout_output, deadline in due:
-        failed = kind == "invoke"
-        tx.run("UPDATE steps SET status = ?, output = ?, error = ?, ended_at = ?, deadline = NULL"
-               " WHERE run_id = ? AND key = ?",
-               ("failed" if failed else "completed", None if failed else timeout_output,
-                timeout_output if failed else None, deadline, run_id, key))
-        tx.run("DELETE FROM waits WHERE run_id = ? AND step_key = ?", (run_id, key))
+    """Sleeps that ended and waits/invokes that timed out become final memo rows (an invoke fails
+    with its timeout output as error), and the waits of those steps go: two statements for all."""
+    ids, pending = marks(len(run_ids)), marks(len(PENDING_STEP_STATUSES))
+    tx.run(f"DELETE FROM waits WHERE run_id IN ({ids}) AND step_key IN (SELECT s.key FROM steps s"
+           f" WHERE s.run_id = waits.run_id AND s.deadline <= ? AND s.status IN ({pending}))",
+           (*run_ids, now, *PENDING_STEP_STATUSES))
+    tx.run("UPDATE steps SET status = CASE WHEN kind = 'invoke' THEN 'failed' ELSE 'completed' END,"
+           " output = CASE WHEN kind = 'invoke' THEN NULL ELSE timeout_output END,"
+           " error = CASE WHEN kind = 'invoke' THEN timeout_output END, ended_at = deadline, deadline = NULL"
+           f" WHERE run_id IN ({ids}) AND deadline <= ? AND status IN ({pending})",
+           (*run_ids, now, *PENDING_STEP_STATUSES))
 
 
 def extend_leases(tx: Tx, tokens: dict[str, str], until: int) -> set[str]:
