@@ -1,4 +1,6 @@
-"""Persistence: the Store protocol (`base`) and its SQL backends (SQLite, PostgreSQL)."""
+"""Persistence: the Store protocol (`base`, the spec) and its backends, one SQL for all (`sql/`):
+SQLite files (`sqlite`), SQLite in memory run inline (`memory`, for tests), PostgreSQL
+(`postgres`)."""
 
 from __future__ import annotations
 
