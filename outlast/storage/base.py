@@ -31,8 +31,8 @@ When the count reaches the claim's `max_crashes` the run fails with `WorkerCrash
 attempts stopped their worker N times in a row without progress: ...") instead of being
 claimed. A run with 2 crashes in a row is a suspect: at most one suspect is leased at a time
 (claims pass over the others while one is), so a poison run cannot keep killing the runs that
-share its worker; with `max_crashes >= 3` those never reach the bound because of it. (On
-PostgreSQL two claims racing may each take a suspect.)
+share its worker: on its account they reach 2 crashes at most, so with `max_crashes >= 3` they
+are not failed with it. (On PostgreSQL two claims racing may each take a suspect.)
 
 Memo. `steps(run_id, key)` rows are the memo and the trace. A row in a final status
 (`completed`, `failed`) is never overwritten; a pending row (`sleeping`, `waiting`, `invoking`)
