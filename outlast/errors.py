@@ -8,7 +8,8 @@
      +-- RetryAfterError          raised by user code: retry at a given time
      +-- StepError                a step spent its retries; raised inside the function, catchable
      +-- StepUsageError           a step API was misused (nested steps, too many steps, bad args)
-     +-- StoreError               the store could not be reached or refused a write
+     +-- StoreError               the store could not be reached or refused a write; nothing applied
+          +-- StoreDataError      the database refused a value (retrying the same call fails again)
      +-- RerunError               a run cannot be rerun as asked; nothing was written
 
 Control flow inside a run (suspending at a sleep, ending an attempt) uses exceptions derived
@@ -38,7 +39,13 @@ class PayloadTooLargeError(OutlastError):
 
 
 class StoreError(OutlastError):
-    """The store failed (connection lost, disk error). Safe to retry the same operation."""
+    """The store failed (connection lost, disk error, locked too long): nothing was applied, and
+    the same operation may be retried."""
+
+
+class StoreDataError(StoreError):
+    """The database refused a value that passed validation (a NUL character on PostgreSQL, a
+    number out of range): nothing was applied, and retrying the same call fails the same way."""
 
 
 class RerunError(OutlastError):

@@ -49,6 +49,9 @@ class Settings:
     backoff_scale: float = 1.0
     #: how often a worker re-reads function configurations another process may have synced
     refresh_functions_ms: int = 2_000
+    #: a run whose attempts stop their worker process (killed, os._exit, out of memory) this many
+    #: times in a row without progress is failed instead of claimed again; 0 never fails it
+    max_crashed_attempts: int = 3
     #: how long a call to a served app (official Inngest SDK) may take before it counts as failed
     http_request_timeout_ms: int = 900_000
 

@@ -146,7 +146,8 @@ class Worker:
 
     async def _claim_in(self, scope: AppScope, free: int) -> int:
         engine = self.engine
-        claimed = await engine.store.claim(scope, self.owner, free, engine.clock.now_ms(), engine.settings.lease_ms)
+        claimed = await engine.store.claim(scope, self.owner, free, engine.clock.now_ms(), engine.settings.lease_ms,
+                                           max_crashes=engine.settings.max_crashed_attempts)
         for item in claimed:
             self.leases[item.item_id] = item.lease_token
             task = asyncio.create_task(self._execute(item), context=contextvars.Context())

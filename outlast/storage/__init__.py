@@ -1,4 +1,6 @@
-"""Persistence: the Store protocol (`base`) and its SQL backends (SQLite, PostgreSQL)."""
+"""Persistence: the Store protocol (`base`, the spec) and its backends, one SQL for all (`sql/`):
+SQLite files (`sqlite`), SQLite in memory run inline (`memory`, for tests), PostgreSQL
+(`postgres`)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,12 @@ SCHEMES = "memory://, sqlite:///path.db, postgresql://user@host/db"
 
 
 def open_store(url: str) -> Store:
-    """A store for a URL: `memory://` (SQLite in memory), `sqlite:///path.db`, or `postgresql://...`."""
-    if url.startswith("memory:"):
-        from outlast.storage.sqlite import SqliteStore
+    """A store for a URL: `memory://` (SQLite in memory, inline), `sqlite:///path.db`, or
+    `postgresql://...`. `sqlite:///:memory:` is `memory://`."""
+    if url.startswith("memory:") or url == "sqlite:///:memory:":
+        from outlast.storage.memory import MemoryStore
 
-        return SqliteStore(":memory:")
+        return MemoryStore()
     if url.startswith("sqlite:"):
         from outlast.storage.sqlite import SqliteStore
 

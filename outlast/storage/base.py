@@ -2,19 +2,37 @@
 
 General rules
 - Every method is atomic: it applies all of its effects or none. A method that raises
-  `StoreError` applied nothing and may be repeated; every other error is a bug or bad input and
-  also applied nothing.
+  `StoreError` applied nothing and may be repeated; its subclass `StoreDataError` says the
+  database refused a value (a NUL character in text on PostgreSQL, a number out of range), so
+  repeating the same call fails the same way. Every other exception is a bug or bad input
+  that Outlast's own code rejected, and also applied nothing. No exception of a database
+  driver (`sqlite3`, `psycopg`) ever leaves a store.
+- Any method may be called from any thread and any event loop; a store serialises what it must.
 - Times are integer milliseconds since the epoch, passed in by the caller: stores never read a
   clock. Ids are made by the caller too (ULIDs), except lease tokens.
 - JSON values travel as Python values; stores serialise them with `outlast.core.jsonutil`.
-- Every listing is fully ordered (the order is stated), so SQLite and PostgreSQL agree.
+- Every listing and every choice among rows is fully ordered (each method states its order, and
+  ties are broken by a unique id), so SQLite and PostgreSQL give the same answer.
 
 Work items. The queue holds three kinds of items: `run` (one per active run), `timeout` (a
 run's start or finish timeout) and `cron` (one per cron trigger). An item is due when
 `due_at <= now`. Claiming leases an item: a fresh `lease_token`, an owner, and
 `due_at = now + lease_ms`, so an item whose lease expired is simply due again. Every write made
 under a lease names the token; a write whose token no longer matches (the lease was lost, or
-the run was cancelled and its item deleted) changes nothing and reports `lost`.
+the run was cancelled and its item deleted) changes nothing and reports `lost`. A lease ends
+when its attempt commits an outcome (`Suspend` releases the item, `Finish` deletes it), when
+the item is `release`d, or when it expires.
+
+Crashed attempts. A run item claimed while it still carries an expired lease was abandoned:
+its attempt's process died (killed, `os._exit`, out of memory) or hung. The claim counts a
+crash: one more if the run made no progress since the previous crash (no step row, step
+attempt or function-level retry was committed), else 1 again; a `Suspend` resets the count.
+When the count reaches the claim's `max_crashes` the run fails with `WorkerCrashedError` ("its
+attempts stopped their worker N times in a row without progress: ...") instead of being
+claimed. A run with 2 crashes in a row is a suspect: at most one suspect is leased at a time
+(claims pass over the others while one is), so a poison run cannot keep killing the runs that
+share its worker: on its account they reach 2 crashes at most, so with `max_crashes >= 3` they
+are not failed with it. (On PostgreSQL two claims racing may each take a suspect.)
 
 Memo. `steps(run_id, key)` rows are the memo and the trace. A row in a final status
 (`completed`, `failed`) is never overwritten; a pending row (`sleeping`, `waiting`, `invoking`)
@@ -22,7 +40,7 @@ or a `retrying` one may be. Pending rows resolve when their run is claimed at or
 `deadline`: a sleep completes with no output, a wait completes with None, an invoke fails with
 its `timeout_output` as error. A wait or invoke row also resolves when a matching event is
 ingested (see `ingest`). A retrying row's deadline is when its step runs again; claims do not
-touch it.
+touch it. Cancelling a run marks its pending and retrying rows `cancelled`.
 """
 
 from __future__ import annotations
@@ -50,6 +68,9 @@ from outlast.core.models import (
 from outlast.core.views import FunctionStats, RerunLinks, StatusCounts
 
 SyncMode = Literal["merge", "replace"]
+MAX_LOGS_PER_RUN = 1000
+#: crashed attempts in a row, without progress, after which a claim fails the run
+DEFAULT_MAX_CRASHES = 3
 
 
 class Planner(Protocol):
@@ -88,10 +109,13 @@ class Store(Protocol):
 
     async def open(self) -> None:
         """Connect and apply pending migrations. Safe when several processes open one database at
-        once; raises StoreError (saying where and why) when the database cannot be reached."""
+        once (a new one too); raises StoreError (saying where and why) when the database cannot
+        be reached. Opening an open store does nothing."""
         ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Disconnect. Calls made after `close` raise StoreError; closing twice does nothing."""
+        ...
 
     def bind(self, planner: Planner) -> None:
         """Set the planner used by `ingest`, and by claims and commits that ingest events."""
@@ -101,13 +125,16 @@ class Store(Protocol):
 
     async def sync_functions(self, app_id: str, configs: list[FunctionConfig], now_ms: int, *,
                              mode: SyncMode = "merge") -> bool:
-        """Store an app's function configurations; True when anything changed.
+        """Store an app's function configurations; True when any stored configuration changed,
+        appeared or was removed (the version then changes).
 
         `merge` (a worker or client of a local app starting): each given configuration replaces
         the stored one of the same id and is marked seen at `now_ms`; other functions of the app
         are kept (another version of the app may still serve them). `replace` (a served app
-        synced): the app's functions become exactly `configs`. Either way the app's cron items
-        follow: one per cron trigger, kept (with its due time) when its schedule is unchanged.
+        synced): the app's functions become exactly `configs`, never pruned (see
+        `prune_functions`). Either way the app's cron items follow its stored functions: one per
+        cron trigger; an unchanged one keeps its due time, a new or changed one is due at its
+        next tick after `now_ms`, and those of functions gone are deleted.
         """
         ...
 
@@ -116,12 +143,14 @@ class Store(Protocol):
         changes whenever the set or any configuration changes."""
         ...
 
-    async def functions_version(self) -> int: ...
+    async def functions_version(self) -> int:
+        """The version `load_functions` would return."""
+        ...
 
     async def prune_functions(self, stale_before_ms: int) -> list[tuple[str, str]]:
         """Forget local-runtime functions last seen (synced or served by a live worker's heartbeat)
-        before `stale_before_ms`, and their cron items; return their (app id, function id).
-        Functions of served (http) apps are kept until their app re-syncs without them."""
+        before `stale_before_ms`, and their cron items; return their (app id, function id),
+        ordered. Functions of served (http) apps are kept until their app re-syncs without them."""
         ...
 
     # -- events --------------------------------------------------------------------------------
@@ -129,12 +158,30 @@ class Store(Protocol):
     async def ingest(self, events: list[EventRecord], now_ms: int) -> list[str]:
         """Store events and everything they cause, in one transaction; return their ids in order.
 
-        For each event, in order: store it (an id already stored makes this a retried ingest,
-        and the event causes nothing again); if its `dedupe_id` was seen in the last 24 h it
-        starts nothing; resolve the waits it matches that were stored before it, oldest first
-        (wait and invoke steps complete, cancel rules cancel their run); then create the runs
-        the planner plans, applying rate limits, idempotency keys (24 h), singleton, debounce,
-        batching and throttle (a run refused by a limit is stored as `skipped` with a reason).
+        For each event, in order, then for each event that causes (run ends, cancellations), in
+        the order caused: store it (an id already stored makes this a retried ingest, and the
+        event causes nothing again); if its `dedupe_id` was seen in the last 24 h it causes
+        nothing more; resolve the waits on its name that it matches, oldest wait first (by wait id):
+        only waits stored before it, and not those whose timeout passed (`expires_at <= now`;
+        their run's claim resolves them). A `wait` or `invoke` step completes with the event
+        (an invoke's `data.error` fails it) and its run becomes due now, or when its current
+        attempt ends if it is leased; a `cancel` wait cancels its run (`cancel_run`). Equality
+        waits are found by index (`match_field`/`match_value`), expression waits by evaluating
+        `Planner.matches` with the run's first event as `event`. Each resolution is recorded as
+        an effect of the event.
+
+        Then create the runs the planner plans, in its order, each through flow control, first
+        refusal wins (a refused run is stored as `skipped`, ended at now, with the reason):
+        `rate_limit` (GCRA: `limit` runs per `period` per key), `idempotency` (one run per key
+        per 24 h), `singleton` (skip mode: while an active run holds the key; cancel mode
+        cancels the active runs holding it, oldest first, and starts). A debounced run gathers:
+        while the key's run is queued and not leased, a new event replaces its events and moves
+        it to `now + period` (never past its first event + `timeout`); else a new run starts,
+        due at `now + period`. A batched run gathers: events join the key's queued, unleased run
+        until it holds `max_size` (then it is due now), else a new one starts due at `now +
+        timeout`. Throttle delays a run's due time to the key's next free slot (GCRA with
+        `burst`), never skips it. A started run is `queued` with its run item (carrying its
+        concurrency keys), its cancel waits and, with a start timeout, a `timeout` item.
         """
         ...
 
@@ -143,31 +190,41 @@ class Store(Protocol):
         ...
 
     async def list_events(self, flt: EventFilter) -> list[EventRecord]:
-        """Events matching the filter, newest first (by id)."""
+        """Events matching the filter, newest first (by id), at most `flt.limit`."""
         ...
 
     async def event_effects(self, event_id: str) -> list[EventEffect]:
-        """What the event did: the runs it started (or joined), resumed or cancelled, by run id."""
+        """What the event did: the runs it started (or joined), resumed or cancelled, ordered by
+        run id then effect; empty for an unknown event."""
         ...
 
     # -- the queue -----------------------------------------------------------------------------
 
-    async def claim(self, scope: AppScope, owner: str, limit: int, now_ms: int, lease_ms: int) -> list[Claimed]:
-        """Lease up to `limit` due run items within `scope`, in (due_at, id) order, and return them
-        with their runs loaded. Runs whose concurrency keys are full are passed over.
+    async def claim(self, scope: AppScope, owner: str, limit: int, now_ms: int, lease_ms: int, *,
+                    max_crashes: int = DEFAULT_MAX_CRASHES) -> list[Claimed]:
+        """Lease up to `limit` due items within `scope`, the earliest due first (by due_at, then
+        item id), and return the run items among them, ordered by item id, with their runs
+        loaded (memo ordered by first write). Items whose concurrency keys are full (as many
+        items with the key as its limit hold live leases) are passed over, as are suspects
+        while a suspect is leased (see "Crashed attempts").
 
-        Besides leasing, in the same transaction: due `timeout` items fire (a start timeout
-        cancels a run still queued, a finish timeout cancels a run not yet ended) and are
-        deleted; due `cron` items ingest an `inngest/scheduled.timer` event for their function
-        and move to their next tick after `now_ms` (one catch-up run after downtime, never a
-        burst); claimed runs still `queued` become `running` (their finish timeout starts
-        counting); pending steps of claimed runs whose deadline passed are resolved. Fired
-        items count toward `limit` but are not returned.
+        Besides leasing, in the same transaction, in item id order: an abandoned run item
+        counts a crash, and at `max_crashes` (`Settings.max_crashed_attempts`; 0 turns the
+        bound off) its run fails and emits `inngest/function.failed` and `.finished`; due
+        `timeout` items fire (a start timeout cancels a run still queued, a finish timeout
+        cancels a run not yet ended) and are deleted; due `cron` items ingest an
+        `inngest/scheduled.timer` event for their function and move to their next tick after
+        `now_ms` (so after downtime exactly one catch-up run, never a burst). Then claimed runs
+        still `queued` become `running` (`started_at = now`; their finish timeout starts
+        counting), and pending steps of claimed runs whose deadline passed are resolved.
+        Fired and failed items count toward `limit` but are not returned; nor are run items
+        whose run is no longer active.
         """
         ...
 
     async def extend_leases(self, owner: str, tokens: dict[str, str], until_ms: int) -> set[str]:
-        """Extend leases (item id -> token) to `until_ms`; return the ids whose lease was lost."""
+        """Extend leases (item id -> token) to `until_ms`; return the ids whose lease was lost
+        (token no longer matches, or item gone). `owner` is informational."""
         ...
 
     async def commit(self, commit: Commit) -> CommitResult:
@@ -176,43 +233,48 @@ class Store(Protocol):
 
         In one transaction: write the step rows (final rows insert-once; a row with an error
         is added to that step's failure history), store the waits, ingest the events (as
-        `ingest` does), keep the log lines (at most `MAX_LOGS_PER_RUN` per run, older first kept),
-        then apply the outcome. No outcome (a checkpoint): the lease is left as it is.
-        `Suspend`: the item is released and due at `due_at`, or now if an event resolved one of
-        the run's waits while it was leased; a new function-level attempt count is recorded with
-        its error. `Finish`: the run ends, its item, timeout items and waits are deleted, and
-        `inngest/function.finished` (plus `.failed`) is ingested. A run already cancelled keeps
-        its cancellation.
+        `ingest` does), keep the log lines (the run's first `MAX_LOGS_PER_RUN`; later ones are
+        dropped), then apply the outcome. No outcome (a checkpoint): the lease is left as it
+        is (neither extended nor released: the worker's keeper extends it). `Suspend`: the item
+        is released (no lease, crash count reset) and due at `due_at`, or now if an event
+        resolved one of the run's waits while it was leased; a new function-level attempt
+        count is recorded with its error in the run's failure history. `Finish`: the run
+        ends with its status, output and error, its item, timeout items and waits are deleted,
+        and `inngest/function.finished` (plus `.failed`) is ingested. A run already cancelled
+        keeps its cancellation.
         """
         ...
 
     async def release(self, item_id: str, lease_token: str, due_at: int) -> None:
         """Give a leased item back unprocessed, due at `due_at` (a worker shutting down, or one
-        that claimed an item it cannot run)."""
+        that claimed an item it cannot run). Nothing happens if the token no longer matches."""
         ...
 
     async def next_due_at(self, scope: AppScope) -> int | None:
-        """When the earliest item within `scope` becomes due (None if there is none)."""
+        """The smallest `due_at` among items within `scope` (a leased item's is its lease expiry);
+        None if there is none."""
         ...
 
     async def cancel_run(self, run_id: str, now_ms: int, reason: str = "cancelled by request") -> bool:
-        """Cancel an active run: its pending steps are marked cancelled, its items and waits
-        deleted, and `inngest/function.cancelled` (plus `.finished`) ingested. False when it is not
-        active (finished, or no such run)."""
+        """Cancel an active run: status `cancelled` with a `FunctionCancelled` error naming the
+        reason, its pending and retrying steps marked cancelled, its items and waits deleted, and
+        `inngest/function.cancelled` (plus `.finished`) ingested. False when it is not active
+        (finished, or no such run); then nothing changes."""
         ...
 
     # -- reads ---------------------------------------------------------------------------------
 
     async def get_run(self, run_id: str) -> Run | None:
-        """The run with its steps in first-write order and their failure histories; None if unknown."""
+        """The run with its steps in first-write order (then by key) and their failure histories
+        (by attempt), and its function-level failures (by attempt); None if unknown."""
         ...
 
     async def list_runs(self, flt: RunFilter) -> list[Run]:
-        """Runs matching the filter, newest first (by id), without steps."""
+        """Runs matching the filter, newest first (by id), at most `flt.limit`, without steps."""
         ...
 
     async def run_logs(self, run_id: str) -> list[LogLine]:
-        """The lines the run's function logged, in order (at most MAX_LOGS_PER_RUN)."""
+        """The lines the run's function logged, in the order logged (at most MAX_LOGS_PER_RUN)."""
         ...
 
     def get_run_now(self, run_id: str) -> Run | None:
@@ -323,5 +385,3 @@ class Store(Protocol):
         the rerun starts from, completed with an edited output); record the link to the origin."""
         ...
 
-
-MAX_LOGS_PER_RUN = 1000

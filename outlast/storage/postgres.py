@@ -8,12 +8,17 @@ claims take an advisory lock first and lock candidates FOR UPDATE SKIP LOCKED). 
 starts one more thread, on its own connection, that LISTENs on `outlast_work`.
 
 What is atomic. Each request is all-or-nothing and nobody sees its result before the COMMIT that
-holds it. A request that raises is rolled back to its savepoint alone and gets its exception; the
-others commit. A group whose transaction fails as a whole runs again (`_ATTEMPTS` in all): after a
-serialization failure, deadlock or unique-key race (SQLSTATE class 40, 23505), and, on a fresh
-connection after a backoff, after the connection broke (nothing was committed). When a COMMIT gets
-no answer, `txid_status` on a new connection tells whether it happened: the group is answered or
-run again. Otherwise every request of the group gets `StoreError`, and nothing was committed.
+holds it. A request that raises is rolled back to its savepoint alone and gets its exception (a
+driver error as `StoreError`, or `StoreDataError` for a refused value such as a NUL character in
+text; see `_store_error`); the others commit. A group whose transaction fails as a whole runs
+again (`_ATTEMPTS` in all): after a serialization failure, deadlock or unique-key race (SQLSTATE
+class 40, 23505), and, on a fresh connection after a backoff, after the connection broke (nothing
+was committed). When a COMMIT gets no answer, `txid_status` on a new connection tells whether it
+happened: the group is answered or run again. Otherwise every request of the group gets
+`StoreError`, and nothing was committed.
+
+Starting. `migrate` holds an advisory lock, so processes opening a new database at once apply
+the migrations once, one after another.
 
 Wake-ups. A group holding an ingest, a commit that ends an attempt, a cancel or a release runs
 `pg_notify('outlast_work', '')` in its transaction: listeners hear of work once it is committed.
@@ -41,7 +46,8 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from outlast.core.models import AppScope, Claimed, Commit, CommitResult, EventRecord
-from outlast.errors import StoreError
+from outlast.errors import StoreDataError, StoreError
+from outlast.storage.base import DEFAULT_MAX_CRASHES
 from outlast.storage.sql import commit, ingest
 from outlast.storage.sql import queue as work_queue
 from outlast.storage.sql.migrations import MIGRATIONS
@@ -213,9 +219,10 @@ class PostgresStore(SqlStore):
         result: T = self._submit(fn, Reply.blocking()).result()
         return result
 
-    async def claim(self, scope: AppScope, owner: str, limit: int, now_ms: int, lease_ms: int) -> list[Claimed]:
-        return await self._run(lambda tx: work_queue.claim(tx, self.planner, scope, owner, limit, now_ms, lease_ms),
-                               claim=True)
+    async def claim(self, scope: AppScope, owner: str, limit: int, now_ms: int, lease_ms: int, *,
+                    max_crashes: int = DEFAULT_MAX_CRASHES) -> list[Claimed]:
+        return await self._run(lambda tx: work_queue.claim(tx, self.planner, scope, owner, limit, now_ms, lease_ms,
+                                                           max_crashes=max_crashes), claim=True)
 
     async def ingest(self, events: list[EventRecord], now_ms: int) -> list[str]:
         return await self._run(lambda tx: ingest.ingest(tx, self.planner, events, now_ms), notify=True)
@@ -302,7 +309,7 @@ class PostgresStore(SqlStore):
                     tx.script(_FIRST_SAVEPOINT if i == 0 else _NEXT_SAVEPOINT)
                 elif i == 0:
                     tx.script(b"BEGIN")
-                outcome = _request(conn, tx, request.fn, savepoint=isolate)
+                outcome = _request(conn, tx, request.fn, savepoint=isolate, where=self.where)
                 if not outcome[0] and not isolate and len(group) > 1:
                     raise _IsolationNeededError()
                 outcomes.append(outcome)
@@ -394,7 +401,7 @@ class _ConnectFailures(logging.Filter):
         return True
 
 
-def _request(conn: Conn, tx: PgTx, fn: Callable[[PgTx], Any], *, savepoint: bool) -> tuple[bool, Any]:
+def _request(conn: Conn, tx: PgTx, fn: Callable[[PgTx], Any], *, savepoint: bool, where: str) -> tuple[bool, Any]:
     """Run one request; its own failure is rolled back and returned, a group-wide one raised."""
     try:
         result = fn(tx)
@@ -403,8 +410,28 @@ def _request(conn: Conn, tx: PgTx, fn: Callable[[PgTx], Any], *, savepoint: bool
             raise  # the connection or the whole transaction failed, not this request
         if savepoint:
             tx.script(b"ROLLBACK TO SAVEPOINT op")
-        return False, exc
+        return False, _store_error(exc, where)
     return True, result
+
+
+#: what the driver raises for a value the database will not store (a NUL in text, a number out
+#: of range, a string that is not UTF-8) or a constraint it breaks
+_REFUSED_VALUES = (psycopg.DataError, psycopg.IntegrityError, UnicodeEncodeError)
+
+
+def _store_error(exc: Exception, where: str) -> Exception:
+    """A request's own failure as its caller gets it: driver errors become `StoreError`
+    (`StoreDataError` for a refused value); any other exception is Outlast's or the caller's own
+    (a bug, or input our code rejected) and passes unchanged."""
+    mapped: Exception
+    if isinstance(exc, _REFUSED_VALUES):
+        mapped = StoreDataError(f"PostgreSQL ({where}) refused a value: {_oneline(exc)}")
+    elif isinstance(exc, psycopg.Error):
+        mapped = StoreError(f"PostgreSQL ({where}): {_oneline(exc)}")
+    else:
+        return exc
+    mapped.__cause__ = exc
+    return mapped
 
 
 def _usable(conn: Conn) -> bool:

@@ -4,8 +4,17 @@ All statements run on one connection owned by one thread. WAL checkpoints (and t
 run on a second connection in a background thread, so commits never pay for them. Writes are group-committed: the
 thread takes every request waiting in its queue, runs each inside its own SAVEPOINT of one
 `BEGIN IMMEDIATE` transaction, commits once, then answers them. A request that raises is
-rolled back alone; the others commit. This is the "group commit" DESIGN.md §2 allows: no
-caller sees its result before the commit that holds it.
+rolled back alone and gets its exception; the others commit. This is the "group commit"
+DESIGN.md §2 allows: no caller sees its result before the commit that holds it. A group whose
+transaction fails as a whole (the disk is full, the database stayed locked past
+`busy_timeout_ms`) answers every request with `StoreError`, and nothing was committed.
+
+Errors. The driver's errors become `StoreError` where a statement runs (`SqliteTx`):
+`StoreDataError` for a value SQLite cannot take (a number out of range, text that is not
+UTF-8), `StoreError` otherwise. Errors of Outlast's own code pass unchanged.
+
+Starting. Several processes may open one new file at once: switching it to WAL and migrating
+are tried again while another process holds the lock (`_connect`).
 """
 
 from __future__ import annotations
@@ -15,11 +24,12 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from outlast.errors import StoreError
+from outlast.errors import StoreDataError, StoreError
 from outlast.storage.sql.migrations import MIGRATIONS
 from outlast.storage.sql.replies import Outbox, Reply, take_group
 from outlast.storage.sql.store import SqlStore
@@ -31,25 +41,53 @@ CHECKPOINT_INTERVAL_S = 0.5
 
 
 class SqliteTx:
+    """Statements of one transaction. Errors of the database become `StoreError`s here, where a
+    statement runs, so an error of Outlast's own code (a TypeError, say) is never disguised.
+
+    One cursor serves every statement (a new cursor per statement costs about a microsecond);
+    each statement is stepped to its end, so none is left in progress at COMMIT."""
+
     lock_suffix = ""
     row_lock = ""
     claim_lock = None
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.cur = conn.cursor()
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return self.conn.execute(sql, params).fetchall()
+        try:
+            return self.cur.execute(sql, params).fetchall()
+        except _DRIVER_ERRORS as exc:
+            raise store_error(exc) from exc
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        row: Row | None = self.conn.execute(sql, params).fetchone()
-        return row
+        rows = self.all(sql, params)
+        return rows[0] if rows else None
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return self.conn.execute(sql, params).rowcount
+        try:
+            return self.cur.execute(sql, params).rowcount
+        except _DRIVER_ERRORS as exc:
+            raise store_error(exc) from exc
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self.conn.executemany(sql, rows)
+        try:
+            self.cur.executemany(sql, rows)
+        except _DRIVER_ERRORS as exc:
+            raise store_error(exc) from exc
+
+
+#: what the driver raises for a statement: its own errors, and a value it cannot bind
+_DRIVER_ERRORS = (sqlite3.Error, OverflowError, UnicodeEncodeError)
+_REFUSED_VALUES = (sqlite3.IntegrityError, sqlite3.DataError, OverflowError, UnicodeEncodeError)
+
+
+def store_error(exc: BaseException, where: str = "SQLite") -> StoreError:
+    """A driver error as callers handle it: a refused value, or the database failing."""
+    if isinstance(exc, _REFUSED_VALUES):
+        return StoreDataError(f"{where} refused a value: {exc}")
+    return StoreError(f"{where}: {exc}")
 
 
 class SqliteStore(SqlStore):
@@ -104,14 +142,23 @@ class SqliteStore(SqlStore):
     # -- the connection thread ----------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        """Connect, switch to WAL and migrate: safe when several processes start at once on a new
+        file. Switching the journal mode does not wait for a busy database (SQLite answers
+        "database is locked" at once), so busy steps are tried again until `busy_timeout_ms`."""
         if os.path.dirname(self.path):
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                timeout=self.busy_timeout_ms / 1000)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
-        conn.execute("PRAGMA wal_autocheckpoint=0")
+        try:
+            deadline = time.monotonic() + self.busy_timeout_ms / 1000
+            _when_not_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"), deadline)
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            _when_not_busy(lambda: migrate(conn), deadline)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _checkpoint_loop(self) -> None:
@@ -128,8 +175,7 @@ class SqliteStore(SqlStore):
     def _serve(self, ready: Future[None]) -> None:
         try:
             conn = self._connect()
-            _migrate(conn)
-        except Exception as exc:
+        except (sqlite3.Error, OSError) as exc:
             ready.set_exception(StoreError(f"cannot open SQLite database {self.path!r}: {exc}"))
             return
         ready.set_result(None)
@@ -139,6 +185,15 @@ class SqliteStore(SqlStore):
                 self._run_group(conn, tx, group)
         finally:
             conn.close()
+            self._refuse_leftovers()
+
+    def _refuse_leftovers(self) -> None:
+        """Answer requests submitted while the store was closing (nobody else will)."""
+        outbox = Outbox()
+        while not self._requests.empty():
+            if (request := self._requests.get_nowait()) is not None:
+                outbox.put(request[1], False, StoreError("the SQLite store was closed"))
+        outbox.send()
 
     def _run_group(self, conn: sqlite3.Connection, tx: SqliteTx, group: list[Any]) -> None:
         outbox = Outbox()
@@ -158,13 +213,30 @@ class SqliteStore(SqlStore):
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            results = [(reply, False, StoreError(f"SQLite transaction failed: {exc}")) for _fn, reply in group]
+            failure = store_error(exc, f"SQLite transaction failed ({self.path})")
+            results = [(reply, False, failure) for _fn, reply in group]
         for reply, ok, value in results:
             outbox.put(reply, ok, value)
         outbox.send()
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
+def _when_not_busy(step: Callable[[], object], deadline: float) -> None:
+    """Run `step`, again while the database is busy (another process holds a lock) until `deadline`."""
+    pause = 0.005
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            busy = (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Apply pending migrations in one `BEGIN IMMEDIATE` transaction (other processes wait)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
@@ -177,5 +249,6 @@ def _migrate(conn: sqlite3.Connection) -> None:
             conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise

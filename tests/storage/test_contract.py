@@ -2,67 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from typing import Any
 
 import pytest
 
-from outlast.core.config import EventTrigger, FunctionConfig
 from outlast.core.ids import new_ulid
 from outlast.core.models import (
-    AppScope,
-    Commit,
     EventFilter,
     EventRecord,
     Finish,
     LogLine,
     RunFilter,
-    StepWrite,
     Suspend,
     WaitSpec,
     WorkerInfo,
 )
-from outlast.core.planner import Planner
-from outlast.core.registry import Registry
+from outlast.errors import StoreDataError
 from outlast.storage.base import Store
-
-T0 = 1_700_000_000_000
-LEASE = 1_000
-APP = AppScope(app_id="contract")
-FN = FunctionConfig(app_id="contract", id="fn", name="fn", triggers=(EventTrigger(event="c/go"),))
-
-
-@pytest.fixture
-async def store(make_store: Callable[[], Store]) -> AsyncIterator[Store]:
-    s = make_store()
-    planner = Planner()
-    s.bind(planner)
-    await s.open()
-    await s.sync_functions("contract", [FN], T0)
-    planner.registry = Registry((await s.load_functions())[1])
-    yield s
-    await s.close()
-
-
-def event(name: str = "c/go", dedupe_id: str | None = None, **data: Any) -> EventRecord:
-    return EventRecord(id=new_ulid(T0), name=name, data=data, user={}, ts=T0, dedupe_id=dedupe_id)
-
-
-def commit(c: Any, now: int, **parts: Any) -> Commit:
-    return Commit(item_id=c.item_id, lease_token=c.lease_token, run_id=c.run.run_id, now_ms=now, **parts)
-
-
-def step(key: str, output: Any = None, **fields: Any) -> StepWrite:
-    values: dict[str, Any] = dict(key=key, step_id=key, kind="run", status="completed", attempts=1, started_at=T0,
-                                  ended_at=T0, output=output)
-    return StepWrite(**{**values, **fields})
-
-
-async def claim_one(store: Store, owner: str, now: int) -> Any:
-    claimed = await store.claim(APP, owner, 10, now, LEASE)
-    assert len(claimed) == 1
-    return claimed[0]
+from tests.storage.contract import APP, FN, LEASE, T0, claim_one, commit, event, step
 
 
 async def test_ingest_creates_a_queued_run_and_returns_event_ids(store: Store) -> None:
@@ -214,3 +171,12 @@ async def test_log_lines_are_kept_with_their_run_in_order(store: Store) -> None:
     lines = [LogLine(ts=T0 + i, level="INFO", message=f"line {i}") for i in range(3)]
     assert (await store.commit(commit(c, T0, steps=[step("k")], logs=lines))).ok
     assert [line.message for line in await store.run_logs(c.run.run_id)] == ["line 0", "line 1", "line 2"]
+
+
+async def test_a_value_the_database_refuses_stores_nothing_and_the_store_stays_usable(store: Store) -> None:
+    good, bad = event(n=1), replace(event(n=2), ts=2**70)
+    with pytest.raises(StoreDataError, match="refused a value"):
+        await store.ingest([good, bad], T0)
+    assert await store.get_events([good.id]) == [] and await store.list_runs(RunFilter()) == []
+    assert await store.ingest([good], T0) == [good.id]
+    assert len(await store.list_runs(RunFilter())) == 1

@@ -58,3 +58,17 @@ async def test_postgres_schema_matches_sqlite(tmp_path: Path) -> None:
     for table, column in rows:
         pg.setdefault(table, set()).add(column)
     assert pg == await sqlite_columns(tmp_path)
+
+
+async def test_the_memory_template_has_the_schema_of_a_migrated_file(tmp_path: Path) -> None:
+    from outlast.storage.memory import schema_template
+    from outlast.storage.sql.migrations import MIGRATIONS
+
+    await sqlite_columns(tmp_path)  # migrates tmp_path/schema.db
+    memory = sqlite3.connect(":memory:")
+    memory.deserialize(schema_template())
+    with sqlite3.connect(tmp_path / "schema.db") as file_conn:
+        assert sorted(memory.execute("SELECT type, name, sql FROM sqlite_master")) == sorted(
+            file_conn.execute("SELECT type, name, sql FROM sqlite_master"))
+    versions = [r[0] for r in memory.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    assert versions == [v for v, _ in MIGRATIONS]

@@ -137,7 +137,7 @@ def _keep_logs(tx: Tx, run_id: str, logs: list[LogLine]) -> None:
 
 def _suspend(tx: Tx, c: Commit, s: Suspend) -> None:
     tx.run("UPDATE queue SET due_at = CASE WHEN woken = 1 THEN ? ELSE ? END, lease_token = NULL, owner = NULL,"
-           " woken = 0 WHERE id = ?", (c.now_ms, s.due_at, c.item_id))
+           " woken = 0, crashes = 0, crash_progress = NULL WHERE id = ?", (c.now_ms, s.due_at, c.item_id))
     if s.attempt is not None:
         tx.run("UPDATE runs SET attempt = ? WHERE id = ?", (s.attempt, c.run_id))
         if s.error is not None:

@@ -188,6 +188,13 @@ CREATE TABLE apps (
 CREATE INDEX runs_by_app ON runs (app_id, id);
 CREATE INDEX events_by_name_id ON events (name, id);
 """),
+    # -- 4: storage (crash counting and the quarantine of suspect runs) --
+    (4, """
+ALTER TABLE queue ADD COLUMN abandoned INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue ADD COLUMN crash_progress BIGINT;
+CREATE INDEX queue_suspects ON queue (due_at) WHERE crashes >= 2;
+"""),
     # -- 7: dashboard (reruns and the indexes its listings and counts use) --
     (7, """
 CREATE INDEX runs_by_function_status ON runs (app_id, function_id, status, id);

@@ -10,40 +10,47 @@ from outlast.core.cron_items import next_tick, tick_event
 from outlast.core.ids import new_token
 from outlast.core.models import PENDING_STEP_STATUSES, AppScope, Claimed, EventRecord, MemoEntry, RunState
 from outlast.storage.base import Planner
+from outlast.storage.sql import crashes
 from outlast.storage.sql.ingest import ingest
-from outlast.storage.sql.queue_items import enqueue
+from outlast.storage.sql.queue_items import CLAIM_COLUMNS, Leased, enqueue
 from outlast.storage.sql.read import get_events
 from outlast.storage.sql.run_end import cancel_run
 from outlast.storage.sql.tx import Tx, marks
 
-_CLAIM_COLUMNS = "id, kind, run_id, payload, ck1, ck1_limit, ck2, ck2_limit, pending"
 _loads = jsonutil.loads
+#: an expired lease is noted by the claim that takes the item over (SET sees the old row)
+_TAKE = ("UPDATE queue SET lease_token = ?, owner = ?, due_at = ?, woken = 0,"
+         " abandoned = CASE WHEN lease_token IS NULL THEN 0 ELSE 1 END")
+#: CLAIM_COLUMNS as they will read once the item is taken
+_CANDIDATE_COLUMNS = CLAIM_COLUMNS.replace("abandoned", "CASE WHEN lease_token IS NULL THEN 0 ELSE 1 END")
 
 
-def claim(tx: Tx, planner: Planner, scope: AppScope, owner: str, limit: int, now: int,
-          lease_ms: int) -> list[Claimed]:
+def claim(tx: Tx, planner: Planner, scope: AppScope, owner: str, limit: int, now: int, lease_ms: int, *,
+          max_crashes: int) -> list[Claimed]:
     limited = planner.has_concurrency_limits()
     if limited and tx.claim_lock:
         tx.run(tx.claim_lock)  # concurrency counts must not race another claim
     token = new_token()
     where, params = _scope_filter(scope)
-    rows = _lease_within_limits(tx, where, params, owner, token, limit, now, lease_ms) if limited \
+    leased = _lease_within_limits(tx, where, params, owner, token, limit, now, lease_ms) if limited \
         else _lease(tx, where, params, owner, token, limit, now, lease_ms)
-    if not rows:
+    if not leased:
         return []
-    rows.sort(key=lambda r: r[0])  # RETURNING order is unspecified
+    leased.sort(key=lambda i: i.id)  # RETURNING order is unspecified: item id order, on every backend
     follow_ups: list[EventRecord] = []
+    if crashes.needs_care(leased):
+        leased, follow_ups = crashes.settle(tx, leased, token=token, now=now, max_crashes=max_crashes)
     run_items: list[tuple[str, str]] = []
-    for item_id, kind, run_id, payload, *_ in rows:
-        if kind == "timeout":
-            follow_ups += _fire_timeout(tx, item_id, run_id, _loads(payload), now)
-        elif kind == "cron":
-            follow_ups += _fire_cron(tx, item_id, _loads(payload), now)
-        else:
-            run_items.append((item_id, run_id))
+    for item in leased:
+        if item.kind == "timeout":
+            follow_ups += _fire_timeout(tx, item.id, str(item.run_id), _loads(item.payload), now)
+        elif item.kind == "cron":
+            follow_ups += _fire_cron(tx, item.id, _loads(item.payload), now)
+        elif item.run_id is not None:
+            run_items.append((item.id, item.run_id))
     if follow_ups:
         ingest(tx, planner, follow_ups, now)
-    pending = {r[2] for r in rows if r[8]}
+    pending = {i.run_id for i in leased if i.pending}
     states = _load_states(tx, [r for _, r in run_items], now, [r for _, r in run_items if r in pending])
     return [Claimed(item_id=item_id, lease_token=token, run=states[run_id])
             for item_id, run_id in run_items if run_id in states]
@@ -63,35 +70,32 @@ def _scope_filter(scope: AppScope) -> tuple[str, list[Any]]:
 
 
 def _lease(tx: Tx, where: str, params: list[Any], owner: str, token: str, limit: int, now: int,
-           lease_ms: int) -> list[Any]:
-    """Lease the oldest due items in one statement (no concurrency limits to respect)."""
-    return tx.all(
-        "UPDATE queue SET lease_token = ?, owner = ?, due_at = ?, woken = 0 WHERE id IN ("
-        f" SELECT id FROM queue WHERE {where} AND due_at <= ? ORDER BY due_at, id LIMIT ? {tx.lock_suffix})"
-        f" RETURNING {_CLAIM_COLUMNS}", (token, owner, now + lease_ms, *params, now, limit))
-
-
-def _take(tx: Tx, rows: list[Any], owner: str, token: str, until: int) -> None:
-    if rows:
-        tx.run(f"UPDATE queue SET lease_token = ?, owner = ?, due_at = ?, woken = 0 WHERE id IN ({marks(len(rows))})",
-               (token, owner, until, *[r[0] for r in rows]))
+           lease_ms: int) -> list[Leased]:
+    """Lease the earliest due items in one statement (no concurrency limits to respect)."""
+    rows = tx.all(
+        f"{_TAKE} WHERE id IN (SELECT id FROM queue WHERE {where} AND due_at <= ? AND {crashes.NOT_QUARANTINED}"
+        f" ORDER BY due_at, id LIMIT ? {tx.lock_suffix}) RETURNING {CLAIM_COLUMNS}",
+        (token, owner, now + lease_ms, *params, now, now, limit))
+    return [Leased(*r) for r in rows]
 
 
 def _lease_within_limits(tx: Tx, where: str, params: list[Any], owner: str, token: str, limit: int, now: int,
-                         lease_ms: int) -> list[Any]:
-    """Lease due items whose concurrency keys have free slots (the caller holds the claim lock)."""
+                         lease_ms: int) -> list[Leased]:
+    """Lease the earliest due items whose concurrency keys have free slots (the caller holds the
+    claim lock)."""
     busy = _busy_keys(tx, now)
     full = [k for k, (count, most) in busy.items() if count >= most]
     skip_full = ""
     if full:
         skip_full = (f" AND (ck1 IS NULL OR ck1 NOT IN ({marks(len(full))}))"
                      f" AND (ck2 IS NULL OR ck2 NOT IN ({marks(len(full))}))")
-    rows = tx.all(f"SELECT {_CLAIM_COLUMNS} FROM queue WHERE {where} AND due_at <= ?{skip_full}"
-                  f" ORDER BY due_at, id LIMIT ? {tx.lock_suffix}",
-                  (*params, now, *full, *full, limit * 2 if busy else limit))
-    rows = _within_limits(rows, busy, limit)
-    _take(tx, rows, owner, token, now + lease_ms)
-    return rows
+    rows = tx.all(f"SELECT {_CANDIDATE_COLUMNS} FROM queue WHERE {where} AND due_at <= ?"
+                  f" AND {crashes.NOT_QUARANTINED}{skip_full} ORDER BY due_at, id LIMIT ? {tx.lock_suffix}",
+                  (*params, now, now, *full, *full, limit * 2 if busy else limit))
+    taken = _within_limits([Leased(*r) for r in rows], busy, limit)
+    if taken:
+        tx.run(f"{_TAKE} WHERE id IN ({marks(len(taken))})", (token, owner, now + lease_ms, *[i.id for i in taken]))
+    return taken
 
 
 def _busy_keys(tx: Tx, now: int) -> dict[str, list[int]]:
@@ -106,17 +110,17 @@ def _busy_keys(tx: Tx, now: int) -> dict[str, list[int]]:
     return busy
 
 
-def _within_limits(rows: list[Any], busy: dict[str, list[int]], limit: int) -> list[Any]:
+def _within_limits(items: list[Leased], busy: dict[str, list[int]], limit: int) -> list[Leased]:
     """Take due items in order while each of their concurrency keys has a free slot."""
     taken = []
-    for row in rows:
-        keys = [(row[4], row[5]), (row[6], row[7])]
-        if any(k is not None and busy.get(k, [0, most])[0] >= most for k, most in keys):
+    for item in items:
+        keys = [(item.ck1, item.ck1_limit), (item.ck2, item.ck2_limit)]
+        if any(k is not None and most is not None and busy.get(k, [0, most])[0] >= most for k, most in keys):
             continue
         for k, most in keys:
-            if k is not None:
+            if k is not None and most is not None:
                 busy.setdefault(k, [0, most])[0] += 1
-        taken.append(row)
+        taken.append(item)
         if len(taken) == limit:
             break
     return taken
@@ -176,18 +180,17 @@ def _start_runs(tx: Tx, runs: list[Any], now: int) -> list[Any]:
 
 
 def _resolve_deadlines(tx: Tx, run_ids: list[str], now: int) -> None:
-    """Sleeps that ended and waits/invokes that timed out become final memo rows."""
-    due = tx.all("SELECT run_id, key, kind, timeout_output, deadline FROM steps"
-                 f" WHERE run_id IN ({marks(len(run_ids))}) AND deadline <= ?"
-                 f" AND status IN ({marks(len(PENDING_STEP_STATUSES))}) ORDER BY run_id, key",
-                 (*run_ids, now, *PENDING_STEP_STATUSES))
-    for run_id, key, kind, timeout_output, deadline in due:
-        failed = kind == "invoke"
-        tx.run("UPDATE steps SET status = ?, output = ?, error = ?, ended_at = ?, deadline = NULL"
-               " WHERE run_id = ? AND key = ?",
-               ("failed" if failed else "completed", None if failed else timeout_output,
-                timeout_output if failed else None, deadline, run_id, key))
-        tx.run("DELETE FROM waits WHERE run_id = ? AND step_key = ?", (run_id, key))
+    """Sleeps that ended and waits/invokes that timed out become final memo rows (an invoke fails
+    with its timeout output as error), and the waits of those steps go: two statements for all."""
+    ids, pending = marks(len(run_ids)), marks(len(PENDING_STEP_STATUSES))
+    tx.run(f"DELETE FROM waits WHERE run_id IN ({ids}) AND step_key IN (SELECT s.key FROM steps s"
+           f" WHERE s.run_id = waits.run_id AND s.deadline <= ? AND s.status IN ({pending}))",
+           (*run_ids, now, *PENDING_STEP_STATUSES))
+    tx.run("UPDATE steps SET status = CASE WHEN kind = 'invoke' THEN 'failed' ELSE 'completed' END,"
+           " output = CASE WHEN kind = 'invoke' THEN NULL ELSE timeout_output END,"
+           " error = CASE WHEN kind = 'invoke' THEN timeout_output END, ended_at = deadline, deadline = NULL"
+           f" WHERE run_id IN ({ids}) AND deadline <= ? AND status IN ({pending})",
+           (*run_ids, now, *PENDING_STEP_STATUSES))
 
 
 def extend_leases(tx: Tx, tokens: dict[str, str], until: int) -> set[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from outlast.core import jsonutil
 from outlast.core.ids import new_ulid
@@ -16,3 +16,27 @@ def enqueue(tx: Tx, *, app_id: str, function_id: str | None, kind: str, run_id: 
            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
            (item_id or new_ulid(), app_id, function_id, kind, run_id, due,
             None if payload is None else jsonutil.dumps(payload), ck1, lim1, ck2, lim2))
+
+
+#: what a claim reads of each item it leases
+CLAIM_COLUMNS = "id, kind, run_id, payload, ck1, ck1_limit, ck2, ck2_limit, pending, abandoned, crashes, crash_progress"
+
+
+class Leased(NamedTuple):
+    """An item a claim leased, as it was read (CLAIM_COLUMNS)."""
+
+    id: str
+    kind: str
+    run_id: str | None
+    payload: str | None
+    ck1: str | None
+    ck1_limit: int | None
+    ck2: str | None
+    ck2_limit: int | None
+    #: the run stored a step with a deadline (its claims look for deadlines that passed)
+    pending: int
+    #: the previous lease expired with its attempt unfinished
+    abandoned: int
+    #: attempts in a row that stopped their worker without progress (see `crashes`)
+    crashes: int
+    crash_progress: int | None

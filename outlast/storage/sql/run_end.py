@@ -36,6 +36,18 @@ def cancel_run(tx: Tx, run_id: str, now: int, reason: str, *,
     return end_run(tx, run_id, ended, status="cancelled", output=None, error=error, now=now)
 
 
+def fail_run(tx: Tx, run_id: str, now: int, error: dict[str, Any]) -> list[EventRecord]:
+    """Fail an active run from outside its attempts (its item is deleted); return the events to
+    ingest, none if the run was not active."""
+    ended = tx.one("UPDATE runs SET status = 'failed', error = ?, ended_at = ?"
+                   f" WHERE id = ? AND status IN ('queued', 'running') RETURNING {ENDED_COLUMNS}",
+                   (jsonutil.dumps(error), now, run_id))
+    if ended is None:
+        return []
+    tx.run("DELETE FROM queue WHERE run_id = ? AND kind = 'run'", (run_id,))
+    return end_run(tx, run_id, ended, status="failed", output=None, error=error, now=now)
+
+
 def end_run(tx: Tx, run_id: str, run: Any, *, status: str, output: Any, error: Any, now: int,
             known_events: list[EventRecord] | None = None) -> list[EventRecord]:
     """Clear the ended run's timeout items and waits, and return its system events.

@@ -24,7 +24,7 @@ from outlast.core.models import (
     WorkerInfo,
 )
 from outlast.core.views import FunctionStats, RerunLinks, StatusCounts
-from outlast.storage.base import PlannerSlot, SyncMode
+from outlast.storage.base import DEFAULT_MAX_CRASHES, PlannerSlot, SyncMode
 from outlast.storage.sql import apps, commit, functions, ingest, inngest_reads, queue, read, run_end, workers
 from outlast.storage.sql import dashboard as dash
 from outlast.storage.sql import rerun as reruns
@@ -71,8 +71,10 @@ class SqlStore(PlannerSlot):
     async def event_effects(self, event_id: str) -> list[EventEffect]:
         return await self._run(lambda tx: read.event_effects(tx, event_id))
 
-    async def claim(self, scope: AppScope, owner: str, limit: int, now_ms: int, lease_ms: int) -> list[Claimed]:
-        return await self._run(lambda tx: queue.claim(tx, self.planner, scope, owner, limit, now_ms, lease_ms))
+    async def claim(self, scope: AppScope, owner: str, limit: int, now_ms: int, lease_ms: int, *,
+                    max_crashes: int = DEFAULT_MAX_CRASHES) -> list[Claimed]:
+        return await self._run(lambda tx: queue.claim(tx, self.planner, scope, owner, limit, now_ms, lease_ms,
+                                                      max_crashes=max_crashes))
 
     async def extend_leases(self, owner: str, tokens: dict[str, str], until_ms: int) -> set[str]:
         return await self._run(lambda tx: queue.extend_leases(tx, tokens, until_ms))

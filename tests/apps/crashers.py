@@ -1,0 +1,56 @@
+"""An app whose steps end their process or raise what usually ends one, for worker crash tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+import outlast
+from outlast import Context
+from outlast.errors import StepError
+
+app = outlast.Outlast("crashers")
+POISON_EXIT_CODE = 3
+
+
+def _die() -> None:
+    os._exit(POISON_EXIT_CODE)  # no cleanup, no commit: as if killed
+
+
+def _work(i: int) -> int:
+    time.sleep(0.2)  # long enough to be in flight when the poison run kills the worker
+    return i
+
+
+@app.function(id="poison", trigger="crash/poison", retries=0)
+async def poison(ctx: Context) -> str:
+    await ctx.step.run("die", _die)
+    return "unreachable"
+
+
+@app.function(id="steady", trigger="crash/steady")
+async def steady(ctx: Context) -> int:
+    total = 0
+    for i in range(3):
+        total += await ctx.step.run(f"work-{i}", _work, i)
+    return total
+
+
+def _exit() -> None:
+    sys.exit(2)
+
+
+async def _interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+@app.function(id="raiser", trigger="crash/raise", retries=1)
+async def raiser(ctx: Context) -> dict[str, Any]:
+    body = {"exit": _exit, "interrupt": _interrupt}[ctx.event.data["kind"]]
+    try:
+        await ctx.step.run("raise", body)
+    except StepError as exc:
+        return {"caught": exc.name}
+    return {"caught": None}

@@ -1,0 +1,147 @@
+"""Waits: equality waits found by index, expression waits evaluated, only waits stored before the
+event, expired ones left to their run's claim, cancel rules, and invoke results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from outlast.core.config import CancelRule
+from outlast.core.models import Claimed, Finish, Suspend, WaitSpec
+from outlast.core.planner import wait_spec
+from outlast.storage.base import Store
+from tests.storage.contract import (
+    APP,
+    LEASE,
+    T0,
+    claim_one,
+    commit,
+    define,
+    event,
+    function,
+    pending,
+    run,
+)
+
+WAIT_MS = 60_000
+
+
+async def waiting_run(store: Store, *, expression: str, at: int = T0, key: str = "w", kind: str = "wait",
+                      event_name: str = "c/paid", timeout_output: Any = None, **trigger: Any) -> Claimed:
+    """A run (triggered with `trigger` data) that waits for `event_name` matching `expression`."""
+    trigger_event = event(at=at, **trigger)
+    await store.ingest([trigger_event], at)
+    c = await claim_one(store, "w", at)
+    spec = wait_spec(kind=kind, event_name=event_name, expression=expression, trigger=trigger_event.to_dict(),
+                     expires_at=at + WAIT_MS, step_key=key)
+    status = "invoking" if kind == "invoke" else "waiting"
+    step_kind = "invoke" if kind == "invoke" else "wait_for_event"
+    row = pending(key, kind=step_kind, status=status, deadline=at + WAIT_MS, timeout_output=timeout_output)
+    assert (await store.commit(commit(c, at, steps=[row], waits=[spec], outcome=Suspend(due_at=at + WAIT_MS)))).ok
+    return c
+
+
+async def step_of(store: Store, run_id: str, key: str = "w") -> Any:
+    return next(s for s in (await run(store, run_id)).steps if s.key == key)
+
+
+async def test_an_equality_wait_is_resolved_by_the_matching_event_only(store: Store) -> None:
+    c = await waiting_run(store, expression="event.data.order == async.data.order", order="o1")
+    other = event("c/paid", at=T0 + 1, order="o2")
+    await store.ingest([other, event("c/other", at=T0 + 1, order="o1")], T0 + 1)
+    assert (await step_of(store, c.run.run_id)).status == "waiting"
+    assert await store.claim(APP, "w", 10, T0 + 1, LEASE) == []
+    paid = event("c/paid", at=T0 + 2, order="o1", amount=5)
+    await store.ingest([paid], T0 + 2)
+    resolved = await step_of(store, c.run.run_id)
+    assert (resolved.status, resolved.output["data"], resolved.ended_at) == ("completed", {"order": "o1", "amount": 5},
+                                                                             T0 + 2)
+    resumed = await claim_one(store, "w", T0 + 2)  # due at once, not at the wait's timeout
+    assert resumed.run.memo["w"].output["id"] == paid.id
+    assert [x.effect for x in await store.event_effects(paid.id)] == ["resumed"]
+    assert await store.event_effects(other.id) == []
+
+
+async def test_an_expression_wait_is_resolved_when_its_expression_holds(store: Store) -> None:
+    c = await waiting_run(store, expression="async.data.amount > event.data.least", least=10)
+    await store.ingest([event("c/paid", at=T0 + 1, amount=10)], T0 + 1)
+    assert (await step_of(store, c.run.run_id)).status == "waiting"
+    await store.ingest([event("c/paid", at=T0 + 2, amount=11)], T0 + 2)
+    assert (await step_of(store, c.run.run_id)).output["data"] == {"amount": 11}
+
+
+async def test_one_event_resolves_every_wait_it_matches(store: Store) -> None:
+    first = await waiting_run(store, expression="event.data.order == async.data.order", order="o1")
+    second = await waiting_run(store, expression="async.data.order == 'o1'", at=T0 + 1, order="x")
+    paid = event("c/paid", at=T0 + 2, order="o1")
+    await store.ingest([paid], T0 + 2)
+    effects = await store.event_effects(paid.id)
+    assert sorted(x.run_id for x in effects) == sorted([first.run.run_id, second.run.run_id])
+    assert [x.run_id for x in effects] == sorted(x.run_id for x in effects)  # ordered by run id
+
+
+async def test_a_wait_sees_only_events_that_arrive_after_it_was_stored(store: Store) -> None:
+    early = event("c/paid", at=T0, order="o1")
+    await store.ingest([early], T0)
+    c = await waiting_run(store, expression="event.data.order == async.data.order", at=T0 + 1, order="o1")
+    assert (await step_of(store, c.run.run_id)).status == "waiting"
+    await store.ingest([early], T0 + 2)  # the same event again (a retried ingest) resolves nothing
+    assert (await step_of(store, c.run.run_id)).status == "waiting"
+
+
+async def test_an_expired_wait_is_not_resolved_by_an_event_but_times_out_at_its_claim(store: Store) -> None:
+    c = await waiting_run(store, expression="event.data.order == async.data.order", order="o1")
+    late = event("c/paid", at=T0 + WAIT_MS, order="o1")
+    await store.ingest([late], T0 + WAIT_MS)
+    assert await store.event_effects(late.id) == []
+    resumed = await claim_one(store, "w", T0 + WAIT_MS)
+    timed_out = resumed.run.memo["w"]
+    assert (timed_out.status, timed_out.output, timed_out.ended_at) == ("completed", None, T0 + WAIT_MS)
+    assert resumed.run.run_id == c.run.run_id
+
+
+async def test_an_invoke_fails_with_its_child_error_or_its_timeout_output(store: Store) -> None:
+    timeout = {"name": "InvokeTimeout", "message": "timed out"}
+    child_failed = await waiting_run(store, kind="invoke", event_name="inngest/function.finished",
+                                     expression="async.data.run_id == 'child-1'", order="a", timeout_output=timeout)
+    no_answer = await waiting_run(store, kind="invoke", event_name="inngest/function.finished", at=T0 + 1,
+                                  expression="async.data.run_id == 'child-2'", order="b", timeout_output=timeout)
+    await store.ingest([event("inngest/function.finished", at=T0 + 2, run_id="child-1",
+                              error={"name": "Boom", "message": "no"})], T0 + 2)
+    row = await step_of(store, child_failed.run.run_id)
+    assert (row.status, row.error) == ("failed", {"name": "Boom", "message": "no"})
+    woken = await claim_one(store, "w", T0 + 2)
+    assert woken.run.run_id == child_failed.run.run_id
+    assert (await store.commit(commit(woken, T0 + 2, outcome=Finish(status="completed")))).ok
+    resumed = await claim_one(store, "w", T0 + 1 + WAIT_MS)
+    assert resumed.run.run_id == no_answer.run.run_id
+    assert (resumed.run.memo["w"].status, resumed.run.memo["w"].error) == ("failed", timeout)
+
+
+async def test_a_cancel_rule_cancels_the_run_on_a_matching_event_until_its_timeout(store: Store) -> None:
+    rule = CancelRule(event="c/stop", expression="event.data.order == async.data.order", timeout_ms=10_000)
+    await define(store, function("stoppable", "c/start", cancel=(rule,)))
+    await store.ingest([event("c/start", order="o1"), event("c/start", order="o2")], T0)
+    first, second = sorted((await store.claim(APP, "w", 10, T0, LEASE)), key=lambda c: c.run.events[0].data["order"])
+    stop = event("c/stop", at=T0 + 1, order="o1")
+    await store.ingest([event("c/stop", at=T0 + 1, order="o3"), stop], T0 + 1)
+    cancelled = await run(store, first.run.run_id)
+    assert (cancelled.status, cancelled.error) == ("cancelled", {"name": "FunctionCancelled",
+                                                                 "message": "cancelled by event c/stop"})
+    assert [(x.run_id, x.effect) for x in await store.event_effects(stop.id)] == [(first.run.run_id, "cancelled")]
+    assert not (await store.commit(commit(first, T0 + 2))).ok  # its attempt lost the lease
+    await store.ingest([event("c/stop", at=T0 + 10_000, order="o2")], T0 + 10_000)  # the rule's timeout passed
+    assert (await run(store, second.run.run_id)).status == "running"
+
+
+async def test_a_wait_resolved_during_an_attempt_makes_its_suspend_due_now(store: Store) -> None:
+    await store.ingest([event(order="o1")], T0)
+    c = await claim_one(store, "w", T0)
+    spec = WaitSpec(kind="wait", event_name="c/paid", expression=None, match_field="data.order",
+                    match_value='"o1"', expires_at=T0 + WAIT_MS, step_key="w")
+    row = pending("w", kind="wait_for_event", status="waiting", deadline=T0 + WAIT_MS)
+    assert (await store.commit(commit(c, T0, steps=[row], waits=[spec]))).ok  # stored, attempt still going
+    await store.ingest([event("c/paid", at=T0 + 10, order="o1")], T0 + 10)
+    assert await store.claim(APP, "x", 10, T0 + 10, LEASE) == []  # still leased
+    assert (await store.commit(commit(c, T0 + 20, outcome=Suspend(due_at=T0 + WAIT_MS)))).ok
+    assert await store.next_due_at(APP) == T0 + 20
+    assert (await claim_one(store, "w", T0 + 20)).run.memo["w"].status == "completed"
