@@ -28,6 +28,11 @@ class Settings:
     #: how often a worker re-reads function configurations another process may have synced
     refresh_functions_ms: int = 2_000
 
+    # -- operations ------------------------------------------------------------------------------
+    #: ms a finished run (with its steps) and an unreferenced event are kept; 0 keeps everything.
+    #: `OUTLAST_RETENTION` takes a duration ("7d", "12h"; a bare number must be 0)
+    retention: int = 7 * 86_400_000
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
         """Defaults, then `OUTLAST_<FIELD>` variables, then explicit overrides."""
@@ -35,10 +40,28 @@ class Settings:
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get(f"OUTLAST_{f.name.upper()}")
-            if raw is not None:
+            if raw is not None and f.name in DURATION_FIELDS:
+                values[f.name] = _duration(f.name, raw)
+            elif raw is not None:
                 values[f.name] = _convert(f.name, raw, type(getattr(cls(), f.name)))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)
+
+
+#: fields whose variable is a duration with a unit
+DURATION_FIELDS = ("retention",)
+
+
+def _duration(name: str, raw: str) -> int:
+    from outlast.core.durations import to_ms
+
+    text = raw.strip()
+    if text.isdigit() and int(text) == 0:
+        return 0
+    if text.isdigit():
+        raise ValueError(f"OUTLAST_{name.upper()}: give a unit, e.g. '7d', '12h' or '30m' (0 keeps everything), "
+                         f"got {raw!r}")
+    return to_ms(text, what=f"OUTLAST_{name.upper()}")
 
 
 def _convert(name: str, raw: str, kind: type) -> Any:

@@ -12,7 +12,8 @@ from tests.conftest import PG_URL
 
 TABLES = {"apps", "events", "event_effects", "dedupe", "functions", "gathering", "gcra", "meta", "queue", "runs",
           "run_logs", "schema_migrations", "step_failures",
-          "steps", "wait_fields", "waits", "workers"}
+          "steps", "wait_fields", "waits", "workers",
+          "chores"}
 
 
 async def sqlite_columns(tmp_path: Path) -> dict[str, set[str]]:
