@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from outlast.cli import act, inspect, serve
+from outlast.cli import act, inspect, ops, serve
 from outlast.errors import OutlastError
 
-COMMAND_MODULES = (serve, act, inspect)
+COMMAND_MODULES = (serve, act, inspect, ops)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -49,10 +49,11 @@ def cmd_workers(args: argparse.Namespace) -> int:
         return await engine.store.list_workers(engine.clock.now_ms() - WORKER_TIMEOUT_MS)
 
     rows = asyncio.run(with_engine(args, workers))
-    print(f"{'WORKER':<40}  {'APP':<16}  {'HOST':<20}  {'PID':>7}  {'STARTED':<19}  LAST HEARTBEAT")
+    print(f"{'WORKER':<40}  {'APP':<16}  {'HOST':<20}  {'PID':>7}  {'STARTED':<19}  {'LAST HEARTBEAT':<19}"
+          f"  {'IN FLIGHT':>9}  LAST ERROR")
     for w in rows:
         print(f"{w.id:<40}  {w.app_id:<16}  {w.host:<20}  {w.pid:>7}  {local_time(w.started_at):<19}  "
-              f"{local_time(w.heartbeat_at)}")
+              f"{local_time(w.heartbeat_at):<19}  {w.in_flight:>9}  {(w.last_error or '-')[:80]}")
     return 0
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from outlast.cli.apps import load_app
 from outlast.cli.common import Subparsers, command, local_time, settings_from
 from outlast.cli.devlog import print_observation
+from outlast.cli.observers import MetricsEndpoint, start_observers
 from outlast.client import Outlast
 from outlast.core.config import CronTrigger
 from outlast.core.engine import Engine
@@ -34,13 +35,19 @@ class Http:
     event_keys: tuple[str, ...] = ()
 
 
-async def run(app: Outlast | None, settings: Settings, *, verbose: bool, http: Http | None) -> None:
+async def run(app: Outlast | None, settings: Settings, *, verbose: bool, http: Http | None,
+              metrics: MetricsEndpoint | None = None) -> None:
     """Run workers (and the server, if `http`) until SIGINT or SIGTERM, then stop cleanly."""
     engine = Engine.from_settings(settings)
     if app is not None:
         app.settings = settings
         await engine.add_source(app)
     await engine.open()
+    try:
+        stop_observers = await start_observers(engine, env=os.environ, metrics=metrics)
+    except BaseException:
+        await engine.close()
+        raise
     if verbose:
         engine.bus.subscribe(print_observation)
         _print_banner(app, settings, engine.clock.now_ms())
@@ -58,6 +65,7 @@ async def run(app: Outlast | None, settings: Settings, *, verbose: bool, http: H
             server.should_exit = True
         await asyncio.gather(*tasks)
     finally:
+        await stop_observers()
         await engine.close()
         if verbose:
             print("outlast: stopped", flush=True)
@@ -110,7 +118,8 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     app = load_app(args.app)
-    asyncio.run(run(app, settings_from(args), verbose=args.verbose, http=None))
+    metrics = None if args.metrics_port is None else MetricsEndpoint(host=args.metrics_host, port=args.metrics_port)
+    asyncio.run(run(app, settings_from(args), verbose=args.verbose, http=None, metrics=metrics))
     return 0
 
 
@@ -131,3 +140,6 @@ def register(sub: Subparsers) -> None:
     w = command(sub, "worker", cmd_worker, "run workers only, joining the same database")
     w.add_argument("app", help="the app: path/to/file.py, module or module:attr")
     w.add_argument("-v", "--verbose", action="store_true", help="print every run state change")
+    w.add_argument("--metrics-port", type=int, default=None, metavar="P",
+                   help="serve Prometheus metrics on http://HOST:P/metrics (needs outlast[metrics])")
+    w.add_argument("--metrics-host", default="127.0.0.1", help="interface for --metrics-port (default 127.0.0.1)")

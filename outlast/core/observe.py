@@ -26,6 +26,8 @@ class AttemptStarted:
     #: when the run was created (the trigger arrived), for run-level latency
     created_at: int
     started_at: int
+    #: the W3C trace context its trigger event carries, if any (traces continue it)
+    trace: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,13 +60,25 @@ class AttemptEnded:
     error: dict[str, Any] | None = None
 
 
-Observation = AttemptStarted | StepEnded | AttemptEnded
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventsReceived:
+    """Events sent to the engine from outside a run (the event API, `app.send`, the CLI) were stored."""
+
+    count: int
+
+
+Observation = AttemptStarted | StepEnded | AttemptEnded | EventsReceived
 Subscriber = Callable[[Observation], None]
+#: the W3C trace context (`traceparent`, `tracestate`) that events a run causes now carry
+TraceFor = Callable[[str], dict[str, str] | None]
 
 
 class Bus:
     def __init__(self) -> None:
         self.subscribers: list[Subscriber] = []
+        #: set by tracing: given a run id, the trace context of its current attempt. Events the
+        #: attempt sends or invokes with carry it, so the runs they start continue the trace.
+        self.trace_for: TraceFor | None = None
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.append(subscriber)

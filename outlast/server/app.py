@@ -13,10 +13,10 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from outlast.core.engine import Engine
-from outlast.server import events, health
+from outlast.server import events, health, metrics
 from outlast.server.config import ServerConfig
 
-ROUTE_MODULES = (events, health)
+ROUTE_MODULES = (events, health, metrics)
 
 
 def create_app(engine: Engine, config: ServerConfig) -> Starlette:
