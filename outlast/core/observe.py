@@ -2,7 +2,8 @@
 someone listens.
 
 Subscribers are called synchronously on the worker's event loop and must be quick; an exception
-in one is logged and never reaches the run.
+in one is logged and never reaches the run. Observations are plain (unfrozen, cheaper to make)
+dataclasses: subscribers read them and never change them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 log = logging.getLogger("outlast")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class AttemptStarted:
     run_id: str
     app_id: str
@@ -30,7 +31,7 @@ class AttemptStarted:
     trace: dict[str, str] | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class StepEnded:
     """A step reached a state: completed, failed, retrying (an attempt failed), or pending."""
 
@@ -45,7 +46,7 @@ class StepEnded:
     error: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class AttemptEnded:
     """An attempt ended: `completed`/`failed` (the run ended), `suspended`, `retrying` or `lost`."""
 
@@ -60,7 +61,7 @@ class AttemptEnded:
     error: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class EventsReceived:
     """Events sent to the engine from outside a run (the event API, `app.send`, the CLI) were stored."""
 

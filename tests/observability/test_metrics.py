@@ -116,7 +116,7 @@ async def test_labels_never_name_runs_events_or_steps(app: outlast.Outlast) -> N
         text = metrics.exposition().decode()
         run_ids = [r.id for r in t.runs()]
     assert "outlast_runs_started_total" in text
-    for secret in [*ids, *run_ids, '"a"', "once"]:
+    for secret in [*ids, *run_ids, '"a"', '"once"']:
         assert secret not in text
     label_names = {label.split("=")[0] for line in text.splitlines() if line.startswith("outlast_") and "{" in line
                    for label in line[line.index("{") + 1:line.index("}")].split(",")}
