@@ -43,12 +43,16 @@ class PruneResult:
     events: int = 0
     dedupe_keys: int = 0
     wait_fields: int = 0
+    #: the batch examined as many events as it could: more may be deletable past them
+    more: bool = False
 
     def __add__(self, other: PruneResult) -> PruneResult:
-        return PruneResult(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+        return PruneResult(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)
+                              if f.name != "more"}, more=other.more)
 
     def __bool__(self) -> bool:
-        return any(getattr(self, f.name) for f in fields(self))
+        """Whether anything was removed."""
+        return any(getattr(self, f.name) for f in fields(self) if f.name != "more")
 
     def describe(self) -> str:
         return (f"{self.runs} runs ({self.steps} steps), {self.events} events, {self.dedupe_keys} expired dedupe "
@@ -120,11 +124,14 @@ class Pruner:
         while stop is None or not stop.is_set():
             batch = await store.prune(before_ms=before_ms, now_ms=self.engine.clock.now_ms(), limit=PRUNE_BATCH)
             total += batch
-            if not batch:
+            if not (batch or batch.more):
                 break
             if lease and not await self._lease():
                 break
             if pause_s:
                 await asyncio.sleep(pause_s)
-        total.wait_fields += await store.shrink_wait_fields()
+        try:
+            total.wait_fields += await store.shrink_wait_fields()
+        except StoreError as exc:  # busy (it gives way to transactions storing waits): next time
+            log.info("unused wait_fields entries not removed this time: %s", exc)
         return total

@@ -12,6 +12,7 @@ from outlast import Context, Event
 from outlast.core.upkeep import Pruner, PruneResult
 from outlast.settings import Settings
 from outlast.testing import TestEngine
+from tests.conftest import PG_URL
 
 DAY_MS = 86_400_000
 TABLES = ("runs", "steps", "step_failures", "run_logs", "event_effects", "events", "waits", "wait_fields")
@@ -168,3 +169,58 @@ def test_a_retention_without_a_unit_is_refused(raw: str, fragment: str) -> None:
 
 def test_retention_defaults_to_a_week() -> None:
     assert Settings.from_env({}).retention == 7 * DAY_MS
+
+
+async def test_events_behind_long_lived_runs_are_still_pruned(app: outlast.Outlast, engine: TestEngine,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import outlast.core.upkeep
+
+    monkeypatch.setattr(outlast.core.upkeep, "PRUNE_BATCH", 2)  # the oldest batches hold only kept events
+
+    @app.function(id="sleeper", trigger="t/sleep")
+    async def sleeper(ctx: Context) -> None:
+        await ctx.step.sleep("long", "30d")
+
+    async with engine as t:
+        kept = await t.send([Event(name="t/sleep") for _ in range(5)])
+        await t.run_until_idle()
+        gone = await t.send([Event(name="t/nobody-listens") for _ in range(3)])
+        t.advance("2d")
+        removed = await prune_older_than(t, DAY_MS)
+        assert removed.events == 3 and not removed.more
+        assert [e.id for e in await t.store.get_events(kept + gone)] == kept
+        assert (await prune_older_than(t, DAY_MS)).events == 0  # the cursor wrapped around: nothing left
+
+
+@pytest.mark.skipif(not PG_URL, reason="OUTLAST_TEST_POSTGRES_URL is not set")
+async def test_a_wait_committed_while_wait_fields_shrink_keeps_its_entry() -> None:
+    """PostgreSQL: a shrink on another connection while a transaction storing a wait is still open
+    must not drop that wait's index entry (which the open transaction found already there)."""
+    import asyncio
+    import time
+
+    from outlast.core.models import WaitSpec
+    from outlast.storage.postgres import PostgresStore
+    from outlast.storage.sql.waits import add_wait
+    from tests.conftest import pg_database
+
+    store = PostgresStore(pg_database())
+    await store.open()
+    spec = WaitSpec(kind="wait", event_name="t/e", expression=None, match_field="data.k", match_value="1",
+                    expires_at=10**13, step_key="w")
+
+    def slow_wait(tx: Any) -> None:
+        add_wait(tx, "run-2", spec, 1)
+        time.sleep(0.1)  # the transaction stays open while the shrink runs
+
+    try:
+        await store._run(lambda tx: add_wait(tx, "run-1", spec, 1))  # the entry exists
+        await store._run(lambda tx: tx.run("DELETE FROM waits"))  # ... with no wait behind it
+        storing = asyncio.ensure_future(store._run(slow_wait))
+        await asyncio.sleep(0.03)
+        await store.shrink_wait_fields()
+        await storing
+        entries = await store._run(lambda tx: tx.all("SELECT event_name, match_field FROM wait_fields"))
+        assert entries == [("t/e", "data.k")]
+    finally:
+        await store.close()

@@ -33,8 +33,8 @@ def prune(tx: Tx, before: int, now: int, limit: int) -> PruneResult:
     """One batch: up to `limit` finished runs that ended before `before` with their rows, up to
     `limit` events received before it that nothing refers to, and up to `limit` expired dedupe keys."""
     runs, steps = _prune_runs(tx, before, limit)
-    return PruneResult(runs=runs, steps=steps, events=_prune_events(tx, before, limit),
-                       dedupe_keys=_prune_dedupe(tx, now, limit))
+    events, more = _prune_events(tx, before, limit)
+    return PruneResult(runs=runs, steps=steps, events=events, dedupe_keys=_prune_dedupe(tx, now, limit), more=more)
 
 
 def _prune_runs(tx: Tx, before: int, limit: int) -> tuple[int, int]:
@@ -50,7 +50,7 @@ def _prune_runs(tx: Tx, before: int, limit: int) -> tuple[int, int]:
     return runs, steps
 
 
-def _prune_events(tx: Tx, before: int, limit: int) -> int:
+def _prune_events(tx: Tx, before: int, limit: int) -> tuple[int, bool]:
     """Examine the next `limit` events (by id, from the chore's cursor) received before `before`;
     delete those no run refers to. Events still referred to are skipped, and met again once the
     cursor wraps around, so long-lived runs' events do not slow every batch down."""
@@ -58,12 +58,13 @@ def _prune_events(tx: Tx, before: int, limit: int) -> int:
     cursor = row[0] if row else ""
     ids = [r[0] for r in tx.all("SELECT id FROM events WHERE id > ? AND id < ? ORDER BY id LIMIT ?",
                                 (cursor, ulid_floor(before), limit))]
-    tx.run("UPDATE chores SET cursor = ? WHERE name = 'retention'", (ids[-1] if len(ids) == limit else "",))
+    more = len(ids) == limit
+    tx.run("UPDATE chores SET cursor = ? WHERE name = 'retention'", (ids[-1] if more else "",))
     if not ids:
-        return 0
+        return 0, False
     return tx.run(f"DELETE FROM events WHERE id IN ({marks(len(ids))})"
                   " AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.first_event_id = events.id)"
-                  " AND NOT EXISTS (SELECT 1 FROM event_effects x WHERE x.event_id = events.id)", ids)
+                  " AND NOT EXISTS (SELECT 1 FROM event_effects x WHERE x.event_id = events.id)", ids), more
 
 
 def _prune_dedupe(tx: Tx, now: int, limit: int) -> int:
