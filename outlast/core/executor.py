@@ -19,17 +19,7 @@ from typing import TYPE_CHECKING
 from outlast.core.config import FunctionConfig
 from outlast.core.drivers.base import Driver
 from outlast.core.interrupts import LeaseLost
-from outlast.core.models import (
-    Claimed,
-    Commit,
-    CommitResult,
-    Finish,
-    LogLine,
-    MemoEntry,
-    RunState,
-    StepWrite,
-    Suspend,
-)
+from outlast.core.models import Claimed, Commit, CommitResult, Finish, LogLine, MemoEntry, RunState, StepWrite, Suspend
 from outlast.core.observe import AttemptEnded, AttemptStarted, StepEnded
 from outlast.core.ops import Lease, OpRules, Outcome, StepOp, outcome_commit, step_commit
 from outlast.core.retry import RetryPolicy
