@@ -30,10 +30,12 @@ def take_chore(tx: Tx, name: str, owner: str, now: int, lease_ms: int) -> bool:
 
 
 def prune(tx: Tx, before: int, now: int, limit: int) -> PruneResult:
-    """One batch: up to `limit` finished runs that ended before `before` with their rows, up to
-    `limit` events received before it that nothing refers to, and up to `limit` expired dedupe keys."""
+    """One batch: up to `limit` finished runs that ended before `before` with their rows, then (when
+    no such run is left) up to `limit` events received before it that nothing refers to, and up to
+    `limit` expired dedupe keys."""
     runs, steps = _prune_runs(tx, before, limit)
-    events, more = _prune_events(tx, before, limit)
+    # events once the runs are done: an event whose run goes in a later batch is not passed over
+    events, more = _prune_events(tx, before, limit) if runs < limit else (0, True)
     return PruneResult(runs=runs, steps=steps, events=events, dedupe_keys=_prune_dedupe(tx, now, limit), more=more)
 
 
