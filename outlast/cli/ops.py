@@ -8,7 +8,7 @@ import asyncio
 from outlast.cli.common import Subparsers, command, settings_from, with_engine
 from outlast.core.durations import format_ms, to_ms
 from outlast.core.engine import Engine
-from outlast.core.upkeep import Pruner, PruneResult
+from outlast.core.upkeep import PRUNED_TABLES, Pruner, PruneResult
 from outlast.errors import OutlastError
 
 
@@ -23,11 +23,13 @@ def cmd_prune(args: argparse.Namespace) -> int:
         if older_than <= 0:
             raise OutlastError("prune: OUTLAST_RETENTION is 0 (keep everything); say how old with --older-than")
 
-    async def prune(engine: Engine) -> PruneResult:
-        return await Pruner(engine, "outlast prune").prune(engine.clock.now_ms() - older_than, lease=False)
+    async def prune(engine: Engine) -> tuple[PruneResult, bool]:
+        removed = await Pruner(engine, "outlast prune").prune(engine.clock.now_ms() - older_than, lease=False)
+        return removed, await engine.store.vacuum(PRUNED_TABLES)
 
-    removed = asyncio.run(with_engine(args, prune))
-    print(f"removed {removed.describe()} (finished or received more than {format_ms(older_than)} ago)")
+    removed, vacuumed = asyncio.run(with_engine(args, prune))
+    print(f"removed {removed.describe()} (finished or received more than {format_ms(older_than)} ago)"
+          + ("; vacuumed (the server's autovacuum is off)" if vacuumed else ""))
     return 0
 
 

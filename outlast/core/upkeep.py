@@ -32,6 +32,14 @@ PRUNE_PAUSE_S = 0.02
 PRUNE_LEASE_MS = 60_000
 MIN_PRUNE_INTERVAL_MS = 1_000
 MAX_PRUNE_INTERVAL_MS = 300_000
+#: tables rewritten all the time (claims, leases, heartbeats): vacuumed every round, where the
+#: database does not vacuum by itself
+CHURNING_TABLES = ("queue", "workers", "chores", "meta", "gcra", "gathering")
+#: tables retention deletes from: vacuumed after a round that removed rows, at most this often
+PRUNED_TABLES = ("runs", "steps", "step_failures", "run_logs", "event_effects", "events", "dedupe", "wait_fields")
+VACUUM_PRUNED_EVERY_MS = 60_000
+#: how often the retention lease holder looks at its chores
+CHORE_TICK_MS = 10_000
 
 
 @dataclass(slots=True, kw_only=True)
@@ -92,25 +100,41 @@ class Pruner:
     def __init__(self, engine: Engine, owner: str) -> None:
         self.engine = engine
         self.owner = owner
+        self._vacuumed_at = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Every `prune_interval_ms`, take the retention lease if nobody holds it and prune."""
+        """Every few seconds, take the retention lease if nobody holds it; then vacuum what the
+        database does not vacuum itself and, every `prune_interval_ms`, prune."""
         retention = self.engine.settings.retention
-        if retention <= 0:
-            return
+        interval = prune_interval_ms(retention)
+        next_prune = 0
         while not stop.is_set():
             try:
-                await asyncio.wait_for(stop.wait(), prune_interval_ms(retention) / 1000)
+                await asyncio.wait_for(stop.wait(), min(interval, CHORE_TICK_MS) / 1000)
                 return
             except TimeoutError:
                 pass
             try:
-                if await self._lease():
+                if not await self._lease():
+                    continue
+                removed = PruneResult()
+                if retention > 0 and self.engine.clock.now_ms() >= next_prune:
+                    next_prune = self.engine.clock.now_ms() + interval
                     removed = await self.prune(self.engine.clock.now_ms() - retention, stop=stop)
                     if removed:
                         log.info("retention removed %s", removed.describe())
+                await self._vacuum(pruned=bool(removed))
             except StoreError as exc:
                 log.warning("pruning failed, will try again: %s", exc)
+
+    async def _vacuum(self, *, pruned: bool) -> None:
+        """Where the database does not vacuum by itself, vacuum what churns, and what pruning
+        emptied now and then, so dead rows do not pile up."""
+        now = self.engine.clock.now_ms()
+        tables: tuple[str, ...] = CHURNING_TABLES
+        if pruned and now - self._vacuumed_at >= VACUUM_PRUNED_EVERY_MS:
+            tables, self._vacuumed_at = tables + PRUNED_TABLES, now
+        await self.engine.store.vacuum(tables)
 
     async def _lease(self) -> bool:
         return await self.engine.store.take_chore(RETENTION_CHORE, self.owner, self.engine.clock.now_ms(),

@@ -257,6 +257,12 @@ class Store(Protocol):
         older events remain: call until nothing was removed and `more` is false."""
         ...
 
+    async def vacuum(self, tables: tuple[str, ...]) -> bool:
+        """Reclaim the dead rows of `tables` where the database would not do it by itself
+        (PostgreSQL with autovacuum off; the queue alone leaves thousands a second). True when it
+        vacuumed. Not a transaction; never blocks reads or writes of the tables."""
+        ...
+
     async def shrink_wait_fields(self) -> int:
         """Forget `wait_fields` entries that no stored wait needs; return how many. A wait stored
         concurrently keeps (or gets back) its entry."""

@@ -350,16 +350,33 @@ class PostgresStore(SqlStore):
             raise StoreError("the PostgreSQL store is not open")
         return await asyncio.to_thread(self._maintain_now, fn)
 
-    def _maintain_now(self, fn: Callable[[PgTx], T]) -> T:
+    def _maintain_now(self, fn: Callable[[PgTx], T], *, transaction: bool = True) -> T:
         with self._upkeep_lock:
             try:
                 if self._upkeep is None or self._upkeep.closed or self._upkeep.broken:
                     self._upkeep = psycopg.connect(self.url, autocommit=True,
                                                    connect_timeout=int(_CONNECT_TIMEOUT_S))
+                if not transaction:
+                    return fn(PgTx(self._upkeep))
                 with self._upkeep.transaction():
                     return fn(PgTx(self._upkeep))
             except psycopg.Error as exc:
                 raise StoreError(f"PostgreSQL upkeep failed ({self.where}): {_oneline(exc)}") from exc
+
+    async def vacuum(self, tables: tuple[str, ...]) -> bool:
+        """VACUUM the tables, unless the server's autovacuum does (then it has the per-table
+        settings of migration 9)."""
+        if not self._writers:
+            raise StoreError("the PostgreSQL store is not open")
+
+        def vacuum(tx: PgTx) -> bool:
+            if (tx.one("SHOW autovacuum") or ("on",))[0] == "on":
+                return False
+            for table in tables:
+                tx.script(f"VACUUM {table}".encode())  # names from the caller's constant list
+            return True
+
+        return await asyncio.to_thread(lambda: self._maintain_now(vacuum, transaction=False))
 
     # -- the listener thread -------------------------------------------------------------------
 

@@ -224,3 +224,32 @@ async def test_a_wait_committed_while_wait_fields_shrink_keeps_its_entry() -> No
         assert entries == [("t/e", "data.k")]
     finally:
         await store.close()
+
+
+@pytest.mark.skipif(not PG_URL, reason="OUTLAST_TEST_POSTGRES_URL is not set")
+async def test_postgres_reuses_the_queues_space_where_autovacuum_is_off() -> None:
+    from outlast.storage.postgres import PostgresStore
+    from tests.conftest import pg_database
+
+    store = PostgresStore(pg_database())
+    await store.open()
+
+    async def churn() -> None:  # what claims and commits do to the queue, in bulk
+        await store._run(lambda tx: tx.run("INSERT INTO queue (id, app_id, kind, due_at)"
+                                           " SELECT 'q' || g, 'a', 'run', 0 FROM generate_series(1, 20000) g"))
+        await store._run(lambda tx: tx.run("DELETE FROM queue"))
+
+    async def size() -> int:
+        return int(await store._run(lambda tx: tx.one("SELECT pg_relation_size('queue')")[0]))
+
+    try:
+        await churn()
+        if not await store.vacuum(("queue",)):
+            pytest.skip("this server vacuums by itself (autovacuum on)")
+        first = await size()
+        for _ in range(4):
+            await churn()
+            assert await store.vacuum(("queue",))
+        assert await size() <= first * 1.25  # without the vacuums: about five times as large
+    finally:
+        await store.close()

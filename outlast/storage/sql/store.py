@@ -131,6 +131,9 @@ class SqlStore(PlannerSlot):
     async def prune(self, *, before_ms: int, now_ms: int, limit: int) -> PruneResult:
         return await self._maintain(lambda tx: retention.prune(tx, before_ms, now_ms, limit))
 
+    async def vacuum(self, tables: tuple[str, ...]) -> bool:
+        return False  # SQLite reuses the pages of deleted rows; PostgreSQL overrides this
+
     async def shrink_wait_fields(self) -> int:
         return await self._maintain(lambda tx: retention.shrink_wait_fields(tx, self._wait_fields_lock))
 
