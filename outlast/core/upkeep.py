@@ -152,7 +152,7 @@ class Pruner:
                 break
             if lease and not await self._lease():
                 break
-            if pause_s:
+            if pause_s and not batch.more:  # behind (a full batch): go on at once
                 await asyncio.sleep(pause_s)
         try:
             total.wait_fields += await store.shrink_wait_fields()

@@ -248,13 +248,14 @@ class Store(Protocol):
 
     async def prune(self, *, before_ms: int, now_ms: int, limit: int) -> PruneResult:
         """Delete one batch: up to `limit` runs in a final status that ended before `before_ms`,
-        with their steps, step failures, log lines and event effects; then, once no such run is
-        left, up to `limit` events received before `before_ms` that no run refers to any more
+        with their steps, step failures, log lines and event effects (and their trigger events,
+        as below); up to `limit` other events received before `before_ms` that no run refers to any more
         (neither as its trigger, `first_event_id`, nor through an event effect: an active run's
         events always stay); up to `limit` dedupe and idempotency keys whose 24 h ended at
         `now_ms` (never earlier, whatever `before_ms`).
         Events are examined from a cursor kept with the chore, so a batch may remove none while
-        older events remain: call until nothing was removed and `more` is false."""
+        older events remain: call until nothing was removed and `more` is false (`more` is also
+        true after a full batch of runs)."""
         ...
 
     async def vacuum(self, tables: tuple[str, ...]) -> bool:

@@ -11,6 +11,7 @@ Events are therefore deleted only once every run that refers to them is gone.
 
 from __future__ import annotations
 
+from outlast.core import jsonutil
 from outlast.core.ids import ulid_floor
 from outlast.core.models import FINAL_STATUSES
 from outlast.core.upkeep import PruneResult, QueueStat, QueueStats
@@ -30,26 +31,39 @@ def take_chore(tx: Tx, name: str, owner: str, now: int, lease_ms: int) -> bool:
 
 
 def prune(tx: Tx, before: int, now: int, limit: int) -> PruneResult:
-    """One batch: up to `limit` finished runs that ended before `before` with their rows, then (when
-    no such run is left) up to `limit` events received before it that nothing refers to, and up to
-    `limit` expired dedupe keys."""
-    runs, steps = _prune_runs(tx, before, limit)
-    # events once the runs are done: an event whose run goes in a later batch is not passed over
-    events, more = _prune_events(tx, before, limit) if runs < limit else (0, True)
-    return PruneResult(runs=runs, steps=steps, events=events, dedupe_keys=_prune_dedupe(tx, now, limit), more=more)
+    """One batch: up to `limit` finished runs that ended before `before` with their rows and their
+    trigger events, up to `limit` other events received before it that nothing refers to, and up
+    to `limit` expired dedupe keys."""
+    runs, steps, triggers = _prune_runs(tx, before, limit)
+    events, more = _prune_events(tx, before, limit)
+    return PruneResult(runs=runs, steps=steps, events=triggers + events, dedupe_keys=_prune_dedupe(tx, now, limit),
+                       more=more or runs == limit)
 
 
-def _prune_runs(tx: Tx, before: int, limit: int) -> tuple[int, int]:
-    ids = [r[0] for r in tx.all(f"SELECT id FROM runs WHERE ended_at < ? AND status IN ({_FINAL})"
-                                f" ORDER BY ended_at, id LIMIT ? {tx.lock_suffix}", (before, *FINAL_STATUSES, limit))]
-    if not ids:
-        return 0, 0
+def _prune_runs(tx: Tx, before: int, limit: int) -> tuple[int, int, int]:
+    """Delete a batch of finished runs with their rows, then their trigger events that nothing else
+    refers to (so an event the cursor passed while its run was still kept is not left behind);
+    return (runs, steps, events) deleted."""
+    rows = tx.all(f"SELECT id, event_ids FROM runs WHERE ended_at < ? AND status IN ({_FINAL})"
+                  f" ORDER BY ended_at, id LIMIT ? {tx.lock_suffix}", (before, *FINAL_STATUSES, limit))
+    if not rows:
+        return 0, 0, 0
+    ids = [r[0] for r in rows]
     these = f"run_id IN ({marks(len(ids))})"
     steps = tx.run(f"DELETE FROM steps WHERE {these}", ids)
     for table in RUN_ROWS[1:]:
         tx.run(f"DELETE FROM {table} WHERE {these}", ids)
     runs = tx.run(f"DELETE FROM runs WHERE id IN ({marks(len(ids))}) AND status IN ({_FINAL})", (*ids, *FINAL_STATUSES))
-    return runs, steps
+    triggers = sorted({e for r in rows for e in jsonutil.loads(r[1])})
+    return runs, steps, _delete_unreferenced(tx, [e for e in triggers if e < ulid_floor(before)])
+
+
+def _delete_unreferenced(tx: Tx, event_ids: list[str]) -> int:
+    if not event_ids:
+        return 0
+    return tx.run(f"DELETE FROM events WHERE id IN ({marks(len(event_ids))})"
+                  " AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.first_event_id = events.id)"
+                  " AND NOT EXISTS (SELECT 1 FROM event_effects x WHERE x.event_id = events.id)", event_ids)
 
 
 def _prune_events(tx: Tx, before: int, limit: int) -> tuple[int, bool]:
@@ -62,11 +76,7 @@ def _prune_events(tx: Tx, before: int, limit: int) -> tuple[int, bool]:
                                 (cursor, ulid_floor(before), limit))]
     more = len(ids) == limit
     tx.run("UPDATE chores SET cursor = ? WHERE name = 'retention'", (ids[-1] if more else "",))
-    if not ids:
-        return 0, False
-    return tx.run(f"DELETE FROM events WHERE id IN ({marks(len(ids))})"
-                  " AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.first_event_id = events.id)"
-                  " AND NOT EXISTS (SELECT 1 FROM event_effects x WHERE x.event_id = events.id)", ids), more
+    return _delete_unreferenced(tx, ids), more
 
 
 def _prune_dedupe(tx: Tx, now: int, limit: int) -> int:
