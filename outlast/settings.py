@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from outlast.errors import OutlastError
+
 DEFAULT_DATABASE_URL = "sqlite:///.outlast/outlast.db"
 
 
@@ -48,6 +50,10 @@ class Settings:
         return replace(cls(), **values)
 
 
+class SettingError(OutlastError, ValueError):
+    """An OUTLAST_* variable holds a value that cannot be used; the message names it."""
+
+
 #: fields whose variable is a duration with a unit
 DURATION_FIELDS = ("retention",)
 
@@ -59,13 +65,16 @@ def _duration(name: str, raw: str) -> int:
     if text.isdigit() and int(text) == 0:
         return 0
     if text.isdigit():
-        raise ValueError(f"OUTLAST_{name.upper()}: give a unit, e.g. '7d', '12h' or '30m' (0 keeps everything), "
+        raise SettingError(f"OUTLAST_{name.upper()}: give a unit, e.g. '7d', '12h' or '30m' (0 keeps everything), "
                          f"got {raw!r}")
-    return to_ms(text, what=f"OUTLAST_{name.upper()}")
+    try:
+        return to_ms(text, what=f"OUTLAST_{name.upper()}")
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
 
 
 def _convert(name: str, raw: str, kind: type) -> Any:
     try:
         return kind(raw)
     except ValueError:
-        raise ValueError(f"OUTLAST_{name.upper()}: expected {kind.__name__}, got {raw!r}") from None
+        raise SettingError(f"OUTLAST_{name.upper()}: expected {kind.__name__}, got {raw!r}") from None

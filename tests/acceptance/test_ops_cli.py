@@ -66,7 +66,12 @@ def test_prune_refuses_bad_durations_and_a_zero_retention(tmp_path: Path) -> Non
                               env={**os.environ, "OUTLAST_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
                                    "OUTLAST_RETENTION": "0", "PYTHONPATH": str(ROOT)})
     assert env_zero.returncode == 2 and "OUTLAST_RETENTION is 0" in env_zero.stderr
-    assert "Traceback" not in bad.stderr + env_zero.stderr
+    no_unit = subprocess.run([sys.executable, "-m", "outlast.cli", "prune"], cwd=ROOT, text=True,
+                             capture_output=True, timeout=60,
+                             env={**os.environ, "OUTLAST_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+                                  "OUTLAST_RETENTION": "7", "PYTHONPATH": str(ROOT)})
+    assert no_unit.returncode == 2 and "OUTLAST_RETENTION: give a unit" in no_unit.stderr
+    assert "Traceback" not in bad.stderr + env_zero.stderr + no_unit.stderr
 
 
 async def test_a_backup_taken_while_the_database_is_in_use_restores_and_reads_back(tmp_path: Path) -> None:
