@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from outlast.core.config import DEFAULT_RETRIES
 from outlast.core.models import Run, RunFilter
+from outlast.core.trace_context import current_trace
 from outlast.errors import FunctionConfigError, OutlastError
 from outlast.events import FUNCTION_FAILED, Event
 from outlast.function import Function, Trigger, build_config
@@ -127,7 +128,13 @@ class Outlast:
         return await engine.send(events)
 
     def send(self, events: EventInput) -> list[str]:
-        return self._call(lambda: self.send_async(events))
+        trace = current_trace()  # the caller's span, if it traces: the client's loop runs in another thread
+
+        async def send() -> list[str]:
+            engine = await self.engine_async()
+            return await engine.send(events, trace=trace)
+
+        return self._call(send)
 
     async def get_run_async(self, run_id: str) -> Run | None:
         engine = await self.engine_async()

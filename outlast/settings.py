@@ -54,6 +54,9 @@ class Settings:
     max_crashed_attempts: int = 3
     #: how long a call to a served app (official Inngest SDK) may take before it counts as failed
     http_request_timeout_ms: int = 900_000
+    #: ms a finished run (with its steps) and an unreferenced event are kept; 0 keeps everything.
+    #: `OUTLAST_RETENTION` takes a duration ("7d", "12h"; a bare number must be 0)
+    retention: int = 7 * 86_400_000
 
     def __post_init__(self) -> None:
         """Numbers are range-checked here, whoever makes the settings; the database URL is checked
@@ -77,7 +80,8 @@ class Settings:
             if raw is None:
                 continue
             try:
-                values[f.name] = _convert(raw, type(getattr(defaults, f.name)))
+                values[f.name] = _duration(raw) if f.name in DURATION_FIELDS \
+                    else _convert(raw, type(getattr(defaults, f.name)))
             except ValueError as exc:
                 problems.append(f"{var}: {exc}")
                 continue
@@ -112,6 +116,19 @@ LIMITS: dict[str, tuple[float, float]] = {
 
 #: the settings that may be fractional
 FRACTIONAL = frozenset({"backoff_scale"})
+#: the settings whose variable is a duration with a unit ("7d", "12h"; a bare number must be 0)
+DURATION_FIELDS = frozenset({"retention"})
+
+
+def _duration(raw: str) -> int:
+    from outlast.core.durations import to_ms
+
+    text = raw.strip()
+    if text.isdigit() and int(text) == 0:
+        return 0
+    if text.isdigit():
+        raise ValueError(f"give a unit, e.g. '7d', '12h' or '30m' (0 keeps everything), got {raw!r}")
+    return to_ms(text, what="duration")
 
 
 def _convert(raw: str, kind: type) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from outlast.core.logcontext import FIELDS, RunContextFilter
-from outlast.core.observe import AttemptEnded, AttemptStarted, Observation, StepEnded
+from outlast.core.observe import AttemptEnded, AttemptStarted, EventsReceived, Observation, StepEnded
 
 runs_log = logging.getLogger("outlast.runs")
 #: attributes every LogRecord has; any other attribute is an `extra` worth printing
@@ -75,6 +75,8 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
 
 def log_observation(o: Observation) -> None:
     """A log line for each run event (see the module docstring for the levels)."""
+    if isinstance(o, EventsReceived):
+        return
     about: dict[str, Any] = {"run_id": o.run_id, "app_id": o.app_id, "function_id": o.function_id,
                              "attempt": o.attempt}
     if isinstance(o, AttemptStarted):

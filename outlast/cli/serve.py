@@ -15,6 +15,7 @@ from outlast.cli.common import Subparsers, command, settings_from, zoned_time
 from outlast.cli.devlog import DevLog
 from outlast.cli.logs import configure as configure_logs
 from outlast.cli.logs import log_observation
+from outlast.cli.observers import MetricsEndpoint, start_observers
 from outlast.client import Outlast
 from outlast.core.config import CronTrigger
 from outlast.core.drivers.http import HttpDriver
@@ -44,17 +45,23 @@ class Http:
 
 
 async def run(app: Outlast | None, settings: Settings, *, verbose: bool, http: Http | None,
-              devlog: bool = False) -> None:
+              devlog: bool = False, metrics: MetricsEndpoint | None = None) -> None:
     """Run workers (and the server, if `http`) until SIGINT or SIGTERM, then stop cleanly.
 
     `verbose`: print the banner (app, database, cron times); `devlog`: print the dev log, one
-    line per run state change; otherwise run events go to the `outlast.runs` logger.
+    line per run state change; otherwise run events go to the `outlast.runs` logger. `metrics`:
+    serve Prometheus metrics on their own port (bare workers; the server has `/metrics`).
     """
     engine = Engine.from_settings(settings)
     if app is not None:
         app.settings = settings
         await engine.add_source(app)
     await engine.open()
+    try:
+        stop_observers = await start_observers(engine, env=os.environ, metrics=metrics)
+    except BaseException:
+        await engine.close()
+        raise
     stop = asyncio.Event()
     dev = DevLog(engine) if devlog else None
     engine.bus.subscribe(dev.observe if dev is not None else log_observation)
@@ -85,6 +92,7 @@ async def run(app: Outlast | None, settings: Settings, *, verbose: bool, http: H
         driver = engine.drivers.get("http")
         if isinstance(driver, HttpDriver):
             await driver.aclose()
+        await stop_observers()
         await engine.close()
         if verbose:
             print("outlast: stopped", flush=True)
@@ -177,7 +185,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     configure_logs(level=args.log_level or "warning", fmt=args.log_format)
     settings = settings_from(args)
     app = load_app(args.app)
-    asyncio.run(run(app, settings, verbose=args.verbose, http=None, devlog=args.verbose))
+    metrics = None if args.metrics_port is None else MetricsEndpoint(host=args.metrics_host, port=args.metrics_port)
+    asyncio.run(run(app, settings, verbose=args.verbose, http=None, devlog=args.verbose, metrics=metrics))
     return 0
 
 
@@ -203,3 +212,6 @@ def register(sub: Subparsers) -> None:
     w = command(sub, "worker", cmd_worker, "run workers only, joining the same database")
     w.add_argument("app", help="the app: path/to/file.py, module or module:attr")
     w.add_argument("-v", "--verbose", action="store_true", help="print every run state change")
+    w.add_argument("--metrics-port", type=int, default=None, metavar="P",
+                   help="serve Prometheus metrics on http://HOST:P/metrics (needs outlast[metrics])")
+    w.add_argument("--metrics-host", default="127.0.0.1", help="interface for --metrics-port (default 127.0.0.1)")

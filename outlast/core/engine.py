@@ -20,10 +20,11 @@ from outlast.core.drivers.base import Driver
 from outlast.core.events import validate_event
 from outlast.core.ids import new_ulid
 from outlast.core.models import AppScope, Commit, CommitResult, EventRecord, Finish, Suspend
-from outlast.core.observe import Bus
+from outlast.core.observe import Bus, EventsReceived
 from outlast.core.planner import Planner
 from outlast.core.registry import Registry
 from outlast.core.sources import FunctionSource, LocalFunction
+from outlast.core.trace_context import carry_trace, current_trace
 from outlast.errors import StoreError
 from outlast.settings import Settings
 
@@ -149,10 +150,15 @@ class Engine:
         return [validate_event(e, internal_id=new_ulid(now), now_ms=now, max_bytes=self.settings.max_event_bytes,
                                index=i, allow_system=allow_system) for i, e in enumerate(items)]
 
-    async def send(self, events: EventsInput) -> list[str]:
+    async def send(self, events: EventsInput, *, trace: dict[str, str] | None = None) -> list[str]:
+        """Store events from outside a run. They carry `trace` (a W3C trace context, e.g. from a
+        request's `traceparent` header), else the caller's active OpenTelemetry span, if any."""
         records = self.validate(events)
+        carry_trace(records, trace or current_trace())
         ids = await self.store.ingest(records, self.clock.now_ms())
         self.wake()
+        if self.bus:
+            self.bus.emit(EventsReceived(count=len(records)))
         return ids
 
     def wake(self) -> None:

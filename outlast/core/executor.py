@@ -24,6 +24,7 @@ from outlast.core.models import Claimed, Commit, CommitResult, Finish, LogLine, 
 from outlast.core.observe import AttemptEnded, AttemptStarted, StepEnded
 from outlast.core.ops import Lease, OpRules, Outcome, StepOp, outcome_commit, step_commit
 from outlast.core.retry import RetryPolicy
+from outlast.core.trace_context import carry_trace
 from outlast.errors import StoreError
 
 if TYPE_CHECKING:
@@ -100,6 +101,8 @@ class Attempt:
                 duration_ms=max(0, (w.ended_at or self.now_ms()) - (w.started_at or self.now_ms()))))
 
     async def _commit(self, commit: Commit) -> None:
+        if commit.events and self.engine.bus.trace_for is not None:
+            carry_trace(commit.events, self.engine.bus.trace_for(self._run.run_id))
         result = await self._commit_retrying(commit)
         if not result.ok:
             raise LeaseLost()
@@ -150,7 +153,7 @@ class Executor:
             self.engine.bus.emit(AttemptStarted(
                 run_id=run.run_id, app_id=run.app_id, function_id=run.function_id, attempt=run.attempt,
                 first_start=run.attempt == 0 and not run.memo, created_at=run.created_at,
-                started_at=self.engine.clock.now_ms()))
+                started_at=self.engine.clock.now_ms(), trace=run.events[0].trace if run.events else None))
 
     def _ended(self, run: RunState, label: str, started: float, error: dict[str, object] | None, *,
                ended: bool = False) -> str:

@@ -2,7 +2,8 @@
 someone listens.
 
 Subscribers are called synchronously on the worker's event loop and must be quick; an exception
-in one is logged and never reaches the run.
+in one is logged and never reaches the run. Observations are plain (unfrozen, cheaper to make)
+dataclasses: subscribers read them and never change them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 log = logging.getLogger("outlast")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class AttemptStarted:
     run_id: str
     app_id: str
@@ -26,9 +27,11 @@ class AttemptStarted:
     #: when the run was created (the trigger arrived), for run-level latency
     created_at: int
     started_at: int
+    #: the W3C trace context its trigger event carries, if any (traces continue it)
+    trace: dict[str, str] | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class StepEnded:
     """A step reached a state: completed, failed, retrying (an attempt failed), or pending."""
 
@@ -43,7 +46,7 @@ class StepEnded:
     error: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class AttemptEnded:
     """An attempt ended: `completed`/`failed` (the run ended), `suspended`, `retrying` or `lost`."""
 
@@ -58,13 +61,25 @@ class AttemptEnded:
     error: dict[str, Any] | None = None
 
 
-Observation = AttemptStarted | StepEnded | AttemptEnded
+@dataclass(slots=True, kw_only=True)
+class EventsReceived:
+    """Events sent to the engine from outside a run (the event API, `app.send`, the CLI) were stored."""
+
+    count: int
+
+
+Observation = AttemptStarted | StepEnded | AttemptEnded | EventsReceived
 Subscriber = Callable[[Observation], None]
+#: the W3C trace context (`traceparent`, `tracestate`) that events a run causes now carry
+TraceFor = Callable[[str], dict[str, str] | None]
 
 
 class Bus:
     def __init__(self) -> None:
         self.subscribers: list[Subscriber] = []
+        #: set by tracing: given a run id, the trace context of its current attempt. Events the
+        #: attempt sends or invokes with carry it, so the runs they start continue the trace.
+        self.trace_for: TraceFor | None = None
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.append(subscriber)

@@ -15,6 +15,7 @@ from outlast.core.engine import Engine
 from outlast.core.executor import Executor
 from outlast.core.ids import new_token
 from outlast.core.models import AppScope, Claimed, WorkerInfo
+from outlast.core.upkeep import Pruner
 from outlast.errors import StoreError
 
 log = logging.getLogger("outlast.worker")
@@ -46,7 +47,8 @@ class Worker:
         """Work until `stop` is set, then let running attempts finish and leave the workers list."""
         self._attach()
         chores = [asyncio.create_task(c) for c in
-                  (self._keep_leases(stop), self._refresh_functions(stop), self._announce(stop))]
+                  (self._keep_leases(stop), self._refresh_functions(stop), self._announce(stop),
+                   Pruner(self.engine, self.owner).run(stop))]
         try:
             while not stop.is_set():
                 if not await self._claim_safely():

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from outlast.core import jsonutil
 from outlast.core.engine import Engine
+from outlast.core.trace_context import trace_headers
 from outlast.errors import InvalidEventError, PayloadTooLargeError, StoreError
 from outlast.server.config import ServerConfig
 
@@ -49,7 +50,8 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
         if len(events) > MAX_EVENTS_PER_REQUEST:
             return _error(400, f"{len(events)} events in one request, the limit is {MAX_EVENTS_PER_REQUEST}")
         try:
-            ids = await engine.send(events)
+            # a W3C traceparent header stays with the events: the runs they start continue that trace
+            ids = await engine.send(events, trace=trace_headers(request.headers))
         except (InvalidEventError, PayloadTooLargeError) as exc:
             return _error(400, str(exc))
         except StoreError as exc:

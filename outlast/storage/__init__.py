@@ -20,8 +20,7 @@ def open_store(url: str) -> Store:
     if url.startswith("sqlite:"):
         from outlast.storage.sqlite import SqliteStore
 
-        return SqliteStore(url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:////")
-                           else url.removeprefix("sqlite:///"))
+        return SqliteStore(sqlite_path(url))
     if url.startswith(("postgresql:", "postgres:")):
         try:
             from outlast.storage.postgres import PostgresStore
@@ -29,3 +28,9 @@ def open_store(url: str) -> Store:
             raise StoreError("PostgreSQL needs the postgres extra: pip install 'outlast[postgres]'") from None
         return PostgresStore(url)
     raise StoreError(f"database_url: unsupported scheme in {url!r} (use {SCHEMES})")
+
+
+def sqlite_path(url: str) -> str:
+    """The file of a `sqlite:///relative.db` or `sqlite:////absolute.db` URL."""
+    return url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:////") \
+        else url.removeprefix("sqlite:///")

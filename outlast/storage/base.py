@@ -65,6 +65,7 @@ from outlast.core.models import (
     SyncedApp,
     WorkerInfo,
 )
+from outlast.core.upkeep import PruneResult, QueueStats
 from outlast.core.views import FunctionStats, RerunLinks, StatusCounts
 
 SyncMode = Literal["merge", "replace"]
@@ -347,6 +348,49 @@ class Store(Protocol):
     async def list_workers(self, since_ms: int) -> list[WorkerInfo]:
         """Workers whose last heartbeat is at or after `since_ms`, by start time then id; older
         rows are forgotten."""
+        ...
+
+    # -- operations: retention, upkeep, health ---------------------------------------------------
+    # Retention runs beside the workload: each call is one short transaction, so claims and
+    # ingest never wait long behind it (on PostgreSQL it runs on a connection of its own, outside
+    # the group commits).
+
+    async def take_chore(self, name: str, owner: str, now_ms: int, lease_ms: int) -> bool:
+        """Take (or renew) the lease of a background chore (`retention`) until `now_ms + lease_ms`;
+        False while another owner's lease has not expired. One process at a time does a chore."""
+        ...
+
+    async def prune(self, *, before_ms: int, now_ms: int, limit: int) -> PruneResult:
+        """Delete one batch: up to `limit` runs in a final status that ended before `before_ms`,
+        with their steps, step failures, log lines and event effects (and their trigger events,
+        as below); up to `limit` other events received before `before_ms` that no run refers to any more
+        (neither as its trigger, `first_event_id`, nor through an event effect: an active run's
+        events always stay); up to `limit` dedupe and idempotency keys whose 24 h ended at
+        `now_ms` (never earlier, whatever `before_ms`).
+        Events are examined from a cursor kept with the chore, so a batch may remove none while
+        older events remain: call until nothing was removed and `more` is false (`more` is also
+        true after a full batch of runs)."""
+        ...
+
+    async def vacuum(self, tables: tuple[str, ...]) -> bool:
+        """Reclaim the dead rows of `tables` where the database would not do it by itself
+        (PostgreSQL with autovacuum off; the queue alone leaves thousands a second). True when it
+        vacuumed. Not a transaction; never blocks reads or writes of the tables."""
+        ...
+
+    async def shrink_wait_fields(self) -> int:
+        """Forget `wait_fields` entries that no stored wait needs; return how many. A wait stored
+        concurrently keeps (or gets back) its entry."""
+        ...
+
+    async def queue_stats(self, now_ms: int) -> QueueStats:
+        """Work items per (app, function): due at `now_ms`, leased, scheduled later, and the due
+        time of the oldest due one; stored waits by kind. Ordered by app id, function id."""
+        ...
+
+    async def check(self) -> None:
+        """Raise StoreError (saying why) unless the database answers and every migration of this
+        version is applied."""
         ...
 
 

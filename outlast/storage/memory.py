@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -66,7 +67,12 @@ class MemoryStore(SqlStore):
                 self._conn = self._tx = None
 
     async def _run(self, fn: Callable[[SqliteTx], T]) -> T:
-        return self._run_now(fn)
+        if self.group_observer is None:
+            return self._run_now(fn)
+        started = time.perf_counter()
+        result = self._run_now(fn)
+        self.group_observer(1, time.perf_counter() - started)  # each request is its own transaction
+        return result
 
     def _run_now(self, fn: Callable[[SqliteTx], T]) -> T:
         with self._lock:

@@ -35,6 +35,7 @@ import queue
 import random
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -50,7 +51,7 @@ from outlast.errors import StoreDataError, StoreError
 from outlast.storage.base import DEFAULT_MAX_CRASHES
 from outlast.storage.sql import commit, ingest
 from outlast.storage.sql import queue as work_queue
-from outlast.storage.sql.migrations import MIGRATIONS
+from outlast.storage.sql.migrations import migrations_for
 from outlast.storage.sql.replies import Outbox, Reply, take_group
 from outlast.storage.sql.store import SqlStore, cancel_with_events
 from outlast.storage.sql.tx import Row
@@ -144,6 +145,8 @@ class PostgresStore(SqlStore):
         self._listener: threading.Thread | None = None
         self._callbacks: list[Callable[[], None]] = []
         self._stopping = threading.Event()
+        self._upkeep: Conn | None = None
+        self._upkeep_lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -202,6 +205,10 @@ class PostgresStore(SqlStore):
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+        with self._upkeep_lock:
+            if self._upkeep is not None:
+                self._upkeep.close()
+                self._upkeep = None
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -260,6 +267,7 @@ class PostgresStore(SqlStore):
 
     def _execute(self, pool: ConnectionPool[Conn], conn: Conn | None, group: list[_Request]) -> Conn | None:
         """Run a group until it commits or fails for good; return the connection to keep."""
+        started = time.perf_counter()
         cause: BaseException | None = None
         for attempt in range(_ATTEMPTS):
             if attempt and self._stopping.wait(_backoff(attempt)):
@@ -287,6 +295,8 @@ class PostgresStore(SqlStore):
                     break
                 continue
             _deliver(group, outcomes)
+            if self.group_observer is not None:
+                self.group_observer(len(group), time.perf_counter() - started)
             return conn
         failure = StoreError(f"PostgreSQL transaction failed ({self.where}): {_oneline(cause)}")
         _deliver(group, [(False, failure)] * len(group))
@@ -344,6 +354,45 @@ class PostgresStore(SqlStore):
             if self._stopping.wait(_backoff(attempt + 1)):
                 break
         return None
+
+    # -- upkeep (retention, queue statistics) ----------------------------------------------------
+    # On a connection of its own, one short transaction at a time, never grouped with the
+    # workload's requests: a prune batch neither lengthens their transactions nor waits in them.
+
+    _wait_fields_lock = ("SET LOCAL lock_timeout = '200ms'", "LOCK TABLE wait_fields IN SHARE ROW EXCLUSIVE MODE")
+
+    async def _maintain(self, fn: Callable[[PgTx], T]) -> T:
+        if not self._writers:
+            raise StoreError("the PostgreSQL store is not open")
+        return await asyncio.to_thread(self._maintain_now, fn)
+
+    def _maintain_now(self, fn: Callable[[PgTx], T], *, transaction: bool = True) -> T:
+        with self._upkeep_lock:
+            try:
+                if self._upkeep is None or self._upkeep.closed or self._upkeep.broken:
+                    self._upkeep = psycopg.connect(self.url, autocommit=True,
+                                                   connect_timeout=int(_CONNECT_TIMEOUT_S))
+                if not transaction:
+                    return fn(PgTx(self._upkeep))
+                with self._upkeep.transaction():
+                    return fn(PgTx(self._upkeep))
+            except psycopg.Error as exc:
+                raise StoreError(f"PostgreSQL upkeep failed ({self.where}): {_oneline(exc)}") from exc
+
+    async def vacuum(self, tables: tuple[str, ...]) -> bool:
+        """VACUUM the tables, unless the server's autovacuum does (then it has the per-table
+        settings of migration 9)."""
+        if not self._writers:
+            raise StoreError("the PostgreSQL store is not open")
+
+        def vacuum(tx: PgTx) -> bool:
+            if (tx.one("SHOW autovacuum") or ("on",))[0] == "on":
+                return False
+            for table in tables:
+                tx.script(f"VACUUM {table}".encode())  # names from the caller's constant list
+            return True
+
+        return await asyncio.to_thread(lambda: self._maintain_now(vacuum, transaction=False))
 
     # -- the listener thread -------------------------------------------------------------------
 
@@ -465,7 +514,7 @@ def migrate(conn: Conn) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
         done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-        for version, script in MIGRATIONS:
+        for version, script in migrations_for("postgresql"):
             if version in done:
                 continue
             for statement in filter(str.strip, script.split(";")):

@@ -38,6 +38,10 @@ from outlast.storage.sql.tx import Row
 T = TypeVar("T")
 _MAX_GROUP = 256
 CHECKPOINT_INTERVAL_S = 0.5
+#: a WAL holding this many frames (about 8 MB of 4 KiB pages) is truncated after its checkpoint
+WAL_TRUNCATE_FRAMES = 2048
+#: how long a truncating checkpoint may wait for readers (writers wait while it does)
+TRUNCATE_BUSY_MS = 200
 
 
 class SqliteTx:
@@ -166,11 +170,23 @@ class SqliteStore(SqlStore):
         try:
             while not self._closing.wait(CHECKPOINT_INTERVAL_S):
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    _busy, frames, _done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if frames >= WAL_TRUNCATE_FRAMES:
+                        self._truncate_wal(conn)
                 except sqlite3.Error:
                     continue  # busy or locked: the next round will do it
         finally:
             conn.close()
+
+    def _truncate_wal(self, conn: sqlite3.Connection) -> None:
+        """Under steady load a PASSIVE checkpoint never catches up with the writer, so the WAL never
+        restarts and only grows. Once it is long, checkpoint the last frames with writers held off
+        (briefly: the PASSIVE round just copied the rest) and truncate it to zero bytes."""
+        conn.execute(f"PRAGMA busy_timeout={TRUNCATE_BUSY_MS}")
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
 
     def _serve(self, ready: Future[None]) -> None:
         try:
@@ -198,6 +214,7 @@ class SqliteStore(SqlStore):
     def _run_group(self, conn: sqlite3.Connection, tx: SqliteTx, group: list[Any]) -> None:
         outbox = Outbox()
         results: list[tuple[Reply, bool, Any]] = []
+        started = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
             for fn, reply in group:
@@ -218,6 +235,8 @@ class SqliteStore(SqlStore):
         for reply, ok, value in results:
             outbox.put(reply, ok, value)
         outbox.send()
+        if self.group_observer is not None:
+            self.group_observer(len(group), time.perf_counter() - started)
 
 
 def _when_not_busy(step: Callable[[], object], deadline: float) -> None:

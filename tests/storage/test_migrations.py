@@ -10,9 +10,9 @@ import pytest
 from outlast.storage.sqlite import SqliteStore
 from tests.conftest import PG_URL
 
-TABLES = {"apps", "events", "event_effects", "dedupe", "functions", "gathering", "gcra", "meta", "queue", "reruns",
-          "runs", "run_logs", "schema_migrations", "step_failures",
-          "steps", "wait_fields", "waits", "workers"}
+TABLES = {"apps", "chores", "events", "event_effects", "dedupe", "functions", "gathering", "gcra", "meta",
+          "queue", "reruns", "runs", "run_logs", "schema_migrations", "step_failures", "steps", "wait_fields",
+          "waits", "workers"}
 
 
 async def sqlite_columns(tmp_path: Path) -> dict[str, set[str]]:

@@ -207,4 +207,37 @@ CREATE TABLE reruns (
 );
 CREATE INDEX reruns_by_origin ON reruns (origin_run_id);
 """),
+    # -- 9 (operations): the retention lease, finished runs by end time, lean PostgreSQL tables ------
+    (9, """
+CREATE TABLE chores (
+    name TEXT PRIMARY KEY,
+    owner TEXT,
+    lease_until BIGINT NOT NULL DEFAULT 0,
+    cursor TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO chores (name) VALUES ('retention');
+CREATE INDEX runs_by_end ON runs (ended_at) WHERE ended_at IS NOT NULL;
+"""),
 ]
+
+#: statements only PostgreSQL runs, in the same transaction as the shared script of their version
+POSTGRES_ONLY: dict[int, str] = {
+    # Storage parameters (no SQLite equivalent). The queue is rewritten by every claim, lease
+    # extension and commit: vacuum it after a fixed number of dead rows, not a fraction of its
+    # (small) size, and leave room in each page for updated rows. Retention's deletes are
+    # vacuumed by the ordinary autovacuum settings.
+    9: """
+ALTER TABLE queue SET (fillfactor = 70, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 2000,
+    autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 2000,
+    autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
+ALTER TABLE workers SET (fillfactor = 50, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 200);
+ALTER TABLE chores SET (fillfactor = 50, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 100);
+ALTER TABLE meta SET (fillfactor = 50, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 200)
+""",
+}
+
+
+def migrations_for(backend: str) -> list[tuple[int, str]]:
+    """The migrations as `backend` ("sqlite" or "postgresql") applies them."""
+    extra = POSTGRES_ONLY if backend == "postgresql" else {}
+    return [(version, script + (";" + extra[version] if version in extra else "")) for version, script in MIGRATIONS]

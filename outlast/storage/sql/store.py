@@ -23,17 +23,26 @@ from outlast.core.models import (
     SyncedApp,
     WorkerInfo,
 )
+from outlast.core.upkeep import PruneResult, QueueStats
 from outlast.core.views import FunctionStats, RerunLinks, StatusCounts
+from outlast.errors import StoreError
 from outlast.storage.base import DEFAULT_MAX_CRASHES, PlannerSlot, SyncMode
-from outlast.storage.sql import apps, commit, functions, ingest, inngest_reads, queue, read, run_end, workers
+from outlast.storage.sql import apps, commit, functions, ingest, inngest_reads, queue, read, retention, run_end, workers
 from outlast.storage.sql import dashboard as dash
 from outlast.storage.sql import rerun as reruns
 from outlast.storage.sql.tx import Tx
 
 T = TypeVar("T")
+#: told of each group commit: how many requests it held, and how long it took in seconds
+GroupObserver = Callable[[int, float], None]
 
 
 class SqlStore(PlannerSlot):
+    #: set by a metrics subscriber; None costs the group-commit loops nothing
+    group_observer: GroupObserver | None = None
+    #: run first when shrinking `wait_fields` (PostgreSQL: waits out transactions adding waits)
+    _wait_fields_lock: tuple[str, ...] = ()
+
     async def _run(self, fn: Callable[[Any], T]) -> T:
         """Run `fn(tx)` in one transaction."""
         raise NotImplementedError
@@ -150,6 +159,32 @@ class SqlStore(PlannerSlot):
 
     async def list_workers(self, since_ms: int) -> list[WorkerInfo]:
         return await self._run(lambda tx: workers.list_workers(tx, since_ms))
+
+    # -- operations: retention, upkeep, health ---------------------------------------------------
+
+    async def _maintain(self, fn: Callable[[Any], T]) -> T:
+        """Run `fn(tx)` in one transaction of upkeep (a backend may keep these apart from the workload)."""
+        return await self._run(fn)
+
+    async def take_chore(self, name: str, owner: str, now_ms: int, lease_ms: int) -> bool:
+        return await self._maintain(lambda tx: retention.take_chore(tx, name, owner, now_ms, lease_ms))
+
+    async def prune(self, *, before_ms: int, now_ms: int, limit: int) -> PruneResult:
+        return await self._maintain(lambda tx: retention.prune(tx, before_ms, now_ms, limit))
+
+    async def vacuum(self, tables: tuple[str, ...]) -> bool:
+        return False  # SQLite reuses the pages of deleted rows; PostgreSQL overrides this
+
+    async def shrink_wait_fields(self) -> int:
+        return await self._maintain(lambda tx: retention.shrink_wait_fields(tx, self._wait_fields_lock))
+
+    async def queue_stats(self, now_ms: int) -> QueueStats:
+        return await self._maintain(lambda tx: retention.queue_stats(tx, now_ms))
+
+    async def check(self) -> None:
+        problem = await self._run(retention.schema_problem)
+        if problem is not None:
+            raise StoreError(problem)
 
 
     # -- dashboard and read API ----------------------------------------------------------------
