@@ -1,12 +1,14 @@
-"""Parse user-facing durations ("500ms", "1h30m", "2d", timedelta, int milliseconds)."""
+"""Parse durations ("500ms", "1h30m", "2d", timedelta, int milliseconds), for users and for the
+Inngest SDKs alike (Go's units, `ns` to `h`, plus days and weeks; fractions such as `1.5h`)."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
 
-_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNITS_MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "μs": 1e-3, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000,
+             "d": 86_400_000, "w": 604_800_000}
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d|w)")
 
 Duration = str | int | float | timedelta
 

@@ -3,13 +3,10 @@ until, `Retry-After`), and the ms values the engine works in."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-_UNITS_MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "μs": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6,
-             "d": 8.64e7, "w": 6.048e8}
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d|w)")
+from outlast.core.durations import to_ms
 
 
 class TimeError(ValueError):
@@ -30,15 +27,10 @@ def duration_ms(value: object) -> int:
     text = value.strip()
     if text in ("0", ""):
         return 0
-    pos, total = 0, 0.0
-    for match in _PART.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNITS_MS[match.group(2)]
-        pos = match.end()
-    if pos != len(text):
-        raise TimeError(f"invalid duration {value!r} (expected e.g. '500ms', '10s', '1h30m', '2d')")
-    return round(total)
+    try:
+        return to_ms(text, what="duration")
+    except ValueError:
+        raise TimeError(f"invalid duration {value!r} (expected e.g. '500ms', '10s', '1h30m', '2d')") from None
 
 
 def date_ms(text: str) -> int | None:

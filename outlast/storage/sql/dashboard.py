@@ -8,8 +8,6 @@ the runs of one window through `runs_by_function_status` (migration 7).
 
 from __future__ import annotations
 
-from typing import Any
-
 from outlast.core import jsonutil
 from outlast.core.ids import ulid_floor
 from outlast.core.models import EventRecord, Run, RunFilter
@@ -24,36 +22,9 @@ DAY_MS = 24 * HOUR_MS
 DURATION_SAMPLE = 1000
 
 
-def run_conditions(f: RunFilter, *, with_status: bool = True) -> tuple[list[str], list[Any]]:
-    """WHERE conditions for a run filter (the same ones `list_runs` applies)."""
-    where: list[str] = []
-    params: list[Any] = []
-    if f.since is not None:
-        where.append("id >= ?")
-        params.append(ulid_floor(f.since))
-    if f.until is not None:
-        where.append("id < ?")
-        params.append(ulid_floor(f.until))
-    if f.before is not None:
-        where.append("id < ?")
-        params.append(f.before)
-    columns = [("app_id", f.app_id), ("function_id", f.function_id)]
-    if with_status:
-        columns.append(("status", f.status))
-    for column, value in columns:
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if f.event_id is not None:
-        where.append("(first_event_id = ? OR id IN (SELECT run_id FROM event_effects WHERE event_id = ?"
-                     " AND effect = 'started'))")
-        params += [f.event_id, f.event_id]
-    return where, params
-
-
 def count_runs(tx: Tx, f: RunFilter, cap: int) -> StatusCounts:
     """Runs matching the filter (its status and cursor ignored) per status, each counted up to `cap`."""
-    where, params = run_conditions(RunFilter(app_id=f.app_id, function_id=f.function_id, event_id=f.event_id,
+    where, params = read.run_conditions(RunFilter(app_id=f.app_id, function_id=f.function_id, event_id=f.event_id,
                                              since=f.since, until=f.until), with_status=False)
     clause = "".join(f" AND {w}" for w in where)
     counts = {}

@@ -87,8 +87,18 @@ def run_logs(tx: Tx, run_id: str) -> list[LogLine]:
 
 
 def list_runs(tx: Tx, f: RunFilter) -> list[Run]:
+    where, params = run_conditions(f)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = tx.all(f"SELECT {RUN_COLUMNS} FROM runs {clause} ORDER BY id DESC LIMIT ?", (*params, f.limit))
+    return [run_from_row(r) for r in rows]
+
+
+def run_conditions(f: RunFilter, *, with_status: bool = True) -> tuple[list[str], list[Any]]:
+    """The WHERE conditions of a run filter (its limit aside): the time window and cursor on the
+    id, the app, function and (unless `with_status` is False) status, and the event."""
     where, params = _id_window(f.since, f.until, f.before)
-    for column, value in (("app_id", f.app_id), ("function_id", f.function_id), ("status", f.status)):
+    columns = [("app_id", f.app_id), ("function_id", f.function_id)] + ([("status", f.status)] if with_status else [])
+    for column, value in columns:
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
@@ -96,9 +106,7 @@ def list_runs(tx: Tx, f: RunFilter) -> list[Run]:
         where.append("(first_event_id = ? OR id IN (SELECT run_id FROM event_effects WHERE event_id = ?"
                      " AND effect = 'started'))")
         params += [f.event_id, f.event_id]
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    rows = tx.all(f"SELECT {RUN_COLUMNS} FROM runs {clause} ORDER BY id DESC LIMIT ?", (*params, f.limit))
-    return [run_from_row(r) for r in rows]
+    return where, params
 
 
 def _id_window(since: int | None, until: int | None, before: str | None) -> tuple[list[str], list[Any]]:
