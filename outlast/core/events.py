@@ -10,6 +10,8 @@ from outlast.core.models import EventRecord
 from outlast.errors import InvalidEventError, PayloadTooLargeError
 
 MAX_NAME_LENGTH = 512
+#: the last millisecond of year 9999: every backend stores it, every date library reads it
+MAX_TS = 253_402_300_799_999
 DEFAULT_MAX_EVENT_BYTES = 512 * 1024
 SYSTEM_PREFIX = "inngest/"
 FUNCTION_FAILED = "inngest/function.failed"
@@ -49,8 +51,9 @@ def validate_event(
     ts = raw.get("ts")
     if ts is None:
         ts = now_ms
-    if not isinstance(ts, int) or isinstance(ts, bool) or ts < 0:
-        raise InvalidEventError(f"{where}.ts: must be integer milliseconds since the epoch, got {ts!r}")
+    if not isinstance(ts, int) or isinstance(ts, bool) or not 0 <= ts <= MAX_TS:
+        raise InvalidEventError(f"{where}.ts: must be integer milliseconds since the epoch (0 to {MAX_TS}, "
+                                f"the end of year 9999), got {ts!r}")
     record = EventRecord(id=internal_id, name=name, data=data, user=user, ts=ts, dedupe_id=dedupe_id or None)
     _check_size(record, where, max_bytes)
     return record

@@ -22,10 +22,10 @@ from outlast.core.drivers.base import Driver
 from outlast.core.interrupts import LeaseLost
 from outlast.core.models import Claimed, Commit, CommitResult, Finish, LogLine, MemoEntry, RunState, StepWrite, Suspend
 from outlast.core.observe import AttemptEnded, AttemptStarted, StepEnded
-from outlast.core.ops import Lease, OpRules, Outcome, StepOp, outcome_commit, step_commit
-from outlast.core.retry import RetryPolicy
+from outlast.core.ops import FunctionError, Lease, OpRules, Outcome, StepFailed, StepOp, outcome_commit, step_commit
+from outlast.core.retry import ErrorInfo, RetryPolicy
 from outlast.core.trace_context import carry_trace
-from outlast.errors import StoreError
+from outlast.errors import StoreDataError, StoreError
 
 if TYPE_CHECKING:
     from outlast.core.engine import Engine
@@ -71,7 +71,12 @@ class Attempt:
     async def apply(self, ops: Sequence[StepOp]) -> list[MemoEntry]:
         commit = step_commit(self._run, ops, lease=self.lease, now=self.now_ms(), rules=self.rules,
                              logs=self._take_logs())
-        await self._commit(commit)
+        try:
+            await self._commit(commit)
+        except StoreDataError as exc:  # a value the database cannot hold: those steps fail, clearly
+            commit = step_commit(self._run, [_refused(op, exc) for op in ops], lease=self.lease, now=self.now_ms(),
+                                 rules=self.rules)
+            await self._commit(commit)
         for write in commit.steps:
             self._remember(write)
         return [self._run.memo[op.key] for op in ops]
@@ -79,7 +84,14 @@ class Attempt:
     async def end(self, outcome: Outcome) -> Commit:
         commit = outcome_commit(self._run, outcome, lease=self.lease, now=self.now_ms(), rules=self.rules,
                                 suspended_in_attempt=self.suspended, logs=self._take_logs())
-        await self._commit(commit)
+        try:
+            await self._commit(commit)
+        except StoreDataError as exc:  # e.g. an output the database cannot hold: the run fails, saying so
+            refused = FunctionError(error=ErrorInfo(name="StoreDataError", no_retry=True,
+                                                    message=f"the database refused the run's outcome: {exc}"))
+            commit = outcome_commit(self._run, refused, lease=self.lease, now=self.now_ms(), rules=self.rules,
+                                    suspended_in_attempt=self.suspended)
+            await self._commit(commit)
         return commit
 
     def _take_logs(self) -> list[LogLine]:
@@ -115,6 +127,8 @@ class Attempt:
         while True:
             try:
                 return await self.engine.commit(commit)
+            except StoreDataError:
+                raise  # the database refused a value: the same commit would fail again
             except StoreError as exc:
                 if spent + delay > self.engine.settings.lease_ms / 1000:
                     log.warning("giving up a commit of run %s: %s", commit.run_id, exc)
@@ -122,6 +136,11 @@ class Attempt:
                 log.warning("commit of run %s failed, retrying: %s", commit.run_id, exc)
                 await asyncio.sleep(delay)
                 spent, delay = spent + delay, min(delay * 2, 2.0)
+
+
+def _refused(op: StepOp, exc: StoreDataError) -> StepFailed:
+    return StepFailed(key=op.key, step_id=op.step_id, error=ErrorInfo(
+        name="StoreDataError", no_retry=True, message=f"the database refused step {op.step_id!r}'s result: {exc}"))
 
 
 class Executor:

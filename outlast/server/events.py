@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 from outlast.core import jsonutil
 from outlast.core.engine import Engine
 from outlast.core.trace_context import trace_headers
-from outlast.errors import InvalidEventError, PayloadTooLargeError, StoreError
+from outlast.errors import InvalidEventError, PayloadTooLargeError, StoreDataError, StoreError
 from outlast.server.config import ServerConfig
 
 MAX_EVENTS_PER_REQUEST = 5000
@@ -54,6 +54,8 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
             ids = await engine.send(events, trace=trace_headers(request.headers))
         except (InvalidEventError, PayloadTooLargeError) as exc:
             return _error(400, str(exc))
+        except StoreDataError as exc:  # a value the database cannot hold: retrying would fail the same way
+            return _error(400, f"the database refused a value of these events: {exc}")
         except StoreError as exc:
             return _error(503, f"store unavailable, retry: {exc}")
         return JSONResponse({"ids": ids, "status": 200})

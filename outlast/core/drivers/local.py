@@ -132,7 +132,8 @@ class LocalAttempt:
         return loop.run_in_executor(self.driver.handler_threads, lambda: run_in.run(fn.handler, ctx))
 
     def _keep_log(self, level: str, message: str) -> None:
-        self.host.log(LogLine(ts=self.now_ms(), level=level, message=message))
+        # PostgreSQL text cannot hold NUL; a line is kept with it shown as U+FFFD, not refused
+        self.host.log(LogLine(ts=self.now_ms(), level=level, message=message.replace("\x00", "\ufffd")))
 
     async def _settle(self) -> None:
         """Let parallel step bodies still running finish and commit before the attempt ends."""

@@ -1,0 +1,89 @@
+"""Values a database cannot hold: validation refuses what it can name, and a commit the database
+still refuses fails the step or run at once, saying so, instead of being retried as an outage."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import outlast
+from outlast import Context, Event, InvalidEventError
+from outlast.core.models import Commit, CommitResult
+from outlast.errors import StoreDataError
+from outlast.storage.base import Store
+from outlast.testing import TestEngine
+
+
+async def test_an_event_time_beyond_year_9999_is_refused_naming_the_field(app: outlast.Outlast,
+                                                                           engine: TestEngine) -> None:
+    async with engine as t:
+        with pytest.raises(InvalidEventError, match=r"event\[0\]\.ts: .*end of year 9999"):
+            await t.send({"name": "t/x", "ts": 2**63})
+
+
+async def test_a_log_line_with_a_nul_is_kept_on_every_backend(app: outlast.Outlast, engine: TestEngine) -> None:
+    @app.function(id="nul-log", trigger="t/nul-log")
+    async def nul_log(ctx: Context) -> str:
+        ctx.logger.warning("odd \x00 byte")
+        return await ctx.step.run("after", lambda: "done")
+
+    async with engine as t:
+        await t.send(Event(name="t/nul-log"))
+        await t.run_until_idle()
+        [run] = t.runs()
+        lines = await t.store.run_logs(run.id)
+    assert run.status == "completed" and [line.message for line in lines] == ["odd \ufffd byte"]
+
+
+class RefusingStore:
+    """A real store that refuses commits carrying a given step output, as a database refuses a
+    value it cannot hold (validation leaves nothing that reaches this on the real backends)."""
+
+    def __init__(self, store: Store, refuse: Callable[[Commit], bool]) -> None:
+        self._store, self._refuse, self.refused = store, refuse, 0
+
+    async def commit(self, commit: Commit) -> CommitResult:
+        if self._refuse(commit):
+            self.refused += 1
+            raise StoreDataError("value out of range for this column (test)")
+        return await self._store.commit(commit)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+async def test_a_refused_step_result_fails_the_step_at_once(app: outlast.Outlast,
+                                                            make_store: Callable[[], Store]) -> None:
+    @app.function(id="refused", trigger="t/refused", retries=3)
+    async def refused(ctx: Context) -> Any:
+        try:
+            await ctx.step.run("too-big", lambda: "poison")
+        except outlast.StepError as exc:
+            return {"caught": exc.name}
+        return "stored"
+
+    store = RefusingStore(make_store(), lambda c: any(w.output == "poison" for w in c.steps))
+    async with TestEngine(app, store=store) as t:  # type: ignore[arg-type]
+        await t.send(Event(name="t/refused"))
+        await t.run_until_idle()
+        [run] = t.runs()
+    assert run.status == "completed" and run.output == {"caught": "StoreDataError"}
+    assert store.refused == 1  # refused once, then recorded as the step's failure: not retried as an outage
+    [step] = run.steps
+    assert step.status == "failed" and "refused" in (step.error or {})["message"]
+
+
+async def test_a_refused_outcome_fails_the_run_saying_why(app: outlast.Outlast,
+                                                          make_store: Callable[[], Store]) -> None:
+    @app.function(id="refused-output", trigger="t/refused-output", retries=3)
+    async def refused_output(ctx: Context) -> str:
+        return "poison"
+
+    store = RefusingStore(make_store(), lambda c: getattr(c.outcome, "output", None) == "poison")
+    async with TestEngine(app, store=store) as t:  # type: ignore[arg-type]
+        await t.send(Event(name="t/refused-output"))
+        await t.run_until_idle()
+        [run] = t.runs()
+    assert run.status == "failed" and (run.error or {})["name"] == "StoreDataError" and store.refused == 1
