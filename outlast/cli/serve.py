@@ -45,12 +45,14 @@ class Http:
 
 
 async def run(app: Outlast | None, settings: Settings, *, verbose: bool, http: Http | None,
-              devlog: bool = False, metrics: MetricsEndpoint | None = None) -> None:
+              devlog: bool = False, metrics: MetricsEndpoint | None = None,
+              served_apps_keys: tuple[str, ...] | None = None) -> None:
     """Run workers (and the server, if `http`) until SIGINT or SIGTERM, then stop cleanly.
 
     `verbose`: print the banner (app, database, cron times); `devlog`: print the dev log, one
     line per run state change; otherwise run events go to the `outlast.runs` logger. `metrics`:
     serve Prometheus metrics on their own port (bare workers; the server has `/metrics`).
+    `served_apps_keys`: a bare worker also runs served apps' functions, signing with these keys.
     """
     engine = Engine.from_settings(settings)
     if app is not None:
@@ -71,8 +73,9 @@ async def run(app: Outlast | None, settings: Settings, *, verbose: bool, http: H
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     server = _server(engine, http) if http is not None else None
-    if http is not None:
-        served.install_http_driver(engine, settings, http.signing_keys)
+    if http is not None or served_apps_keys is not None:
+        keys = http.signing_keys if http is not None else served_apps_keys or ()
+        served.install_http_driver(engine, settings, keys)
     try:
         tasks = [asyncio.create_task(Worker(engine).run(stop))]
         if dev is not None:
@@ -182,11 +185,16 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    """Workers only. With APP they run its functions; they also run served apps' functions when no APP
+    is given or a signing key is (a worker without the key must not call apps that check it)."""
     configure_logs(level=args.log_level or "warning", fmt=args.log_format)
     settings = settings_from(args)
-    app = load_app(args.app)
+    app = load_app(args.app) if args.app else None
+    signing = served.signing_keys(args)
+    served_keys = signing if (app is None or signing) else None
     metrics = None if args.metrics_port is None else MetricsEndpoint(host=args.metrics_host, port=args.metrics_port)
-    asyncio.run(run(app, settings, verbose=args.verbose, http=None, devlog=args.verbose, metrics=metrics))
+    asyncio.run(run(app, settings, verbose=args.verbose, http=None, devlog=args.verbose, metrics=metrics,
+                    served_apps_keys=served_keys))
     return 0
 
 
@@ -210,7 +218,10 @@ def register(sub: Subparsers) -> None:
     st.add_argument("--signing-key", default=None,
                     help="signing key shared with served apps (default: OUTLAST_SIGNING_KEY or INNGEST_SIGNING_KEY)")
     w = command(sub, "worker", cmd_worker, "run workers only, joining the same database")
-    w.add_argument("app", help="the app: path/to/file.py, module or module:attr")
+    w.add_argument("app", nargs="?", help="the app: path/to/file.py, module or module:attr (none: run only "
+                                          "the functions of apps on the official Inngest SDKs)")
+    w.add_argument("--signing-key", default=None, help="signing key for calls to served apps (default: "
+                                                       "OUTLAST_SIGNING_KEY or INNGEST_SIGNING_KEY)")
     w.add_argument("-v", "--verbose", action="store_true", help="print every run state change")
     w.add_argument("--metrics-port", type=int, default=None, metavar="P",
                    help="serve Prometheus metrics on http://HOST:P/metrics (needs outlast[metrics])")

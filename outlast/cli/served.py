@@ -32,7 +32,7 @@ def signing_keys(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         try:
             keys.append(validate_key(key))
         except SigningKeyError as exc:
-            raise OutlastError(f"start: {where}: {exc}") from None
+            raise OutlastError(f"{where}: {exc}") from None
     return tuple(keys)
 
 
