@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from outlast.core.engine import Engine
-from outlast.core.expressions import Expression, ExpressionError, compile_expression
+from outlast.core.expressions import EVENT, Expression, ExpressionError, compile_expression
 from outlast.core.ids import new_ulid
 from outlast.core.registry import CompiledFunction
 from outlast.server.inngest_shapes import NIL_UUID, app_uuid, function_uuid, iso, parse_time
@@ -65,7 +65,7 @@ def parse_request(body: Any, engine: Engine, now_ms: int) -> BulkCancellation:
     condition = None
     if body.get("if"):
         try:
-            condition = compile_expression(body["if"])
+            condition = compile_expression(body["if"], variables=EVENT, result="bool")
         except ExpressionError as exc:
             raise CancellationError(400, f"invalid expression: {exc}") from None
     function = _find_function(engine, body["app_id"], body["function_id"])

@@ -148,11 +148,15 @@ async def _by_id(engine: Engine, query: RunQuery) -> RunsPage:
                     else None, search="event")
 
 
+#: what a search expression may name: the run's first trigger event and its outcome
+SEARCH_VARIABLES = ("event", "output", "error", "status")
+
+
 async def _search(engine: Engine, query: RunQuery) -> RunsPage:
     """Runs whose trigger event and output match a CEL expression (`event`, `output`, `error`,
     `status`), newest first, looking at no more than SEARCH_SCAN runs per request."""
     try:
-        expression = compile_expression(query.q)
+        expression = compile_expression(query.q, variables=SEARCH_VARIABLES, result="bool")
     except ExpressionError as exc:
         return RunsPage(runs=[], next_cursor=None, search="expression", error=str(exc))
     found: list[Run] = []

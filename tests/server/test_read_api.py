@@ -69,6 +69,8 @@ async def test_search_finds_a_run_by_id_by_event_id_and_by_expression(api: tuple
     assert expr.json()["scanned"] == len(runs)
     bad = await client.get("/api/runs", params={"q": "event.data.total >"})
     assert bad.status_code == 400 and bad.json()["error"].startswith("q: invalid expression")
+    unknown = await client.get("/api/runs", params={"q": "order.total > 1"})  # not a variable a search has
+    assert unknown.status_code == 400 and "order" in unknown.json()["error"]
 
 
 async def test_a_run_comes_with_its_steps_events_logs_and_links(api: tuple[httpx.AsyncClient, Engine]) -> None:
