@@ -3,6 +3,11 @@ releasing."""
 
 from __future__ import annotations
 
+import asyncio
+
+import psycopg
+import pytest
+
 from outlast.core.models import Finish, LogLine, Suspend
 from outlast.storage.base import Store
 from tests.storage.contract import APP, LEASE, T0, claim_one, commit, event, event_names, run, step
@@ -92,3 +97,21 @@ async def test_release_gives_the_item_back_only_with_its_token(store: Store) -> 
     assert await store.next_due_at(APP) == T0 + 300
     assert not (await store.commit(commit(c, T0 + 1, steps=[step("k")]))).ok
     assert (await claim_one(store, "b", T0 + 300)).item_id == c.item_id
+
+
+async def test_an_extension_skips_an_item_another_transaction_holds_instead_of_waiting(store: Store) -> None:
+    """PostgreSQL: waiting for the row could deadlock with a group commit holding it (the detector
+    takes a second to break it, and leases run out meanwhile)."""
+    from outlast.storage.postgres import PostgresStore
+
+    if not isinstance(store, PostgresStore):
+        pytest.skip("row locks are PostgreSQL's")
+    await store.ingest([event(n=1), event(n=2)], T0)
+    a, b = await store.claim(APP, "a", 10, T0, LEASE)
+    tokens = {a.item_id: a.lease_token, b.item_id: b.lease_token}
+    with psycopg.connect(store.url) as other:
+        other.execute("SELECT 1 FROM queue WHERE id = %s FOR UPDATE", (a.item_id,))
+        lost = await asyncio.wait_for(store.extend_leases("a", tokens, T0 + 10 * LEASE), timeout=5)
+        assert lost == set()  # held, but still ours
+    [taken] = await store.claim(APP, "z", 10, T0 + LEASE, LEASE)
+    assert taken.item_id == a.item_id  # a was skipped, so not extended; b was

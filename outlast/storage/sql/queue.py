@@ -194,11 +194,23 @@ def _resolve_deadlines(tx: Tx, run_ids: list[str], now: int) -> None:
 
 
 def extend_leases(tx: Tx, tokens: dict[str, str], until: int) -> set[str]:
-    lost = set()
-    for item_id, token in sorted(tokens.items()):
-        if not tx.run("UPDATE queue SET due_at = ? WHERE id = ? AND lease_token = ?", (until, item_id, token)):
-            lost.add(item_id)
-    return lost
+    """Extend the leases still ours; return the items that are not (gone, or leased again).
+
+    An item another transaction holds is skipped, not waited for (PostgreSQL: SKIP LOCKED). The
+    holder is almost always a commit of the same worker in another group, which may itself be
+    waiting for an item this group holds: waiting would deadlock, and the deadlock detector
+    needs a second to break it, long enough for leases to run out. A skipped item that is still
+    ours is not lost; the next extension gets it."""
+    ids = sorted(tokens)
+    held = tx.all(f"SELECT id, lease_token FROM queue WHERE id IN ({marks(len(ids))}) {tx.lock_suffix}", ids)
+    extended = [item_id for item_id, token in held if tokens[item_id] == token]
+    if extended:
+        tx.run(f"UPDATE queue SET due_at = ? WHERE id IN ({marks(len(extended))})", (until, *extended))
+    skipped = sorted(set(ids) - {item_id for item_id, _ in held})
+    busy = {item_id for item_id, token in tx.all(
+        f"SELECT id, lease_token FROM queue WHERE id IN ({marks(len(skipped))})", skipped)
+        if tokens[item_id] == token} if skipped else set()
+    return set(ids) - set(extended) - busy
 
 
 def release(tx: Tx, item_id: str, token: str, due_at: int) -> None:
