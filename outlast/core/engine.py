@@ -8,6 +8,7 @@ inside its transactions; drivers are chosen per function runtime.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -18,7 +19,8 @@ from outlast.core.clock import Clock
 from outlast.core.config import FunctionConfig
 from outlast.core.drivers.base import Driver
 from outlast.core.events import validate_event
-from outlast.core.ids import new_ulid
+from outlast.core.gcpause import GC_PAUSE_MIN, gc_paused
+from outlast.core.ids import new_ulids
 from outlast.core.models import AppScope, Commit, CommitResult, EventRecord, Finish, Suspend
 from outlast.core.observe import Bus, EventsReceived
 from outlast.core.planner import Planner
@@ -147,8 +149,10 @@ class Engine:
     def validate(self, events: EventsInput, *, allow_system: bool = False) -> list[EventRecord]:
         items = events if isinstance(events, list) else [events]
         now = self.clock.now_ms()
-        return [validate_event(e, internal_id=new_ulid(now), now_ms=now, max_bytes=self.settings.max_event_bytes,
-                               index=i, allow_system=allow_system) for i, e in enumerate(items)]
+        ids = new_ulids(len(items), now)
+        with gc_paused() if len(items) >= GC_PAUSE_MIN else contextlib.nullcontext():
+            return [validate_event(e, internal_id=ids[i], now_ms=now, max_bytes=self.settings.max_event_bytes,
+                                   index=i, allow_system=allow_system) for i, e in enumerate(items)]
 
     async def send(self, events: EventsInput, *, trace: dict[str, str] | None = None) -> list[str]:
         """Store events from outside a run. They carry `trace` (a W3C trace context, e.g. from a

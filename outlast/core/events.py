@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -36,7 +37,7 @@ def validate_event(
     if not isinstance(raw, dict):
         raise InvalidEventError(f"{where}: expected an Event or a JSON object, got {type(raw).__name__}")
     name = raw.get("name")
-    problem = name_problem(name, what="an event name")
+    problem = _event_name_problem(name) if isinstance(name, str) else name_problem(name, what="an event name")
     if problem is not None or not isinstance(name, str):
         raise InvalidEventError(f"{where}.name: {problem}")
     if name.lower().startswith(SYSTEM_PREFIX) and not allow_system:
@@ -57,6 +58,12 @@ def validate_event(
     record = EventRecord(id=internal_id, name=name, data=data, user=user, ts=ts, dedupe_id=dedupe_id or None)
     _check_size(record, where, max_bytes)
     return record
+
+
+@functools.lru_cache(maxsize=1024)
+def _event_name_problem(name: str) -> str | None:
+    """`name_problem` of an event name, remembered: a bulk send repeats a few names many times."""
+    return name_problem(name, what="an event name")
 
 
 def name_problem(name: Any, *, what: str) -> str | None:

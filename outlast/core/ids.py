@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -19,21 +20,54 @@ def new_ulid(now_ms: int | None = None) -> str:
     """A 26-character ULID for time `now_ms`: ids sort by the time they encode, and ids made in
     one process for the same millisecond are strictly increasing."""
     ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    return _time_part(ms) + _random_part(_reserve(ms, 1) & _RANDOM)
+
+
+def new_ulids(count: int, now_ms: int | None = None) -> list[str]:
+    """`count` ULIDs for time `now_ms`, increasing (as many calls of `new_ulid` would give, faster)."""
+    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    first, prefix = _reserve(ms, count), _time_part(ms)
+    return [prefix + _random_part(rand & _RANDOM) for rand in range(first, first + count)]
+
+
+_RANDOM = (1 << 80) - 1
+
+
+def _reserve(ms: int, count: int) -> int:
+    """The first of `count` random parts for millisecond `ms`, following the last one given out."""
     with _lock:
         previous = _recent.pop(ms, None)
-        rand = previous + 1 if previous is not None else int.from_bytes(os.urandom(10), "big") >> 1
-        _recent[ms] = rand
+        first = previous + 1 if previous is not None else int.from_bytes(os.urandom(10), "big") >> 1
+        _recent[ms] = first + count - 1
         if len(_recent) > _REMEMBERED_MS:
             _recent.popitem(last=False)
-    return _encode((ms << 80) | (rand & ((1 << 80) - 1)))
+    return first
+
+
+#: every pair of characters, indexed by the 10 bits they encode (a bulk ingest makes three ids per event)
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
 
 
 def _encode(value: int) -> str:
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    """The 128-bit value as 26 characters of Crockford's base32, ten bits (two characters) at a time."""
+    return _time_chars(value >> 80) + _random_part(value & _RANDOM)
+
+
+def _time_chars(ms: int) -> str:
+    """The first 10 characters: the millisecond."""
+    p = _PAIRS
+    return p[(ms >> 40) & 1023] + p[(ms >> 30) & 1023] + p[(ms >> 20) & 1023] + p[(ms >> 10) & 1023] + p[ms & 1023]
+
+
+#: the same for every id made in a millisecond
+_time_part = functools.lru_cache(maxsize=_REMEMBERED_MS)(_time_chars)
+
+
+def _random_part(rand: int) -> str:
+    """The last 16 characters: the 80 random bits."""
+    p = _PAIRS
+    return (p[(rand >> 70) & 1023] + p[(rand >> 60) & 1023] + p[(rand >> 50) & 1023] + p[(rand >> 40) & 1023]
+            + p[(rand >> 30) & 1023] + p[(rand >> 20) & 1023] + p[(rand >> 10) & 1023] + p[rand & 1023])
 
 
 def ulid_floor(ms: int) -> str:

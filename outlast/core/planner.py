@@ -55,8 +55,8 @@ def wait_spec(*, kind: Any, event_name: str, expression: str | None, trigger: di
 def plan_run(fn: CompiledFunction, event: EventRecord, payload: dict[str, Any], now: int) -> RunPlan:
     plan = RunPlan(run_id=new_ulid(now), app_id=fn.app_id, function_id=fn.id, event_ids=[event.id],
                    created_at=now, due_at=now)
-    correlation = lookup(payload, "data._inngest.correlation_id")
-    if event.name == FUNCTION_INVOKED and isinstance(correlation, str):
+    if event.name == FUNCTION_INVOKED and isinstance(correlation := lookup(payload, "data._inngest.correlation_id"),
+                                                     str):
         plan.parent_run_id = correlation.split(".", 1)[0]
     if fn.idempotency is not None:
         plan.idempotency_key = f"{fn.slug}:{fn.idempotency.evaluate({'event': payload})!r}"
@@ -75,6 +75,9 @@ def plan_run(fn: CompiledFunction, event: EventRecord, payload: dict[str, Any], 
 def _flow_control(fn: CompiledFunction, plan: RunPlan, variables: dict[str, Any], now: int) -> None:
     """Evaluate the function's flow-control keys for this event into the plan."""
     cfg = fn.config
+    if not (cfg.concurrency or cfg.throttle or cfg.rate_limit or cfg.debounce or cfg.batch or cfg.singleton
+            or fn.priority is not None):
+        return
 
     def key(option: str, scope: str = "fn") -> str:
         expr = fn.keys.get(option)

@@ -66,7 +66,7 @@ class MemoryStore(SqlStore):
                 self._conn.close()
                 self._conn = self._tx = None
 
-    async def _run(self, fn: Callable[[SqliteTx], T]) -> T:
+    async def _run(self, fn: Callable[[SqliteTx], T], notify: bool = False) -> T:
         if self.group_observer is None:
             return self._run_now(fn)
         started = time.perf_counter()
@@ -80,7 +80,7 @@ class MemoryStore(SqlStore):
             if conn is None or tx is None:
                 raise StoreError("the in-memory store is not open")
             try:
-                tx.cur.execute("BEGIN")
+                tx.begin("BEGIN")
             except sqlite3.Error as exc:
                 raise store_error(exc, "SQLite (memory)") from exc
             try:

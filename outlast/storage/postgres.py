@@ -46,14 +46,13 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from outlast.core.models import AppScope, Claimed, Commit, CommitResult, EventRecord
+from outlast.core.models import AppScope, Claimed
 from outlast.errors import StoreDataError, StoreError
 from outlast.storage.base import DEFAULT_MAX_CRASHES
-from outlast.storage.sql import commit, ingest
 from outlast.storage.sql import queue as work_queue
 from outlast.storage.sql.migrations import migrations_for
 from outlast.storage.sql.replies import Outbox, Reply, take_group
-from outlast.storage.sql.store import SqlStore, cancel_with_events
+from outlast.storage.sql.store import SqlStore
 from outlast.storage.sql.tx import Row
 
 log = logging.getLogger("outlast.postgres")
@@ -87,6 +86,7 @@ class PgTx:
 
     def __init__(self, conn: Conn) -> None:
         self.cur = conn.cursor()
+        self.memo: dict[Any, Any] = {}  # a PgTx lives for one transaction
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return self.cur.execute(to_pyformat(sql), params).fetchall()
@@ -99,6 +99,20 @@ class PgTx:
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self.cur.executemany(to_pyformat(sql), rows)
+
+    def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """COPY, in text format (each value converted as the column needs, like a parameter)."""
+        if not rows:
+            return
+        with self.cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN".encode()) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def stored(self, table: str, column: str, values: Sequence[Any]) -> set[Any]:
+        if not values:
+            return set()
+        sql = f"SELECT {column} FROM {table} WHERE {column} = ANY(%s)".encode()
+        return {r[0] for r in self.cur.execute(sql, (list(values),))}
 
     def script(self, statements: bytes) -> None:
         """Constant statements without parameters, several in one round trip."""
@@ -158,11 +172,13 @@ class PostgresStore(SqlStore):
         if self._writers:
             await asyncio.to_thread(self._stop)
 
-    def add_listener(self, callback: Callable[[], None]) -> None:
-        """Call `callback()` (from a thread) whenever some process commits new or newly due work."""
+    def add_listener(self, callback: Callable[[], None]) -> bool:
+        """Call `callback()` (from a thread) whenever some process commits new or newly due work.
+        True: it will (the listener reconnects after a failure)."""
         self._callbacks.append(callback)
         if self._writers and self._listener is None:
             self._start_listener()
+        return True
 
     def _start(self) -> None:
         self._stopping.clear()
@@ -231,18 +247,6 @@ class PostgresStore(SqlStore):
         return await self._run(lambda tx: work_queue.claim(tx, self.planner, scope, owner, limit, now_ms, lease_ms,
                                                            max_crashes=max_crashes), claim=True)
 
-    async def ingest(self, events: list[EventRecord], now_ms: int) -> list[str]:
-        return await self._run(lambda tx: ingest.ingest(tx, self.planner, events, now_ms), notify=True)
-
-    async def commit(self, c: Commit) -> CommitResult:
-        notify = bool(c.events) or c.outcome is not None
-        return await self._run(lambda tx: commit.commit(tx, self.planner, c), notify=notify)
-
-    async def release(self, item_id: str, lease_token: str, due_at: int) -> None:
-        await self._run(lambda tx: work_queue.release(tx, item_id, lease_token, due_at), notify=True)
-
-    async def cancel_run(self, run_id: str, now_ms: int, reason: str = "cancelled by request") -> bool:
-        return await self._run(lambda tx: cancel_with_events(tx, self, run_id, now_ms, reason), notify=True)
 
     # -- writer threads ------------------------------------------------------------------------
 

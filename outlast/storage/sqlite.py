@@ -2,9 +2,9 @@
 
 All statements run on one connection owned by one thread. WAL checkpoints (and their fsync)
 run on a second connection in a background thread, so commits never pay for them. Writes are group-committed: the
-thread takes every request waiting in its queue, runs each inside its own SAVEPOINT of one
-`BEGIN IMMEDIATE` transaction, commits once, then answers them. A request that raises is
-rolled back alone and gets its exception; the others commit. This is the "group commit"
+thread takes every request waiting in its queue, runs them in one `BEGIN IMMEDIATE` transaction
+(each in its own SAVEPOINT once one has failed: `_transaction`), commits once, then answers
+them. A request that raises is rolled back alone and gets its exception; the others commit. This is the "group commit"
 DESIGN.md §2 allows: no caller sees its result before the commit that holds it. A group whose
 transaction fails as a whole (the disk is full, the database stayed locked past
 `busy_timeout_ms`) answers every request with `StoreError`, and nothing was committed.
@@ -15,6 +15,10 @@ UTF-8), `StoreError` otherwise. Errors of Outlast's own code pass unchanged.
 
 Starting. Several processes may open one new file at once: switching it to WAL and migrating
 are tried again while another process holds the lock (`_connect`).
+
+Wake-ups. A group holding an ingest, a commit that ends an attempt, a cancel or a release rings,
+once committed, the listeners of other processes on the same file (`add_listener`; Unix datagram
+sockets in `<file>.wake/`, see `outlast.storage.wakeup`), as NOTIFY does on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -34,14 +38,21 @@ from outlast.storage.sql.migrations import MIGRATIONS
 from outlast.storage.sql.replies import Outbox, Reply, take_group
 from outlast.storage.sql.store import SqlStore
 from outlast.storage.sql.tx import Row
+from outlast.storage.wakeup import Doorbell, Listener, wake_directory
 
 T = TypeVar("T")
+#: one Store call: the statements, where its result goes, and whether it rings other processes
+_Request = tuple[Callable[["SqliteTx"], Any], Reply, bool]
 _MAX_GROUP = 256
 CHECKPOINT_INTERVAL_S = 0.5
 #: a WAL holding this many frames (about 8 MB of 4 KiB pages) is truncated after its checkpoint
 WAL_TRUNCATE_FRAMES = 2048
 #: how long a truncating checkpoint may wait for readers (writers wait while it does)
 TRUNCATE_BUSY_MS = 200
+
+
+class _IsolationNeededError(Exception):
+    """A request of a group run without savepoints failed: run the group again, isolated."""
 
 
 class SqliteTx:
@@ -58,6 +69,12 @@ class SqliteTx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.cur = conn.cursor()
+        self.memo: dict[Any, Any] = {}
+
+    def begin(self, statement: str = "BEGIN IMMEDIATE") -> None:
+        """Begin a transaction (the memo of the previous one is forgotten)."""
+        self.memo.clear()
+        self.cur.execute(statement)
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         try:
@@ -81,7 +98,21 @@ class SqliteTx:
         except _DRIVER_ERRORS as exc:
             raise store_error(exc) from exc
 
+    def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.many(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows)
 
+    def stored(self, table: str, column: str, values: Sequence[Any]) -> set[Any]:
+        found: set[Any] = set()
+        for i in range(0, len(values), _IN_LIST):
+            chunk = values[i:i + _IN_LIST]
+            found.update(r[0] for r in self.all(f"SELECT {column} FROM {table} WHERE {column} IN"
+                                                f" ({', '.join('?' * len(chunk))})", chunk))
+        return found
+
+
+#: values per `IN (...)` list (SQLite allows 32,766 parameters per statement)
+_IN_LIST = 1000
 #: what the driver raises for a statement: its own errors, and a value it cannot bind
 _DRIVER_ERRORS = (sqlite3.Error, OverflowError, UnicodeEncodeError)
 _REFUSED_VALUES = (sqlite3.IntegrityError, sqlite3.DataError, OverflowError, UnicodeEncodeError)
@@ -100,10 +131,14 @@ class SqliteStore(SqlStore):
         self.path = path
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
-        self._requests: queue.SimpleQueue[tuple[Callable[[SqliteTx], Any], Reply] | None] = queue.SimpleQueue()
+        self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._checkpointer: threading.Thread | None = None
         self._closing = threading.Event()
+        self._wake_dir = wake_directory(path)
+        self._doorbell = Doorbell(self._wake_dir) if self._wake_dir is not None else None
+        self._callbacks: list[Callable[[], None]] = []
+        self._listener: Listener | None = None
 
     async def open(self) -> None:
         if self._thread is not None:
@@ -113,6 +148,8 @@ class SqliteStore(SqlStore):
         self._thread.start()
         await asyncio.wrap_future(ready)
         self._closing.clear()
+        if self._callbacks:
+            self._listen()
         if self.path == ":memory:":
             return  # nothing to checkpoint
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="outlast-sqlite-checkpoint",
@@ -122,21 +159,50 @@ class SqliteStore(SqlStore):
     async def close(self) -> None:
         if self._thread is None:
             return
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.stop)
+            self._listener = None
         self._requests.put(None)
         self._closing.set()
         await asyncio.to_thread(self._thread.join)
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.join)
         self._thread = self._checkpointer = None
+        if self._doorbell is not None:
+            self._doorbell.close()
 
-    def _submit(self, fn: Callable[[SqliteTx], Any], reply: Reply) -> Any:
+    def add_listener(self, callback: Callable[[], None]) -> bool:
+        """Call `callback()` (from a thread) whenever another process commits new or newly due work
+        to this file. False when it never will (in memory, no Unix sockets, or the socket could
+        not be bound): the caller must poll."""
+        self._callbacks.append(callback)
+        if self._thread is not None and self._listener is None:
+            return self._listen()
+        return self._wake_dir is not None
+
+    def _listen(self) -> bool:
+        if self._wake_dir is None:
+            return False
+        listener = Listener(self._wake_dir, self._wake)
+        if not listener.start():
+            return False
+        self._listener = listener
+        if self._doorbell is not None:
+            self._doorbell.own = listener.path
+        return True
+
+    def _wake(self) -> None:
+        for callback in list(self._callbacks):
+            callback()
+
+    def _submit(self, fn: Callable[[SqliteTx], Any], reply: Reply, notify: bool = False) -> Any:
         if self._thread is None:
             raise StoreError("the SQLite store is not open")
-        self._requests.put((fn, reply))
+        self._requests.put((fn, reply, notify))
         return reply.future
 
-    async def _run(self, fn: Callable[[SqliteTx], T]) -> T:
-        result: T = await self._submit(fn, Reply.for_running_loop())
+    async def _run(self, fn: Callable[[SqliteTx], T], notify: bool = False) -> T:
+        result: T = await self._submit(fn, Reply.for_running_loop(), notify)
         return result
 
     def _run_now(self, fn: Callable[[SqliteTx], T]) -> T:
@@ -211,32 +277,61 @@ class SqliteStore(SqlStore):
                 outbox.put(request[1], False, StoreError("the SQLite store was closed"))
         outbox.send()
 
-    def _run_group(self, conn: sqlite3.Connection, tx: SqliteTx, group: list[Any]) -> None:
+    def _run_group(self, conn: sqlite3.Connection, tx: SqliteTx, group: list[_Request]) -> None:
         outbox = Outbox()
-        results: list[tuple[Reply, bool, Any]] = []
         started = time.perf_counter()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for fn, reply in group:
-                conn.execute("SAVEPOINT op")
-                try:
-                    results.append((reply, True, fn(tx)))
-                    conn.execute("RELEASE op")
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    results.append((reply, False, exc))
-            conn.execute("COMMIT")
+            try:
+                results = self._transaction(conn, tx, group, savepoints=False)
+            except _IsolationNeededError:
+                results = self._transaction(conn, tx, group, savepoints=True)
+            ring = any(ok and notify for (ok, _), (_fn, _reply, notify) in zip(results, group, strict=True))
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             failure = store_error(exc, f"SQLite transaction failed ({self.path})")
-            results = [(reply, False, failure) for _fn, reply in group]
-        for reply, ok, value in results:
+            results = [(False, failure)] * len(group)
+            ring = False
+        for (ok, value), (_fn, reply, _notify) in zip(results, group, strict=True):
             outbox.put(reply, ok, value)
         outbox.send()
+        if ring and self._doorbell is not None:
+            self._doorbell.ring()
         if self.group_observer is not None:
             self.group_observer(len(group), time.perf_counter() - started)
+
+    @staticmethod
+    def _transaction(conn: sqlite3.Connection, tx: SqliteTx, group: list[_Request], *,
+                     savepoints: bool) -> list[tuple[bool, Any]]:
+        """One transaction for the group: each request's (ok, result or exception).
+
+        Requests rarely fail, so a group of several first runs without savepoints (two statements
+        a request fewer); if one fails, that transaction is rolled back (`_IsolationNeededError`)
+        and the group runs again with each request in its own savepoint, so its failure is
+        undone alone. Requests are functions of the transaction only, so running one again is safe.
+        """
+        isolate = savepoints and len(group) > 1
+        results: list[tuple[bool, Any]] = []
+        tx.begin()
+        for fn, _reply, _notify in group:
+            if isolate:
+                conn.execute("SAVEPOINT op")
+            try:
+                results.append((True, fn(tx)))
+            except Exception as exc:
+                if not isolate:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    if len(group) == 1:
+                        return [(False, exc)]
+                    raise _IsolationNeededError() from exc
+                conn.execute("ROLLBACK TO op")
+                results.append((False, exc))
+            if isolate:
+                conn.execute("RELEASE op")
+        conn.execute("COMMIT")
+        return results
+
 
 
 def _when_not_busy(step: Callable[[], object], deadline: float) -> None:

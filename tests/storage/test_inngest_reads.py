@@ -79,3 +79,15 @@ async def test_active_runs_with_triggers_pages_through_a_window(store: Store) ->
     again = await store.active_runs_with_triggers(app_id="reads", function_id="slow", since=None,
                                                   until=T0 + 10_000, after=None, limit=10)
     assert [trigger.data["n"] for _, trigger in again if trigger] == [0, 1, 2, 4]  # the cancelled one is gone
+
+
+async def test_active_runs_with_triggers_merges_queued_and_running_runs_by_id(store: Store) -> None:
+    for i in range(5):
+        await store.ingest([event(T0 + i * 1000, n=i)], T0 + i * 1000)
+    await store.claim(APP, "w", 4, T0 + 5_000, 60_000)  # runs 0 and 1 of both functions start
+    page = await store.active_runs_with_triggers(app_id="reads", function_id="slow", since=None,
+                                                 until=T0 + 10_000, after=None, limit=3)
+    assert [trigger.data["n"] for _, trigger in page if trigger] == [0, 1, 2]  # running, running, queued
+    rest = await store.active_runs_with_triggers(app_id="reads", function_id="slow", since=None,
+                                                 until=T0 + 10_000, after=page[-1][0], limit=3)
+    assert [trigger.data["n"] for _, trigger in rest if trigger] == [3, 4]

@@ -6,48 +6,59 @@ those cause in turn) are processed as a work list, oldest first, within one tran
 
 from __future__ import annotations
 
-from outlast.core import jsonutil
+import contextlib
+
+from outlast.core.gcpause import GC_PAUSE_MIN, gc_paused
 from outlast.core.models import EventRecord, RunPlan
 from outlast.storage.base import Planner
 from outlast.storage.sql import flow
-from outlast.storage.sql.queue_items import enqueue
+from outlast.storage.sql.bulk_ingest import BULK_MIN, Batch
+from outlast.storage.sql.dedupe import claim_key
+from outlast.storage.sql.rows import EVENTS, RUNS, event_row, run_row, start_rows, wait_field
 from outlast.storage.sql.tx import Tx
-from outlast.storage.sql.waits import add_wait, resolve_waits
-
-DEDUPE_MS = 24 * 3_600_000
+from outlast.storage.sql.waits import add_wait_field, resolve_waits
 
 
 def ingest(tx: Tx, planner: Planner, events: list[EventRecord], now: int) -> list[str]:
+    """Store the events and their consequences; a long list takes a `Batch` for its common cases."""
+    if len(events) < BULK_MIN:
+        return _ingest(tx, planner, events, now, None)
+    with gc_paused() if len(events) >= GC_PAUSE_MIN else contextlib.nullcontext():
+        return _ingest(tx, planner, events, now, Batch(tx, now))
+
+
+def _ingest(tx: Tx, planner: Planner, events: list[EventRecord], now: int, batch: Batch | None) -> list[str]:
+    admitted = batch.admit(events) if batch is not None else None
     work = list(events)
-    for event in work:  # grows while we go: the events each event causes
-        if not _insert_event(tx, event, now):
-            continue  # already stored: this is a retried ingest
-        if event.dedupe_id and not claim_key(tx, f"event:{event.dedupe_id}", now):
+    for i, event in enumerate(work):  # grows while we go: the events each event causes
+        if admitted is not None and i < len(events):
+            if event.id not in admitted:
+                continue  # stored before, or its dedupe id was taken
+        elif not _admit(tx, event, now):
             continue
+        plans = None
+        if batch is not None:
+            if not batch.waited(event.name):
+                plans = planner.plan(event, now)  # it resolves no wait: planning first changes nothing
+                if batch.add(plans):
+                    continue
+            batch.flush()
         work += resolve_waits(tx, planner, event, now)
-        for plan in planner.plan(event, now):
+        plans = planner.plan(event, now) if plans is None else plans
+        if batch is not None:
+            batch.note(plans)
+        for plan in plans:
             work += create_run(tx, plan, now)
+    if batch is not None:
+        batch.flush()
     return [e.id for e in events]
 
 
-def _insert_event(tx: Tx, e: EventRecord, now: int) -> bool:
-    return tx.run(
-        "INSERT INTO events (id, name, data, user_data, ts, dedupe_id, received_at, trace)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-        (e.id, e.name, jsonutil.dumps(e.data), jsonutil.dumps(e.user), e.ts, e.dedupe_id, now,
-         None if e.trace is None else jsonutil.dumps(e.trace))) == 1
-
-
-def claim_key(tx: Tx, key: str, now: int) -> bool:
-    """Take an idempotency key for 24 h; False when it is already taken.
-
-    Each call also drops a few expired keys, so the table stays about one day's worth.
-    """
-    tx.run("DELETE FROM dedupe WHERE key IN (SELECT key FROM dedupe WHERE expires_at <= ? ORDER BY expires_at, key"
-           " LIMIT 8)", (now,))
-    tx.run("DELETE FROM dedupe WHERE key = ? AND expires_at <= ?", (key, now))
-    return tx.run("INSERT INTO dedupe (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                  (key, now + DEDUPE_MS)) == 1
+def _admit(tx: Tx, event: EventRecord, now: int) -> bool:
+    """Store the event; False when it was stored before (a retried ingest) or its dedupe id is taken."""
+    if tx.run(EVENTS.insert_sql + " ON CONFLICT (id) DO NOTHING", event_row(event, now)) != 1:
+        return False
+    return not event.dedupe_id or claim_key(tx, f"event:{event.dedupe_id}", now)
 
 
 def create_run(tx: Tx, plan: RunPlan, now: int) -> list[EventRecord]:
@@ -78,21 +89,11 @@ def _start(tx: Tx, plan: RunPlan, now: int) -> None:
     if plan.throttle:
         due = max(due, flow.throttled_start(tx, plan.throttle, now))
     _insert_run(tx, plan, now)
-    enqueue(tx, app_id=plan.app_id, function_id=plan.function_id, kind="run", run_id=plan.run_id, due=due,
-            concurrency=plan.concurrency)
+    for table, row in start_rows(plan, due, now):
+        tx.run(table.insert_sql, row)
     for wait in plan.cancel_waits:
-        add_wait(tx, plan.run_id, wait, now)
-    if plan.start_deadline is not None:
-        enqueue(tx, app_id=plan.app_id, function_id=plan.function_id, kind="timeout", run_id=plan.run_id,
-                due=plan.start_deadline, payload={"type": "start"})
+        add_wait_field(tx, *wait_field(wait))
 
 
 def _insert_run(tx: Tx, plan: RunPlan, now: int, skip: str | None = None) -> None:
-    tx.run(
-        "INSERT INTO runs (id, app_id, function_id, status, event_ids, first_event_id, created_at,"
-        " parent_run_id, skip_reason, ended_at, finish_timeout_ms, singleton_key, has_waits, has_timeouts)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (plan.run_id, plan.app_id, plan.function_id, "skipped" if skip else "queued", jsonutil.dumps(plan.event_ids),
-         plan.event_ids[0], plan.created_at, plan.parent_run_id, skip, now if skip else None,
-         plan.finish_timeout_ms, plan.singleton[0] if plan.singleton and not skip else None,
-         int(bool(plan.cancel_waits)), int(plan.start_deadline is not None or bool(plan.finish_timeout_ms))))
+    tx.run(RUNS.insert_sql, run_row(plan, now, skip))

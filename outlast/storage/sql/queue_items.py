@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from outlast.core import jsonutil
-from outlast.core.ids import new_ulid
+from outlast.storage.sql.rows import QUEUE, queue_row
 from outlast.storage.sql.tx import Tx
 
 
 def enqueue(tx: Tx, *, app_id: str, function_id: str | None, kind: str, run_id: str | None, due: int,
             payload: Any = None, concurrency: list[tuple[str, int]] | None = None, item_id: str | None = None) -> None:
-    (ck1, lim1), (ck2, lim2) = [*(concurrency or []), (None, None), (None, None)][:2]
-    tx.run("INSERT INTO queue (id, app_id, function_id, kind, run_id, due_at, payload, ck1, ck1_limit, ck2, ck2_limit)"
-           " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-           (item_id or new_ulid(), app_id, function_id, kind, run_id, due,
-            None if payload is None else jsonutil.dumps(payload), ck1, lim1, ck2, lim2))
+    tx.run(QUEUE.insert_sql, queue_row(app_id=app_id, function_id=function_id, kind=kind, run_id=run_id, due=due,
+                                       payload=payload, concurrency=concurrency, item_id=item_id))
 
 
 #: what a claim reads of each item it leases

@@ -43,8 +43,10 @@ class SqlStore(PlannerSlot):
     #: run first when shrinking `wait_fields` (PostgreSQL: waits out transactions adding waits)
     _wait_fields_lock: tuple[str, ...] = ()
 
-    async def _run(self, fn: Callable[[Any], T]) -> T:
-        """Run `fn(tx)` in one transaction."""
+    async def _run(self, fn: Callable[[Any], T], notify: bool = False) -> T:
+        """Run `fn(tx)` in one transaction. `notify`: once committed, the request may have made
+        work due (new runs, an attempt ended, an item released, a run cancelled), so a backend
+        that can tells idle workers in other processes (PostgreSQL: NOTIFY; SQLite: `wakeup`)."""
         raise NotImplementedError
 
     def _run_now(self, fn: Callable[[Any], T]) -> T:
@@ -69,7 +71,7 @@ class SqlStore(PlannerSlot):
     # -- events and the queue ------------------------------------------------------------------
 
     async def ingest(self, events: list[EventRecord], now_ms: int) -> list[str]:
-        return await self._run(lambda tx: ingest.ingest(tx, self.planner, events, now_ms))
+        return await self._run(lambda tx: ingest.ingest(tx, self.planner, events, now_ms), notify=True)
 
     async def get_events(self, event_ids: list[str]) -> list[EventRecord]:
         return await self._run(lambda tx: read.get_events(tx, event_ids))
@@ -89,16 +91,17 @@ class SqlStore(PlannerSlot):
         return await self._run(lambda tx: queue.extend_leases(tx, tokens, until_ms))
 
     async def commit(self, c: Commit) -> CommitResult:
-        return await self._run(lambda tx: commit.commit(tx, self.planner, c))
+        return await self._run(lambda tx: commit.commit(tx, self.planner, c),
+                               notify=bool(c.events) or c.outcome is not None)
 
     async def release(self, item_id: str, lease_token: str, due_at: int) -> None:
-        await self._run(lambda tx: queue.release(tx, item_id, lease_token, due_at))
+        await self._run(lambda tx: queue.release(tx, item_id, lease_token, due_at), notify=True)
 
     async def next_due_at(self, scope: AppScope) -> int | None:
         return await self._run(lambda tx: queue.next_due_at(tx, scope))
 
     async def cancel_run(self, run_id: str, now_ms: int, reason: str = "cancelled by request") -> bool:
-        return await self._run(lambda tx: cancel_with_events(tx, self, run_id, now_ms, reason))
+        return await self._run(lambda tx: cancel_with_events(tx, self, run_id, now_ms, reason), notify=True)
 
     # -- reads ---------------------------------------------------------------------------------
 

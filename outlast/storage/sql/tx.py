@@ -15,6 +15,9 @@ class Tx(Protocol):
     row_lock: str
     #: run first in every claim so concurrency counts are exact (PostgreSQL: an advisory lock)
     claim_lock: str | None
+    #: reads that later statements of the same transaction reuse (see `waits.wait_fields`); the
+    #: backend empties it when a transaction begins
+    memo: dict[Any, Any]
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
@@ -25,6 +28,15 @@ class Tx(Protocol):
         ...
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert rows that conflict with none stored (a conflict fails the statement), all at once:
+        COPY on PostgreSQL, one prepared INSERT stepped through the rows on SQLite."""
+        ...
+
+    def stored(self, table: str, column: str, values: Sequence[Any]) -> set[Any]:
+        """Which of the values are stored in `table.column` (an indexed column), in a few statements."""
+        ...
 
 
 def marks(n: int) -> str:

@@ -11,33 +11,55 @@ from typing import Any
 
 from outlast.core import jsonutil
 from outlast.core.expressions import lookup
-from outlast.core.ids import new_ulid
 from outlast.core.models import PENDING_STEP_STATUSES, EventRecord, WaitSpec
 from outlast.storage.base import Planner
+from outlast.storage.sql.rows import EXPRESSION_FIELD, WAITS, wait_field, wait_row
 from outlast.storage.sql.run_end import cancel_run, record_effect
 from outlast.storage.sql.tx import Tx, marks
 
-#: the `wait_fields` entry that says "expression waits exist for this event name"
-EXPRESSION_FIELD = ""
 _WAIT_COLUMNS = "w.id, w.run_id, w.kind, w.step_key, w.expires_at"
 
 
 def add_wait(tx: Tx, run_id: str, w: WaitSpec, now: int) -> None:
-    tx.run(
-        "INSERT INTO waits (id, run_id, kind, step_key, event_name, match_field, match_value, expression,"
-        " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (new_ulid(now), run_id, w.kind, w.step_key, w.event_name, w.match_field, w.match_value, w.expression,
-         now, w.expires_at))
+    tx.run(WAITS.insert_sql, wait_row(run_id, w, now))
+    add_wait_field(tx, *wait_field(w))
+
+
+def add_wait_field(tx: Tx, event_name: str, match_field: str) -> None:
     tx.run("INSERT INTO wait_fields (event_name, match_field) VALUES (?, ?) ON CONFLICT DO NOTHING",
-           (w.event_name, EXPRESSION_FIELD if w.match_field is None else w.match_field))
+           (event_name, match_field))
+    known = tx.memo.get(("wait_fields", event_name))
+    if known is not None and match_field not in known:
+        known.append(match_field)
+        known.sort()
+
+
+def wait_fields(tx: Tx, event_name: str) -> list[str]:
+    """The fields waits for events of this name index on (EXPRESSION_FIELD: expression waits exist).
+
+    Read once per transaction: a group commit ends many runs, and each run's end ingests an
+    `inngest/function.finished` event, so the read is worth keeping (`add_wait_field` keeps it
+    current). Requests of a group were all submitted before its transaction began, so a wait
+    committed before an event was sent is always seen; a wait another process commits during the
+    transaction is seen by the next one, as it would be by an event read a moment earlier.
+    """
+    key = ("wait_fields", event_name)
+    if (known := tx.memo.get(key)) is None:
+        known = tx.memo[key] = [f for (f,) in tx.all(
+            "SELECT match_field FROM wait_fields WHERE event_name = ? ORDER BY match_field", (event_name,))]
+    return list(known)
+
+
+def waited_for(tx: Tx, event_name: str) -> bool:
+    """Whether any wait may be stored for events of this name (so an event may resolve one)."""
+    return bool(wait_fields(tx, event_name))
 
 
 def resolve_waits(tx: Tx, planner: Planner, event: EventRecord, now: int) -> list[EventRecord]:
     """Resolve the waits the event matches, oldest first; return the events that causes."""
     payload = event.to_dict()
     found: list[Any] = []
-    for (field,) in tx.all("SELECT match_field FROM wait_fields WHERE event_name = ? ORDER BY match_field",
-                           (event.name,)):
+    for field in wait_fields(tx, event.name):
         if field == EXPRESSION_FIELD:
             found += _expression_waits(tx, planner, event.name, payload)
             continue
