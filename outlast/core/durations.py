@@ -3,6 +3,7 @@ Inngest SDKs alike (Go's units, `ns` to `h`, plus days and weeks; fractions such
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 
@@ -34,6 +35,7 @@ def to_ms(value: Duration, *, what: str = "duration") -> int:
     return ms
 
 
+@functools.lru_cache(maxsize=1024)  # steps name the same few durations over and over
 def _parse(text: str, what: str) -> int:
     pos, total = 0, 0.0
     for match in _PART.finditer(text):

@@ -38,6 +38,8 @@ def _default(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     """Compact JSON text, or NotJSONError naming the first offending place in `value`."""
+    if value is None:
+        return "null"  # common (empty columns), and its "null" must not send us looking for NaN
     try:
         data = orjson.dumps(value, default=_default)
     except TypeError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 #: the record attributes a bound context fills in
 FIELDS = ("run_id", "app_id", "function_id", "step_id", "attempt")
@@ -33,7 +33,8 @@ def enter_step(step_id: str, attempt: int) -> None:
     """Inside a step body (call in the body's own context): lines name the step and its attempt."""
     run = current.get()
     if run is not None:
-        current.set(replace(run, step_id=step_id, attempt=attempt))
+        current.set(RunContext(run_id=run.run_id, app_id=run.app_id, function_id=run.function_id, attempt=attempt,
+                               step_id=step_id))  # not dataclasses.replace: this runs once per step
 
 
 class RunContextFilter(logging.Filter):

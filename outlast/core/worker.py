@@ -25,6 +25,9 @@ LISTEN_POLL_FACTOR = 10
 WORKER_TIMEOUT_MS = 30_000
 #: an item claimed by a worker that cannot run it is handed back, due again this much later
 RELEASE_DELAY_MS = 1_000
+#: the first wait when due work was passed over by the claim (flow control holds it back); it
+#: doubles each time the same happens again, up to the poll interval
+HELD_BACK_FIRST_S = 0.01
 
 
 class Worker:
@@ -38,8 +41,10 @@ class Worker:
         self.last_error: str | None = None
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._listening = False
+        self._listening: bool | None = None  # None: not asked yet; False: the store cannot tell us
         self._next_scope = 0
+        #: idles in a row that found work due which the claim before had passed over
+        self._held_back = 0
 
     # -- running -------------------------------------------------------------------------------
 
@@ -51,7 +56,9 @@ class Worker:
                    Pruner(self.engine, self.owner).run(stop))]
         try:
             while not stop.is_set():
-                if not await self._claim_safely():
+                if await self._claim_safely():
+                    self._held_back = 0
+                else:
                     await self._idle(stop)
         finally:
             if self.tasks:
@@ -84,29 +91,35 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self.engine.wakers.append(self._on_wake)
-        listen = getattr(self.engine.store, "add_listener", None)  # PostgreSQL: LISTEN/NOTIFY
-        if listen is not None and not self._listening:
-            listen(self._on_wake)
-            self._listening = True
+        listen = getattr(self.engine.store, "add_listener", None)  # other processes' work (SQLite, PostgreSQL)
+        if listen is not None and self._listening is None:
+            self._listening = bool(listen(self._on_wake))
 
     def _detach(self) -> None:
         if self._on_wake in self.engine.wakers:
             self.engine.wakers.remove(self._on_wake)
 
     def _on_wake(self) -> None:
-        if self._loop is not None and self._wake is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake.set)
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None or loop.is_closed():
+            return
+        if asyncio._get_running_loop() is loop:  # the engine woke us from our own loop: no self-pipe write
+            wake.set()
+        else:
+            loop.call_soon_threadsafe(wake.set)
 
     async def _idle(self, stop: asyncio.Event) -> None:
+        """Wait for a wake-up, the next due item, or the poll. A wake-up cleared here comes from a
+        commit that the `_next_due` read below sees, so none is lost."""
         assert self._wake is not None
+        self._wake.clear()
         timeout = self.engine.settings.poll_interval_ms / 1000
         if self._listening:
             timeout *= LISTEN_POLL_FACTOR  # notifications wake us; polling is only a safety net
-        if len(self.tasks) < self.concurrency:
-            next_due = await self._next_due()
-            if next_due is not None:
-                timeout = min(timeout, max(0.0, (next_due - self.engine.clock.now_ms()) / 1000))
-        self._wake.clear()
+        next_due = await self._next_due() if len(self.tasks) < self.concurrency else None
+        now = self.engine.clock.now_ms()
+        timeout = idle_timeout(next_due=next_due, now_ms=now, poll_s=timeout, held_back=self._held_back)
+        self._held_back = self._held_back + 1 if next_due is not None and next_due <= now else 0
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for w in waiters:
@@ -253,3 +266,20 @@ class Worker:
                 await self.engine.refresh_registry()
             except StoreError as exc:
                 log.warning("could not refresh function configurations: %s", exc)
+
+
+def idle_timeout(*, next_due: int | None, now_ms: int, poll_s: float, held_back: int) -> float:
+    """How long an idle worker waits (a wake-up ends the wait sooner).
+
+    Until the next item is due, at most the poll interval. An item already due was passed over
+    by the claim that just found nothing: flow control holds it back (a concurrency limit), and
+    the commit that frees its slot wakes us. Waiting 0 would spin on the database until then, so
+    the wait starts at HELD_BACK_FIRST_S and doubles while it goes on (`held_back` times so far),
+    in case the item became due only after the claim read the queue.
+    """
+    if next_due is None:
+        return poll_s
+    until_due = (next_due - now_ms) / 1000
+    if until_due > 0:
+        return min(poll_s, until_due)
+    return min(poll_s, HELD_BACK_FIRST_S * float(2 ** min(held_back, 16)))

@@ -216,9 +216,7 @@ class LocalAttempt:
                          attempt: int, step_id: str) -> tuple[bool, Any]:
         """(True, value) or (False, the exception it raised, whatever its class)."""
         ctx = contextvars.copy_context()
-        ctx.run(scope.in_step.set, True)
-        ctx.run(scope.step_attempt.set, attempt)
-        ctx.run(logcontext.enter_step, step_id, attempt)
+        ctx.run(_enter_step, step_id, attempt)
         loop = asyncio.get_running_loop()
         if inspect.iscoroutinefunction(fn):
             return await loop.create_task(_captured(lambda: fn(*args, **kwargs)), context=ctx)
@@ -264,6 +262,13 @@ def result_of(entry: MemoEntry) -> Any:
         raise StepErrorRaised(err.get("message", ""), name=err.get("name", "Error"), step_id=entry.step_id,
                               stack=err.get("stack", ""))
     return entry.output
+
+
+def _enter_step(step_id: str, attempt: int) -> None:
+    """Inside a step body's own context: it is in a step, of this attempt, and its log lines say so."""
+    scope.in_step.set(True)
+    scope.step_attempt.set(attempt)
+    logcontext.enter_step(step_id, attempt)
 
 
 async def _captured(make: Callable[[], Awaitable[Any]]) -> tuple[bool, Any]:
