@@ -12,112 +12,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
-import psycopg
-
-import outlast
-from bench.workloads import STEPS, app, table
-from outlast.core.clock import SystemClock
-from outlast.core.engine import Engine
-from outlast.core.models import RunFilter
-from outlast.settings import Settings
-from outlast.storage import open_store
+from bench.workloads import first_step_latency, table, worker_processes_row
 from tests.pg import fresh_database_url
-
-ROOT = Path(__file__).resolve().parents[1]
-latency_app = outlast.Outlast("bench-latency")
-
-
-@latency_app.function(id="first-step", trigger="bench/ping")
-async def first_step(ctx: outlast.Context) -> float:
-    return float(await ctx.step.run("now", time.time))
-
-
-def start_workers(url: str, app_spec: str, count: int) -> list[subprocess.Popen[bytes]]:
-    env = {**os.environ, "OUTLAST_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
-    return [subprocess.Popen([sys.executable, "-m", "outlast.cli", "worker", app_spec], env=env, cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(count)]
-
-
-def stop(workers: list[subprocess.Popen[bytes]]) -> None:
-    for w in workers:
-        w.terminate()
-    for w in workers:
-        w.wait(30)
-
-
-def scalar(url: str, sql: str) -> int:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(sql).fetchone()
-    return int(row[0]) if row else 0
-
-
-def settle(url: str) -> None:
-    """Flush the checkpoint that creating a database starts, so it does not land in the timing."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CHECKPOINT")
-    time.sleep(0.5)
-
-
-async def open_engine(target: outlast.Outlast, url: str) -> Engine:
-    engine = Engine(open_store(url), SystemClock(), Settings(database_url=url))
-    await engine.add_source(target)
-    await engine.open()
-    return engine
 
 
 async def throughput(base: str, processes: int, n: int) -> dict[str, Any]:
-    url = fresh_database_url(base, "outlast_bench_pg")
-    engine = await open_engine(app, url)
-    workers = start_workers(url, "bench.workloads:app", processes)
-    try:
-        while scalar(url, "SELECT count(*) FROM workers") < processes:
-            await asyncio.sleep(0.05)
-        settle(url)
-        started = time.perf_counter()
-        await engine.send([outlast.Event(name="bench/go", data={"i": i}) for i in range(n)])
-        while scalar(url, "SELECT count(*) FROM runs WHERE status = 'completed'") < n:
-            await asyncio.sleep(0.02)
-        seconds = time.perf_counter() - started
-    finally:
-        stop(workers)
-        await engine.close()
-    return {"system": f"outlast, {processes} worker process{'es' if processes > 1 else ''}", "runs": n,
-            "seconds": seconds, "runs_per_s": n / seconds, "steps_per_s": n * STEPS / seconds}
+    return await worker_processes_row(fresh_database_url(base, "outlast_bench_pg"), processes, n)
 
 
 async def latency(base: str, samples: int) -> dict[str, Any]:
-    url = fresh_database_url(base, "outlast_bench_latency")
-    engine = await open_engine(latency_app, url)
-    workers = start_workers(url, "bench.postgres:latency_app", 1)
-    delays = []
-    try:
-        while scalar(url, "SELECT count(*) FROM workers") < 1:
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(1.0)  # the worker is idle, listening
-        for _ in range(samples):
-            sent = time.time()
-            [event_id] = await engine.send(outlast.Event(name="bench/ping"))
-            while True:
-                [run] = await engine.store.list_runs(RunFilter(event_id=event_id, limit=1))
-                if run.status == "completed":
-                    break
-                await asyncio.sleep(0.005)
-            delays.append((float(run.output) - sent) * 1000)
-            await asyncio.sleep(0.05)
-    finally:
-        stop(workers)
-        await engine.close()
-    delays.sort()
-    return {"samples": samples, "p50_ms": statistics.median(delays),
-            "p99_ms": delays[min(len(delays) - 1, int(len(delays) * 0.99))], "max_ms": delays[-1]}
+    return await first_step_latency(fresh_database_url(base, "outlast_bench_latency"), samples)
 
 
 def main() -> None:

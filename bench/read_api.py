@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from bench.databases import drop_postgres, migrate
 from bench.workloads import table
 from outlast.core.clock import SystemClock
 from outlast.core.engine import Engine
@@ -36,8 +37,7 @@ from outlast.server.app import create_app
 from outlast.server.config import ServerConfig
 from outlast.settings import Settings
 from outlast.storage import open_store
-from outlast.storage.sql.dashboard import run_conditions
-from outlast.storage.sql.read import RUN_COLUMNS
+from outlast.storage.sql.read import RUN_COLUMNS, run_conditions
 from tests.server.serving import free_port
 
 APPS = 2
@@ -196,7 +196,7 @@ def bench(backend: str, n: int, count: int, pg_url: str) -> list[dict[str, Any]]
 
         url = fresh_database_url(pg_url, "outlast_bench_read_api")
     try:
-        asyncio.run(_migrate(url))
+        asyncio.run(migrate(url))
         began = time.perf_counter()
         if backend == "sqlite":
             seed_sqlite(url.removeprefix("sqlite:///"), n, now)
@@ -210,21 +210,7 @@ def bench(backend: str, n: int, count: int, pg_url: str) -> list[dict[str, Any]]
     finally:
         tmp.cleanup()
         if backend == "postgres":
-            _drop(pg_url, "outlast_bench_read_api")
-
-
-async def _migrate(url: str) -> None:
-    store = open_store(url)
-    await store.open()
-    await store.close()
-
-
-def _drop(base_url: str, name: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            drop_postgres(pg_url, "outlast_bench_read_api")
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import outlast
-from bench.workloads import fresh_sqlite, table
+from bench.workloads import fresh_sqlite, scalar, table
 from outlast.core.clock import SystemClock
 from outlast.core.engine import Engine
 from outlast.settings import Settings
@@ -49,11 +49,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-async def scalar(engine: Engine, sql: str) -> int:
-    row = await engine.store._run(lambda tx: tx.one(sql))  # type: ignore[attr-defined]
-    return int(row[0] or 0) if row else 0
 
 
 async def sizes(engine: Engine, url: str) -> dict[str, float]:
