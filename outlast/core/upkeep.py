@@ -36,7 +36,8 @@ MAX_PRUNE_INTERVAL_MS = 300_000
 #: database does not vacuum by itself
 CHURNING_TABLES = ("queue", "workers", "chores", "meta", "gcra", "gathering")
 #: tables retention deletes from: vacuumed after a round that removed rows, at most this often
-PRUNED_TABLES = ("runs", "steps", "step_failures", "run_logs", "event_effects", "events", "dedupe", "wait_fields")
+PRUNED_TABLES = ("runs", "steps", "step_failures", "run_logs", "event_effects", "events", "dedupe", "wait_fields",
+                 "gcra", "gathering")
 VACUUM_PRUNED_EVERY_MS = 60_000
 #: how often the retention lease holder looks at its chores
 CHORE_TICK_MS = 10_000
@@ -50,6 +51,8 @@ class PruneResult:
     steps: int = 0
     events: int = 0
     dedupe_keys: int = 0
+    #: rate-limit, throttle, debounce and batch keys that no longer did anything
+    flow_keys: int = 0
     wait_fields: int = 0
     #: the batch examined as many events as it could: more may be deletable past them
     more: bool = False
@@ -64,7 +67,7 @@ class PruneResult:
 
     def describe(self) -> str:
         return (f"{self.runs} runs ({self.steps} steps), {self.events} events, {self.dedupe_keys} expired dedupe "
-                f"keys, {self.wait_fields} unused wait index entries")
+                f"keys, {self.flow_keys} stale flow-control keys, {self.wait_fields} unused wait index entries")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -370,7 +370,10 @@ class Store(Protocol):
         as below); up to `limit` other events received before `before_ms` that no run refers to any more
         (neither as its trigger, `first_event_id`, nor through an event effect: an active run's
         events always stay); up to `limit` dedupe and idempotency keys whose 24 h ended at
-        `now_ms` (never earlier, whatever `before_ms`).
+        `now_ms` (never earlier, whatever `before_ms`); up to `limit` rate-limit and throttle keys
+        whose next free time passed before `before_ms`, and up to `limit` debounce and batch
+        gatherings begun before it whose run is no longer queued (neither does anything any
+        more: the key behaves as new, as it did before).
         Events are examined from a cursor kept with the chore, so a batch may remove none while
         older events remain: call until nothing was removed and `more` is false (`more` is also
         true after a full batch of runs)."""

@@ -253,3 +253,37 @@ async def test_postgres_reuses_the_queues_space_where_autovacuum_is_off() -> Non
         assert await size() <= first * 1.25  # without the vacuums: about five times as large
     finally:
         await store.close()
+
+
+async def test_stale_flow_control_keys_go_and_limits_still_hold(app: outlast.Outlast, engine: TestEngine) -> None:
+    @app.function(id="rated", trigger="t/rated", rate_limit=outlast.RateLimit(limit=1, period="1h", key="event.data.u"))
+    async def rated(ctx: Context) -> None:
+        return None
+
+    @app.function(id="gathered", trigger="t/gather", batch=outlast.Batch(max_size=2, timeout="10m"))
+    async def gathered(ctx: Context) -> int:
+        return len(ctx.events)
+
+    def rows(tx: Any) -> tuple[int, int]:
+        return tx.one("SELECT COUNT(*) FROM gcra")[0], tx.one("SELECT COUNT(*) FROM gathering")[0]
+
+    async with engine as t:
+        await t.send([Event(name="t/rated", data={"u": u}) for u in ("a", "b")])
+        await t.send(Event(name="t/gather"))  # a gathering whose run waits for one more event
+        await t.run_until_idle()
+        t.advance("3h")
+        await t.send(Event(name="t/rated", data={"u": "a"}))  # a's key is busy for the next hour
+        removed = await prune_older_than(t, 3_600_000 + 60_000)  # b's slot freed 2 h ago; a's is ahead
+        assert removed.flow_keys == 1
+        assert await t.store._run(rows) == (1, 1)  # type: ignore[attr-defined]
+        await t.send([Event(name="t/rated", data={"u": "a"}), Event(name="t/rated", data={"u": "b"})])
+        assert [r.skip_reason for r in t.runs(function_id="rated")].count("rate_limit") == 1  # a: still limited
+
+        await t.run_until_idle()  # the batch's run started (its timeout passed)
+        assert [r.output for r in t.runs(function_id="gathered")] == [1]
+        t.advance("3h")
+        removed = await prune_older_than(t, 60_000)  # the finished runs go too
+        assert removed.flow_keys == 3 and await t.store._run(rows) == (0, 0)  # type: ignore[attr-defined]
+        await t.send([Event(name="t/gather"), Event(name="t/gather")])  # a new gathering, as before
+        await t.run_until_idle()
+        assert [r.output for r in t.runs(function_id="gathered")] == [2]

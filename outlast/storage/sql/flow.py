@@ -10,10 +10,11 @@ from outlast.storage.sql.tx import Tx
 
 
 def _gcra_tat(tx: Tx, key: str) -> int | None:
-    """The key's TAT, its row locked. The row is created first (TAT 0, the same as none) so that
-    concurrent transactions queue on it instead of each seeing no row."""
-    tx.run("INSERT INTO gcra (key, tat) VALUES (?, 0) ON CONFLICT (key) DO NOTHING", (key,))
-    row = tx.one(f"SELECT tat FROM gcra WHERE key = ? {tx.row_lock}", (key,))
+    """The key's TAT, its row locked: created (TAT 0, the same as none) or locked by one upsert, so
+    concurrent transactions queue on the row instead of each seeing none, even when retention
+    deletes a stale row meanwhile (an upsert is atomic; a read after an insert was not)."""
+    row = tx.one("INSERT INTO gcra (key, tat) VALUES (?, 0) ON CONFLICT (key) DO UPDATE SET tat = gcra.tat"
+                 " RETURNING tat", (key,))
     return None if row is None else int(row[0])
 
 
@@ -52,11 +53,10 @@ def singleton_admitted(tx: Tx, plan: RunPlan, now: int, follow_ups: list[EventRe
 def gathered(tx: Tx, plan: RunPlan, now: int) -> bool:
     """Add the event to a debounced or batched run that has not started yet, if there is one."""
     key = (plan.debounce or plan.batch or ("",))[0]
-    # Create-then-lock, so that concurrent events for one key queue on the same row.
-    tx.run("INSERT INTO gathering (key, run_id, size, first_at) VALUES (?, '', 0, ?) ON CONFLICT (key) DO NOTHING",
-           (key, now))
-    run_id, first_at = tx.one(f"SELECT run_id, first_at FROM gathering WHERE key = ? {tx.row_lock}", (key,)) \
-        or ("", now)
+    # Create or lock in one upsert, so that concurrent events for one key queue on the same row.
+    run_id, first_at = tx.one("INSERT INTO gathering (key, run_id, size, first_at) VALUES (?, '', 0, ?)"
+                              " ON CONFLICT (key) DO UPDATE SET size = gathering.size RETURNING run_id, first_at",
+                              (key, now)) or ("", now)
     row = tx.one("SELECT q.id, r.event_ids FROM runs r JOIN queue q ON q.run_id = r.id AND q.kind = 'run'"
                  " AND q.lease_token IS NULL WHERE r.id = ? AND r.status = 'queued'", (run_id,)) if run_id else None
     if row is None:

@@ -32,12 +32,12 @@ def take_chore(tx: Tx, name: str, owner: str, now: int, lease_ms: int) -> bool:
 
 def prune(tx: Tx, before: int, now: int, limit: int) -> PruneResult:
     """One batch: up to `limit` finished runs that ended before `before` with their rows and their
-    trigger events, up to `limit` other events received before it that nothing refers to, and up
-    to `limit` expired dedupe keys."""
+    trigger events, up to `limit` other events received before it that nothing refers to, up to
+    `limit` expired dedupe keys, and stale flow-control keys (`_prune_flow_state`)."""
     runs, steps, triggers = _prune_runs(tx, before, limit)
     events, more = _prune_events(tx, before, limit)
     return PruneResult(runs=runs, steps=steps, events=triggers + events, dedupe_keys=_prune_dedupe(tx, now, limit),
-                       more=more or runs == limit)
+                       flow_keys=_prune_flow_state(tx, before, limit), more=more or runs == limit)
 
 
 def _prune_runs(tx: Tx, before: int, limit: int) -> tuple[int, int, int]:
@@ -83,6 +83,19 @@ def _prune_dedupe(tx: Tx, now: int, limit: int) -> int:
     """Dedupe and idempotency keys whose 24 h are over (ingest also drops a few as it goes)."""
     return tx.run("DELETE FROM dedupe WHERE key IN (SELECT key FROM dedupe WHERE expires_at <= ?"
                   " ORDER BY expires_at, key LIMIT ?)", (now, limit))
+
+
+def _prune_flow_state(tx: Tx, before: int, limit: int) -> int:
+    """Flow-control state that no longer does anything: rate-limit and throttle keys whose TAT
+    passed before `before` (such a key admits as if it had no row), and gatherings older than it
+    whose run is no longer waiting for events (the next event of their key starts a new one).
+    Rows another transaction holds are left for the next batch."""
+    gcra = tx.run(f"DELETE FROM gcra WHERE key IN (SELECT key FROM gcra WHERE tat < ? LIMIT ? {tx.lock_suffix})",
+                  (before, limit))
+    return gcra + tx.run(
+        "DELETE FROM gathering WHERE key IN (SELECT g.key FROM gathering g WHERE g.first_at < ? AND NOT EXISTS"
+        " (SELECT 1 FROM runs r WHERE r.id = g.run_id AND r.status = 'queued')"
+        f" LIMIT ? {tx.lock_suffix})", (before, limit))
 
 
 def shrink_wait_fields(tx: Tx, lock: tuple[str, ...] = ()) -> int:
