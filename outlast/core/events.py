@@ -31,32 +31,31 @@ def validate_event(
 
     `ts` is kept as given (0 is the epoch, not "now"); a missing or null `ts` is `now_ms`.
     """
-    where = f"event[{index}]"
     if not isinstance(raw, dict) and callable(getattr(raw, "to_dict", None)):
         raw = raw.to_dict()
     if not isinstance(raw, dict):
-        raise InvalidEventError(f"{where}: expected an Event or a JSON object, got {type(raw).__name__}")
+        raise InvalidEventError(f"{_where(index)}: expected an Event or a JSON object, got {type(raw).__name__}")
     name = raw.get("name")
     problem = _event_name_problem(name) if isinstance(name, str) else name_problem(name, what="an event name")
     if problem is not None or not isinstance(name, str):
-        raise InvalidEventError(f"{where}.name: {problem}")
+        raise InvalidEventError(f"{_where(index)}.name: {problem}")
     if name.lower().startswith(SYSTEM_PREFIX) and not allow_system:
-        raise InvalidEventError(f"{where}.name: names starting with 'inngest/' are reserved ({name!r})")
-    data = _object(raw.get("data"), f"{where}.data")
-    user = _object(raw.get("user"), f"{where}.user")
+        raise InvalidEventError(f"{_where(index)}.name: names starting with 'inngest/' are reserved ({name!r})")
+    data = _object(raw.get("data"), index, "data")
+    user = _object(raw.get("user"), index, "user")
     dedupe_id = raw.get("id")
     if dedupe_id is not None and not isinstance(dedupe_id, str):
-        raise InvalidEventError(f"{where}.id: must be a string, got {type(dedupe_id).__name__}")
+        raise InvalidEventError(f"{_where(index)}.id: must be a string, got {type(dedupe_id).__name__}")
     if dedupe_id and (problem := text_problem(dedupe_id)) is not None:
-        raise InvalidEventError(f"{where}.id: {problem}")
+        raise InvalidEventError(f"{_where(index)}.id: {problem}")
     ts = raw.get("ts")
     if ts is None:
         ts = now_ms
     if not isinstance(ts, int) or isinstance(ts, bool) or not 0 <= ts <= MAX_TS:
-        raise InvalidEventError(f"{where}.ts: must be integer milliseconds since the epoch (0 to {MAX_TS}, "
+        raise InvalidEventError(f"{_where(index)}.ts: must be integer milliseconds since the epoch (0 to {MAX_TS}, "
                                 f"the end of year 9999), got {ts!r}")
     record = EventRecord(id=internal_id, name=name, data=data, user=user, ts=ts, dedupe_id=dedupe_id or None)
-    _check_size(record, where, max_bytes)
+    _check_size(record, index, max_bytes)
     return record
 
 
@@ -94,19 +93,25 @@ def text_problem(text: str) -> str | None:
     return None
 
 
-def _object(value: Any, where: str) -> dict[str, Any]:
+def _object(value: Any, index: int, field: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise InvalidEventError(f"{where}: must be a JSON object, got {type(value).__name__}")
+        raise InvalidEventError(f"{_where(index)}.{field}: must be a JSON object, got {type(value).__name__}")
     return value
 
 
-def _check_size(record: EventRecord, where: str, max_bytes: int) -> None:
+def _where(index: int) -> str:
+    """How an error names the event (made only for an error: a bulk send validates many)."""
+    return f"event[{index}]"
+
+
+def _check_size(record: EventRecord, index: int, max_bytes: int) -> None:
     try:
-        size = len(jsonutil.dumps(record.to_dict()).encode())
+        size = len(jsonutil.encode(record.to_dict()))
     except jsonutil.NotJSONError as exc:
+        where = _where(index)
         raise InvalidEventError(f"{where}.{exc.path}: {exc.problem}" if exc.path else f"{where}: {exc.problem}") \
             from None
     if size > max_bytes:
-        raise PayloadTooLargeError(f"{where}: {size} bytes, the limit is {max_bytes} bytes")
+        raise PayloadTooLargeError(f"{_where(index)}: {size} bytes, the limit is {max_bytes} bytes")

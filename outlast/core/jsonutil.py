@@ -40,6 +40,11 @@ def dumps(value: Any) -> str:
     """Compact JSON text, or NotJSONError naming the first offending place in `value`."""
     if value is None:
         return "null"  # common (empty columns), and its "null" must not send us looking for NaN
+    return encode(value).decode()
+
+
+def encode(value: Any) -> bytes:
+    """`dumps` as UTF-8 bytes (its length is the size a limit counts)."""
     try:
         data = orjson.dumps(value, default=_default)
     except TypeError as exc:
@@ -48,7 +53,7 @@ def dumps(value: Any) -> str:
         found = _non_finite(value)
         if found is not None:
             raise found
-    return data.decode()
+    return data
 
 
 def _finite(value: Any) -> bool:
