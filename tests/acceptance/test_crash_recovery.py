@@ -145,14 +145,15 @@ def test_three_workers_finish_a_load_while_one_is_killed_and_restarted(tmp_path:
         pytest.skip("the scale-out load runs on PostgreSQL")
     effects, n = tmp_path / "effects.db", 1000
     url = sender.settings.database_url
-    workers = [start_worker(url, effects, concurrency=20, step_seconds=0.001) for _ in range(3)]
+    # leases of 3 s: a live worker keeps its leases through a 2 s stall of a loaded machine
+    workers = [start_worker(url, effects, concurrency=20, step_seconds=0.001, lease_ms=3000) for _ in range(3)]
     try:
         sender.send([Event(name="effects/go", data={"i": i}) for i in range(n)])
         wait_for(lambda: len(effects_rows(effects)) >= 1500)
         killed = workers[0].pid
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait(10)
-        workers[0] = start_worker(url, effects, concurrency=20, step_seconds=0.001)
+        workers[0] = start_worker(url, effects, concurrency=20, step_seconds=0.001, lease_ms=3000)
         wait_for(lambda: completed(sender) == n, timeout=240)
     finally:
         for w in workers:
