@@ -3,6 +3,8 @@ skips or cancels, debounce and batching gather events into one run, throttle del
 
 from __future__ import annotations
 
+import asyncio
+
 from outlast.core.config import BatchRule, DebounceRule, RateLimitRule, SingletonRule, ThrottleRule
 from outlast.core.models import Finish
 from outlast.storage.base import Store
@@ -124,3 +126,18 @@ async def test_throttle_delays_runs_beyond_limit_plus_burst_and_never_skips(stor
         for c in await store.claim(APP, "w", 10, now, 60_000):
             claimed_at[c.run.events[0].data["n"]] = now - T0
     assert claimed_at == {0: 0, 1: 0, 2: 10_000, 3: 20_000}
+
+
+async def test_concurrent_ingests_share_one_rate_limit_slot_and_one_batch(store: Store) -> None:
+    """Events of one key sent at once, each alone (PostgreSQL: in parallel transactions), queue on
+    the key's row: one run admitted, and one batch gathering them all."""
+    await define(store, function("limited", "c/rate", rate_limit=RateLimitRule(limit=1, period_ms=DAY,
+                                                                              key="event.data.user")))
+    await define(store, function("batched", "c/item", batch=BatchRule(max_size=100, timeout_ms=10_000)))
+    await asyncio.gather(*(store.ingest([event("c/rate", user="a")], T0) for _ in range(20)),
+                         *(store.ingest([event("c/item", n=i)], T0) for i in range(20)))
+    all_runs = await runs(store)
+    limited = [(r.status, r.skip_reason) for r in all_runs if r.function_id == "limited"]
+    assert sorted(limited) == [("queued", None)] + [("skipped", "rate_limit")] * 19
+    [batch] = [r for r in all_runs if r.function_id == "batched"]
+    assert len(batch.event_ids) == 20
