@@ -218,6 +218,11 @@ CREATE TABLE chores (
 INSERT INTO chores (name) VALUES ('retention');
 CREATE INDEX runs_by_end ON runs (ended_at) WHERE ended_at IS NOT NULL;
 """),
+    # -- 10 (performance): events by name are read in id order (events_by_name_id); no query orders
+    # or filters them by received_at, so that index only cost every ingest a write ---------------
+    (10, """
+DROP INDEX events_by_name;
+"""),
 ]
 
 #: statements only PostgreSQL runs, in the same transaction as the shared script of their version
