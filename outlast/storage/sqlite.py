@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from itertools import chain
 from typing import Any, TypeVar
 
 from outlast.errors import StoreDataError, StoreError
@@ -110,7 +111,7 @@ class SqliteTx:
         if whole:
             many = head + ", ".join([one] * per)
             for i in range(0, whole, per):
-                self.run(many, [value for row in rows[i:i + per] for value in row])
+                self.run(many, list(chain.from_iterable(rows[i:i + per])))
         if whole < len(rows):
             self.many(head + one, rows[whole:])
 
