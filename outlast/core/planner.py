@@ -58,6 +58,8 @@ def plan_run(fn: CompiledFunction, event: EventRecord, payload: dict[str, Any], 
     if event.name == FUNCTION_INVOKED and isinstance(correlation := lookup(payload, "data._inngest.correlation_id"),
                                                      str):
         plan.parent_run_id = correlation.split(".", 1)[0]
+    if fn.plain:
+        return plan
     if fn.idempotency is not None:
         plan.idempotency_key = f"{fn.slug}:{fn.idempotency.evaluate({'event': payload})!r}"
     for event_name, expression, timeout_ms in fn.cancels:

@@ -23,6 +23,8 @@ class CompiledFunction:
     keys: dict[str, Expression] = field(default_factory=dict)
     priority: Expression | None = None
     batch_if: Expression | None = None
+    #: nothing but the run itself to plan: no idempotency, cancel rule, timeout or flow control
+    plain: bool = False
 
     @property
     def id(self) -> str:
@@ -64,8 +66,10 @@ def compile_function(config: FunctionConfig, *, fail: Fail | None = None) -> Com
         rule = getattr(config, option)
         if rule is not None and rule.key:
             keys[option] = compiled(f"{option}.key", rule.key)
+    plain = not (config.idempotency or cancels or config.timeouts or config.concurrency or config.throttle
+                 or config.rate_limit or config.debounce or config.batch or config.singleton or config.priority)
     return CompiledFunction(
-        config=config, triggers=triggers, cancels=cancels, keys=keys,
+        config=config, triggers=triggers, cancels=cancels, keys=keys, plain=plain,
         idempotency=compiled("idempotency", config.idempotency) if config.idempotency else None,
         priority=compiled("priority.run", config.priority, "number") if config.priority else None,
         batch_if=compiled("batch.if_", config.batch.expression, "bool")
