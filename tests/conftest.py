@@ -33,11 +33,17 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def store_url(backend: str, tmp_path: Any, request: pytest.FixtureRequest) -> Iterator[str]:
+def store_url(backend: str, tmp_path: Any) -> Iterator[str]:
+    yield from new_store_url(backend, tmp_path, "outlast")
+
+
+def new_store_url(backend: str, tmp_path: Any, name: str) -> Iterator[str]:
+    """An empty store of `backend` for a fixture to yield (SQLite: the file `name`.db in
+    `tmp_path`); a PostgreSQL database is given back when the fixture ends."""
     if backend == "memory":
         yield "memory://"
     elif backend == "sqlite":
-        yield f"sqlite:///{tmp_path}/outlast.db"
+        yield f"sqlite:///{tmp_path}/{name}.db"
     else:
         url = pg_database()
         yield url

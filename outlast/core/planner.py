@@ -76,10 +76,9 @@ def plan_run(fn: CompiledFunction, event: EventRecord, payload: dict[str, Any], 
 
 def _flow_control(fn: CompiledFunction, plan: RunPlan, variables: dict[str, Any], now: int) -> None:
     """Evaluate the function's flow-control keys for this event into the plan."""
-    cfg = fn.config
-    if not (cfg.concurrency or cfg.throttle or cfg.rate_limit or cfg.debounce or cfg.batch or cfg.singleton
-            or fn.priority is not None):
+    if not fn.flow_control:
         return
+    cfg = fn.config
 
     def key(option: str, scope: str = "fn") -> str:
         expr = fn.keys.get(option)

@@ -23,6 +23,9 @@ class CompiledFunction:
     keys: dict[str, Expression] = field(default_factory=dict)
     priority: Expression | None = None
     batch_if: Expression | None = None
+    #: the run has flow-control keys or settings to plan (concurrency, throttle, rate limit,
+    #: debounce, batch, singleton or priority)
+    flow_control: bool = False
     #: nothing but the run itself to plan: no idempotency, cancel rule, timeout or flow control
     plain: bool = False
 
@@ -66,10 +69,11 @@ def compile_function(config: FunctionConfig, *, fail: Fail | None = None) -> Com
         rule = getattr(config, option)
         if rule is not None and rule.key:
             keys[option] = compiled(f"{option}.key", rule.key)
-    plain = not (config.idempotency or cancels or config.timeouts or config.concurrency or config.throttle
-                 or config.rate_limit or config.debounce or config.batch or config.singleton or config.priority)
+    flow_control = bool(config.concurrency or config.throttle or config.rate_limit or config.debounce
+                        or config.batch or config.singleton or config.priority)
     return CompiledFunction(
-        config=config, triggers=triggers, cancels=cancels, keys=keys, plain=plain,
+        config=config, triggers=triggers, cancels=cancels, keys=keys, flow_control=flow_control,
+        plain=not (flow_control or config.idempotency or cancels or config.timeouts),
         idempotency=compiled("idempotency", config.idempotency) if config.idempotency else None,
         priority=compiled("priority.run", config.priority, "number") if config.priority else None,
         batch_if=compiled("batch.if_", config.batch.expression, "bool")

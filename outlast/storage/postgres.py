@@ -247,7 +247,6 @@ class PostgresStore(SqlStore):
         return await self._run(lambda tx: work_queue.claim(tx, self.planner, scope, owner, limit, now_ms, lease_ms,
                                                            max_crashes=max_crashes), claim=True)
 
-
     # -- writer threads ------------------------------------------------------------------------
 
     def _serve(self) -> None:

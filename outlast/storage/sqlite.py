@@ -38,7 +38,7 @@ from outlast.errors import StoreDataError, StoreError
 from outlast.storage.sql.migrations import MIGRATIONS
 from outlast.storage.sql.replies import Outbox, Reply, take_group
 from outlast.storage.sql.store import SqlStore
-from outlast.storage.sql.tx import Row
+from outlast.storage.sql.tx import Row, marks
 from outlast.storage.wakeup import Doorbell, Listener, wake_directory
 
 T = TypeVar("T")
@@ -71,6 +71,8 @@ class SqliteTx:
         self.conn = conn
         self.cur = conn.cursor()
         self.memo: dict[Any, Any] = {}
+        #: parameters one statement may bind (999 before SQLite 3.32, 32,766 since)
+        self.max_variables = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
 
     def begin(self, statement: str = "BEGIN IMMEDIATE") -> None:
         """Begin a transaction (the memo of the previous one is forgotten)."""
@@ -105,8 +107,8 @@ class SqliteTx:
         if not rows:
             return
         head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-        one = f"({', '.join('?' * len(columns))})"
-        per = max(1, min(_ROWS_PER_INSERT, _MAX_VARIABLES // len(columns)))
+        one = f"({marks(len(columns))})"
+        per = max(1, min(_ROWS_PER_INSERT, self.max_variables // len(columns)))
         whole = len(rows) - len(rows) % per
         if whole:
             many = head + ", ".join([one] * per)
@@ -117,18 +119,18 @@ class SqliteTx:
 
     def stored(self, table: str, column: str, values: Sequence[Any]) -> set[Any]:
         found: set[Any] = set()
-        for i in range(0, len(values), _IN_LIST):
-            chunk = values[i:i + _IN_LIST]
-            found.update(r[0] for r in self.all(f"SELECT {column} FROM {table} WHERE {column} IN"
-                                                f" ({', '.join('?' * len(chunk))})", chunk))
+        per = min(_IN_LIST, self.max_variables)
+        for i in range(0, len(values), per):
+            chunk = values[i:i + per]
+            found.update(r[0] for r in self.all(f"SELECT {column} FROM {table} WHERE {column} IN ({marks(len(chunk))})",
+                                                chunk))
         return found
 
 
-#: values per `IN (...)` list (SQLite allows 32,766 parameters per statement)
+#: values per `IN (...)` list, at most
 _IN_LIST = 1000
-#: rows per multi-row INSERT, within SQLite's oldest limit on variables per statement (999)
+#: rows per multi-row INSERT, at most (more gains little)
 _ROWS_PER_INSERT = 64
-_MAX_VARIABLES = 999
 #: what the driver raises for a statement: its own errors, and a value it cannot bind
 _DRIVER_ERRORS = (sqlite3.Error, OverflowError, UnicodeEncodeError)
 _REFUSED_VALUES = (sqlite3.IntegrityError, sqlite3.DataError, OverflowError, UnicodeEncodeError)
@@ -347,7 +349,6 @@ class SqliteStore(SqlStore):
                 conn.execute("RELEASE op")
         conn.execute("COMMIT")
         return results
-
 
 
 def _when_not_busy(step: Callable[[], object], deadline: float) -> None:

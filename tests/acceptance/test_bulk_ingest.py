@@ -17,6 +17,7 @@ from outlast.errors import StoreDataError
 from outlast.storage import open_store
 from outlast.storage.sql.bulk_ingest import BULK_MIN
 from outlast.testing import TestEngine
+from tests.conftest import new_store_url
 
 T0 = 1_700_000_000_000
 EVENTS = 120
@@ -25,17 +26,7 @@ EVENTS = 120
 @pytest.fixture
 def other_store_url(backend: str, tmp_path: Path) -> Iterator[str]:
     """A second, empty store of the parametrised backend (beside `store_url`)."""
-    if backend == "memory":
-        yield "memory://"
-    elif backend == "sqlite":
-        yield f"sqlite:///{tmp_path}/other.db"
-    else:
-        from tests.conftest import PG_URL, pg_database
-        from tests.pg import test_databases
-
-        url = pg_database()
-        yield url
-        test_databases(PG_URL or "").release(url)
+    yield from new_store_url(backend, tmp_path, "other")
 
 
 def mixed_app() -> outlast.Outlast:

@@ -31,7 +31,7 @@ class Tx(Protocol):
 
     def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """Insert rows that conflict with none stored (a conflict fails the statement), all at once:
-        COPY on PostgreSQL, one prepared INSERT stepped through the rows on SQLite."""
+        COPY on PostgreSQL, multi-row INSERTs on SQLite."""
         ...
 
     def stored(self, table: str, column: str, values: Sequence[Any]) -> set[Any]:
