@@ -36,7 +36,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -50,6 +50,7 @@ from outlast.core.models import AppScope, Claimed
 from outlast.errors import StoreDataError, StoreError
 from outlast.storage.base import DEFAULT_MAX_CRASHES
 from outlast.storage.sql import queue as work_queue
+from outlast.storage.sql.batches import run_together
 from outlast.storage.sql.migrations import migrations_for
 from outlast.storage.sql.replies import Outbox, Reply, take_group
 from outlast.storage.sql.store import SqlStore
@@ -113,6 +114,10 @@ class PgTx:
             return set()
         sql = f"SELECT {column} FROM {table} WHERE {column} = ANY(%s)".encode()
         return {r[0] for r in self.cur.execute(sql, (list(values),))}
+
+    def tables(self, rows: Sequence[Sequence[Any]], types: Sequence[str]) -> Iterator[tuple[str, list[Any]]]:
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        yield f"SELECT * FROM unnest({', '.join(f'?::{t}[]' for t in types)})", columns
 
     def script(self, statements: bytes) -> None:
         """Constant statements without parameters, several in one round trip."""
@@ -317,11 +322,17 @@ class PostgresStore(SqlStore):
         tx, outcomes = PgTx(conn), []
         isolate = savepoints and len(group) > 1
         try:
+            together: dict[int, Any] | None = {} if isolate else None
             for i, request in enumerate(group):
                 if isolate:
                     tx.script(_FIRST_SAVEPOINT if i == 0 else _NEXT_SAVEPOINT)
                 elif i == 0:
                     tx.script(b"BEGIN")
+                if together is None and not request.claim:  # claims go first: see `_Request`
+                    together = self._run_together(conn, tx, group)
+                if together and i in together:
+                    outcomes.append((True, together[i]))
+                    continue
                 outcome = _request(conn, tx, request.fn, savepoint=isolate, where=self.where)
                 if not outcome[0] and not isolate and len(group) > 1:
                     raise _IsolationNeededError()
@@ -342,6 +353,17 @@ class PostgresStore(SqlStore):
                 raise _CommitError(xid, outcomes) from exc
             raise  # an error answering COMMIT means it was not applied
         return outcomes
+
+    def _run_together(self, conn: Conn, tx: PgTx, group: list[_Request]) -> dict[int, Any]:
+        """`batches.run_together` as the transaction's first statements (a failure isolates the group)."""
+        if len(group) < 2:
+            return {}
+        ok, together = _request(conn, tx, lambda t: run_together(t, [r.fn for r in group]), savepoint=False,
+                                where=self.where)
+        if not ok:
+            raise _IsolationNeededError()
+        result: dict[int, Any] = together
+        return result
 
     def _committed(self, pool: ConnectionPool[Conn], xid: int) -> bool | None:
         """Whether transaction `xid`, whose COMMIT got no answer, committed (None: unknown)."""

@@ -29,12 +29,13 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from itertools import chain
 from typing import Any, TypeVar
 
 from outlast.errors import StoreDataError, StoreError
+from outlast.storage.sql.batches import run_together
 from outlast.storage.sql.migrations import MIGRATIONS
 from outlast.storage.sql.replies import Outbox, Reply, take_group
 from outlast.storage.sql.store import SqlStore
@@ -65,7 +66,7 @@ class SqliteTx:
 
     lock_suffix = ""
     row_lock = ""
-    claim_lock = None
+    claim_lock: str | None = None
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -125,6 +126,12 @@ class SqliteTx:
             found.update(r[0] for r in self.all(f"SELECT {column} FROM {table} WHERE {column} IN ({marks(len(chunk))})",
                                                 chunk))
         return found
+
+    def tables(self, rows: Sequence[Sequence[Any]], types: Sequence[str]) -> Iterator[tuple[str, list[Any]]]:
+        per = max(1, self.max_variables // len(types))
+        for i in range(0, len(rows), per):
+            chunk = rows[i:i + per]
+            yield "VALUES " + ", ".join([f"({marks(len(types))})"] * len(chunk)), list(chain.from_iterable(chunk))
 
 
 #: values per `IN (...)` list, at most
@@ -331,7 +338,11 @@ class SqliteStore(SqlStore):
         isolate = savepoints and len(group) > 1
         results: list[tuple[bool, Any]] = []
         tx.begin()
-        for fn, _reply, _notify in group:
+        together = {} if isolate else _run_together(conn, tx, group)
+        for i, (fn, _reply, _notify) in enumerate(group):
+            if i in together:
+                results.append((True, together[i]))
+                continue
             if isolate:
                 conn.execute("SAVEPOINT op")
             try:
@@ -349,6 +360,18 @@ class SqliteStore(SqlStore):
                 conn.execute("RELEASE op")
         conn.execute("COMMIT")
         return results
+
+
+def _run_together(conn: sqlite3.Connection, tx: SqliteTx, group: list[_Request]) -> dict[int, Any]:
+    """`batches.run_together` for a group run without savepoints (a failure isolates the group)."""
+    if len(group) < 2:
+        return {}
+    try:
+        return run_together(tx, [fn for fn, _reply, _notify in group])
+    except Exception as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise _IsolationNeededError() from exc
 
 
 def _when_not_busy(step: Callable[[], object], deadline: float) -> None:

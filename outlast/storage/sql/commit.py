@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from outlast.core import jsonutil
@@ -18,8 +19,8 @@ _dumps = jsonutil.dumps
 
 
 def commit(tx: Tx, planner: Planner, c: Commit) -> CommitResult:
-    if _is_checkpoint(c):
-        return _checkpoint(tx, c)
+    if is_checkpoint(c):
+        return checkpoint(tx, c)
     if not _hold(tx, c):
         return CommitResult(ok=False, reason="lost")
     for write in c.steps:
@@ -49,18 +50,65 @@ def _hold(tx: Tx, c: Commit) -> bool:
                   (c.item_id, c.lease_token)) is not None
 
 
-def _is_checkpoint(c: Commit) -> bool:
+def is_checkpoint(c: Commit) -> bool:
+    """One step's result and nothing else: the hot path, which group commit may batch."""
     return len(c.steps) == 1 and not (c.waits or c.events or c.logs or c.outcome) and c.steps[0].error is None
 
 
-def _checkpoint(tx: Tx, c: Commit) -> CommitResult:
-    """The hot path, one step's result: the lease check and the memo write in one statement.
+def checkpoint(tx: Tx, c: Commit) -> CommitResult:
+    """The lease check and the memo write in one statement."""
+    written = tx.run(_CHECKPOINT_SQL, (*_step_values(c.run_id, c.steps[0]), c.item_id, c.lease_token))
+    return _checkpointed(tx, c, bool(written))
 
-    When no row was written, a second look tells a lost lease from a memo row already final.
+
+def checkpoints(tx: Tx, commits: Sequence[Commit]) -> list[CommitResult]:
+    """Checkpoints of different runs, each under its own lease, in one statement (as many as
+    `checkpoint` would run one by one: the same rows, the same outcome for each commit).
+
+    The runs must differ: one statement may not write the same row twice.
     """
-    w = c.steps[0]
-    written = tx.run(_CHECKPOINT_SQL, (*_step_values(c.run_id, w), c.item_id, c.lease_token))
-    if written and w.deadline is not None:
+    rows = [(*_step_values(c.run_id, c.steps[0]), c.item_id, c.lease_token) for c in commits]
+    written: set[tuple[str, str]] = set()
+    for table, params in tx.tables(rows, _CHECKPOINT_TYPES):
+        written.update(tx.all(_CHECKPOINTS_SQL.format(table=table), params))
+    return [_checkpointed(tx, c, (c.run_id, c.steps[0].key) in written) for c in commits]
+
+
+def is_plain_finish(c: Commit) -> bool:
+    """The end of a run and nothing else (the common last commit), which group commit may batch."""
+    return isinstance(c.outcome, Finish) and not (c.steps or c.waits or c.events or c.logs)
+
+
+def finishes(tx: Tx, planner: Planner, commits: Sequence[Commit]) -> list[CommitResult]:
+    """Plain finishes of different runs, each under its own lease, in a few statements: their items
+    deleted in one, their runs ended in another, their system events ingested together. The
+    same rows and outcomes as `commit` for each, one by one."""
+    held: set[str] = set()
+    for table, params in tx.tables([(c.item_id, c.lease_token) for c in commits], ("text", "text")):
+        held.update(item_id for (item_id,) in tx.all(_END_ITEMS_SQL.format(table=table), params))
+    ending = [c for c in commits if c.item_id in held]
+    ended: dict[str, Any] = {}
+    for table, params in tx.tables([(c.run_id, *_ended_values(c, _finish_of(c))) for c in ending], _END_TYPES):
+        ended.update((row[0], row[1:]) for row in tx.all(_END_RUNS_SQL.format(table=table), params))
+    events: list[EventRecord] = []
+    for c in ending:
+        if (run := ended.get(c.run_id)) is not None:
+            f = _finish_of(c)
+            events += end_run(tx, c.run_id, run, status=f.status, output=f.output, error=f.error, now=c.now_ms,
+                              known_events=f.trigger_events)
+    if events:
+        ingest(tx, planner, events, max(c.now_ms for c in ending), bulk=True)
+    return [CommitResult(ok=True) if c.item_id in held else CommitResult(ok=False, reason="lost") for c in commits]
+
+
+def _finish_of(c: Commit) -> Finish:
+    assert isinstance(c.outcome, Finish)
+    return c.outcome
+
+
+def _checkpointed(tx: Tx, c: Commit, written: bool) -> CommitResult:
+    """When no row was written, a second look tells a lost lease from a memo row already final."""
+    if written and c.steps[0].deadline is not None:
         _mark_pending(tx, c.run_id)
     if written or tx.one("SELECT 1 FROM queue WHERE id = ? AND lease_token = ?", (c.item_id, c.lease_token)):
         return CommitResult(ok=True)
@@ -79,6 +127,15 @@ _CHECKPOINT_SQL = (
     f"INSERT INTO steps ({_STEP_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
     " WHERE EXISTS (SELECT 1 FROM queue WHERE id = ? AND lease_token = ?)" + _STEP_UPSERT
 )
+#: the columns of `_CHECKPOINTS_SQL`'s rows: a step row's (`_STEP_COLUMNS`), its item's id and lease token
+_CHECKPOINT_TYPES = ("text", "text", "text", "text", "text", "integer", "text", "text", "bigint", "bigint", "bigint",
+                     "text", "text", "bigint", "text", "text")
+_CHECKPOINTS_SQL = (
+    "WITH v (run_id, key, step_id, kind, status, attempts, output, error, started_at, ended_at, deadline,"
+    " timeout_output, detail, seq, item_id, lease_token) AS ({table})"
+    f" INSERT INTO steps ({_STEP_COLUMNS}) SELECT {_STEP_COLUMNS} FROM v WHERE EXISTS"
+    " (SELECT 1 FROM queue WHERE queue.id = v.item_id AND queue.lease_token = v.lease_token)"
+) + _STEP_UPSERT + " RETURNING run_id, key"
 _STEP_SQL = f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" + _STEP_UPSERT
 
 
@@ -146,9 +203,24 @@ def _suspend(tx: Tx, c: Commit, s: Suspend) -> None:
 
 def _finish(tx: Tx, c: Commit, f: Finish) -> list[EventRecord]:
     ended = tx.one("UPDATE runs SET status = ?, output = ?, error = ?, ended_at = ? WHERE id = ?"
-                   f" AND status IN ('queued', 'running') RETURNING {ENDED_COLUMNS}",
-                   (f.status, _dumps(f.output), _dumps(f.error) if f.error else None, c.now_ms, c.run_id))
+                   f" AND status IN ('queued', 'running') RETURNING {ENDED_COLUMNS}", (*_ended_values(c, f), c.run_id))
     if ended is None:
         return []
     return end_run(tx, c.run_id, ended, status=f.status, output=f.output, error=f.error, now=c.now_ms,
                    known_events=f.trigger_events)
+
+
+def _ended_values(c: Commit, f: Finish) -> tuple[Any, ...]:
+    """The run's status, output, error and ended_at once it ends."""
+    return f.status, _dumps(f.output), _dumps(f.error) if f.error else None, c.now_ms
+
+
+_END_ITEMS_SQL = ("WITH v (id, lease_token) AS ({table})"
+                  " DELETE FROM queue WHERE (id, lease_token) IN (SELECT id, lease_token FROM v) RETURNING id")
+#: the columns of `_END_RUNS_SQL`'s rows: the run's id, then `_ended_values`
+_END_TYPES = ("text", "text", "text", "text", "bigint")
+_END_RUNS_SQL = (
+    "WITH v (id, status, output, error, ended_at) AS ({table}) UPDATE runs SET status = v.status,"
+    " output = v.output, error = v.error, ended_at = v.ended_at FROM v"
+    f" WHERE runs.id = v.id AND runs.status IN ('queued', 'running') RETURNING runs.id, {ENDED_COLUMNS}"
+)

@@ -19,9 +19,10 @@ from outlast.storage.sql.tx import Tx
 from outlast.storage.sql.waits import add_wait_field, resolve_waits
 
 
-def ingest(tx: Tx, planner: Planner, events: list[EventRecord], now: int) -> list[str]:
-    """Store the events and their consequences; a long list takes a `Batch` for its common cases."""
-    if len(events) < BULK_MIN:
+def ingest(tx: Tx, planner: Planner, events: list[EventRecord], now: int, *, bulk: bool | None = None) -> list[str]:
+    """Store the events and their consequences; a long list (or any, with `bulk`) takes a `Batch`
+    for its common cases."""
+    if not (len(events) >= BULK_MIN if bulk is None else bulk):
         return _ingest(tx, planner, events, now, None)
     with gc_paused() if len(events) >= GC_PAUSE_MIN else contextlib.nullcontext():
         return _ingest(tx, planner, events, now, Batch(tx, now))

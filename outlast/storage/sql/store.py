@@ -30,6 +30,7 @@ from outlast.storage.base import DEFAULT_MAX_CRASHES, PlannerSlot, SyncMode
 from outlast.storage.sql import apps, commit, functions, ingest, inngest_reads, queue, read, retention, run_end, workers
 from outlast.storage.sql import dashboard as dash
 from outlast.storage.sql import rerun as reruns
+from outlast.storage.sql.batches import CheckpointRequest, FinishRequest
 from outlast.storage.sql.tx import Tx
 
 T = TypeVar("T")
@@ -91,6 +92,10 @@ class SqlStore(PlannerSlot):
         return await self._run(lambda tx: queue.extend_leases(tx, tokens, until_ms))
 
     async def commit(self, c: Commit) -> CommitResult:
+        if commit.is_checkpoint(c):
+            return await self._run(CheckpointRequest(c))
+        if commit.is_plain_finish(c):
+            return await self._run(FinishRequest(c, self.planner), notify=True)
         return await self._run(lambda tx: commit.commit(tx, self.planner, c),
                                notify=bool(c.events) or c.outcome is not None)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 Row = tuple[Any, ...]
@@ -36,6 +36,13 @@ class Tx(Protocol):
 
     def stored(self, table: str, column: str, values: Sequence[Any]) -> set[Any]:
         """Which of the values are stored in `table.column` (an indexed column), in a few statements."""
+        ...
+
+    def tables(self, rows: Sequence[Sequence[Any]], types: Sequence[str]) -> Iterator[tuple[str, list[Any]]]:
+        """The rows as a few queries (each with its parameters) to use as `WITH v(...) AS (query)`;
+        `types` are the columns' SQL types. PostgreSQL: one statement's text whatever the number of
+        rows (`unnest` of one array per column), so it is parsed and prepared once; SQLite: VALUES
+        lists within its parameter limit."""
         ...
 
 

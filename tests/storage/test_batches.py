@@ -1,0 +1,148 @@
+"""Checkpoints and run ends that group commit runs together (`storage/sql/batches.py`) store the
+same rows and give each commit the same answer as when they run one by one, on every backend."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from outlast.core.models import Claimed, Commit, CommitResult, Finish, Suspend
+from outlast.core.planner import wait_spec
+from outlast.storage.base import Store
+from outlast.storage.memory import MemoryStore
+from outlast.storage.sql import commit as sql_commit
+from outlast.storage.sql.batches import CheckpointRequest, FinishRequest, run_together
+from outlast.storage.sql.store import SqlStore
+from tests.storage.contract import APP, LEASE, T0, claim_one, commit, define, event, event_names, function, pending
+from tests.storage.contract import run as get_run
+from tests.storage.contract import step as step_write
+
+
+async def claimed_runs(store: Store, n: int) -> list[Claimed]:
+    await store.ingest([event(i=i) for i in range(n)], T0)
+    taken = await store.claim(APP, "w", n, T0, LEASE)
+    assert len(taken) == n
+    return taken
+
+
+def stale(c: Claimed) -> Claimed:
+    """The claim as an owner whose lease was taken over holds it."""
+    return Claimed(item_id=c.item_id, lease_token="taken-over", run=c.run)
+
+
+async def together(store: Store, requests: list[Any]) -> dict[int, Any]:
+    """The requests run by `run_together` in one transaction, as a group commit does."""
+    assert isinstance(store, SqlStore)
+    result: dict[int, Any] = await store._run(lambda tx: run_together(tx, requests))
+    return result
+
+
+async def one_group(store: Store, calls: list[Callable[[], Awaitable[Any]]]) -> list[Any]:
+    """Make the calls while every writer thread of the store is held, so that they are all waiting
+    when the writers go on, and the first writer free takes them as one group."""
+    gate, entered = threading.Event(), threading.Semaphore(0)
+
+    def hold(_tx: Any) -> None:
+        entered.release()
+        gate.wait(10)
+
+    assert isinstance(store, SqlStore)
+    holders = []
+    for _ in range(getattr(store, "pool_size", 1)):
+        holders.append(asyncio.ensure_future(store._run(hold)))
+        assert await asyncio.to_thread(entered.acquire, True, 10)
+    tasks = [asyncio.ensure_future(call()) for call in calls]
+    await asyncio.sleep(0)  # each task submits its request before its first real wait
+    gate.set()
+    await asyncio.gather(*holders)
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_checkpoints_run_together_write_each_held_step_and_tell_the_rest_apart(store: Store) -> None:
+    a, b, c, d = await claimed_runs(store, 4)
+    assert (await store.commit(commit(d, T0, steps=[step_write("s", output="first")]))).ok
+    requests = [
+        CheckpointRequest(commit(a, T0 + 1, steps=[step_write("s", output={"n": 1})])),
+        CheckpointRequest(commit(stale(b), T0 + 1, steps=[step_write("s", output=2)])),
+        CheckpointRequest(commit(c, T0 + 1, steps=[pending("nap", deadline=T0 + 50)])),
+        CheckpointRequest(commit(d, T0 + 1, steps=[step_write("s", output="second")])),  # already final
+    ]
+    results = await together(store, requests)
+    assert results == {0: CommitResult(ok=True), 1: CommitResult(ok=False, reason="lost"),
+                       2: CommitResult(ok=True), 3: CommitResult(ok=True)}
+    assert {s.key: s.output for s in (await get_run(store, a.run.run_id)).steps} == {"s": {"n": 1}}
+    assert (await get_run(store, b.run.run_id)).steps == []
+    assert (await get_run(store, d.run.run_id)).steps[0].output == "first"
+    [nap] = (await get_run(store, c.run.run_id)).steps
+    assert (nap.status, nap.deadline) == ("sleeping", T0 + 50)
+    assert (await store.commit(commit(c, T0 + 2, outcome=Suspend(due_at=T0 + 50)))).ok
+    woken = await claim_one(store, "w", T0 + 50)  # the pending deadline was seen: the nap ended
+    assert (woken.run.run_id, woken.run.memo["nap"].status) == (c.run.run_id, "completed")
+
+
+async def test_run_ends_run_together_end_each_held_run_and_ingest_its_events(store: Store) -> None:
+    await define(store, function("on-finished", trigger="inngest/function.finished"))
+    parent_event = event(order="p")
+    await store.ingest([parent_event], T0)
+    parent = await claim_one(store, "w", T0)
+    a, b, c = await claimed_runs(store, 3)
+    invoke = wait_spec(kind="invoke", event_name="inngest/function.finished", trigger=parent_event.to_dict(),
+                       expression=f"async.data.run_id == '{a.run.run_id}'", expires_at=T0 + 60_000, step_key="call")
+    call = pending("call", kind="invoke", status="invoking", deadline=T0 + 60_000)
+    assert (await store.commit(commit(parent, T0, steps=[call], waits=[invoke],
+                                      outcome=Suspend(due_at=T0 + 60_000)))).ok
+    requests = [
+        FinishRequest(commit(a, T0 + 5, outcome=Finish(status="completed", output={"v": 1})), store.planner),
+        FinishRequest(commit(stale(b), T0 + 5, outcome=Finish(status="completed")), store.planner),
+        FinishRequest(commit(c, T0 + 6, outcome=Finish(status="failed", error={"name": "E", "message": "m"})),
+                      store.planner),
+    ]
+    results = await together(store, requests)
+    assert results == {0: CommitResult(ok=True), 1: CommitResult(ok=False, reason="lost"), 2: CommitResult(ok=True)}
+    ended = {r: await get_run(store, r) for r in (a.run.run_id, b.run.run_id, c.run.run_id)}
+    assert [(x.status, x.output, x.error, x.ended_at) for x in ended.values()] == [
+        ("completed", {"v": 1}, None, T0 + 5), ("running", None, None, None),
+        ("failed", None, {"name": "E", "message": "m"}, T0 + 6)]
+    finished = await event_names(store, "inngest/function.finished")
+    assert sorted(e.data["run_id"] for e in finished) == sorted([a.run.run_id, c.run.run_id])
+    assert [e.data["run_id"] for e in await event_names(store, "inngest/function.failed")] == [c.run.run_id]
+    due = await store.claim(APP, "w", 10, T0 + 6, LEASE)
+    handled = sorted(x.run.events[0].data["run_id"] for x in due if x.run.function_id == "on-finished")
+    assert handled == sorted([a.run.run_id, c.run.run_id])  # a handler's run per finished event
+    [resumed] = [x for x in due if x.run.function_id == "fn"]  # the invoke of a's run resolved: its parent
+    assert (resumed.run.run_id, resumed.run.memo["call"].output) == (parent.run.run_id, {"v": 1})
+
+
+async def test_a_group_of_commits_is_answered_as_one_by_one_and_a_bad_one_fails_alone(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    if isinstance(store, MemoryStore):
+        pytest.skip("memory:// runs each request on its own (no group commit)")
+    batched: list[int] = []
+    batch = sql_commit.checkpoints
+
+    def checkpoints(tx: Any, commits: list[Commit]) -> Any:
+        batched.append(len(commits))
+        return batch(tx, commits)
+
+    monkeypatch.setattr(sql_commit, "checkpoints", checkpoints)
+    runs = await claimed_runs(store, 6)
+    bad = "\ud800"  # cannot be stored as JSON: the batch fails, and the group runs again one by one
+    calls: list[Callable[[], Awaitable[Any]]] = [
+        *(lambda r=r: store.commit(commit(r, T0 + 1, steps=[step_write("s", output=r.run.run_id)]))
+          for r in runs[:3]),
+        lambda: store.commit(commit(runs[3], T0 + 1, steps=[step_write("s", output=bad)])),
+        *(lambda r=r: store.commit(commit(r, T0 + 1, outcome=Finish(status="completed", output=1)))
+          for r in runs[4:]),
+    ]
+    results = await one_group(store, calls)
+    assert results[:3] == [CommitResult(ok=True)] * 3 and results[4:] == [CommitResult(ok=True)] * 2
+    assert isinstance(results[3], Exception)
+    assert batched == [4]  # tried together; then, isolated, each on its own
+    for r in runs[:3]:
+        assert [s.output for s in (await get_run(store, r.run.run_id)).steps] == [r.run.run_id]
+    assert (await get_run(store, runs[3].run.run_id)).steps == []
+    assert [(await get_run(store, r.run.run_id)).status for r in runs[4:]] == ["completed"] * 2
