@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import inspect
 import logging
 import traceback
@@ -181,10 +182,16 @@ class LocalAttempt:
     # -- StepHost ------------------------------------------------------------------------------
 
     async def run(self, step_id: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """A new step's body and its commit run in one task of their own, in the step's context;
+        the handler awaits it shielded, so giving up on the step does not stop its commit."""
         key = self._key(step_id)
         entry = self._found(key)
         if entry is None:
-            task: asyncio.Future[MemoEntry] = asyncio.ensure_future(self._execute(key, step_id, fn, args, kwargs))
+            previous = self.host.run.memo.get(key)
+            step_context = contextvars.copy_context()  # the body's: it is in a step, and logs name it
+            step_context.run(_enter_step, step_id, previous.attempts if previous else 0)
+            task = asyncio.get_running_loop().create_task(self._execute(key, step_id, fn, args, kwargs),
+                                                          context=step_context)
             self.inflight.add(task)
             try:
                 entry = await asyncio.shield(task)
@@ -195,9 +202,8 @@ class LocalAttempt:
 
     async def _execute(self, key: str, step_id: str, fn: Callable[..., Any], args: tuple[Any, ...],
                        kwargs: dict[str, Any]) -> MemoEntry:
-        previous = self.host.run.memo.get(key)
         started = self.now_ms()
-        ok, value = await self._call_body(fn, args, kwargs, previous.attempts if previous else 0, step_id)
+        ok, value = await self._call_body(fn, args, kwargs)
         op: StepOp
         if not ok:
             op = StepError(key=key, step_id=step_id, error=error_info(value, self.now_ms()), started_at=started)
@@ -212,17 +218,16 @@ class LocalAttempt:
                     message=f"step {step_id!r} returned a value that is not JSON-serialisable: {exc}"))
         return await self._record(op)
 
-    async def _call_body(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                         attempt: int, step_id: str) -> tuple[bool, Any]:
-        """(True, value) or (False, the exception it raised, whatever its class)."""
-        ctx = contextvars.copy_context()
-        ctx.run(_enter_step, step_id, attempt)
-        loop = asyncio.get_running_loop()
+    async def _call_body(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                         kwargs: dict[str, Any]) -> tuple[bool, Any]:
+        """(True, value) or (False, the exception it raised, whatever its class). Runs in the step's
+        own task and context (`run`); a plain function runs in a thread, in a copy of that context."""
         if inspect.iscoroutinefunction(fn):
-            return await loop.create_task(_captured(lambda: fn(*args, **kwargs)), context=ctx)
-        done = await loop.run_in_executor(self.driver.step_threads, lambda: ctx.run(_call_captured, fn, args, kwargs))
+            return await _captured(lambda: fn(*args, **kwargs))
+        in_thread = functools.partial(contextvars.copy_context().run, _call_captured, fn, args, kwargs)
+        done = await asyncio.get_running_loop().run_in_executor(self.driver.step_threads, in_thread)
         if done[0] and inspect.isawaitable(done[1]):
-            return await loop.create_task(_captured(lambda: done[1]), context=ctx)
+            return await _captured(lambda: done[1])
         return done
 
     async def sleep_until(self, step_id: str, until_ms: int) -> None:
