@@ -219,8 +219,11 @@ _END_ITEMS_SQL = ("WITH v (id, lease_token) AS ({table})"
                   " DELETE FROM queue WHERE (id, lease_token) IN (SELECT id, lease_token FROM v) RETURNING id")
 #: the columns of `_END_RUNS_SQL`'s rows: the run's id, then `_ended_values`
 _END_TYPES = ("text", "text", "text", "text", "bigint")
+#: The runs are found by id. Their status is checked in a form no index serves: given statistics
+#: that count few active runs (most have ended), the planners would otherwise read every active
+#: run through the status index for each batch, a cost that grows with the backlog.
 _END_RUNS_SQL = (
-    "WITH v (id, status, output, error, ended_at) AS ({table}) UPDATE runs SET status = v.status,"
-    " output = v.output, error = v.error, ended_at = v.ended_at FROM v"
-    f" WHERE runs.id = v.id AND runs.status IN ('queued', 'running') RETURNING runs.id, {ENDED_COLUMNS}"
+    "WITH v (id, status, output, error, ended_at) AS ({table}) UPDATE runs SET (status, output, error, ended_at) ="
+    " (SELECT status, output, error, ended_at FROM v WHERE v.id = runs.id) WHERE id IN (SELECT id FROM v)"
+    f" AND (CASE WHEN status IN ('queued', 'running') THEN 1 ELSE 0 END) = 1 RETURNING id, {ENDED_COLUMNS}"
 )
