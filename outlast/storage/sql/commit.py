@@ -81,8 +81,9 @@ def is_plain_finish(c: Commit) -> bool:
 
 def finishes(tx: Tx, planner: Planner, commits: Sequence[Commit]) -> list[CommitResult]:
     """Plain finishes of different runs, each under its own lease, in a few statements: their items
-    deleted in one, their runs ended in another, their system events ingested together. The
-    same rows and outcomes as `commit` for each, one by one."""
+    deleted in one, their runs ended in another, their system events ingested together (received
+    at the latest of the commits' times). The same rows and outcomes as `commit` for each, one by
+    one."""
     held: set[str] = set()
     for table, params in tx.tables([(c.item_id, c.lease_token) for c in commits], ("text", "text")):
         held.update(item_id for (item_id,) in tx.all(_END_ITEMS_SQL.format(table=table), params))
