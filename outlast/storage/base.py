@@ -381,8 +381,9 @@ class Store(Protocol):
 
     async def vacuum(self, tables: tuple[str, ...]) -> bool:
         """Reclaim the dead rows of `tables` where the database would not do it by itself
-        (PostgreSQL with autovacuum off; the queue alone leaves thousands a second). True when it
-        vacuumed. Not a transaction; never blocks reads or writes of the tables."""
+        (PostgreSQL with autovacuum off; the queue alone leaves thousands a second), and there
+        refresh the planner's statistics of every Outlast table that changed enough since. True
+        when it vacuumed. Not a transaction; never blocks reads or writes of the tables."""
         ...
 
     async def shrink_wait_fields(self) -> int:

@@ -255,6 +255,47 @@ async def test_postgres_reuses_the_queues_space_where_autovacuum_is_off() -> Non
         await store.close()
 
 
+@pytest.mark.skipif(not PG_URL, reason="OUTLAST_TEST_POSTGRES_URL is not set")
+async def test_postgres_keeps_the_planners_statistics_where_autovacuum_is_off() -> None:
+    """A claim loads the steps of a hundred runs by id. Never analyzed, `steps` is guessed to
+    give half its rows for that, and is read whole; upkeep's ANALYZE makes it an index lookup."""
+    from outlast.storage.postgres import PostgresStore
+    from tests.conftest import pg_database
+
+    store = PostgresStore(pg_database())
+    await store.open()
+    run_ids = [f"r{i}" for i in range(100)]
+    memo_lookup = ("EXPLAIN SELECT run_id, key, output FROM steps"
+                   f" WHERE run_id IN ({', '.join('?' * len(run_ids))}) ORDER BY run_id, seq, key")
+
+    async def plan() -> str:
+        return "\n".join(r[0] for r in await store._run(lambda tx: tx.all(memo_lookup, run_ids)))
+
+    async def analyzed(table: str) -> bool:
+        row = await store._run(lambda tx: tx.one(
+            "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = ?", (table,)))
+        return bool(row and row[0])
+
+    try:
+        def fill(tx: Any) -> None:  # 50,000 runs of 4 steps each
+            tx.run("INSERT INTO steps (run_id, key, step_id, kind, status, attempts, seq, output)"
+                   " SELECT 'r' || (g / 4), 's' || (g % 4), 's', 'run', 'completed', 1, g % 4, repeat('x', 100)"
+                   " FROM generate_series(0, 199999) g")
+            # a session's counts reach the statistics others read when it is next idle, after up to
+            # 10 s while nothing else happens (a busy session: every second); here, at once
+            tx.all("SELECT pg_stat_force_next_flush()")
+
+        await store._run(fill)
+        if not await store.vacuum(("queue",)):
+            pytest.skip("this server analyzes by itself (autovacuum on)")
+        assert await analyzed("steps")
+        assert not await analyzed("reruns")  # unchanged: not analyzed again and again
+        assert "Seq Scan" not in await plan()
+        assert "steps_pkey" in await plan()
+    finally:
+        await store.close()
+
+
 async def test_stale_flow_control_keys_go_and_limits_still_hold(app: outlast.Outlast, engine: TestEngine) -> None:
     @app.function(id="rated", trigger="t/rated", rate_limit=outlast.RateLimit(limit=1, period="1h", key="event.data.u"))
     async def rated(ctx: Context) -> None:

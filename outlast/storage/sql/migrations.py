@@ -6,6 +6,8 @@ since the epoch; JSON values are TEXT.
 
 from __future__ import annotations
 
+import re
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, """
 CREATE TABLE functions (
@@ -246,3 +248,8 @@ def migrations_for(backend: str) -> list[tuple[int, str]]:
     """The migrations as `backend` ("sqlite" or "postgresql") applies them."""
     extra = POSTGRES_ONLY if backend == "postgresql" else {}
     return [(version, script + (";" + extra[version] if version in extra else "")) for version, script in MIGRATIONS]
+
+
+def tables() -> tuple[str, ...]:
+    """The tables the migrations create (upkeep analyzes these, and no one else's)."""
+    return tuple(sorted({name for _, script in MIGRATIONS for name in re.findall(r"CREATE TABLE (\w+)", script)}))
