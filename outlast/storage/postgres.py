@@ -367,8 +367,7 @@ class PostgresStore(SqlStore):
                                 where=self.where)
         if not ok:
             raise _IsolationNeededError()
-        result: dict[int, Any] = together
-        return result
+        return dict(together)
 
     def _committed(self, pool: ConnectionPool[Conn], xid: int) -> bool | None:
         """Whether transaction `xid`, whose COMMIT got no answer, committed (None: unknown)."""

@@ -6,6 +6,7 @@ since the epoch; JSON values are TEXT.
 
 from __future__ import annotations
 
+import functools
 import re
 
 MIGRATIONS: list[tuple[int, str]] = [
@@ -250,6 +251,7 @@ def migrations_for(backend: str) -> list[tuple[int, str]]:
     return [(version, script + (";" + extra[version] if version in extra else "")) for version, script in MIGRATIONS]
 
 
+@functools.cache
 def tables() -> tuple[str, ...]:
     """The tables the migrations create (upkeep analyzes these, and no one else's)."""
     return tuple(sorted({name for _, script in MIGRATIONS for name in re.findall(r"CREATE TABLE (\w+)", script)}))
