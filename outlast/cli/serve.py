@@ -17,6 +17,7 @@ from outlast.cli.logs import configure as configure_logs
 from outlast.cli.logs import log_observation
 from outlast.cli.observers import MetricsEndpoint, start_observers
 from outlast.client import Outlast
+from outlast.core.collector import tuned_for_service
 from outlast.core.config import CronTrigger
 from outlast.core.drivers.http import HttpDriver
 from outlast.core.engine import Engine
@@ -77,20 +78,21 @@ async def run(app: Outlast | None, settings: Settings, *, verbose: bool, http: H
         keys = http.signing_keys if http is not None else served_apps_keys or ()
         served.install_http_driver(engine, settings, keys)
     try:
-        tasks = [asyncio.create_task(Worker(engine).run(stop))]
-        if dev is not None:
-            tasks.append(asyncio.create_task(dev.follow_cancellations(stop)))
-        if server is not None:
-            tasks.append(asyncio.create_task(server.serve()))
-        if server is not None and http is not None and http.sdk_urls:
-            syncing = asyncio.create_task(served.sync_sdk_urls(engine, list(http.sdk_urls), server,
-                                                               production=http.mode == "production"))
-        await stop.wait()
-        if server is not None:
-            server.should_exit = True
-        if http is not None and http.sdk_urls:
-            syncing.cancel()
-        await asyncio.gather(*tasks)
+        with tuned_for_service():  # start-up is over: what it loaded lives as long as the process
+            tasks = [asyncio.create_task(Worker(engine).run(stop))]
+            if dev is not None:
+                tasks.append(asyncio.create_task(dev.follow_cancellations(stop)))
+            if server is not None:
+                tasks.append(asyncio.create_task(server.serve()))
+            if server is not None and http is not None and http.sdk_urls:
+                syncing = asyncio.create_task(served.sync_sdk_urls(engine, list(http.sdk_urls), server,
+                                                                   production=http.mode == "production"))
+            await stop.wait()
+            if server is not None:
+                server.should_exit = True
+            if http is not None and http.sdk_urls:
+                syncing.cancel()
+            await asyncio.gather(*tasks)
     finally:
         driver = engine.drivers.get("http")
         if isinstance(driver, HttpDriver):

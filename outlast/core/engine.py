@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from outlast.core.clock import Clock
+from outlast.core.collector import GC_PAUSE_MIN, gc_paused
 from outlast.core.config import FunctionConfig
 from outlast.core.drivers.base import Driver
 from outlast.core.events import validate_event
-from outlast.core.gcpause import GC_PAUSE_MIN, gc_paused
 from outlast.core.ids import new_ulids
 from outlast.core.models import AppScope, Commit, CommitResult, EventRecord, Finish, Suspend
 from outlast.core.observe import Bus, EventsReceived

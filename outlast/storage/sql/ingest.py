@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 
-from outlast.core.gcpause import GC_PAUSE_MIN, gc_paused
+from outlast.core.collector import GC_PAUSE_MIN, gc_paused
 from outlast.core.models import EventRecord, RunPlan
 from outlast.storage.base import Planner
 from outlast.storage.sql import flow
