@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import Counter
 
 import pytest
@@ -39,6 +41,36 @@ async def test_a_committed_step_never_runs_again_when_the_run_resumes(app: outla
     assert run.output == ["A", "B"]
     assert calls == {"a": 1, "b": 1}
     assert [s.id for s in run.steps] == ["a", "nap", "b"]
+
+
+async def test_a_step_the_handler_gives_up_on_still_commits_and_never_runs_again(app: outlast.Outlast,
+                                                                                engine: TestEngine) -> None:
+    calls: Counter[str] = Counter()
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> str:
+        calls["slow"] += 1
+        started.set()
+        await release.wait()
+        return "late"
+
+    @app.function(id="gives-up", trigger="t/gives-up")
+    async def gives_up(ctx: Context) -> str:
+        pending = asyncio.ensure_future(ctx.step.run("slow", slow))
+        await started.wait()
+        pending.cancel()  # the handler stops waiting; the step goes on and is committed
+        release.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pending
+        return "done"
+
+    async with engine as t:
+        await t.send(Event(name="t/gives-up"))
+        await t.run_until_idle()
+        [run] = t.runs(function_id="gives-up")
+    assert (run.status, run.output) == ("completed", "done")
+    assert [(s.id, s.status, s.output) for s in run.steps] == [("slow", "completed", "late")]
+    assert calls == {"slow": 1}
 
 
 async def test_a_failing_step_is_retried_on_the_backoff_schedule(app: outlast.Outlast, engine: TestEngine) -> None:
