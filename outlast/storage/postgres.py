@@ -31,7 +31,6 @@ import contextlib
 import functools
 import logging
 import os
-import queue
 import random
 import re
 import threading
@@ -51,9 +50,10 @@ from outlast.errors import StoreDataError, StoreError
 from outlast.storage.base import DEFAULT_MAX_CRASHES
 from outlast.storage.sql import queue as work_queue
 from outlast.storage.sql.batches import run_together
+from outlast.storage.sql.intake import Intake
 from outlast.storage.sql.migrations import migrations_for
 from outlast.storage.sql.migrations import tables as migrated_tables
-from outlast.storage.sql.replies import Outbox, Reply, take_group
+from outlast.storage.sql.replies import Outbox, Reply
 from outlast.storage.sql.store import SqlStore
 from outlast.storage.sql.tx import Row
 
@@ -164,7 +164,7 @@ class PostgresStore(SqlStore):
         self.pool_size = pool_size
         self.where = _describe(url)
         self._pool: ConnectionPool[Conn] | None = None
-        self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._requests: Intake[_Request] = Intake("PostgreSQL")
         self._writers: list[threading.Thread] = []
         self._listener: threading.Thread | None = None
         self._callbacks: list[Callable[[], None]] = []
@@ -212,6 +212,7 @@ class PostgresStore(SqlStore):
                          for i in range(self.pool_size)]
         for thread in self._writers:
             thread.start()
+        self._requests.open()
         if self._callbacks:
             self._start_listener()
 
@@ -220,14 +221,12 @@ class PostgresStore(SqlStore):
         if self._listener is not None and self._writers:
             self._stop_listener()
         writers, self._writers = self._writers, []
-        for _ in writers:
-            self._requests.put(None)
+        self._requests.stop(threads=len(writers))
         for thread in [*writers, *([self._listener] if self._listener else [])]:
             thread.join()
         self._listener = None
-        while not self._requests.empty():  # submitted while we were stopping
-            if (request := self._requests.get_nowait()) is not None:
-                _deliver([request], [(False, StoreError("the PostgreSQL store was closed"))])
+        for request in self._requests.leftovers():  # behind a writer that failed
+            _deliver([request], [(False, StoreError("the PostgreSQL store was closed"))])
         if self._pool is not None:
             self._pool.close()
             self._pool = None
@@ -239,8 +238,6 @@ class PostgresStore(SqlStore):
     # -- requests ------------------------------------------------------------------------------
 
     def _submit(self, fn: Callable[[PgTx], T], reply: Reply, notify: bool = False, claim: bool = False) -> Any:
-        if not self._writers:
-            raise StoreError("the PostgreSQL store is not open")
         self._requests.put(_Request(fn, reply, notify, claim))
         return reply.future
 
@@ -272,7 +269,7 @@ class PostgresStore(SqlStore):
 
     def _take(self) -> list[_Request] | None:
         """Block for one request, then take those already waiting; None means stop."""
-        group = take_group(self._requests, _MAX_GROUP)
+        group = self._requests.take_group(_MAX_GROUP)
         if group is None:
             return None
         group.sort(key=lambda r: not r.claim)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import queue
 import sqlite3
 import threading
 import time
@@ -36,8 +35,9 @@ from typing import Any, TypeVar
 
 from outlast.errors import StoreDataError, StoreError
 from outlast.storage.sql.batches import run_together
+from outlast.storage.sql.intake import Intake
 from outlast.storage.sql.migrations import MIGRATIONS
-from outlast.storage.sql.replies import Outbox, Reply, take_group
+from outlast.storage.sql.replies import Outbox, Reply
 from outlast.storage.sql.store import SqlStore
 from outlast.storage.sql.tx import Row, marks
 from outlast.storage.wakeup import Doorbell, Listener, wake_directory
@@ -156,7 +156,7 @@ class SqliteStore(SqlStore):
         self.path = path
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
-        self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._requests: Intake[_Request] = Intake("SQLite")
         self._thread: threading.Thread | None = None
         self._checkpointer: threading.Thread | None = None
         self._closing = threading.Event()
@@ -172,6 +172,7 @@ class SqliteStore(SqlStore):
         self._thread = threading.Thread(target=self._serve, args=(ready,), name="outlast-sqlite", daemon=True)
         self._thread.start()
         await asyncio.wrap_future(ready)
+        self._requests.open()
         self._closing.clear()
         if self._callbacks:
             self._listen()
@@ -187,7 +188,7 @@ class SqliteStore(SqlStore):
         if self._listener is not None:
             await asyncio.to_thread(self._listener.stop)
             self._listener = None
-        self._requests.put(None)
+        self._requests.stop(threads=1)
         self._closing.set()
         await asyncio.to_thread(self._thread.join)
         if self._checkpointer is not None:
@@ -221,8 +222,6 @@ class SqliteStore(SqlStore):
             callback()
 
     def _submit(self, fn: Callable[[SqliteTx], Any], reply: Reply, notify: bool = False) -> Any:
-        if self._thread is None:
-            raise StoreError("the SQLite store is not open")
         self._requests.put((fn, reply, notify))
         return reply.future
 
@@ -288,18 +287,17 @@ class SqliteStore(SqlStore):
         ready.set_result(None)
         tx = SqliteTx(conn)
         try:
-            while (group := take_group(self._requests, _MAX_GROUP)) is not None:
+            while (group := self._requests.take_group(_MAX_GROUP)) is not None:
                 self._run_group(conn, tx, group)
         finally:
             conn.close()
             self._refuse_leftovers()
 
     def _refuse_leftovers(self) -> None:
-        """Answer requests submitted while the store was closing (nobody else will)."""
+        """Answer requests this thread will not serve, if it failed (nobody else will)."""
         outbox = Outbox()
-        while not self._requests.empty():
-            if (request := self._requests.get_nowait()) is not None:
-                outbox.put(request[1], False, StoreError("the SQLite store was closed"))
+        for _fn, reply, _notify in self._requests.leftovers():
+            outbox.put(reply, False, StoreError("the SQLite store was closed"))
         outbox.send()
 
     def _run_group(self, conn: sqlite3.Connection, tx: SqliteTx, group: list[_Request]) -> None:

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
 from collections import defaultdict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
-
-R = TypeVar("R")
+from typing import Any
 
 
 @dataclass
@@ -63,24 +60,3 @@ def _deliver(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             future.set_result(value)
         else:
             future.set_exception(value)
-
-
-def take_group(requests: queue.SimpleQueue[R | None], most: int) -> list[R] | None:
-    """Block for one request, then take those already waiting (up to `most`); None means stop.
-
-    A stop marker met after the first request is put back for the next call to find.
-    """
-    first = requests.get()
-    if first is None:
-        return None
-    group = [first]
-    while len(group) < most:
-        try:
-            item = requests.get_nowait()
-        except queue.Empty:
-            break
-        if item is None:
-            requests.put(None)
-            break
-        group.append(item)
-    return group
