@@ -16,9 +16,9 @@ from typing import Any
 import outlast
 from bench.workloads import fresh_sqlite, table
 from outlast.core.clock import SystemClock
-from outlast.core.engine import Engine
 from outlast.core.observe import AttemptEnded
-from outlast.core.worker import Worker
+from outlast.runtime.engine import Engine
+from outlast.runtime.worker import Worker
 from outlast.settings import Settings
 from outlast.storage import open_store
 

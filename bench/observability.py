@@ -26,8 +26,8 @@ from typing import Any
 import outlast
 from bench.workloads import STEPS, app, fresh_sqlite, table
 from outlast.core.clock import SystemClock
-from outlast.core.engine import Engine
-from outlast.core.worker import Worker
+from outlast.runtime.engine import Engine
+from outlast.runtime.worker import Worker
 from outlast.settings import Settings
 from outlast.storage import open_store
 

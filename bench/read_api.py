@@ -31,8 +31,8 @@ import uvicorn
 from bench.databases import drop_postgres, migrate
 from bench.workloads import table
 from outlast.core.clock import SystemClock
-from outlast.core.engine import Engine
 from outlast.core.ids import new_ulid
+from outlast.runtime.engine import Engine
 from outlast.server.app import create_app
 from outlast.server.config import ServerConfig
 from outlast.settings import Settings

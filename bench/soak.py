@@ -28,7 +28,7 @@ from typing import Any
 import outlast
 from bench.workloads import fresh_sqlite, scalar, table
 from outlast.core.clock import SystemClock
-from outlast.core.engine import Engine
+from outlast.runtime.engine import Engine
 from outlast.settings import Settings
 from outlast.storage import open_store
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import outlast
 from outlast.core.clock import SystemClock
-from outlast.core.engine import Engine
 from outlast.core.models import RunFilter
 from outlast.core.observe import AttemptEnded, Observation
-from outlast.core.worker import Worker
+from outlast.runtime.engine import Engine
+from outlast.runtime.worker import Worker
 from outlast.settings import Settings
 from outlast.storage import open_store
 

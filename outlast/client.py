@@ -29,7 +29,7 @@ from outlast.settings import Settings
 if TYPE_CHECKING:
     import asyncio
 
-    from outlast.core.engine import Engine
+    from outlast.runtime.engine import Engine
 
 T = TypeVar("T")
 EventInput = Event | dict[str, Any] | list[Event | dict[str, Any]]
@@ -96,7 +96,7 @@ class Outlast:
 
     async def engine_async(self) -> Engine:
         """The app's engine on its configured store, opened (and functions synced) on first use."""
-        from outlast.core.engine import Engine
+        from outlast.runtime.engine import Engine
 
         if self._engine is None:
             self._engine = Engine.from_settings(self.settings)

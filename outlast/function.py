@@ -154,6 +154,8 @@ def build_config(
     priority: Priority | None = None, singleton: Singleton | None = None,
 ) -> FunctionConfig:
     """Translate and validate options; raise FunctionConfigError naming the function and option."""
+    from outlast.core.validation import validate  # compiles CEL and cron: loaded when a function is defined
+
     if not isinstance(id, str) or not id.strip():
         raise FunctionConfigError("a function needs a non-empty string id")
     o = _Options(id)
@@ -167,7 +169,7 @@ def build_config(
             o.expect(value, kind, option, example)
     if priority is not None and not isinstance(priority.run, str):
         raise o.fail("priority", f"expected Priority(run='<expression>'), got {priority!r}")
-    return FunctionConfig(
+    return validate(FunctionConfig(
         app_id=app_id, id=id, name=name or id, retries=retries, triggers=o.triggers(trigger),
         cancel=o.cancels(cancel or []), idempotency=idempotency, failure_of=failure_of,
         timeouts=None if timeouts is None else TimeoutRule(start_ms=o.ms(timeouts.start, "timeouts.start"),
@@ -187,7 +189,7 @@ def build_config(
             expression=batch.if_),
         priority=None if priority is None else priority.run,
         singleton=None if singleton is None else SingletonRule(key=singleton.key, mode=singleton.mode),
-    ).validate()
+    ))
 
 
 __all__ = ["Function", "build_config"]

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from outlast.client import EventInput, Outlast
 from outlast.core.clock import VirtualClock
 from outlast.core.durations import Duration, to_ms
-from outlast.core.engine import Engine
 from outlast.core.models import Run, RunFilter
-from outlast.core.worker import Worker
+from outlast.runtime.engine import Engine
+from outlast.runtime.worker import Worker
 
 if TYPE_CHECKING:
     from outlast.storage.base import Store

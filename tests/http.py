@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import uvicorn
 
-from outlast.core.engine import Engine
+from outlast.runtime.engine import Engine
 from outlast.server.app import create_app
 from outlast.server.config import ServerConfig
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from outlast.cli.common import Subparsers, command, local_time, print_json, with_engine
 from outlast.core import jsonutil
-from outlast.core.engine import Engine
 from outlast.core.models import EventEffect
 from outlast.errors import OutlastError
+from outlast.runtime.engine import Engine
 
 
 def read_data(spec: str) -> Any:

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 from outlast.core import jsonutil
 from outlast.core.durations import to_ms
-from outlast.core.engine import Engine
 from outlast.errors import OutlastError
+from outlast.runtime.engine import Engine
 from outlast.settings import Settings
 
 T = TypeVar("T")

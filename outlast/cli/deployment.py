@@ -9,7 +9,7 @@ from typing import Any
 from outlast.cli.common import Subparsers, clip, command, local_time, print_json, with_engine
 from outlast.core.config import CronTrigger, FunctionConfig
 from outlast.core.durations import format_ms
-from outlast.core.engine import Engine
+from outlast.runtime.engine import Engine
 
 
 def cmd_functions(args: argparse.Namespace) -> int:
@@ -54,7 +54,7 @@ def _options(c: FunctionConfig) -> str:
 
 
 def cmd_workers(args: argparse.Namespace) -> int:
-    from outlast.core.worker import WORKER_TIMEOUT_MS
+    from outlast.runtime.worker import WORKER_TIMEOUT_MS
 
     async def workers(engine: Engine) -> Any:
         return await engine.store.list_workers(engine.clock.now_ms() - WORKER_TIMEOUT_MS)

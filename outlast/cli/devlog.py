@@ -12,11 +12,11 @@ import contextlib
 from typing import Any
 
 from outlast.cli.common import stamp
-from outlast.core.engine import Engine
 from outlast.core.events import FUNCTION_CANCELLED
 from outlast.core.models import EventFilter
 from outlast.core.observe import AttemptEnded, AttemptStarted, Observation, StepEnded
 from outlast.errors import StoreError
+from outlast.runtime.engine import Engine
 
 #: how often the dev log looks for cancellations made by other processes
 FOLLOW_S = 1.0

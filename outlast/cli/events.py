@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 from outlast.cli.common import Subparsers, clip, command, local_time, parse_time, print_json, with_engine
-from outlast.core.engine import Engine
 from outlast.core.models import EventFilter
+from outlast.runtime.engine import Engine
 
 
 def cmd_events(args: argparse.Namespace) -> int:

@@ -10,8 +10,8 @@ import time
 from typing import Any, get_args
 
 from outlast.cli.common import Subparsers, clip, command, local_time, parse_time, print_json, with_engine
-from outlast.core.engine import Engine
 from outlast.core.models import AttemptRecord, Run, RunFilter, RunStatus
+from outlast.runtime.engine import Engine
 
 STATUSES = get_args(RunStatus)
 #: characters of an output or error printed by `outlast run` (`--json` prints everything)

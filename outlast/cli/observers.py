@@ -7,8 +7,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from outlast.core.engine import Engine
 from outlast.errors import OutlastError
+from outlast.runtime.engine import Engine
 
 Stop = Callable[[], Awaitable[None]]
 

@@ -7,9 +7,10 @@ import asyncio
 
 from outlast.cli.common import Subparsers, command, settings_from, with_engine
 from outlast.core.durations import format_ms, to_ms
-from outlast.core.engine import Engine
-from outlast.core.upkeep import PRUNED_TABLES, Pruner, PruneResult
+from outlast.core.upkeep import PRUNED_TABLES, PruneResult
 from outlast.errors import OutlastError
+from outlast.runtime.engine import Engine
+from outlast.runtime.pruner import Pruner
 
 
 def cmd_prune(args: argparse.Namespace) -> int:

@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 from outlast.cli.common import Subparsers, command, with_engine
-from outlast.core.rerun import UNSET, rerun
 from outlast.errors import OutlastError
+from outlast.runtime.rerun import UNSET, rerun
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:

@@ -10,19 +10,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from outlast.cli import served
-from outlast.cli.apps import load_app
 from outlast.cli.common import Subparsers, command, settings_from, zoned_time
 from outlast.cli.devlog import DevLog
+from outlast.cli.loader import load_app
 from outlast.cli.logs import configure as configure_logs
 from outlast.cli.logs import log_observation
 from outlast.cli.observers import MetricsEndpoint, start_observers
 from outlast.client import Outlast
 from outlast.core.collector import tuned_for_service
 from outlast.core.config import CronTrigger
-from outlast.core.drivers.http import HttpDriver
-from outlast.core.engine import Engine
-from outlast.core.worker import Worker
 from outlast.errors import OutlastError
+from outlast.runtime.drivers.http import HttpDriver
+from outlast.runtime.engine import Engine
+from outlast.runtime.worker import Worker
 from outlast.settings import Settings
 
 DEV_BACKOFF_SCALE = 0.01  # dev mode: a 15 s retry waits 150 ms

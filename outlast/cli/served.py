@@ -9,10 +9,10 @@ import logging
 import os
 from typing import Any
 
-from outlast.core.drivers.http import HttpDriver
-from outlast.core.engine import Engine
 from outlast.errors import OutlastError
-from outlast.protocol.keys import SigningKeyError, validate_key
+from outlast.protocol.signing import SigningKeyError, validate_key
+from outlast.runtime.drivers.http import HttpDriver
+from outlast.runtime.engine import Engine
 from outlast.settings import Settings
 
 #: `--sdk-url` apps may start after the server: they are retried this long

@@ -1,8 +1,8 @@
 """A function's configuration as the engine stores and obeys it, wherever it came from.
 
 Two builders produce it: `outlast.function` from the Python option types, and
-`outlast.protocol` from an Inngest SDK's sync payload. Both hand it to `validate()`, the one place
-that decides what can be honoured; its errors name the function and the option. The stored form
+`outlast.protocol` from an Inngest SDK's sync payload. Both hand it to `outlast.core.validation.validate`, the
+one place that decides what can be honoured; its errors name the function and the option. The stored form
 (`to_json`) is what any process reads to route events without importing user code.
 
 Durations are integer milliseconds here; parsing "1h30m" is the builders' job.
@@ -10,11 +10,8 @@ Durations are integer milliseconds here; parsing "1h30m" is the builders' job.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
-
-from outlast.errors import FunctionConfigError
 
 MAX_TRIGGERS = 10
 MAX_RETRIES = 20
@@ -158,18 +155,6 @@ class FunctionConfig:
 
     # -- validation ----------------------------------------------------------------------------
 
-    def validate(self, *, field_name: Callable[[str], str] = str) -> FunctionConfig:
-        """Return self if every option can be honoured; else raise FunctionConfigError naming the
-        function and the option (`field_name` maps our option names to the caller's)."""
-        if not isinstance(self.id, str) or not self.id.strip():
-            raise FunctionConfigError("a function needs a non-empty string id")
-
-        def fail(option: str, problem: str) -> FunctionConfigError:
-            return FunctionConfigError(f"function {self.id!r}: option {field_name(option)!r}: {problem}")
-
-        _Checks(self, fail).run()
-        return self
-
     # -- the stored form -----------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
@@ -219,113 +204,6 @@ def cancel_expression(match: str | None, condition: str | None) -> str | None:
     """A cancel rule's expression from the Python options `match=` and `if_=`."""
     parts = ([match_expression(match)] if match else []) + ([f"({condition})"] if condition else [])
     return " && ".join(parts) or None
-
-
-Fail = Callable[[str, str], FunctionConfigError]
-
-
-class _Checks:
-    """The rules a configuration must satisfy, one method per option."""
-
-    def __init__(self, config: FunctionConfig, fail: Fail) -> None:
-        self.c = config
-        self.fail = fail
-
-    def run(self) -> None:
-        c = self.c
-        self.integer("retries", c.retries, 0, MAX_RETRIES)
-        self.triggers()
-        self.cancels()
-        if c.timeouts is not None:
-            self.duration("timeouts.start", c.timeouts.start_ms, 1, YEAR_MS)
-            self.duration("timeouts.finish", c.timeouts.finish_ms, 1, YEAR_MS)
-        self.concurrency()
-        self.flow_control()
-        if c.batch:
-            clash = next((o for o in NOT_WITH_BATCH if getattr(c, o)), None)
-            if clash:
-                raise self.fail("batch", f"cannot be combined with {clash!r}")
-        self.expressions()
-
-    def integer(self, option: str, value: Any, least: int, most: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
-            raise self.fail(option, f"must be an integer from {least} to {most}, got {value!r}")
-
-    def duration(self, option: str, ms: int | None, least: int, most: int) -> None:
-        from outlast.core.durations import format_ms
-
-        if ms is None:
-            return
-        if isinstance(ms, bool) or not isinstance(ms, int):
-            raise self.fail(option, f"must be a duration, got {ms!r}")
-        if not least <= ms <= most:
-            raise self.fail(option, f"must be between {format_ms(least)} and {format_ms(most)}, got {format_ms(ms)}")
-
-    def triggers(self) -> None:
-        from outlast.core.cron import parse_schedule
-        from outlast.core.events import name_problem
-
-        if not self.c.triggers:
-            raise self.fail("trigger", "a function needs at least one trigger")
-        if len(self.c.triggers) > MAX_TRIGGERS:
-            raise self.fail("trigger", f"{len(self.c.triggers)} triggers, the limit is {MAX_TRIGGERS}")
-        for trigger in self.c.triggers:
-            if isinstance(trigger, EventTrigger):
-                if not isinstance(trigger.event, str) or not trigger.event.strip():
-                    raise self.fail("trigger", "an event trigger needs a non-empty event name")
-                if (problem := name_problem(trigger.event, what="an event name")) is not None:
-                    raise self.fail("trigger", problem)
-                continue
-            try:
-                parse_schedule(trigger.cron)
-            except ValueError as exc:
-                raise self.fail("trigger.cron", str(exc)) from None
-            self.duration("trigger.jitter", trigger.jitter_ms, 0, DAY_MS)
-
-    def cancels(self) -> None:
-        from outlast.core.events import name_problem
-
-        if len(self.c.cancel) > MAX_CANCELS:
-            raise self.fail("cancel", f"{len(self.c.cancel)} cancel rules, the limit is {MAX_CANCELS}")
-        for rule in self.c.cancel:
-            if not isinstance(rule.event, str) or not rule.event.strip():
-                raise self.fail("cancel", "a cancel rule needs an event name")
-            if (problem := name_problem(rule.event, what="an event name")) is not None:
-                raise self.fail("cancel", problem)
-            self.duration("cancel.timeout", rule.timeout_ms, 1, YEAR_MS)
-
-    def concurrency(self) -> None:
-        if len(self.c.concurrency) > MAX_CONCURRENCY_LIMITS:
-            raise self.fail("concurrency",
-                            f"{len(self.c.concurrency)} limits, at most {MAX_CONCURRENCY_LIMITS} are allowed")
-        for rule in self.c.concurrency:
-            self.integer("concurrency.limit", rule.limit, 1, MAX_LIMIT)
-            if rule.scope not in CONCURRENCY_SCOPES:
-                raise self.fail("concurrency.scope", f"must be 'fn', 'app' or 'account', got {rule.scope!r}")
-
-    def flow_control(self) -> None:
-        c = self.c
-        if c.throttle:
-            self.integer("throttle.limit", c.throttle.limit, 1, MAX_LIMIT)
-            self.integer("throttle.burst", c.throttle.burst, 1, MAX_LIMIT)
-            self.duration("throttle.period", c.throttle.period_ms, SECOND_MS, WEEK_MS)
-        if c.rate_limit:
-            self.integer("rate_limit.limit", c.rate_limit.limit, 1, MAX_LIMIT)
-            self.duration("rate_limit.period", c.rate_limit.period_ms, SECOND_MS, DAY_MS)
-        if c.debounce:
-            self.duration("debounce.period", c.debounce.period_ms, SECOND_MS, WEEK_MS)
-            self.duration("debounce.timeout", c.debounce.timeout_ms, SECOND_MS, WEEK_MS)
-        if c.batch:
-            self.integer("batch.max_size", c.batch.max_size, 2, MAX_BATCH_SIZE)
-            self.duration("batch.timeout", c.batch.timeout_ms, SECOND_MS, DAY_MS)
-        if c.singleton and c.singleton.mode not in SINGLETON_MODES:
-            raise self.fail("singleton.mode", f"must be 'skip' or 'cancel', got {c.singleton.mode!r}")
-
-    def expressions(self) -> None:
-        """Every expression compiles (the registry compiles the same ones again when it loads)."""
-        from outlast.core.registry import compile_function
-
-        compile_function(self.c, fail=self.fail)
 
 
 def _json(value: Any) -> dict[str, Any] | None:

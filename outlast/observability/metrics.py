@@ -27,7 +27,7 @@ from outlast.core.upkeep import QueueStats
 from outlast.errors import StoreError
 
 if TYPE_CHECKING:
-    from outlast.core.engine import Engine
+    from outlast.runtime.engine import Engine
 
 log = logging.getLogger("outlast.metrics")
 _installed: weakref.WeakKeyDictionary[Engine, Metrics] = weakref.WeakKeyDictionary()

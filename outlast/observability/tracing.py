@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Span, SpanContext
 
-    from outlast.core.engine import Engine
+    from outlast.runtime.engine import Engine
 
 log = logging.getLogger("outlast.tracing")
 _ENDED = ("completed", "failed")

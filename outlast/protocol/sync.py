@@ -38,6 +38,7 @@ from outlast.core.config import (
     Trigger,
 )
 from outlast.core.events import FUNCTION_FAILED
+from outlast.core.validation import validate
 from outlast.errors import FunctionConfigError
 from outlast.protocol.jcs import canonical
 from outlast.protocol.timestr import TimeError, duration_ms
@@ -136,7 +137,7 @@ def function_config(app_id: str, raw: Any, *, index: int = 0) -> FunctionConfig:
         rate_limit=reader.rate_limit(), debounce=reader.debounce(), batch=reader.batch(),
         priority=reader.priority(), singleton=reader.singleton(), runtime=Runtime(kind="http", url=reader.url()))
     try:
-        return config.validate(field_name=field_name)
+        return validate(config, field_name=field_name)
     except FunctionConfigError as exc:
         raise FunctionConfigError(str(exc).replace(f"function {fid!r}", f"function {slug!r}", 1)) from None
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from outlast.core import jsonutil
-from outlast.core.engine import Engine
 from outlast.core.events import FUNCTION_INVOKED
-from outlast.core.rerun import UNSET, rerun
 from outlast.errors import OutlastError
+from outlast.runtime.engine import Engine
+from outlast.runtime.rerun import UNSET, rerun
 
 
 class ActionError(OutlastError):

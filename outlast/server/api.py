@@ -17,10 +17,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from outlast.core import jsonutil
-from outlast.core.engine import Engine
-from outlast.core.rerun import UNSET
-from outlast.core.worker import WORKER_TIMEOUT_MS
 from outlast.errors import OutlastError, StoreError
+from outlast.runtime.engine import Engine
+from outlast.runtime.rerun import UNSET
+from outlast.runtime.worker import WORKER_TIMEOUT_MS
 from outlast.server import actions, reads
 from outlast.server.appsync import url_problem
 from outlast.server.bulk import Action

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from outlast.core.engine import Engine
+from outlast.runtime.engine import Engine
 from outlast.server import api, dashboard, events, health, inngest_api, metrics, sync
 from outlast.server.config import ServerConfig
 

@@ -2,7 +2,7 @@
 
 `sync(url)` asks the app at `url` to register with this server (`PUT`) and reports what the store
 then shows; `remove(app_id)` forgets a synced app and its functions and cancels its runs in flight
-(`outlast.core.apps.remove_app`).
+(`outlast.runtime.synced_apps.remove_app`).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from outlast.core.apps import remove_app
-from outlast.core.engine import Engine
+from outlast.runtime.engine import Engine
+from outlast.runtime.synced_apps import remove_app
 from outlast.server.sync import sync_app_url
 
 

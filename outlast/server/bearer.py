@@ -1,7 +1,7 @@
 """Bearer authentication for the APIs that Inngest's SDKs and tools call with a signing key.
 
 In production mode a request must carry `Authorization: Bearer <token>` where the token is the
-bearer form of one of the server's signing keys (`outlast.protocol.keys.bearer_token`); in
+bearer form of one of the server's signing keys (`outlast.protocol.signing.bearer_token`); in
 development mode nothing is required, as on Inngest's dev server. The refusal says what is
 wrong with the key, never echoing it. A production server started without any signing key
 refuses every request to these APIs (secure by default) rather than failing to start: its
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from outlast.protocol.keys import bearer_matches, bearer_token, validate_key
+from outlast.protocol.signing import bearer_matches, bearer_token, validate_key
 from outlast.server.config import ServerConfig
 
 

@@ -12,10 +12,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
-from outlast.core.engine import Engine
 from outlast.core.ids import new_ulid
 from outlast.core.models import RunFilter
 from outlast.errors import OutlastError
+from outlast.runtime.engine import Engine
 from outlast.server.actions import rerun_run
 
 log = logging.getLogger("outlast.bulk")

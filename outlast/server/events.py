@@ -15,9 +15,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from outlast.core import jsonutil
-from outlast.core.engine import Engine
 from outlast.core.trace_context import trace_headers
 from outlast.errors import InvalidEventError, PayloadTooLargeError, StoreDataError, StoreError
+from outlast.runtime.engine import Engine
 from outlast.server.config import ServerConfig
 
 MAX_EVENTS_PER_REQUEST = 5000

@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from outlast.core.engine import Engine
 from outlast.errors import StoreError
+from outlast.runtime.engine import Engine
 from outlast.server.config import ServerConfig
 
 #: a database that has not answered in this long is not ready (a probe must not hang)

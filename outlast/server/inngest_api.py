@@ -23,9 +23,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from outlast.core import jsonutil
-from outlast.core.engine import Engine
 from outlast.core.models import EventFilter, Run
 from outlast.errors import StoreError
+from outlast.runtime.engine import Engine
 from outlast.server import inngest_gql
 from outlast.server.bearer import BearerGuard
 from outlast.server.config import ServerConfig

@@ -16,10 +16,10 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from outlast.core.engine import Engine
 from outlast.core.expressions import EVENT, Expression, ExpressionError, compile_expression
 from outlast.core.ids import new_ulid
 from outlast.core.registry import CompiledFunction
+from outlast.runtime.engine import Engine
 from outlast.server.inngest_shapes import NIL_UUID, app_uuid, function_uuid, iso, parse_time
 
 MAX_RUNS_PER_REQUEST = 10_000

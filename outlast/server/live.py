@@ -14,10 +14,10 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 
-from outlast.core.engine import Engine
 from outlast.core.models import RunFilter
 from outlast.core.observe import AttemptEnded, AttemptStarted, Observation, StepEnded
 from outlast.errors import StoreError
+from outlast.runtime.engine import Engine
 
 POLL_S = 1.0
 KEEPALIVE_S = 15.0

@@ -6,8 +6,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from outlast.core.engine import Engine
 from outlast.observability.metrics import install_metrics
+from outlast.runtime.engine import Engine
 from outlast.server.config import ServerConfig
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from outlast.core.config import FunctionConfig
-from outlast.core.engine import Engine
 from outlast.core.expressions import ExpressionError, compile_expression
 from outlast.core.models import EventEffect, EventFilter, EventRecord, LogLine, Run, RunFilter, SyncedApp
 from outlast.core.views import FunctionStats, RerunLinks, StatusCounts
+from outlast.runtime.engine import Engine
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled", "skipped")
 RANGES = {"15m": 15 * 60_000, "1h": 3_600_000, "24h": 86_400_000, "7d": 7 * 86_400_000, "30d": 30 * 86_400_000}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 
-from outlast.core.engine import Engine
+from outlast.runtime.engine import Engine
 from outlast.server.appsync import AppSync
 from outlast.server.auth import Auth
 from outlast.server.bulk import Bulk

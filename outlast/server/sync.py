@@ -4,7 +4,7 @@ call's state is too large to send (`GET /v0/runs/{id}/batch`, `/actions`).
 
 For the dashboard and the CLI: `sync_app_url(engine, url, ...)` syncs an app by its serve URL,
 `resync_app(engine, app_id, ...)` syncs a stored app again, `remove_app(engine, app_id)`
-forgets one (`outlast.core.apps`).
+forgets one (`outlast.runtime.synced_apps`).
 
 Production mode requires the bearer form of the signing key on `/fn/register` and `/v0/runs`;
 a missing or wrong key gets a 401 saying which, and nothing is stored. Development mode
@@ -22,11 +22,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from outlast.core import jsonutil
-from outlast.core.apps import record_sync_error, register_app, remove_app
-from outlast.core.engine import Engine
 from outlast.errors import FunctionConfigError, StoreError
 from outlast.protocol.request import event_json, memo_map
 from outlast.protocol.sync import SyncError, parse_register
+from outlast.runtime.engine import Engine
+from outlast.runtime.synced_apps import record_sync_error, register_app, remove_app
 from outlast.server.bearer import BearerGuard
 from outlast.server.config import ServerConfig
 

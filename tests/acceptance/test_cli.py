@@ -27,8 +27,8 @@ import outlast
 from outlast import Context
 from outlast.cli import main, parser
 from outlast.core.clock import SystemClock
-from outlast.core.engine import Engine
-from outlast.core.worker import Worker
+from outlast.runtime.engine import Engine
+from outlast.runtime.worker import Worker
 from outlast.settings import Settings
 from outlast.storage import open_store
 

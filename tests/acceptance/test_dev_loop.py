@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from outlast.cli.apps import load_app
+from outlast.cli.loader import load_app
 from tests.acceptance.test_cli import cli, outlast_process
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,9 +9,9 @@ from pathlib import Path
 import outlast
 from outlast import Context, Event
 from outlast.core.clock import VirtualClock
-from outlast.core.engine import Engine
 from outlast.core.models import RunFilter
-from outlast.core.worker import Worker
+from outlast.runtime.engine import Engine
+from outlast.runtime.worker import Worker
 from outlast.storage.base import Store
 
 T0 = 1_800_000_000_000

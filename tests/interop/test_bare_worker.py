@@ -26,7 +26,7 @@ async def test_a_worker_without_an_app_runs_a_served_apps_functions(outlast: Out
 async def _send_without_server(outlast: Outlast, event: dict[str, object]) -> list[str]:
     """Send through the store itself (as `app.send` or `outlast send` would)."""
     from outlast.core.clock import SystemClock
-    from outlast.core.engine import Engine
+    from outlast.runtime.engine import Engine
     from outlast.settings import Settings
 
     engine = Engine((await outlast.store()), SystemClock(), Settings(database_url=f"sqlite:///{outlast.db}"))

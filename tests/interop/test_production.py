@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from outlast.protocol.keys import bearer_token
+from outlast.protocol.signing import bearer_token
 from tests.interop.harness import EVENT_KEY, OTHER_SIGNING_KEY, SIGNING_KEY, Outlast, python_app
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import uvicorn
 
 import outlast
-from outlast.core.engine import Engine
+from outlast.runtime.engine import Engine
 from outlast.server.app import create_app
 from outlast.server.config import ServerConfig
 from outlast.testing import TestEngine

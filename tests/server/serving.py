@@ -11,8 +11,8 @@ from pathlib import Path
 import uvicorn
 
 from outlast.core.clock import SystemClock
-from outlast.core.engine import Engine
-from outlast.core.worker import Worker
+from outlast.runtime.engine import Engine
+from outlast.runtime.worker import Worker
 from outlast.server.app import create_app
 from outlast.server.config import ServerConfig
 from outlast.settings import Settings

@@ -14,7 +14,7 @@ import uvicorn
 
 import outlast
 from outlast.core.clock import SystemClock
-from outlast.core.engine import Engine
+from outlast.runtime.engine import Engine
 from outlast.server.app import create_app
 from outlast.server.config import ServerConfig
 from outlast.storage import open_store

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from outlast.protocol.keys import bearer_token
+from outlast.protocol.signing import bearer_token
 from outlast.server.app import create_app
 from outlast.server.config import ServerConfig
 from outlast.storage import open_store

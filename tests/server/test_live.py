@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from outlast.core.clock import SystemClock
-from outlast.core.engine import Engine
+from outlast.runtime.engine import Engine
 from outlast.settings import Settings
 from outlast.storage import open_store
 from tests.server.serving import serve

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from outlast.core.engine import Engine
+from outlast.runtime.engine import Engine
 from tests.server.serving import serve, wait_for
 
 JSON = {"content-type": "application/json"}

@@ -11,6 +11,7 @@ from outlast.core.ids import new_ulid
 from outlast.core.models import AppScope, Claimed, Commit, EventFilter, EventRecord, Run, StepWrite
 from outlast.core.planner import Planner
 from outlast.core.registry import Registry
+from outlast.core.validation import validate
 from outlast.storage.base import Store
 
 T0 = 1_700_000_000_000
@@ -24,7 +25,7 @@ def function(fid: str, trigger: str = "c/go", **options: Any) -> FunctionConfig:
     """A function of the contract app triggered by `trigger` (an event name, or `cron:<schedule>`)."""
     triggers = (CronTrigger(cron=trigger.removeprefix("cron:")),) if trigger.startswith("cron:") \
         else (EventTrigger(event=trigger),)
-    return replace(FN, id=fid, name=fid, triggers=triggers, **options).validate()
+    return validate(replace(FN, id=fid, name=fid, triggers=triggers, **options))
 
 
 async def define(store: Store, *configs: FunctionConfig, now: int = T0, mode: str = "merge",

@@ -10,8 +10,8 @@ import pytest
 import outlast
 from outlast import Context, Event, NonRetriableError
 from outlast.core.models import RunFilter
-from outlast.core.rerun import rerun
 from outlast.errors import RerunError
+from outlast.runtime.rerun import rerun
 from outlast.testing import TestEngine
 
 

@@ -9,7 +9,8 @@ import pytest
 
 import outlast
 from outlast import Context, Event
-from outlast.core.upkeep import Pruner, PruneResult
+from outlast.core.upkeep import PruneResult
+from outlast.runtime.pruner import Pruner
 from outlast.settings import Settings
 from outlast.testing import TestEngine
 from tests.conftest import PG_URL
@@ -173,9 +174,9 @@ def test_retention_defaults_to_a_week() -> None:
 
 async def test_events_behind_long_lived_runs_are_still_pruned(app: outlast.Outlast, engine: TestEngine,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    import outlast.core.upkeep
+    import outlast.runtime.pruner
 
-    monkeypatch.setattr(outlast.core.upkeep, "PRUNE_BATCH", 2)  # the oldest batches hold only kept events
+    monkeypatch.setattr(outlast.runtime.pruner, "PRUNE_BATCH", 2)  # the oldest batches hold only kept events
 
     @app.function(id="sleeper", trigger="t/sleep")
     async def sleeper(ctx: Context) -> None:

@@ -20,6 +20,7 @@ from outlast.core.config import (
     ThrottleRule,
     TimeoutRule,
 )
+from outlast.core.validation import validate
 from outlast.errors import FunctionConfigError
 
 BASE = FunctionConfig(app_id="shop", id="fn", name="fn", triggers=(EventTrigger(event="shop/x"),))
@@ -36,7 +37,7 @@ def test_a_full_configuration_survives_its_stored_form() -> None:
         rate_limit=RateLimitRule(limit=5, period_ms=60_000), debounce=DebounceRule(period_ms=5000, timeout_ms=60_000),
         priority="event.data.vip ? 60 : 0", singleton=SingletonRule(key="event.data.user", mode="cancel"),
         runtime=Runtime(kind="http", url="http://app/api/inngest"))
-    assert FunctionConfig.from_json(config.validate().to_json()) == config
+    assert FunctionConfig.from_json(validate(config).to_json()) == config
 
 
 def test_the_first_schemas_cancel_rules_with_match_are_read() -> None:
@@ -66,11 +67,11 @@ def test_the_first_schemas_cancel_rules_with_match_are_read() -> None:
 def test_what_cannot_be_honoured_is_refused_naming_function_and_option(change: dict[str, object],
                                                                        option: str) -> None:
     with pytest.raises(FunctionConfigError) as caught:
-        replace(BASE, **change).validate()  # type: ignore[arg-type]
+        validate(replace(BASE, **change))  # type: ignore[arg-type]
     assert f"function 'fn': option '{option}'" in str(caught.value)
 
 
 def test_a_caller_may_name_options_in_its_own_terms() -> None:
     with pytest.raises(FunctionConfigError, match=r"option 'rateLimit\.period'"):
-        replace(BASE, rate_limit=RateLimitRule(limit=1, period_ms=1)).validate(
-            field_name=lambda o: o.replace("rate_limit", "rateLimit"))
+        validate(replace(BASE, rate_limit=RateLimitRule(limit=1, period_ms=1)),
+                 field_name=lambda o: o.replace("rate_limit", "rateLimit"))

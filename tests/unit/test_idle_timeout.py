@@ -2,7 +2,7 @@
 
 import itertools
 
-from outlast.core.worker import HELD_BACK_FIRST_S, idle_timeout
+from outlast.runtime.worker import HELD_BACK_FIRST_S, idle_timeout
 
 POLL_S = 1.0
 NOW = 1_000_000

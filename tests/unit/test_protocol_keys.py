@@ -3,7 +3,7 @@
 import hashlib
 import hmac
 
-from outlast.protocol.keys import bearer_matches, bearer_token, sign, signature_matches
+from outlast.protocol.signing import bearer_matches, bearer_token, sign, signature_matches
 
 KEY = "signkey-prod-" + "ab" * 32
 

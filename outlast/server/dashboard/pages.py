@@ -14,10 +14,10 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from outlast.core import jsonutil
-from outlast.core.engine import Engine
-from outlast.core.rerun import UNSET
-from outlast.core.worker import WORKER_TIMEOUT_MS
 from outlast.errors import OutlastError
+from outlast.runtime.engine import Engine
+from outlast.runtime.rerun import UNSET
+from outlast.runtime.worker import WORKER_TIMEOUT_MS
 from outlast.server import actions, reads
 from outlast.server.auth import SESSION_COOKIE, SESSION_SECONDS, csrf_ok, safe_next
 from outlast.server.config import ServerConfig

@@ -32,8 +32,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from outlast.core import jsonutil
-from outlast.core.engine import Engine
 from outlast.errors import StoreError
+from outlast.runtime.engine import Engine
 from outlast.server.bearer import BearerGuard
 from outlast.server.config import ServerConfig
 from outlast.server.inngest_gql.loader import Loader, QueryError

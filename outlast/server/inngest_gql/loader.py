@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from outlast.core.config import FunctionConfig
-from outlast.core.engine import Engine
 from outlast.core.models import EventRecord, Run
+from outlast.runtime.engine import Engine
 
 
 class QueryError(Exception):

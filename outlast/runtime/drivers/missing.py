@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from outlast.core.config import FunctionConfig
-from outlast.core.drivers.base import AttemptHost
 from outlast.core.ops import FunctionError, Outcome
 from outlast.core.retry import ErrorInfo
+from outlast.runtime.drivers.base import AttemptHost
 
 
 class MissingFunction:

@@ -16,7 +16,7 @@ from outlast.errors import FunctionConfigError
 from outlast.protocol.sync import SyncRequest
 
 if TYPE_CHECKING:
-    from outlast.core.engine import Engine
+    from outlast.runtime.engine import Engine
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

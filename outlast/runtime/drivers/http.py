@@ -31,7 +31,6 @@ from collections.abc import Callable, Sequence
 
 import httpx
 
-from outlast.core.drivers.base import AttemptHost
 from outlast.core.models import RETRYING, MemoEntry
 from outlast.core.ops import (
     FunctionError,
@@ -43,9 +42,10 @@ from outlast.core.ops import (
     Suspended,
 )
 from outlast.core.retry import ErrorInfo
-from outlast.protocol.keys import SIGNATURE_HEADER, sign
 from outlast.protocol.reply import MAX_RESPONSE_BYTES, Ops, Reply, parse_reply
 from outlast.protocol.request import DISCOVERY, MAX_INLINE_STATE_BYTES, REQUEST_VERSION, CallContext, call_body
+from outlast.protocol.signing import SIGNATURE_HEADER, sign
+from outlast.runtime.drivers.base import AttemptHost
 
 DEFAULT_REQUEST_TIMEOUT_S = 900.0
 #: connection pools per event loop (see `HttpDriver.client`)

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from outlast.core.clock import Clock
 from outlast.core.collector import GC_PAUSE_MIN, gc_paused
 from outlast.core.config import FunctionConfig
-from outlast.core.drivers.base import Driver
 from outlast.core.events import validate_event
 from outlast.core.ids import new_ulids
 from outlast.core.models import AppScope, Commit, CommitResult, EventRecord, Finish, Suspend
@@ -28,6 +27,7 @@ from outlast.core.registry import Registry
 from outlast.core.sources import FunctionSource, LocalFunction
 from outlast.core.trace_context import carry_trace, current_trace
 from outlast.errors import StoreError
+from outlast.runtime.drivers.base import Driver
 from outlast.settings import Settings
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ class Engine:
 
     async def add_source(self, source: FunctionSource) -> None:
         """Serve an app's local functions (synced at once if the engine is open)."""
-        from outlast.core.drivers.local import LocalDriver  # the one core module that imports the SDK
+        from outlast.runtime.drivers.local import LocalDriver  # the one core module that imports the SDK
 
         self.sources[source.id] = source
         if "local" not in self.drivers:

@@ -10,13 +10,13 @@ import os
 import socket
 from typing import Any
 
-from outlast.core.drivers.base import Driver
-from outlast.core.engine import Engine
-from outlast.core.executor import Executor
 from outlast.core.ids import new_token
 from outlast.core.models import AppScope, Claimed, WorkerInfo
-from outlast.core.upkeep import Pruner
 from outlast.errors import StoreError
+from outlast.runtime.drivers.base import Driver
+from outlast.runtime.engine import Engine
+from outlast.runtime.executor import Executor
+from outlast.runtime.pruner import Pruner
 
 log = logging.getLogger("outlast.worker")
 HEARTBEAT_S = 5.0
@@ -191,7 +191,7 @@ class Worker:
             function = self.engine.function(run.app_id, run.function_id)
         driver = self._driver_for(function.runtime.kind if function else None, run.app_id, run.function_id)
         if function is None:
-            from outlast.core.drivers.missing import MissingFunction, missing_config
+            from outlast.runtime.drivers.missing import MissingFunction, missing_config
 
             await self.executor.execute(item, missing_config(run.app_id, run.function_id), MissingFunction())
         elif driver is None:

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 from outlast.core import logcontext
 from outlast.core.config import FunctionConfig
-from outlast.core.drivers.base import Driver
 from outlast.core.interrupts import LeaseLost
 from outlast.core.models import Claimed, Commit, CommitResult, Finish, LogLine, MemoEntry, RunState, StepWrite, Suspend
 from outlast.core.observe import AttemptEnded, AttemptStarted, StepEnded
@@ -26,9 +25,10 @@ from outlast.core.ops import FunctionError, Lease, OpRules, Outcome, StepFailed,
 from outlast.core.retry import ErrorInfo, RetryPolicy
 from outlast.core.trace_context import carry_trace
 from outlast.errors import StoreDataError, StoreError
+from outlast.runtime.drivers.base import Driver
 
 if TYPE_CHECKING:
-    from outlast.core.engine import Engine
+    from outlast.runtime.engine import Engine
 
 log = logging.getLogger("outlast.worker")
 

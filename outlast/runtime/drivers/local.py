@@ -26,7 +26,6 @@ from typing import Any
 
 from outlast.context import Context, ReplayAwareLogger, SyncContext
 from outlast.core import jsonutil, logcontext, scope
-from outlast.core.drivers.base import AttemptHost
 from outlast.core.durations import to_ms
 from outlast.core.events import text_problem
 from outlast.core.interrupts import Interrupt, LeaseLost, StepSuspended
@@ -51,6 +50,7 @@ from outlast.core.sources import LocalFunction
 from outlast.errors import InvalidEventError, NonRetriableError, PayloadTooLargeError, RetryAfterError, StepUsageError
 from outlast.errors import StepError as StepErrorRaised
 from outlast.events import Event
+from outlast.runtime.drivers.base import AttemptHost
 from outlast.step import Step, SyncStep
 
 user_log = logging.getLogger("outlast.run")

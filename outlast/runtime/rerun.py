@@ -16,7 +16,7 @@ from outlast.core.planner import plan_run
 from outlast.errors import RerunError
 
 if TYPE_CHECKING:
-    from outlast.core.engine import Engine
+    from outlast.runtime.engine import Engine
 
 
 class _Unset:
