@@ -29,10 +29,17 @@ def main() -> None:
 
             urls.append(("postgresql", lambda: fresh_database_url(args.postgres_url, "outlast_bench_keys")))
         for backend, make_url in urls:
-            for label, event, keys in (("no limits", "bench/go", 0), (f"limit 1 per key, {args.keys} keys",
-                                                                       "bench/keyed", args.keys)):
-                best = max((asyncio.run(run_three_steps(make_url(), args.runs, event=event, keys=keys))
-                            for _ in range(args.repeat)), key=lambda r: r["runs_per_s"])
+            for label, event, keys in (
+                ("no limits", "bench/go", 0),
+                (f"limit 1 per key, {args.keys} keys", "bench/keyed", args.keys),
+            ):
+                best = max(
+                    (
+                        asyncio.run(run_three_steps(make_url(), args.runs, event=event, keys=keys))
+                        for _ in range(args.repeat)
+                    ),
+                    key=lambda r: r["runs_per_s"],
+                )
                 rows.append({"backend": backend, "workload": label, **best})
     print(f"3-step workload, {args.runs} runs, best of {args.repeat}\n")
     print(table(rows, ["backend", "workload", "seconds", "runs_per_s", "steps_per_s"]))

@@ -26,8 +26,9 @@ def best(results: list[dict[str, Any]]) -> dict[str, Any]:
     return max(results, key=lambda r: r["runs_per_s"])
 
 
-def backend_rows(backend: str, fresh_url: Callable[[], str], dbos_url: str | None, args: argparse.Namespace,
-                 tmp: str) -> list[dict[str, Any]]:
+def backend_rows(
+    backend: str, fresh_url: Callable[[], str], dbos_url: str | None, args: argparse.Namespace, tmp: str
+) -> list[dict[str, Any]]:
     from bench.peers.dbos_peer import run_dbos
 
     def outlast_best(processes: int) -> dict[str, Any]:
@@ -55,10 +56,17 @@ def main() -> None:
         if args.backend in ("postgresql", "both"):
             from tests.pg import fresh_database_url
 
-            rows += backend_rows("postgresql", lambda: fresh_database_url(args.url, "outlast_bench_cross"),
-                                 args.url.rsplit("/", 1)[0] + "/outlast_bench_dbos", args, tmp)
-    print(f"3-step workload, {args.runs} runs, worker process(es) apart from the sender, "
-          f"{os.cpu_count()} cores, best of {args.repeat}\n")
+            rows += backend_rows(
+                "postgresql",
+                lambda: fresh_database_url(args.url, "outlast_bench_cross"),
+                args.url.rsplit("/", 1)[0] + "/outlast_bench_dbos",
+                args,
+                tmp,
+            )
+    print(
+        f"3-step workload, {args.runs} runs, worker process(es) apart from the sender, "
+        f"{os.cpu_count()} cores, best of {args.repeat}\n"
+    )
     print(table(rows, ["backend", "system", "runs", "seconds", "runs_per_s", "steps_per_s", "x_dbos"]))
 
 

@@ -35,8 +35,10 @@ assert len(_STEP_NAMES) == STEPS
 
 def _b32(value: str, first_shift: int, chars: int) -> str:
     """SQL for `chars` Crockford base-32 digits of an integer expression, most significant first."""
-    return " || ".join(f"substr('{_ALPHABET}', CAST((({value}) >> {first_shift - 5 * k}) & 31 AS INTEGER) + 1, 1)"
-                       for k in range(chars))
+    return " || ".join(
+        f"substr('{_ALPHABET}', CAST((({value}) >> {first_shift - 5 * k}) & 31 AS INTEGER) + 1, 1)"
+        for k in range(chars)
+    )
 
 
 def ulid_sql(ms: str, rand: str) -> str:
@@ -55,8 +57,10 @@ def _numbers(backend: str) -> str:
     else:
         source = "WITH RECURSIVE g(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM g WHERE i + 1 < :n) SELECT i FROM g"
     p = "%({})s" if backend == "postgresql" else ":{}"
-    return (f"nums AS (SELECT i, CAST({p.format('start')} + (CAST(i AS BIGINT) * {p.format('span')}) / {p.format('n')}"
-            f" AS BIGINT) AS c FROM ({source}) s)")
+    return (
+        f"nums AS (SELECT i, CAST({p.format('start')} + (CAST(i AS BIGINT) * {p.format('span')}) / {p.format('n')}"
+        f" AS BIGINT) AS c FROM ({source}) s)"
+    )
 
 
 def statements(backend: str) -> list[str]:
@@ -67,13 +71,21 @@ def statements(backend: str) -> list[str]:
     run_id, event_id = ulid_sql("c", "3 * i + 1"), ulid_sql("c", "3 * i")
     finished_id = ulid_sql("c + 5", "3 * i + 2")
     i_text = "CAST(i AS TEXT)"
-    trigger = ("'{\"id\":\"' || " + event_id + " || '\",\"name\":\"bench/go\",\"data\":{\"i\":' || " + i_text +
-               " || ',\"key\":0},\"user\":{},\"ts\":' || CAST(c AS TEXT) || '}'")
-    finished_data = (f"'{{\"function_id\":\"{app.id}-{fn}\",\"run_id\":\"' || {run_id} || '\",\"event\":' || "
-                     f"{trigger} || ',\"events\":[' || {trigger} || "
-                     "'],\"_inngest\":{\"status\":\"completed\"},\"result\":3}'")
-    steps = " UNION ALL ".join(f"SELECT {k} AS k, '{name}' AS step_id, '{step_key(name, 0)}' AS key"
-                               for k, name in enumerate(_STEP_NAMES))
+    trigger = (
+        '\'{"id":"\' || '
+        + event_id
+        + ' || \'","name":"bench/go","data":{"i":\' || '
+        + i_text
+        + ' || \',"key":0},"user":{},"ts":\' || CAST(c AS TEXT) || \'}\''
+    )
+    finished_data = (
+        f'\'{{"function_id":"{app.id}-{fn}","run_id":"\' || {run_id} || \'","event":\' || '
+        f"{trigger} || ',\"events\":[' || {trigger} || "
+        '\'],"_inngest":{"status":"completed"},"result":3}\''
+    )
+    steps = " UNION ALL ".join(
+        f"SELECT {k} AS k, '{name}' AS step_id, '{step_key(name, 0)}' AS key" for k, name in enumerate(_STEP_NAMES)
+    )
     with_nums = f"WITH {_numbers(backend)}"
     return [
         f"{with_nums} INSERT INTO events (id, name, data, user_data, ts, dedupe_id, received_at, trace)"
@@ -100,8 +112,9 @@ def fill_sqlite(path: str, n: int, now: int) -> None:
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("PRAGMA cache_size = -262144")
         conn.execute("BEGIN")
-        indexes = conn.execute(f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-                               f" AND tbl_name IN {FILLED}").fetchall()
+        indexes = conn.execute(
+            f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN {FILLED}"
+        ).fetchall()
         for name, _ in indexes:
             conn.execute(f"DROP INDEX {name}")
         for sql in statements("sqlite"):
@@ -122,8 +135,10 @@ def fill_postgres(url: str, n: int, now: int) -> None:
 
     with psycopg.connect(url) as conn:
         conn.execute("SET maintenance_work_mem = '256MB'")
-        indexes = conn.execute(f"SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN {FILLED}"
-                               " AND indexname NOT IN (SELECT conname FROM pg_constraint)").fetchall()
+        indexes = conn.execute(
+            f"SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN {FILLED}"
+            " AND indexname NOT IN (SELECT conname FROM pg_constraint)"
+        ).fetchall()
         for name, _ in indexes:
             conn.execute(f"DROP INDEX {name}".encode())
         for sql in statements("postgresql"):

@@ -53,20 +53,23 @@ async def time_reads(url: str) -> dict[str, float]:
     await store.open()
     try:
         now = SystemClock().now_ms()
-        old = await store.list_runs(RunFilter(until=now - 15 * DAY_MS, limit=1)) or \
-            await store.list_runs(RunFilter(limit=1000))
+        old = await store.list_runs(RunFilter(until=now - 15 * DAY_MS, limit=1)) or await store.list_runs(
+            RunFilter(limit=1000)
+        )
         event_id = old[-1].event_ids[0]  # a run's event from half way down (the oldest kept, when empty)
         fn = (app.id, three_steps.id)
         reads: dict[str, Callable[[], Awaitable[Any]]] = {
             "runs: first page": lambda: store.list_runs(RunFilter(limit=50)),
-            "runs: first page of the function": lambda: store.list_runs(RunFilter(app_id=fn[0], function_id=fn[1],
-                                                                                  limit=50)),
+            "runs: first page of the function": lambda: store.list_runs(
+                RunFilter(app_id=fn[0], function_id=fn[1], limit=50)
+            ),
             f"runs: counts per status (cap {COUNT_CAP:,})": lambda: store.count_runs(RunFilter(), COUNT_CAP),
             "runs of one event: page": lambda: store.list_runs(RunFilter(event_id=event_id, limit=50)),
             "runs of one event: counts": lambda: store.count_runs(RunFilter(event_id=event_id), COUNT_CAP),
             "runs of one event: GET /v1/events/{id}/runs": lambda: store.runs_for_events([event_id], 100),
             "active runs of the function (bulk cancel)": lambda: store.active_runs_with_triggers(
-                app_id=fn[0], function_id=fn[1], since=None, until=now, after=None, limit=100),
+                app_id=fn[0], function_id=fn[1], since=None, until=now, after=None, limit=100
+            ),
             "function numbers (hour, day)": lambda: store.function_stats(now, [fn]),
         }
         out = {}
@@ -114,8 +117,9 @@ class Databases:
             drop_postgres(self.pg_url, name)
 
 
-def bench(backend: str, stored: int, runs: int, repeat: int, pg_url: str) -> tuple[list[dict[str, Any]],
-                                                                                   list[dict[str, Any]]]:
+def bench(
+    backend: str, stored: int, runs: int, repeat: int, pg_url: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     with tempfile.TemporaryDirectory(prefix="outlast-bench-growth-") as tmp:
         dbs = Databases(backend, pg_url, tmp)
         try:
@@ -133,10 +137,14 @@ def bench(backend: str, stored: int, runs: int, repeat: int, pg_url: str) -> tup
             dbs.drop()
     best = {count: max(rs, key=lambda r: r["runs_per_s"]) for count, rs in results.items()}
     ratio = best[0]["runs_per_s"] / best[stored]["runs_per_s"]
-    rows = [{"backend": backend, "stored_runs": f"{count:,}", **best[count],
-             "ratio": ratio if count else ""} for count in (0, stored)]
-    read_rows = [{"backend": backend, "read": name, "empty ms": reads[0][name], "filled ms": reads[stored][name]}
-                 for name in reads[0]]
+    rows = [
+        {"backend": backend, "stored_runs": f"{count:,}", **best[count], "ratio": ratio if count else ""}
+        for count in (0, stored)
+    ]
+    read_rows = [
+        {"backend": backend, "read": name, "empty ms": reads[0][name], "filled ms": reads[stored][name]}
+        for name in reads[0]
+    ]
     return rows, read_rows
 
 
@@ -146,16 +154,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3000, help="runs of the timed workload")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--backends", default="sqlite,postgres")
-    parser.add_argument("--pg-url", default=os.environ.get("OUTLAST_BENCH_POSTGRES_URL",
-                                                           "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("OUTLAST_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
     args = parser.parse_args()
     rows, reads = [], []
     for backend in args.backends.split(","):
         r, w = bench(backend.strip(), args.stored, args.runs, args.repeat, args.pg_url)
         rows += r
         reads += w
-    print(f"\n3-step workload, {args.runs:,} runs, one in-process worker, best of {args.repeat}; "
-          f"ratio = empty runs/s / filled runs/s (goal: at most 1.2)\n")
+    print(
+        f"\n3-step workload, {args.runs:,} runs, one in-process worker, best of {args.repeat}; "
+        f"ratio = empty runs/s / filled runs/s (goal: at most 1.2)\n"
+    )
     print(table(rows, ["backend", "stored_runs", "runs", "seconds", "runs_per_s", "ratio"]))
     print(f"\nreads through the store, median of {READ_SAMPLES} (empty: after one workload)\n")
     print(table(reads, ["backend", "read", "empty ms", "filled ms"]))

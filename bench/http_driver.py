@@ -79,16 +79,29 @@ class Setup:
         if driver == "http":
             app_port = free_port()
             self.app = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "bench.apps.inngest_app:app", "--port", str(app_port),
-                 "--log-level", "warning"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                env={**env, "INNGEST_DEV": "1", "INNGEST_BASE_URL": self.url})
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "bench.apps.inngest_app:app",
+                    "--port",
+                    str(app_port),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={**env, "INNGEST_DEV": "1", "INNGEST_BASE_URL": self.url},
+            )
             wait_port(app_port, self.app)
             args += ["--sdk-url", f"http://127.0.0.1:{app_port}/api/inngest"]
         else:
             args.insert(1, "bench.apps.local_app:app")
         runner = ["-m", "cProfile", "-o", str(profile), "-m", "outlast.cli"] if profile else ["-m", "outlast.cli"]
-        self.server = subprocess.Popen([sys.executable, *runner, *args], cwd=ROOT, env=env,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.server = subprocess.Popen(
+            [sys.executable, *runner, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         wait_port(self.port, self.server)
         self.store = open_store(f"sqlite:///{self.db}")
 
@@ -141,9 +154,14 @@ async def throughput(setup: Setup, runs: int) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     after = setup.cpu()
     steps = runs * STEPS
-    row = {"driver": setup.driver, "runs": runs, "seconds": seconds, "runs_per_s": runs / seconds,
-           "steps_per_s": steps / seconds,
-           "server_cpu_ms_per_step": (after["server"] - before["server"]) * 1000 / steps}
+    row = {
+        "driver": setup.driver,
+        "runs": runs,
+        "seconds": seconds,
+        "runs_per_s": runs / seconds,
+        "steps_per_s": steps / seconds,
+        "server_cpu_ms_per_step": (after["server"] - before["server"]) * 1000 / steps,
+    }
     if "app" in after:
         row["app_cpu_ms_per_step"] = (after["app"] - before["app"]) * 1000 / steps
     return row
@@ -167,13 +185,15 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-CONCERNS = (("HTTP client (httpx, h11, anyio)", ("httpx", "httpcore", "h11", "anyio")),
-            ("protocol codec (JCS, call bodies, replies)", ("outlast/protocol",)),
-            ("HTTP driver", ("drivers/http.py",)),
-            ("store (SQLite commits, claims)", ("outlast/storage", "sqlite3")),
-            ("executor, ops, worker", ("outlast/core",)),
-            ("HTTP server (uvicorn, starlette)", ("uvicorn", "starlette")),
-            ("event loop and other", ("",)))
+CONCERNS = (
+    ("HTTP client (httpx, h11, anyio)", ("httpx", "httpcore", "h11", "anyio")),
+    ("protocol codec (JCS, call bodies, replies)", ("outlast/protocol",)),
+    ("HTTP driver", ("drivers/http.py",)),
+    ("store (SQLite commits, claims)", ("outlast/storage", "sqlite3")),
+    ("executor, ops, worker", ("outlast/core",)),
+    ("HTTP server (uvicorn, starlette)", ("uvicorn", "starlette")),
+    ("event loop and other", ("",)),
+)
 
 
 def profile_summary(path: Path, steps: int) -> list[dict[str, Any]]:
@@ -216,22 +236,37 @@ async def main_async(args: argparse.Namespace) -> None:
         tmp = Path(name)
         local_row, local_gaps = await measure(tmp, "local", args)
         http_row, http_gaps = await measure(tmp, "http", args)
-        print(f"3-step function through `outlast dev` on SQLite, {args.runs} runs at once; latency over "
-              f"{args.latency_runs} sequential runs ({platform.processor() or platform.machine()}, "
-              f"{os.cpu_count()} cores, Python {platform.python_version()})\n")
-        columns = ["driver", "runs", "seconds", "runs_per_s", "steps_per_s", "server_cpu_ms_per_step",
-                   "app_cpu_ms_per_step"]
+        print(
+            f"3-step function through `outlast dev` on SQLite, {args.runs} runs at once; latency over "
+            f"{args.latency_runs} sequential runs ({platform.processor() or platform.machine()}, "
+            f"{os.cpu_count()} cores, Python {platform.python_version()})\n"
+        )
+        columns = [
+            "driver",
+            "runs",
+            "seconds",
+            "runs_per_s",
+            "steps_per_s",
+            "server_cpu_ms_per_step",
+            "app_cpu_ms_per_step",
+        ]
         print(table([local_row, http_row], columns))
         rows = []
         for label, gaps in (("local", local_gaps), ("http", http_gaps)):
             rows.append({"driver": label, "step_gap_p50_ms": pct(gaps, 0.5), "step_gap_p99_ms": pct(gaps, 0.99)})
-        rows.append({"driver": "added by http",
-                     "step_gap_p50_ms": rows[1]["step_gap_p50_ms"] - rows[0]["step_gap_p50_ms"],
-                     "step_gap_p99_ms": rows[1]["step_gap_p99_ms"] - rows[0]["step_gap_p99_ms"]})
+        rows.append(
+            {
+                "driver": "added by http",
+                "step_gap_p50_ms": rows[1]["step_gap_p50_ms"] - rows[0]["step_gap_p50_ms"],
+                "step_gap_p99_ms": rows[1]["step_gap_p99_ms"] - rows[0]["step_gap_p99_ms"],
+            }
+        )
         print("\nTime from one step's start to the next one's, one run at a time:\n")
         print(table(rows, ["driver", "step_gap_p50_ms", "step_gap_p99_ms"]))
-        print(f"\nhttp / local: runs/s {http_row['runs_per_s'] / local_row['runs_per_s']:.2f}x, "
-              f"median step gap {statistics.median(http_gaps) / statistics.median(local_gaps):.1f}x")
+        print(
+            f"\nhttp / local: runs/s {http_row['runs_per_s'] / local_row['runs_per_s']:.2f}x, "
+            f"median step gap {statistics.median(http_gaps) / statistics.median(local_gaps):.1f}x"
+        )
         if args.profile:
             print(f"\n`outlast dev` under cProfile, {args.runs} HTTP runs: the server's own time per step\n")
             print(table(await profiled(tmp, args.runs), ["concern", "ms_per_step"]))

@@ -18,10 +18,12 @@ from typing import Any
 
 from bench.workloads import table
 
-PROBE = ("import sys, time, json; t = time.perf_counter(); import outlast; ms = (time.perf_counter() - t) * 1000;"
-         "heavy = sorted(m for m in ('cel', 'croniter', 'asyncio', 'sqlite3', 'starlette', 'uvicorn', 'psycopg',"
-         " 'httpx', 'pydantic', 'jinja2', 'prometheus_client', 'opentelemetry') if m in sys.modules);"
-         "print(json.dumps({'ms': ms, 'heavy': heavy}))")
+PROBE = (
+    "import sys, time, json; t = time.perf_counter(); import outlast; ms = (time.perf_counter() - t) * 1000;"
+    "heavy = sorted(m for m in ('cel', 'croniter', 'asyncio', 'sqlite3', 'starlette', 'uvicorn', 'psycopg',"
+    " 'httpx', 'pydantic', 'jinja2', 'prometheus_client', 'opentelemetry') if m in sys.modules);"
+    "print(json.dumps({'ms': ms, 'heavy': heavy}))"
+)
 
 
 def sample(python: str, cwd: Path | None) -> dict[str, Any]:
@@ -34,9 +36,14 @@ def measure(label: str, python: str, samples: int, cwd: Path | None) -> dict[str
     sample(python, cwd)  # warm the file system cache and the bytecode cache
     runs = [sample(python, cwd) for _ in range(samples)]
     times = sorted(r["ms"] for r in runs)
-    return {"version": label, "samples": samples, "p50_ms": statistics.median(times),
-            "p90_ms": times[int(0.9 * (len(times) - 1))], "max_ms": times[-1],
-            "heavy_modules_imported": ", ".join(runs[-1]["heavy"]) or "none"}
+    return {
+        "version": label,
+        "samples": samples,
+        "p50_ms": statistics.median(times),
+        "p90_ms": times[int(0.9 * (len(times) - 1))],
+        "max_ms": times[-1],
+        "heavy_modules_imported": ", ".join(runs[-1]["heavy"]) or "none",
+    }
 
 
 def main() -> None:

@@ -61,6 +61,7 @@ async def one_send(url: str, n: int) -> float:
 
 # -- the event API -------------------------------------------------------------------------------
 
+
 async def serve(url: str, port: int) -> None:
     """The server process: the event API (and the rest of the app) on loopback, no workers."""
     from outlast.server.app import create_app, http_server
@@ -79,8 +80,9 @@ def start_server(url: str) -> tuple[subprocess.Popen[bytes], str]:
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "bench.ingest", "--serve", url, "--port", str(port)],
-                            env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.ingest", "--serve", url, "--port", str(port)], env=env, cwd=ROOT
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -137,11 +139,15 @@ async def post_events(base: str, total: int, clients: int, batch: int, *, use_ht
 JSON = {"content-type": "application/json"}
 
 
-async def raw_post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, path: str,
-                   body: bytes) -> tuple[int, bytes]:
+async def raw_post(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, path: str, body: bytes
+) -> tuple[int, bytes]:
     """One HTTP/1.1 POST on a kept-alive connection: a client that costs the benchmark little CPU."""
-    writer.write(f"POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
-                 f"content-length: {len(body)}\r\n\r\n".encode() + body)
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     length = next(int(v) for k, _, v in (line.partition(":") for line in lines[1:]) if k.lower() == "content-length")
@@ -186,8 +192,9 @@ def main() -> None:
                 continue
             for batch, what in ((1, "event API, single events"), (args.batch, f"event API, {args.batch} per request")):
                 total = args.api_events if batch > 1 else args.api_events // (20 if args.httpx else 4)
-                seconds = event_api(fresh_url(backend, tmp, args.pg_url), total, args.clients, batch,
-                                    use_httpx=args.httpx)
+                seconds = event_api(
+                    fresh_url(backend, tmp, args.pg_url), total, args.clients, batch, use_httpx=args.httpx
+                )
                 clients = f"{args.clients} {'httpx ' if args.httpx else ''}clients"
                 rows.append(row(backend, f"{what}, {clients}", total, seconds))
     print(f"ingest of `bench/go` events (one run each), no worker ({os.cpu_count()} cores)\n")

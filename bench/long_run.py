@@ -47,8 +47,7 @@ async def measure(url: str, steps: int) -> dict[str, Any]:
     await engine.open()
     stop = asyncio.Event()
     finished = asyncio.Event()
-    engine.bus.subscribe(lambda o: finished.set() if isinstance(o, AttemptEnded) and o.outcome == "completed"
-                         else None)
+    engine.bus.subscribe(lambda o: finished.set() if isinstance(o, AttemptEnded) and o.outcome == "completed" else None)
     await engine.send(outlast.Event(name="bench/long", data={"steps": steps}))
     worker = asyncio.create_task(Worker(engine).run(stop))
     await finished.wait()
@@ -57,8 +56,13 @@ async def measure(url: str, steps: int) -> dict[str, Any]:
     await engine.close()
     first = (stamps[100] - stamps[0]) / 100
     last = (stamps[-1] - stamps[-101]) / 100
-    return {"backend": url.split(":")[0], "steps": steps, "first_100_ms_per_step": first * 1000,
-            "last_100_ms_per_step": last * 1000, "last/first": last / first}
+    return {
+        "backend": url.split(":")[0],
+        "steps": steps,
+        "first_100_ms_per_step": first * 1000,
+        "last_100_ms_per_step": last * 1000,
+        "last/first": last / first,
+    }
 
 
 def main() -> None:

@@ -86,6 +86,7 @@ def tiny(url: str) -> Any:
             await t.run_until_idle()
             assert [r.status for r in t.runs()] == ["completed"]
         clock.stop()
+
     return work
 
 
@@ -108,6 +109,7 @@ def many(url: str, n: int) -> Any:
         clock.start()
         await t.__aexit__(None, None, None)
         clock.stop()
+
     return work
 
 
@@ -136,8 +138,13 @@ def measure_variant(variant: str, what: str, count: int, tmp: str, old: str | No
         python, cwd, kind = os.path.join(old, ".venv", "bin", "python"), old, "memory://"
     else:
         python, cwd, kind = sys.executable, os.getcwd(), variant
-    out = subprocess.run([python, "-I", os.path.abspath(__file__), "--child", kind, what, str(count), tmp],
-                         cwd=cwd, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [python, "-I", os.path.abspath(__file__), "--child", kind, what, str(count), tmp],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return [(wall, cpu) for wall, cpu in json.loads(out.strip().splitlines()[-1])]
 
 
@@ -172,18 +179,26 @@ def main() -> None:
         if not tiny_s[variant]:
             continue
         wall, cpu = best[variant, "1000"]
-        row: dict[str, Any] = {"store": variant, "tiny_test_ms": statistics.median(tiny_s[variant]) * 1000,
-                               "n100_s": best[variant, "100"][0], "n1000_s": wall, "n1000_cpu_s": cpu}
+        row: dict[str, Any] = {
+            "store": variant,
+            "tiny_test_ms": statistics.median(tiny_s[variant]) * 1000,
+            "n100_s": best[variant, "100"][0],
+            "n1000_s": wall,
+            "n1000_cpu_s": cpu,
+        }
         if base:
             row["n1000_vs_old"] = wall / base[0]
             row["n1000_cpu_vs_old"] = cpu / base[1]
         rows.append(row)
-    print(f"TestEngine workloads; tiny test: median of {per_round * args.repeat}; n runs: best of {args.repeat}"
-          " (wall seconds; cpu: this process, all threads)"
-          + ("" if old else f"; no old checkout at {args.old}: its row is left out"))
+    print(
+        f"TestEngine workloads; tiny test: median of {per_round * args.repeat}; n runs: best of {args.repeat}"
+        " (wall seconds; cpu: this process, all threads)"
+        + ("" if old else f"; no old checkout at {args.old}: its row is left out")
+    )
     print()
-    print(table(rows, ["store", "tiny_test_ms", "n100_s", "n1000_s", "n1000_cpu_s", "n1000_vs_old",
-                       "n1000_cpu_vs_old"]))
+    print(
+        table(rows, ["store", "tiny_test_ms", "n100_s", "n1000_s", "n1000_cpu_s", "n1000_vs_old", "n1000_cpu_vs_old"])
+    )
 
 
 if __name__ == "__main__":

@@ -65,7 +65,8 @@ VARIANTS: dict[str, Variant] = {"off": off, "metrics": metrics, "metrics + traci
 
 async def completed(engine: Engine) -> int:
     row = await engine.store._run(  # type: ignore[attr-defined]
-        lambda tx: tx.one("SELECT COUNT(*) FROM runs WHERE status = 'completed'"))
+        lambda tx: tx.one("SELECT COUNT(*) FROM runs WHERE status = 'completed'")
+    )
     return int(row[0])
 
 
@@ -115,18 +116,28 @@ def main() -> None:
     rows = []
     for (backend, name), rates in results.items():
         base = statistics.median(results[(backend, "off")])
-        rows.append({"backend": backend, "observers": name, "median_runs_per_s": statistics.median(rates),
-                     "best_runs_per_s": max(rates), "median_vs_off": statistics.median(rates) / base,
-                     "steps_per_s": statistics.median(rates) * STEPS})
-    print(f"3-step workload, {args.runs} runs, one in-process worker, {args.repeat} repeats interleaved "
-          f"({os.cpu_count()} cores)\n")
-    print(table(rows, ["backend", "observers", "median_runs_per_s", "best_runs_per_s", "median_vs_off",
-                       "steps_per_s"]))
+        rows.append(
+            {
+                "backend": backend,
+                "observers": name,
+                "median_runs_per_s": statistics.median(rates),
+                "best_runs_per_s": max(rates),
+                "median_vs_off": statistics.median(rates) / base,
+                "steps_per_s": statistics.median(rates) * STEPS,
+            }
+        )
+    print(
+        f"3-step workload, {args.runs} runs, one in-process worker, {args.repeat} repeats interleaved "
+        f"({os.cpu_count()} cores)\n"
+    )
+    print(table(rows, ["backend", "observers", "median_runs_per_s", "best_runs_per_s", "median_vs_off", "steps_per_s"]))
     for backend in backends:
         ratio = statistics.median(results[(backend, "metrics")]) / statistics.median(results[(backend, "off")])
         best = max(results[(backend, "metrics")]) / max(results[(backend, "off")])
-        print(f"\n{backend}: metrics on, tracing off / off: {ratio:.3f} (medians), {best:.3f} (bests); "
-              f"budget: at least 0.95")
+        print(
+            f"\n{backend}: metrics on, tracing off / off: {ratio:.3f} (medians), {best:.3f} (bests); "
+            f"budget: at least 0.95"
+        )
 
 
 if __name__ == "__main__":

@@ -46,8 +46,9 @@ def main() -> None:
         dbos_url = args.url.rsplit("/", 1)[0] + "/outlast_bench_dbos"
         with tempfile.TemporaryDirectory() as tmp:
             rows.append(best([run_dbos(args.runs, database_url=dbos_url, workdir=tmp) for _ in range(args.repeat)]))
-    print(f"3-step workload, {args.runs} runs, PostgreSQL at 127.0.0.1 ({os.cpu_count()} cores), "
-          f"best of {args.repeat}\n")
+    print(
+        f"3-step workload, {args.runs} runs, PostgreSQL at 127.0.0.1 ({os.cpu_count()} cores), best of {args.repeat}\n"
+    )
     print(table(rows, ["system", "runs", "seconds", "runs_per_s", "steps_per_s"]))
     if not args.no_peer:
         print(f"\noutlast (1 process) / dbos runs/s: {rows[0]['runs_per_s'] / rows[-1]['runs_per_s']:.1f}x")

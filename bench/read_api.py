@@ -46,8 +46,19 @@ DAY_MS = 86_400_000
 #: status mix: mostly completed, some failed, a few cancelled and active
 STATUSES = [("completed", 850), ("failed", 100), ("cancelled", 30), ("running", 10), ("queued", 10)]
 FLOOR_MS = 100.0
-COLUMNS = ("id", "app_id", "function_id", "status", "event_ids", "first_event_id", "output", "error", "created_at",
-           "started_at", "ended_at")
+COLUMNS = (
+    "id",
+    "app_id",
+    "function_id",
+    "status",
+    "event_ids",
+    "first_event_id",
+    "output",
+    "error",
+    "created_at",
+    "started_at",
+    "ended_at",
+)
 
 
 def rows(n: int, now: int) -> Iterator[tuple[Any, ...]]:
@@ -66,17 +77,25 @@ def rows(n: int, now: int) -> Iterator[tuple[Any, ...]]:
         app = i % APPS
         fn = rng.randrange(FUNCTIONS)
         ended = created + rng.randrange(5, 900) if status in ("completed", "failed", "cancelled") else None
-        yield (run_id, f"app-{app}", f"fn-{fn}", status, f'["{event}"]', event,
-               '{"ok":true}' if status == "completed" else None,
-               '{"name":"Error","message":"boom"}' if status == "failed" else None,
-               created, created + 2 if status != "queued" else None, ended)
+        yield (
+            run_id,
+            f"app-{app}",
+            f"fn-{fn}",
+            status,
+            f'["{event}"]',
+            event,
+            '{"ok":true}' if status == "completed" else None,
+            '{"name":"Error","message":"boom"}' if status == "failed" else None,
+            created,
+            created + 2 if status != "queued" else None,
+            ended,
+        )
 
 
 def seed_sqlite(path: str, n: int, now: int) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN")
-    conn.executemany(f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                     rows(n, now))
+    conn.executemany(f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", rows(n, now))
     conn.execute("COMMIT")
     conn.close()
 
@@ -123,8 +142,14 @@ async def time_requests(base: str, requests: dict[str, str], count: int) -> list
                 assert reply.status_code == 200
             samples.sort()
             p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
-            out.append({"request": name, "p50 ms": statistics.median(samples), "p99 ms": p99,
-                        "floor": "ok" if p99 <= FLOOR_MS else "OVER"})
+            out.append(
+                {
+                    "request": name,
+                    "p50 ms": statistics.median(samples),
+                    "p99 ms": p99,
+                    "floor": "ok" if p99 <= FLOOR_MS else "OVER",
+                }
+            )
     return out
 
 
@@ -132,16 +157,20 @@ async def serve_and_time(url: str, cursor: str, count: int) -> list[dict[str, An
     engine = Engine(open_store(url), SystemClock(), Settings())
     await engine.open()
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(engine, ServerConfig()), port=port, log_level="warning",
-                                           lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(engine, ServerConfig()), port=port, log_level="warning", lifespan="off")
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
     filtered = "function=app-0/fn-3&status=failed"
     requests = {
-        "page: first": "/", "api: first": "/api/runs",
-        "page: filtered": f"/?{filtered}", "api: filtered": f"/api/runs?{filtered}",
-        "page: deep cursor": f"/?cursor={cursor}", "api: deep cursor": f"/api/runs?cursor={cursor}",
+        "page: first": "/",
+        "api: first": "/api/runs",
+        "page: filtered": f"/?{filtered}",
+        "api: filtered": f"/api/runs?{filtered}",
+        "page: deep cursor": f"/?cursor={cursor}",
+        "api: deep cursor": f"/api/runs?cursor={cursor}",
         "api: filtered, last 24 h": f"/api/runs?{filtered}&range=24h",
     }
     try:
@@ -157,16 +186,29 @@ def plans(url: str, cursor: str) -> list[str]:
     from outlast.core.models import RunFilter
 
     queries = []
-    for label, flt in [("first page", RunFilter()), ("filtered", RunFilter(app_id="app-0", function_id="fn-3",
-                                                                          status="failed")),
-                       ("deep cursor", RunFilter(before=cursor))]:
+    for label, flt in [
+        ("first page", RunFilter()),
+        ("filtered", RunFilter(app_id="app-0", function_id="fn-3", status="failed")),
+        ("deep cursor", RunFilter(before=cursor)),
+    ]:
         where, params = run_conditions(flt)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         queries.append((f"list {label}", f"SELECT {RUN_COLUMNS} FROM runs {clause} ORDER BY id DESC LIMIT 51", params))
-    queries.append(("count failed (cap 10,000)", "SELECT COUNT(*) FROM (SELECT 1 FROM runs WHERE status = ?"
-                    " LIMIT 10000) c", ["failed"]))
-    queries.append(("count fn-3 failed", "SELECT COUNT(*) FROM (SELECT 1 FROM runs WHERE status = ? AND app_id = ?"
-                    " AND function_id = ? LIMIT 10000) c", ["failed", "app-0", "fn-3"]))
+    queries.append(
+        (
+            "count failed (cap 10,000)",
+            "SELECT COUNT(*) FROM (SELECT 1 FROM runs WHERE status = ? LIMIT 10000) c",
+            ["failed"],
+        )
+    )
+    queries.append(
+        (
+            "count fn-3 failed",
+            "SELECT COUNT(*) FROM (SELECT 1 FROM runs WHERE status = ? AND app_id = ?"
+            " AND function_id = ? LIMIT 10000) c",
+            ["failed", "app-0", "fn-3"],
+        )
+    )
     out = []
     if url.startswith("sqlite"):
         conn = sqlite3.connect(url.removeprefix("sqlite:///"))
@@ -218,16 +260,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--backends", default="sqlite,postgres")
-    parser.add_argument("--pg-url", default=os.environ.get("OUTLAST_BENCH_POSTGRES_URL",
-                                                           "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("OUTLAST_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
     args = parser.parse_args()
     results = []
     for backend in args.backends.split(","):
         results += bench(backend.strip(), args.runs, args.requests, args.pg_url)
     print()
     print(table(results, ["backend", "request", "p50 ms", "p99 ms", "floor"]))
-    print(f"\n{args.runs:,} runs; {args.requests} sequential requests each after 3 warm-ups; floor {FLOOR_MS:.0f} ms "
-          "p99. The machine may be shared: compare rows of one run.")
+    print(
+        f"\n{args.runs:,} runs; {args.requests} sequential requests each after 3 warm-ups; floor {FLOOR_MS:.0f} ms "
+        "p99. The machine may be shared: compare rows of one run."
+    )
 
 
 if __name__ == "__main__":

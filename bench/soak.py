@@ -40,8 +40,13 @@ MB = 1024 * 1024
 def start_worker(url: str, retention: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "OUTLAST_DATABASE_URL": url, "OUTLAST_RETENTION": retention, "PYTHONPATH": str(ROOT)}
     out = log.open("wb")
-    return subprocess.Popen([sys.executable, "-m", "outlast.cli", "worker", "bench.workloads:app"], env=env,
-                            cwd=ROOT, stdout=out, stderr=out)
+    return subprocess.Popen(
+        [sys.executable, "-m", "outlast.cli", "worker", "bench.workloads:app"],
+        env=env,
+        cwd=ROOT,
+        stdout=out,
+        stderr=out,
+    )
 
 
 def rss_mb(pid: int) -> float:
@@ -56,9 +61,11 @@ async def sizes(engine: Engine, url: str) -> dict[str, float]:
         path = url.removeprefix("sqlite:///")
         wal = Path(path + "-wal")
         return {"db_mb": Path(path).stat().st_size / MB, "wal_mb": wal.stat().st_size / MB if wal.exists() else 0.0}
-    return {"db_mb": await scalar(engine, "SELECT pg_database_size(current_database())") / MB,
-            "wal_mb": await scalar(engine, "SELECT COALESCE(SUM(size), 0) FROM pg_ls_waldir()") / MB,
-            "dead_rows": await scalar(engine, "SELECT COALESCE(SUM(n_dead_tup), 0) FROM pg_stat_user_tables")}
+    return {
+        "db_mb": await scalar(engine, "SELECT pg_database_size(current_database())") / MB,
+        "wal_mb": await scalar(engine, "SELECT COALESCE(SUM(size), 0) FROM pg_ls_waldir()") / MB,
+        "dead_rows": await scalar(engine, "SELECT COALESCE(SUM(n_dead_tup), 0) FROM pg_stat_user_tables"),
+    }
 
 
 async def completed(engine: Engine) -> int:
@@ -91,8 +98,11 @@ async def soak(backend: str, url: str, args: argparse.Namespace, log: Path) -> l
         await wait_for_worker(engine, worker)
         maximum = await measure_max(engine, args.burst)
         rate = maximum / 2
-        print(f"\n{backend}: measured maximum {maximum:,.0f} runs/s; sending {rate:,.0f} runs/s for "
-              f"{args.minutes} min, retention {args.retention}", flush=True)
+        print(
+            f"\n{backend}: measured maximum {maximum:,.0f} runs/s; sending {rate:,.0f} runs/s for "
+            f"{args.minutes} min, retention {args.retention}",
+            flush=True,
+        )
         per_tick, carry, sent = rate * TICK_S, 0.0, 0
         start = time.monotonic()
         next_row = start + 60
@@ -103,11 +113,16 @@ async def soak(backend: str, url: str, args: argparse.Namespace, log: Path) -> l
                 await engine.send([outlast.Event(name="bench/go") for _ in range(batch)])
                 sent += batch
             if now >= next_row:
-                row = {"backend": backend, "minute": len(rows) + 1, "sent": sent,
-                       "backlog": await scalar(engine, "SELECT COUNT(*) FROM queue WHERE kind = 'run'"),
-                       "runs_kept": await scalar(engine, "SELECT COUNT(*) FROM runs"),
-                       "events_kept": await scalar(engine, "SELECT COUNT(*) FROM events"),
-                       **await sizes(engine, url), "worker_rss_mb": rss_mb(worker.pid)}
+                row = {
+                    "backend": backend,
+                    "minute": len(rows) + 1,
+                    "sent": sent,
+                    "backlog": await scalar(engine, "SELECT COUNT(*) FROM queue WHERE kind = 'run'"),
+                    "runs_kept": await scalar(engine, "SELECT COUNT(*) FROM runs"),
+                    "events_kept": await scalar(engine, "SELECT COUNT(*) FROM events"),
+                    **await sizes(engine, url),
+                    "worker_rss_mb": rss_mb(worker.pid),
+                }
                 rows.append(row)
                 print(table([row], list(row)).splitlines()[-1], flush=True)
                 next_row += 60
@@ -138,8 +153,10 @@ def main() -> None:
 
                 url = fresh_database_url(args.postgres_url, "outlast_bench_soak")
             rows += asyncio.run(soak(backend, url, args, Path(tmp) / f"worker-{backend}.log"))
-    print(f"\nsoak: 3-step workload at half the measured maximum, retention {args.retention}, "
-          f"{args.minutes:g} min per backend ({os.cpu_count()} cores)\n")
+    print(
+        f"\nsoak: 3-step workload at half the measured maximum, retention {args.retention}, "
+        f"{args.minutes:g} min per backend ({os.cpu_count()} cores)\n"
+    )
     columns = ["backend", "minute", "sent", "backlog", "runs_kept", "events_kept", "db_mb", "wal_mb", "worker_rss_mb"]
     if any("dead_rows" in r for r in rows):
         columns.append("dead_rows")

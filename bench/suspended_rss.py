@@ -51,8 +51,9 @@ async def child_main(url: str, role: str, n: int) -> dict[str, Any]:
     async with TestEngine(app, database_url=url, concurrency=200) as t:
         if role == "send":
             for start in range(0, n, 1000):
-                await t.send([outlast.Event(name="bench/suspend", data={"i": i})
-                              for i in range(start, min(n, start + 1000))])
+                await t.send(
+                    [outlast.Event(name="bench/suspend", data={"i": i}) for i in range(start, min(n, start + 1000))]
+                )
             return {}
         before = rss_mb()
         await t.run_until_idle()
@@ -61,8 +62,12 @@ async def child_main(url: str, role: str, n: int) -> dict[str, Any]:
 
 
 def run_child(url: str, role: str, n: int) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "bench.suspended_rss", "--child", role, url, str(n)],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.suspended_rss", "--child", role, url, str(n)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return dict(json.loads(out.splitlines()[-1]))
 
 

@@ -48,8 +48,10 @@ def main() -> None:
 
             peer = [run_dbos(args.runs, workdir=tmp) for _ in range(args.repeat)]
             rows.append(max(peer, key=lambda r: r["runs_per_s"]))
-    print(f"3-step workload, {args.runs} runs, SQLite, best of {args.repeat} "
-          f"({platform.processor() or platform.machine()}, {platform.python_version()})\n")
+    print(
+        f"3-step workload, {args.runs} runs, SQLite, best of {args.repeat} "
+        f"({platform.processor() or platform.machine()}, {platform.python_version()})\n"
+    )
     print(table(rows, ["system", "runs", "seconds", "runs_per_s", "steps_per_s"]))
     if len(rows) == 3:
         print()

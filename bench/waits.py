@@ -30,8 +30,12 @@ async def waiter(ctx: outlast.Context) -> bool:
 async def measure(url: str, waiting: int, events: int) -> dict[str, Any]:
     async with TestEngine(app, database_url=url, concurrency=500) as t:
         for start in range(0, waiting, 1000):
-            await t.send([outlast.Event(name="bench/order", data={"order_id": i})
-                          for i in range(start, min(waiting, start + 1000))])
+            await t.send(
+                [
+                    outlast.Event(name="bench/order", data={"order_id": i})
+                    for i in range(start, min(waiting, start + 1000))
+                ]
+            )
             await t.run_until_idle()
         targets = [i * waiting // events for i in range(events)]
         started = time.perf_counter()

@@ -42,12 +42,16 @@ def main() -> None:
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
-    rows = [asyncio.run(sqlite_row("sqlite, poll (before)", args.samples, args.idle, POLL_ONLY)),
-            asyncio.run(sqlite_row("sqlite, wake-up sockets", args.samples, args.idle))]
+    rows = [
+        asyncio.run(sqlite_row("sqlite, poll (before)", args.samples, args.idle, POLL_ONLY)),
+        asyncio.run(sqlite_row("sqlite, wake-up sockets", args.samples, args.idle)),
+    ]
     if not args.no_postgres:
         rows.append(asyncio.run(postgres_row(args.url, args.samples, args.idle)))
-    print(f"event-to-first-step latency, one idle `outlast worker` process, events sent from another "
-          f"({os.cpu_count()} cores); idle CPU over {args.idle:g} s\n")
+    print(
+        f"event-to-first-step latency, one idle `outlast worker` process, events sent from another "
+        f"({os.cpu_count()} cores); idle CPU over {args.idle:g} s\n"
+    )
     print(table(rows, ["backend", "samples", "p50_ms", "p99_ms", "max_ms", "idle_cpu_pct"]))
 
 

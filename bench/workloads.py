@@ -38,8 +38,9 @@ async def three_steps(ctx: outlast.Context) -> int:
     return STEPS
 
 
-@app.function(id="three-steps-keyed", trigger="bench/keyed",
-              concurrency=outlast.Concurrency(limit=1, key="event.data.key"))
+@app.function(
+    id="three-steps-keyed", trigger="bench/keyed", concurrency=outlast.Concurrency(limit=1, key="event.data.key")
+)
 async def three_steps_keyed(ctx: outlast.Context) -> int:
     for name in ("a", "b", "c"):
         await ctx.step.run(name, _noop)
@@ -64,8 +65,9 @@ async def completed_count(engine: Engine, n: int, since_ms: int) -> int:
     return len(await engine.store.list_runs(flt))
 
 
-async def run_three_steps(database_url: str, n: int, *, event: str = "bench/go", keys: int = 0,
-                          **settings: Any) -> dict[str, Any]:
+async def run_three_steps(
+    database_url: str, n: int, *, event: str = "bench/go", keys: int = 0, **settings: Any
+) -> dict[str, Any]:
     """Send n events at once and run one in-process worker until every run completed."""
     cfg = replace(Settings(), database_url=database_url, **settings)
     engine = Engine(open_store(database_url), SystemClock(), cfg)
@@ -93,16 +95,25 @@ async def run_three_steps(database_url: str, n: int, *, event: str = "bench/go",
         stop.set()
         await worker
         await engine.close()
-    return {"system": "outlast", "runs": n, "seconds": seconds, "runs_per_s": n / seconds,
-            "steps_per_s": n * STEPS / seconds}
+    return {
+        "system": "outlast",
+        "runs": n,
+        "seconds": seconds,
+        "runs_per_s": n / seconds,
+        "steps_per_s": n * STEPS / seconds,
+    }
 
 
 def start_workers(url: str, app_spec: str, count: int, *, prelude: str = "") -> list[subprocess.Popen[bytes]]:
     """`outlast worker APP` processes on `url`; `prelude` is Python run in each before the CLI."""
     env = {**os.environ, "OUTLAST_DATABASE_URL": url, "PYTHONPATH": ROOT}
     code = f"{prelude}\nimport sys\nfrom outlast.cli import main\nsys.exit(main(['worker', {app_spec!r}]))"
-    return [subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(count)]
+    return [
+        subprocess.Popen(
+            [sys.executable, "-c", code], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for _ in range(count)
+    ]
 
 
 def stop(workers: list[subprocess.Popen[bytes]]) -> None:
@@ -163,8 +174,13 @@ async def worker_processes_row(url: str, processes: int, n: int) -> dict[str, An
     finally:
         stop(workers)
         await engine.close()
-    return {"system": f"outlast, {processes} worker process{'es' if processes > 1 else ''}", "runs": n,
-            "seconds": seconds, "runs_per_s": n / seconds, "steps_per_s": n * STEPS / seconds}
+    return {
+        "system": f"outlast, {processes} worker process{'es' if processes > 1 else ''}",
+        "runs": n,
+        "seconds": seconds,
+        "runs_per_s": n / seconds,
+        "steps_per_s": n * STEPS / seconds,
+    }
 
 
 async def first_step_latency(url: str, samples: int, *, prelude: str = "", idle_s: float = 0.0) -> dict[str, Any]:
@@ -194,16 +210,23 @@ async def first_step_latency(url: str, samples: int, *, prelude: str = "", idle_
         stop([worker])
         await engine.close()
     delays.sort()
-    return {**result, "samples": samples, "p50_ms": statistics.median(delays),
-            "p99_ms": delays[min(len(delays) - 1, int(len(delays) * 0.99))], "max_ms": delays[-1]}
+    return {
+        **result,
+        "samples": samples,
+        "p50_ms": statistics.median(delays),
+        "p99_ms": delays[min(len(delays) - 1, int(len(delays) * 0.99))],
+        "max_ms": delays[-1],
+    }
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """A Markdown table of the rows (floats to 3 decimals below 10, else 1)."""
+
     def fmt(v: Any) -> str:
         if isinstance(v, float):
             return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.1f}"
         return str(v)
+
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 """A parent function invoking children and gathering their results (steps in parallel).
 
-    outlast dev examples/invoke.py
-    python examples/invoke.py          # in another terminal: upload an image
+outlast dev examples/invoke.py
+python examples/invoke.py          # in another terminal: upload an image
 """
 
 import asyncio
@@ -23,9 +23,12 @@ async def resize(ctx: Context) -> dict:
 @app.function(id="make-thumbnails", trigger="images/uploaded")
 async def make_thumbnails(ctx: Context) -> dict:
     image = ctx.event.data["image"]
-    urls = await asyncio.gather(*[
-        ctx.step.invoke(f"resize-{size}", function=resize, data={"image": image, "size": size}, timeout="1m")
-        for size in (64, 256, 1024)])
+    urls = await asyncio.gather(
+        *[
+            ctx.step.invoke(f"resize-{size}", function=resize, data={"image": image, "size": size}, timeout="1m")
+            for size in (64, 256, 1024)
+        ]
+    )
     try:
         await ctx.step.invoke("resize-invalid", function=resize, data={"image": image, "size": 0})
     except outlast.StepError as exc:

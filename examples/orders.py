@@ -1,7 +1,7 @@
 """The order workflow: steps, a sleep, and a retried step.
 
-    outlast dev examples/orders.py
-    python examples/orders.py          # in another terminal: queue three orders to watch
+outlast dev examples/orders.py
+python examples/orders.py          # in another terminal: queue three orders to watch
 """
 
 import random
@@ -22,8 +22,9 @@ def charge(order: dict) -> dict:
     return {"charged": order["total"]}
 
 
-@app.function(id="process-order", trigger=outlast.TriggerEvent("shop/order.created", if_="event.data.total > 0"),
-              retries=3)
+@app.function(
+    id="process-order", trigger=outlast.TriggerEvent("shop/order.created", if_="event.data.total > 0"), retries=3
+)
 async def process_order(ctx: Context) -> dict:
     order = ctx.event.data
     user = await ctx.step.run("get-user", fetch_user, order["user_id"])
@@ -40,5 +41,11 @@ async def daily_report(ctx: Context) -> str:
 
 
 if __name__ == "__main__":  # run as a script (not imported by `outlast dev`): queue a few orders
-    print(app.send([Event(name="shop/order.created", data={"order_id": f"o{i}", "user_id": f"u{i}", "total": 10 * i})
-                    for i in range(1, 4)]))
+    print(
+        app.send(
+            [
+                Event(name="shop/order.created", data={"order_id": f"o{i}", "user_id": f"u{i}", "total": 10 * i})
+                for i in range(1, 4)
+            ]
+        )
+    )

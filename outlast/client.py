@@ -55,20 +55,44 @@ class Outlast:
     # -- defining functions --------------------------------------------------------------------
 
     def function(
-        self, *, id: str, trigger: Trigger | list[Trigger] | None = None, name: str | None = None,
-        retries: int = DEFAULT_RETRIES, on_failure: Callable[..., Any] | None = None,
-        cancel: list[Cancel] | None = None, timeouts: Timeouts | None = None, idempotency: str | None = None,
-        concurrency: Concurrency | list[Concurrency] | None = None, throttle: Throttle | None = None,
-        rate_limit: RateLimit | None = None, debounce: Debounce | None = None, batch: Batch | None = None,
-        priority: Priority | None = None, singleton: Singleton | None = None,
+        self,
+        *,
+        id: str,
+        trigger: Trigger | list[Trigger] | None = None,
+        name: str | None = None,
+        retries: int = DEFAULT_RETRIES,
+        on_failure: Callable[..., Any] | None = None,
+        cancel: list[Cancel] | None = None,
+        timeouts: Timeouts | None = None,
+        idempotency: str | None = None,
+        concurrency: Concurrency | list[Concurrency] | None = None,
+        throttle: Throttle | None = None,
+        rate_limit: RateLimit | None = None,
+        debounce: Debounce | None = None,
+        batch: Batch | None = None,
+        priority: Priority | None = None,
+        singleton: Singleton | None = None,
     ) -> Callable[[Callable[..., Any]], Function]:
         """Register a handler (`async def f(ctx)` or `def f(ctx)`) as a durable function."""
         if id in self.functions:
             raise FunctionConfigError(f"function {id!r}: option 'id': another function of app {self.id!r} has it")
-        config = build_config(self.id, id=id, trigger=trigger, name=name, retries=retries, cancel=cancel,
-                              timeouts=timeouts, idempotency=idempotency, concurrency=concurrency,
-                              throttle=throttle, rate_limit=rate_limit, debounce=debounce, batch=batch,
-                              priority=priority, singleton=singleton)
+        config = build_config(
+            self.id,
+            id=id,
+            trigger=trigger,
+            name=name,
+            retries=retries,
+            cancel=cancel,
+            timeouts=timeouts,
+            idempotency=idempotency,
+            concurrency=concurrency,
+            throttle=throttle,
+            rate_limit=rate_limit,
+            debounce=debounce,
+            batch=batch,
+            priority=priority,
+            singleton=singleton,
+        )
 
         def register(handler: Callable[..., Any]) -> Function:
             if not callable(handler):
@@ -86,8 +110,9 @@ class Outlast:
         if fid in self.functions:
             raise FunctionConfigError(f"function {parent.id!r}: option 'on_failure': id {fid!r} is taken")
         trigger = TriggerEvent(FUNCTION_FAILED, if_=f"event.data.function_id == {parent.slug!r}")
-        config = build_config(self.id, id=fid, name=f"{parent.name} (failure)", retries=0, trigger=[trigger],
-                              failure_of=parent.id)
+        config = build_config(
+            self.id, id=fid, name=f"{parent.name} (failure)", retries=0, trigger=[trigger], failure_of=parent.id
+        )
         fn = Function(handler, config)
         self.functions[fid] = fn
         return fn
@@ -143,16 +168,30 @@ class Outlast:
     def get_run(self, run_id: str) -> Run | None:
         return self._call(lambda: self.get_run_async(run_id))
 
-    async def list_runs_async(self, *, function_id: str | None = None, status: str | None = None,
-                              event_id: str | None = None, limit: int = 100) -> list[Run]:
+    async def list_runs_async(
+        self,
+        *,
+        function_id: str | None = None,
+        status: str | None = None,
+        event_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Run]:
         engine = await self.engine_async()
-        return await engine.store.list_runs(RunFilter(app_id=self.id, function_id=function_id, status=status,
-                                                      event_id=event_id, limit=limit))
+        return await engine.store.list_runs(
+            RunFilter(app_id=self.id, function_id=function_id, status=status, event_id=event_id, limit=limit)
+        )
 
-    def list_runs(self, *, function_id: str | None = None, status: str | None = None,
-                  event_id: str | None = None, limit: int = 100) -> list[Run]:
-        return self._call(lambda: self.list_runs_async(function_id=function_id, status=status,
-                                                       event_id=event_id, limit=limit))
+    def list_runs(
+        self,
+        *,
+        function_id: str | None = None,
+        status: str | None = None,
+        event_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Run]:
+        return self._call(
+            lambda: self.list_runs_async(function_id=function_id, status=status, event_id=event_id, limit=limit)
+        )
 
     async def cancel_run_async(self, run_id: str) -> bool:
         """Cancel an active run; it stops at its next step boundary. False if not active."""

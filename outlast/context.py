@@ -20,8 +20,13 @@ class ReplayAwareLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
     """Drops records while the run replays memoized steps, so each line is logged once; the lines
     it lets through at INFO and above are also kept with the run (`sink`), for its trace."""
 
-    def __init__(self, logger: logging.Logger, is_replaying: Callable[[], bool], extra: dict[str, Any],
-                 sink: LogSink | None = None) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger,
+        is_replaying: Callable[[], bool],
+        extra: dict[str, Any],
+        sink: LogSink | None = None,
+    ) -> None:
         super().__init__(logger, extra)
         self._is_replaying = is_replaying
         self._sink = sink

@@ -33,8 +33,9 @@ class Event:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Event:
         """An event a step received (a wait's match): the Inngest shape, with missing parts empty."""
-        return cls(name=raw["name"], data=raw.get("data") or {}, id=raw.get("id"), ts=raw.get("ts"),
-                   user=raw.get("user") or {})
+        return cls(
+            name=raw["name"], data=raw.get("data") or {}, id=raw.get("id"), ts=raw.get("ts"), user=raw.get("user") or {}
+        )
 
     @classmethod
     def from_record(cls, record: EventRecord) -> Event:
@@ -42,6 +43,12 @@ class Event:
 
 
 __all__ = [
-    "FUNCTION_CANCELLED", "FUNCTION_FAILED", "FUNCTION_FINISHED", "FUNCTION_INVOKED", "MAX_NAME_LENGTH",
-    "SCHEDULED_TIMER", "SYSTEM_PREFIX", "Event",
+    "FUNCTION_CANCELLED",
+    "FUNCTION_FAILED",
+    "FUNCTION_FINISHED",
+    "FUNCTION_INVOKED",
+    "MAX_NAME_LENGTH",
+    "SCHEDULED_TIMER",
+    "SYSTEM_PREFIX",
+    "Event",
 ]

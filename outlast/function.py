@@ -134,8 +134,13 @@ class _Options:
                 raise self.fail("cancel.match", str(exc)) from None
             if rule.if_:
                 parts.append(f"({rule.if_})")
-            out.append(CancelRule(event=rule.event, expression=" && ".join(parts) or None,
-                                  timeout_ms=self.ms(rule.timeout, "cancel.timeout")))
+            out.append(
+                CancelRule(
+                    event=rule.event,
+                    expression=" && ".join(parts) or None,
+                    timeout_ms=self.ms(rule.timeout, "cancel.timeout"),
+                )
+            )
         return tuple(out)
 
     def concurrency(self, value: Any) -> tuple[ConcurrencyRule, ...]:
@@ -146,12 +151,23 @@ class _Options:
 
 
 def build_config(
-    app_id: str, *, id: str, trigger: Trigger | list[Trigger] | None, name: str | None = None,
-    retries: int = DEFAULT_RETRIES, cancel: list[Cancel] | None = None, timeouts: Timeouts | None = None,
-    idempotency: str | None = None, failure_of: str | None = None,
-    concurrency: Concurrency | list[Concurrency] | None = None, throttle: Throttle | None = None,
-    rate_limit: RateLimit | None = None, debounce: Debounce | None = None, batch: Batch | None = None,
-    priority: Priority | None = None, singleton: Singleton | None = None,
+    app_id: str,
+    *,
+    id: str,
+    trigger: Trigger | list[Trigger] | None,
+    name: str | None = None,
+    retries: int = DEFAULT_RETRIES,
+    cancel: list[Cancel] | None = None,
+    timeouts: Timeouts | None = None,
+    idempotency: str | None = None,
+    failure_of: str | None = None,
+    concurrency: Concurrency | list[Concurrency] | None = None,
+    throttle: Throttle | None = None,
+    rate_limit: RateLimit | None = None,
+    debounce: Debounce | None = None,
+    batch: Batch | None = None,
+    priority: Priority | None = None,
+    singleton: Singleton | None = None,
 ) -> FunctionConfig:
     """Translate and validate options; raise FunctionConfigError naming the function and option."""
     from outlast.core.validation import validate  # compiles CEL and cron: loaded when a function is defined
@@ -160,36 +176,68 @@ def build_config(
         raise FunctionConfigError("a function needs a non-empty string id")
     o = _Options(id)
     for value, kind, option, example in (
-            (throttle, Throttle, "throttle", "Throttle(limit=..., period=...)"),
-            (rate_limit, RateLimit, "rate_limit", "RateLimit(limit=..., period=...)"),
-            (debounce, Debounce, "debounce", "Debounce(period=...)"), (batch, Batch, "batch", "Batch(...)"),
-            (priority, Priority, "priority", "Priority(run='<expression>')"),
-            (singleton, Singleton, "singleton", "Singleton(...)"), (timeouts, Timeouts, "timeouts", "Timeouts(...)")):
+        (throttle, Throttle, "throttle", "Throttle(limit=..., period=...)"),
+        (rate_limit, RateLimit, "rate_limit", "RateLimit(limit=..., period=...)"),
+        (debounce, Debounce, "debounce", "Debounce(period=...)"),
+        (batch, Batch, "batch", "Batch(...)"),
+        (priority, Priority, "priority", "Priority(run='<expression>')"),
+        (singleton, Singleton, "singleton", "Singleton(...)"),
+        (timeouts, Timeouts, "timeouts", "Timeouts(...)"),
+    ):
         if value is not None:
             o.expect(value, kind, option, example)
     if priority is not None and not isinstance(priority.run, str):
         raise o.fail("priority", f"expected Priority(run='<expression>'), got {priority!r}")
-    return validate(FunctionConfig(
-        app_id=app_id, id=id, name=name or id, retries=retries, triggers=o.triggers(trigger),
-        cancel=o.cancels(cancel or []), idempotency=idempotency, failure_of=failure_of,
-        timeouts=None if timeouts is None else TimeoutRule(start_ms=o.ms(timeouts.start, "timeouts.start"),
-                                                           finish_ms=o.ms(timeouts.finish, "timeouts.finish")),
-        concurrency=o.concurrency(concurrency),
-        throttle=None if throttle is None else ThrottleRule(
-            limit=throttle.limit, period_ms=o.required_ms(throttle.period, "throttle.period"), burst=throttle.burst,
-            key=throttle.key),
-        rate_limit=None if rate_limit is None else RateLimitRule(
-            limit=rate_limit.limit, period_ms=o.required_ms(rate_limit.period, "rate_limit.period"),
-            key=rate_limit.key),
-        debounce=None if debounce is None else DebounceRule(
-            period_ms=o.required_ms(debounce.period, "debounce.period"),
-            timeout_ms=o.ms(debounce.timeout, "debounce.timeout"), key=debounce.key),
-        batch=None if batch is None else BatchRule(
-            max_size=batch.max_size, timeout_ms=o.required_ms(batch.timeout, "batch.timeout"), key=batch.key,
-            expression=batch.if_),
-        priority=None if priority is None else priority.run,
-        singleton=None if singleton is None else SingletonRule(key=singleton.key, mode=singleton.mode),
-    ))
+    return validate(
+        FunctionConfig(
+            app_id=app_id,
+            id=id,
+            name=name or id,
+            retries=retries,
+            triggers=o.triggers(trigger),
+            cancel=o.cancels(cancel or []),
+            idempotency=idempotency,
+            failure_of=failure_of,
+            timeouts=None
+            if timeouts is None
+            else TimeoutRule(
+                start_ms=o.ms(timeouts.start, "timeouts.start"), finish_ms=o.ms(timeouts.finish, "timeouts.finish")
+            ),
+            concurrency=o.concurrency(concurrency),
+            throttle=None
+            if throttle is None
+            else ThrottleRule(
+                limit=throttle.limit,
+                period_ms=o.required_ms(throttle.period, "throttle.period"),
+                burst=throttle.burst,
+                key=throttle.key,
+            ),
+            rate_limit=None
+            if rate_limit is None
+            else RateLimitRule(
+                limit=rate_limit.limit,
+                period_ms=o.required_ms(rate_limit.period, "rate_limit.period"),
+                key=rate_limit.key,
+            ),
+            debounce=None
+            if debounce is None
+            else DebounceRule(
+                period_ms=o.required_ms(debounce.period, "debounce.period"),
+                timeout_ms=o.ms(debounce.timeout, "debounce.timeout"),
+                key=debounce.key,
+            ),
+            batch=None
+            if batch is None
+            else BatchRule(
+                max_size=batch.max_size,
+                timeout_ms=o.required_ms(batch.timeout, "batch.timeout"),
+                key=batch.key,
+                expression=batch.if_,
+            ),
+            priority=None if priority is None else priority.run,
+            singleton=None if singleton is None else SingletonRule(key=singleton.key, mode=singleton.mode),
+        )
+    )
 
 
 __all__ = ["Function", "build_config"]

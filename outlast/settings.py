@@ -61,8 +61,11 @@ class Settings:
     def __post_init__(self) -> None:
         """Numbers are range-checked here, whoever makes the settings; the database URL is checked
         where users give it (`from_env`), and by the store that opens it."""
-        problems = [f"{f.name}: {p}" for f in fields(self)
-                    if f.name != "database_url" and (p := _problem(f.name, getattr(self, f.name)))]
+        problems = [
+            f"{f.name}: {p}"
+            for f in fields(self)
+            if f.name != "database_url" and (p := _problem(f.name, getattr(self, f.name)))
+        ]
         if problems:
             raise SettingsError(problems)
 
@@ -80,8 +83,9 @@ class Settings:
             if raw is None:
                 continue
             try:
-                values[f.name] = _duration(raw) if f.name in DURATION_FIELDS \
-                    else _convert(raw, type(getattr(defaults, f.name)))
+                values[f.name] = (
+                    _duration(raw) if f.name in DURATION_FIELDS else _convert(raw, type(getattr(defaults, f.name)))
+                )
             except ValueError as exc:
                 problems.append(f"{var}: {exc}")
                 continue
@@ -169,7 +173,7 @@ def database_url_problem(url: Any) -> str | None:
         return f"expected a database URL ({', '.join(DATABASE_SCHEMES)}), got {url!r}"
     if not url.startswith(("memory:", "sqlite:", "postgresql:", "postgres:")):
         scheme = url.split(":", 1)[0] if ":" in url else url
-        return (f"unsupported database {redact(url)!r} (scheme {scheme!r}); use {', '.join(DATABASE_SCHEMES)}")
+        return f"unsupported database {redact(url)!r} (scheme {scheme!r}); use {', '.join(DATABASE_SCHEMES)}"
     return None
 
 

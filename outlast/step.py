@@ -43,8 +43,15 @@ class Step:
             raise StepUsageError(f"step {step_id!r}: cannot sleep longer than one year")
         await self._host.sleep_until(step_id, at)
 
-    async def wait_for_event(self, step_id: str, *, event: str, timeout: Duration | None = None,
-                             match: str | None = None, if_: str | None = None) -> Event | None:
+    async def wait_for_event(
+        self,
+        step_id: str,
+        *,
+        event: str,
+        timeout: Duration | None = None,
+        match: str | None = None,
+        if_: str | None = None,
+    ) -> Event | None:
         """The first matching event that arrives after this wait is stored, or None on timeout."""
         if timeout is None:
             raise StepUsageError(f"step {step_id!r}: wait_for_event needs a timeout")
@@ -58,8 +65,9 @@ class Step:
         items = events if isinstance(events, list) else [events]
         return await self._host.send_events(step_id, [e.to_dict() if isinstance(e, Event) else e for e in items])
 
-    async def invoke(self, step_id: str, *, function: Any, data: dict[str, Any] | None = None,
-                     timeout: Duration | None = None) -> Any:
+    async def invoke(
+        self, step_id: str, *, function: Any, data: dict[str, Any] | None = None, timeout: Duration | None = None
+    ) -> Any:
         """Run another function as a child run and return its output; its failure raises StepError."""
         slug = getattr(getattr(function, "config", None), "slug", None)
         if not isinstance(slug, str):
@@ -96,15 +104,23 @@ class SyncStep:
     def sleep_until(self, step_id: str, when: datetime | str) -> None:
         self._call(self._step.sleep_until(step_id, when))
 
-    def wait_for_event(self, step_id: str, *, event: str, timeout: Duration | None = None, match: str | None = None,
-                       if_: str | None = None) -> Event | None:
+    def wait_for_event(
+        self,
+        step_id: str,
+        *,
+        event: str,
+        timeout: Duration | None = None,
+        match: str | None = None,
+        if_: str | None = None,
+    ) -> Event | None:
         return self._call(self._step.wait_for_event(step_id, event=event, timeout=timeout, match=match, if_=if_))
 
     def send_event(self, step_id: str, events: EventsInput) -> list[str]:
         return self._call(self._step.send_event(step_id, events))
 
-    def invoke(self, step_id: str, *, function: Any, data: dict[str, Any] | None = None,
-               timeout: Duration | None = None) -> Any:
+    def invoke(
+        self, step_id: str, *, function: Any, data: dict[str, Any] | None = None, timeout: Duration | None = None
+    ) -> Any:
         return self._call(self._step.invoke(step_id, function=function, data=data, timeout=timeout))
 
     def parallel(self, calls: list[Callable[[], Any]] | tuple[Callable[[], Any], ...]) -> list[Any]:

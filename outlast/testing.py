@@ -1,9 +1,9 @@
 """A virtual-clock engine for users' own tests: no real sleeping, deterministic draining.
 
-    async with TestEngine(app) as t:
-        await t.send(Event(name="shop/order.created", data={...}))
-        await t.run_until_idle()
-        t.advance("1h"); await t.run_until_idle()
+async with TestEngine(app) as t:
+    await t.send(Event(name="shop/order.created", data={...}))
+    await t.run_until_idle()
+    t.advance("1h"); await t.run_until_idle()
 """
 
 from __future__ import annotations
@@ -28,14 +28,26 @@ class TestEngine:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, app: Outlast, *, store: Store | None = None, database_url: str = "memory://",
-                 start_ms: int | None = None, concurrency: int = 100, seed: int | None = 0, **settings: Any) -> None:
+    def __init__(
+        self,
+        app: Outlast,
+        *,
+        store: Store | None = None,
+        database_url: str = "memory://",
+        start_ms: int | None = None,
+        concurrency: int = 100,
+        seed: int | None = 0,
+        **settings: Any,
+    ) -> None:
         self.app = app
         self.clock = VirtualClock(start_ms)
         options = replace(app.settings, **settings)
         rng = random.Random(seed)
-        self.engine = Engine(store, self.clock, options, rng=rng) if store is not None \
+        self.engine = (
+            Engine(store, self.clock, options, rng=rng)
+            if store is not None
             else Engine.from_settings(options, clock=self.clock, database_url=database_url, rng=rng)
+        )
         self.store = self.engine.store
         self.worker = Worker(self.engine, concurrency=concurrency)
 
@@ -60,11 +72,13 @@ class TestEngine:
     def now_ms(self) -> int:
         return self.clock.now_ms()
 
-    def runs(self, *, function_id: str | None = None, status: str | None = None,
-             event_id: str | None = None) -> list[Run]:
+    def runs(
+        self, *, function_id: str | None = None, status: str | None = None, event_id: str | None = None
+    ) -> list[Run]:
         """Runs with their steps, oldest first."""
-        found = self.store.list_runs_now(RunFilter(app_id=self.app.id, function_id=function_id, status=status,
-                                                   event_id=event_id, limit=100_000))
+        found = self.store.list_runs_now(
+            RunFilter(app_id=self.app.id, function_id=function_id, status=status, event_id=event_id, limit=100_000)
+        )
         return [r for r in (self.store.get_run_now(x.id) for x in reversed(found)) if r is not None]
 
     def get_run(self, run_id: str) -> Run | None:

@@ -24,8 +24,9 @@ def free_port() -> int:
 async def serving(engine: Engine, config: ServerConfig | None = None) -> AsyncIterator[str]:
     """Serve the engine's HTTP app until the block ends; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(engine, config or ServerConfig()), port=port,
-                                           log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(engine, config or ServerConfig()), port=port, log_level="warning", lifespan="off")
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)

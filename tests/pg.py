@@ -83,8 +83,9 @@ class TestDatabases:
         template = self._ensure_template()
         name = f"{self.prefix}{next(self._numbers)}"
         with self._admin() as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
-                                                                          sql.Identifier(template)))
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
+            )
         return self.url(name)
 
     def _ensure_template(self) -> str:
@@ -100,8 +101,7 @@ class TestDatabases:
         run (the end of the run then has little left to drop)."""
         with self._lock:
             if self._dropper is None:
-                self._dropper = threading.Thread(target=self._drop_released, name="drop-test-databases",
-                                                 daemon=True)
+                self._dropper = threading.Thread(target=self._drop_released, name="drop-test-databases", daemon=True)
                 self._dropper.start()
         self._released.put(urlsplit(url).path.strip("/"))
 
@@ -120,8 +120,9 @@ class TestDatabases:
             self._released.put(None)
             self._dropper.join()
         with self._admin() as conn:
-            names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
-                                                (PREFIX + "%",))]
+            names = [
+                r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (PREFIX + "%",))
+            ]
             for name in names:
                 if name.startswith(self.prefix) or not _owner_alive(name):
                     conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

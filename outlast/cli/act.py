@@ -72,16 +72,22 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     if run is None:
         print(f"outlast: no run {args.run_id!r} in this database", file=sys.stderr)
     else:
-        print(f"outlast: run {args.run_id!r} already finished: {run.status} at {local_time(run.ended_at)}",
-              file=sys.stderr)
+        print(
+            f"outlast: run {args.run_id!r} already finished: {run.status} at {local_time(run.ended_at)}",
+            file=sys.stderr,
+        )
     return 1
 
 
 def register(sub: Subparsers) -> None:
     s = command(sub, "send", cmd_send, "send an event; print its id and the runs it started")
     s.add_argument("name", help="the event name, e.g. shop/order.created")
-    s.add_argument("--data", default="{}", metavar="JSON|@FILE|-",
-                   help="the event's data, a JSON object: inline, @path/to/file.json, or - for standard input")
+    s.add_argument(
+        "--data",
+        default="{}",
+        metavar="JSON|@FILE|-",
+        help="the event's data, a JSON object: inline, @path/to/file.json, or - for standard input",
+    )
     s.add_argument("--id", default=None, help="idempotency id (an event id seen in 24 h starts no run)")
     s.add_argument("--json", action="store_true", help="print the event ids and their runs as JSON")
     c = command(sub, "cancel", cmd_cancel, "cancel an active run (it stops at its next step boundary)")

@@ -24,20 +24,34 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 def global_options(p: argparse.ArgumentParser, *, top: bool) -> None:
     """Options every command takes, before or after its name. A subcommand's copy has no default,
     so one given before the subcommand is not reset by the subcommand's parser."""
+
     def default(value: Any) -> Any:
         return value if top else argparse.SUPPRESS
 
-    p.add_argument("--database-url", metavar="URL", default=default(None),
-                   help="sqlite:///path.db, postgresql://user@host/db or memory:// "
-                        "(default: OUTLAST_DATABASE_URL, else sqlite:///.outlast/outlast.db in this directory)")
-    p.add_argument("--log-level", choices=LOG_LEVELS, default=default(None),
-                   help="log lines at this level and above (default: info for dev, warning otherwise)")
-    p.add_argument("--log-format", choices=("text", "json"), default=default("text"),
-                   help="text, or one JSON object per line with run, function, step and attempt (default text)")
+    p.add_argument(
+        "--database-url",
+        metavar="URL",
+        default=default(None),
+        help="sqlite:///path.db, postgresql://user@host/db or memory:// "
+        "(default: OUTLAST_DATABASE_URL, else sqlite:///.outlast/outlast.db in this directory)",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=default(None),
+        help="log lines at this level and above (default: info for dev, warning otherwise)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=default("text"),
+        help="text, or one JSON object per line with run, function, step and attempt (default text)",
+    )
 
 
-def command(sub: Subparsers, name: str, func: Callable[[argparse.Namespace], int],
-            help: str) -> argparse.ArgumentParser:
+def command(
+    sub: Subparsers, name: str, func: Callable[[argparse.Namespace], int], help: str
+) -> argparse.ArgumentParser:
     c: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help)
     global_options(c, top=False)
     c.set_defaults(func=func)
@@ -48,8 +62,7 @@ def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
     return Settings.from_env(database_url=getattr(args, "database_url", None), **overrides)
 
 
-async def with_engine(args: argparse.Namespace, work: Callable[[Engine], Awaitable[T]], *,
-                      create: bool = False) -> T:
+async def with_engine(args: argparse.Namespace, work: Callable[[Engine], Awaitable[T]], *, create: bool = False) -> T:
     """Open an engine on the configured store (serving no functions), do `work`, close it.
 
     Without `create`, a SQLite file that does not exist is an error: a command that reads (or
@@ -62,9 +75,11 @@ async def with_engine(args: argparse.Namespace, work: Callable[[Engine], Awaitab
     store = open_store(settings.database_url)
     path = getattr(store, "path", None)
     if not create and isinstance(path, str) and path != ":memory:" and not os.path.exists(path):
-        raise OutlastError(f"no database at {os.path.abspath(path)!r} (from {settings.database_url!r}); "
-                           "give --database-url or OUTLAST_DATABASE_URL, or run where `outlast dev` runs "
-                           "(the default is ./.outlast/outlast.db)")
+        raise OutlastError(
+            f"no database at {os.path.abspath(path)!r} (from {settings.database_url!r}); "
+            "give --database-url or OUTLAST_DATABASE_URL, or run where `outlast dev` runs "
+            "(the default is ./.outlast/outlast.db)"
+        )
     engine = Engine(store, SystemClock(), settings)
     await engine.open()
     try:
@@ -74,6 +89,7 @@ async def with_engine(args: argparse.Namespace, work: Callable[[Engine], Awaitab
 
 
 # -- times -----------------------------------------------------------------------------------------
+
 
 def stamp() -> str:
     return datetime.now().strftime("%H:%M:%S")
@@ -97,8 +113,10 @@ def parse_time(text: str, *, option: str, now_ms: int) -> int:
     try:
         return _iso_ms(text) if _looks_iso(text) else now_ms - to_ms(text.strip(), what=option)
     except ValueError:
-        raise OutlastError(f"{option}: expected a duration ago such as '2h' or '7d', or an ISO time such as "
-                           f"'2026-11-24' or '2026-11-24T09:30', got {text!r}") from None
+        raise OutlastError(
+            f"{option}: expected a duration ago such as '2h' or '7d', or an ISO time such as "
+            f"'2026-11-24' or '2026-11-24T09:30', got {text!r}"
+        ) from None
 
 
 def _looks_iso(text: str) -> bool:
@@ -113,6 +131,7 @@ def _iso_ms(text: str) -> int:
 
 
 # -- output ----------------------------------------------------------------------------------------
+
 
 def print_json(value: Any) -> None:
     """Indented JSON of stored values (already strict JSON) and dataclasses."""

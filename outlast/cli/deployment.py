@@ -30,8 +30,10 @@ def cmd_functions(args: argparse.Namespace) -> int:
 
 
 def _triggers(c: FunctionConfig) -> str:
-    return ", ".join(f"cron {t.cron}" if isinstance(t, CronTrigger) else
-                     t.event + (f" if {t.expression}" if t.expression else "") for t in c.triggers)
+    return ", ".join(
+        f"cron {t.cron}" if isinstance(t, CronTrigger) else t.event + (f" if {t.expression}" if t.expression else "")
+        for t in c.triggers
+    )
 
 
 def _options(c: FunctionConfig) -> str:
@@ -45,9 +47,13 @@ def _options(c: FunctionConfig) -> str:
         parts.append(f"debounce={format_ms(c.debounce.period_ms)}")
     if c.batch:
         parts.append(f"batch={c.batch.max_size}/{format_ms(c.batch.timeout_ms)}")
-    for name, value in (("priority", c.priority), ("idempotency", c.idempotency),
-                        ("singleton", c.singleton and c.singleton.mode), ("cancel", len(c.cancel) or None),
-                        ("on_failure_of", c.failure_of)):
+    for name, value in (
+        ("priority", c.priority),
+        ("idempotency", c.idempotency),
+        ("singleton", c.singleton and c.singleton.mode),
+        ("cancel", len(c.cancel) or None),
+        ("on_failure_of", c.failure_of),
+    ):
         if value:
             parts.append(f"{name}={value}")
     return " ".join(parts)
@@ -63,11 +69,15 @@ def cmd_workers(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"workers": rows})
         return 0
-    print(f"{'WORKER':<40}  {'APP':<16}  {'PID':>7}  {'STARTED (local)':<19}  {'HEARTBEAT':<8}  {'IN FLIGHT':>9}"
-          "  LAST ERROR")
+    print(
+        f"{'WORKER':<40}  {'APP':<16}  {'PID':>7}  {'STARTED (local)':<19}  {'HEARTBEAT':<8}  {'IN FLIGHT':>9}"
+        "  LAST ERROR"
+    )
     for w in rows:
-        print(f"{w.id:<40}  {w.app_id:<16}  {w.pid:>7}  {local_time(w.started_at):<19}  "
-              f"{local_time(w.heartbeat_at)[-8:]:<8}  {w.in_flight:>9}  {clip(w.last_error or '-', 80)}")
+        print(
+            f"{w.id:<40}  {w.app_id:<16}  {w.pid:>7}  {local_time(w.started_at):<19}  "
+            f"{local_time(w.heartbeat_at)[-8:]:<8}  {w.in_flight:>9}  {clip(w.last_error or '-', 80)}"
+        )
     return 0
 
 

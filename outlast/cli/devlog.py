@@ -36,8 +36,9 @@ class DevLog:
             self.line(o.run_id, o.function_id, "running")
         elif isinstance(o, StepEnded) and o.status in ("retrying", "failed") and o.error:
             then = "retrying" if o.status == "retrying" else "failed"
-            self.line(o.run_id, o.function_id,
-                      f"step {o.step_id!r} attempt {o.attempt + 1} failed, {then}: {_error(o.error)}")
+            self.line(
+                o.run_id, o.function_id, f"step {o.step_id!r} attempt {o.attempt + 1} failed, {then}: {_error(o.error)}"
+            )
         elif isinstance(o, AttemptEnded) and o.outcome == "lost":
             task = asyncio.get_running_loop().create_task(self._explain_lost(o))
             self._checks.add(task)

@@ -16,9 +16,14 @@ from outlast.runtime.engine import Engine
 
 def cmd_events(args: argparse.Namespace) -> int:
     now = int(time.time() * 1000)
-    flt = EventFilter(name=args.name, system=args.system, before=args.before, limit=args.limit,
-                      since=None if args.since is None else parse_time(args.since, option="--since", now_ms=now),
-                      until=None if args.until is None else parse_time(args.until, option="--until", now_ms=now))
+    flt = EventFilter(
+        name=args.name,
+        system=args.system,
+        before=args.before,
+        limit=args.limit,
+        since=None if args.since is None else parse_time(args.since, option="--since", now_ms=now),
+        until=None if args.until is None else parse_time(args.until, option="--until", now_ms=now),
+    )
     found = asyncio.run(with_engine(args, lambda engine: engine.store.list_events(flt)))
     cursor = found[-1].id if len(found) == args.limit else None
     if args.json:
@@ -26,8 +31,10 @@ def cmd_events(args: argparse.Namespace) -> int:
         return 0
     print(f"{'EVENT':<26}  {'NAME':<32}  {'RECEIVED (local)':<19}  DATA")
     for e in found:
-        print(f"{e.id:<26}  {clip(e.name, 32):<32}  {local_time(e.received_at):<19}  "
-              f"{clip(json.dumps(e.data, ensure_ascii=False), 60)}")
+        print(
+            f"{e.id:<26}  {clip(e.name, 32):<32}  {local_time(e.received_at):<19}  "
+            f"{clip(json.dumps(e.data, ensure_ascii=False), 60)}"
+        )
     if cursor is not None:
         print(f"(more: add --before {cursor})")
     return 0
@@ -40,8 +47,11 @@ def cmd_event(args: argparse.Namespace) -> int:
 
     event, effects = asyncio.run(with_engine(args, read))
     if event is None:
-        print(f"outlast: no event {args.event_id!r} in this database (give the id `outlast send` or "
-              "`outlast events` prints)", file=sys.stderr)
+        print(
+            f"outlast: no event {args.event_id!r} in this database (give the id `outlast send` or "
+            "`outlast events` prints)",
+            file=sys.stderr,
+        )
         return 1
     if args.json:
         print_json({"event": _public(event), "effects": effects})
@@ -62,8 +72,15 @@ def cmd_event(args: argparse.Namespace) -> int:
 
 
 def _public(e: Any) -> dict[str, Any]:
-    return {"id": e.id, "sender_id": e.dedupe_id, "name": e.name, "data": e.data, "user": e.user, "ts": e.ts,
-            "received_at": e.received_at}
+    return {
+        "id": e.id,
+        "sender_id": e.dedupe_id,
+        "name": e.name,
+        "data": e.data,
+        "user": e.user,
+        "ts": e.ts,
+        "received_at": e.received_at,
+    }
 
 
 def register(sub: Subparsers) -> None:
@@ -71,8 +88,12 @@ def register(sub: Subparsers) -> None:
     ls.add_argument("--name", help="only events of this name")
     ls.add_argument("--since", metavar="TIME", help="only events received at or after TIME: '2h' ago, or an ISO time")
     ls.add_argument("--until", metavar="TIME", help="only events received before TIME (same forms as --since)")
-    ls.add_argument("--system", action=argparse.BooleanOptionalAction, default=False,
-                    help="include inngest/... system events (default: only events sent to the database)")
+    ls.add_argument(
+        "--system",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="include inngest/... system events (default: only events sent to the database)",
+    )
     ls.add_argument("--limit", type=int, default=50, help="at most this many events (default 50)")
     ls.add_argument("--before", metavar="EVENT_ID", help="the next page: events older than this one (the last shown)")
     ls.add_argument("--json", action="store_true", help="print the events as JSON, with the cursor of the next page")

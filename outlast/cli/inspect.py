@@ -20,10 +20,16 @@ SHOWN_CHARS = 2000
 
 def cmd_runs(args: argparse.Namespace) -> int:
     now = int(time.time() * 1000)
-    flt = RunFilter(function_id=args.function, status=args.status, event_id=args.event, app_id=args.app,
-                    since=None if args.since is None else parse_time(args.since, option="--since", now_ms=now),
-                    until=None if args.until is None else parse_time(args.until, option="--until", now_ms=now),
-                    before=args.before, limit=args.limit)
+    flt = RunFilter(
+        function_id=args.function,
+        status=args.status,
+        event_id=args.event,
+        app_id=args.app,
+        since=None if args.since is None else parse_time(args.since, option="--since", now_ms=now),
+        until=None if args.until is None else parse_time(args.until, option="--until", now_ms=now),
+        before=args.before,
+        limit=args.limit,
+    )
     runs = asyncio.run(with_engine(args, lambda engine: engine.store.list_runs(flt)))
     cursor = runs[-1].id if len(runs) == args.limit else None
     if args.json:
@@ -49,19 +55,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"run": run, "logs": logs})
         return 0
-    print(f"run {run.id}  function {run.app_id}/{run.function_id}  status {run.status}"
-          f"  started {local_time(run.started_at)}  ended {local_time(run.ended_at)}")
+    print(
+        f"run {run.id}  function {run.app_id}/{run.function_id}  status {run.status}"
+        f"  started {local_time(run.started_at)}  ended {local_time(run.ended_at)}"
+    )
     if run.output is not None:
         print(f"output: {clip(json.dumps(run.output, ensure_ascii=False), SHOWN_CHARS)}")
     if run.error:
         print(f"error: {clip(_error(run.error), SHOWN_CHARS)}")
-    print(f"\n{'STEP':<24}  {'KIND':<14}  {'STATUS':<10}  {'ATTEMPTS':>8}  {'STARTED (local)':<19}  {'DURATION':>9}"
-          "  RESULT")
+    print(
+        f"\n{'STEP':<24}  {'KIND':<14}  {'STATUS':<10}  {'ATTEMPTS':>8}  {'STARTED (local)':<19}  {'DURATION':>9}"
+        "  RESULT"
+    )
     for s in run.steps:
         result = json.dumps(s.output, ensure_ascii=False) if s.error is None else _error(s.error)
         duration = f"{s.ended_at - s.started_at} ms" if s.started_at and s.ended_at else "-"
-        print(f"{s.id[:24]:<24}  {s.kind:<14}  {s.status:<10}  {s.attempts:>8}  {local_time(s.started_at):<19}"
-              f"  {duration:>9}  {clip(result, 60)}")
+        print(
+            f"{s.id[:24]:<24}  {s.kind:<14}  {s.status:<10}  {s.attempts:>8}  {local_time(s.started_at):<19}"
+            f"  {duration:>9}  {clip(result, 60)}"
+        )
     failures = [(f"step {s.id!r}", f) for s in run.steps for f in s.failures] + [("function", f) for f in run.failures]
     if failures:
         print("\nFAILED ATTEMPTS")

@@ -41,7 +41,10 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         line.update(_extras(record))
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
@@ -56,8 +59,11 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        about = " ".join(f"{name.removesuffix('_id')}={value}" for name, value in _extras(record).items()
-                         if name in FIELDS and name != "app_id")
+        about = " ".join(
+            f"{name.removesuffix('_id')}={value}"
+            for name, value in _extras(record).items()
+            if name in FIELDS and name != "app_id"
+        )
         if not about:
             return text
         first, newline, rest = text.partition("\n")  # keep a traceback below the bracket
@@ -66,19 +72,24 @@ class TextFormatter(logging.Formatter):
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
     fields = {name: getattr(record, name) for name in FIELDS if getattr(record, name, None) is not None}
-    fields.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD and k not in fields
-                   and v is not None and not k.startswith("_")})
+    fields.update(
+        {
+            k: v
+            for k, v in record.__dict__.items()
+            if k not in _STANDARD and k not in fields and v is not None and not k.startswith("_")
+        }
+    )
     return fields
 
 
 # -- run events as log lines -----------------------------------------------------------------------
 
+
 def log_observation(o: Observation) -> None:
     """A log line for each run event (see the module docstring for the levels)."""
     if isinstance(o, EventsReceived):
         return
-    about: dict[str, Any] = {"run_id": o.run_id, "app_id": o.app_id, "function_id": o.function_id,
-                             "attempt": o.attempt}
+    about: dict[str, Any] = {"run_id": o.run_id, "app_id": o.app_id, "function_id": o.function_id, "attempt": o.attempt}
     if isinstance(o, AttemptStarted):
         if runs_log.isEnabledFor(logging.INFO):
             runs_log.info("run started" if o.first_start else "run resumed", extra=about)
@@ -86,18 +97,36 @@ def log_observation(o: Observation) -> None:
         level = logging.WARNING if o.status in ("retrying", "failed") else logging.INFO
         if runs_log.isEnabledFor(level):
             why = f": {_error(o.error)}" if o.error else ""
-            runs_log.log(level, "step %s%s", o.status, why,
-                         extra={**about, "step_id": o.step_id, "kind": o.kind, "duration_ms": o.duration_ms})
+            runs_log.log(
+                level,
+                "step %s%s",
+                o.status,
+                why,
+                extra={**about, "step_id": o.step_id, "kind": o.kind, "duration_ms": o.duration_ms},
+            )
     elif isinstance(o, AttemptEnded):
         level = {"failed": logging.ERROR, "retrying": logging.WARNING, "lost": logging.WARNING}.get(
-            o.outcome, logging.INFO)
+            o.outcome, logging.INFO
+        )
         if runs_log.isEnabledFor(level):
             why = f": {_error(o.error)}" if o.error else ""
-            what = {"lost": "attempt stopped: its lease was lost (the run was cancelled or another worker took it)",
-                    "retrying": "attempt failed, the run will retry", "suspended": "run suspended"}.get(
-                o.outcome, f"run {o.outcome}")
-            runs_log.log(level, "%s%s", what, why, extra={**about, "outcome": o.outcome, "duration_ms": o.duration_ms,
-                                                         "run_duration_ms": o.run_duration_ms})
+            what = {
+                "lost": "attempt stopped: its lease was lost (the run was cancelled or another worker took it)",
+                "retrying": "attempt failed, the run will retry",
+                "suspended": "run suspended",
+            }.get(o.outcome, f"run {o.outcome}")
+            runs_log.log(
+                level,
+                "%s%s",
+                what,
+                why,
+                extra={
+                    **about,
+                    "outcome": o.outcome,
+                    "duration_ms": o.duration_ms,
+                    "run_duration_ms": o.run_duration_ms,
+                },
+            )
 
 
 def _error(error: dict[str, Any]) -> str:

@@ -29,8 +29,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
         return removed, await engine.store.vacuum(PRUNED_TABLES)
 
     removed, vacuumed = asyncio.run(with_engine(args, prune))
-    print(f"removed {removed.describe()} (finished or received more than {format_ms(older_than)} ago)"
-          + ("; vacuumed (the server's autovacuum is off)" if vacuumed else ""))
+    print(
+        f"removed {removed.describe()} (finished or received more than {format_ms(older_than)} ago)"
+        + ("; vacuumed (the server's autovacuum is off)" if vacuumed else "")
+    )
     return 0
 
 
@@ -40,8 +42,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
     url = settings_from(args).database_url
     if url.startswith(("postgresql:", "postgres:")):
-        raise OutlastError("backup: this database is PostgreSQL; back it up with pg_dump (or base backups and WAL "
-                           "archiving), as any PostgreSQL database")
+        raise OutlastError(
+            "backup: this database is PostgreSQL; back it up with pg_dump (or base backups and WAL "
+            "archiving), as any PostgreSQL database"
+        )
     if not url.startswith("sqlite:"):
         raise OutlastError(f"backup: only SQLite files can be backed up this way, not {url!r}")
     size = backup_sqlite(sqlite_path(url), args.path)
@@ -51,8 +55,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def register(sub: Subparsers) -> None:
     p = command(sub, "prune", cmd_prune, "delete finished runs and unreferenced events now, as retention does")
-    p.add_argument("--older-than", metavar="DURATION",
-                   help="runs that finished, and events received, longer ago than this, e.g. 2d (default: "
-                        "OUTLAST_RETENTION)")
+    p.add_argument(
+        "--older-than",
+        metavar="DURATION",
+        help="runs that finished, and events received, longer ago than this, e.g. 2d (default: OUTLAST_RETENTION)",
+    )
     b = command(sub, "backup", cmd_backup, "copy a SQLite database to a new file, online and consistent")
     b.add_argument("path", help="the new file to write (it must not exist)")

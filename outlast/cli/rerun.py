@@ -21,8 +21,9 @@ def cmd_rerun(args: argparse.Namespace) -> int:
             output = json.loads(args.output)
         except json.JSONDecodeError as exc:
             raise OutlastError(f"--output: not valid JSON: {exc}") from None
-    new_id = asyncio.run(with_engine(args, lambda engine: rerun(engine, args.run_id, from_step=args.from_step,
-                                                                output=output)))
+    new_id = asyncio.run(
+        with_engine(args, lambda engine: rerun(engine, args.run_id, from_step=args.from_step, output=output))
+    )
     print(new_id)
     return 0
 
@@ -30,7 +31,15 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 def register(sub: Subparsers) -> None:
     r = command(sub, "rerun", cmd_rerun, "rerun a finished run: from the start, or from one of its steps")
     r.add_argument("run_id", help="the run to rerun")
-    r.add_argument("--from-step", default=None, metavar="ID",
-                   help="keep the memo of the steps before this one and run from it (a step id or key)")
-    r.add_argument("--output", default=None, metavar="JSON",
-                   help="complete the --from-step step with this output (JSON) instead of running it again")
+    r.add_argument(
+        "--from-step",
+        default=None,
+        metavar="ID",
+        help="keep the memo of the steps before this one and run from it (a step id or key)",
+    )
+    r.add_argument(
+        "--output",
+        default=None,
+        metavar="JSON",
+        help="complete the --from-step step with this output (JSON) instead of running it again",
+    )

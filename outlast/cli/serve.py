@@ -45,9 +45,16 @@ class Http:
     dashboard_password: str = ""
 
 
-async def run(app: Outlast | None, settings: Settings, *, verbose: bool, http: Http | None,
-              devlog: bool = False, metrics: MetricsEndpoint | None = None,
-              served_apps_keys: tuple[str, ...] | None = None) -> None:
+async def run(
+    app: Outlast | None,
+    settings: Settings,
+    *,
+    verbose: bool,
+    http: Http | None,
+    devlog: bool = False,
+    metrics: MetricsEndpoint | None = None,
+    served_apps_keys: tuple[str, ...] | None = None,
+) -> None:
     """Run workers (and the server, if `http`) until SIGINT or SIGTERM, then stop cleanly.
 
     `verbose`: print the banner (app, database, cron times); `devlog`: print the dev log, one
@@ -85,8 +92,9 @@ async def run(app: Outlast | None, settings: Settings, *, verbose: bool, http: H
             if server is not None:
                 tasks.append(asyncio.create_task(server.serve()))
             if server is not None and http is not None and http.sdk_urls:
-                syncing = asyncio.create_task(served.sync_sdk_urls(engine, list(http.sdk_urls), server,
-                                                                   production=http.mode == "production"))
+                syncing = asyncio.create_task(
+                    served.sync_sdk_urls(engine, list(http.sdk_urls), server, production=http.mode == "production")
+                )
             await stop.wait()
             if server is not None:
                 server.should_exit = True
@@ -107,8 +115,12 @@ def _server(engine: Engine, http: Http) -> Any:
     from outlast.server.app import create_app, http_server
     from outlast.server.config import ServerConfig
 
-    config = ServerConfig(mode="production" if http.mode == "production" else "dev", event_keys=http.event_keys,
-                          signing_keys=http.signing_keys, dashboard_password=http.dashboard_password)
+    config = ServerConfig(
+        mode="production" if http.mode == "production" else "dev",
+        event_keys=http.event_keys,
+        signing_keys=http.signing_keys,
+        dashboard_password=http.dashboard_password,
+    )
     print(f"outlast: serving on http://{http.host}:{http.port} (dashboard at /)", flush=True)
     return http_server(create_app(engine, config), host=http.host, port=http.port)
 
@@ -147,13 +159,20 @@ def reload_on_change(args: argparse.Namespace) -> int:
         import watchfiles
     except ImportError:
         raise OutlastError("--reload needs watchfiles: pip install 'outlast[server]'") from None
-    where = os.path.dirname(os.path.abspath(args.app.partition(":")[0])) if args.app and (
-        args.app.endswith(".py") or os.sep in args.app) else os.getcwd()
+    where = (
+        os.path.dirname(os.path.abspath(args.app.partition(":")[0]))
+        if args.app and (args.app.endswith(".py") or os.sep in args.app)
+        else os.getcwd()
+    )
     argv = [a for a in args.argv if a != "--reload"]
     print(f"outlast: watching {where} for changes to *.py", flush=True)
-    watchfiles.run_process(where, target=_dev_child, args=(argv,), watch_filter=watchfiles.PythonFilter(),
-                           callback=lambda changes: print(f"outlast: {len(changes)} file(s) changed, restarting",
-                                                          flush=True))
+    watchfiles.run_process(
+        where,
+        target=_dev_child,
+        args=(argv,),
+        watch_filter=watchfiles.PythonFilter(),
+        callback=lambda changes: print(f"outlast: {len(changes)} file(s) changed, restarting", flush=True),
+    )
     return 0
 
 
@@ -167,21 +186,34 @@ def cmd_start(args: argparse.Namespace) -> int:
     """Production mode: event and signing keys are required; workers plus the HTTP server in one process."""
     keys = served.event_keys(args)
     if not keys:
-        raise OutlastError("start: production mode needs an event key (--event-key, OUTLAST_EVENT_KEY or "
-                           "INNGEST_EVENT_KEY; several may be given, comma-separated)")
+        raise OutlastError(
+            "start: production mode needs an event key (--event-key, OUTLAST_EVENT_KEY or "
+            "INNGEST_EVENT_KEY; several may be given, comma-separated)"
+        )
     signing = served.signing_keys(args)
     if not signing:
-        raise OutlastError("start: production mode needs a signing key (--signing-key, OUTLAST_SIGNING_KEY or "
-                           "INNGEST_SIGNING_KEY), shaped 'signkey-<env>-<hex>'")
+        raise OutlastError(
+            "start: production mode needs a signing key (--signing-key, OUTLAST_SIGNING_KEY or "
+            "INNGEST_SIGNING_KEY), shaped 'signkey-<env>-<hex>'"
+        )
     password = os.environ.get("OUTLAST_DASHBOARD_PASSWORD", "")
     if not password:
-        raise OutlastError("start: production mode needs a dashboard password (OUTLAST_DASHBOARD_PASSWORD): "
-                           "the dashboard and /api/ require a login")
+        raise OutlastError(
+            "start: production mode needs a dashboard password (OUTLAST_DASHBOARD_PASSWORD): "
+            "the dashboard and /api/ require a login"
+        )
     configure_logs(level=args.log_level or "warning", fmt=args.log_format)
     settings = settings_from(args)
     app = load_app(args.app) if args.app else None
-    http = Http(host=args.host, port=args.port, mode="production", event_keys=keys, signing_keys=signing,
-                sdk_urls=tuple(args.sdk_url or ()), dashboard_password=password)
+    http = Http(
+        host=args.host,
+        port=args.port,
+        mode="production",
+        event_keys=keys,
+        signing_keys=signing,
+        sdk_urls=tuple(args.sdk_url or ()),
+        dashboard_password=password,
+    )
     asyncio.run(run(app, settings, verbose=True, http=http))
     return 0
 
@@ -195,19 +227,35 @@ def cmd_worker(args: argparse.Namespace) -> int:
     signing = served.signing_keys(args)
     served_keys = signing if (app is None or signing) else None
     metrics = None if args.metrics_port is None else MetricsEndpoint(host=args.metrics_host, port=args.metrics_port)
-    asyncio.run(run(app, settings, verbose=args.verbose, http=None, devlog=args.verbose, metrics=metrics,
-                    served_apps_keys=served_keys))
+    asyncio.run(
+        run(
+            app,
+            settings,
+            verbose=args.verbose,
+            http=None,
+            devlog=args.verbose,
+            metrics=metrics,
+            served_apps_keys=served_keys,
+        )
+    )
     return 0
 
 
 def _http_options(c: argparse.ArgumentParser, *, app_required: bool) -> None:
-    c.add_argument("app", nargs=None if app_required else "?",
-                   help="the app: path/to/file.py, module or module:attr" +
-                        ("" if app_required else " (none: serve apps on the official Inngest SDKs only)"))
+    c.add_argument(
+        "app",
+        nargs=None if app_required else "?",
+        help="the app: path/to/file.py, module or module:attr"
+        + ("" if app_required else " (none: serve apps on the official Inngest SDKs only)"),
+    )
     c.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     c.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
-    c.add_argument("--sdk-url", action="append", metavar="URL",
-                   help="an app on an official Inngest SDK to sync at start (its serve URL); repeatable")
+    c.add_argument(
+        "--sdk-url",
+        action="append",
+        metavar="URL",
+        help="an app on an official Inngest SDK to sync at start (its serve URL); repeatable",
+    )
 
 
 def register(sub: Subparsers) -> None:
@@ -217,14 +265,29 @@ def register(sub: Subparsers) -> None:
     st = command(sub, "start", cmd_start, "production mode: workers and the HTTP server; keys required")
     _http_options(st, app_required=False)
     st.add_argument("--event-key", default=None, help="accepted event keys, comma-separated")
-    st.add_argument("--signing-key", default=None,
-                    help="signing key shared with served apps (default: OUTLAST_SIGNING_KEY or INNGEST_SIGNING_KEY)")
+    st.add_argument(
+        "--signing-key",
+        default=None,
+        help="signing key shared with served apps (default: OUTLAST_SIGNING_KEY or INNGEST_SIGNING_KEY)",
+    )
     w = command(sub, "worker", cmd_worker, "run workers only, joining the same database")
-    w.add_argument("app", nargs="?", help="the app: path/to/file.py, module or module:attr (none: run only "
-                                          "the functions of apps on the official Inngest SDKs)")
-    w.add_argument("--signing-key", default=None, help="signing key for calls to served apps (default: "
-                                                       "OUTLAST_SIGNING_KEY or INNGEST_SIGNING_KEY)")
+    w.add_argument(
+        "app",
+        nargs="?",
+        help="the app: path/to/file.py, module or module:attr (none: run only "
+        "the functions of apps on the official Inngest SDKs)",
+    )
+    w.add_argument(
+        "--signing-key",
+        default=None,
+        help="signing key for calls to served apps (default: OUTLAST_SIGNING_KEY or INNGEST_SIGNING_KEY)",
+    )
     w.add_argument("-v", "--verbose", action="store_true", help="print every run state change")
-    w.add_argument("--metrics-port", type=int, default=None, metavar="P",
-                   help="serve Prometheus metrics on http://HOST:P/metrics (needs outlast[metrics])")
+    w.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="P",
+        help="serve Prometheus metrics on http://HOST:P/metrics (needs outlast[metrics])",
+    )
     w.add_argument("--metrics-host", default="127.0.0.1", help="interface for --metrics-port (default 127.0.0.1)")

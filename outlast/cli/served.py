@@ -46,8 +46,9 @@ def event_keys(args: argparse.Namespace, env: dict[str, str] | None = None) -> t
 def install_http_driver(engine: Engine, settings: Settings, keys: tuple[str, ...]) -> HttpDriver:
     """Let this engine's workers run served apps' functions, signing requests with the first key."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call request is noise
-    driver = HttpDriver(signing_key=keys[0] if keys else None,
-                        request_timeout_s=settings.http_request_timeout_ms / 1000)
+    driver = HttpDriver(
+        signing_key=keys[0] if keys else None, request_timeout_s=settings.http_request_timeout_ms / 1000
+    )
     engine.drivers["http"] = driver
     return driver
 

@@ -159,17 +159,30 @@ class FunctionConfig:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "app_id": self.app_id, "name": self.name, "retries": self.retries,
+            "id": self.id,
+            "app_id": self.app_id,
+            "name": self.name,
+            "retries": self.retries,
             "triggers": [_trigger_json(t) for t in self.triggers],
             "cancel": [{"event": c.event, "if": c.expression, "timeout_ms": c.timeout_ms} for c in self.cancel],
-            "timeouts": _json(self.timeouts), "idempotency": self.idempotency, "failure_of": self.failure_of,
-            "concurrency": [_json(c) for c in self.concurrency], "throttle": _json(self.throttle),
-            "rate_limit": _json(self.rate_limit), "debounce": _json(self.debounce),
-            "batch": None if self.batch is None else {"max_size": self.batch.max_size,
-                                                      "timeout_ms": self.batch.timeout_ms,
-                                                      "key": self.batch.key, "if": self.batch.expression},
+            "timeouts": _json(self.timeouts),
+            "idempotency": self.idempotency,
+            "failure_of": self.failure_of,
+            "concurrency": [_json(c) for c in self.concurrency],
+            "throttle": _json(self.throttle),
+            "rate_limit": _json(self.rate_limit),
+            "debounce": _json(self.debounce),
+            "batch": None
+            if self.batch is None
+            else {
+                "max_size": self.batch.max_size,
+                "timeout_ms": self.batch.timeout_ms,
+                "key": self.batch.key,
+                "if": self.batch.expression,
+            },
             "priority": None if self.priority is None else {"run": self.priority},
-            "singleton": _json(self.singleton), "runtime": _json(self.runtime),
+            "singleton": _json(self.singleton),
+            "runtime": _json(self.runtime),
         }
 
     @classmethod
@@ -177,18 +190,27 @@ class FunctionConfig:
         """The stored form back; also reads the first schema's form (cancel `match`, `{}` timeouts)."""
         batch = raw.get("batch")
         return cls(
-            app_id=raw["app_id"], id=raw["id"], name=raw.get("name") or raw["id"],
+            app_id=raw["app_id"],
+            id=raw["id"],
+            name=raw.get("name") or raw["id"],
             retries=raw.get("retries", DEFAULT_RETRIES),
             triggers=tuple(_trigger_from_json(t) for t in raw.get("triggers") or []),
             cancel=tuple(_cancel_from_json(c) for c in raw.get("cancel") or []),
             timeouts=TimeoutRule(**raw["timeouts"]) if raw.get("timeouts") else None,
-            idempotency=raw.get("idempotency"), failure_of=raw.get("failure_of"),
+            idempotency=raw.get("idempotency"),
+            failure_of=raw.get("failure_of"),
             concurrency=tuple(ConcurrencyRule(**c) for c in raw.get("concurrency") or []),
             throttle=ThrottleRule(**raw["throttle"]) if raw.get("throttle") else None,
             rate_limit=RateLimitRule(**raw["rate_limit"]) if raw.get("rate_limit") else None,
             debounce=DebounceRule(**raw["debounce"]) if raw.get("debounce") else None,
-            batch=None if not batch else BatchRule(max_size=batch["max_size"], timeout_ms=batch["timeout_ms"],
-                                                   key=batch.get("key"), expression=batch.get("if")),
+            batch=None
+            if not batch
+            else BatchRule(
+                max_size=batch["max_size"],
+                timeout_ms=batch["timeout_ms"],
+                key=batch.get("key"),
+                expression=batch.get("if"),
+            ),
             priority=(raw.get("priority") or {}).get("run"),
             singleton=SingletonRule(**raw["singleton"]) if raw.get("singleton") else None,
             runtime=Runtime(**raw["runtime"]) if raw.get("runtime") else LOCAL,

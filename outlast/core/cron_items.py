@@ -21,8 +21,11 @@ def cron_items(app_id: str, configs: Iterable[FunctionConfig]) -> dict[str, dict
         for i, trigger in enumerate(config.triggers):
             if isinstance(trigger, CronTrigger):
                 wanted[f"cron:{app_id}:{config.id}:{i}"] = {
-                    "slug": config.slug, "function_id": config.id, "cron": trigger.cron,
-                    "jitter_ms": trigger.jitter_ms}
+                    "slug": config.slug,
+                    "function_id": config.id,
+                    "cron": trigger.cron,
+                    "jitter_ms": trigger.jitter_ms,
+                }
     return wanted
 
 
@@ -42,5 +45,10 @@ def next_tick(payload: dict[str, Any], now: int) -> int:
 
 def tick_event(payload: dict[str, Any], now: int) -> EventRecord:
     """The `inngest/scheduled.timer` event a tick ingests, targeted at the item's function."""
-    return EventRecord(id=new_ulid(now), name=SCHEDULED_TIMER, ts=now, user={},
-                       data={"cron": payload["cron"], "_inngest": {"fn_id": payload["slug"]}})
+    return EventRecord(
+        id=new_ulid(now),
+        name=SCHEDULED_TIMER,
+        ts=now,
+        user={},
+        data={"cron": payload["cron"], "_inngest": {"fn_id": payload["slug"]}},
+    )

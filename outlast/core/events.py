@@ -24,7 +24,13 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def validate_event(
-    raw: Any, *, internal_id: str, now_ms: int, max_bytes: int, index: int = 0, allow_system: bool = False,
+    raw: Any,
+    *,
+    internal_id: str,
+    now_ms: int,
+    max_bytes: int,
+    index: int = 0,
+    allow_system: bool = False,
 ) -> EventRecord:
     """Check an event (a JSON object, or anything with `to_dict()`) and return its record, or raise
     InvalidEventError naming the field.
@@ -52,8 +58,10 @@ def validate_event(
     if ts is None:
         ts = now_ms
     if not isinstance(ts, int) or isinstance(ts, bool) or not 0 <= ts <= MAX_TS:
-        raise InvalidEventError(f"{_where(index)}.ts: must be integer milliseconds since the epoch (0 to {MAX_TS}, "
-                                f"the end of year 9999), got {ts!r}")
+        raise InvalidEventError(
+            f"{_where(index)}.ts: must be integer milliseconds since the epoch (0 to {MAX_TS}, "
+            f"the end of year 9999), got {ts!r}"
+        )
     record = EventRecord(id=internal_id, name=name, data=data, user=user, ts=ts, dedupe_id=dedupe_id or None)
     _check_size(record, index, max_bytes)
     return record
@@ -111,7 +119,8 @@ def _check_size(record: EventRecord, index: int, max_bytes: int) -> None:
         size = len(jsonutil.encode(record.to_dict()))
     except jsonutil.NotJSONError as exc:
         where = _where(index)
-        raise InvalidEventError(f"{where}.{exc.path}: {exc.problem}" if exc.path else f"{where}: {exc.problem}") \
-            from None
+        raise InvalidEventError(
+            f"{where}.{exc.path}: {exc.problem}" if exc.path else f"{where}: {exc.problem}"
+        ) from None
     if size > max_bytes:
         raise PayloadTooLargeError(f"{_where(index)}: {size} bytes, the limit is {max_bytes} bytes")

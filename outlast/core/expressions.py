@@ -21,9 +21,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 _PATH = re.compile(r"(?<![\w.])(event|async)((?:\.[A-Za-z_]\w*)+)")
-_EQUALITY = re.compile(
-    r"^\s*(event|async)((?:\.[A-Za-z_]\w*)+)\s*==\s*(event|async)((?:\.[A-Za-z_]\w*)+)\s*$"
-)
+_EQUALITY = re.compile(r"^\s*(event|async)((?:\.[A-Za-z_]\w*)+)\s*==\s*(event|async)((?:\.[A-Za-z_]\w*)+)\s*$")
 _FIELD = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
 
 
@@ -55,8 +53,7 @@ EVENT_AND_ASYNC = ("event", "async")
 
 
 @lru_cache(maxsize=4096)
-def compile_expression(source: str, *, variables: tuple[str, ...] | None = None,
-                       result: Result = "any") -> Expression:
+def compile_expression(source: str, *, variables: tuple[str, ...] | None = None, result: Result = "any") -> Expression:
     """Compile or raise ExpressionError with the parser's message.
 
     With `variables`, an expression naming any other variable is refused; with `result` "bool"
@@ -81,24 +78,56 @@ def compile_expression(source: str, *, variables: tuple[str, ...] | None = None,
 # -- what can be checked without data ------------------------------------------------------------
 
 #: names CEL programs report as variables that are not: type names, and the `cel.` namespace
-_TYPE_NAMES = frozenset({"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type",
-                         "dyn", "cel", "google"})
+_TYPE_NAMES = frozenset(
+    {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type", "dyn", "cel", "google"}
+)
 #: variables bound inside the expression by a comprehension (`x` in `items.all(x, x > 0)`) or `cel.bind`
-_BOUND = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter|bind|transformList|transformMap)\s*\(\s*"
-                    r"([A-Za-z_]\w*)\s*,(?:\s*([A-Za-z_]\w*)\s*,)?")
-_TOKEN = re.compile(r"""\s*(?:(?P<str>[rRbB]{0,2}"""
-                    r"""(?:'''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"))"""
-                    r"|(?P<num>\d[\w.]*(?:[eE][+-]?\d+)?)|(?P<id>[A-Za-z_]\w*)"
-                    r"|(?P<op>&&|\|\||==|!=|<=|>=|[-+*/%<>!?:()\[\]{}.,]))")
-_BOOL_CALLS = frozenset({"has", "exists", "all", "exists_one", "startsWith", "endsWith", "contains", "matches",
-                         "bool", "isSorted"})
-_NUMBER_CALLS = frozenset({"size", "int", "uint", "double", "getFullYear", "getMonth", "getDate", "getDayOfMonth",
-                           "getDayOfWeek", "getDayOfYear", "getHours", "getMinutes", "getSeconds",
-                           "getMilliseconds"})
-_VALUE_CALLS = {"string": "a string", "lowerAscii": "a string", "upperAscii": "a string", "trim": "a string",
-                "replace": "a string", "substring": "a string", "join": "a string", "map": "a list",
-                "filter": "a list", "split": "a list", "bytes": "bytes", "timestamp": "a timestamp",
-                "duration": "a duration"}
+_BOUND = re.compile(
+    r"\.\s*(?:all|exists|exists_one|map|filter|bind|transformList|transformMap)\s*\(\s*"
+    r"([A-Za-z_]\w*)\s*,(?:\s*([A-Za-z_]\w*)\s*,)?"
+)
+_TOKEN = re.compile(
+    r"""\s*(?:(?P<str>[rRbB]{0,2}"""
+    r"""(?:'''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"))"""
+    r"|(?P<num>\d[\w.]*(?:[eE][+-]?\d+)?)|(?P<id>[A-Za-z_]\w*)"
+    r"|(?P<op>&&|\|\||==|!=|<=|>=|[-+*/%<>!?:()\[\]{}.,]))"
+)
+_BOOL_CALLS = frozenset(
+    {"has", "exists", "all", "exists_one", "startsWith", "endsWith", "contains", "matches", "bool", "isSorted"}
+)
+_NUMBER_CALLS = frozenset(
+    {
+        "size",
+        "int",
+        "uint",
+        "double",
+        "getFullYear",
+        "getMonth",
+        "getDate",
+        "getDayOfMonth",
+        "getDayOfWeek",
+        "getDayOfYear",
+        "getHours",
+        "getMinutes",
+        "getSeconds",
+        "getMilliseconds",
+    }
+)
+_VALUE_CALLS = {
+    "string": "a string",
+    "lowerAscii": "a string",
+    "upperAscii": "a string",
+    "trim": "a string",
+    "replace": "a string",
+    "substring": "a string",
+    "join": "a string",
+    "map": "a list",
+    "filter": "a list",
+    "split": "a list",
+    "bytes": "bytes",
+    "timestamp": "a timestamp",
+    "duration": "a duration",
+}
 
 
 def _check_variables(source: str, used: list[str], allowed: tuple[str, ...]) -> None:
@@ -106,8 +135,10 @@ def _check_variables(source: str, used: list[str], allowed: tuple[str, ...]) -> 
     unknown = sorted(set(used) - set(allowed) - bound - _TYPE_NAMES)
     if unknown:
         offer = " and ".join(allowed)
-        raise ExpressionError(f"{source!r} uses unknown variable {unknown[0]!r}; only {offer} "
-                              f"{'is' if len(allowed) == 1 else 'are'} available here (e.g. 'event.data.amount')")
+        raise ExpressionError(
+            f"{source!r} uses unknown variable {unknown[0]!r}; only {offer} "
+            f"{'is' if len(allowed) == 1 else 'are'} available here (e.g. 'event.data.amount')"
+        )
 
 
 def _check_result(source: str, wanted: Result) -> None:
@@ -116,8 +147,10 @@ def _check_result(source: str, wanted: Result) -> None:
     if kind is None:
         return
     if wanted == "bool" and kind != "a boolean":
-        raise ExpressionError(f"{source!r} gives {kind}, not true or false; a condition must compare or test "
-                              f"something (e.g. 'event.data.amount > 100')")
+        raise ExpressionError(
+            f"{source!r} gives {kind}, not true or false; a condition must compare or test "
+            f"something (e.g. 'event.data.amount > 100')"
+        )
     if wanted == "number" and kind not in ("a number", SUM):
         raise ExpressionError(f"{source!r} gives {kind}, not a number")
 
@@ -130,8 +163,7 @@ SUM = "a sum (a number, a string or a list)"
 def _result_kind(tokens: list[Token]) -> str | None:
     """What an expression gives, from its outermost operator or call ("a boolean", "a number", "a
     string", ...), or None when only the data can tell (a field path, an index)."""
-    while len(tokens) > 1 and tokens[0][1] in "([" and _closing(tokens, 0) == len(tokens) - 1 \
-            and tokens[0][1] == "(":
+    while len(tokens) > 1 and tokens[0][1] in "([" and _closing(tokens, 0) == len(tokens) - 1 and tokens[0][1] == "(":
         tokens = tokens[1:-1]  # (a + b) is a + b
     if not tokens:
         return None
@@ -141,7 +173,7 @@ def _result_kind(tokens: list[Token]) -> str | None:
         colon = next((i for i in top.get(":", []) if i > q), None)
         if colon is None:
             return None
-        then, other = _result_kind(tokens[q + 1:colon]), _result_kind(tokens[colon + 1:])
+        then, other = _result_kind(tokens[q + 1 : colon]), _result_kind(tokens[colon + 1 :])
         return then if then == other else None
     if "||" in top or "&&" in top or any(op in top for op in ("==", "!=", "<", "<=", ">", ">=", "in")):
         return "a boolean"
@@ -204,7 +236,7 @@ def _ends_operand(token: Token) -> bool:
 def _split(tokens: list[Token], top: dict[str, list[int]], ops: tuple[str, ...]) -> list[list[Token]]:
     cuts = sorted(i for op in ops for i in top.get(op, []))
     bounds = [-1, *cuts, len(tokens)]
-    return [tokens[a + 1:b] for a, b in itertools.pairwise(bounds) if tokens[a + 1:b]]
+    return [tokens[a + 1 : b] for a, b in itertools.pairwise(bounds) if tokens[a + 1 : b]]
 
 
 def _closing(tokens: list[Token], start: int) -> int:

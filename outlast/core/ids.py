@@ -70,8 +70,15 @@ def _random_part(rand: int) -> str:
     high, head = _last_high
     if rand >> 10 != high:
         p = _PAIRS
-        head = (p[(rand >> 70) & 1023] + p[(rand >> 60) & 1023] + p[(rand >> 50) & 1023] + p[(rand >> 40) & 1023]
-                + p[(rand >> 30) & 1023] + p[(rand >> 20) & 1023] + p[(rand >> 10) & 1023])
+        head = (
+            p[(rand >> 70) & 1023]
+            + p[(rand >> 60) & 1023]
+            + p[(rand >> 50) & 1023]
+            + p[(rand >> 40) & 1023]
+            + p[(rand >> 30) & 1023]
+            + p[(rand >> 20) & 1023]
+            + p[(rand >> 10) & 1023]
+        )
         _last_high = (rand >> 10, head)  # one assignment: a thread sees the old pair or the new one
     return head + _PAIRS[rand & 1023]
 

@@ -88,8 +88,9 @@ def loads(text: str | bytes | None) -> Any:
             try:
                 bytes(text).decode("utf-8")
             except UnicodeDecodeError as bad:
-                raise ValueError(f"not valid UTF-8: byte 0x{bytes(text)[bad.start]:02x} at offset {bad.start}") \
-                    from None
+                raise ValueError(
+                    f"not valid UTF-8: byte 0x{bytes(text)[bad.start]:02x} at offset {bad.start}"
+                ) from None
         raise ValueError(str(exc)) from None
 
 
@@ -100,6 +101,7 @@ def roundtrip(value: Any) -> tuple[Any, str]:
 
 
 # -- finding what orjson refused -----------------------------------------------------------------
+
 
 def _explain(value: Any, message: str) -> NotJSONError:
     """orjson says what but not where: walk the value to find the place."""

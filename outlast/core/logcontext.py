@@ -33,8 +33,11 @@ def enter_step(step_id: str, attempt: int) -> None:
     """Inside a step body (call in the body's own context): lines name the step and its attempt."""
     run = current.get()
     if run is not None:
-        current.set(RunContext(run_id=run.run_id, app_id=run.app_id, function_id=run.function_id, attempt=attempt,
-                               step_id=step_id))  # not dataclasses.replace: this runs once per step
+        current.set(
+            RunContext(
+                run_id=run.run_id, app_id=run.app_id, function_id=run.function_id, attempt=attempt, step_id=step_id
+            )
+        )  # not dataclasses.replace: this runs once per step
 
 
 class RunContextFilter(logging.Filter):

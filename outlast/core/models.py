@@ -25,6 +25,7 @@ RETRYING = "retrying"
 
 # -- events -------------------------------------------------------------------------------------
 
+
 @dataclass(slots=True, kw_only=True)
 class EventRecord:
     """A validated, stored event. `id` is the internal ULID; `dedupe_id` the sender's `id`, if any.
@@ -51,6 +52,7 @@ class EventRecord:
 
 
 # -- the memo and the queue ----------------------------------------------------------------------
+
 
 @dataclass(slots=True, kw_only=True)
 class MemoEntry:
@@ -198,6 +200,7 @@ class CommitResult:
 
 # -- planning runs -------------------------------------------------------------------------------
 
+
 @dataclass(slots=True, kw_only=True)
 class RunPlan:
     """A run an event starts, with its flow-control keys already evaluated for that event."""
@@ -223,6 +226,7 @@ class RunPlan:
 
 # -- claiming ------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AppScope:
     """The items of one app a worker may claim.
@@ -239,6 +243,7 @@ class AppScope:
 
 
 # -- reads ---------------------------------------------------------------------------------------
+
 
 @dataclass(slots=True, kw_only=True)
 class AttemptRecord:
@@ -344,6 +349,7 @@ class WorkerInfo:
 
 
 # -- apps on the official Inngest SDKs (synced over HTTP) -----------------------------------------
+
 
 @dataclass(slots=True, kw_only=True)
 class SyncedApp:

@@ -47,11 +47,14 @@ from outlast.core.retry import ErrorInfo, RetryPolicy, next_try
 
 MAX_SLEEP_MS = YEAR_MS
 WAITABLE_SYSTEM_EVENTS = (FUNCTION_FAILED, FUNCTION_FINISHED, FUNCTION_CANCELLED)
-INVOKE_TIMEOUT_ERROR = {"name": "InngestInvokeTimeoutError",
-                        "message": "Timed out waiting for invoked function to complete"}
+INVOKE_TIMEOUT_ERROR = {
+    "name": "InngestInvokeTimeoutError",
+    "message": "Timed out waiting for invoked function to complete",
+}
 
 
 # -- step ops ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StepRun:
@@ -140,6 +143,7 @@ StepOp = StepRun | StepError | StepFailed | Sleep | WaitForEvent | InvokeFunctio
 
 # -- attempt outcomes ----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunComplete:
     output: Any
@@ -164,6 +168,7 @@ Outcome = RunComplete | FunctionError | Suspended
 
 # -- translation ---------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpRules:
     """What the translation needs besides the run: the function's retry policy and the limits."""
@@ -181,8 +186,9 @@ class Lease:
     token: str
 
 
-def step_commit(run: RunState, ops: Sequence[StepOp], *, lease: Lease, now: int, rules: OpRules,
-                logs: Sequence[LogLine] = ()) -> Commit:
+def step_commit(
+    run: RunState, ops: Sequence[StepOp], *, lease: Lease, now: int, rules: OpRules, logs: Sequence[LogLine] = ()
+) -> Commit:
     """The commit that records step ops (a checkpoint: the attempt goes on)."""
     commit = Commit(item_id=lease.item_id, lease_token=lease.token, run_id=run.run_id, now_ms=now, logs=list(logs))
     new_keys = sum(1 for op in ops if op.key not in run.memo)
@@ -194,8 +200,16 @@ def step_commit(run: RunState, ops: Sequence[StepOp], *, lease: Lease, now: int,
     return commit
 
 
-def outcome_commit(run: RunState, outcome: Outcome, *, lease: Lease, now: int, rules: OpRules,
-                   suspended_in_attempt: bool = False, logs: Sequence[LogLine] = ()) -> Commit:
+def outcome_commit(
+    run: RunState,
+    outcome: Outcome,
+    *,
+    lease: Lease,
+    now: int,
+    rules: OpRules,
+    suspended_in_attempt: bool = False,
+    logs: Sequence[LogLine] = (),
+) -> Commit:
     """The commit that ends an attempt.
 
     `suspended_in_attempt`: a step of this attempt is pending or due to retry. The attempt then
@@ -210,8 +224,11 @@ def outcome_commit(run: RunState, outcome: Outcome, *, lease: Lease, now: int, r
     else:
         failed = run.attempt + 1
         due = next_try(outcome.error, failed_attempts=failed, policy=rules.policy, now_ms=now)
-        commit.outcome = Finish(status="failed", error=outcome.error.to_json(), trigger_events=run.events) \
-            if due is None else Suspend(due_at=due, attempt=failed, error=outcome.error.to_json())
+        commit.outcome = (
+            Finish(status="failed", error=outcome.error.to_json(), trigger_events=run.events)
+            if due is None
+            else Suspend(due_at=due, attempt=failed, error=outcome.error.to_json())
+        )
     return commit
 
 
@@ -226,12 +243,20 @@ def _complete(run: RunState, outcome: RunComplete, rules: OpRules) -> Finish:
     try:
         size = outcome.output_bytes if outcome.output_bytes is not None else _json_size(output)
     except jsonutil.NotJSONError as exc:
-        return Finish(status="failed", trigger_events=run.events, error={
-            "name": "OutputUnserializableError", "message": f"the function's return value: {exc}"})
+        return Finish(
+            status="failed",
+            trigger_events=run.events,
+            error={"name": "OutputUnserializableError", "message": f"the function's return value: {exc}"},
+        )
     if size > rules.max_output_bytes:
-        return Finish(status="failed", trigger_events=run.events, error={
-            "name": "PayloadTooLargeError",
-            "message": f"the function's return value is {size} bytes, the limit is {rules.max_output_bytes} bytes"})
+        return Finish(
+            status="failed",
+            trigger_events=run.events,
+            error={
+                "name": "PayloadTooLargeError",
+                "message": f"the function's return value is {size} bytes, the limit is {rules.max_output_bytes} bytes",
+            },
+        )
     return Finish(status="completed", output=output, trigger_events=run.events)
 
 
@@ -250,9 +275,19 @@ def _translate(run: RunState, op: StepOp, commit: Commit, now: int, rules: OpRul
         commit.steps.append(_step_run(op, attempts, started, now, rules))
     elif isinstance(op, StepError):
         due = next_try(op.error, failed_attempts=attempts, policy=rules.policy, now_ms=now)
-        commit.steps.append(StepWrite(key=op.key, step_id=op.step_id, kind="run", attempts=attempts, started_at=started,
-                                      status="failed" if due is None else RETRYING, deadline=due,
-                                      ended_at=now if due is None else None, error=op.error.to_json()))
+        commit.steps.append(
+            StepWrite(
+                key=op.key,
+                step_id=op.step_id,
+                kind="run",
+                attempts=attempts,
+                started_at=started,
+                status="failed" if due is None else RETRYING,
+                deadline=due,
+                ended_at=now if due is None else None,
+                error=op.error.to_json(),
+            )
+        )
     elif isinstance(op, StepFailed):
         commit.steps.append(_failed(op.key, op.step_id, "run", op.error, attempts, started, now))
     elif isinstance(op, Sleep):
@@ -263,8 +298,18 @@ def _translate(run: RunState, op: StepOp, commit: Commit, now: int, rules: OpRul
         _invoke(run, op, commit, now, rules)
     elif isinstance(op, SendEvent):
         ids = [e.id for e in op.events]
-        commit.steps.append(StepWrite(key=op.key, step_id=op.step_id, kind="send_event", status="completed",
-                                      attempts=1, started_at=now, ended_at=now, output=ids))
+        commit.steps.append(
+            StepWrite(
+                key=op.key,
+                step_id=op.step_id,
+                kind="send_event",
+                status="completed",
+                attempts=1,
+                started_at=now,
+                ended_at=now,
+                output=ids,
+            )
+        )
         commit.events.extend(op.events)
     else:
         raise TypeError(f"not a step op that can be committed: {op!r}")
@@ -283,16 +328,35 @@ def _step_run(op: StepRun, attempts: int, started: int, now: int, rules: OpRules
     size = op.output_bytes if op.output_bytes is not None else _json_size(op.output)
     if size > rules.max_output_bytes:
         limit = rules.max_output_bytes
-        error = ErrorInfo(name="PayloadTooLargeError", no_retry=True,
-                          message=f"step {op.step_id!r} output is {size} bytes, the limit is {limit} bytes")
+        error = ErrorInfo(
+            name="PayloadTooLargeError",
+            no_retry=True,
+            message=f"step {op.step_id!r} output is {size} bytes, the limit is {limit} bytes",
+        )
         return _failed(op.key, op.step_id, op.kind, error, attempts, started, now)
-    return StepWrite(key=op.key, step_id=op.step_id, kind=op.kind, status="completed", attempts=attempts,
-                     started_at=started, ended_at=now, output=op.output)
+    return StepWrite(
+        key=op.key,
+        step_id=op.step_id,
+        kind=op.kind,
+        status="completed",
+        attempts=attempts,
+        started_at=started,
+        ended_at=now,
+        output=op.output,
+    )
 
 
 def _failed(key: str, step_id: str, kind: str, error: ErrorInfo, attempts: int, started: int, now: int) -> StepWrite:
-    return StepWrite(key=key, step_id=step_id, kind=kind, status="failed", attempts=attempts, started_at=started,
-                     ended_at=now, error=error.to_json())
+    return StepWrite(
+        key=key,
+        step_id=step_id,
+        kind=kind,
+        status="failed",
+        attempts=attempts,
+        started_at=started,
+        ended_at=now,
+        error=error.to_json(),
+    )
 
 
 def _usage_error(op: StepOp, message: str, now: int, kind: str) -> StepWrite:
@@ -301,8 +365,11 @@ def _usage_error(op: StepOp, message: str, now: int, kind: str) -> StepWrite:
 
 
 def _step_limit(op: StepOp, rules: OpRules) -> StepOp:
-    error = ErrorInfo(name="StepUsageError", no_retry=True,
-                      message=f"the run would have more than {rules.max_steps_per_run} steps (max_steps_per_run)")
+    error = ErrorInfo(
+        name="StepUsageError",
+        no_retry=True,
+        message=f"the run would have more than {rules.max_steps_per_run} steps (max_steps_per_run)",
+    )
     return StepFailed(key=op.key, step_id=op.step_id, error=error)
 
 
@@ -310,11 +377,30 @@ def _sleep(op: Sleep, commit: Commit, now: int) -> None:
     if op.until_ms - now > MAX_SLEEP_MS:
         commit.steps.append(_usage_error(op, "cannot sleep longer than one year", now, "sleep"))
     elif op.until_ms <= now:
-        commit.steps.append(StepWrite(key=op.key, step_id=op.step_id, kind="sleep", status="completed", attempts=1,
-                                      started_at=now, ended_at=now))
+        commit.steps.append(
+            StepWrite(
+                key=op.key,
+                step_id=op.step_id,
+                kind="sleep",
+                status="completed",
+                attempts=1,
+                started_at=now,
+                ended_at=now,
+            )
+        )
     else:
-        commit.steps.append(StepWrite(key=op.key, step_id=op.step_id, kind="sleep", status="sleeping", attempts=1,
-                                      started_at=now, deadline=op.until_ms, detail={"until": op.until_ms}))
+        commit.steps.append(
+            StepWrite(
+                key=op.key,
+                step_id=op.step_id,
+                kind="sleep",
+                status="sleeping",
+                attempts=1,
+                started_at=now,
+                deadline=op.until_ms,
+                detail={"until": op.until_ms},
+            )
+        )
 
 
 def _wait(run: RunState, op: WaitForEvent, commit: Commit, now: int) -> None:
@@ -325,15 +411,41 @@ def _wait(run: RunState, op: WaitForEvent, commit: Commit, now: int) -> None:
         commit.steps.append(_usage_error(op, problem, now, "wait_for_event"))
         return
     if op.expires_at <= now:  # an empty timeout: expired already
-        commit.steps.append(StepWrite(key=op.key, step_id=op.step_id, kind="wait_for_event", status="completed",
-                                      attempts=1, started_at=now, ended_at=now))
+        commit.steps.append(
+            StepWrite(
+                key=op.key,
+                step_id=op.step_id,
+                kind="wait_for_event",
+                status="completed",
+                attempts=1,
+                started_at=now,
+                ended_at=now,
+            )
+        )
         return
     trigger = run.events[0].to_dict() if run.events else {}
-    commit.steps.append(StepWrite(key=op.key, step_id=op.step_id, kind="wait_for_event", status="waiting", attempts=1,
-                                  started_at=now, deadline=op.expires_at,
-                                  detail={"event": op.event, "if": op.expression, "until": op.expires_at}))
-    commit.waits.append(wait_spec(kind="wait", event_name=op.event, expression=op.expression, trigger=trigger,
-                                  expires_at=op.expires_at, step_key=op.key))
+    commit.steps.append(
+        StepWrite(
+            key=op.key,
+            step_id=op.step_id,
+            kind="wait_for_event",
+            status="waiting",
+            attempts=1,
+            started_at=now,
+            deadline=op.expires_at,
+            detail={"event": op.event, "if": op.expression, "until": op.expires_at},
+        )
+    )
+    commit.waits.append(
+        wait_spec(
+            kind="wait",
+            event_name=op.event,
+            expression=op.expression,
+            trigger=trigger,
+            expires_at=op.expires_at,
+            step_key=op.key,
+        )
+    )
 
 
 def wait_problem(event: Any, expression: str | None) -> str | None:
@@ -358,17 +470,46 @@ def _invoke(run: RunState, op: InvokeFunction, commit: Commit, now: int, rules: 
         commit.steps.append(_usage_error(op, "an invoke timeout cannot be longer than one year", now, "invoke"))
         return
     if not rules.known_function(op.function_slug):
-        error = ErrorInfo(name="FunctionNotFoundError", no_retry=True,
-                          message=f"cannot invoke {op.function_slug!r}: no live worker or synced app serves it")
+        error = ErrorInfo(
+            name="FunctionNotFoundError",
+            no_retry=True,
+            message=f"cannot invoke {op.function_slug!r}: no live worker or synced app serves it",
+        )
         commit.steps.append(_failed(op.key, op.step_id, "invoke", error, 1, now, now))
         return
     correlation = f"{run.run_id}.{op.key}"
-    data = {**op.data, "_inngest": {"fn_id": op.function_slug, "correlation_id": correlation, "expire": expires,
-                                    "source_app_id": run.app_id, "source_fn_id": run.function_id}}
+    data = {
+        **op.data,
+        "_inngest": {
+            "fn_id": op.function_slug,
+            "correlation_id": correlation,
+            "expire": expires,
+            "source_app_id": run.app_id,
+            "source_fn_id": run.function_id,
+        },
+    }
     commit.events.append(EventRecord(id=new_ulid(now), name=FUNCTION_INVOKED, data=data, user=op.user, ts=now))
-    commit.steps.append(StepWrite(key=op.key, step_id=op.step_id, kind="invoke", status="invoking", attempts=1,
-                                  started_at=now, deadline=expires, timeout_output=INVOKE_TIMEOUT_ERROR,
-                                  detail={"function": op.function_slug, "until": expires}))
-    commit.waits.append(WaitSpec(kind="invoke", event_name=FUNCTION_FINISHED, expression=None,
-                                 match_field="data.correlation_id", match_value=jsonutil.dumps(correlation),
-                                 expires_at=expires, step_key=op.key))
+    commit.steps.append(
+        StepWrite(
+            key=op.key,
+            step_id=op.step_id,
+            kind="invoke",
+            status="invoking",
+            attempts=1,
+            started_at=now,
+            deadline=expires,
+            timeout_output=INVOKE_TIMEOUT_ERROR,
+            detail={"function": op.function_slug, "until": expires},
+        )
+    )
+    commit.waits.append(
+        WaitSpec(
+            kind="invoke",
+            event_name=FUNCTION_FINISHED,
+            expression=None,
+            match_field="data.correlation_id",
+            match_value=jsonutil.dumps(correlation),
+            expires_at=expires,
+            step_key=op.key,
+        )
+    )

@@ -30,8 +30,11 @@ class Planner:
         if event.name in (FUNCTION_INVOKED, SCHEDULED_TIMER):
             target = self.registry.by_slug(str(lookup(payload, "data._inngest.fn_id")))
             return [plan_run(target, event, payload, now_ms)] if target else []
-        return [plan_run(fn, event, payload, now_ms) for fn, expr in self.registry.by_event.get(event.name, ())
-                if expr is None or expr.matches({"event": payload})]
+        return [
+            plan_run(fn, event, payload, now_ms)
+            for fn, expr in self.registry.by_event.get(event.name, ())
+            if expr is None or expr.matches({"event": payload})
+        ]
 
     def matches(self, expression: str, trigger: dict[str, Any], incoming: dict[str, Any]) -> bool:
         return compile_expression(expression).matches({"event": trigger, "async": incoming})
@@ -40,31 +43,60 @@ class Planner:
         return self.registry.has_concurrency_limits
 
 
-def wait_spec(*, kind: Any, event_name: str, expression: str | None, trigger: dict[str, Any], expires_at: int,
-              step_key: str | None = None) -> WaitSpec:
+def wait_spec(
+    *,
+    kind: Any,
+    event_name: str,
+    expression: str | None,
+    trigger: dict[str, Any],
+    expires_at: int,
+    step_key: str | None = None,
+) -> WaitSpec:
     """A wait on `event_name`; an equality with the trigger becomes an indexed wait (value precomputed)."""
     eq = as_equality(expression) if expression else None
     if eq is None:
-        return WaitSpec(kind=kind, event_name=event_name, expression=expression or "true", match_field=None,
-                        match_value=None, expires_at=expires_at, step_key=step_key)
-    return WaitSpec(kind=kind, event_name=event_name, expression=None, match_field=eq.incoming_path,
-                    match_value=jsonutil.dumps(lookup(trigger, eq.trigger_path)), expires_at=expires_at,
-                    step_key=step_key)
+        return WaitSpec(
+            kind=kind,
+            event_name=event_name,
+            expression=expression or "true",
+            match_field=None,
+            match_value=None,
+            expires_at=expires_at,
+            step_key=step_key,
+        )
+    return WaitSpec(
+        kind=kind,
+        event_name=event_name,
+        expression=None,
+        match_field=eq.incoming_path,
+        match_value=jsonutil.dumps(lookup(trigger, eq.trigger_path)),
+        expires_at=expires_at,
+        step_key=step_key,
+    )
 
 
 def plan_run(fn: CompiledFunction, event: EventRecord, payload: dict[str, Any], now: int) -> RunPlan:
-    plan = RunPlan(run_id=new_ulid(now), app_id=fn.app_id, function_id=fn.id, event_ids=[event.id],
-                   created_at=now, due_at=now)
-    if event.name == FUNCTION_INVOKED and isinstance(correlation := lookup(payload, "data._inngest.correlation_id"),
-                                                     str):
+    plan = RunPlan(
+        run_id=new_ulid(now), app_id=fn.app_id, function_id=fn.id, event_ids=[event.id], created_at=now, due_at=now
+    )
+    if event.name == FUNCTION_INVOKED and isinstance(
+        correlation := lookup(payload, "data._inngest.correlation_id"), str
+    ):
         plan.parent_run_id = correlation.split(".", 1)[0]
     if fn.plain:
         return plan
     if fn.idempotency is not None:
         plan.idempotency_key = f"{fn.slug}:{fn.idempotency.evaluate({'event': payload})!r}"
     for event_name, expression, timeout_ms in fn.cancels:
-        plan.cancel_waits.append(wait_spec(kind="cancel", event_name=event_name, expression=expression,
-                                           trigger=payload, expires_at=now + (timeout_ms or YEAR_MS)))
+        plan.cancel_waits.append(
+            wait_spec(
+                kind="cancel",
+                event_name=event_name,
+                expression=expression,
+                trigger=payload,
+                expires_at=now + (timeout_ms or YEAR_MS),
+            )
+        )
     timeouts = fn.config.timeouts
     if timeouts is not None:
         if timeouts.start_ms:

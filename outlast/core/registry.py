@@ -57,8 +57,11 @@ def compile_function(config: FunctionConfig, *, fail: Fail | None = None) -> Com
         except ExpressionError as exc:
             raise fail(option, str(exc)) from None
 
-    triggers = [(t.event, compiled("trigger.if_", t.expression, "bool") if t.expression else None)
-                for t in config.triggers if isinstance(t, EventTrigger)]
+    triggers = [
+        (t.event, compiled("trigger.if_", t.expression, "bool") if t.expression else None)
+        for t in config.triggers
+        if isinstance(t, EventTrigger)
+    ]
     cancels = []
     for rule in config.cancel:
         if rule.expression:
@@ -69,23 +72,39 @@ def compile_function(config: FunctionConfig, *, fail: Fail | None = None) -> Com
         rule = getattr(config, option)
         if rule is not None and rule.key:
             keys[option] = compiled(f"{option}.key", rule.key)
-    flow_control = bool(config.concurrency or config.throttle or config.rate_limit or config.debounce
-                        or config.batch or config.singleton or config.priority)
+    flow_control = bool(
+        config.concurrency
+        or config.throttle
+        or config.rate_limit
+        or config.debounce
+        or config.batch
+        or config.singleton
+        or config.priority
+    )
     return CompiledFunction(
-        config=config, triggers=triggers, cancels=cancels, keys=keys, flow_control=flow_control,
+        config=config,
+        triggers=triggers,
+        cancels=cancels,
+        keys=keys,
+        flow_control=flow_control,
         plain=not (flow_control or config.idempotency or cancels or config.timeouts),
         idempotency=compiled("idempotency", config.idempotency) if config.idempotency else None,
         priority=compiled("priority.run", config.priority, "number") if config.priority else None,
         batch_if=compiled("batch.if_", config.batch.expression, "bool")
-        if config.batch and config.batch.expression else None,
+        if config.batch and config.batch.expression
+        else None,
     )
 
 
 class Registry:
     """Functions by (app, id), by slug and by trigger event name; rebuilt when the stored set changes."""
 
-    def __init__(self, configs: Iterable[FunctionConfig] = (), *,
-                 on_invalid: Callable[[FunctionConfig, Exception], None] | None = None) -> None:
+    def __init__(
+        self,
+        configs: Iterable[FunctionConfig] = (),
+        *,
+        on_invalid: Callable[[FunctionConfig, Exception], None] | None = None,
+    ) -> None:
         self.functions: dict[tuple[str, str], CompiledFunction] = {}
         self.slugs: dict[str, CompiledFunction] = {}
         self.by_event: dict[str, list[tuple[CompiledFunction, Expression | None]]] = {}

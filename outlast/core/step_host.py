@@ -20,8 +20,9 @@ class StepHost(Protocol):
 
     async def sleep_until(self, step_id: str, until_ms: int) -> None: ...
 
-    async def wait_for_event(self, step_id: str, *, event: str, expression: str | None,
-                             expires_at: int) -> dict[str, Any] | None:
+    async def wait_for_event(
+        self, step_id: str, *, event: str, expression: str | None, expires_at: int
+    ) -> dict[str, Any] | None:
         """The matching event (Inngest's shape) or None when the wait timed out."""
         ...
 

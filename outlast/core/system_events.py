@@ -13,8 +13,15 @@ _NO_ECHO = (FUNCTION_FAILED, FUNCTION_FINISHED, FUNCTION_CANCELLED)
 
 
 def run_ended_events(
-    *, app_id: str, function_id: str, run_id: str, trigger_events: list[dict[str, Any]], status: str,
-    output: Any, error: dict[str, Any] | None, now_ms: int,
+    *,
+    app_id: str,
+    function_id: str,
+    run_id: str,
+    trigger_events: list[dict[str, Any]],
+    status: str,
+    output: Any,
+    error: dict[str, Any] | None,
+    now_ms: int,
 ) -> list[EventRecord]:
     """`function.finished` always, plus `function.failed` or `function.cancelled`.
 
@@ -24,8 +31,11 @@ def run_ended_events(
     if first.get("name") in _NO_ECHO:
         return []
     data: dict[str, Any] = {
-        "function_id": f"{app_id}-{function_id}", "run_id": run_id, "event": first,
-        "events": trigger_events, "_inngest": {"status": status},
+        "function_id": f"{app_id}-{function_id}",
+        "run_id": run_id,
+        "event": first,
+        "events": trigger_events,
+        "_inngest": {"status": status},
     }
     if status == "completed":
         data["result"] = output

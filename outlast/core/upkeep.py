@@ -26,8 +26,18 @@ MAX_PRUNE_INTERVAL_MS = 300_000
 #: database does not vacuum by itself
 CHURNING_TABLES = ("queue", "workers", "chores", "meta", "gcra", "gathering")
 #: tables retention deletes from: vacuumed after a round that removed rows, at most this often
-PRUNED_TABLES = ("runs", "steps", "step_failures", "run_logs", "event_effects", "events", "dedupe", "wait_fields",
-                 "gcra", "gathering")
+PRUNED_TABLES = (
+    "runs",
+    "steps",
+    "step_failures",
+    "run_logs",
+    "event_effects",
+    "events",
+    "dedupe",
+    "wait_fields",
+    "gcra",
+    "gathering",
+)
 VACUUM_PRUNED_EVERY_MS = 60_000
 #: how often the retention lease holder looks at its chores
 CHORE_TICK_MS = 10_000
@@ -48,16 +58,20 @@ class PruneResult:
     more: bool = False
 
     def __add__(self, other: PruneResult) -> PruneResult:
-        return PruneResult(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)
-                              if f.name != "more"}, more=other.more)
+        return PruneResult(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self) if f.name != "more"},
+            more=other.more,
+        )
 
     def __bool__(self) -> bool:
         """Whether anything was removed."""
         return any(getattr(self, f.name) for f in fields(self) if f.name != "more")
 
     def describe(self) -> str:
-        return (f"{self.runs} runs ({self.steps} steps), {self.events} events, {self.dedupe_keys} expired dedupe "
-                f"keys, {self.flow_keys} stale flow-control keys, {self.wait_fields} unused wait index entries")
+        return (
+            f"{self.runs} runs ({self.steps} steps), {self.events} events, {self.dedupe_keys} expired dedupe "
+            f"keys, {self.flow_keys} stale flow-control keys, {self.wait_fields} unused wait index entries"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

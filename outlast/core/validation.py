@@ -109,8 +109,9 @@ class _Checks:
 
     def concurrency(self) -> None:
         if len(self.c.concurrency) > MAX_CONCURRENCY_LIMITS:
-            raise self.fail("concurrency",
-                            f"{len(self.c.concurrency)} limits, at most {MAX_CONCURRENCY_LIMITS} are allowed")
+            raise self.fail(
+                "concurrency", f"{len(self.c.concurrency)} limits, at most {MAX_CONCURRENCY_LIMITS} are allowed"
+            )
         for rule in self.c.concurrency:
             self.integer("concurrency.limit", rule.limit, 1, MAX_LIMIT)
             if rule.scope not in CONCURRENCY_SCOPES:

@@ -40,5 +40,8 @@ async def serve_metrics(metrics: Metrics, *, host: str, port: int) -> asyncio.Se
 
 
 def _respond(writer: asyncio.StreamWriter, status: str, body: bytes, content_type: str) -> None:
-    writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-                 "Connection: close\r\n\r\n".encode() + body)
+    writer.write(
+        f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n".encode()
+        + body
+    )

@@ -196,18 +196,28 @@ class _Collector:
 
         fn = ["app", "function"]
         started = CounterMetricFamily("outlast_runs_started", "Runs that began their first attempt.", labels=fn)
-        ended = CounterMetricFamily("outlast_runs_ended", "Runs that ended in a worker, by final status.",
-                                    labels=[*fn, "status"])
-        attempts = CounterMetricFamily("outlast_attempts", "Function attempts, by how they ended (completed, "
-                                       "failed, suspended, retrying, lost).", labels=[*fn, "outcome"])
-        run_seconds = HistogramMetricFamily("outlast_run_duration_seconds", "From a run's start to its end.",
-                                            labels=[*fn, "status"])
-        step_attempts = CounterMetricFamily("outlast_step_attempts", "Attempts of steps (bodies run; sleeps, sends "
-                                            "and invokes resolved at once), by step kind.", labels=[*fn, "kind"])
-        step_failures = CounterMetricFamily("outlast_step_failures", "Step attempts that failed (to be retried, "
-                                            "or for good).", labels=[*fn, "kind"])
-        step_seconds = HistogramMetricFamily("outlast_step_duration_seconds", "One attempt of a step's body.",
-                                             labels=fn)
+        ended = CounterMetricFamily(
+            "outlast_runs_ended", "Runs that ended in a worker, by final status.", labels=[*fn, "status"]
+        )
+        attempts = CounterMetricFamily(
+            "outlast_attempts",
+            "Function attempts, by how they ended (completed, failed, suspended, retrying, lost).",
+            labels=[*fn, "outcome"],
+        )
+        run_seconds = HistogramMetricFamily(
+            "outlast_run_duration_seconds", "From a run's start to its end.", labels=[*fn, "status"]
+        )
+        step_attempts = CounterMetricFamily(
+            "outlast_step_attempts",
+            "Attempts of steps (bodies run; sleeps, sends and invokes resolved at once), by step kind.",
+            labels=[*fn, "kind"],
+        )
+        step_failures = CounterMetricFamily(
+            "outlast_step_failures", "Step attempts that failed (to be retried, or for good).", labels=[*fn, "kind"]
+        )
+        step_seconds = HistogramMetricFamily(
+            "outlast_step_duration_seconds", "One attempt of a step's body.", labels=fn
+        )
         for (app, function), f in sorted(self.m.functions.items()):
             started.add_metric([app, function], f.started)
             for status, n in sorted(f.ended.items()):
@@ -222,17 +232,22 @@ class _Collector:
                 step_failures.add_metric([app, function, kind], n)
             if any(f.step_seconds.counts):
                 step_seconds.add_metric([app, function], f.step_seconds.buckets(), f.step_seconds.sum)
-        events = CounterMetricFamily("outlast_events_received", "Events sent to the engine from outside runs "
-                                     "(event API, app.send, CLI).", value=self.m.events)
+        events = CounterMetricFamily(
+            "outlast_events_received",
+            "Events sent to the engine from outside runs (event API, app.send, CLI).",
+            value=self.m.events,
+        )
         yield from (started, ended, attempts, run_seconds, step_attempts, step_failures, step_seconds, events)
 
     def _commits(self) -> Iterator[Any]:
         from prometheus_client.core import HistogramMetricFamily
 
-        size = HistogramMetricFamily("outlast_commit_batch_size", "Store requests per group commit.",
-                                     labels=["backend"])
-        seconds = HistogramMetricFamily("outlast_commit_duration_seconds", "Latency of one group commit.",
-                                        labels=["backend"])
+        size = HistogramMetricFamily(
+            "outlast_commit_batch_size", "Store requests per group commit.", labels=["backend"]
+        )
+        seconds = HistogramMetricFamily(
+            "outlast_commit_duration_seconds", "Latency of one group commit.", labels=["backend"]
+        )
         with self.m._commit_lock:
             size.add_metric([self.m.backend], self.m.commit_size.buckets(), self.m.commit_size.sum)
             seconds.add_metric([self.m.backend], self.m.commit_seconds.buckets(), self.m.commit_seconds.sum)
@@ -241,11 +256,17 @@ class _Collector:
     def _queue(self, stats: QueueStats) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
-        depth = GaugeMetricFamily("outlast_queue_depth", "Work items per function: due (waiting for a worker), "
-                                  "leased (running) or scheduled (sleeps, retries, timeouts, cron ticks).",
-                                  labels=["app", "function", "state"])
-        lag = GaugeMetricFamily("outlast_queue_lag_seconds", "Age of the oldest due item per function "
-                                "(0 when none is waiting).", labels=["app", "function"])
+        depth = GaugeMetricFamily(
+            "outlast_queue_depth",
+            "Work items per function: due (waiting for a worker), "
+            "leased (running) or scheduled (sleeps, retries, timeouts, cron ticks).",
+            labels=["app", "function", "state"],
+        )
+        lag = GaugeMetricFamily(
+            "outlast_queue_lag_seconds",
+            "Age of the oldest due item per function (0 when none is waiting).",
+            labels=["app", "function"],
+        )
         seen = set()
         for s in stats.functions:
             seen.add((s.app_id, s.function_id))
@@ -259,8 +280,9 @@ class _Collector:
                     for state in _QUEUE_STATES:
                         depth.add_metric([app_id, f.id, state], 0)
                     lag.add_metric([app_id, f.id], 0)
-        waits = GaugeMetricFamily("outlast_waits_pending", "Stored waits: wait_for_event, invoke and cancel rules.",
-                                  labels=["kind"])
+        waits = GaugeMetricFamily(
+            "outlast_waits_pending", "Stored waits: wait_for_event, invoke and cancel rules.", labels=["kind"]
+        )
         for kind in _WAIT_KINDS:
             waits.add_metric([kind], stats.waits.get(kind, 0))
         yield from (depth, lag, waits)

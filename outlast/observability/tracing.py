@@ -137,13 +137,23 @@ class Tracing:
         parent = self.propagator.extract(o.trace) if o.trace else context.Context()
         sender = trace.get_current_span(parent).get_span_context()
         trace_id = sender.trace_id if sender.is_valid else _trace_id(o.run_id)
-        run_context = trace.SpanContext(trace_id=trace_id, span_id=_span_id(o.run_id), is_remote=True,
-                                        trace_flags=sender.trace_flags if sender.is_valid else trace.TraceFlags(1),
-                                        trace_state=sender.trace_state if sender.is_valid else None)
+        run_context = trace.SpanContext(
+            trace_id=trace_id,
+            span_id=_span_id(o.run_id),
+            is_remote=True,
+            trace_flags=sender.trace_flags if sender.is_valid else trace.TraceFlags(1),
+            trace_state=sender.trace_state if sender.is_valid else None,
+        )
         span = self.tracer.start_span(
-            f"attempt {o.function_id}", context=trace.set_span_in_context(trace.NonRecordingSpan(run_context)),
-            attributes={"outlast.run_id": o.run_id, "outlast.app_id": o.app_id, "outlast.function_id": o.function_id,
-                        "outlast.attempt": o.attempt})
+            f"attempt {o.function_id}",
+            context=trace.set_span_in_context(trace.NonRecordingSpan(run_context)),
+            attributes={
+                "outlast.run_id": o.run_id,
+                "outlast.app_id": o.app_id,
+                "outlast.function_id": o.function_id,
+                "outlast.attempt": o.attempt,
+            },
+        )
         attempt = _Attempt(span, parent, run_context, o.created_at)
         # the attempt's task runs the user's code: their own spans nest under the attempt
         attempt.token = context.attach(trace.set_span_in_context(span))
@@ -157,10 +167,16 @@ class Tracing:
             return
         end = time.time_ns()
         span = self.tracer.start_span(
-            f"step {o.step_id}", context=trace.set_span_in_context(attempt.span),
+            f"step {o.step_id}",
+            context=trace.set_span_in_context(attempt.span),
             start_time=end - o.duration_ms * 10**6,
-            attributes={"outlast.step_id": o.step_id, "outlast.step_kind": o.kind, "outlast.step_status": o.status,
-                        "outlast.step_attempt": o.attempt})
+            attributes={
+                "outlast.step_id": o.step_id,
+                "outlast.step_kind": o.kind,
+                "outlast.step_status": o.status,
+                "outlast.step_attempt": o.attempt,
+            },
+        )
         _set_error(span, o.error)
         span.end(end_time=end)
 
@@ -183,10 +199,17 @@ class Tracing:
             from opentelemetry.trace import SpanKind
 
             span = self.tracer.start_span(
-                f"run {o.function_id}", context=attempt.run_parent, kind=SpanKind.CONSUMER,
+                f"run {o.function_id}",
+                context=attempt.run_parent,
+                kind=SpanKind.CONSUMER,
                 start_time=attempt.created_at * 10**6,
-                attributes={"outlast.run_id": o.run_id, "outlast.app_id": o.app_id,
-                            "outlast.function_id": o.function_id, "outlast.status": o.outcome})
+                attributes={
+                    "outlast.run_id": o.run_id,
+                    "outlast.app_id": o.app_id,
+                    "outlast.function_id": o.function_id,
+                    "outlast.status": o.outcome,
+                },
+            )
         finally:
             _fixed_ids.reset(ids)
         _set_error(span, o.error)

@@ -78,17 +78,26 @@ def parse_reply(status: int, headers: Mapping[str, str], body: bytes, *, now_ms:
         try:
             return RunComplete(output=_json(body) if body.strip() else None)
         except ValueError as exc:
-            return FunctionError(error=ErrorInfo(name="InvalidSDKResponseError",
-                                                 message=f"{url} answered 200 with a body that is not JSON: {exc}"))
+            return FunctionError(
+                error=ErrorInfo(
+                    name="InvalidSDKResponseError", message=f"{url} answered 200 with a body that is not JSON: {exc}"
+                )
+            )
     if status == 206:
         return _ops(body, headers, now_ms, url)
     return FunctionError(error=_function_error(status, headers, body, now_ms, url))
 
 
 def _not_sdk(url: str, status: int, body: bytes) -> FunctionError:
-    return FunctionError(error=ErrorInfo(name="NotAnSDKResponseError", message=(
-        f"{url} answered {status} without an X-Inngest-SDK header: this is not an Inngest SDK endpoint, or a proxy "
-        f"answered for it (body starts {_excerpt(body)})")))
+    return FunctionError(
+        error=ErrorInfo(
+            name="NotAnSDKResponseError",
+            message=(
+                f"{url} answered {status} without an X-Inngest-SDK header: this is not an Inngest SDK endpoint, "
+                f"or a proxy answered for it (body starts {_excerpt(body)})"
+            ),
+        )
+    )
 
 
 def _excerpt(body: bytes) -> str:
@@ -107,14 +116,18 @@ def _unwrap_stream(body: bytes) -> tuple[int, dict[str, str], bytes] | FunctionE
         headers = {str(k).lower(): str(v) for k, v in (wrapper.get("headers") or {}).items()}
         inner = wrapper.get("body")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        return FunctionError(error=ErrorInfo(name="InvalidSDKResponseError",
-                                             message=f"a streamed response (201) could not be read: {exc!r}"))
+        return FunctionError(
+            error=ErrorInfo(
+                name="InvalidSDKResponseError", message=f"a streamed response (201) could not be read: {exc!r}"
+            )
+        )
     raw = inner.encode() if isinstance(inner, str) else orjson.dumps(inner)
     return status, headers, raw
 
 
-def error_info(raw: Any, *, no_retry: bool = False, retry_at: int | None = None,
-               default_name: str = "Error") -> ErrorInfo:
+def error_info(
+    raw: Any, *, no_retry: bool = False, retry_at: int | None = None, default_name: str = "Error"
+) -> ErrorInfo:
     """An SDK's error object (`{name, message, stack}`, JS's serialized form, or a string)."""
     if isinstance(raw, dict):
         message = raw.get("message")
@@ -122,8 +135,13 @@ def error_info(raw: Any, *, no_retry: bool = False, retry_at: int | None = None,
             message = raw.get("error")
         name = raw.get("name") or default_name
         stack = raw.get("stack") or ""
-        return ErrorInfo(name=str(name), message="" if message is None else str(message),
-                         stack=stack if isinstance(stack, str) else "", no_retry=no_retry, retry_at=retry_at)
+        return ErrorInfo(
+            name=str(name),
+            message="" if message is None else str(message),
+            stack=stack if isinstance(stack, str) else "",
+            no_retry=no_retry,
+            retry_at=retry_at,
+        )
     return ErrorInfo(name=default_name, message="" if raw is None else str(raw), no_retry=no_retry, retry_at=retry_at)
 
 
@@ -140,8 +158,12 @@ def _function_error(status: int, headers: Mapping[str, str], body: bytes, now_ms
     except ValueError:
         raw = None
     if not headers.get(SDK_HEADER) and not isinstance(raw, dict):
-        return ErrorInfo(name="FatalUpstreamError", no_retry=no_retry, retry_at=retry_at,
-                         message=f"{url} answered {status} (body starts {_excerpt(body)})")
+        return ErrorInfo(
+            name="FatalUpstreamError",
+            no_retry=no_retry,
+            retry_at=retry_at,
+            message=f"{url} answered {status} (body starts {_excerpt(body)})",
+        )
     info = error_info(raw, no_retry=no_retry, retry_at=retry_at)
     if not info.message and raw is None:
         return ErrorInfo(name=info.name, message=f"{url} answered {status}", no_retry=no_retry, retry_at=retry_at)
@@ -152,19 +174,31 @@ def _ops(body: bytes, headers: Mapping[str, str], now_ms: int, url: str) -> Repl
     try:
         raw = _json(body) if body.strip() else []
     except ValueError as exc:
-        return FunctionError(error=ErrorInfo(name="InvalidSDKResponseError",
-                                             message=f"{url} answered 206 with a body that is not JSON: {exc}"))
+        return FunctionError(
+            error=ErrorInfo(
+                name="InvalidSDKResponseError", message=f"{url} answered 206 with a body that is not JSON: {exc}"
+            )
+        )
     items = raw if isinstance(raw, list) else [raw]
     if len(items) > MAX_OPS_PER_RESPONSE:
-        return FunctionError(error=ErrorInfo(name="FunctionOverflowedError", no_retry=True, message=(
-            f"{url} reported {len(items)} steps in one response, the limit is {MAX_OPS_PER_RESPONSE}")))
+        return FunctionError(
+            error=ErrorInfo(
+                name="FunctionOverflowedError",
+                no_retry=True,
+                message=(f"{url} reported {len(items)} steps in one response, the limit is {MAX_OPS_PER_RESPONSE}"),
+            )
+        )
     no_retry, retry_at = _retry_hints(206, headers, now_ms)
     out = Ops(count=len(items))
     for i, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("op"), str):
-            return FunctionError(error=ErrorInfo(name="InvalidSDKResponseError",
-                                                 message=f"{url} answered 206 with an opcode that is not an object "
-                                                         f"with an 'op' (item {i}: {item!r:.100})"))
+            return FunctionError(
+                error=ErrorInfo(
+                    name="InvalidSDKResponseError",
+                    message=f"{url} answered 206 with an opcode that is not an object "
+                    f"with an 'op' (item {i}: {item!r:.100})",
+                )
+            )
         parsed = to_op(item, now_ms=now_ms, no_retry=no_retry, retry_at=retry_at)
         if isinstance(parsed, RunComplete):
             out.complete = parsed
@@ -177,8 +211,9 @@ def _ops(body: bytes, headers: Mapping[str, str], now_ms: int, url: str) -> Repl
     return out
 
 
-def to_op(item: dict[str, Any], *, now_ms: int, no_retry: bool = False,
-          retry_at: int | None = None) -> StepOp | StepPlanned | RunComplete | Discovery:
+def to_op(
+    item: dict[str, Any], *, now_ms: int, no_retry: bool = False, retry_at: int | None = None
+) -> StepOp | StepPlanned | RunComplete | Discovery:
     """One opcode as an op. Names match exactly or in lower case, as Inngest accepts them."""
     op = str(item["op"]).lower()
     key = str(item.get("id") or "")
@@ -195,40 +230,61 @@ def to_op(item: dict[str, Any], *, now_ms: int, no_retry: bool = False,
         kind = "send_event" if opts.get("type") == "step.sendEvent" else "run"
         return StepRun(key=key, step_id=step_id, output=data, kind=kind)
     if op == "steperror":
-        return StepError(key=key, step_id=step_id, error=error_info(item.get("error"), no_retry=no_retry,
-                                                                     retry_at=retry_at))
+        return StepError(
+            key=key, step_id=step_id, error=error_info(item.get("error"), no_retry=no_retry, retry_at=retry_at)
+        )
     if op == "stepfailed":
-        return StepFailed(key=key, step_id=step_id, error=error_info(item.get("error") or item.get("data"),
-                                                                      no_retry=True))
+        return StepFailed(
+            key=key, step_id=step_id, error=error_info(item.get("error") or item.get("data"), no_retry=True)
+        )
     if op == "stepplanned":
         return StepPlanned(key=key, step_id=step_id)
     try:
         return _async_op(op, key, step_id, item, opts, now_ms)
     except TimeError as exc:
-        return StepFailed(key=key, step_id=step_id, error=ErrorInfo(
-            name="StepUsageError", no_retry=True, message=f"step {step_id!r}: {exc}"))
+        return StepFailed(
+            key=key,
+            step_id=step_id,
+            error=ErrorInfo(name="StepUsageError", no_retry=True, message=f"step {step_id!r}: {exc}"),
+        )
 
 
-def _async_op(op: str, key: str, step_id: str, item: dict[str, Any], opts: dict[str, Any],
-              now_ms: int) -> StepOp:
+def _async_op(op: str, key: str, step_id: str, item: dict[str, Any], opts: dict[str, Any], now_ms: int) -> StepOp:
     if op == "sleep":
-        return Sleep(key=key, step_id=step_id, until_ms=sleep_until_ms(opts.get("duration") or item.get("name"),
-                                                                       now_ms))
+        return Sleep(
+            key=key, step_id=step_id, until_ms=sleep_until_ms(opts.get("duration") or item.get("name"), now_ms)
+        )
     if op == "waitforevent":
         timeout = opts.get("timeout")
         expires = now_ms + (duration_ms(timeout) if timeout else 0)  # no timeout: expired already, as Inngest
-        return WaitForEvent(key=key, step_id=step_id, event=str(opts.get("event") or item.get("name") or ""),
-                            expression=opts.get("if") or None, expires_at=expires)
+        return WaitForEvent(
+            key=key,
+            step_id=step_id,
+            event=str(opts.get("event") or item.get("name") or ""),
+            expression=opts.get("if") or None,
+            expires_at=expires,
+        )
     if op == "invokefunction":
         payload: dict[str, Any] = opts["payload"] if isinstance(opts.get("payload"), dict) else {}
         data: dict[str, Any] = payload["data"] if isinstance(payload.get("data"), dict) else {}
         user: dict[str, Any] = payload["user"] if isinstance(payload.get("user"), dict) else {}
         timeout = opts.get("timeout")
-        return InvokeFunction(key=key, step_id=step_id, function_slug=str(opts.get("function_id") or ""), data=data,
-                              user=user, expires_at=now_ms + duration_ms(timeout) if timeout else None)
+        return InvokeFunction(
+            key=key,
+            step_id=step_id,
+            function_slug=str(opts.get("function_id") or ""),
+            data=data,
+            user=user,
+            expires_at=now_ms + duration_ms(timeout) if timeout else None,
+        )
     feature = UNSUPPORTED.get(op, f"the {item['op']!r} opcode")
-    return StepFailed(key=key, step_id=step_id, error=ErrorInfo(
-        name="UnsupportedStepError", no_retry=True, message=f"step {step_id!r}: Outlast does not support {feature}"))
+    return StepFailed(
+        key=key,
+        step_id=step_id,
+        error=ErrorInfo(
+            name="UnsupportedStepError", no_retry=True, message=f"step {step_id!r}: Outlast does not support {feature}"
+        ),
+    )
 
 
 def _user_id(item: dict[str, Any]) -> str:

@@ -40,8 +40,13 @@ class CallContext:
 
 def event_json(event: EventRecord) -> dict[str, Any]:
     """An event as SDKs read it (`user` always an object, `ts` an integer)."""
-    return {"id": event.public_id(), "name": event.name, "data": event.data, "user": event.user or {},
-            "ts": int(event.ts)}
+    return {
+        "id": event.public_id(),
+        "name": event.name,
+        "data": event.data,
+        "user": event.user or {},
+        "ts": int(event.ts),
+    }
 
 
 def memo_value(entry: MemoEntry | StepRecord) -> Any:
@@ -66,8 +71,13 @@ def _error_json(error: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def call_body(*, events: list[EventRecord], memo: Iterable[MemoEntry], ctx: CallContext,
-              max_inline_bytes: int = MAX_INLINE_STATE_BYTES) -> bytes:
+def call_body(
+    *,
+    events: list[EventRecord],
+    memo: Iterable[MemoEntry],
+    ctx: CallContext,
+    max_inline_bytes: int = MAX_INLINE_STATE_BYTES,
+) -> bytes:
     """The canonical JSON body of a call request. When events and memo together exceed
     `max_inline_bytes`, they are left out and `use_api` tells the SDK to fetch them."""
     event_list = [event_json(e) for e in events]
@@ -78,16 +88,33 @@ def call_body(*, events: list[EventRecord], memo: Iterable[MemoEntry], ctx: Call
     return body
 
 
-def _body(events: list[dict[str, Any]], steps: dict[str, Any], ctx: CallContext, *, use_api: bool,
-          first: dict[str, Any] | None = None) -> bytes:
+def _body(
+    events: list[dict[str, Any]],
+    steps: dict[str, Any],
+    ctx: CallContext,
+    *,
+    use_api: bool,
+    first: dict[str, Any] | None = None,
+) -> bytes:
     event = first if first is not None else (events[0] if events else {"name": "", "data": {}, "user": {}, "ts": 0})
-    return canonical({
-        "event": event, "events": events, "steps": steps, "defers": {}, "version": REQUEST_VERSION,
-        "use_api": use_api,
-        "ctx": {
-            "fn_id": ctx.function_slug, "run_id": ctx.run_id, "env": "", "step_id": ctx.step_id,
-            "attempt": int(ctx.attempt), "max_attempts": int(ctx.max_attempts),
-            "stack": {"stack": list(ctx.stack), "current": len(ctx.stack)},
-            "disable_immediate_execution": ctx.disable_immediate_execution, "use_api": use_api,
-        },
-    })
+    return canonical(
+        {
+            "event": event,
+            "events": events,
+            "steps": steps,
+            "defers": {},
+            "version": REQUEST_VERSION,
+            "use_api": use_api,
+            "ctx": {
+                "fn_id": ctx.function_slug,
+                "run_id": ctx.run_id,
+                "env": "",
+                "step_id": ctx.step_id,
+                "attempt": int(ctx.attempt),
+                "max_attempts": int(ctx.max_attempts),
+                "stack": {"stack": list(ctx.stack), "current": len(ctx.stack)},
+                "disable_immediate_execution": ctx.disable_immediate_execution,
+                "use_api": use_api,
+            },
+        }
+    )

@@ -24,7 +24,7 @@ class SigningKeyError(ValueError):
 def _parts(key: str) -> tuple[str, str]:
     match = _PREFIX.match(key)
     prefix = match.group(0) if match else ""
-    return prefix, key[len(prefix):]
+    return prefix, key[len(prefix) :]
 
 
 def validate_key(key: str) -> str:
@@ -33,8 +33,9 @@ def validate_key(key: str) -> str:
     try:
         bytes.fromhex(body)
     except ValueError:
-        raise SigningKeyError("a signing key must be 'signkey-<env>-<hex>' (the part after the prefix is not hex)"
-                              ) from None
+        raise SigningKeyError(
+            "a signing key must be 'signkey-<env>-<hex>' (the part after the prefix is not hex)"
+        ) from None
     if not body:
         raise SigningKeyError("a signing key must not be empty")
     return key.strip()
@@ -53,7 +54,7 @@ def bearer_matches(authorization: str | None, keys: tuple[str, ...]) -> bool:
         return False
     given = authorization.removeprefix("Bearer ").strip().encode()
     tokens = [bearer_token(k) for k in keys]
-    candidates = tokens + [t[len(_parts(t)[0]):] for t in tokens]
+    candidates = tokens + [t[len(_parts(t)[0]) :] for t in tokens]
     return any(hmac.compare_digest(given, token.encode()) for token in candidates)
 
 

@@ -45,10 +45,18 @@ from outlast.protocol.timestr import TimeError, duration_ms
 
 #: our option names -> the sync payload's field names, for error messages
 PAYLOAD_FIELDS = {
-    "retries": "steps.step.retries.attempts", "trigger": "triggers", "trigger.cron": "triggers.cron",
-    "trigger.jitter": "triggers.jitter", "trigger.if_": "triggers.expression", "rate_limit": "rateLimit",
-    "batch": "batchEvents", "batch.max_size": "batchEvents.maxSize", "batch.timeout": "batchEvents.timeout",
-    "batch.key": "batchEvents.key", "batch.if_": "batchEvents.if", "cancel.match": "cancel.if",
+    "retries": "steps.step.retries.attempts",
+    "trigger": "triggers",
+    "trigger.cron": "triggers.cron",
+    "trigger.jitter": "triggers.jitter",
+    "trigger.if_": "triggers.expression",
+    "rate_limit": "rateLimit",
+    "batch": "batchEvents",
+    "batch.max_size": "batchEvents.maxSize",
+    "batch.timeout": "batchEvents.timeout",
+    "batch.key": "batchEvents.key",
+    "batch.if_": "batchEvents.if",
+    "cancel.match": "cancel.if",
 }
 DEFAULT_BATCH_TIMEOUT_MS = 60_000
 SCOPES = {"fn": "fn", "env": "account", "account": "account"}
@@ -100,10 +108,15 @@ def parse_register(payload: Any) -> SyncRequest:
         if config.id in seen:
             raise SyncError(f"function {config.id!r} is defined twice in app {app_id!r}")
         seen.add(config.id)
-    return SyncRequest(app_id=app_id, url=url, sdk=str(body.get("sdk") or ""),
-                       framework=str(body.get("framework") or ""), functions=configs,
-                       checksum=hashlib.sha256(canonical(payload)).hexdigest(),
-                       app_version=body.get("appVersion") if isinstance(body.get("appVersion"), str) else None)
+    return SyncRequest(
+        app_id=app_id,
+        url=url,
+        sdk=str(body.get("sdk") or ""),
+        framework=str(body.get("framework") or ""),
+        functions=configs,
+        checksum=hashlib.sha256(canonical(payload)).hexdigest(),
+        app_version=body.get("appVersion") if isinstance(body.get("appVersion"), str) else None,
+    )
 
 
 class _Keys:
@@ -127,15 +140,28 @@ def function_config(app_id: str, raw: Any, *, index: int = 0) -> FunctionConfig:
     slug = fn.get("id")
     if not isinstance(slug, str) or not slug.strip():
         raise SyncError(f"functions[{index}] has no id")
-    fid = slug[len(app_id) + 1:] if slug.startswith(f"{app_id}-") and len(slug) > len(app_id) + 1 else slug
+    fid = slug[len(app_id) + 1 :] if slug.startswith(f"{app_id}-") and len(slug) > len(app_id) + 1 else slug
     reader = _Function(slug, fn)
     triggers = reader.triggers()
     config = FunctionConfig(
-        app_id=app_id, id=fid, name=str(fn.get("name") or fid), triggers=triggers, retries=reader.retries(),
-        cancel=reader.cancels(), timeouts=reader.timeouts(), idempotency=reader.expression("idempotency"),
-        failure_of=_failure_of(app_id, triggers), concurrency=reader.concurrency(), throttle=reader.throttle(),
-        rate_limit=reader.rate_limit(), debounce=reader.debounce(), batch=reader.batch(),
-        priority=reader.priority(), singleton=reader.singleton(), runtime=Runtime(kind="http", url=reader.url()))
+        app_id=app_id,
+        id=fid,
+        name=str(fn.get("name") or fid),
+        triggers=triggers,
+        retries=reader.retries(),
+        cancel=reader.cancels(),
+        timeouts=reader.timeouts(),
+        idempotency=reader.expression("idempotency"),
+        failure_of=_failure_of(app_id, triggers),
+        concurrency=reader.concurrency(),
+        throttle=reader.throttle(),
+        rate_limit=reader.rate_limit(),
+        debounce=reader.debounce(),
+        batch=reader.batch(),
+        priority=reader.priority(),
+        singleton=reader.singleton(),
+        runtime=Runtime(kind="http", url=reader.url()),
+    )
     try:
         return validate(config, field_name=field_name)
     except FunctionConfigError as exc:
@@ -148,7 +174,7 @@ def _failure_of(app_id: str, triggers: tuple[Trigger, ...]) -> str | None:
         if isinstance(t, EventTrigger) and t.event == FUNCTION_FAILED and t.expression:
             quoted = t.expression.split("==", 1)[-1].strip().strip("'\"")
             if quoted.startswith(f"{app_id}-"):
-                return quoted[len(app_id) + 1:]
+                return quoted[len(app_id) + 1 :]
     return None
 
 
@@ -245,8 +271,11 @@ class _Function:
                 out.append(CronTrigger(cron=cron or "", jitter_ms=self.ms(t.get("jitter"), f"triggers[{i}].jitter")))
             else:
                 event = self.text(t.get("event"), f"triggers[{i}].event")
-                out.append(EventTrigger(event=event or "", expression=self.text(t.get("expression"),
-                                                                               f"triggers[{i}].expression")))
+                out.append(
+                    EventTrigger(
+                        event=event or "", expression=self.text(t.get("expression"), f"triggers[{i}].expression")
+                    )
+                )
         return tuple(out)
 
     def cancels(self) -> tuple[CancelRule, ...]:
@@ -260,9 +289,13 @@ class _Function:
             if not isinstance(item, dict):
                 raise self.fail(f"cancel[{i}]", f"must be an object, got {item!r}")
             c = _Keys(item)
-            out.append(CancelRule(event=self.text(c.get("event"), f"cancel[{i}].event") or "",
-                                  expression=self.text(c.get("if"), f"cancel[{i}].if"),
-                                  timeout_ms=self.ms(c.get("timeout"), f"cancel[{i}].timeout")))
+            out.append(
+                CancelRule(
+                    event=self.text(c.get("event"), f"cancel[{i}].event") or "",
+                    expression=self.text(c.get("if"), f"cancel[{i}].if"),
+                    timeout_ms=self.ms(c.get("timeout"), f"cancel[{i}].timeout"),
+                )
+            )
         return tuple(out)
 
     def timeouts(self) -> TimeoutRule | None:
@@ -291,8 +324,7 @@ class _Function:
             scope = c.get("scope") or "fn"
             if scope not in SCOPES:
                 raise self.fail(f"{field}.scope", f"must be 'fn', 'env' or 'account', got {scope!r}")
-            rules.append(ConcurrencyRule(limit=limit, key=self.text(c.get("key"), f"{field}.key"),
-                                         scope=SCOPES[scope]))
+            rules.append(ConcurrencyRule(limit=limit, key=self.text(c.get("key"), f"{field}.key"), scope=SCOPES[scope]))
         return tuple(sorted(rules, key=lambda r: r.limit))
 
     def throttle(self) -> ThrottleRule | None:
@@ -301,24 +333,32 @@ class _Function:
             return None
         limit = self.integer(t.get("limit"), "throttle.limit", default=1) or 1
         burst = self.integer(t.get("burst"), "throttle.burst", default=1) or 1
-        return ThrottleRule(limit=limit, burst=burst, key=self.text(t.get("key"), "throttle.key"),
-                            period_ms=self.ms(t.get("period"), "throttle.period", required=True) or 0)
+        return ThrottleRule(
+            limit=limit,
+            burst=burst,
+            key=self.text(t.get("key"), "throttle.key"),
+            period_ms=self.ms(t.get("period"), "throttle.period", required=True) or 0,
+        )
 
     def rate_limit(self) -> RateLimitRule | None:
         r = self.obj("rateLimit")
         if r is None:
             return None
-        return RateLimitRule(limit=self.integer(r.get("limit"), "rateLimit.limit"),
-                             period_ms=self.ms(r.get("period"), "rateLimit.period", required=True) or 0,
-                             key=self.text(r.get("key"), "rateLimit.key"))
+        return RateLimitRule(
+            limit=self.integer(r.get("limit"), "rateLimit.limit"),
+            period_ms=self.ms(r.get("period"), "rateLimit.period", required=True) or 0,
+            key=self.text(r.get("key"), "rateLimit.key"),
+        )
 
     def debounce(self) -> DebounceRule | None:
         d = self.obj("debounce")
         if d is None:
             return None
-        return DebounceRule(period_ms=self.ms(d.get("period"), "debounce.period", required=True) or 0,
-                            timeout_ms=self.ms(d.get("timeout"), "debounce.timeout"),
-                            key=self.text(d.get("key"), "debounce.key"))
+        return DebounceRule(
+            period_ms=self.ms(d.get("period"), "debounce.period", required=True) or 0,
+            timeout_ms=self.ms(d.get("timeout"), "debounce.timeout"),
+            key=self.text(d.get("key"), "debounce.key"),
+        )
 
     def batch(self) -> BatchRule | None:
         b = self.obj("batchEvents")
@@ -327,9 +367,12 @@ class _Function:
         size = self.integer(b.get("maxSize"), "batchEvents.maxSize")
         if size == 1:
             return None  # a batch of one is no batch
-        return BatchRule(max_size=size, key=self.text(b.get("key"), "batchEvents.key"),
-                         timeout_ms=self.ms(b.get("timeout"), "batchEvents.timeout") or DEFAULT_BATCH_TIMEOUT_MS,
-                         expression=self.text(b.get("if"), "batchEvents.if"))
+        return BatchRule(
+            max_size=size,
+            key=self.text(b.get("key"), "batchEvents.key"),
+            timeout_ms=self.ms(b.get("timeout"), "batchEvents.timeout") or DEFAULT_BATCH_TIMEOUT_MS,
+            expression=self.text(b.get("if"), "batchEvents.if"),
+        )
 
     def priority(self) -> str | None:
         p = self.obj("priority")
@@ -340,4 +383,3 @@ class _Function:
         if s is None:
             return None
         return SingletonRule(key=self.text(s.get("key"), "singleton.key"), mode=str(s.get("mode") or "skip"))
-

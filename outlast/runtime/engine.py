@@ -55,8 +55,14 @@ class Engine:
         store.bind(self.planner)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, clock: Clock | None = None, database_url: str | None = None,
-                      rng: random.Random | None = None) -> Engine:
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        database_url: str | None = None,
+        rng: random.Random | None = None,
+    ) -> Engine:
         """An engine on the store `database_url` (default: the settings' one) names."""
         from outlast.core.clock import SystemClock
         from outlast.storage import open_store
@@ -100,10 +106,12 @@ class Engine:
         self.sources[source.id] = source
         if "local" not in self.drivers:
             self.drivers["local"] = LocalDriver(
-                lookup=self.local_function, validate=self.validate,
+                lookup=self.local_function,
+                validate=self.validate,
                 step_threads=self.thread_pool(self.settings.sync_threads, "outlast-step"),
                 handler_threads=self.thread_pool(self.settings.worker_concurrency, "outlast-fn"),
-                max_steps_per_run=self.settings.max_steps_per_run)
+                max_steps_per_run=self.settings.max_steps_per_run,
+            )
         if self.opened:
             await self._sync(source)
             await self.refresh_registry(force=True)
@@ -136,12 +144,20 @@ class Engine:
         runs of functions nobody serves any more, to fail them clearly), and every function of
         each served app when an HTTP driver is installed."""
         apps = self.registry.apps()
-        scopes = [AppScope(app_id=app_id, functions=tuple(sorted(source.functions)),
-                           known=tuple(sorted(f.id for f in apps.get(app_id, ()))))
-                  for app_id, source in sorted(self.sources.items())]
+        scopes = [
+            AppScope(
+                app_id=app_id,
+                functions=tuple(sorted(source.functions)),
+                known=tuple(sorted(f.id for f in apps.get(app_id, ()))),
+            )
+            for app_id, source in sorted(self.sources.items())
+        ]
         if "http" in self.drivers:
-            scopes += [AppScope(app_id=app_id) for app_id, fns in sorted(apps.items())
-                       if app_id not in self.sources and any(f.config.runtime.kind == "http" for f in fns)]
+            scopes += [
+                AppScope(app_id=app_id)
+                for app_id, fns in sorted(apps.items())
+                if app_id not in self.sources and any(f.config.runtime.kind == "http" for f in fns)
+            ]
         return scopes
 
     # -- events --------------------------------------------------------------------------------
@@ -151,8 +167,17 @@ class Engine:
         now = self.clock.now_ms()
         ids = new_ulids(len(items), now)
         with gc_paused() if len(items) >= GC_PAUSE_MIN else contextlib.nullcontext():
-            return [validate_event(e, internal_id=ids[i], now_ms=now, max_bytes=self.settings.max_event_bytes,
-                                   index=i, allow_system=allow_system) for i, e in enumerate(items)]
+            return [
+                validate_event(
+                    e,
+                    internal_id=ids[i],
+                    now_ms=now,
+                    max_bytes=self.settings.max_event_bytes,
+                    index=i,
+                    allow_system=allow_system,
+                )
+                for i, e in enumerate(items)
+            ]
 
     async def send(self, events: EventsInput, *, trace: dict[str, str] | None = None) -> list[str]:
         """Store events from outside a run. They carry `trace` (a W3C trace context, e.g. from a
@@ -184,8 +209,12 @@ class Engine:
 
 
 def _skip_invalid(config: FunctionConfig, exc: Exception) -> None:
-    log.warning("function %r of app %r is stored with a configuration this version cannot honour; "
-                "it is ignored here: %s", config.id, config.app_id, exc)
+    log.warning(
+        "function %r of app %r is stored with a configuration this version cannot honour; it is ignored here: %s",
+        config.id,
+        config.app_id,
+        exc,
+    )
 
 
 __all__ = ["Engine", "StoreError"]

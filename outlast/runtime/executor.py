@@ -42,10 +42,13 @@ class Attempt:
         self._function = function
         self.lease = Lease(item_id=claimed.item_id, token=claimed.lease_token)
         self.rules = OpRules(
-            policy=RetryPolicy(max_attempts=function.max_attempts, backoff_scale=engine.settings.backoff_scale,
-                               rng=engine.rng),
+            policy=RetryPolicy(
+                max_attempts=function.max_attempts, backoff_scale=engine.settings.backoff_scale, rng=engine.rng
+            ),
             max_output_bytes=engine.settings.max_step_output_bytes,
-            max_steps_per_run=engine.settings.max_steps_per_run, known_function=engine.known_function)
+            max_steps_per_run=engine.settings.max_steps_per_run,
+            known_function=engine.known_function,
+        )
         #: a step of this attempt is pending or due to retry: the attempt can only suspend
         self.suspended = False
         self._logs: list[LogLine] = []
@@ -69,28 +72,46 @@ class Attempt:
         return [m.key for m in sorted(done, key=lambda m: (m.ended_at or 0, m.seq))]
 
     async def apply(self, ops: Sequence[StepOp]) -> list[MemoEntry]:
-        commit = step_commit(self._run, ops, lease=self.lease, now=self.now_ms(), rules=self.rules,
-                             logs=self._take_logs())
+        commit = step_commit(
+            self._run, ops, lease=self.lease, now=self.now_ms(), rules=self.rules, logs=self._take_logs()
+        )
         try:
             await self._commit(commit)
         except StoreDataError as exc:  # a value the database cannot hold: those steps fail, clearly
-            commit = step_commit(self._run, [_refused(op, exc) for op in ops], lease=self.lease, now=self.now_ms(),
-                                 rules=self.rules)
+            commit = step_commit(
+                self._run, [_refused(op, exc) for op in ops], lease=self.lease, now=self.now_ms(), rules=self.rules
+            )
             await self._commit(commit)
         for write in commit.steps:
             self._remember(write)
         return [self._run.memo[op.key] for op in ops]
 
     async def end(self, outcome: Outcome) -> Commit:
-        commit = outcome_commit(self._run, outcome, lease=self.lease, now=self.now_ms(), rules=self.rules,
-                                suspended_in_attempt=self.suspended, logs=self._take_logs())
+        commit = outcome_commit(
+            self._run,
+            outcome,
+            lease=self.lease,
+            now=self.now_ms(),
+            rules=self.rules,
+            suspended_in_attempt=self.suspended,
+            logs=self._take_logs(),
+        )
         try:
             await self._commit(commit)
         except StoreDataError as exc:  # e.g. an output the database cannot hold: the run fails, saying so
-            refused = FunctionError(error=ErrorInfo(name="StoreDataError", no_retry=True,
-                                                    message=f"the database refused the run's outcome: {exc}"))
-            commit = outcome_commit(self._run, refused, lease=self.lease, now=self.now_ms(), rules=self.rules,
-                                    suspended_in_attempt=self.suspended)
+            refused = FunctionError(
+                error=ErrorInfo(
+                    name="StoreDataError", no_retry=True, message=f"the database refused the run's outcome: {exc}"
+                )
+            )
+            commit = outcome_commit(
+                self._run,
+                refused,
+                lease=self.lease,
+                now=self.now_ms(),
+                rules=self.rules,
+                suspended_in_attempt=self.suspended,
+            )
             await self._commit(commit)
         return commit
 
@@ -101,16 +122,34 @@ class Attempt:
     def _remember(self, w: StepWrite) -> None:
         previous = self._run.memo.get(w.key)
         self._run.memo[w.key] = MemoEntry(
-            key=w.key, step_id=w.step_id, kind=w.kind, status=w.status, attempts=w.attempts, output=w.output,
-            error=w.error, started_at=w.started_at, ended_at=w.ended_at, deadline=w.deadline,
-            seq=previous.seq if previous is not None else len(self._run.memo))
+            key=w.key,
+            step_id=w.step_id,
+            kind=w.kind,
+            status=w.status,
+            attempts=w.attempts,
+            output=w.output,
+            error=w.error,
+            started_at=w.started_at,
+            ended_at=w.ended_at,
+            deadline=w.deadline,
+            seq=previous.seq if previous is not None else len(self._run.memo),
+        )
         if w.status not in ("completed", "failed"):
             self.suspended = True
         if self.engine.bus:
-            self.engine.bus.emit(StepEnded(
-                run_id=self._run.run_id, app_id=self._run.app_id, function_id=self._run.function_id,
-                step_id=w.step_id, kind=w.kind, status=w.status, attempt=w.attempts - 1, error=w.error,
-                duration_ms=max(0, (w.ended_at or self.now_ms()) - (w.started_at or self.now_ms()))))
+            self.engine.bus.emit(
+                StepEnded(
+                    run_id=self._run.run_id,
+                    app_id=self._run.app_id,
+                    function_id=self._run.function_id,
+                    step_id=w.step_id,
+                    kind=w.kind,
+                    status=w.status,
+                    attempt=w.attempts - 1,
+                    error=w.error,
+                    duration_ms=max(0, (w.ended_at or self.now_ms()) - (w.started_at or self.now_ms())),
+                )
+            )
 
     async def _commit(self, commit: Commit) -> None:
         if commit.events and self.engine.bus.trace_for is not None:
@@ -139,8 +178,13 @@ class Attempt:
 
 
 def _refused(op: StepOp, exc: StoreDataError) -> StepFailed:
-    return StepFailed(key=op.key, step_id=op.step_id, error=ErrorInfo(
-        name="StoreDataError", no_retry=True, message=f"the database refused step {op.step_id!r}'s result: {exc}"))
+    return StepFailed(
+        key=op.key,
+        step_id=op.step_id,
+        error=ErrorInfo(
+            name="StoreDataError", no_retry=True, message=f"the database refused step {op.step_id!r}'s result: {exc}"
+        ),
+    )
 
 
 class Executor:
@@ -154,8 +198,11 @@ class Executor:
         attempt = Attempt(self.engine, claimed, function)
         run = claimed.run
         started = time.monotonic()
-        bound = logcontext.current.set(logcontext.RunContext(
-            run_id=run.run_id, app_id=run.app_id, function_id=run.function_id, attempt=run.attempt))
+        bound = logcontext.current.set(
+            logcontext.RunContext(
+                run_id=run.run_id, app_id=run.app_id, function_id=run.function_id, attempt=run.attempt
+            )
+        )
         self._started(run)
         try:
             outcome = await driver.execute(attempt)
@@ -169,19 +216,36 @@ class Executor:
 
     def _started(self, run: RunState) -> None:
         if self.engine.bus:
-            self.engine.bus.emit(AttemptStarted(
-                run_id=run.run_id, app_id=run.app_id, function_id=run.function_id, attempt=run.attempt,
-                first_start=run.attempt == 0 and not run.memo, created_at=run.created_at,
-                started_at=self.engine.clock.now_ms(), trace=run.events[0].trace if run.events else None))
+            self.engine.bus.emit(
+                AttemptStarted(
+                    run_id=run.run_id,
+                    app_id=run.app_id,
+                    function_id=run.function_id,
+                    attempt=run.attempt,
+                    first_start=run.attempt == 0 and not run.memo,
+                    created_at=run.created_at,
+                    started_at=self.engine.clock.now_ms(),
+                    trace=run.events[0].trace if run.events else None,
+                )
+            )
 
-    def _ended(self, run: RunState, label: str, started: float, error: dict[str, object] | None, *,
-               ended: bool = False) -> str:
+    def _ended(
+        self, run: RunState, label: str, started: float, error: dict[str, object] | None, *, ended: bool = False
+    ) -> str:
         if self.engine.bus:
             now = self.engine.clock.now_ms()
-            self.engine.bus.emit(AttemptEnded(
-                run_id=run.run_id, app_id=run.app_id, function_id=run.function_id, outcome=label,
-                attempt=run.attempt, duration_ms=int((time.monotonic() - started) * 1000), error=error,
-                run_duration_ms=now - (run.started_at or now) if ended else None))
+            self.engine.bus.emit(
+                AttemptEnded(
+                    run_id=run.run_id,
+                    app_id=run.app_id,
+                    function_id=run.function_id,
+                    outcome=label,
+                    attempt=run.attempt,
+                    duration_ms=int((time.monotonic() - started) * 1000),
+                    error=error,
+                    run_duration_ms=now - (run.started_at or now) if ended else None,
+                )
+            )
         return label
 
 

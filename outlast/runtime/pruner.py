@@ -78,11 +78,13 @@ class Pruner:
         await self.engine.store.vacuum(tables)
 
     async def _lease(self) -> bool:
-        return await self.engine.store.take_chore(RETENTION_CHORE, self.owner, self.engine.clock.now_ms(),
-                                                  PRUNE_LEASE_MS)
+        return await self.engine.store.take_chore(
+            RETENTION_CHORE, self.owner, self.engine.clock.now_ms(), PRUNE_LEASE_MS
+        )
 
-    async def prune(self, before_ms: int, *, stop: asyncio.Event | None = None, lease: bool = True,
-                    pause_s: float = PRUNE_PAUSE_S) -> PruneResult:
+    async def prune(
+        self, before_ms: int, *, stop: asyncio.Event | None = None, lease: bool = True, pause_s: float = PRUNE_PAUSE_S
+    ) -> PruneResult:
         """Prune batch after batch until nothing older than `before_ms` is left (or `stop` is set,
         or another process took the lease over)."""
         store, total = self.engine.store, PruneResult()

@@ -42,8 +42,10 @@ async def rerun(engine: Engine, run_id: str, *, from_step: str | None = None, ou
     await engine.refresh_registry()
     fn = engine.registry.get(run.app_id, run.function_id)
     if fn is None:
-        raise RerunError(f"function {run.function_id!r} of app {run.app_id!r} is not served by any live worker "
-                         "or synced app, so its runs cannot be rerun")
+        raise RerunError(
+            f"function {run.function_id!r} of app {run.app_id!r} is not served by any live worker "
+            "or synced app, so its runs cannot be rerun"
+        )
     events = await engine.store.get_events(run.event_ids)
     if not events:
         raise RerunError(f"run {run_id}: its trigger events are no longer stored")
@@ -62,8 +64,7 @@ async def rerun(engine: Engine, run_id: str, *, from_step: str | None = None, ou
         keep = [s.key for s in run.steps[:index] if s.status in FINAL_STEP_STATUSES]
         if output is not UNSET:
             edited = _edited(step, output, now, engine.settings.max_step_output_bytes)
-    await engine.store.rerun(plan, origin_run_id=run.id, keep_keys=keep, edited=edited, from_step_key=key,
-                             now_ms=now)
+    await engine.store.rerun(plan, origin_run_id=run.id, keep_keys=keep, edited=edited, from_step_key=key, now_ms=now)
     engine.wake()
     return plan.run_id
 
@@ -83,5 +84,14 @@ def _edited(step: StepRecord, output: Any, now: int, max_bytes: int) -> StepWrit
         raise RerunError(f"the output for step {step.id!r} is not JSON: {exc}") from None
     if len(text) > max_bytes:
         raise RerunError(f"the output for step {step.id!r} is {len(text)} bytes, the limit is {max_bytes}")
-    return StepWrite(key=step.key, step_id=step.id, kind=step.kind, status="completed", attempts=1, started_at=now,
-                     ended_at=now, output=value, detail={**(step.detail or {}), "edited": True})
+    return StepWrite(
+        key=step.key,
+        step_id=step.id,
+        kind=step.kind,
+        status="completed",
+        attempts=1,
+        started_at=now,
+        ended_at=now,
+        output=value,
+        detail={**(step.detail or {}), "edited": True},
+    )

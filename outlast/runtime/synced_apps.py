@@ -30,12 +30,15 @@ async def register_app(engine: Engine, request: SyncRequest) -> Registered:
     """Store a synced app and its functions (replacing the previous sync); raise
     FunctionConfigError when the app id belongs to local functions served by this process."""
     if request.app_id in engine.sources:
-        raise FunctionConfigError(f"app {request.app_id!r} is served by local functions in this process; "
-                                  "an app on an Inngest SDK needs a different app id")
+        raise FunctionConfigError(
+            f"app {request.app_id!r} is served by local functions in this process; "
+            "an app on an Inngest SDK needs a different app id"
+        )
     now = engine.clock.now_ms()
     stored = await engine.store.get_app(request.app_id)
-    app = SyncedApp(id=request.app_id, url=request.url, sdk=request.sdk, framework=request.framework,
-                    checksum=request.checksum)
+    app = SyncedApp(
+        id=request.app_id, url=request.url, sdk=request.sdk, framework=request.framework, checksum=request.checksum
+    )
     changed = await engine.store.sync_app(app, request.functions, now)  # also records when it last synced
     if changed:
         await engine.refresh_registry(force=True)

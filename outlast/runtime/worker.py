@@ -51,9 +51,15 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set, then let running attempts finish and leave the workers list."""
         self._attach()
-        chores = [asyncio.create_task(c) for c in
-                  (self._keep_leases(stop), self._refresh_functions(stop), self._announce(stop),
-                   Pruner(self.engine, self.owner).run(stop))]
+        chores = [
+            asyncio.create_task(c)
+            for c in (
+                self._keep_leases(stop),
+                self._refresh_functions(stop),
+                self._announce(stop),
+                Pruner(self.engine, self.owner).run(stop),
+            )
+        ]
         try:
             while not stop.is_set():
                 if await self._claim_safely():
@@ -161,8 +167,14 @@ class Worker:
 
     async def _claim_in(self, scope: AppScope, free: int) -> int:
         engine = self.engine
-        claimed = await engine.store.claim(scope, self.owner, free, engine.clock.now_ms(), engine.settings.lease_ms,
-                                           max_crashes=engine.settings.max_crashed_attempts)
+        claimed = await engine.store.claim(
+            scope,
+            self.owner,
+            free,
+            engine.clock.now_ms(),
+            engine.settings.lease_ms,
+            max_crashes=engine.settings.max_crashed_attempts,
+        )
         for item in claimed:
             self.leases[item.item_id] = item.lease_token
             task = asyncio.create_task(self._execute(item), context=contextvars.Context())
@@ -179,6 +191,7 @@ class Worker:
             if not task.cancelled() and task.exception() is not None:
                 self.last_error = repr(task.exception())
                 log.error("attempt crashed", exc_info=task.exception())
+
         return callback
 
     # -- one attempt ---------------------------------------------------------------------------
@@ -195,8 +208,9 @@ class Worker:
 
             await self.executor.execute(item, missing_config(run.app_id, run.function_id), MissingFunction())
         elif driver is None:
-            await self.engine.store.release(item.item_id, item.lease_token,
-                                            self.engine.clock.now_ms() + RELEASE_DELAY_MS)
+            await self.engine.store.release(
+                item.item_id, item.lease_token, self.engine.clock.now_ms() + RELEASE_DELAY_MS
+            )
         else:
             await self.executor.execute(item, function, driver)
 
@@ -226,12 +240,23 @@ class Worker:
     def info(self, started: int) -> list[WorkerInfo]:
         """This worker as the workers list shows it: one row per local app it serves (or one)."""
         now = self.engine.clock.now_ms()
-        apps: list[tuple[str, list[str]]] = [(app_id, sorted(source.functions))
-                                             for app_id, source in sorted(self.engine.sources.items())]
-        return [WorkerInfo(id=self.owner if i == 0 else f"{self.owner}/{app_id}", app_id=app_id,
-                           host=socket.gethostname(), pid=os.getpid(), started_at=started, heartbeat_at=now,
-                           functions=functions, in_flight=len(self.tasks), last_error=self.last_error)
-                for i, (app_id, functions) in enumerate(apps or [("", [])])]
+        apps: list[tuple[str, list[str]]] = [
+            (app_id, sorted(source.functions)) for app_id, source in sorted(self.engine.sources.items())
+        ]
+        return [
+            WorkerInfo(
+                id=self.owner if i == 0 else f"{self.owner}/{app_id}",
+                app_id=app_id,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                started_at=started,
+                heartbeat_at=now,
+                functions=functions,
+                in_flight=len(self.tasks),
+                last_error=self.last_error,
+            )
+            for i, (app_id, functions) in enumerate(apps or [("", [])])
+        ]
 
     async def _announce(self, stop: asyncio.Event) -> None:
         """Heartbeat the worker's rows (which also keeps the functions it serves known), and forget
@@ -243,8 +268,7 @@ class Worker:
                     await self.engine.store.heartbeat(info)
                 gone = await self.engine.store.prune_functions(self.engine.clock.now_ms() - WORKER_TIMEOUT_MS)
                 if gone:
-                    log.info("no live worker serves %s any more",
-                             ", ".join(f"{app}/{fn}" for app, fn in gone))
+                    log.info("no live worker serves %s any more", ", ".join(f"{app}/{fn}" for app, fn in gone))
                     await self.engine.refresh_registry(force=True)
             except StoreError as exc:
                 self.last_error = str(exc)

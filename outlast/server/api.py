@@ -64,6 +64,7 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
                     return _error(503, f"store unavailable, retry: {exc}")
                 return _error(400, str(exc))
             return result if isinstance(result, Response) else JSONResponse(result)
+
         return guard(handle)
 
     async def runs(request: Request) -> Any:
@@ -71,16 +72,24 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
         page = await reads.runs_page(engine, query, counts=request.query_params.get("counts", "1") != "0")
         if page.error:
             raise reads.BadQueryError(f"q: {page.error}")
-        return {"runs": [run_json(r) for r in page.runs], "next_cursor": page.next_cursor,
-                "counts": counts_json(page.counts) if page.counts else None, "search": page.search,
-                "scanned": page.scanned}
+        return {
+            "runs": [run_json(r) for r in page.runs],
+            "next_cursor": page.next_cursor,
+            "counts": counts_json(page.counts) if page.counts else None,
+            "search": page.search,
+            "scanned": page.scanned,
+        }
 
     async def run(request: Request) -> Any:
         detail = await reads.run_detail(engine, request.path_params["run_id"])
         if detail is None:
             raise NotFoundError(f"no run {request.path_params['run_id']!r}")
-        return {"run": run_json(detail.run, steps=True), "events": [event_json(e) for e in detail.events],
-                "logs": [log_json(line) for line in detail.logs], "links": links_json(detail.links)}
+        return {
+            "run": run_json(detail.run, steps=True),
+            "events": [event_json(e) for e in detail.events],
+            "logs": [log_json(line) for line in detail.logs],
+            "links": links_json(detail.links),
+        }
 
     async def cancel(request: Request) -> Any:
         await actions.cancel(engine, request.path_params["run_id"])
@@ -89,7 +98,7 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
     async def rerun(request: Request) -> Any:
         body = await _body(request, default={})
         if not isinstance(body, dict):
-            raise actions.ActionError("body: expected a JSON object like {\"from_step\": \"id\", \"output\": ...}")
+            raise actions.ActionError('body: expected a JSON object like {"from_step": "id", "output": ...}')
         from_step = body.get("from_step")
         if from_step is not None and not isinstance(from_step, str):
             raise actions.ActionError("from_step: expected a step id")
@@ -101,16 +110,20 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
 
     async def events(request: Request) -> Any:
         page = await reads.events_page(engine, request.query_params)
-        return {"events": [{**event_json(e), "effects": [effect_json(x) for x in page.effects[e.id]]}
-                           for e in page.events], "next_cursor": page.next_cursor}
+        return {
+            "events": [{**event_json(e), "effects": [effect_json(x) for x in page.effects[e.id]]} for e in page.events],
+            "next_cursor": page.next_cursor,
+        }
 
     async def event(request: Request) -> Any:
         event_id = request.path_params["event_id"]
         found = await engine.store.get_events([event_id])
         if not found:
             raise NotFoundError(f"no event {event_id!r}")
-        return {"event": event_json(found[0]), "effects": [effect_json(x) for x in await engine.store.event_effects(
-            event_id)]}
+        return {
+            "event": event_json(found[0]),
+            "effects": [effect_json(x) for x in await engine.store.event_effects(event_id)],
+        }
 
     async def send(request: Request) -> Any:
         return {"ids": await actions.send_event(engine, await _body(request))}
@@ -128,14 +141,14 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
     async def invoke(request: Request) -> Any:
         body = await _body(request, default={})
         data = body.get("data", {}) if isinstance(body, dict) else body
-        event_id = await actions.invoke(engine, request.path_params["app_id"], request.path_params["function_id"],
-                                        data)
+        event_id = await actions.invoke(engine, request.path_params["app_id"], request.path_params["function_id"], data)
         return {"event_id": event_id}
 
     async def metrics(_request: Request) -> Any:
         views = await reads.functions_overview(engine)
-        return {"functions": [{"app_id": v.config.app_id, "function_id": v.config.id, **stats_json(v.stats)}
-                              for v in views]}
+        return {
+            "functions": [{"app_id": v.config.app_id, "function_id": v.config.id, **stats_json(v.stats)} for v in views]
+        }
 
     async def apps(_request: Request) -> Any:
         return {"apps": [app_json(a) for a in await reads.apps_overview(engine)]}
@@ -158,8 +171,10 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
 
     async def remove_app(request: Request) -> Any:
         if not await services.apps.remove(request.path_params["app_id"]):
-            raise NotFoundError(f"no synced app {request.path_params['app_id']!r} (apps served by local "
-                                "workers are not removed here: stop their workers)")
+            raise NotFoundError(
+                f"no synced app {request.path_params['app_id']!r} (apps served by local "
+                "workers are not removed here: stop their workers)"
+            )
         return {"removed": request.path_params["app_id"]}
 
     async def workers(_request: Request) -> Any:
@@ -169,9 +184,12 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
     async def bulk_start(request: Request) -> Any:
         body = await _body(request)
         if not isinstance(body, dict) or body.get("action") not in ("replay", "cancel"):
-            raise actions.ActionError("action: expected \"replay\" (failed runs of a function) or \"cancel\"")
-        params = {k: str(v) for k, v in body.items() if k in ("app", "function", "status", "range", "since", "until")
-                  and v is not None}
+            raise actions.ActionError('action: expected "replay" (failed runs of a function) or "cancel"')
+        params = {
+            k: str(v)
+            for k, v in body.items()
+            if k in ("app", "function", "status", "range", "since", "until") and v is not None
+        }
         query = reads.parse_run_query(params, now())
         action: Action = body["action"]
         job = await services.bulk.start(action, query.filter(before=None))
@@ -188,8 +206,11 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
 
     async def stream(request: Request) -> Response:
         run_id = request.query_params.get("run") or None
-        return StreamingResponse(services.live.stream(run_id, request), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            services.live.stream(run_id, request),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
 
     async def spec(_request: Request) -> Any:
         return openapi()

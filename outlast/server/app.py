@@ -35,5 +35,6 @@ def http_server(app: Starlette, *, host: str, port: int) -> Any:
         def capture_signals(self) -> Any:
             return contextlib.nullcontext()
 
-    return Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
-                                timeout_graceful_shutdown=2))  # open event streams must not hold a stop
+    return Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
+    )  # open event streams must not hold a stop

@@ -88,31 +88,44 @@ class Auth:
 
     def page(self, handler: Handler) -> Handler:
         """A dashboard page or form action: login (production) and, for POST, the CSRF token."""
+
         async def guarded(request: Request) -> Response:
             if not self.logged_in(request):
                 if request.method == "GET":
                     return RedirectResponse(f"/login?next={_next(request)}", status_code=303)
                 return Response("Log in first.", status_code=401, media_type="text/plain")
             if request.method == "POST" and not await csrf_ok(request):
-                return Response("This form has expired or did not come from this dashboard (CSRF check failed). "
-                                "Reload the page and try again.", status_code=403, media_type="text/plain")
+                return Response(
+                    "This form has expired or did not come from this dashboard (CSRF check failed). "
+                    "Reload the page and try again.",
+                    status_code=403,
+                    media_type="text/plain",
+                )
             response = await handler(request)
             ensure_csrf_cookie(request, response)
             return response
+
         return guarded
 
     def api(self, handler: Handler) -> Handler:
         """A read API endpoint: login (production); actions need a JSON body or a CSRF token."""
+
         async def guarded(request: Request) -> Response:
             if not self.logged_in(request):
-                message = ("the dashboard is locked: production mode needs OUTLAST_DASHBOARD_PASSWORD" if self.locked
-                           else "log in first, or send Authorization: Bearer <dashboard password>")
+                message = (
+                    "the dashboard is locked: production mode needs OUTLAST_DASHBOARD_PASSWORD"
+                    if self.locked
+                    else "log in first, or send Authorization: Bearer <dashboard password>"
+                )
                 return JSONResponse({"error": message}, status_code=401)
             # PUT and DELETE are never sent cross-site without a preflight; a POST is, unless its body is JSON
             if request.method == "POST" and not _json_request(request) and not await csrf_ok(request):
-                return JSONResponse({"error": "actions need a JSON body (Content-Type: application/json) "
-                                              "or a CSRF token"}, status_code=403)
+                return JSONResponse(
+                    {"error": "actions need a JSON body (Content-Type: application/json) or a CSRF token"},
+                    status_code=403,
+                )
             return await handler(request)
+
         return guarded
 
 
@@ -124,7 +137,8 @@ async def csrf_ok(request: Request) -> bool:
     cookie = request.cookies.get(CSRF_COOKIE, "")
     sent = request.headers.get(CSRF_HEADER, "")
     if not sent and request.headers.get("content-type", "").startswith(
-            ("application/x-www-form-urlencoded", "multipart/form-data")):
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
         sent = str((await request.form()).get(CSRF_FIELD, ""))
     return bool(cookie) and hmac.compare_digest(cookie.encode(), sent.encode())
 
@@ -138,8 +152,9 @@ def csrf_token(request: Request) -> str:
 def ensure_csrf_cookie(request: Request, response: Response) -> None:
     new = request.scope.get("outlast.csrf")
     if new and not request.cookies.get(CSRF_COOKIE):
-        response.set_cookie(CSRF_COOKIE, new, httponly=True, samesite="strict", path="/",
-                            secure=request.url.scheme == "https")
+        response.set_cookie(
+            CSRF_COOKIE, new, httponly=True, samesite="strict", path="/", secure=request.url.scheme == "https"
+        )
 
 
 def _next(request: Request) -> str:

@@ -33,8 +33,10 @@ class BearerGuard:
             return f"{self.what} is disabled: this production server has no signing key configured"
         header = request.headers.get("authorization")
         if not header:
-            return ("signing key required: send 'Authorization: Bearer <signing key, hashed as the SDKs do>'"
-                    " (this server runs in production mode)")
+            return (
+                "signing key required: send 'Authorization: Bearer <signing key, hashed as the SDKs do>'"
+                " (this server runs in production mode)"
+            )
         if not header.startswith("Bearer "):
             return "signing key required: the Authorization header must use the Bearer scheme"
         if not bearer_matches(header, self.keys):

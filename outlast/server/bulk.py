@@ -41,11 +41,24 @@ class Job:
 
     def to_json(self) -> dict[str, object]:
         f = self.filter
-        return {"id": self.id, "action": self.action, "state": self.state, "total": self.total, "done": self.done,
-                "failed": self.failed, "created_at": self.created_at, "finished_at": self.finished_at,
-                "errors": self.errors[:20],
-                "filter": {"app_id": f.app_id, "function_id": f.function_id, "status": f.status, "since": f.since,
-                           "until": f.until}}
+        return {
+            "id": self.id,
+            "action": self.action,
+            "state": self.state,
+            "total": self.total,
+            "done": self.done,
+            "failed": self.failed,
+            "created_at": self.created_at,
+            "finished_at": self.finished_at,
+            "errors": self.errors[:20],
+            "filter": {
+                "app_id": f.app_id,
+                "function_id": f.function_id,
+                "status": f.status,
+                "since": f.since,
+                "until": f.until,
+            },
+        }
 
 
 class Bulk:
@@ -61,8 +74,9 @@ class Bulk:
             flt.status = "failed"
         elif flt.status not in (None, "queued", "running"):
             raise OutlastError(f"cancel: only active runs (queued, running) can be cancelled, not {flt.status!r}")
-        job = Job(id=new_ulid(self.engine.clock.now_ms()), action=action, filter=flt,
-                  created_at=self.engine.clock.now_ms())
+        job = Job(
+            id=new_ulid(self.engine.clock.now_ms()), action=action, filter=flt, created_at=self.engine.clock.now_ms()
+        )
         job.total = await self._count(job)
         self.jobs[job.id] = job
         self._forget_old()
@@ -95,9 +109,17 @@ class Bulk:
         cursor: str | None = None
         horizon = job.id  # runs created after the job started are not part of it
         while True:
-            page = await self.engine.store.list_runs(RunFilter(
-                app_id=f.app_id, function_id=f.function_id, status=status, since=f.since, until=f.until,
-                before=cursor or horizon, limit=_PAGE))
+            page = await self.engine.store.list_runs(
+                RunFilter(
+                    app_id=f.app_id,
+                    function_id=f.function_id,
+                    status=status,
+                    since=f.since,
+                    until=f.until,
+                    before=cursor or horizon,
+                    limit=_PAGE,
+                )
+            )
             for run in page:
                 try:
                     if job.action == "replay":

@@ -27,8 +27,10 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
         except StoreError as exc:
             return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
         except TimeoutError:
-            return JSONResponse({"status": "unavailable",
-                                 "error": f"the database did not answer within {READY_TIMEOUT_S:g} s"}, status_code=503)
+            return JSONResponse(
+                {"status": "unavailable", "error": f"the database did not answer within {READY_TIMEOUT_S:g} s"},
+                status_code=503,
+            )
         return JSONResponse({"status": "ready"})
 
     return [Route("/health", health, methods=["GET"]), Route("/ready", ready, methods=["GET"])]

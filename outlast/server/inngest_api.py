@@ -76,6 +76,7 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
             except Exception:
                 log.exception("%s %s failed", request.method, request.url.path)
                 return error(500, "internal error")
+
         return guarded
 
     return [
@@ -106,9 +107,16 @@ class _Api:
         now = self.engine.clock.now_ms()
         newest = _time(params.get("received_before"), "received_before")
         oldest = _time(params.get("received_after"), "received_after")
-        events = await self.store.list_events(EventFilter(
-            name=params.get("name") or None, since=oldest if oldest is not None else now - EVENTS_WINDOW_MS,
-            until=(newest if newest is not None else now) + 1, before=before, system=False, limit=limit))
+        events = await self.store.list_events(
+            EventFilter(
+                name=params.get("name") or None,
+                since=oldest if oldest is not None else now - EVENTS_WINDOW_MS,
+                until=(newest if newest is not None else now) + 1,
+                before=before,
+                system=False,
+                limit=limit,
+            )
+        )
         return self.ok([event_json(e) for e in events])
 
     async def get_event(self, request: Request) -> JSONResponse:

@@ -51,9 +51,11 @@ def parse_request(body: Any, engine: Engine, now_ms: int) -> BulkCancellation:
     if not isinstance(body, dict):
         raise CancellationError(400, "the body must be a JSON object with app_id, function_id and started_before")
     problems = [f"{field} is required" for field in ("app_id", "function_id", "started_before") if not body.get(field)]
-    problems += [f"{field} must be a string" for field in ("app_id", "function_id", "started_after",
-                                                           "started_before", "if")
-                 if body.get(field) is not None and not isinstance(body[field], str)]
+    problems += [
+        f"{field} must be a string"
+        for field in ("app_id", "function_id", "started_after", "started_before", "if")
+        if body.get(field) is not None and not isinstance(body[field], str)
+    ]
     if problems:
         raise CancellationError(400, "; ".join(problems))
     before = _time(body, "started_before")
@@ -100,10 +102,19 @@ async def cancel_runs(engine: Engine, request: BulkCancellation, now_ms: int) ->
     cancelled, scanned, after, has_more = 0, 0, None, False
     while not has_more:
         page = await engine.store.active_runs_with_triggers(
-            app_id=fn.app_id, function_id=fn.id, since=request.started_after, until=request.started_before,
-            after=after, limit=PAGE_SIZE)
-        matching = [run_id for run_id, trigger in page if request.condition is None or request.condition.matches(
-            {"event": trigger.to_dict() if trigger is not None else {}})]
+            app_id=fn.app_id,
+            function_id=fn.id,
+            since=request.started_after,
+            until=request.started_before,
+            after=after,
+            limit=PAGE_SIZE,
+        )
+        matching = [
+            run_id
+            for run_id, trigger in page
+            if request.condition is None
+            or request.condition.matches({"event": trigger.to_dict() if trigger is not None else {}})
+        ]
         room = MAX_RUNS_PER_REQUEST - cancelled
         has_more = len(matching) > room
         after = matching[room - 1] if has_more else (page[-1][0] if page else after)
@@ -117,11 +128,20 @@ async def cancel_runs(engine: Engine, request: BulkCancellation, now_ms: int) ->
     if cancelled:
         engine.wake()
     return {
-        "id": cancellation_id, "created_at": iso(now_ms), "name": None, "account_id": NIL_UUID,
-        "environment_id": NIL_UUID, "app_id": app_uuid(fn.app_id),
-        "function_internal_id": function_uuid(fn.app_id, fn.id), "function_id": fn.slug,
-        "started_after": iso(request.started_after), "started_before": iso(request.started_before),
+        "id": cancellation_id,
+        "created_at": iso(now_ms),
+        "name": None,
+        "account_id": NIL_UUID,
+        "environment_id": NIL_UUID,
+        "app_id": app_uuid(fn.app_id),
+        "function_internal_id": function_uuid(fn.app_id, fn.id),
+        "function_id": fn.slug,
+        "started_after": iso(request.started_after),
+        "started_before": iso(request.started_before),
         **({"if": request.condition.source} if request.condition is not None else {}),
-        "kind": "bulk_run", "cause": "API", "queue_name": None,
-        "cancelled": cancelled, "has_more": has_more,
+        "kind": "bulk_run",
+        "cause": "API",
+        "queue_name": None,
+        "cancelled": cancelled,
+        "has_more": has_more,
     }

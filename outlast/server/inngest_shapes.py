@@ -21,8 +21,14 @@ _ULID = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
 _DIGITS = re.compile(r"^\d+$")
 
 #: Inngest's RunStatus names (`enums.RunStatus`, as its JSON encoding spells them)
-REST_STATUS = {"queued": "Scheduled", "running": "Running", "completed": "Completed", "failed": "Failed",
-               "cancelled": "Cancelled", "skipped": "Skipped"}
+REST_STATUS = {
+    "queued": "Scheduled",
+    "running": "Running",
+    "completed": "Completed",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+    "skipped": "Skipped",
+}
 
 
 def app_uuid(app_id: str) -> str:
@@ -88,9 +94,16 @@ def cron_of(event: EventRecord | None) -> str | None:
 def event_json(event: EventRecord) -> dict[str, Any]:
     """`cqrs.Event`: `internal_id` is the id `POST /e/{key}` returned, `id` the sender's id (or the internal one)."""
     out: dict[str, Any] = {
-        "internal_id": event.id, "account_id": NIL_UUID, "environment_id": NIL_UUID, "source": "",
-        "source_id": None, "received_at": iso(received_at(event)), "id": event.public_id(), "name": event.name,
-        "data": event.data, "ts": event.ts,
+        "internal_id": event.id,
+        "account_id": NIL_UUID,
+        "environment_id": NIL_UUID,
+        "source": "",
+        "source_id": None,
+        "received_at": iso(received_at(event)),
+        "id": event.public_id(),
+        "name": event.name,
+        "data": event.data,
+        "ts": event.ts,
     }
     if event.user:
         out["user"] = event.user
@@ -109,10 +122,14 @@ def run_output(run: Run) -> Any:
 def run_json(run: Run, *, cron: str | None = None) -> dict[str, Any]:
     """`cqrs.FunctionRun`."""
     out: dict[str, Any] = {
-        "run_id": run.id, "run_started_at": iso(run.created_at),
-        "function_id": function_uuid(run.app_id, run.function_id), "function_version": 1,
-        "environment_id": NIL_UUID, "event_id": run.event_ids[0] if run.event_ids else None,
-        "status": REST_STATUS.get(run.status, "Unknown"), "ended_at": iso(run.ended_at),
+        "run_id": run.id,
+        "run_started_at": iso(run.created_at),
+        "function_id": function_uuid(run.app_id, run.function_id),
+        "function_version": 1,
+        "environment_id": NIL_UUID,
+        "event_id": run.event_ids[0] if run.event_ids else None,
+        "status": REST_STATUS.get(run.status, "Unknown"),
+        "ended_at": iso(run.ended_at),
     }
     if run.parent_run_id is not None:
         out["original_run_id"] = run.parent_run_id
@@ -142,8 +159,17 @@ def job_kind(job: QueueJob, run: Run) -> str:
 def job_json(job: QueueJob, run: Run) -> dict[str, Any]:
     """`queue.JobResponse` (its `JobID` and `Raw` keys are capitalised in Inngest's JSON too)."""
     return {
-        "JobID": job.id, "at": iso(job.due_at), "position": job.position, "kind": job_kind(job, run),
+        "JobID": job.id,
+        "at": iso(job.due_at),
+        "position": job.position,
+        "kind": job_kind(job, run),
         "attempt": len(run.failures),
-        "Raw": {"id": job.id, "kind": job.kind, "run_id": run.id, "due_at": iso(job.due_at), "leased": job.leased,
-                **({"timeout": job.timeout} if job.timeout else {})},
+        "Raw": {
+            "id": job.id,
+            "kind": job.kind,
+            "run_id": run.id,
+            "due_at": iso(job.due_at),
+            "leased": job.leased,
+            **({"timeout": job.timeout} if job.timeout else {}),
+        },
     }

@@ -81,8 +81,13 @@ class Live:
         elif isinstance(o, AttemptEnded):
             message = {"kind": "run", "run_id": o.run_id, "function_id": o.function_id, "status": o.outcome}
         elif isinstance(o, StepEnded):
-            message = {"kind": "step", "run_id": o.run_id, "function_id": o.function_id, "step_id": o.step_id,
-                       "status": o.status}
+            message = {
+                "kind": "step",
+                "run_id": o.run_id,
+                "function_id": o.function_id,
+                "step_id": o.step_id,
+                "status": o.status,
+            }
         else:
             return
         self._loop.call_soon_threadsafe(self.publish, message)

@@ -18,8 +18,9 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
 
     async def scrape(_request: Request) -> Response:
         if metrics is None:
-            return PlainTextResponse("metrics need prometheus_client: pip install 'outlast[metrics]'\n",
-                                     status_code=501)
+            return PlainTextResponse(
+                "metrics need prometheus_client: pip install 'outlast[metrics]'\n", status_code=501
+            )
         await metrics.sample()
         return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 

@@ -46,14 +46,27 @@ class RunQuery:
     limit: int = PAGE_SIZE
 
     def filter(self, *, before: str | None = None, limit: int | None = None, event_id: str | None = None) -> RunFilter:
-        return RunFilter(app_id=self.app_id, function_id=self.function_id, status=self.status, since=self.since,
-                         until=self.until, before=before if before is not None else self.cursor,
-                         limit=limit or self.limit, event_id=event_id)
+        return RunFilter(
+            app_id=self.app_id,
+            function_id=self.function_id,
+            status=self.status,
+            since=self.since,
+            until=self.until,
+            before=before if before is not None else self.cursor,
+            limit=limit or self.limit,
+            event_id=event_id,
+        )
 
     def params(self, **changes: Any) -> dict[str, str]:
         """This query as URL parameters (for links: next page, filters kept)."""
-        values = {"app": self.app_id, "function": self.function_id, "status": self.status, "range": self.range,
-                  "q": self.q or None, "cursor": self.cursor}
+        values = {
+            "app": self.app_id,
+            "function": self.function_id,
+            "status": self.status,
+            "range": self.range,
+            "q": self.q or None,
+            "cursor": self.cursor,
+        }
         if self.range == "custom":
             values["since"] = _format_local(self.since)
             values["until"] = _format_local(self.until)
@@ -64,8 +77,9 @@ class RunQuery:
 def parse_run_query(params: Any, now: int) -> RunQuery:
     """From URL parameters: app, function (`fn` or `app/fn`), status, range (15m…30d, custom with
     since/until as local `YYYY-MM-DDTHH:MM`), q (run id, event id or expression), cursor, limit."""
-    query = RunQuery(app_id=params.get("app") or None, q=(params.get("q") or "").strip(),
-                     cursor=params.get("cursor") or None)
+    query = RunQuery(
+        app_id=params.get("app") or None, q=(params.get("q") or "").strip(), cursor=params.get("cursor") or None
+    )
     function = params.get("function") or None
     if function and "/" in function:
         query.app_id, _, function = function.partition("/")
@@ -124,8 +138,9 @@ async def runs_page(engine: Engine, query: RunQuery, *, counts: bool = True) -> 
     store = engine.store
     if not query.q:
         runs = await store.list_runs(query.filter(limit=query.limit + 1))
-        page = RunsPage(runs=runs[:query.limit], next_cursor=runs[query.limit - 1].id if len(runs) > query.limit
-                        else None)
+        page = RunsPage(
+            runs=runs[: query.limit], next_cursor=runs[query.limit - 1].id if len(runs) > query.limit else None
+        )
     elif _ULID.match(query.q):
         page = await _by_id(engine, query)
     else:
@@ -144,8 +159,11 @@ async def _by_id(engine: Engine, query: RunQuery) -> RunsPage:
         run.steps = []
         return RunsPage(runs=[run], next_cursor=None, search="run")
     runs = await engine.store.list_runs(query.filter(limit=query.limit + 1, event_id=wanted))
-    return RunsPage(runs=runs[:query.limit], next_cursor=runs[query.limit - 1].id if len(runs) > query.limit
-                    else None, search="event")
+    return RunsPage(
+        runs=runs[: query.limit],
+        next_cursor=runs[query.limit - 1].id if len(runs) > query.limit else None,
+        search="event",
+    )
 
 
 #: what a search expression may name: the run's first trigger event and its outcome
@@ -167,8 +185,12 @@ async def _search(engine: Engine, query: RunQuery) -> RunsPage:
         for run, event in batch:
             scanned += 1
             cursor = run.id
-            variables = {"event": event.to_dict() if event else {}, "output": run.output, "error": run.error,
-                         "status": run.status}
+            variables = {
+                "event": event.to_dict() if event else {},
+                "output": run.output,
+                "error": run.error,
+                "status": run.status,
+            }
             if expression.matches(variables):
                 found.append(run)
                 if len(found) == query.limit:
@@ -192,8 +214,13 @@ async def run_detail(engine: Engine, run_id: str) -> RunDetail | None:
     if run is None:
         return None
     events = await store.get_events(run.event_ids)
-    return RunDetail(run=run, events=events, logs=await store.run_logs(run_id), links=await store.run_links(run_id),
-                     function=engine.function(run.app_id, run.function_id))
+    return RunDetail(
+        run=run,
+        events=events,
+        logs=await store.run_logs(run_id),
+        links=await store.run_links(run_id),
+        function=engine.function(run.app_id, run.function_id),
+    )
 
 
 @dataclass(slots=True, kw_only=True)
@@ -224,10 +251,13 @@ async def events_page(engine: Engine, params: Any) -> EventsPage:
     if cursor is not None and not _ULID.match(cursor):
         raise BadQueryError(f"cursor: not an event id: {cursor!r}")
     system = bool(name) or params.get("system", "0") not in ("0", "false", "")
-    events = await engine.store.list_events(EventFilter(name=name, before=cursor, system=system,
-                                                        limit=PAGE_SIZE + 1))
-    page = EventsPage(events=events[:PAGE_SIZE], name=name, system=system,
-                      next_cursor=events[PAGE_SIZE - 1].id if len(events) > PAGE_SIZE else None)
+    events = await engine.store.list_events(EventFilter(name=name, before=cursor, system=system, limit=PAGE_SIZE + 1))
+    page = EventsPage(
+        events=events[:PAGE_SIZE],
+        name=name,
+        system=system,
+        next_cursor=events[PAGE_SIZE - 1].id if len(events) > PAGE_SIZE else None,
+    )
     for event in page.events:
         page.effects[event.id] = await engine.store.event_effects(event.id)
     return page

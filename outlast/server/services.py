@@ -29,7 +29,13 @@ class Services:
     def of(cls, engine: Engine, config: ServerConfig) -> Services:
         found = _made.get(engine)
         if found is None or found.config is not config:
-            found = cls(engine=engine, config=config, auth=Auth(config), live=Live(engine), bulk=Bulk(engine),
-                        apps=AppSync(engine, production=config.production))
+            found = cls(
+                engine=engine,
+                config=config,
+                auth=Auth(config),
+                live=Live(engine),
+                bulk=Bulk(engine),
+                apps=AppSync(engine, production=config.production),
+            )
             _made[engine] = found
         return found

@@ -12,9 +12,17 @@ from outlast.core.views import FunctionStats, RerunLinks, StatusCounts
 
 def run_json(run: Run, *, steps: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "id": run.id, "app_id": run.app_id, "function_id": run.function_id, "status": run.status,
-        "event_ids": run.event_ids, "output": run.output, "error": run.error, "created_at": run.created_at,
-        "started_at": run.started_at, "ended_at": run.ended_at, "parent_run_id": run.parent_run_id,
+        "id": run.id,
+        "app_id": run.app_id,
+        "function_id": run.function_id,
+        "status": run.status,
+        "event_ids": run.event_ids,
+        "output": run.output,
+        "error": run.error,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "parent_run_id": run.parent_run_id,
         "skip_reason": run.skip_reason,
     }
     if steps:
@@ -28,8 +36,15 @@ def step_json(step: StepRecord) -> dict[str, Any]:
 
 
 def event_json(event: EventRecord) -> dict[str, Any]:
-    return {"id": event.id, "public_id": event.public_id(), "name": event.name, "data": event.data,
-            "user": event.user, "ts": event.ts, "received_at": event.received_at}
+    return {
+        "id": event.id,
+        "public_id": event.public_id(),
+        "name": event.name,
+        "data": event.data,
+        "user": event.user,
+        "ts": event.ts,
+        "received_at": event.received_at,
+    }
 
 
 def effect_json(effect: EventEffect) -> dict[str, Any]:
@@ -41,9 +56,13 @@ def log_json(line: LogLine) -> dict[str, Any]:
 
 
 def links_json(links: RerunLinks) -> dict[str, Any]:
-    return {"rerun_of": links.rerun_of, "rerun_from_step": links.from_step_key, "edited_output": links.edited,
-            "reruns": links.reruns,
-            "children": [{"id": i, "function_id": f, "status": s} for i, f, s in links.children]}
+    return {
+        "rerun_of": links.rerun_of,
+        "rerun_from_step": links.from_step_key,
+        "edited_output": links.edited,
+        "reruns": links.reruns,
+        "children": [{"id": i, "function_id": f, "status": s} for i, f, s in links.children],
+    }
 
 
 def counts_json(counts: StatusCounts) -> dict[str, Any]:
@@ -51,8 +70,13 @@ def counts_json(counts: StatusCounts) -> dict[str, Any]:
 
 
 def function_json(config: FunctionConfig, stats: FunctionStats | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"app_id": config.app_id, "id": config.id, "slug": config.slug, "name": config.name,
-                           "config": config.to_json()}
+    out: dict[str, Any] = {
+        "app_id": config.app_id,
+        "id": config.id,
+        "slug": config.slug,
+        "name": config.name,
+        "config": config.to_json(),
+    }
     if stats is not None:
         out["stats"] = stats_json(stats)
     return out

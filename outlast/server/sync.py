@@ -58,8 +58,13 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
             return refused
         expected = request.headers.get(EXPECTED_KIND_HEADER)
         if expected and expected != kind:
-            return reply({"error": f"this server is a {kind!r} server, the SDK expected {expected!r} "
-                                   "(dev mode SDKs sync to `outlast dev`, production ones to `outlast start`)"}, 400)
+            return reply(
+                {
+                    "error": f"this server is a {kind!r} server, the SDK expected {expected!r} "
+                    "(dev mode SDKs sync to `outlast dev`, production ones to `outlast start`)"
+                },
+                400,
+            )
         body = await request.body()
         if len(body) > MAX_REGISTER_BYTES:
             return reply({"error": f"register request is {len(body)} bytes, the limit is {MAX_REGISTER_BYTES}"}, 413)
@@ -114,11 +119,11 @@ def _named_app(payload: Any) -> tuple[str | None, str | None]:
         return None, None
     lowered = {str(k).lower(): v for k, v in payload.items()}
     app_id, url = lowered.get("appname"), lowered.get("url")
-    return (app_id if isinstance(app_id, str) and app_id.strip() else None,
-            url if isinstance(url, str) else None)
+    return (app_id if isinstance(app_id, str) and app_id.strip() else None, url if isinstance(url, str) else None)
 
 
 # -- syncing apps by URL (the dashboard and `--sdk-url` use these) --------------------------------
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SyncResult:
@@ -130,8 +135,9 @@ class SyncResult:
     message: str = ""
 
 
-async def sync_app_url(engine: Engine, url: str, *, production: bool = False,
-                       timeout_s: float = SYNC_TIMEOUT_S) -> SyncResult:
+async def sync_app_url(
+    engine: Engine, url: str, *, production: bool = False, timeout_s: float = SYNC_TIMEOUT_S
+) -> SyncResult:
     """Ask the app served at `url` to sync (`PUT`); it registers with this server, which must be
     serving already. The result says whether it worked and, if not, why.
 
@@ -153,8 +159,9 @@ async def sync_app_url(engine: Engine, url: str, *, production: bool = False,
     body = body if isinstance(body, dict) else {}
     message = str(body.get("message") or body.get("error") or "")
     if response.status_code >= 300:
-        return SyncResult(ok=False, url=url, message=f"{url} answered {response.status_code}: "
-                                                     f"{message or response.text[:200]}")
+        return SyncResult(
+            ok=False, url=url, message=f"{url} answered {response.status_code}: {message or response.text[:200]}"
+        )
     changed = [a for a in await engine.store.list_apps() if before.get(a.id) != (a.synced_at, a.error)]
     if not changed:
         said = message if message and "success" not in message.lower() else ""

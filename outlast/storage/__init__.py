@@ -32,5 +32,8 @@ def open_store(url: str) -> Store:
 
 def sqlite_path(url: str) -> str:
     """The file of a `sqlite:///relative.db` or `sqlite:////absolute.db` URL."""
-    return url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:////") \
+    return (
+        url.removeprefix("sqlite://").removeprefix("/")
+        if url.startswith("sqlite:////")
         else url.removeprefix("sqlite:///")
+    )

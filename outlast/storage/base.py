@@ -124,8 +124,9 @@ class Store(Protocol):
 
     # -- functions -----------------------------------------------------------------------------
 
-    async def sync_functions(self, app_id: str, configs: list[FunctionConfig], now_ms: int, *,
-                             mode: SyncMode = "merge") -> bool:
+    async def sync_functions(
+        self, app_id: str, configs: list[FunctionConfig], now_ms: int, *, mode: SyncMode = "merge"
+    ) -> bool:
         """Store an app's function configurations; True when any stored configuration changed,
         appeared or was removed (the version then changes).
 
@@ -205,8 +206,16 @@ class Store(Protocol):
 
     # -- the queue -----------------------------------------------------------------------------
 
-    async def claim(self, scope: AppScope, owner: str, limit: int, now_ms: int, lease_ms: int, *,
-                    max_crashes: int = DEFAULT_MAX_CRASHES) -> list[Claimed]:
+    async def claim(
+        self,
+        scope: AppScope,
+        owner: str,
+        limit: int,
+        now_ms: int,
+        lease_ms: int,
+        *,
+        max_crashes: int = DEFAULT_MAX_CRASHES,
+    ) -> list[Claimed]:
         """Lease up to `limit` due items within `scope`, the earliest due first (by due_at, then
         item id), and return the run items among them, ordered by item id, with their runs
         loaded (memo ordered by first write). Items whose concurrency keys are full (as many
@@ -302,8 +311,9 @@ class Store(Protocol):
         """The run's queue items by due time (empty when it has none, e.g. it ended)."""
         ...
 
-    async def active_runs_with_triggers(self, *, app_id: str, function_id: str, since: int | None, until: int,
-                                        after: str | None, limit: int) -> list[tuple[str, EventRecord | None]]:
+    async def active_runs_with_triggers(
+        self, *, app_id: str, function_id: str, since: int | None, until: int, after: str | None, limit: int
+    ) -> list[tuple[str, EventRecord | None]]:
         """Queued or running runs of a function created in [since, until) whose id is above
         `after` (a cursor), by id, at most `limit`, each with its first trigger event (None if
         that event was deleted)."""
@@ -401,7 +411,6 @@ class Store(Protocol):
         version is applied."""
         ...
 
-
     # -- dashboard and read API (storage/sql/dashboard.py, storage/sql/rerun.py) ---------------
 
     async def count_runs(self, flt: RunFilter, cap: int) -> StatusCounts:
@@ -428,12 +437,19 @@ class Store(Protocol):
         function's event triggers, sorted."""
         ...
 
-    async def rerun(self, plan: RunPlan, *, origin_run_id: str, keep_keys: list[str], edited: StepWrite | None,
-                    from_step_key: str | None, now_ms: int) -> None:
+    async def rerun(
+        self,
+        plan: RunPlan,
+        *,
+        origin_run_id: str,
+        keep_keys: list[str],
+        edited: StepWrite | None,
+        from_step_key: str | None,
+        now_ms: int,
+    ) -> None:
         """In one transaction: check that `origin_run_id` exists and has ended (else raise
         `RerunError` and write nothing); create the run `plan` describes (its item,
         cancel waits and start timeout; no idempotency, rate limit, debounce, batch or singleton);
         copy the origin's final memo rows whose keys are in `keep_keys`; write `edited` (the step
         the rerun starts from, completed with an edited output); record the link to the origin."""
         ...
-

@@ -74,8 +74,10 @@ _XID_NOTIFY = f"SELECT txid_current_if_assigned(), pg_notify('{CHANNEL}', '')"
 _RETRYABLE = ("40", "23505")  # SQLSTATE: serialization failure, deadlock, ...; a unique-key race
 #: Outlast's tables changed enough since their last ANALYZE to need another, by autovacuum's own
 #: rule (more rows inserted, updated or deleted than 50 plus a tenth of the table)
-_STALE_STATISTICS_SQL = ("SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema()"
-                         " AND relname = ANY(?) AND n_mod_since_analyze > 50 + 0.1 * n_live_tup ORDER BY relname")
+_STALE_STATISTICS_SQL = (
+    "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema()"
+    " AND relname = ANY(?) AND n_mod_since_analyze > 50 + 0.1 * n_live_tup ORDER BY relname"
+)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -193,8 +195,14 @@ class PostgresStore(SqlStore):
     def _start(self) -> None:
         self._stopping.clear()
         pool: ConnectionPool[Conn] = ConnectionPool(
-            self.url, min_size=self.pool_size, max_size=self.pool_size, open=False, name="outlast",
-            kwargs={"autocommit": True}, check=ConnectionPool.check_connection)
+            self.url,
+            min_size=self.pool_size,
+            max_size=self.pool_size,
+            open=False,
+            name="outlast",
+            kwargs={"autocommit": True},
+            check=ConnectionPool.check_connection,
+        )
         failures = _ConnectFailures()  # said once, in the error below, not as a warning per retry
         logging.getLogger("psycopg.pool").addFilter(failures)
         try:
@@ -208,8 +216,9 @@ class PostgresStore(SqlStore):
         finally:
             logging.getLogger("psycopg.pool").removeFilter(failures)
         self._pool = pool
-        self._writers = [threading.Thread(target=self._serve, name=f"outlast-pg-{i}", daemon=True)
-                         for i in range(self.pool_size)]
+        self._writers = [
+            threading.Thread(target=self._serve, name=f"outlast-pg-{i}", daemon=True) for i in range(self.pool_size)
+        ]
         for thread in self._writers:
             thread.start()
         self._requests.open()
@@ -249,10 +258,22 @@ class PostgresStore(SqlStore):
         result: T = self._submit(fn, Reply.blocking()).result()
         return result
 
-    async def claim(self, scope: AppScope, owner: str, limit: int, now_ms: int, lease_ms: int, *,
-                    max_crashes: int = DEFAULT_MAX_CRASHES) -> list[Claimed]:
-        return await self._run(lambda tx: work_queue.claim(tx, self.planner, scope, owner, limit, now_ms, lease_ms,
-                                                           max_crashes=max_crashes), claim=True)
+    async def claim(
+        self,
+        scope: AppScope,
+        owner: str,
+        limit: int,
+        now_ms: int,
+        lease_ms: int,
+        *,
+        max_crashes: int = DEFAULT_MAX_CRASHES,
+    ) -> list[Claimed]:
+        return await self._run(
+            lambda tx: work_queue.claim(
+                tx, self.planner, scope, owner, limit, now_ms, lease_ms, max_crashes=max_crashes
+            ),
+            claim=True,
+        )
 
     # -- writer threads ------------------------------------------------------------------------
 
@@ -360,8 +381,9 @@ class PostgresStore(SqlStore):
         """`batches.run_together` as the transaction's first statements (a failure isolates the group)."""
         if len(group) < 2:
             return {}
-        ok, together = _request(conn, tx, lambda t: run_together(t, [r.fn for r in group]), savepoint=False,
-                                where=self.where)
+        ok, together = _request(
+            conn, tx, lambda t: run_together(t, [r.fn for r in group]), savepoint=False, where=self.where
+        )
         if not ok:
             raise _IsolationNeededError()
         return dict(together)
@@ -396,8 +418,7 @@ class PostgresStore(SqlStore):
         with self._upkeep_lock:
             try:
                 if self._upkeep is None or self._upkeep.closed or self._upkeep.broken:
-                    self._upkeep = psycopg.connect(self.url, autocommit=True,
-                                                   connect_timeout=int(_CONNECT_TIMEOUT_S))
+                    self._upkeep = psycopg.connect(self.url, autocommit=True, connect_timeout=int(_CONNECT_TIMEOUT_S))
                 if not transaction:
                     return fn(PgTx(self._upkeep))
                 with self._upkeep.transaction():
@@ -526,7 +547,7 @@ def _oneline(exc: BaseException | None) -> str:
 
 
 def _backoff(attempt: int, cap: float = 1.0) -> float:
-    return min(cap, 0.01 * 2.0 ** attempt) * random.uniform(0.5, 1.0)
+    return min(cap, 0.01 * 2.0**attempt) * random.uniform(0.5, 1.0)
 
 
 def _describe(url: str) -> str:

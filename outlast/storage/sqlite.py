@@ -114,7 +114,7 @@ class SqliteTx:
         if whole:
             many = head + ", ".join([one] * per)
             for i in range(0, whole, per):
-                self.run(many, list(chain.from_iterable(rows[i:i + per])))
+                self.run(many, list(chain.from_iterable(rows[i : i + per])))
         if whole < len(rows):
             self.many(head + one, rows[whole:])
 
@@ -122,15 +122,16 @@ class SqliteTx:
         found: set[Any] = set()
         per = min(_IN_LIST, self.max_variables)
         for i in range(0, len(values), per):
-            chunk = values[i:i + per]
-            found.update(r[0] for r in self.all(f"SELECT {column} FROM {table} WHERE {column} IN ({marks(len(chunk))})",
-                                                chunk))
+            chunk = values[i : i + per]
+            found.update(
+                r[0] for r in self.all(f"SELECT {column} FROM {table} WHERE {column} IN ({marks(len(chunk))})", chunk)
+            )
         return found
 
     def tables(self, rows: Sequence[Sequence[Any]], types: Sequence[str]) -> Iterator[tuple[str, list[Any]]]:
         per = max(1, self.max_variables // len(types))
         for i in range(0, len(rows), per):
-            chunk = rows[i:i + per]
+            chunk = rows[i : i + per]
             yield "VALUES " + ", ".join([f"({marks(len(types))})"] * len(chunk)), list(chain.from_iterable(chunk))
 
 
@@ -178,8 +179,9 @@ class SqliteStore(SqlStore):
             self._listen()
         if self.path == ":memory:":
             return  # nothing to checkpoint
-        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="outlast-sqlite-checkpoint",
-                                              daemon=True)
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="outlast-sqlite-checkpoint", daemon=True
+        )
         self._checkpointer.start()
 
     async def close(self) -> None:
@@ -241,8 +243,9 @@ class SqliteStore(SqlStore):
         "database is locked" at once), so busy steps are tried again until `busy_timeout_ms`."""
         if os.path.dirname(self.path):
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                               timeout=self.busy_timeout_ms / 1000)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout_ms / 1000
+        )
         try:
             deadline = time.monotonic() + self.busy_timeout_ms / 1000
             _when_not_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"), deadline)
@@ -324,8 +327,9 @@ class SqliteStore(SqlStore):
             self.group_observer(len(group), time.perf_counter() - started)
 
     @staticmethod
-    def _transaction(conn: sqlite3.Connection, tx: SqliteTx, group: list[_Request], *,
-                     savepoints: bool) -> list[tuple[bool, Any]]:
+    def _transaction(
+        conn: sqlite3.Connection, tx: SqliteTx, group: list[_Request], *, savepoints: bool
+    ) -> list[tuple[bool, Any]]:
         """One transaction for the group: each request's (ok, result or exception).
 
         Requests rarely fail, so a group of several first runs without savepoints (two statements

@@ -11,18 +11,22 @@ from outlast import Context, Event, FunctionConfigError, InvalidEventError, Payl
 from outlast.testing import TestEngine
 
 
-@pytest.mark.parametrize(("event", "error", "fragment"), [
-    ({"data": {}}, InvalidEventError, "name"),
-    ({"name": ""}, InvalidEventError, "name"),
-    ({"name": "x" * 513}, InvalidEventError, "513 characters"),
-    ({"name": "t/e", "data": [1, 2]}, InvalidEventError, "data: must be a JSON object"),
-    ({"name": "t/e", "data": "text"}, InvalidEventError, "data"),
-    ({"name": "t/e", "data": {"blob": "x" * (512 * 1024)}}, PayloadTooLargeError, "limit is 524288"),
-    ({"name": "inngest/function.failed"}, InvalidEventError, "reserved"),
-    ({"name": "t/e", "ts": "yesterday"}, InvalidEventError, "ts"),
-])
+@pytest.mark.parametrize(
+    ("event", "error", "fragment"),
+    [
+        ({"data": {}}, InvalidEventError, "name"),
+        ({"name": ""}, InvalidEventError, "name"),
+        ({"name": "x" * 513}, InvalidEventError, "513 characters"),
+        ({"name": "t/e", "data": [1, 2]}, InvalidEventError, "data: must be a JSON object"),
+        ({"name": "t/e", "data": "text"}, InvalidEventError, "data"),
+        ({"name": "t/e", "data": {"blob": "x" * (512 * 1024)}}, PayloadTooLargeError, "limit is 524288"),
+        ({"name": "inngest/function.failed"}, InvalidEventError, "reserved"),
+        ({"name": "t/e", "ts": "yesterday"}, InvalidEventError, "ts"),
+    ],
+)
 async def test_a_bad_event_is_rejected_and_nothing_of_its_batch_is_stored(
-        app: outlast.Outlast, engine: TestEngine, event: dict[str, Any], error: type[Exception], fragment: str) -> None:
+    app: outlast.Outlast, engine: TestEngine, event: dict[str, Any], error: type[Exception], fragment: str
+) -> None:
     @app.function(id="any", trigger="t/e")
     async def any_fn(ctx: Context) -> None:
         return None
@@ -60,8 +64,10 @@ def test_function_definitions_are_validated_when_defined() -> None:
 
     cases: list[tuple[dict[str, Any], str]] = [
         ({"id": "taken", "trigger": "t/x"}, "'taken': option 'id'"),
-        ({"id": "bad-if", "trigger": outlast.TriggerEvent("t/x", if_="event.data.x >")},
-         "'bad-if': option 'trigger.if_'"),
+        (
+            {"id": "bad-if", "trigger": outlast.TriggerEvent("t/x", if_="event.data.x >")},
+            "'bad-if': option 'trigger.if_'",
+        ),
         ({"id": "too-many", "trigger": "t/x", "retries": 21}, "'too-many': option 'retries'"),
         ({"id": "negative", "trigger": "t/x", "retries": -1}, "'negative': option 'retries'"),
         ({"id": "no-trigger", "trigger": []}, "'no-trigger': option 'trigger'"),
@@ -74,8 +80,9 @@ def test_function_definitions_are_validated_when_defined() -> None:
     assert list(app.functions) == ["taken"]
 
 
-async def test_a_step_output_that_is_not_json_fails_the_step_without_retry(app: outlast.Outlast,
-                                                                           engine: TestEngine) -> None:
+async def test_a_step_output_that_is_not_json_fails_the_step_without_retry(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     @app.function(id="unjson", trigger="t/unjson")
     async def unjson(ctx: Context) -> None:
         await ctx.step.run("make-set", lambda: {1, 2})
@@ -94,6 +101,7 @@ async def test_a_step_inside_a_step_is_a_clear_error(app: outlast.Outlast, engin
     async def nested(ctx: Context) -> None:
         async def outer() -> int:
             return int(await ctx.step.run("inner", lambda: 1))
+
         await ctx.step.run("outer", outer)
 
     async with engine as t:
@@ -120,18 +128,23 @@ async def test_more_steps_than_the_limit_fail_the_run(app: outlast.Outlast, make
 
 # -- the new-user trial's bad input (issue 12) ------------------------------------------------------
 
-@pytest.mark.parametrize(("event", "fragment"), [
-    ({"name": "t/e", "data": {"x": float("nan")}}, "event[1].data.x: NaN is not valid JSON"),
-    ({"name": "t/e", "data": {"a": [1, float("inf")]}}, "event[1].data.a[1]: Infinity is not valid JSON"),
-    ({"name": "t/e", "user": {"score": float("-inf")}}, "event[1].user.score: -Infinity"),
-    ({"name": "t/\x00x"}, "event[1].name: an event name must not contain control characters, found '\\x00'"),
-    ({"name": "t/e", "id": "a\x00b"}, "event[1].id: must not contain a NUL character"),
-    ({"name": "t/e\nx"}, "event[1].name: an event name must not contain control characters, found '\\n'"),
-    ({"name": b"t/e"}, "event[1].name: an event name must be a string, got bytes"),
-    ({"name": "t/e", "data": {"s": "\udc80"}}, "event[1].data.s: not valid Unicode text"),
-])
+
+@pytest.mark.parametrize(
+    ("event", "fragment"),
+    [
+        ({"name": "t/e", "data": {"x": float("nan")}}, "event[1].data.x: NaN is not valid JSON"),
+        ({"name": "t/e", "data": {"a": [1, float("inf")]}}, "event[1].data.a[1]: Infinity is not valid JSON"),
+        ({"name": "t/e", "user": {"score": float("-inf")}}, "event[1].user.score: -Infinity"),
+        ({"name": "t/\x00x"}, "event[1].name: an event name must not contain control characters, found '\\x00'"),
+        ({"name": "t/e", "id": "a\x00b"}, "event[1].id: must not contain a NUL character"),
+        ({"name": "t/e\nx"}, "event[1].name: an event name must not contain control characters, found '\\n'"),
+        ({"name": b"t/e"}, "event[1].name: an event name must be a string, got bytes"),
+        ({"name": "t/e", "data": {"s": "\udc80"}}, "event[1].data.s: not valid Unicode text"),
+    ],
+)
 async def test_values_no_backend_can_store_are_refused_naming_the_field(
-        app: outlast.Outlast, engine: TestEngine, event: dict[str, Any], fragment: str) -> None:
+    app: outlast.Outlast, engine: TestEngine, event: dict[str, Any], fragment: str
+) -> None:
     @app.function(id="any", trigger="t/e")
     async def any_fn(ctx: Context) -> None:
         return None
@@ -155,8 +168,9 @@ async def test_an_event_ts_of_zero_is_kept(app: outlast.Outlast, engine: TestEng
         assert sorted(r.output for r in t.runs()) == [0, t.now_ms()]
 
 
-async def test_nan_in_a_step_or_function_output_fails_it_naming_the_place(app: outlast.Outlast,
-                                                                          engine: TestEngine) -> None:
+async def test_nan_in_a_step_or_function_output_fails_it_naming_the_place(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     @app.function(id="nan-step", trigger="t/nan")
     async def nan_step(ctx: Context) -> None:
         await ctx.step.run("measure", lambda: {"ratio": float("nan")})
@@ -177,8 +191,9 @@ async def test_nan_in_a_step_or_function_output_fails_it_naming_the_place(app: o
     assert output_run.error is not None and "[1]: Infinity is not valid JSON" in output_run.error["message"]
 
 
-async def test_a_step_id_with_a_nul_fails_the_run_clearly_on_every_backend(app: outlast.Outlast,
-                                                                          engine: TestEngine) -> None:
+async def test_a_step_id_with_a_nul_fails_the_run_clearly_on_every_backend(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     @app.function(id="nul-step", trigger="t/nul", retries=0)
     async def nul_step(ctx: Context) -> None:
         await ctx.step.run("a\x00b", lambda: 1)
@@ -191,22 +206,37 @@ async def test_a_step_id_with_a_nul_fails_the_run_clearly_on_every_backend(app: 
     assert run.error["name"] == "StepUsageError" and "must not contain a NUL character" in run.error["message"]
 
 
-@pytest.mark.parametrize(("options", "fragment"), [
-    ({"trigger": outlast.TriggerCron("0 0 30 2 *")}, "option 'trigger.cron': cron expression '0 0 30 2 *' never"),
-    ({"trigger": outlast.TriggerEvent("t/x", if_="foo.bar == 1")},
-     "option 'trigger.if_': 'foo.bar == 1' uses unknown variable 'foo'"),
-    ({"trigger": outlast.TriggerEvent("t/x", if_="event.data.x + 1")},
-     "option 'trigger.if_': 'event.data.x + 1' gives a number, not true or false"),
-    ({"trigger": "t/x", "cancel": [outlast.Cancel("t/c", if_="other.id == async.data.id")]},
-     "option 'cancel': '(other.id == async.data.id)' uses unknown variable 'other'"),
-    ({"trigger": "t/x", "batch": outlast.Batch(max_size=5, timeout="5s", if_="async.data.ok")},
-     "option 'batch.if_': 'async.data.ok' uses unknown variable 'async'"),
-    ({"trigger": "t/x", "priority": outlast.Priority(run="event.data.vip == true")},
-     "option 'priority.run': 'event.data.vip == true' gives a boolean, not a number"),
-    ({"trigger": "t/x\nx"}, "option 'trigger': an event name must not contain control characters"),
-    ({"trigger": "t/x", "debounce": outlast.Debounce(period="soon")},
-     "option 'debounce.period': invalid duration 'soon'"),
-])
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"trigger": outlast.TriggerCron("0 0 30 2 *")}, "option 'trigger.cron': cron expression '0 0 30 2 *' never"),
+        (
+            {"trigger": outlast.TriggerEvent("t/x", if_="foo.bar == 1")},
+            "option 'trigger.if_': 'foo.bar == 1' uses unknown variable 'foo'",
+        ),
+        (
+            {"trigger": outlast.TriggerEvent("t/x", if_="event.data.x + 1")},
+            "option 'trigger.if_': 'event.data.x + 1' gives a number, not true or false",
+        ),
+        (
+            {"trigger": "t/x", "cancel": [outlast.Cancel("t/c", if_="other.id == async.data.id")]},
+            "option 'cancel': '(other.id == async.data.id)' uses unknown variable 'other'",
+        ),
+        (
+            {"trigger": "t/x", "batch": outlast.Batch(max_size=5, timeout="5s", if_="async.data.ok")},
+            "option 'batch.if_': 'async.data.ok' uses unknown variable 'async'",
+        ),
+        (
+            {"trigger": "t/x", "priority": outlast.Priority(run="event.data.vip == true")},
+            "option 'priority.run': 'event.data.vip == true' gives a boolean, not a number",
+        ),
+        ({"trigger": "t/x\nx"}, "option 'trigger': an event name must not contain control characters"),
+        (
+            {"trigger": "t/x", "debounce": outlast.Debounce(period="soon")},
+            "option 'debounce.period': invalid duration 'soon'",
+        ),
+    ],
+)
 def test_options_that_can_never_work_are_refused_when_defined(options: dict[str, Any], fragment: str) -> None:
     app = outlast.Outlast("cfg", database_url="memory://")
     with pytest.raises(FunctionConfigError) as info:

@@ -37,8 +37,12 @@ def mixed_app() -> outlast.Outlast:
     async def plain(ctx: Context) -> Any:
         return await ctx.step.run("a", lambda: ctx.event.data["n"])
 
-    @app.function(id="order", trigger="b/order", cancel=[outlast.Cancel(event="b/cancel", match="data.id")],
-                  timeouts=outlast.Timeouts(start="1h"))
+    @app.function(
+        id="order",
+        trigger="b/order",
+        cancel=[outlast.Cancel(event="b/cancel", match="data.id")],
+        timeouts=outlast.Timeouts(start="1h"),
+    )
     async def order(ctx: Context) -> None:
         await ctx.step.sleep("nap", "1h")
 
@@ -139,9 +143,19 @@ async def stored(t: TestEngine) -> dict[str, Any]:
         assert run is not None
         triggers = await store.get_events(run.event_ids)
         jobs = await store.run_jobs(run.id)
-        runs.append((run.function_id, run.status, run.skip_reason, [label(e.to_dict()) for e in triggers],
-                     [(s.id, s.status, label(s.output) if s.kind == "wait_for_event" and s.output else None)
-                      for s in run.steps], sorted((j.kind, j.due_at, j.timeout, j.leased) for j in jobs)))
+        runs.append(
+            (
+                run.function_id,
+                run.status,
+                run.skip_reason,
+                [label(e.to_dict()) for e in triggers],
+                [
+                    (s.id, s.status, label(s.output) if s.kind == "wait_for_event" and s.output else None)
+                    for s in run.steps
+                ],
+                sorted((j.kind, j.due_at, j.timeout, j.leased) for j in jobs),
+            )
+        )
     events = []
     for e in await store.list_events(EventFilter(limit=10_000)):
         effects = sorted((x.effect, x.function_id) for x in await store.event_effects(e.id))
@@ -149,8 +163,9 @@ async def stored(t: TestEngine) -> dict[str, Any]:
     return {"runs": sorted(runs, key=repr), "events": sorted(events, key=repr)}
 
 
-async def test_one_send_of_many_events_stores_what_sending_them_one_by_one_stores(store_url: str,
-                                                                                  other_store_url: str) -> None:
+async def test_one_send_of_many_events_stores_what_sending_them_one_by_one_stores(
+    store_url: str, other_store_url: str
+) -> None:
     events = mixed_events(EVENTS)
     assert len(events) >= BULK_MIN
     one_by_one, bulk = await prepared(store_url), await prepared(other_store_url)
@@ -206,4 +221,3 @@ async def test_a_send_that_fails_after_storing_part_of_its_runs_stores_nothing(e
         assert calls == 3_000
         assert await t.store.list_events(EventFilter(limit=1)) == []
         assert await t.store.list_runs(RunFilter(limit=1)) == []
-

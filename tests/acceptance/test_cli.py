@@ -84,6 +84,7 @@ def shop() -> outlast.Outlast:
 
 def run_app(db: Path, app: outlast.Outlast) -> None:
     """Sync the app's functions into the database and run everything due, in this process."""
+
     async def go() -> None:
         engine = Engine(open_store(f"sqlite:///{db}"), SystemClock(), Settings(backoff_scale=0.0))
         await engine.add_source(app)
@@ -149,8 +150,9 @@ def test_cancel_tells_an_active_run_from_a_finished_or_unknown_one(tmp_path: Pat
     run_app(db, shop())
     assert cli(db, "cancel", napping).out.strip() == f"cancelled {napping}"
     trace = cli(db, "run", napping).out
-    assert "status cancelled" in trace and "cancelled" in next(line for line in trace.splitlines()
-                                                                 if line.startswith("nap "))
+    assert "status cancelled" in trace and "cancelled" in next(
+        line for line in trace.splitlines() if line.startswith("nap ")
+    )
     finished = cli(db, "cancel", done)
     assert finished.rc == 1 and f"run '{done}' already finished: completed at " in finished.err
     unknown = cli(db, "cancel", "01NOSUCHRUN")
@@ -167,13 +169,16 @@ def test_a_long_output_is_clipped_and_json_prints_it_whole(tmp_path: Path) -> No
     assert len(json.loads(cli(db, "run", run_id, "--json").out)["run"]["output"]) == 3 * 1024 * 1024
 
 
-@pytest.mark.parametrize(("data", "fragment"), [
-    ("{oops", "--data: not valid JSON"),
-    ('{"x": NaN}', "(NaN and Infinity are not JSON numbers)"),
-    ("{" + '"a":{' * 999 + "}" * 1000, "event[0]: nested more than 254 levels deep"),
-    ("[1, 2]", "event[0].data: must be a JSON object, got list"),
-    ("@/no/such/file.json", "--data: cannot read '/no/such/file.json'"),
-])
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        ("{oops", "--data: not valid JSON"),
+        ('{"x": NaN}', "(NaN and Infinity are not JSON numbers)"),
+        ("{" + '"a":{' * 999 + "}" * 1000, "event[0]: nested more than 254 levels deep"),
+        ("[1, 2]", "event[0].data: must be a JSON object, got list"),
+        ("@/no/such/file.json", "--data: cannot read '/no/such/file.json'"),
+    ],
+)
 def test_bad_data_gets_a_clear_error_and_stores_nothing(tmp_path: Path, data: str, fragment: str) -> None:
     db = tmp_path / "cli.db"
     result = cli(db, "send", "x/y", "--data", data)
@@ -195,8 +200,9 @@ def test_bad_names_and_settings_get_a_clear_error(tmp_path: Path, monkeypatch: p
     assert "OUTLAST_WORKER_CONCURRENCY: expected a whole number" in bad.err and "OUTLAST_LEASE_MS" in bad.err
 
 
-@pytest.mark.parametrize("command", [["runs"], ["run", "X"], ["events"], ["event", "X"], ["functions"], ["workers"],
-                                     ["cancel", "X"]])
+@pytest.mark.parametrize(
+    "command", [["runs"], ["run", "X"], ["events"], ["event", "X"], ["functions"], ["workers"], ["cancel", "X"]]
+)
 def test_read_commands_refuse_a_database_that_does_not_exist(tmp_path: Path, command: list[str]) -> None:
     db = tmp_path / "typo" / "nothing.db"
     result = cli(db, *command)
@@ -217,8 +223,13 @@ def test_every_option_has_help_and_global_options_go_before_or_after_the_command
 
 
 def outlast_process(db: Path, *args: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.Popen[str]:
-    env = {**os.environ, "OUTLAST_DATABASE_URL": f"sqlite:///{db}", "PYTHONPATH": str(ROOT),
-           "OUTLAST_POLL_INTERVAL_MS": "20", **(env or {})}
+    env = {
+        **os.environ,
+        "OUTLAST_DATABASE_URL": f"sqlite:///{db}",
+        "PYTHONPATH": str(ROOT),
+        "OUTLAST_POLL_INTERVAL_MS": "20",
+        **(env or {}),
+    }
     return subprocess.Popen([sys.executable, "-m", "outlast.cli", *args], env=env, cwd=ROOT, text=True, **kwargs)
 
 
@@ -235,8 +246,18 @@ def test_a_worker_logs_json_lines_about_its_runs_and_leaves_the_list_when_stoppe
     db = tmp_path / "cli.db"
     log = tmp_path / "worker.log"
     with log.open("w") as sink:
-        worker = outlast_process(db, "--log-format", "json", "worker", "tests.apps.effects:app", "--log-level", "info",
-                                 env={"OUTLAST_TEST_EFFECTS": str(tmp_path / "effects.db")}, stdout=sink, stderr=sink)
+        worker = outlast_process(
+            db,
+            "--log-format",
+            "json",
+            "worker",
+            "tests.apps.effects:app",
+            "--log-level",
+            "info",
+            env={"OUTLAST_TEST_EFFECTS": str(tmp_path / "effects.db")},
+            stdout=sink,
+            stderr=sink,
+        )
     try:
         wait_for(lambda: db.exists() and "effects" in cli(db, "workers").out, "the worker to announce itself")
         [row] = json.loads(cli(db, "workers", "--json").out)["workers"]

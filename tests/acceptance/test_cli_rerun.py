@@ -21,8 +21,9 @@ async def test_rerun_from_the_command_line(tmp_path: Path) -> None:
         [failed] = t.runs(function_id="process-order")
         assert failed.status == "failed"
 
-        edited = (await asyncio.to_thread(cli, db, "rerun", failed.id, "--from-step", "charge", "--output",
-                                          '{"charged": 3}')).out.strip()
+        edited = (
+            await asyncio.to_thread(cli, db, "rerun", failed.id, "--from-step", "charge", "--output", '{"charged": 3}')
+        ).out.strip()
         again = (await asyncio.to_thread(cli, db, "rerun", failed.id)).out.strip()
         t.advance("1m")  # the CLI stamped the reruns with the wall clock, past the virtual one
         await t.run_until_idle()

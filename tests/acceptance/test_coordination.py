@@ -14,18 +14,21 @@ from outlast.testing import TestEngine
 
 
 def payment_workflow(app: outlast.Outlast) -> None:
-    @app.function(id="process-order", trigger="shop/order.created",
-                  cancel=[outlast.Cancel(event="shop/order.cancelled", match="data.order_id")])
+    @app.function(
+        id="process-order",
+        trigger="shop/order.created",
+        cancel=[outlast.Cancel(event="shop/order.cancelled", match="data.order_id")],
+    )
     async def process_order(ctx: Context) -> dict[str, Any]:
         order = ctx.event.data
         await ctx.step.run("reserve", lambda: order["order_id"])
-        payment = await ctx.step.wait_for_event("wait-payment", event="shop/payment.success",
-                                                match="data.order_id", timeout="24h")
+        payment = await ctx.step.wait_for_event(
+            "wait-payment", event="shop/payment.success", match="data.order_id", timeout="24h"
+        )
         if payment is None:
             await ctx.step.run("cancel-order", lambda: "released")
             return {"status": "cancelled"}
-        ids = await ctx.step.send_event("confirmed", Event(name="shop/order.confirmed",
-                                                           data={"id": order["order_id"]}))
+        ids = await ctx.step.send_event("confirmed", Event(name="shop/order.confirmed", data={"id": order["order_id"]}))
         return {"status": "confirmed", "paid": payment.data["amount"], "sent": len(ids)}
 
 
@@ -60,8 +63,9 @@ async def test_the_order_takes_the_timeout_branch_without_payment(app: outlast.O
     assert [s.id for s in run.steps] == ["reserve", "wait-payment", "cancel-order"]
 
 
-async def test_an_event_sent_before_the_wait_is_stored_does_not_resume_it(app: outlast.Outlast,
-                                                                          engine: TestEngine) -> None:
+async def test_an_event_sent_before_the_wait_is_stored_does_not_resume_it(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     @app.function(id="late-waiter", trigger="t/start")
     async def late_waiter(ctx: Context) -> bool:
         await ctx.step.sleep("first", "1m")
@@ -81,12 +85,12 @@ async def test_an_event_sent_before_the_wait_is_stored_does_not_resume_it(app: o
     assert run.output is False
 
 
-async def test_one_event_resumes_exactly_the_matching_run_among_many(app: outlast.Outlast,
-                                                                     engine: TestEngine) -> None:
+async def test_one_event_resumes_exactly_the_matching_run_among_many(app: outlast.Outlast, engine: TestEngine) -> None:
     @app.function(id="waiter", trigger="t/order")
     async def waiter(ctx: Context) -> str:
-        got = await ctx.step.wait_for_event("paid", event="t/paid", if_="event.data.id == async.data.order_id",
-                                            timeout="1d")
+        got = await ctx.step.wait_for_event(
+            "paid", event="t/paid", if_="event.data.id == async.data.order_id", timeout="1d"
+        )
         return f"{ctx.event.data['id']} paid by {got.data['order_id']}" if got else "timeout"
 
     n = 2_000  # enough that only an indexed lookup is quick; the scale itself is measured in bench/
@@ -102,8 +106,9 @@ async def test_one_event_resumes_exactly_the_matching_run_among_many(app: outlas
     assert [r.output for r in completed] == ["o1234 paid by o1234"]
 
 
-async def test_a_cancel_event_cancels_a_sleeping_run_and_no_later_step_runs(app: outlast.Outlast,
-                                                                             engine: TestEngine) -> None:
+async def test_a_cancel_event_cancels_a_sleeping_run_and_no_later_step_runs(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     ran: list[str] = []
 
     @app.function(id="cancellable", trigger="t/job", cancel=[outlast.Cancel(event="t/stop", match="data.job")])
@@ -150,8 +155,9 @@ async def test_cancel_run_stops_a_run_at_its_next_step(app: outlast.Outlast, eng
     assert run.status == "cancelled" and [s.id for s in run.steps] == ["wait"]
 
 
-async def test_invoke_returns_the_child_output_and_surfaces_its_failure(app: outlast.Outlast,
-                                                                        engine: TestEngine) -> None:
+async def test_invoke_returns_the_child_output_and_surfaces_its_failure(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     @app.function(id="square", trigger="t/never", retries=0)
     async def square(ctx: Context) -> int:
         n = int(ctx.event.data["n"])
@@ -214,6 +220,7 @@ async def test_parallel_step_bodies_really_overlap(app: outlast.Outlast, engine:
             b_ready.set()
             await asyncio.wait_for(a_ready.wait(), 5)
             return "b"
+
         return list(await asyncio.gather(ctx.step.run("a", a), ctx.step.run("b", b)))
 
     async with engine as t:
@@ -223,8 +230,7 @@ async def test_parallel_step_bodies_really_overlap(app: outlast.Outlast, engine:
     assert run.status == "completed" and run.output == ["a", "b"]
 
 
-async def test_a_sleep_in_one_branch_keeps_the_other_branches_results(app: outlast.Outlast,
-                                                                      engine: TestEngine) -> None:
+async def test_a_sleep_in_one_branch_keeps_the_other_branches_results(app: outlast.Outlast, engine: TestEngine) -> None:
     calls: list[str] = []
 
     @app.function(id="branches", trigger="t/br")
@@ -236,6 +242,7 @@ async def test_a_sleep_in_one_branch_keeps_the_other_branches_results(app: outla
             await asyncio.sleep(0.01)  # still running when the other branch suspends
             calls.append("work")
             return "done"
+
         results = await asyncio.gather(sleeper(), ctx.step.run("work", worker))
         return list(results)
 
@@ -258,6 +265,7 @@ async def test_sync_handlers_run_steps_in_parallel(app: outlast.Outlast, engine:
         def body(n: int) -> int:
             barrier.wait()  # both bodies must be running at once
             return n
+
         return ctx.step.parallel([lambda: ctx.step.run("one", body, 1), lambda: ctx.step.run("two", body, 2)])
 
     async with engine as t:
@@ -293,14 +301,18 @@ async def test_timeouts_cancel_runs_that_start_or_finish_too_late(app: outlast.O
     assert run.status == "cancelled" and run.error is not None and "finish timeout" in run.error["message"]
 
 
-@pytest.mark.parametrize(("kwargs", "fragment"), [
-    ({"event": "t/x"}, "needs a timeout"),
-    ({"event": "t/x", "timeout": "1h", "if_": "async.data.("}, "invalid expression"),
-    ({"event": "inngest/function.invoked", "timeout": "1h"}, "reserved"),
-    ({"event": "t/x", "timeout": "400d"}, "longer than one year"),
-])
-async def test_bad_waits_fail_the_run_naming_the_step(app: outlast.Outlast, engine: TestEngine,
-                                                      kwargs: dict[str, Any], fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"event": "t/x"}, "needs a timeout"),
+        ({"event": "t/x", "timeout": "1h", "if_": "async.data.("}, "invalid expression"),
+        ({"event": "inngest/function.invoked", "timeout": "1h"}, "reserved"),
+        ({"event": "t/x", "timeout": "400d"}, "longer than one year"),
+    ],
+)
+async def test_bad_waits_fail_the_run_naming_the_step(
+    app: outlast.Outlast, engine: TestEngine, kwargs: dict[str, Any], fragment: str
+) -> None:
     @app.function(id="bad-wait", trigger="t/bw")
     async def bad_wait(ctx: Context) -> None:
         await ctx.step.wait_for_event("the-wait", **kwargs)
@@ -313,8 +325,7 @@ async def test_bad_waits_fail_the_run_naming_the_step(app: outlast.Outlast, engi
     assert "'the-wait'" in run.error["message"] and fragment in run.error["message"]
 
 
-async def test_invoke_of_something_that_is_not_a_function_is_an_error(app: outlast.Outlast,
-                                                                      engine: TestEngine) -> None:
+async def test_invoke_of_something_that_is_not_a_function_is_an_error(app: outlast.Outlast, engine: TestEngine) -> None:
     @app.function(id="bad-invoke", trigger="t/bi")
     async def bad_invoke(ctx: Context) -> None:
         await ctx.step.invoke("call", function=print)

@@ -26,14 +26,26 @@ ROOT = Path(__file__).resolve().parents[2]
 Effects = list[tuple[str, str, int, float, float]]
 
 
-def start_worker(db_url: str, effects: Path, *, concurrency: int = 4, step_seconds: float = 0.02,
-                 lease_ms: int = 1000) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "OUTLAST_DATABASE_URL": db_url, "OUTLAST_TEST_EFFECTS": str(effects),
-           "OUTLAST_LEASE_MS": str(lease_ms), "OUTLAST_POLL_INTERVAL_MS": "20",
-           "OUTLAST_WORKER_CONCURRENCY": str(concurrency), "OUTLAST_TEST_STEP_SECONDS": str(step_seconds),
-           "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "outlast.cli", "worker", "tests.apps.effects:app"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_worker(
+    db_url: str, effects: Path, *, concurrency: int = 4, step_seconds: float = 0.02, lease_ms: int = 1000
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "OUTLAST_DATABASE_URL": db_url,
+        "OUTLAST_TEST_EFFECTS": str(effects),
+        "OUTLAST_LEASE_MS": str(lease_ms),
+        "OUTLAST_POLL_INTERVAL_MS": "20",
+        "OUTLAST_WORKER_CONCURRENCY": str(concurrency),
+        "OUTLAST_TEST_STEP_SECONDS": str(step_seconds),
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "outlast.cli", "worker", "tests.apps.effects:app"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 90) -> None:
@@ -139,8 +151,7 @@ def test_a_killed_worker_leaves_runs_another_worker_finishes(tmp_path: Path, sen
         assert full is not None and [s.status for s in full.steps] == ["completed"] * 5
 
 
-def test_three_workers_finish_a_load_while_one_is_killed_and_restarted(tmp_path: Path,
-                                                                        sender: outlast.Outlast) -> None:
+def test_three_workers_finish_a_load_while_one_is_killed_and_restarted(tmp_path: Path, sender: outlast.Outlast) -> None:
     if "postgresql" not in sender.settings.database_url:
         pytest.skip("the scale-out load runs on PostgreSQL")
     effects, n = tmp_path / "effects.db", 1000
@@ -179,8 +190,12 @@ def test_a_database_restart_mid_load_loses_no_event_and_no_run(tmp_path: Path, s
     try:
         sent += sender.send([Event(name="effects/go", data={"i": i}) for i in range(100)])
         wait_for(lambda: len(effects_rows(effects)) >= 50)
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "restart"], check=True,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "restart"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         for i in range(100, 150):  # a client retries what failed while the server was away
             sent += _send_with_retry(sender, Event(name="effects/go", data={"i": i}))
         wait_for(lambda: completed(sender) == 150, timeout=180)

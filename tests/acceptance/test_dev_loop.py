@@ -15,7 +15,7 @@ from tests.acceptance.test_cli import cli, outlast_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
-DEV_APP = '''
+DEV_APP = """
 import outlast
 from outlast import Context
 
@@ -43,7 +43,7 @@ async def sleeper(ctx: Context) -> None:
 @app.function(id="daily", trigger=outlast.TriggerCron("TZ=Europe/Paris 0 9 * * *"))
 async def daily(ctx: Context) -> None:
     return None
-'''
+"""
 
 
 def free_port() -> int:
@@ -75,8 +75,9 @@ def test_the_dev_log_shows_retry_errors_cancellations_from_elsewhere_and_cron_zo
     (tmp_path / "devapp.py").write_text(DEV_APP)
     db, out = tmp_path / "dev.db", tmp_path / "dev.log"
     with out.open("w") as sink:
-        dev = outlast_process(db, "dev", str(tmp_path / "devapp.py"), "--port", str(free_port()), stdout=sink,
-                              stderr=subprocess.STDOUT)
+        dev = outlast_process(
+            db, "dev", str(tmp_path / "devapp.py"), "--port", str(free_port()), stdout=sink, stderr=subprocess.STDOUT
+        )
     try:
         banner = wait_for_text(out, "serving on")
         assert "outlast: cron daily (TZ=Europe/Paris 0 9 * * *) next at " in banner
@@ -89,8 +90,10 @@ def test_the_dev_log_shows_retry_errors_cancellations_from_elsewhere_and_cron_zo
         log = wait_for_text(out, f"{sleeping}  sleeper                  cancelled")
     finally:
         stop(dev)
-    assert f"{flaky}  flaky                    step 'call' attempt 1 failed, retrying: ConnectionError: " \
-           "provider timed out" in log
+    assert (
+        f"{flaky}  flaky                    step 'call' attempt 1 failed, retrying: ConnectionError: "
+        "provider timed out" in log
+    )
     assert log.count(f"{sleeping}  sleeper                  cancelled") == 1
 
 
@@ -100,16 +103,20 @@ def test_dev_reload_restarts_when_the_app_changes(tmp_path: Path) -> None:
     app_file.write_text(DEV_APP)
     db, out = tmp_path / "dev.db", tmp_path / "dev.log"
     with out.open("w") as sink:
-        dev = outlast_process(db, "dev", str(app_file), "--reload", "--port", str(free_port()), stdout=sink,
-                              stderr=subprocess.STDOUT)
+        dev = outlast_process(
+            db, "dev", str(app_file), "--reload", "--port", str(free_port()), stdout=sink, stderr=subprocess.STDOUT
+        )
     try:
         wait_for_text(out, "functions: daily, flaky, sleeper")
-        app_file.write_text(DEV_APP + '''
+        app_file.write_text(
+            DEV_APP
+            + """
 
 @app.function(id="newbie", trigger="d/new")
 async def newbie(ctx: Context) -> str:
     return "new"
-''')
+"""
+        )
         wait_for_text(out, "functions: daily, flaky, newbie, sleeper")
         wait_for_text(out, "serving on", timeout=30)
         run_id = cli(db, "send", "d/new").out.splitlines()[1].split()[2]

@@ -43,8 +43,9 @@ async def test_a_committed_step_never_runs_again_when_the_run_resumes(app: outla
     assert [s.id for s in run.steps] == ["a", "nap", "b"]
 
 
-async def test_a_step_the_handler_gives_up_on_still_commits_and_never_runs_again(app: outlast.Outlast,
-                                                                                engine: TestEngine) -> None:
+async def test_a_step_the_handler_gives_up_on_still_commits_and_never_runs_again(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     calls: Counter[str] = Counter()
     started, release = asyncio.Event(), asyncio.Event()
 
@@ -83,6 +84,7 @@ async def test_a_failing_step_is_retried_on_the_backoff_schedule(app: outlast.Ou
             if len(attempts) < 3:
                 raise ConnectionError("upstream down")
             return "ok"
+
         return str(await ctx.step.run("call", call))
 
     async with engine as t:
@@ -109,12 +111,14 @@ async def test_a_failing_step_is_retried_on_the_backoff_schedule(app: outlast.Ou
     assert run.steps[0].attempts == 3 and run.steps[0].status == "completed"
 
 
-async def test_step_error_after_retries_can_be_caught_and_a_fallback_runs(app: outlast.Outlast,
-                                                                          engine: TestEngine) -> None:
+async def test_step_error_after_retries_can_be_caught_and_a_fallback_runs(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     @app.function(id="fallback", trigger="t/fb", retries=1)
     async def fallback(ctx: Context) -> str:
         def broken() -> None:
             raise ValueError("always broken")
+
         try:
             await ctx.step.run("primary", broken)
         except StepError as exc:
@@ -134,8 +138,9 @@ async def test_step_error_after_retries_can_be_caught_and_a_fallback_runs(app: o
     assert (primary.status, primary.attempts, primary.error and primary.error["name"]) == ("failed", 2, "ValueError")
 
 
-async def test_an_uncaught_step_error_fails_the_run_and_emits_failure_events(app: outlast.Outlast,
-                                                                             engine: TestEngine) -> None:
+async def test_an_uncaught_step_error_fails_the_run_and_emits_failure_events(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     seen: list[dict[str, object]] = []
 
     def on_failure(ctx: Context) -> None:
@@ -174,6 +179,7 @@ async def test_non_retriable_error_in_a_step_fails_it_at_once(app: outlast.Outla
         def body() -> None:
             calls["body"] += 1
             raise NonRetriableError("bad input")
+
         await ctx.step.run("validate", body)
 
     async with engine as t:
@@ -194,6 +200,7 @@ async def test_retry_after_error_sets_the_next_attempt_time(app: outlast.Outlast
             if len(times) == 1:
                 raise RetryAfterError("slow down", "2m")
             return len(times)
+
         return int(await ctx.step.run("call", body))
 
     async with engine as t:
@@ -208,8 +215,9 @@ async def test_retry_after_error_sets_the_next_attempt_time(app: outlast.Outlast
     assert run.status == "completed" and times[1] - times[0] == 120_000
 
 
-async def test_a_function_error_is_retried_by_replay_until_attempts_are_spent(app: outlast.Outlast,
-                                                                              engine: TestEngine) -> None:
+async def test_a_function_error_is_retried_by_replay_until_attempts_are_spent(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     seen_attempts: list[int] = []
 
     @app.function(id="fnerr", trigger="t/fnerr", retries=2)
@@ -277,8 +285,9 @@ async def test_repeated_step_ids_get_numbered_keys(app: outlast.Outlast, engine:
     assert [s.key for s in run.steps] == [hashlib.sha1(k.encode()).hexdigest() for k in ("item", "item:1", "item:2")]
 
 
-async def test_the_logger_does_not_repeat_lines_on_replay(app: outlast.Outlast, engine: TestEngine,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_logger_does_not_repeat_lines_on_replay(
+    app: outlast.Outlast, engine: TestEngine, caplog: pytest.LogCaptureFixture
+) -> None:
     @app.function(id="logs", trigger="t/logs")
     async def logs(ctx: Context) -> None:
         ctx.logger.info("before step")
@@ -296,8 +305,9 @@ async def test_the_logger_does_not_repeat_lines_on_replay(app: outlast.Outlast, 
     assert lines == ["before step", "after sleep"]
 
 
-async def test_logged_lines_are_kept_with_the_run_once_even_across_retries(app: outlast.Outlast,
-                                                                           engine: TestEngine) -> None:
+async def test_logged_lines_are_kept_with_the_run_once_even_across_retries(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     failures = iter([True, False])
 
     def flaky() -> str:
@@ -320,5 +330,4 @@ async def test_logged_lines_are_kept_with_the_run_once_even_across_retries(app: 
         [run] = t.runs()
         assert run.status == "completed"
         lines = await t.store.run_logs(run.id)
-    assert [(line.level, line.message) for line in lines] == [("INFO", "between first and flaky"),
-                                                              ("WARNING", "done")]
+    assert [(line.level, line.message) for line in lines] == [("INFO", "between first and flaky"), ("WARNING", "done")]

@@ -43,12 +43,15 @@ async def test_one_engine_runs_the_functions_of_several_apps(make_store: Callabl
     finally:
         await engine.close()
     assert sorted((r.app_id, r.function_id, r.status, r.output) for r in runs) == [
-        ("billing", "invoice", "completed", "billed"), ("shop", "order", "completed", "packed")]
+        ("billing", "invoice", "completed", "billed"),
+        ("shop", "order", "completed", "packed"),
+    ]
 
 
 def app_version(functions: list[str]) -> outlast.Outlast:
     app = outlast.Outlast("deploy")
     for fid in functions:
+
         @app.function(id=fid, trigger=f"d/{fid}")
         async def handler(ctx: Context, fid: str = fid) -> str:
             return fid
@@ -67,8 +70,11 @@ async def test_two_versions_of_an_app_each_run_only_what_they_have_and_nothing_i
     await v3.open()  # v3 syncs last: v1's `doomed` must stay known, since v1 still serves it
     try:
         await v1.refresh_registry(force=True)
-        await v3.send([Event(name="d/doomed") for _ in range(3)] + [Event(name="d/newbie") for _ in range(3)]
-                      + [Event(name="d/keeper") for _ in range(4)])
+        await v3.send(
+            [Event(name="d/doomed") for _ in range(3)]
+            + [Event(name="d/newbie") for _ in range(3)]
+            + [Event(name="d/keeper") for _ in range(4)]
+        )
         await Worker(v3).drain()  # v3 cannot run `doomed`: those runs wait for v1
         after_v3 = {(r.function_id, r.status) for r in await v3.store.list_runs(RunFilter(limit=100))}
         assert ("doomed", "queued") in after_v3 and ("newbie", "completed") in after_v3

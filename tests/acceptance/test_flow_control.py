@@ -146,8 +146,12 @@ async def test_batches_close_on_size_and_on_timeout_per_key(app: outlast.Outlast
 async def test_priority_moves_queued_runs_ahead(app: outlast.Outlast, engine: TestEngine) -> None:
     order: list[str] = []
 
-    @app.function(id="prioritised", trigger="t/p", concurrency=outlast.Concurrency(limit=1),
-                  priority=outlast.Priority(run="event.data.vip ? 120 : 0"))
+    @app.function(
+        id="prioritised",
+        trigger="t/p",
+        concurrency=outlast.Concurrency(limit=1),
+        priority=outlast.Priority(run="event.data.vip ? 120 : 0"),
+    )
     async def prioritised(ctx: Context) -> None:
         await ctx.step.run("record", lambda: order.append(ctx.event.data["name"]))
 
@@ -206,8 +210,10 @@ async def test_cron_fires_once_per_tick_across_two_workers(app: outlast.Outlast,
         return None
 
     url = f"sqlite:///{tmp_path}/shared.db"
-    async with TestEngine(app, database_url=url, start_ms=MIDNIGHT) as a, \
-            TestEngine(app, database_url=url, start_ms=MIDNIGHT) as b:
+    async with (
+        TestEngine(app, database_url=url, start_ms=MIDNIGHT) as a,
+        TestEngine(app, database_url=url, start_ms=MIDNIGHT) as b,
+    ):
         for _ in range(10):
             a.advance("1m")
             b.advance("1m")

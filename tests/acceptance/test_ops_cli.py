@@ -21,8 +21,15 @@ DAY_MS = 86_400_000
 def outlast_cli(db: Path | str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     url = db if isinstance(db, str) else f"sqlite:///{db}"
     env = {**os.environ, "OUTLAST_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "outlast.cli", *args], env=env, cwd=ROOT, text=True,
-                          capture_output=True, check=check, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "outlast.cli", *args],
+        env=env,
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        check=check,
+        timeout=60,
+    )
 
 
 def three_steps() -> outlast.Outlast:
@@ -61,15 +68,33 @@ async def test_prune_removes_what_finished_before_the_cutoff_and_says_so(tmp_pat
 def test_prune_refuses_bad_durations_and_a_zero_retention(tmp_path: Path) -> None:
     bad = outlast_cli(tmp_path / "x.db", "prune", "--older-than", "two days", check=False)
     assert bad.returncode == 2 and "--older-than: invalid duration 'two days'" in bad.stderr
-    env_zero = subprocess.run([sys.executable, "-m", "outlast.cli", "prune"], cwd=ROOT, text=True,
-                              capture_output=True, timeout=60,
-                              env={**os.environ, "OUTLAST_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
-                                   "OUTLAST_RETENTION": "0", "PYTHONPATH": str(ROOT)})
+    env_zero = subprocess.run(
+        [sys.executable, "-m", "outlast.cli", "prune"],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "OUTLAST_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+            "OUTLAST_RETENTION": "0",
+            "PYTHONPATH": str(ROOT),
+        },
+    )
     assert env_zero.returncode == 2 and "OUTLAST_RETENTION is 0" in env_zero.stderr
-    no_unit = subprocess.run([sys.executable, "-m", "outlast.cli", "prune"], cwd=ROOT, text=True,
-                             capture_output=True, timeout=60,
-                             env={**os.environ, "OUTLAST_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
-                                  "OUTLAST_RETENTION": "7", "PYTHONPATH": str(ROOT)})
+    no_unit = subprocess.run(
+        [sys.executable, "-m", "outlast.cli", "prune"],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "OUTLAST_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+            "OUTLAST_RETENTION": "7",
+            "PYTHONPATH": str(ROOT),
+        },
+    )
     assert no_unit.returncode == 2 and "OUTLAST_RETENTION: give a unit" in no_unit.stderr
     assert "Traceback" not in bad.stderr + env_zero.stderr + no_unit.stderr
 

@@ -16,8 +16,9 @@ from outlast.storage.base import Store
 from outlast.testing import TestEngine
 
 
-async def test_an_event_time_beyond_year_9999_is_refused_naming_the_field(app: outlast.Outlast,
-                                                                           engine: TestEngine) -> None:
+async def test_an_event_time_beyond_year_9999_is_refused_naming_the_field(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     async with engine as t:
         with pytest.raises(InvalidEventError, match=r"event\[0\]\.ts: .*end of year 9999"):
             await t.send({"name": "t/x", "ts": 2**63})
@@ -54,8 +55,9 @@ class RefusingStore:
         return getattr(self._store, name)
 
 
-async def test_a_refused_step_result_fails_the_step_at_once(app: outlast.Outlast,
-                                                            make_store: Callable[[], Store]) -> None:
+async def test_a_refused_step_result_fails_the_step_at_once(
+    app: outlast.Outlast, make_store: Callable[[], Store]
+) -> None:
     @app.function(id="refused", trigger="t/refused", retries=3)
     async def refused(ctx: Context) -> Any:
         try:
@@ -75,8 +77,9 @@ async def test_a_refused_step_result_fails_the_step_at_once(app: outlast.Outlast
     assert step.status == "failed" and "refused" in (step.error or {})["message"]
 
 
-async def test_a_refused_outcome_fails_the_run_saying_why(app: outlast.Outlast,
-                                                          make_store: Callable[[], Store]) -> None:
+async def test_a_refused_outcome_fails_the_run_saying_why(
+    app: outlast.Outlast, make_store: Callable[[], Store]
+) -> None:
     @app.function(id="refused-output", trigger="t/refused-output", retries=3)
     async def refused_output(ctx: Context) -> str:
         return "poison"

@@ -19,8 +19,9 @@ from outlast.testing import TestEngine
 from tests.acceptance.test_cli import cli, outlast_process
 
 
-async def test_a_bare_except_around_a_sleep_cannot_finish_the_run_early(app: outlast.Outlast,
-                                                                        engine: TestEngine) -> None:
+async def test_a_bare_except_around_a_sleep_cannot_finish_the_run_early(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     @app.function(id="swallow", trigger="t/swallow")
     async def swallow(ctx: Context) -> str:
         try:
@@ -41,7 +42,8 @@ async def test_a_bare_except_around_a_sleep_cannot_finish_the_run_early(app: out
 
 
 async def test_a_function_output_over_the_limit_fails_the_run_and_is_not_copied_into_events(
-        app: outlast.Outlast, engine: TestEngine) -> None:
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     @app.function(id="huge", trigger="t/huge")
     async def huge(ctx: Context) -> str:
         return "y" * (5 * 1024 * 1024)
@@ -57,8 +59,9 @@ async def test_a_function_output_over_the_limit_fails_the_run_and_is_not_copied_
     assert [e.data.get("result") for e in finished] == [None]
 
 
-async def test_invoking_a_function_nobody_serves_fails_the_step_at_once(app: outlast.Outlast,
-                                                                        engine: TestEngine) -> None:
+async def test_invoking_a_function_nobody_serves_fails_the_step_at_once(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     elsewhere = outlast.Outlast("never-started")
 
     @elsewhere.function(id="ghost", trigger="t/ghost")
@@ -74,12 +77,15 @@ async def test_invoking_a_function_nobody_serves_fails_the_step_at_once(app: out
         await t.run_until_idle()
         [run] = t.runs()
     assert run.status == "failed" and run.steps[0].kind == "invoke" and run.steps[0].status == "failed"
-    assert run.error is not None and "cannot invoke 'never-started-ghost': no live worker or synced app serves it" \
-        in run.error["message"]
+    assert (
+        run.error is not None
+        and "cannot invoke 'never-started-ghost': no live worker or synced app serves it" in run.error["message"]
+    )
 
 
 async def test_a_cancelled_run_marks_its_pending_step_cancelled_and_keeps_the_steps_that_ran(
-        app: outlast.Outlast, engine: TestEngine) -> None:
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     @app.function(id="long", trigger="t/long")
     async def long(ctx: Context) -> None:
         await ctx.step.run("side-effect", lambda: "done")
@@ -95,7 +101,7 @@ async def test_a_cancelled_run_marks_its_pending_step_cancelled_and_keeps_the_st
     assert [(s.id, s.status) for s in run.steps] == [("side-effect", "completed"), ("approval", "cancelled")]
 
 
-VERSION = '''
+VERSION = """
 import os
 import outlast
 from outlast import Context
@@ -112,12 +118,13 @@ def make(fid: str) -> None:
 VERSION = "%s"
 for fid in %r:
     make(fid)
-'''
+"""
 
 
 @pytest.mark.parametrize("order", [("v1", "v3"), ("v3", "v1")])
 def test_a_rolling_deploy_of_two_worker_processes_runs_each_function_where_it_is_served(
-        tmp_path: Path, order: tuple[str, str]) -> None:
+    tmp_path: Path, order: tuple[str, str]
+) -> None:
     """v1 serves {keeper, doomed}, v3 {keeper, newbie}, started in either order (the later sync
     must not forget what the other still serves). Every event starts a run, and each run
     completes in a process that has its function; none fails as "not defined"."""
@@ -127,8 +134,11 @@ def test_a_rolling_deploy_of_two_worker_processes_runs_each_function_where_it_is
     workers: list[subprocess.Popen[str]] = []
     try:
         for version in order:
-            workers.append(outlast_process(db, "worker", str(tmp_path / f"{version}.py"), stdout=subprocess.DEVNULL,
-                                           stderr=subprocess.DEVNULL))
+            workers.append(
+                outlast_process(
+                    db, "worker", str(tmp_path / f"{version}.py"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+            )
             deadline = time.monotonic() + 30
             while len(workers) > cli(db, "workers").out.count("deploy") and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -147,7 +157,8 @@ def test_a_rolling_deploy_of_two_worker_processes_runs_each_function_where_it_is
         for w in workers:
             w.wait(20)
     assert sorted((r["function_id"], r["status"]) for r in runs) == sorted(
-        [("doomed", "completed")] * 6 + [("keeper", "completed")] * 6 + [("newbie", "completed")] * 6)
+        [("doomed", "completed")] * 6 + [("keeper", "completed")] * 6 + [("newbie", "completed")] * 6
+    )
     by_function: dict[str, set[str]] = {}
     for r in runs:
         by_function.setdefault(r["function_id"], set()).add(r["output"]["version"])

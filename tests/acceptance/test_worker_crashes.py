@@ -26,11 +26,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_worker(db_url: str, **settings: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "OUTLAST_DATABASE_URL": db_url, "OUTLAST_LEASE_MS": "1000",
-           "OUTLAST_POLL_INTERVAL_MS": "20", "OUTLAST_BACKOFF_SCALE": "0.0001", "PYTHONPATH": str(ROOT),
-           **{f"OUTLAST_{k.upper()}": v for k, v in settings.items()}}
-    return subprocess.Popen([sys.executable, "-m", "outlast.cli", "worker", "tests.apps.crashers:app"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "OUTLAST_DATABASE_URL": db_url,
+        "OUTLAST_LEASE_MS": "1000",
+        "OUTLAST_POLL_INTERVAL_MS": "20",
+        "OUTLAST_BACKOFF_SCALE": "0.0001",
+        "PYTHONPATH": str(ROOT),
+        **{f"OUTLAST_{k.upper()}": v for k, v in settings.items()},
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "outlast.cli", "worker", "tests.apps.crashers:app"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def stop(worker: subprocess.Popen[bytes]) -> None:
@@ -85,8 +96,7 @@ def keep_a_worker_running(client: outlast.Outlast, done: Callable[[], bool], tim
     return exits
 
 
-def test_a_run_that_keeps_killing_its_worker_fails_clearly_and_the_others_complete(
-        client: outlast.Outlast) -> None:
+def test_a_run_that_keeps_killing_its_worker_fails_clearly_and_the_others_complete(client: outlast.Outlast) -> None:
     client.send([Event(name="crash/steady", data={"i": i}) for i in range(4)])
     [poison_event] = client.send(Event(name="crash/poison"))
     client.send([Event(name="crash/steady", data={"i": i}) for i in range(4, 6)])
@@ -100,15 +110,17 @@ def test_a_run_that_keeps_killing_its_worker_fails_clearly_and_the_others_comple
     [poison] = client.list_runs(function_id="poison")
     assert poison.event_ids == [poison_event]
     assert poison.error is not None and poison.error["name"] == "WorkerCrashedError"
-    assert poison.error["message"] == ("its attempts stopped their worker 3 times in a row without progress:"
-                                       " killed, os._exit, out of memory?")
+    assert poison.error["message"] == (
+        "its attempts stopped their worker 3 times in a row without progress: killed, os._exit, out of memory?"
+    )
     for run in client.list_runs(function_id="steady"):
         assert run.output == 3
 
 
 @pytest.mark.parametrize("kind, name", [("exit", "SystemExit"), ("interrupt", "KeyboardInterrupt")])
 def test_system_exit_and_keyboard_interrupt_in_a_step_are_the_steps_error(
-        client: outlast.Outlast, kind: str, name: str) -> None:
+    client: outlast.Outlast, kind: str, name: str
+) -> None:
     worker = start_worker(client.settings.database_url)
     try:
         [sent] = client.send(Event(name="crash/raise", data={"kind": kind}))

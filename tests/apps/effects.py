@@ -29,8 +29,9 @@ def _db() -> sqlite3.Connection:
         conn = sqlite3.connect(os.environ["OUTLAST_TEST_EFFECTS"], timeout=30, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("CREATE TABLE IF NOT EXISTS effects"
-                     " (run_id TEXT, step TEXT, pid INTEGER, started REAL, ended REAL)")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS effects (run_id TEXT, step TEXT, pid INTEGER, started REAL, ended REAL)"
+        )
         _local.conn = conn
     return conn
 

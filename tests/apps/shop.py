@@ -38,8 +38,9 @@ async def nap(ctx: Context) -> Any:
 
 @app.function(id="await-payment", trigger="shop/checkout")
 async def await_payment(ctx: Context) -> Any:
-    payment = await ctx.step.wait_for_event("wait-payment", event="shop/payment.success", match="data.order_id",
-                                            timeout="1d")
+    payment = await ctx.step.wait_for_event(
+        "wait-payment", event="shop/payment.success", match="data.order_id", timeout="1d"
+    )
     return {"paid": payment is not None}
 
 

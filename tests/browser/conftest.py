@@ -20,15 +20,25 @@ from tests.server.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("OUTLAST_TEST_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")  # sync Playwright holds an event loop: gone before async tests run
 def browser() -> Iterator[Any]:
     if not os.path.exists(CHROMIUM):
-        pytest.fail(f"Chromium is missing at {CHROMIUM}: the browser tests need it (apt-get install chromium, "
-                    "or set OUTLAST_TEST_CHROMIUM)", pytrace=False)
+        pytest.fail(
+            f"Chromium is missing at {CHROMIUM}: the browser tests need it (apt-get install chromium, "
+            "or set OUTLAST_TEST_CHROMIUM)",
+            pytrace=False,
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -47,11 +57,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`outlast dev tests.apps.shop:app --port P` on a fresh SQLite file."""
     tmp = tmp_path_factory.mktemp("dev")
     port = free_port()
-    env = {**os.environ, "OUTLAST_DATABASE_URL": f"sqlite:///{tmp}/dev.db", "PYTHONPATH": str(ROOT),
-           "OUTLAST_POLL_INTERVAL_MS": "20"}
+    env = {
+        **os.environ,
+        "OUTLAST_DATABASE_URL": f"sqlite:///{tmp}/dev.db",
+        "PYTHONPATH": str(ROOT),
+        "OUTLAST_POLL_INTERVAL_MS": "20",
+    }
     log = (tmp / "dev.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "outlast.cli", "dev", "tests.apps.shop:app", "--port", str(port)],
-                            env=env, cwd=ROOT, stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "outlast.cli", "dev", "tests.apps.shop:app", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=log,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:

@@ -35,8 +35,14 @@ class FakeApp:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
-            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length")), 0)
+            length = next(
+                (
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                ),
+                0,
+            )
             await reader.readexactly(length)
             behaviour = self.behaviours[min(self.calls, len(self.behaviours) - 1)]
             self.calls += 1
@@ -48,11 +54,28 @@ class FakeApp:
             writer.close()
 
     async def register(self, outlast_url: str, *, function: str = "fake", retries: int = 1) -> None:
-        payload = {"url": self.url, "v": "0.1", "sdk": "fake:v0", "framework": "none", "appName": "fake-app",
-                   "functions": [{"id": f"fake-app-{function}", "name": function, "triggers": [{"event": "fake/go"}],
-                                  "steps": {"step": {"id": "step", "name": "step", "retries": {"attempts": retries},
-                                                     "runtime": {"type": "http",
-                                                                 "url": f"{self.url}?fnId=fake-app-{function}"}}}}]}
+        payload = {
+            "url": self.url,
+            "v": "0.1",
+            "sdk": "fake:v0",
+            "framework": "none",
+            "appName": "fake-app",
+            "functions": [
+                {
+                    "id": f"fake-app-{function}",
+                    "name": function,
+                    "triggers": [{"event": "fake/go"}],
+                    "steps": {
+                        "step": {
+                            "id": "step",
+                            "name": "step",
+                            "retries": {"attempts": retries},
+                            "runtime": {"type": "http", "url": f"{self.url}?fnId=fake-app-{function}"},
+                        }
+                    },
+                }
+            ],
+        }
         async with httpx.AsyncClient() as client:
             reply = await client.post(f"{outlast_url}/fn/register", json=payload)
         assert reply.status_code == 200, reply.text
@@ -74,5 +97,9 @@ def _response(behaviour: str) -> bytes:
 
 
 def _http(status: int, headers: bytes, body: bytes) -> bytes:
-    return (f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n".encode()
-            + headers + b"Connection: close\r\n\r\n" + body)
+    return (
+        f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n".encode()
+        + headers
+        + b"Connection: close\r\n\r\n"
+        + body
+    )

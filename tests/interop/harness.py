@@ -48,8 +48,9 @@ class Proc:
 
     def start(self) -> None:
         handle = self.log.open("ab")
-        self.popen = subprocess.Popen(self.args, cwd=self.cwd, env=self.env, stdout=handle, stderr=handle,
-                                      start_new_session=True)
+        self.popen = subprocess.Popen(
+            self.args, cwd=self.cwd, env=self.env, stdout=handle, stderr=handle, start_new_session=True
+        )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.popen is not None and self.popen.poll() is None:
@@ -89,14 +90,25 @@ def wait_port(port: int, proc: Proc, timeout: float = 30.0) -> None:
 class Outlast:
     """An `outlast dev` (or `start`) process on its own SQLite file and port."""
 
-    def __init__(self, tmp: Path, *, mode: str = "dev", env: dict[str, str] | None = None,
-                 args: tuple[str, ...] = (), port: int | None = None) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        mode: str = "dev",
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        port: int | None = None,
+    ) -> None:
         self.tmp = tmp
         self.db = tmp / "outlast.db"
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**base_env(tmp), "OUTLAST_DATABASE_URL": f"sqlite:///{self.db}", "OUTLAST_POLL_INTERVAL_MS": "20",
-                    **(env or {})}
+        self.env = {
+            **base_env(tmp),
+            "OUTLAST_DATABASE_URL": f"sqlite:///{self.db}",
+            "OUTLAST_POLL_INTERVAL_MS": "20",
+            **(env or {}),
+        }
         self.args = [sys.executable, "-m", "outlast.cli", mode, "--port", str(self.port), *args]
         self.proc = Proc(f"outlast {mode}", self.args, cwd=ROOT, env=self.env, log=tmp / "outlast.log")
         wait_port(self.port, self.proc)
@@ -131,10 +143,12 @@ class Outlast:
 
     async def finished_run(self, event_id: str, timeout: float = 30.0) -> Run:
         """The run the event started, once it has ended."""
+
         async def ended() -> Run | None:
             runs = await self.runs_of(event_id)
             done = [r for r in runs if r.status in ("completed", "failed", "cancelled", "skipped")]
             return await self.run(done[0].id) if done else None
+
         return await self.wait(ended, timeout, f"a finished run for event {event_id}")
 
     async def wait(self, probe: Callable[[], Awaitable[T | None]], timeout: float, what: str) -> T:
@@ -156,8 +170,17 @@ class Outlast:
 class SdkApp:
     """An app on an official SDK, served on its own port; `url` is its serve URL."""
 
-    def __init__(self, name: str, args: list[str], *, cwd: Path, env: dict[str, str], tmp: Path, port: int,
-                 path: str = "/api/inngest") -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        tmp: Path,
+        port: int,
+        path: str = "/api/inngest",
+    ) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}{path}"
         self.proc = Proc(name, args, cwd=cwd, env=env, log=tmp / f"{name}.log")
@@ -187,8 +210,14 @@ def sdk_env(tmp: Path, outlast: Outlast, *, production: bool = False, signing_ke
     return env
 
 
-def python_app(tmp: Path, outlast: Outlast, *, production: bool = False, env: dict[str, str] | None = None,
-               signing_key: str = SIGNING_KEY) -> SdkApp:
+def python_app(
+    tmp: Path,
+    outlast: Outlast,
+    *,
+    production: bool = False,
+    env: dict[str, str] | None = None,
+    signing_key: str = SIGNING_KEY,
+) -> SdkApp:
     port = free_port()
     full_env = {**sdk_env(tmp, outlast, production=production, signing_key=signing_key), **(env or {})}
     args = [sys.executable, "-m", "uvicorn", "app:app", "--port", str(port), "--log-level", "warning"]
@@ -201,11 +230,14 @@ def node_ready() -> None:
     if node is None or npm is None:
         raise AssertionError("the JS interop tests need node and npm on PATH (Node 20); install them")
     if not (JS_APP_DIR / "node_modules" / "inngest").exists():
-        result = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS_APP_DIR, capture_output=True, text=True,
-                                timeout=600)
+        result = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=JS_APP_DIR, capture_output=True, text=True, timeout=600
+        )
         if result.returncode != 0:
-            raise AssertionError(f"`npm ci` in {JS_APP_DIR} failed; the JS interop tests cannot run:\n"
-                                 f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+            raise AssertionError(
+                f"`npm ci` in {JS_APP_DIR} failed; the JS interop tests cannot run:\n"
+                f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+            )
 
 
 def js_app(tmp: Path, outlast: Outlast, *, production: bool = False, env: dict[str, str] | None = None) -> SdkApp:

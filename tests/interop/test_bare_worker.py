@@ -9,13 +9,19 @@ from pathlib import Path
 from tests.interop.harness import ROOT, Outlast, Proc, SdkApp
 
 
-async def test_a_worker_without_an_app_runs_a_served_apps_functions(outlast: Outlast, py_app: SdkApp,
-                                                                    tmp_path: Path) -> None:
+async def test_a_worker_without_an_app_runs_a_served_apps_functions(
+    outlast: Outlast, py_app: SdkApp, tmp_path: Path
+) -> None:
     await py_app.sync()
     outlast.proc.stop()  # the server (and its workers) are gone: only the bare worker can run anything
     [event_id] = await _send_without_server(outlast, {"name": "py/steps", "data": {"n": 5}})
-    worker = Proc("outlast worker", [sys.executable, "-m", "outlast.cli", "worker"], cwd=ROOT, env=outlast.env,
-                  log=tmp_path / "worker.log")
+    worker = Proc(
+        "outlast worker",
+        [sys.executable, "-m", "outlast.cli", "worker"],
+        cwd=ROOT,
+        env=outlast.env,
+        log=tmp_path / "worker.log",
+    )
     try:
         run = await outlast.finished_run(event_id)
     finally:

@@ -14,14 +14,18 @@ from tests.interop.fake_app import FakeApp
 from tests.interop.harness import Outlast, SdkApp, effects, python_app
 
 
-@pytest.mark.parametrize(("behaviour", "name", "fragment"), [
-    ("garbage", "InvalidSDKResponseError", "not JSON"),
-    ("no-sdk-header", "NotAnSDKResponseError", "without an X-Inngest-SDK header"),
-    ("closed", "SDKConnectionError", "closed the connection"),
-    ("500", "Error", "boom"),
-])
-async def test_a_broken_answer_is_retried_then_fails_clearly(outlast: Outlast, behaviour: str, name: str,
-                                                             fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("behaviour", "name", "fragment"),
+    [
+        ("garbage", "InvalidSDKResponseError", "not JSON"),
+        ("no-sdk-header", "NotAnSDKResponseError", "without an X-Inngest-SDK header"),
+        ("closed", "SDKConnectionError", "closed the connection"),
+        ("500", "Error", "boom"),
+    ],
+)
+async def test_a_broken_answer_is_retried_then_fails_clearly(
+    outlast: Outlast, behaviour: str, name: str, fragment: str
+) -> None:
     async with FakeApp([behaviour]) as app:
         await app.register(outlast.url, retries=1)
         [event] = await outlast.send({"name": "fake/go"})
@@ -65,8 +69,9 @@ async def test_an_app_hanging_past_the_request_timeout(tmp_path: Path) -> None:
 
 async def test_resync_with_a_step_and_a_function_removed(outlast: Outlast, py_app: SdkApp, tmp_path: Path) -> None:
     await py_app.sync()
-    evolving, sleeper = await outlast.send({"name": "py/evolving", "data": {"n": 7, "pause": 3}},
-                                           {"name": "py/sleeper"})
+    evolving, sleeper = await outlast.send(
+        {"name": "py/evolving", "data": {"n": 7, "pause": 3}}, {"name": "py/sleeper"}
+    )
     for event in (evolving, sleeper):
         await outlast.wait(lambda e=event: _sleeping(outlast, e), 15, "the run to sleep")
     py_app.proc.stop()
@@ -97,6 +102,7 @@ async def test_sigkill_under_load_loses_nothing(outlast: Outlast, py_app: SdkApp
 
     async def some_done() -> bool:
         return len(await outlast.runs(function_id="slow-steps", status="completed")) >= 3
+
     await outlast.wait(some_done, 30, "some runs to complete")
     outlast.proc.kill(signal.SIGKILL)
 

@@ -36,11 +36,15 @@ async def test_sync_from_the_js_sdk(outlast: Outlast, app: SdkApp) -> None:
 
 async def test_every_step_kind(outlast: Outlast, app: SdkApp, tmp_path: Path) -> None:
     await app.sync()
-    ids = await outlast.send({"name": "js/steps", "data": {"n": 1}}, {"name": "js/parallel"},
-                             {"name": "js/parent", "data": {"x": 21}},
-                             {"name": "js/parent", "data": {"x": 1, "fail": True}},
-                             {"name": "js/send"}, {"name": "js/wait", "data": {"id": "late", "timeout": "1s"}},
-                             {"name": "js/wait", "data": {"id": "w1"}})
+    ids = await outlast.send(
+        {"name": "js/steps", "data": {"n": 1}},
+        {"name": "js/parallel"},
+        {"name": "js/parent", "data": {"x": 21}},
+        {"name": "js/parent", "data": {"x": 1, "fail": True}},
+        {"name": "js/send"},
+        {"name": "js/wait", "data": {"id": "late", "timeout": "1s"}},
+        {"name": "js/wait", "data": {"id": "w1"}},
+    )
     steps, parallel, parent_ok, parent_fail, sender, timed_out, matched = ids
     run = await outlast.finished_run(steps)
     assert (run.status, run.output) == ("completed", {"a": 1, "b": 2, "n": 1})
@@ -80,8 +84,9 @@ async def test_retries_on_failure_and_flow_control(outlast: Outlast, app: SdkApp
     assert run.status == "failed" and run.error is not None and run.error["message"] == "doomed from the start"
     await outlast.wait(lambda: _ran(tmp_path, "on-failure:doomed from the start"), 15, "the onFailure handler")
 
-    first, second = await outlast.send({"name": "js/limited", "data": {"user": "u1"}},
-                                       {"name": "js/limited", "data": {"user": "u1"}})
+    first, second = await outlast.send(
+        {"name": "js/limited", "data": {"user": "u1"}}, {"name": "js/limited", "data": {"user": "u1"}}
+    )
     assert (await outlast.finished_run(first)).output == "u1"
     assert (await outlast.finished_run(second)).status == "skipped"
     batch = await outlast.send(*({"name": "js/batch", "data": {"i": i}} for i in range(3)))
@@ -95,8 +100,15 @@ async def _ran(tmp_path: Path, name: str) -> bool:
 
 
 async def test_signed_production_mode(tmp_path: Path) -> None:
-    server = Outlast(tmp_path, mode="start", env={"OUTLAST_SIGNING_KEY": SIGNING_KEY, "OUTLAST_EVENT_KEY": EVENT_KEY,
-                                                       "OUTLAST_DASHBOARD_PASSWORD": "dashboard-secret"})
+    server = Outlast(
+        tmp_path,
+        mode="start",
+        env={
+            "OUTLAST_SIGNING_KEY": SIGNING_KEY,
+            "OUTLAST_EVENT_KEY": EVENT_KEY,
+            "OUTLAST_DASHBOARD_PASSWORD": "dashboard-secret",
+        },
+    )
     served = js_app(tmp_path, server, production=True)
     try:
         await served.sync()

@@ -24,17 +24,24 @@ async def test_sync_stores_the_app_and_its_functions(outlast: Outlast, py_app: S
 
 async def test_every_step_kind(outlast: Outlast, py_app: SdkApp, tmp_path: Path) -> None:
     await py_app.sync()
-    ids = await outlast.send({"name": "py/steps", "data": {"n": 1}}, {"name": "py/parallel"},
-                             {"name": "py/parent", "data": {"x": 21}},
-                             {"name": "py/parent", "data": {"x": 1, "fail": True}},
-                             {"name": "py/send"}, {"name": "py/wait", "data": {"id": "late", "timeout": 1}},
-                             {"name": "py/wait", "data": {"id": "w1"}})
+    ids = await outlast.send(
+        {"name": "py/steps", "data": {"n": 1}},
+        {"name": "py/parallel"},
+        {"name": "py/parent", "data": {"x": 21}},
+        {"name": "py/parent", "data": {"x": 1, "fail": True}},
+        {"name": "py/send"},
+        {"name": "py/wait", "data": {"id": "late", "timeout": 1}},
+        {"name": "py/wait", "data": {"id": "w1"}},
+    )
     steps, parallel, parent_ok, parent_fail, sender, timed_out, matched = ids
     run = await outlast.finished_run(steps)
     assert (run.status, run.output) == ("completed", {"a": 1, "b": 2, "n": 1})
     assert [(s.id, s.kind, s.status) for s in run.steps] == [
-        ("one", "run", "completed"), ("two", "run", "completed"), ("nap", "sleep", "completed"),
-        ("until", "sleep", "completed")]
+        ("one", "run", "completed"),
+        ("two", "run", "completed"),
+        ("nap", "sleep", "completed"),
+        ("until", "sleep", "completed"),
+    ]
     assert run.steps[2].ended_at - run.steps[2].started_at >= 900  # the sleep slept
 
     run = await outlast.finished_run(parallel)
@@ -78,8 +85,11 @@ async def test_step_retries_function_errors_and_on_failure(outlast: Outlast, py_
     assert run.error["message"] == "broken outside any step (attempt 1)"  # retries=1: two attempts
 
     run = await outlast.finished_run(doomed)
-    assert run.status == "failed" and run.error == {**run.error, "name": "NonRetriableError",
-                                                    "message": "doomed from the start"}
+    assert run.status == "failed" and run.error == {
+        **run.error,
+        "name": "NonRetriableError",
+        "message": "doomed from the start",
+    }
     await outlast.wait(lambda: _ran(tmp_path, "on-failure:doomed from the start"), 15, "the onFailure handler")
     ran = effects(tmp_path)
     assert [ran[f"flaky:{i}"] for i in range(3)] == [1, 1, 1] and ran["fn-error:0"] == ran["fn-error:1"] == 1
@@ -100,9 +110,11 @@ async def test_flow_control_comes_from_the_sync_payload(outlast: Outlast, py_app
     assert by_id["flaky"].retries == 2 and by_id["doomed-failure"].retries == 0
     assert by_id["doomed-failure"].failure_of == "doomed"
 
-    first, second, other = await outlast.send({"name": "py/limited", "data": {"user": "u1"}},
-                                              {"name": "py/limited", "data": {"user": "u1"}},
-                                              {"name": "py/limited", "data": {"user": "u2"}})
+    first, second, other = await outlast.send(
+        {"name": "py/limited", "data": {"user": "u1"}},
+        {"name": "py/limited", "data": {"user": "u1"}},
+        {"name": "py/limited", "data": {"user": "u2"}},
+    )
     assert (await outlast.finished_run(first)).status == "completed"
     assert (await outlast.finished_run(second)).status == "skipped"  # rate limited
     assert (await outlast.finished_run(other)).output == "u2"
@@ -120,15 +132,33 @@ async def test_large_state_is_fetched_through_the_api(outlast: Outlast, py_app: 
 
 
 async def test_bad_config_is_refused_naming_function_and_field(outlast: Outlast) -> None:
-    payload = {"url": "http://127.0.0.1:1/api/inngest", "v": "0.1", "sdk": "py:v0.5.0", "framework": "fast_api",
-               "appname": "bad-app", "deploy_type": "ping",
-               "functions": [{"id": "bad-app-fine", "name": "fine", "triggers": [{"event": "x/y"}],
-                              "steps": {"step": {"id": "step", "name": "step",
-                                                 "runtime": {"type": "http", "url": "http://127.0.0.1:1/x"}}}},
-                             {"id": "bad-app-broken", "name": "broken", "triggers": [{"event": "x/y"}],
-                              "rateLimit": {"limit": 1, "period": "48h"},
-                              "steps": {"step": {"id": "step", "name": "step",
-                                                 "runtime": {"type": "http", "url": "http://127.0.0.1:1/x"}}}}]}
+    payload = {
+        "url": "http://127.0.0.1:1/api/inngest",
+        "v": "0.1",
+        "sdk": "py:v0.5.0",
+        "framework": "fast_api",
+        "appname": "bad-app",
+        "deploy_type": "ping",
+        "functions": [
+            {
+                "id": "bad-app-fine",
+                "name": "fine",
+                "triggers": [{"event": "x/y"}],
+                "steps": {
+                    "step": {"id": "step", "name": "step", "runtime": {"type": "http", "url": "http://127.0.0.1:1/x"}}
+                },
+            },
+            {
+                "id": "bad-app-broken",
+                "name": "broken",
+                "triggers": [{"event": "x/y"}],
+                "rateLimit": {"limit": 1, "period": "48h"},
+                "steps": {
+                    "step": {"id": "step", "name": "step", "runtime": {"type": "http", "url": "http://127.0.0.1:1/x"}}
+                },
+            },
+        ],
+    }
     async with httpx.AsyncClient() as client:
         reply = await client.post(f"{outlast.url}/fn/register", json=payload)
     assert reply.status_code == 400

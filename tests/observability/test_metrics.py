@@ -38,12 +38,14 @@ def workload(app: outlast.Outlast) -> None:
                 failed.add(ctx.run_id)
                 raise RuntimeError("first attempt fails")
             return "ok"
+
         return str(await ctx.step.run("once", once))
 
     @app.function(id="bad", trigger="t/bad")
     async def bad(ctx: Context) -> None:
         def refuse() -> None:
             raise NonRetriableError("no")
+
         await ctx.step.run("refuse", refuse)
 
     @app.function(id="sleepy", trigger="t/sleepy")
@@ -75,8 +77,9 @@ async def test_metrics_count_a_known_workload(app: outlast.Outlast, engine: Test
     def fn(function: str, **more: str) -> dict[str, str]:
         return {"app": APP, "function": function, **more}
 
-    started = {f: value(metrics, "outlast_runs_started_total", **fn(f))
-               for f in ("ok", "flaky", "bad", "sleepy", "waiting")}
+    started = {
+        f: value(metrics, "outlast_runs_started_total", **fn(f)) for f in ("ok", "flaky", "bad", "sleepy", "waiting")
+    }
     assert started == {"ok": 2, "flaky": 1, "bad": 1, "sleepy": 1, "waiting": 1}
     assert value(metrics, "outlast_runs_ended_total", **fn("ok", status="completed")) == 2
     assert value(metrics, "outlast_runs_ended_total", **fn("flaky", status="completed")) == 1
@@ -118,15 +121,22 @@ async def test_labels_never_name_runs_events_or_steps(app: outlast.Outlast) -> N
     assert "outlast_runs_started_total" in text
     for secret in [*ids, *run_ids, '"a"', '"once"']:
         assert secret not in text
-    label_names = {label.split("=")[0] for line in text.splitlines() if line.startswith("outlast_") and "{" in line
-                   for label in line[line.index("{") + 1:line.index("}")].split(",")}
+    label_names = {
+        label.split("=")[0]
+        for line in text.splitlines()
+        if line.startswith("outlast_") and "{" in line
+        for label in line[line.index("{") + 1 : line.index("}")].split(",")
+    }
     assert label_names <= {"app", "function", "status", "outcome", "kind", "state", "backend", "le"}
 
 
 async def test_the_server_serves_metrics(app: outlast.Outlast, tmp_path: Path) -> None:
     workload(app)
-    async with (TestEngine(app, database_url=f"sqlite:///{tmp_path}/m.db") as t, serving(t.engine) as url,
-                httpx.AsyncClient() as client):
+    async with (
+        TestEngine(app, database_url=f"sqlite:///{tmp_path}/m.db") as t,
+        serving(t.engine) as url,
+        httpx.AsyncClient() as client,
+    ):
         await t.send(Event(name="t/ok"))
         await t.run_until_idle()
         reply = await client.get(f"{url}/metrics")
@@ -159,11 +169,20 @@ async def test_a_bare_worker_endpoint_serves_metrics_and_nothing_else(app: outla
 
 def test_outlast_worker_metrics_port(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "OUTLAST_DATABASE_URL": f"sqlite:///{tmp_path}/w.db", "PYTHONPATH": str(ROOT),
-           "OUTLAST_TEST_EFFECTS": str(tmp_path / "effects.db")}
+    env = {
+        **os.environ,
+        "OUTLAST_DATABASE_URL": f"sqlite:///{tmp_path}/w.db",
+        "PYTHONPATH": str(ROOT),
+        "OUTLAST_TEST_EFFECTS": str(tmp_path / "effects.db"),
+    }
     log = (tmp_path / "worker.log").open("w")
-    worker = subprocess.Popen([sys.executable, "-m", "outlast.cli", "worker", "tests.apps.effects:app",
-                               "--metrics-port", str(port)], env=env, cwd=ROOT, stdout=log, stderr=log)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "outlast.cli", "worker", "tests.apps.effects:app", "--metrics-port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=log,
+    )
     try:
         text, deadline = "", time.monotonic() + 30
         while "outlast_queue_depth" not in text and time.monotonic() < deadline:

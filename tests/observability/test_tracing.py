@@ -57,7 +57,8 @@ def parent_id(span: ReadableSpan) -> int | None:
 
 
 async def test_a_run_continues_the_senders_trace_through_invoke_and_send_event(
-        app: outlast.Outlast, exporter: tuple[TracerProvider, InMemorySpanExporter]) -> None:
+    app: outlast.Outlast, exporter: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
     provider, spans = exporter
     family(app)
     async with TestEngine(app) as t:
@@ -88,8 +89,9 @@ async def test_a_run_continues_the_senders_trace_through_invoke_and_send_event(
     assert dict(child_run.attributes or {})["outlast.status"] == "completed"
 
 
-async def test_a_run_without_a_sender_trace_has_its_own(app: outlast.Outlast,
-                                                        exporter: tuple[TracerProvider, InMemorySpanExporter]) -> None:
+async def test_a_run_without_a_sender_trace_has_its_own(
+    app: outlast.Outlast, exporter: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
     provider, spans = exporter
 
     @app.function(id="solo", trigger="t/solo")
@@ -113,16 +115,18 @@ async def test_a_run_without_a_sender_trace_has_its_own(app: outlast.Outlast,
     assert dict(attempts[0].attributes or {})["outlast.outcome"] == "suspended"
 
 
-async def test_the_event_api_takes_a_traceparent_header(app: outlast.Outlast, tmp_path: Path,
-                                                        exporter: tuple[TracerProvider, InMemorySpanExporter]) -> None:
+async def test_the_event_api_takes_a_traceparent_header(
+    app: outlast.Outlast, tmp_path: Path, exporter: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
     provider, spans = exporter
     family(app)
     header = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     async with TestEngine(app, database_url=f"sqlite:///{tmp_path}/t.db") as t:
         install_tracing(t.engine, provider)
         async with serving(t.engine) as url, httpx.AsyncClient() as client:
-            reply = await client.post(f"{url}/e/any-key", json={"name": "t/child-direct", "data": {"n": 1}},
-                                      headers={"traceparent": header})
+            reply = await client.post(
+                f"{url}/e/any-key", json={"name": "t/child-direct", "data": {"n": 1}}, headers={"traceparent": header}
+            )
             assert reply.status_code == 200
         [event] = await t.store.get_events(reply.json()["ids"])
         assert event.trace == {"traceparent": header}
@@ -142,14 +146,17 @@ async def test_tracing_is_off_by_default(app: outlast.Outlast) -> None:
     assert events and all(e.trace is None for e in events)
 
 
-@pytest.mark.parametrize(("env", "wanted"), [
-    ({}, False),
-    ({"OTEL_TRACES_EXPORTER": "otlp"}, True),
-    ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, False),
-    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, True),
-    ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, True),
-    ({"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "console"}, False),
-])
+@pytest.mark.parametrize(
+    ("env", "wanted"),
+    [
+        ({}, False),
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, True),
+        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, True),
+        ({"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "console"}, False),
+    ],
+)
 def test_the_standard_variables_switch_tracing_on(env: dict[str, Any], wanted: bool) -> None:
     assert tracing_requested(env) is wanted
 

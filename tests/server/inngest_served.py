@@ -26,8 +26,9 @@ async def serving(engine: Engine, config: ServerConfig | None = None) -> AsyncIt
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(engine, config or ServerConfig()), log_level="warning",
-                                           lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(engine, config or ServerConfig()), log_level="warning", lifespan="off")
+    )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

@@ -27,15 +27,24 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve(tmp_path: Path, config: ServerConfig | None = None,
-                database_url: str | None = None) -> AsyncIterator[tuple[str, Engine]]:
-    engine = Engine(open_store(database_url or f"sqlite:///{tmp_path}/server.db"), SystemClock(),
-                    Settings(poll_interval_ms=20))
+async def serve(
+    tmp_path: Path, config: ServerConfig | None = None, database_url: str | None = None
+) -> AsyncIterator[tuple[str, Engine]]:
+    engine = Engine(
+        open_store(database_url or f"sqlite:///{tmp_path}/server.db"), SystemClock(), Settings(poll_interval_ms=20)
+    )
     await engine.add_source(shop)
     await engine.open()
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(engine, config or ServerConfig()), port=port,
-                                           log_level="warning", lifespan="off", timeout_graceful_shutdown=1))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(engine, config or ServerConfig()),
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
+    )
     stop = asyncio.Event()
     tasks = [asyncio.create_task(server.serve()), asyncio.create_task(Worker(engine).run(stop))]
     while not server.started:

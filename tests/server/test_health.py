@@ -15,8 +15,11 @@ from tests.http import serving
 
 
 async def test_ready_when_the_database_answers_and_is_migrated(tmp_path: Path) -> None:
-    async with (TestEngine(outlast.Outlast("h"), database_url=f"sqlite:///{tmp_path}/h.db") as t,
-                serving(t.engine) as url, httpx.AsyncClient() as client):
+    async with (
+        TestEngine(outlast.Outlast("h"), database_url=f"sqlite:///{tmp_path}/h.db") as t,
+        serving(t.engine) as url,
+        httpx.AsyncClient() as client,
+    ):
         health = await client.get(f"{url}/health")
         ready = await client.get(f"{url}/ready")
         await t.store._run(lambda tx: tx.run("DELETE FROM schema_migrations WHERE version = 9"))  # type: ignore
@@ -35,8 +38,11 @@ async def test_not_ready_once_the_database_is_gone() -> None:
 
     url = pg_database()
     name = url.rsplit("/", 1)[1]
-    async with (TestEngine(outlast.Outlast("h"), database_url=url) as t, serving(t.engine) as base,
-                httpx.AsyncClient(timeout=10) as client):
+    async with (
+        TestEngine(outlast.Outlast("h"), database_url=url) as t,
+        serving(t.engine) as base,
+        httpx.AsyncClient(timeout=10) as client,
+    ):
         assert (await client.get(f"{base}/ready")).status_code == 200
         with psycopg.connect(PG_URL, autocommit=True) as admin:  # our own test database, nobody else's
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

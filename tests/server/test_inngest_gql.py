@@ -218,8 +218,9 @@ class Gql:
         ids: list[str] = reply.json()["ids"]
         return ids
 
-    async def query(self, query: str, variables: dict[str, Any] | None = None, *,
-                    operation: str | None = None) -> dict[str, Any]:
+    async def query(
+        self, query: str, variables: dict[str, Any] | None = None, *, operation: str | None = None
+    ) -> dict[str, Any]:
         """The `data` of a query that must succeed (status 200, no errors), as the helpers require."""
         payload: dict[str, Any] = {"query": query, "variables": variables}
         if operation:
@@ -238,8 +239,11 @@ class Gql:
 
 @asynccontextmanager
 async def serve(store: Store) -> AsyncIterator[Gql]:
-    async with TestEngine(shop_app(), store=store) as t, serving(t.engine) as url, \
-            httpx.AsyncClient(base_url=url) as http:
+    async with (
+        TestEngine(shop_app(), store=store) as t,
+        serving(t.engine) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
         yield Gql(t, http)
 
 
@@ -256,6 +260,7 @@ async def on_sqlite(tmp_path: Path) -> AsyncIterator[Gql]:
 
 
 # -- inngest-py's helpers ----------------------------------------------------------------------------
+
 
 async def test_py_wait_for_run_status_reads_status_output_and_trigger(gql: Gql) -> None:
     [event_id] = await gql.send({"name": "shop/checkout", "data": {"sku": "a"}, "id": "order-1"})
@@ -312,16 +317,17 @@ async def test_py_get_run_ids_from_event_id(gql: Gql) -> None:
 
 # -- inngest-js's harness and helpers ----------------------------------------------------------------
 
+
 async def test_js_fetch_run_result_follows_the_root_span_to_its_output(gql: Gql) -> None:
     [ok, bad] = await gql.send({"name": "shop/parent"}, {"name": "shop/flaky"})
     await settle(gql.t)
     run = (await gql.query(JS_FETCH_RUN_TRACE, {"runId": gql.run_id(ok)}))["run"]
     assert run["status"] == "COMPLETED" and run["trace"]["status"] == "COMPLETED"
-    output = (await gql.query(JS_FETCH_TRACE_OUTPUT, {"traceID": run["trace"]["outputID"]}))
+    output = await gql.query(JS_FETCH_TRACE_OUTPUT, {"traceID": run["trace"]["outputID"]})
     assert output["runTraceSpanOutputByID"] == {"data": "4", "error": None}
     run = (await gql.query(JS_FETCH_RUN_TRACE, {"runId": gql.run_id(bad)}))["run"]
     assert run["trace"]["status"] == "FAILED"
-    error = (await gql.query(JS_FETCH_TRACE_OUTPUT, {"traceID": run["trace"]["outputID"]}))
+    error = await gql.query(JS_FETCH_TRACE_OUTPUT, {"traceID": run["trace"]["outputID"]})
     assert error["runTraceSpanOutputByID"]["data"] is None
     assert error["runTraceSpanOutputByID"]["error"]["message"].endswith("A failed!")
 
@@ -343,7 +349,7 @@ async def test_js_run_has_timeline_sees_a_step_fail_after_its_retries(gql: Gql) 
     """As `unhandled-step-errors` in inngest-js: retries 1, so the step's last attempt is 1."""
     [event_id] = await gql.send({"name": "shop/flaky"})
     await settle(gql.t)
-    trace = (await gql.query(JS_RUN_TIMELINE, {"runId": gql.run_id(event_id)}, operation="GetRunTimeline"))
+    trace = await gql.query(JS_RUN_TIMELINE, {"runId": gql.run_id(event_id)}, operation="GetRunTimeline")
     root = trace["run"]["trace"]
     step = find_span(root, attempts=1, stepType="RUN", status="FAILED", name="a fails")
     assert step is not None
@@ -376,10 +382,14 @@ async def test_function_level_retries_are_attempts_of_the_finalization(gql: Gql)
     root = (await gql.query(JS_RUN_TIMELINE, {"runId": gql.run_id(event_id)}))["run"]["trace"]
     final = find_span(root, stepType="FINALIZATION")
     assert final is not None and (final["status"], final["attempts"]) == ("COMPLETED", 1)
-    assert [(c["name"], c["status"]) for c in final["childrenSpans"]] == [("Attempt 0", "FAILED"),
-                                                                          ("Attempt 1", "COMPLETED")]
-    [failed, ok] = [(await gql.query(JS_TIMELINE_OUTPUT, {"outputId": c["outputID"]}))["runTraceSpanOutputByID"]
-                    for c in final["childrenSpans"]]
+    assert [(c["name"], c["status"]) for c in final["childrenSpans"]] == [
+        ("Attempt 0", "FAILED"),
+        ("Attempt 1", "COMPLETED"),
+    ]
+    [failed, ok] = [
+        (await gql.query(JS_TIMELINE_OUTPUT, {"outputId": c["outputID"]}))["runTraceSpanOutputByID"]
+        for c in final["childrenSpans"]
+    ]
     assert failed["error"]["message"] == "first try" and ok == {"data": '"steady"', "error": None}
 
 
@@ -417,11 +427,12 @@ async def test_js_trace_metadata_and_trace_steps_queries(gql: Gql) -> None:
     assert root["name"] == "Run" and root["spanID"] and root["metadata"] == []
     assert [c["name"] for c in root["childrenSpans"]][:2] == ["reserve", "charge"]
     assert all(c["stepID"] for c in root["childrenSpans"][:4])
-    steps = (await gql.query(JS_TRACE_STEPS, {"preview": True, "runID": run_id}, operation="Query"))
+    steps = await gql.query(JS_TRACE_STEPS, {"preview": True, "runID": run_id}, operation="Query")
     assert [s["metadata"] for s in steps["run"]["trace"]["childrenSpans"]] == [[]] * 5
 
 
 # -- the rest of the subset -------------------------------------------------------------------------
+
 
 async def test_step_info_tells_what_each_step_waits_for(gql: Gql) -> None:
     [wait, parent] = await gql.send({"name": "shop/wait", "data": {"id": 9}}, {"name": "shop/parent"})
@@ -436,8 +447,12 @@ async def test_step_info_tells_what_each_step_waits_for(gql: Gql) -> None:
     parent_run = gql.t.get_run(gql.run_id(parent))
     [child] = [r for r in gql.t.runs(function_id="child")]
     span = (await gql.query(query, {"r": parent_run.id}))["run"]["trace"]["childrenSpans"][0]  # type: ignore[union-attr]
-    assert span["stepInfo"] == {"__typename": "InvokeStepInfo", "functionID": "shop-child", "runID": child.id,
-                                "triggeringEventID": child.event_ids[0]}
+    assert span["stepInfo"] == {
+        "__typename": "InvokeStepInfo",
+        "functionID": "shop-child",
+        "runID": child.id,
+        "triggeringEventID": child.event_ids[0],
+    }
 
 
 async def test_run_trigger_of_a_cron_run_names_the_schedule(tmp_path: Path) -> None:
@@ -449,20 +464,30 @@ async def test_run_trigger_of_a_cron_run_names_the_schedule(tmp_path: Path) -> N
     async def tick(ctx: outlast.Context) -> str:
         return "tock"
 
-    async with TestEngine(app, store=open_store(f"sqlite:///{tmp_path}/c.db")) as t, serving(t.engine) as url, \
-            httpx.AsyncClient(base_url=url) as http:
+    async with (
+        TestEngine(app, store=open_store(f"sqlite:///{tmp_path}/c.db")) as t,
+        serving(t.engine) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
         t.advance("6m")
         await t.run_until_idle()
         [run] = t.runs()
-        reply = await http.post("/v0/gql", json={"query": """query ($r: String!) {
+        reply = await http.post(
+            "/v0/gql",
+            json={
+                "query": """query ($r: String!) {
             runTrigger(runID: $r) { eventName cron isBatch IDs } run(runID: $r) { cronSchedule eventName } }""",
-                                                 "variables": {"r": run.id}})
+                "variables": {"r": run.id},
+            },
+        )
         data = reply.json()["data"]
-        assert data["runTrigger"] == {"eventName": None, "cron": "*/5 * * * *", "isBatch": False,
-                                      "IDs": run.event_ids}
+        assert data["runTrigger"] == {"eventName": None, "cron": "*/5 * * * *", "isBatch": False, "IDs": run.event_ids}
         assert data["run"] == {"cronSchedule": "*/5 * * * *", "eventName": None}
-        stream = (await http.post("/v0/gql", json={"query": "{ stream(query: {includeInternalEvents: true}) "
-                                                            "{ type trigger } }"})).json()["data"]["stream"]
+        stream = (
+            await http.post(
+                "/v0/gql", json={"query": "{ stream(query: {includeInternalEvents: true}) { type trigger } }"}
+            )
+        ).json()["data"]["stream"]
         assert {"type": "CRON", "trigger": "*/5 * * * *"} in stream
 
 
@@ -485,43 +510,49 @@ async def test_event_status_and_counts(on_sqlite: Gql) -> None:
 
 # -- errors ------------------------------------------------------------------------------------------
 
+
 async def post(g: Gql, body: Any = None, *, content: str | None = None) -> httpx.Response:
     return await g.http.post("/v0/gql", json=body, content=content)
 
 
 async def test_unknown_fields_get_a_graphql_error_not_a_500(on_sqlite: Gql) -> None:
-    reply = await post(on_sqlite, {"query": "{ run(runID: \"x\") { id history { id } } }"})
+    reply = await post(on_sqlite, {"query": '{ run(runID: "x") { id history { id } } }'})
     assert reply.status_code == 422
     assert "Cannot query field 'history' on type 'FunctionRunV2'" in reply.json()["errors"][0]["message"]
     reply = await post(on_sqlite, {"query": "{ apps { id } }"})
     assert reply.status_code == 422 and "apps" in reply.json()["errors"][0]["message"]
 
 
-@pytest.mark.parametrize(("query", "fragment"), [
-    ('{ run(runID: "nope") { id } }', "not a ULID"),
-    ('{ run(runID: "01ARZ3NDEKTSV4RRFFQ69G5FAV") { id } }', "not found"),
-    ('{ runTrigger(runID: "01ARZ3NDEKTSV4RRFFQ69G5FAV") { IDs } }', "not found"),
-    ('{ runTraceSpanOutputByID(outputID: "garbage") { data } }', "not an output id"),
-    ('{ runTraceSpanOutputByID(outputID: "01ARZ3NDEKTSV4RRFFQ69G5FAV::") { data } }', "no output"),
-    ('{ event(query: {eventId: "01ARZ3NDEKTSV4RRFFQ69G5FAV"}) { id } }', "not found"),
-    ('{ eventV2(id: "x") { id } }', "not a ULID"),
-    ("{ stream(query: {limit: 0}) { id } }", "limit must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    ("query", "fragment"),
+    [
+        ('{ run(runID: "nope") { id } }', "not a ULID"),
+        ('{ run(runID: "01ARZ3NDEKTSV4RRFFQ69G5FAV") { id } }', "not found"),
+        ('{ runTrigger(runID: "01ARZ3NDEKTSV4RRFFQ69G5FAV") { IDs } }', "not found"),
+        ('{ runTraceSpanOutputByID(outputID: "garbage") { data } }', "not an output id"),
+        ('{ runTraceSpanOutputByID(outputID: "01ARZ3NDEKTSV4RRFFQ69G5FAV::") { data } }', "no output"),
+        ('{ event(query: {eventId: "01ARZ3NDEKTSV4RRFFQ69G5FAV"}) { id } }', "not found"),
+        ('{ eventV2(id: "x") { id } }', "not a ULID"),
+        ("{ stream(query: {limit: 0}) { id } }", "limit must be a positive integer"),
+    ],
+)
 async def test_missing_records_and_bad_ids_are_graphql_errors(on_sqlite: Gql, query: str, fragment: str) -> None:
     reply = await post(on_sqlite, {"query": query})
     assert reply.status_code == 200
     assert fragment in reply.json()["errors"][0]["message"], reply.text
 
 
-@pytest.mark.parametrize(("body", "content", "status", "fragment"), [
-    (None, "{not json", 400, "not valid JSON"),
-    ({"variables": {}}, None, 400, "'query' must be a non-empty string"),
-    ({"query": "{ functions { id } }", "variables": [1]}, None, 400, "'variables' must be an object"),
-    ({"query": "{ functions { id "}, None, 422, "Syntax Error"),
-    ({"query": "query ($r: String!) { run(runID: $r) { id } }"}, None, 200, "$r"),
-])
-async def test_malformed_requests(on_sqlite: Gql, body: Any, content: str | None, status: int,
-                                  fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "content", "status", "fragment"),
+    [
+        (None, "{not json", 400, "not valid JSON"),
+        ({"variables": {}}, None, 400, "'query' must be a non-empty string"),
+        ({"query": "{ functions { id } }", "variables": [1]}, None, 400, "'variables' must be an object"),
+        ({"query": "{ functions { id "}, None, 422, "Syntax Error"),
+        ({"query": "query ($r: String!) { run(runID: $r) { id } }"}, None, 200, "$r"),
+    ],
+)
+async def test_malformed_requests(on_sqlite: Gql, body: Any, content: str | None, status: int, fragment: str) -> None:
     reply = await post(on_sqlite, body, content=content)
     assert reply.status_code == status and fragment in reply.json()["errors"][0]["message"], reply.text
 
@@ -533,8 +564,9 @@ async def test_deeply_nested_queries_are_refused_before_they_run(on_sqlite: Gql)
     assert reply.status_code == 422 and "nested deeper" in reply.json()["errors"][0]["message"]
 
 
-async def test_an_internal_failure_is_logged_and_answered_opaquely(on_sqlite: Gql,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_internal_failure_is_logged_and_answered_opaquely(
+    on_sqlite: Gql, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async def broken(*_args: Any) -> Any:
         raise RuntimeError("secret internals at /srv/app.py line 3")
 

@@ -45,8 +45,11 @@ class Served:
 
 @asynccontextmanager
 async def serve(store: Store) -> AsyncIterator[Served]:
-    async with TestEngine(shop_app(), store=store) as t, serving(t.engine) as url, \
-            httpx.AsyncClient(base_url=url) as http:
+    async with (
+        TestEngine(shop_app(), store=store) as t,
+        serving(t.engine) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
         yield Served(t, http)
 
 
@@ -65,8 +68,11 @@ async def on_sqlite(tmp_path: Path) -> AsyncIterator[Served]:
 
 
 async def test_events_are_listed_by_name_with_the_ids_send_returned(served: Served) -> None:
-    ids = await served.send({"name": "shop/checkout", "data": {"sku": "a"}}, {"name": "shop/wait", "data": {"id": 1}},
-                            {"name": "shop/checkout", "data": {"sku": "b"}, "id": "order-b"})
+    ids = await served.send(
+        {"name": "shop/checkout", "data": {"sku": "a"}},
+        {"name": "shop/wait", "data": {"id": 1}},
+        {"name": "shop/checkout", "data": {"sku": "b"}, "id": "order-b"},
+    )
     await settle(served.t)
     data = await served.get("/v1/events", name="shop/checkout")
     assert [e["internal_id"] for e in data] == [ids[2], ids[0]]  # newest first
@@ -87,8 +93,9 @@ async def test_events_page_with_a_cursor_and_filter_by_receive_time(served: Serv
     page3 = await served.get("/v1/events", name="shop/noop", limit=2, cursor=page2[-1]["internal_id"])
     assert [e["internal_id"] for e in page1 + page2 + page3] == ids[::-1]
     start = served.t.now_ms() - 5 * 60_000
-    window = await served.get("/v1/events", name="shop/noop", received_after=iso(start + 60_000),
-                              received_before=iso(start + 3 * 60_000))
+    window = await served.get(
+        "/v1/events", name="shop/noop", received_after=iso(start + 60_000), received_before=iso(start + 3 * 60_000)
+    )
     assert [e["data"]["n"] for e in window] == [3, 2, 1]
     served.t.advance("2h")  # by default only the last hour is listed, as on Inngest
     assert await served.get("/v1/events", name="shop/noop") == []
@@ -162,9 +169,16 @@ async def test_bulk_cancellation_by_function_time_window_and_expression(served: 
     other = await served.send({"name": "shop/checkout"})
     await served.t.run_until_idle()
     served.t.advance("1m")
-    reply = await served.http.post("/v1/cancellations", json={
-        "app_id": "shop", "function_id": "waiter", "started_after": iso(start),
-        "started_before": iso(served.t.now_ms()), "if": "event.data.user == 'u1'"})
+    reply = await served.http.post(
+        "/v1/cancellations",
+        json={
+            "app_id": "shop",
+            "function_id": "waiter",
+            "started_after": iso(start),
+            "started_before": iso(served.t.now_ms()),
+            "if": "event.data.user == 'u1'",
+        },
+    )
     assert reply.status_code == 200, reply.text
     body = reply.json()["data"]
     assert body["cancelled"] == 3 and body["has_more"] is False
@@ -175,8 +189,10 @@ async def test_bulk_cancellation_by_function_time_window_and_expression(served: 
     assert status[early[0]] == "running"  # before the window
     assert status[other[0]] != "cancelled"  # another function
     # the composite slug names the function too; no expression cancels the whole window
-    reply = await served.http.post("/v1/cancellations", json={
-        "app_id": "shop", "function_id": "shop-waiter", "started_before": iso(served.t.now_ms())})
+    reply = await served.http.post(
+        "/v1/cancellations",
+        json={"app_id": "shop", "function_id": "shop-waiter", "started_before": iso(served.t.now_ms())},
+    )
     assert reply.json()["data"]["cancelled"] == 4
     assert all(r.status == "cancelled" for r in served.t.runs(function_id="waiter"))
 
@@ -194,26 +210,61 @@ async def test_bulk_cancellation_is_bounded_per_request(served: Served, monkeypa
     assert [r.status for r in served.t.runs(function_id="waiter")] == ["cancelled"] * 5
 
 
-@pytest.mark.parametrize(("body", "status", "fragment"), [
-    ({"function_id": "waiter", "started_before": "2020-01-01T00:00:00Z"}, 400, "app_id is required"),
-    ({"app_id": "shop", "function_id": "waiter"}, 400, "started_before is required"),
-    ({"app_id": "shop", "function_id": "waiter", "started_before": "yesterday"}, 400, "started_before"),
-    ({"app_id": "shop", "function_id": "waiter", "started_before": "2999-01-01T00:00:00Z"}, 400, "in the past"),
-    ({"app_id": "shop", "function_id": "waiter", "started_before": "2020-01-01T00:00:00Z",
-      "started_after": "2021-01-01T00:00:00Z"}, 400, "started_after must be before"),
-    ({"app_id": "shop", "function_id": "waiter", "started_before": "2020-01-01T00:00:00Z", "if": "event.data. =="},
-     400, "invalid expression"),
-    ({"app_id": "shop", "function_id": "waiter", "started_before": "2020-01-01T00:00:00Z", "if": "foo.bar == 1"},
-     400, "foo"),
-    ({"app_id": "shop", "function_id": "waiter", "started_before": "2020-01-01T00:00:00Z", "if": "event.data.x + 1"},
-     400, "true or false"),
-    ({"app_id": "shop", "function_id": "nope", "started_before": "2020-01-01T00:00:00Z"}, 404, "function not found"),
-    ({"app_id": "shop", "function_id": 3, "started_before": "2020-01-01T00:00:00Z"}, 400, "function_id must be"),
-    ([1, 2], 400, "JSON object"),
-    ("{not json", 400, "not valid JSON"),
-])
-async def test_bad_cancellations_are_refused_and_cancel_nothing(on_sqlite: Served, body: Any, status: int,
-                                                                fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ({"function_id": "waiter", "started_before": "2020-01-01T00:00:00Z"}, 400, "app_id is required"),
+        ({"app_id": "shop", "function_id": "waiter"}, 400, "started_before is required"),
+        ({"app_id": "shop", "function_id": "waiter", "started_before": "yesterday"}, 400, "started_before"),
+        ({"app_id": "shop", "function_id": "waiter", "started_before": "2999-01-01T00:00:00Z"}, 400, "in the past"),
+        (
+            {
+                "app_id": "shop",
+                "function_id": "waiter",
+                "started_before": "2020-01-01T00:00:00Z",
+                "started_after": "2021-01-01T00:00:00Z",
+            },
+            400,
+            "started_after must be before",
+        ),
+        (
+            {
+                "app_id": "shop",
+                "function_id": "waiter",
+                "started_before": "2020-01-01T00:00:00Z",
+                "if": "event.data. ==",
+            },
+            400,
+            "invalid expression",
+        ),
+        (
+            {"app_id": "shop", "function_id": "waiter", "started_before": "2020-01-01T00:00:00Z", "if": "foo.bar == 1"},
+            400,
+            "foo",
+        ),
+        (
+            {
+                "app_id": "shop",
+                "function_id": "waiter",
+                "started_before": "2020-01-01T00:00:00Z",
+                "if": "event.data.x + 1",
+            },
+            400,
+            "true or false",
+        ),
+        (
+            {"app_id": "shop", "function_id": "nope", "started_before": "2020-01-01T00:00:00Z"},
+            404,
+            "function not found",
+        ),
+        ({"app_id": "shop", "function_id": 3, "started_before": "2020-01-01T00:00:00Z"}, 400, "function_id must be"),
+        ([1, 2], 400, "JSON object"),
+        ("{not json", 400, "not valid JSON"),
+    ],
+)
+async def test_bad_cancellations_are_refused_and_cancel_nothing(
+    on_sqlite: Served, body: Any, status: int, fragment: str
+) -> None:
     await on_sqlite.send({"name": "shop/wait", "data": {"id": 1}})
     await on_sqlite.t.run_until_idle()
     if isinstance(body, str):
@@ -225,20 +276,24 @@ async def test_bad_cancellations_are_refused_and_cancel_nothing(on_sqlite: Serve
     assert [r.status for r in on_sqlite.t.runs(function_id="waiter")] == ["running"]
 
 
-@pytest.mark.parametrize(("path", "status", "fragment"), [
-    ("/v1/events?limit=ten", 400, "Invalid limit query parameter"),
-    ("/v1/events?cursor=not-a-ulid", 400, "Invalid cursor query parameter"),
-    ("/v1/events?received_after=last-tuesday", 400, "Invalid received_after query parameter"),
-    ("/v1/events?received_before=2024-13-45", 400, "Invalid received_before query parameter"),
-    ("/v1/events/xyz", 400, "Invalid event ID"),
-    ("/v1/events/01ARZ3NDEKTSV4RRFFQ69G5FAV", 404, "Event not found"),
-    ("/v1/events/xyz/runs", 400, "Invalid event ID"),
-    ("/v1/runs/xyz", 400, "Invalid run ID"),
-    ("/v1/runs/01ARZ3NDEKTSV4RRFFQ69G5FAV", 404, "not found"),
-    ("/v1/runs/01ARZ3NDEKTSV4RRFFQ69G5FAV/jobs", 404, "not found"),
-])
-async def test_bad_requests_get_a_status_naming_what_is_wrong(on_sqlite: Served, path: str, status: int,
-                                                              fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "status", "fragment"),
+    [
+        ("/v1/events?limit=ten", 400, "Invalid limit query parameter"),
+        ("/v1/events?cursor=not-a-ulid", 400, "Invalid cursor query parameter"),
+        ("/v1/events?received_after=last-tuesday", 400, "Invalid received_after query parameter"),
+        ("/v1/events?received_before=2024-13-45", 400, "Invalid received_before query parameter"),
+        ("/v1/events/xyz", 400, "Invalid event ID"),
+        ("/v1/events/01ARZ3NDEKTSV4RRFFQ69G5FAV", 404, "Event not found"),
+        ("/v1/events/xyz/runs", 400, "Invalid event ID"),
+        ("/v1/runs/xyz", 400, "Invalid run ID"),
+        ("/v1/runs/01ARZ3NDEKTSV4RRFFQ69G5FAV", 404, "not found"),
+        ("/v1/runs/01ARZ3NDEKTSV4RRFFQ69G5FAV/jobs", 404, "not found"),
+    ],
+)
+async def test_bad_requests_get_a_status_naming_what_is_wrong(
+    on_sqlite: Served, path: str, status: int, fragment: str
+) -> None:
     reply = await on_sqlite.http.get(path)
     assert reply.status_code == status and fragment in reply.json()["error"], reply.text
 
@@ -255,8 +310,9 @@ async def test_limit_is_bounded_as_on_inngest(on_sqlite: Served) -> None:
     assert len(await on_sqlite.get("/v1/events")) == 20
 
 
-async def test_failures_inside_are_answered_without_a_traceback(on_sqlite: Served,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_failures_inside_are_answered_without_a_traceback(
+    on_sqlite: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async def broken(*_args: Any) -> Any:
         raise RuntimeError("secret internals at /srv/app.py line 3")
 
@@ -290,8 +346,11 @@ async def test_every_event_of_a_batch_lists_the_batched_run(make_store: Callable
     async def total(ctx: outlast.Context) -> int:
         return sum(e.data["n"] for e in ctx.events)
 
-    async with TestEngine(app, store=make_store()) as t, serving(t.engine) as url, \
-            httpx.AsyncClient(base_url=url) as http:
+    async with (
+        TestEngine(app, store=make_store()) as t,
+        serving(t.engine) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
         ids = (await http.post("/e/k", json=[{"name": "b/n", "data": {"n": n}} for n in (1, 2, 3)])).json()["ids"]
         await settle(t)
         runs = [(await http.get(f"/v1/events/{eid}/runs")).json()["data"] for eid in ids]

@@ -24,14 +24,17 @@ async def next_message(lines: Any, want: str, timeout: float = 10.0) -> dict[str
                 if message.get("kind") == want:
                     return dict(message)
         raise AssertionError("the stream ended")
+
     return await asyncio.wait_for(read(), timeout)
 
 
 async def test_the_stream_tells_of_runs_started_here_and_in_other_processes(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/live.db"
-    async with serve(tmp_path, database_url=db) as (url, _engine), \
-            httpx.AsyncClient(base_url=url, timeout=30) as client, \
-            client.stream("GET", "/api/stream") as stream:
+    async with (
+        serve(tmp_path, database_url=db) as (url, _engine),
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+        client.stream("GET", "/api/stream") as stream,
+    ):
         assert stream.headers["content-type"].startswith("text/event-stream")
         lines = stream.aiter_lines()
         await asyncio.sleep(1.2)  # the poller has taken its first look

@@ -18,8 +18,7 @@ PRODUCTION = ServerConfig(mode="production", event_keys=("k",), dashboard_passwo
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve(tmp_path, PRODUCTION) as (url, _engine), \
-            httpx.AsyncClient(base_url=url, timeout=10) as http:
+    async with serve(tmp_path, PRODUCTION) as (url, _engine), httpx.AsyncClient(base_url=url, timeout=10) as http:
         yield http
 
 
@@ -31,8 +30,7 @@ def token(html: str) -> str:
 
 async def login(client: httpx.AsyncClient, password: str) -> httpx.Response:
     form = await client.get("/login")
-    return await client.post("/login", data={"password": password, "next": "/events",
-                                             "csrf_token": token(form.text)})
+    return await client.post("/login", data={"password": password, "next": "/events", "csrf_token": token(form.text)})
 
 
 async def test_pages_and_the_api_need_a_login(client: httpx.AsyncClient) -> None:
@@ -106,8 +104,9 @@ async def test_development_mode_needs_no_login_but_still_checks_csrf(tmp_path: P
 async def test_user_data_is_escaped_in_every_page(tmp_path: Path) -> None:
     evil = "<script>alert(1)</script>"
     async with serve(tmp_path) as (url, _engine), httpx.AsyncClient(base_url=url, timeout=10) as http:
-        reply = await http.post("/api/events", json={"name": "shop/order.created",
-                                                     "data": {"order_id": evil, "total": 5000, "note": evil}})
+        reply = await http.post(
+            "/api/events", json={"name": "shop/order.created", "data": {"order_id": evil, "total": 5000, "note": evil}}
+        )
         event_id = reply.json()["ids"][0]
         import asyncio
 

@@ -32,12 +32,14 @@ async def settled(client: httpx.AsyncClient, count: int) -> list[dict[str, Any]]
     async def done() -> bool:
         runs = (await client.get("/api/runs", params={"limit": 500})).json()["runs"]
         return len(runs) >= count and all(r["status"] not in ("queued", "running") for r in runs)
+
     await wait_for(done)
     return list((await client.get("/api/runs", params={"limit": 500})).json()["runs"])
 
 
 async def test_runs_are_listed_newest_first_with_a_cursor_filters_and_counts(
-        api: tuple[httpx.AsyncClient, Engine]) -> None:
+    api: tuple[httpx.AsyncClient, Engine],
+) -> None:
     client, _ = api
     for total in (10, 20, 30, 5000, 40):
         await send(client, "shop/order.created", {"order_id": f"o{total}", "total": total})
@@ -64,7 +66,7 @@ async def test_search_finds_a_run_by_id_by_event_id_and_by_expression(api: tuple
     run_id = by_event["runs"][0]["id"]
     by_id = (await client.get("/api/runs", params={"q": run_id.lower()})).json()
     assert by_id["search"] == "run" and [r["id"] for r in by_id["runs"]] == [run_id]
-    expr = (await client.get("/api/runs", params={"q": 'event.data.total > 100 && output.status == "confirmed"'}))
+    expr = await client.get("/api/runs", params={"q": 'event.data.total > 100 && output.status == "confirmed"'})
     assert expr.status_code == 200 and [r["id"] for r in expr.json()["runs"]] == [run_id]
     assert expr.json()["scanned"] == len(runs)
     bad = await client.get("/api/runs", params={"q": "event.data.total >"})
@@ -82,8 +84,13 @@ async def test_a_run_comes_with_its_steps_events_logs_and_links(api: tuple[httpx
     assert body["run"]["output"] == {"status": "confirmed", "payment": {"charged": 12, "currency": "EUR"}}
     assert body["events"][0]["data"] == {"order_id": "o1", "total": 12}
     assert body["logs"][0]["message"] == "processing order o1"
-    assert body["links"] == {"rerun_of": None, "rerun_from_step": None, "edited_output": False, "reruns": [],
-                             "children": []}
+    assert body["links"] == {
+        "rerun_of": None,
+        "rerun_from_step": None,
+        "edited_output": False,
+        "reruns": [],
+        "children": [],
+    }
     missing = await client.get("/api/runs/01ARZ3NDEKTSV4RRFFQ69G5FAV")
     assert missing.status_code == 404 and "no run" in missing.json()["error"]
 
@@ -92,8 +99,9 @@ async def test_rerun_from_a_step_with_an_edited_output_through_the_api(api: tupl
     client, _ = api
     await send(client, "shop/order.created", {"order_id": "o1", "total": 5000})
     [failed] = await settled(client, 1)
-    reply = await client.post(f"/api/runs/{failed['id']}/rerun",
-                              json={"from_step": "charge", "output": {"charged": 1, "currency": "EUR"}})
+    reply = await client.post(
+        f"/api/runs/{failed['id']}/rerun", json={"from_step": "charge", "output": {"charged": 1, "currency": "EUR"}}
+    )
     assert reply.status_code == 200, reply.text
     new_id = reply.json()["run_id"]
     runs = await settled(client, 2)
@@ -111,16 +119,19 @@ async def test_cancel_a_sleeping_run_and_see_what_the_event_did(api: tuple[httpx
 
     async def sleeping() -> bool:
         runs = (await client.get("/api/runs")).json()["runs"]
-        return bool(runs) and any(s["status"] == "sleeping" for s in
-                                  (await client.get(f"/api/runs/{runs[0]['id']}")).json()["run"]["steps"])
+        return bool(runs) and any(
+            s["status"] == "sleeping" for s in (await client.get(f"/api/runs/{runs[0]['id']}")).json()["run"]["steps"]
+        )
+
     await wait_for(sleeping)
     run_id = (await client.get("/api/runs")).json()["runs"][0]["id"]
     assert (await client.post(f"/api/runs/{run_id}/cancel", json={})).json()["cancelled"] is True
     again = await client.post(f"/api/runs/{run_id}/cancel", json={})
     assert again.status_code == 400 and "not active" in again.json()["error"]
     event = (await client.get(f"/api/events/{event_id}")).json()
-    assert event["effects"] == [{"run_id": run_id, "effect": "started", "app_id": "shop", "function_id": "nap",
-                                 "status": "cancelled"}]
+    assert event["effects"] == [
+        {"run_id": run_id, "effect": "started", "app_id": "shop", "function_id": "nap", "status": "cancelled"}
+    ]
     listed = (await client.get("/api/events", params={"name": "shop/nap"})).json()["events"]
     assert [e["id"] for e in listed] == [event_id] and listed[0]["effects"][0]["status"] == "cancelled"
 
@@ -140,6 +151,7 @@ async def test_functions_metrics_workers_apps_and_invoke(api: tuple[httpx.AsyncC
 
     async def announced() -> bool:
         return bool((await client.get("/api/workers")).json()["workers"])
+
     await wait_for(announced)
     [worker] = (await client.get("/api/workers")).json()["workers"]
     assert worker["app_id"] == "shop" and worker["pid"] > 0
@@ -151,9 +163,13 @@ async def test_functions_metrics_workers_apps_and_invoke(api: tuple[httpx.AsyncC
 
 async def test_bad_input_is_refused_with_a_message_naming_it(api: tuple[httpx.AsyncClient, Engine]) -> None:
     client, _ = api
-    for params, fragment in [({"status": "done"}, "status: expected one of"), ({"range": "2y"}, "range:"),
-                             ({"cursor": "x"}, "cursor: not a run id"), ({"limit": "0"}, "limit:"),
-                             ({"since": "yesterday"}, "since: expected a time")]:
+    for params, fragment in [
+        ({"status": "done"}, "status: expected one of"),
+        ({"range": "2y"}, "range:"),
+        ({"cursor": "x"}, "cursor: not a run id"),
+        ({"limit": "0"}, "limit:"),
+        ({"since": "yesterday"}, "since: expected a time"),
+    ]:
         reply = await client.get("/api/runs", params=params)
         assert reply.status_code == 400 and fragment in reply.json()["error"], (params, reply.text)
     not_json = await client.post("/api/events", content=b"{oops", headers=JSON)
@@ -181,12 +197,12 @@ async def test_bulk_replay_reruns_the_failed_runs_of_a_function(api: tuple[httpx
     for total in (2000, 3000, 10):
         await send(client, "shop/order.created", {"total": total})
     await settled(client, 3)
-    job = await client.post("/api/bulk", json={"action": "replay", "function": "shop/process-order",
-                                               "range": "1h"})
+    job = await client.post("/api/bulk", json={"action": "replay", "function": "shop/process-order", "range": "1h"})
     assert job.status_code == 202 and job.json()["total"] == 2
 
     async def done() -> bool:
         return bool((await client.get(f"/api/bulk/{job.json()['id']}")).json()["state"] == "done")
+
     await wait_for(done)
     assert (await client.get(f"/api/bulk/{job.json()['id']}")).json()["done"] == 2
     runs = await settled(client, 5)
@@ -194,7 +210,8 @@ async def test_bulk_replay_reruns_the_failed_runs_of_a_function(api: tuple[httpx
 
 
 async def test_apps_sync_by_url_reports_failures_and_remove_forgets_functions(
-        api: tuple[httpx.AsyncClient, Engine]) -> None:
+    api: tuple[httpx.AsyncClient, Engine],
+) -> None:
     client, _ = api
     bad = await client.post("/api/apps", json={"url": "ftp://example"})
     assert bad.status_code == 400 and "serve URL" in bad.json()["error"]

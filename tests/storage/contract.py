@@ -23,13 +23,17 @@ FN = FunctionConfig(app_id=APP_ID, id="fn", name="fn", triggers=(EventTrigger(ev
 
 def function(fid: str, trigger: str = "c/go", **options: Any) -> FunctionConfig:
     """A function of the contract app triggered by `trigger` (an event name, or `cron:<schedule>`)."""
-    triggers = (CronTrigger(cron=trigger.removeprefix("cron:")),) if trigger.startswith("cron:") \
+    triggers = (
+        (CronTrigger(cron=trigger.removeprefix("cron:")),)
+        if trigger.startswith("cron:")
         else (EventTrigger(event=trigger),)
+    )
     return validate(replace(FN, id=fid, name=fid, triggers=triggers, **options))
 
 
-async def define(store: Store, *configs: FunctionConfig, now: int = T0, mode: str = "merge",
-                 app_id: str = APP_ID) -> None:
+async def define(
+    store: Store, *configs: FunctionConfig, now: int = T0, mode: str = "merge", app_id: str = APP_ID
+) -> None:
     """Sync functions and let the store's planner see every stored function."""
     await store.sync_functions(app_id, list(configs), now, mode=mode)  # type: ignore[arg-type]
     planner: Planner = store.planner  # type: ignore[attr-defined]
@@ -45,15 +49,25 @@ def commit(c: Claimed, now: int, **parts: Any) -> Commit:
 
 
 def step(key: str, output: Any = None, **fields: Any) -> StepWrite:
-    values: dict[str, Any] = dict(key=key, step_id=key, kind="run", status="completed", attempts=1, started_at=T0,
-                                  ended_at=T0, output=output)
+    values: dict[str, Any] = dict(
+        key=key, step_id=key, kind="run", status="completed", attempts=1, started_at=T0, ended_at=T0, output=output
+    )
     return StepWrite(**{**values, **fields})
 
 
-def pending(key: str, *, kind: str = "sleep", status: str = "sleeping", deadline: int,
-            timeout_output: Any = None) -> StepWrite:
-    return StepWrite(key=key, step_id=key, kind=kind, status=status, attempts=0, started_at=T0, deadline=deadline,
-                     timeout_output=timeout_output)
+def pending(
+    key: str, *, kind: str = "sleep", status: str = "sleeping", deadline: int, timeout_output: Any = None
+) -> StepWrite:
+    return StepWrite(
+        key=key,
+        step_id=key,
+        kind=kind,
+        status=status,
+        attempts=0,
+        started_at=T0,
+        deadline=deadline,
+        timeout_output=timeout_output,
+    )
 
 
 async def claim_one(store: Store, owner: str, now: int, scope: AppScope = APP, **options: Any) -> Claimed:

@@ -72,8 +72,12 @@ async def test_checkpoints_run_together_write_each_held_step_and_tell_the_rest_a
         CheckpointRequest(commit(d, T0 + 1, steps=[step_write("s", output="second")])),  # already final
     ]
     results = await together(store, requests)
-    assert results == {0: CommitResult(ok=True), 1: CommitResult(ok=False, reason="lost"),
-                       2: CommitResult(ok=True), 3: CommitResult(ok=True)}
+    assert results == {
+        0: CommitResult(ok=True),
+        1: CommitResult(ok=False, reason="lost"),
+        2: CommitResult(ok=True),
+        3: CommitResult(ok=True),
+    }
     assert {s.key: s.output for s in (await get_run(store, a.run.run_id)).steps} == {"s": {"n": 1}}
     assert (await get_run(store, b.run.run_id)).steps == []
     assert (await get_run(store, d.run.run_id)).steps[0].output == "first"
@@ -90,23 +94,33 @@ async def test_run_ends_run_together_end_each_held_run_and_ingest_its_events(sto
     await store.ingest([parent_event], T0)
     parent = await claim_one(store, "w", T0)
     a, b, c = await claimed_runs(store, 3)
-    invoke = wait_spec(kind="invoke", event_name="inngest/function.finished", trigger=parent_event.to_dict(),
-                       expression=f"async.data.run_id == '{a.run.run_id}'", expires_at=T0 + 60_000, step_key="call")
+    invoke = wait_spec(
+        kind="invoke",
+        event_name="inngest/function.finished",
+        trigger=parent_event.to_dict(),
+        expression=f"async.data.run_id == '{a.run.run_id}'",
+        expires_at=T0 + 60_000,
+        step_key="call",
+    )
     call = pending("call", kind="invoke", status="invoking", deadline=T0 + 60_000)
-    assert (await store.commit(commit(parent, T0, steps=[call], waits=[invoke],
-                                      outcome=Suspend(due_at=T0 + 60_000)))).ok
+    assert (
+        await store.commit(commit(parent, T0, steps=[call], waits=[invoke], outcome=Suspend(due_at=T0 + 60_000)))
+    ).ok
     requests = [
         FinishRequest(commit(a, T0 + 5, outcome=Finish(status="completed", output={"v": 1})), store.planner),
         FinishRequest(commit(stale(b), T0 + 5, outcome=Finish(status="completed")), store.planner),
-        FinishRequest(commit(c, T0 + 6, outcome=Finish(status="failed", error={"name": "E", "message": "m"})),
-                      store.planner),
+        FinishRequest(
+            commit(c, T0 + 6, outcome=Finish(status="failed", error={"name": "E", "message": "m"})), store.planner
+        ),
     ]
     results = await together(store, requests)
     assert results == {0: CommitResult(ok=True), 1: CommitResult(ok=False, reason="lost"), 2: CommitResult(ok=True)}
     ended = {r: await get_run(store, r) for r in (a.run.run_id, b.run.run_id, c.run.run_id)}
     assert [(x.status, x.output, x.error, x.ended_at) for x in ended.values()] == [
-        ("completed", {"v": 1}, None, T0 + 5), ("running", None, None, None),
-        ("failed", None, {"name": "E", "message": "m"}, T0 + 6)]
+        ("completed", {"v": 1}, None, T0 + 5),
+        ("running", None, None, None),
+        ("failed", None, {"name": "E", "message": "m"}, T0 + 6),
+    ]
     finished = await event_names(store, "inngest/function.finished")
     assert sorted(e.data["run_id"] for e in finished) == sorted([a.run.run_id, c.run.run_id])
     assert [e.data["run_id"] for e in await event_names(store, "inngest/function.failed")] == [c.run.run_id]
@@ -118,7 +132,8 @@ async def test_run_ends_run_together_end_each_held_run_and_ingest_its_events(sto
 
 
 async def test_a_group_of_commits_is_answered_as_one_by_one_and_a_bad_one_fails_alone(
-        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if isinstance(store, MemoryStore):
         pytest.skip("memory:// runs each request on its own (no group commit)")
     batched: list[int] = []
@@ -132,11 +147,9 @@ async def test_a_group_of_commits_is_answered_as_one_by_one_and_a_bad_one_fails_
     runs = await claimed_runs(store, 6)
     bad = "\ud800"  # cannot be stored as JSON: the batch fails, and the group runs again one by one
     calls: list[Callable[[], Awaitable[Any]]] = [
-        *(lambda r=r: store.commit(commit(r, T0 + 1, steps=[step_write("s", output=r.run.run_id)]))
-          for r in runs[:3]),
+        *(lambda r=r: store.commit(commit(r, T0 + 1, steps=[step_write("s", output=r.run.run_id)])) for r in runs[:3]),
         lambda: store.commit(commit(runs[3], T0 + 1, steps=[step_write("s", output=bad)])),
-        *(lambda r=r: store.commit(commit(r, T0 + 1, outcome=Finish(status="completed", output=1)))
-          for r in runs[4:]),
+        *(lambda r=r: store.commit(commit(r, T0 + 1, outcome=Finish(status="completed", output=1))) for r in runs[4:]),
     ]
     results = await one_group(store, calls)
     assert results[:3] == [CommitResult(ok=True)] * 3 and results[4:] == [CommitResult(ok=True)] * 2

@@ -73,7 +73,10 @@ async def test_two_concurrency_keys_must_both_have_a_free_slot(store: Store) -> 
     await store.ingest([event("c/k", user=u, team=t) for u, t in pairs], T0)
     claimed = await store.claim(APP, "w", 10, T0, LEASE)
     assert sorted((c.run.events[0].data["user"], c.run.events[0].data["team"]) for c in claimed) == [
-        ("a", "t1"), ("b", "t1"), ("d", "t2")]  # c: team t1 full; a/t2: user a full
+        ("a", "t1"),
+        ("b", "t1"),
+        ("d", "t2"),
+    ]  # c: team t1 full; a/t2: user a full
 
 
 async def test_items_behind_a_full_key_are_still_claimed(store: Store) -> None:
@@ -109,8 +112,12 @@ async def test_a_claim_starts_queued_runs(store: Store) -> None:
 
 
 async def test_a_start_timeout_cancels_a_run_still_queued_when_a_claim_fires_it(store: Store) -> None:
-    await define(store, function("prompt", "c/p", timeouts=TimeoutRule(start_ms=5_000),
-                                 concurrency=(ConcurrencyRule(limit=1, key="'one'"),)))
+    await define(
+        store,
+        function(
+            "prompt", "c/p", timeouts=TimeoutRule(start_ms=5_000), concurrency=(ConcurrencyRule(limit=1, key="'one'"),)
+        ),
+    )
     await store.ingest([event("c/p", n=1), event("c/p", n=2)], T0)
     [started] = await store.claim(APP, "w", 10, T0, 60_000)  # the other waits for the key
     assert await store.claim(APP, "w", 10, T0 + 4_999, 60_000) == []
@@ -132,8 +139,10 @@ async def test_a_finish_timeout_counts_from_the_start_and_cancels_a_run_not_ende
     assert await store.claim(APP, "w", 10, T0 + 5_999, LEASE) == []
     assert await store.claim(APP, "w", 10, T0 + 6_000, LEASE) == []
     cancelled = await run(store, c.id)
-    assert (cancelled.status, cancelled.error) == ("cancelled", {"name": "FunctionCancelled",
-                                                                 "message": "finish timeout reached"})
+    assert (cancelled.status, cancelled.error) == (
+        "cancelled",
+        {"name": "FunctionCancelled", "message": "finish timeout reached"},
+    )
     assert await store.next_due_at(APP) is None
 
 
@@ -172,12 +181,18 @@ async def test_a_cron_item_starts_one_run_per_tick_and_one_catch_up_after_downti
 async def test_a_claim_resolves_the_deadlines_that_passed_and_only_those(store: Store) -> None:
     await store.ingest([event()], T0)
     c = await claim_one(store, "w", T0)
-    rows = [pending("short", deadline=T0 + 1_000), pending("long", deadline=T0 + 9_000),
-            pending("wait", kind="wait_for_event", status="waiting", deadline=T0 + 1_000)]
+    rows = [
+        pending("short", deadline=T0 + 1_000),
+        pending("long", deadline=T0 + 9_000),
+        pending("wait", kind="wait_for_event", status="waiting", deadline=T0 + 1_000),
+    ]
     assert (await store.commit(commit(c, T0, steps=rows, outcome=Suspend(due_at=T0 + 1_000)))).ok
     memo = (await claim_one(store, "w", T0 + 1_000)).run.memo
     assert {k: (m.status, m.ended_at) for k, m in memo.items()} == {
-        "short": ("completed", T0 + 1_000), "long": ("sleeping", None), "wait": ("completed", T0 + 1_000)}
+        "short": ("completed", T0 + 1_000),
+        "long": ("sleeping", None),
+        "wait": ("completed", T0 + 1_000),
+    }
 
 
 async def test_the_basic_function_is_defined(store: Store) -> None:

@@ -22,9 +22,17 @@ def open_together(urls: list[str], processes: int, interval: float) -> list[list
     """Each process opens every URL; all open URL i at the same moment. Returns each process's lines."""
     start = time.time() + PROCESS_START_S
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-m", "tests.storage.opener", str(start), str(interval), *urls],
-                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for _ in range(processes)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.storage.opener", str(start), str(interval), *urls],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
     outputs = [p.communicate(timeout=120)[0] for p in procs]
     return [out.strip().splitlines() for out in outputs]
 

@@ -51,8 +51,9 @@ async def test_a_worker_whose_lease_expired_cannot_commit_over_the_new_owner(sto
     await store.ingest([event()], T0)
     old = await claim_one(store, "a", T0)
     new = await claim_one(store, "b", T0 + LEASE)
-    lost = await store.commit(commit(old, T0 + LEASE, steps=[step("k1", "stale")],
-                                     outcome=Finish(status="completed", output="stale")))
+    lost = await store.commit(
+        commit(old, T0 + LEASE, steps=[step("k1", "stale")], outcome=Finish(status="completed", output="stale"))
+    )
     assert not lost.ok and lost.reason == "lost"
     ok = await store.commit(commit(new, T0 + LEASE, steps=[step("k1", "fresh")]))
     assert ok.ok
@@ -152,11 +153,24 @@ async def test_event_effects_tell_which_runs_an_event_started_resumed_or_cancell
     trigger = event(order="o1")
     await store.ingest([trigger], T0)
     c = await claim_one(store, "a", T0)
-    wait = WaitSpec(kind="wait", event_name="c/paid", expression=None, match_field="data.order",
-                    match_value='"o1"', expires_at=T0 + 60_000, step_key="w")
-    await store.commit(commit(c, T0, steps=[step("w", kind="wait_for_event", status="waiting", ended_at=None,
-                                                 deadline=T0 + 60_000)], waits=[wait],
-                              outcome=Suspend(due_at=T0 + 60_000)))
+    wait = WaitSpec(
+        kind="wait",
+        event_name="c/paid",
+        expression=None,
+        match_field="data.order",
+        match_value='"o1"',
+        expires_at=T0 + 60_000,
+        step_key="w",
+    )
+    await store.commit(
+        commit(
+            c,
+            T0,
+            steps=[step("w", kind="wait_for_event", status="waiting", ended_at=None, deadline=T0 + 60_000)],
+            waits=[wait],
+            outcome=Suspend(due_at=T0 + 60_000),
+        )
+    )
     paid = event("c/paid", order="o1")
     await store.ingest([paid], T0 + 1)
     assert [(x.run_id, x.effect) for x in await store.event_effects(trigger.id)] == [(c.run.run_id, "started")]

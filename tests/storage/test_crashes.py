@@ -25,7 +25,10 @@ async def test_a_run_whose_attempts_keep_stopping_their_worker_fails_at_the_boun
     assert await crash(store, T0 + 3 * LEASE) == []  # the 3rd: failed, not claimed
     failed = await run(store, first.run.run_id)
     assert (failed.status, failed.error, failed.ended_at) == (
-        "failed", {"name": "WorkerCrashedError", "message": MESSAGE}, T0 + 3 * LEASE)
+        "failed",
+        {"name": "WorkerCrashedError", "message": MESSAGE},
+        T0 + 3 * LEASE,
+    )
     assert await store.next_due_at(APP) is None
     [event_failed] = await event_names(store, "inngest/function.failed")
     assert event_failed.data["run_id"] == first.run.run_id
@@ -98,8 +101,11 @@ async def test_suspects_are_leased_one_at_a_time_beside_other_work(store: Store)
     assert (await store.commit(commit(suspect, T0 + 2 * LEASE + 2, outcome=Finish(status="completed")))).ok
     [next_one] = await store.claim(APP, "x", 10, T0 + 2 * LEASE + 3, 10 * LEASE)
     assert next_one.run.events[0].data["n"] == 1
-    assert (await store.commit(commit(next_one, T0 + 2 * LEASE + 4, steps=[step("k")],
-                                      outcome=Suspend(due_at=T0 + 10 * LEASE)))).ok
+    assert (
+        await store.commit(
+            commit(next_one, T0 + 2 * LEASE + 4, steps=[step("k")], outcome=Suspend(due_at=T0 + 10 * LEASE))
+        )
+    ).ok
     [last] = await store.claim(APP, "x", 10, T0 + 2 * LEASE + 5, LEASE)  # a suspend ends suspicion
     assert last.run.events[0].data["n"] == 2
 

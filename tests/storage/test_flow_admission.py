@@ -29,11 +29,11 @@ async def statuses(store: Store) -> list[tuple[str, str | None]]:
 
 
 async def test_a_rate_limit_skips_runs_over_the_limit_per_key_until_the_period_frees_a_slot(store: Store) -> None:
-    await define(store, function("limited", "c/rate", rate_limit=RateLimitRule(limit=2, period_ms=60_000,
-                                                                              key="event.data.user")))
+    await define(
+        store, function("limited", "c/rate", rate_limit=RateLimitRule(limit=2, period_ms=60_000, key="event.data.user"))
+    )
     await store.ingest([event("c/rate", user="a") for _ in range(3)] + [event("c/rate", user="b")], T0)
-    assert await statuses(store) == [("queued", None), ("queued", None), ("skipped", "rate_limit"),
-                                     ("queued", None)]
+    assert await statuses(store) == [("queued", None), ("queued", None), ("skipped", "rate_limit"), ("queued", None)]
     skipped = (await runs(store))[2]
     assert skipped.ended_at == T0
     await store.ingest([event("c/rate", at=T0 + 29_999, user="a")], T0 + 29_999)
@@ -68,16 +68,20 @@ async def test_a_singleton_in_cancel_mode_cancels_the_active_run_and_starts_the_
     older = await claim_one(store, "w", T0)
     await store.ingest([event("c/one", at=T0 + 5, user="a")], T0 + 5)
     old, new = await runs(store)
-    assert (old.status, old.error) == ("cancelled", {"name": "FunctionCancelled",
-                                                     "message": "replaced by a newer run (singleton)"})
+    assert (old.status, old.error) == (
+        "cancelled",
+        {"name": "FunctionCancelled", "message": "replaced by a newer run (singleton)"},
+    )
     assert new.status == "queued"
     assert not (await store.commit(commit(older, T0 + 6, outcome=Finish(status="completed")))).ok
     assert [e.data["run_id"] for e in await event_names(store, "inngest/function.cancelled")] == [old.id]
 
 
 async def test_debounce_gathers_events_into_one_run_with_the_last_event_until_quiet(store: Store) -> None:
-    await define(store, function("quiet", "c/typing", debounce=DebounceRule(period_ms=10_000, timeout_ms=25_000,
-                                                                           key="event.data.doc")))
+    await define(
+        store,
+        function("quiet", "c/typing", debounce=DebounceRule(period_ms=10_000, timeout_ms=25_000, key="event.data.doc")),
+    )
     sent = []
     for at in (0, 5_000, 12_000, 20_000):  # each moves the run to at + 10 s, never past first + 25 s
         sent.append(event("c/typing", at=T0 + at, doc="d"))
@@ -131,11 +135,14 @@ async def test_throttle_delays_runs_beyond_limit_plus_burst_and_never_skips(stor
 async def test_concurrent_ingests_share_one_rate_limit_slot_and_one_batch(store: Store) -> None:
     """Events of one key sent at once, each alone (PostgreSQL: in parallel transactions), queue on
     the key's row: one run admitted, and one batch gathering them all."""
-    await define(store, function("limited", "c/rate", rate_limit=RateLimitRule(limit=1, period_ms=DAY,
-                                                                              key="event.data.user")))
+    await define(
+        store, function("limited", "c/rate", rate_limit=RateLimitRule(limit=1, period_ms=DAY, key="event.data.user"))
+    )
     await define(store, function("batched", "c/item", batch=BatchRule(max_size=100, timeout_ms=10_000)))
-    await asyncio.gather(*(store.ingest([event("c/rate", user="a")], T0) for _ in range(20)),
-                         *(store.ingest([event("c/item", n=i)], T0) for i in range(20)))
+    await asyncio.gather(
+        *(store.ingest([event("c/rate", user="a")], T0) for _ in range(20)),
+        *(store.ingest([event("c/item", n=i)], T0) for i in range(20)),
+    )
     all_runs = await runs(store)
     limited = [(r.status, r.skip_reason) for r in all_runs if r.function_id == "limited"]
     assert sorted(limited) == [("queued", None)] + [("skipped", "rate_limit")] * 19

@@ -18,8 +18,7 @@ async def ids(store: Store) -> list[tuple[str, str]]:
     return [(c.app_id, c.id) for c in (await store.load_functions())[1]]
 
 
-async def test_merge_keeps_other_functions_of_the_app_and_replace_makes_it_exactly_the_given_set(
-        store: Store) -> None:
+async def test_merge_keeps_other_functions_of_the_app_and_replace_makes_it_exactly_the_given_set(store: Store) -> None:
     await define(store, function("b"), function("a"))
     await store.sync_functions("other", [replace(function("z"), app_id="other")], T0)
     assert await ids(store) == [(APP_ID, "a"), (APP_ID, "b"), (APP_ID, "fn"), ("other", "z")]
@@ -47,8 +46,9 @@ async def test_prune_forgets_local_functions_nobody_served_lately_and_their_cron
     await define(store, function("kept", "cron:0 * * * *"), function("stale", "cron:*/5 * * * *"))
     served = replace(function("served"), runtime=Runtime(kind="http", url="http://127.0.0.1:1/api"))
     await store.sync_functions("served-app", [replace(served, app_id="served-app")], T0, mode="replace")
-    worker = WorkerInfo(id="w", app_id=APP_ID, host="h", pid=1, started_at=T0, heartbeat_at=T0 + HOUR,
-                        functions=["kept", "fn"])
+    worker = WorkerInfo(
+        id="w", app_id=APP_ID, host="h", pid=1, started_at=T0, heartbeat_at=T0 + HOUR, functions=["kept", "fn"]
+    )
     await store.heartbeat(worker)  # marks kept and fn seen an hour later
     version = await store.functions_version()
     assert await store.prune_functions(T0 + 1) == [(APP_ID, "stale")]

@@ -42,6 +42,7 @@ def write(name: str, fail: bool = False, value: Any = 1) -> Any:
         if fail:
             raise ValueError(f"{name} refused")
         return name
+
     return fn
 
 
@@ -51,17 +52,20 @@ async def stored(store: SqlStore) -> set[str]:
 
 async def test_a_failing_request_is_undone_alone(sql_store: SqlStore) -> None:
     names = [f"k{i}" for i in range(50)]
-    results = await asyncio.gather(*(sql_store._run(write(n, fail=n == "k7")) for n in names),
-                                   return_exceptions=True)
+    results = await asyncio.gather(*(sql_store._run(write(n, fail=n == "k7")) for n in names), return_exceptions=True)
     assert isinstance(results[7], ValueError)  # Outlast's own errors pass unchanged
     assert [r for i, r in enumerate(results) if i != 7] == [n for n in names if n != "k7"]
     assert await stored(sql_store) == {"functions_version", *(n for n in names if n != "k7")}
 
 
-async def test_database_errors_reach_the_caller_as_store_errors_and_undo_only_that_request(
-        sql_store: SqlStore) -> None:
-    requests = [write("a"), lambda tx: tx.run("INSERT INTO no_such_table VALUES (1)"), write("b"),
-                write("big", value=2**70), write("c")]
+async def test_database_errors_reach_the_caller_as_store_errors_and_undo_only_that_request(sql_store: SqlStore) -> None:
+    requests = [
+        write("a"),
+        lambda tx: tx.run("INSERT INTO no_such_table VALUES (1)"),
+        write("b"),
+        write("big", value=2**70),
+        write("c"),
+    ]
     results = await asyncio.gather(*(sql_store._run(r) for r in requests), return_exceptions=True)
     assert (results[0], results[2], results[4]) == ("a", "b", "c")
     assert type(results[1]) is StoreError and "no_such_table" in str(results[1])
@@ -95,7 +99,6 @@ def _postgres_store() -> type:
     except ImportError:
         return type(None)
     return PostgresStore
-
 
 
 async def test_requests_made_while_the_store_closes_are_answered(sql_store: SqlStore) -> None:

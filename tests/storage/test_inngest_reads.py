@@ -16,9 +16,16 @@ from outlast.storage.base import Store
 
 T0 = 1_700_000_000_000
 APP = AppScope(app_id="reads")
-FNS = [FunctionConfig(app_id="reads", id="slow", name="slow", triggers=(EventTrigger(event="r/go"),),
-                      timeouts=TimeoutRule(finish_ms=60_000)),
-       FunctionConfig(app_id="reads", id="also", name="also", triggers=(EventTrigger(event="r/go"),))]
+FNS = [
+    FunctionConfig(
+        app_id="reads",
+        id="slow",
+        name="slow",
+        triggers=(EventTrigger(event="r/go"),),
+        timeouts=TimeoutRule(finish_ms=60_000),
+    ),
+    FunctionConfig(app_id="reads", id="also", name="also", triggers=(EventTrigger(event="r/go"),)),
+]
 
 
 @pytest.fixture
@@ -59,7 +66,9 @@ async def test_run_jobs_are_the_queue_items_of_a_run_with_their_position(store: 
     assert len(await store.claim(APP, "w", 10, T0, 1_000)) == 2
     jobs = await store.run_jobs(runs["slow"].id)
     assert [(j.kind, j.due_at, j.leased, j.timeout) for j in jobs] == [
-        ("run", T0 + 1_000, True, None), ("timeout", T0 + 60_000, False, "finish")]
+        ("run", T0 + 1_000, True, None),
+        ("timeout", T0 + 60_000, False, "finish"),
+    ]
     assert jobs[1].position == 2  # both leased run items come due before the timeout
     assert await store.cancel_run(runs["slow"].id, T0 + 10)
     assert await store.run_jobs(runs["slow"].id) == []
@@ -69,15 +78,18 @@ async def test_run_jobs_are_the_queue_items_of_a_run_with_their_position(store: 
 async def test_active_runs_with_triggers_pages_through_a_window(store: Store) -> None:
     for i in range(5):  # runs are created at ingest time, one a second
         await store.ingest([event(T0 + i * 1000, n=i)], T0 + i * 1000)
-    page = await store.active_runs_with_triggers(app_id="reads", function_id="slow", since=T0 + 1000,
-                                                 until=T0 + 4000, after=None, limit=2)
+    page = await store.active_runs_with_triggers(
+        app_id="reads", function_id="slow", since=T0 + 1000, until=T0 + 4000, after=None, limit=2
+    )
     assert [trigger.data["n"] for _, trigger in page if trigger] == [1, 2]
-    rest = await store.active_runs_with_triggers(app_id="reads", function_id="slow", since=T0 + 1000,
-                                                 until=T0 + 4000, after=page[-1][0], limit=2)
+    rest = await store.active_runs_with_triggers(
+        app_id="reads", function_id="slow", since=T0 + 1000, until=T0 + 4000, after=page[-1][0], limit=2
+    )
     assert [trigger.data["n"] for _, trigger in rest if trigger] == [3]
     assert await store.cancel_run(rest[0][0], T0 + 6_000)
-    again = await store.active_runs_with_triggers(app_id="reads", function_id="slow", since=None,
-                                                  until=T0 + 10_000, after=None, limit=10)
+    again = await store.active_runs_with_triggers(
+        app_id="reads", function_id="slow", since=None, until=T0 + 10_000, after=None, limit=10
+    )
     assert [trigger.data["n"] for _, trigger in again if trigger] == [0, 1, 2, 4]  # the cancelled one is gone
 
 
@@ -85,9 +97,11 @@ async def test_active_runs_with_triggers_merges_queued_and_running_runs_by_id(st
     for i in range(5):
         await store.ingest([event(T0 + i * 1000, n=i)], T0 + i * 1000)
     await store.claim(APP, "w", 4, T0 + 5_000, 60_000)  # runs 0 and 1 of both functions start
-    page = await store.active_runs_with_triggers(app_id="reads", function_id="slow", since=None,
-                                                 until=T0 + 10_000, after=None, limit=3)
+    page = await store.active_runs_with_triggers(
+        app_id="reads", function_id="slow", since=None, until=T0 + 10_000, after=None, limit=3
+    )
     assert [trigger.data["n"] for _, trigger in page if trigger] == [0, 1, 2]  # running, running, queued
-    rest = await store.active_runs_with_triggers(app_id="reads", function_id="slow", since=None,
-                                                 until=T0 + 10_000, after=page[-1][0], limit=3)
+    rest = await store.active_runs_with_triggers(
+        app_id="reads", function_id="slow", since=None, until=T0 + 10_000, after=page[-1][0], limit=3
+    )
     assert [trigger.data["n"] for _, trigger in rest if trigger] == [3, 4]

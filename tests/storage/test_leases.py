@@ -17,8 +17,9 @@ async def test_a_checkpoint_leaves_the_lease_as_it_is(store: Store) -> None:
     await store.ingest([event()], T0)
     c = await claim_one(store, "a", T0)
     assert (await store.commit(commit(c, T0 + 500, steps=[step("k1")]))).ok
-    assert (await store.commit(commit(c, T0 + 600, steps=[step("k2")], logs=[LogLine(ts=T0, level="INFO",
-                                                                                      message="m")]))).ok
+    assert (
+        await store.commit(commit(c, T0 + 600, steps=[step("k2")], logs=[LogLine(ts=T0, level="INFO", message="m")]))
+    ).ok
     assert await store.next_due_at(APP) == T0 + LEASE  # not extended by either commit
     assert await store.claim(APP, "b", 10, T0 + LEASE - 1, LEASE) == []
     taken = await claim_one(store, "b", T0 + LEASE)
@@ -65,8 +66,16 @@ async def test_a_lost_lease_changes_nothing(store: Store) -> None:
     new = await claim_one(store, "b", T0 + LEASE)
     sent = event("c/side-effect", at=T0 + LEASE)
     for outcome in (None, Suspend(due_at=T0), Finish(status="failed", error={"name": "E", "message": "m"})):
-        result = await store.commit(commit(old, T0 + LEASE, steps=[step("k", "stale")], events=[sent],
-                                           logs=[LogLine(ts=T0, level="INFO", message="stale")], outcome=outcome))
+        result = await store.commit(
+            commit(
+                old,
+                T0 + LEASE,
+                steps=[step("k", "stale")],
+                events=[sent],
+                logs=[LogLine(ts=T0, level="INFO", message="stale")],
+                outcome=outcome,
+            )
+        )
         assert (result.ok, result.reason) == (False, "lost")
     assert (await store.commit(commit(old, T0 + LEASE, steps=[step("only")]))).reason == "lost"  # the fast path
     stale = await run(store, old.run.run_id)

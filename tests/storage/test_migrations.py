@@ -10,9 +10,27 @@ import pytest
 from outlast.storage.sqlite import SqliteStore
 from tests.conftest import PG_URL
 
-TABLES = {"apps", "chores", "events", "event_effects", "dedupe", "functions", "gathering", "gcra", "meta",
-          "queue", "reruns", "runs", "run_logs", "schema_migrations", "step_failures", "steps", "wait_fields",
-          "waits", "workers"}
+TABLES = {
+    "apps",
+    "chores",
+    "events",
+    "event_effects",
+    "dedupe",
+    "functions",
+    "gathering",
+    "gcra",
+    "meta",
+    "queue",
+    "reruns",
+    "runs",
+    "run_logs",
+    "schema_migrations",
+    "step_failures",
+    "steps",
+    "wait_fields",
+    "waits",
+    "workers",
+}
 
 
 async def sqlite_columns(tmp_path: Path) -> dict[str, set[str]]:
@@ -52,8 +70,9 @@ async def test_postgres_schema_matches_sqlite(tmp_path: Path) -> None:
     await store.open()
     await store.close()
     with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT table_name, column_name FROM information_schema.columns"
-                            " WHERE table_schema = 'public'").fetchall()
+        rows = conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'"
+        ).fetchall()
     pg: dict[str, set[str]] = {}
     for table, column in rows:
         pg.setdefault(table, set()).add(column)
@@ -69,6 +88,7 @@ async def test_the_memory_template_has_the_schema_of_a_migrated_file(tmp_path: P
     memory.deserialize(schema_template())
     with sqlite3.connect(tmp_path / "schema.db") as file_conn:
         assert sorted(memory.execute("SELECT type, name, sql FROM sqlite_master")) == sorted(
-            file_conn.execute("SELECT type, name, sql FROM sqlite_master"))
+            file_conn.execute("SELECT type, name, sql FROM sqlite_master")
+        )
     versions = [r[0] for r in memory.execute("SELECT version FROM schema_migrations ORDER BY version")]
     assert versions == [v for v, _ in MIGRATIONS]

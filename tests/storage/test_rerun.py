@@ -43,7 +43,8 @@ async def failed_run(t: TestEngine, total: int = 500) -> str:
 
 
 async def test_rerun_from_a_step_keeps_the_memo_before_it_and_takes_the_edited_output(
-        app: outlast.Outlast, engine: TestEngine) -> None:
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     calls: Counter[str] = Counter()
     checkout(app, calls)
     async with engine as t:
@@ -62,8 +63,9 @@ async def test_rerun_from_a_step_keeps_the_memo_before_it_and_takes_the_edited_o
     assert origin_links.reruns == [new_id]
 
 
-async def test_rerun_from_a_step_without_an_output_runs_that_step_again(app: outlast.Outlast,
-                                                                        engine: TestEngine) -> None:
+async def test_rerun_from_a_step_without_an_output_runs_that_step_again(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     calls: Counter[str] = Counter()
     checkout(app, calls)
     async with engine as t:
@@ -75,8 +77,9 @@ async def test_rerun_from_a_step_without_an_output_runs_that_step_again(app: out
     assert calls == {"user": 1, "price": 1, "charge": 2}
 
 
-async def test_rerun_from_the_start_runs_every_step_with_the_same_event(app: outlast.Outlast,
-                                                                       engine: TestEngine) -> None:
+async def test_rerun_from_the_start_runs_every_step_with_the_same_event(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     calls: Counter[str] = Counter()
     checkout(app, calls)
     async with engine as t:
@@ -89,8 +92,9 @@ async def test_rerun_from_the_start_runs_every_step_with_the_same_event(app: out
     assert calls == {"user": 2, "price": 2, "charge": 2}
 
 
-async def test_a_rerun_is_refused_with_a_clear_error_and_writes_nothing(app: outlast.Outlast,
-                                                                        engine: TestEngine) -> None:
+async def test_a_rerun_is_refused_with_a_clear_error_and_writes_nothing(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     @app.function(id="sleepy", trigger="t/sleepy")
     async def sleepy(ctx: Context) -> None:
         await ctx.step.sleep("nap", "1h")
@@ -111,8 +115,9 @@ async def test_a_rerun_is_refused_with_a_clear_error_and_writes_nothing(app: out
         assert len(t.runs()) == before
 
 
-async def test_counts_per_status_stop_at_the_cap_and_follow_the_filter(app: outlast.Outlast,
-                                                                       engine: TestEngine) -> None:
+async def test_counts_per_status_stop_at_the_cap_and_follow_the_filter(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     checkout(app, Counter())
     async with engine as t:
         for total in (1, 2, 3, 500, 600):

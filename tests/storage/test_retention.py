@@ -22,6 +22,7 @@ TABLES = ("runs", "steps", "step_failures", "run_logs", "event_effects", "events
 async def counts(t: TestEngine) -> dict[str, int]:
     def read(tx: Any) -> dict[str, int]:
         return {table: tx.one(f"SELECT COUNT(*) FROM {table}")[0] for table in TABLES}
+
     return await t.store._run(read)  # type: ignore[attr-defined]
 
 
@@ -41,6 +42,7 @@ def workflows(app: outlast.Outlast) -> None:
                 failed_once.add(ctx.run_id)
                 raise RuntimeError("once")
             return 1
+
         await ctx.step.run("flaky", flaky)
         await ctx.step.run("second", lambda: 2)
         return "done"
@@ -61,13 +63,17 @@ def workflows(app: outlast.Outlast) -> None:
         return len(ctx.events)
 
 
-async def test_finished_runs_go_with_their_rows_and_active_ones_stay(app: outlast.Outlast,
-                                                                       engine: TestEngine) -> None:
+async def test_finished_runs_go_with_their_rows_and_active_ones_stay(app: outlast.Outlast, engine: TestEngine) -> None:
     workflows(app)
     async with engine as t:
         [quick_event] = await t.send(Event(name="t/quick", data={"n": 1}))
-        active_events = await t.send([Event(name="t/sleep"), Event(name="t/wait", data={"k": 7}),
-                                      *[Event(name="t/batch", data={"i": i}) for i in range(3)]])
+        active_events = await t.send(
+            [
+                Event(name="t/sleep"),
+                Event(name="t/wait", data={"k": 7}),
+                *[Event(name="t/batch", data={"i": i}) for i in range(3)],
+            ]
+        )
         await t.run_until_idle()
         t.advance("1m")  # the flaky step's retry (15 s and jitter)
         await t.run_until_idle()
@@ -85,8 +91,11 @@ async def test_finished_runs_go_with_their_rows_and_active_ones_stay(app: outlas
         # quick's trigger and its function.finished event are gone; the active runs' events all stay
         assert [e.id for e in await t.store.get_events([quick_event, *active_events])] == active_events
         assert after["events"] == len(active_events) and removed.events == 2
-        assert {r.function_id: r.status for r in t.runs()} == {"sleeper": "running", "waiter": "running",
-                                                               "batched": "queued"}
+        assert {r.function_id: r.status for r in t.runs()} == {
+            "sleeper": "running",
+            "waiter": "running",
+            "batched": "queued",
+        }
         assert after["event_effects"] == 2 and after["waits"] == 1 and after["steps"] == before["steps"] - 2
 
         await t.send(Event(name="t/resume", data={"k": 7}))
@@ -100,8 +109,9 @@ async def test_finished_runs_go_with_their_rows_and_active_ones_stay(app: outlas
         assert await counts(t) == dict.fromkeys(TABLES, 0)
 
 
-async def test_dedupe_and_idempotency_keep_24_hours_whatever_the_retention(app: outlast.Outlast,
-                                                                          engine: TestEngine) -> None:
+async def test_dedupe_and_idempotency_keep_24_hours_whatever_the_retention(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     @app.function(id="once-per-key", trigger="t/key", idempotency="event.data.k")
     async def once(ctx: Context) -> int:
         return int(ctx.event.data["k"])
@@ -135,8 +145,9 @@ async def test_one_process_at_a_time_holds_the_retention_lease(engine: TestEngin
         assert await store.take_chore("retention", "b", now + 90_000, 60_000)  # a's lease ran out
 
 
-async def test_a_wait_stored_after_its_index_entry_was_shrunk_is_found(app: outlast.Outlast,
-                                                                        engine: TestEngine) -> None:
+async def test_a_wait_stored_after_its_index_entry_was_shrunk_is_found(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
     @app.function(id="waiter", trigger="t/wait")
     async def waiter(ctx: Context) -> Any:
         got = await ctx.step.wait_for_event("w", event="t/resume", match="data.k", timeout="1h")
@@ -172,8 +183,9 @@ def test_retention_defaults_to_a_week() -> None:
     assert Settings.from_env({}).retention == 7 * DAY_MS
 
 
-async def test_events_behind_long_lived_runs_are_still_pruned(app: outlast.Outlast, engine: TestEngine,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_events_behind_long_lived_runs_are_still_pruned(
+    app: outlast.Outlast, engine: TestEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import outlast.runtime.pruner
 
     monkeypatch.setattr(outlast.runtime.pruner, "PRUNE_BATCH", 2)  # the oldest batches hold only kept events
@@ -207,8 +219,15 @@ async def test_a_wait_committed_while_wait_fields_shrink_keeps_its_entry() -> No
 
     store = PostgresStore(pg_database())
     await store.open()
-    spec = WaitSpec(kind="wait", event_name="t/e", expression=None, match_field="data.k", match_value="1",
-                    expires_at=10**13, step_key="w")
+    spec = WaitSpec(
+        kind="wait",
+        event_name="t/e",
+        expression=None,
+        match_field="data.k",
+        match_value="1",
+        expires_at=10**13,
+        step_key="w",
+    )
 
     def slow_wait(tx: Any) -> None:
         add_wait(tx, "run-2", spec, 1)
@@ -236,8 +255,12 @@ async def test_postgres_reuses_the_queues_space_where_autovacuum_is_off() -> Non
     await store.open()
 
     async def churn() -> None:  # what claims and commits do to the queue, in bulk
-        await store._run(lambda tx: tx.run("INSERT INTO queue (id, app_id, kind, due_at)"
-                                           " SELECT 'q' || g, 'a', 'run', 0 FROM generate_series(1, 20000) g"))
+        await store._run(
+            lambda tx: tx.run(
+                "INSERT INTO queue (id, app_id, kind, due_at)"
+                " SELECT 'q' || g, 'a', 'run', 0 FROM generate_series(1, 20000) g"
+            )
+        )
         await store._run(lambda tx: tx.run("DELETE FROM queue"))
 
     async def size() -> int:
@@ -266,22 +289,28 @@ async def test_postgres_keeps_the_planners_statistics_where_autovacuum_is_off() 
     store = PostgresStore(pg_database())
     await store.open()
     run_ids = [f"r{i}" for i in range(100)]
-    memo_lookup = ("EXPLAIN SELECT run_id, key, output FROM steps"
-                   f" WHERE run_id IN ({', '.join('?' * len(run_ids))}) ORDER BY run_id, seq, key")
+    memo_lookup = (
+        "EXPLAIN SELECT run_id, key, output FROM steps"
+        f" WHERE run_id IN ({', '.join('?' * len(run_ids))}) ORDER BY run_id, seq, key"
+    )
 
     async def plan() -> str:
         return "\n".join(r[0] for r in await store._run(lambda tx: tx.all(memo_lookup, run_ids)))
 
     async def analyzed(table: str) -> bool:
-        row = await store._run(lambda tx: tx.one(
-            "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = ?", (table,)))
+        row = await store._run(
+            lambda tx: tx.one("SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = ?", (table,))
+        )
         return bool(row and row[0])
 
     try:
+
         def fill(tx: Any) -> None:  # 50,000 runs of 4 steps each
-            tx.run("INSERT INTO steps (run_id, key, step_id, kind, status, attempts, seq, output)"
-                   " SELECT 'r' || (g / 4), 's' || (g % 4), 's', 'run', 'completed', 1, g % 4, repeat('x', 100)"
-                   " FROM generate_series(0, 199999) g")
+            tx.run(
+                "INSERT INTO steps (run_id, key, step_id, kind, status, attempts, seq, output)"
+                " SELECT 'r' || (g / 4), 's' || (g % 4), 's', 'run', 'completed', 1, g % 4, repeat('x', 100)"
+                " FROM generate_series(0, 199999) g"
+            )
             # a session's counts reach the statistics others read when it is next idle, after up to
             # 10 s while nothing else happens (a busy session: every second); here, at once
             tx.all("SELECT pg_stat_force_next_flush()")

@@ -18,8 +18,10 @@ async def test_a_long_wal_is_truncated_after_its_checkpoint(tmp_path: Path) -> N
         blob = "x" * 100_000
 
         def write(i: int) -> Any:
-            return lambda tx: tx.run("INSERT INTO events (id, name, data, user_data, ts, received_at)"
-                                     " VALUES (?, 'big', ?, '{}', 0, 0)", (f"e{i:04d}", blob))
+            return lambda tx: tx.run(
+                "INSERT INTO events (id, name, data, user_data, ts, received_at) VALUES (?, 'big', ?, '{}', 0, 0)",
+                (f"e{i:04d}", blob),
+            )
 
         wal, peak = Path(f"{db}-wal"), 0
         for i in range(WAL_TRUNCATE_FRAMES * 4096 // 100_000 + 20):  # well past the threshold

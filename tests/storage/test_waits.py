@@ -25,14 +25,29 @@ from tests.storage.contract import (
 WAIT_MS = 60_000
 
 
-async def waiting_run(store: Store, *, expression: str, at: int = T0, key: str = "w", kind: str = "wait",
-                      event_name: str = "c/paid", timeout_output: Any = None, **trigger: Any) -> Claimed:
+async def waiting_run(
+    store: Store,
+    *,
+    expression: str,
+    at: int = T0,
+    key: str = "w",
+    kind: str = "wait",
+    event_name: str = "c/paid",
+    timeout_output: Any = None,
+    **trigger: Any,
+) -> Claimed:
     """A run (triggered with `trigger` data) that waits for `event_name` matching `expression`."""
     trigger_event = event(at=at, **trigger)
     await store.ingest([trigger_event], at)
     c = await claim_one(store, "w", at)
-    spec = wait_spec(kind=kind, event_name=event_name, expression=expression, trigger=trigger_event.to_dict(),
-                     expires_at=at + WAIT_MS, step_key=key)
+    spec = wait_spec(
+        kind=kind,
+        event_name=event_name,
+        expression=expression,
+        trigger=trigger_event.to_dict(),
+        expires_at=at + WAIT_MS,
+        step_key=key,
+    )
     status = "invoking" if kind == "invoke" else "waiting"
     step_kind = "invoke" if kind == "invoke" else "wait_for_event"
     row = pending(key, kind=step_kind, status=status, deadline=at + WAIT_MS, timeout_output=timeout_output)
@@ -53,8 +68,11 @@ async def test_an_equality_wait_is_resolved_by_the_matching_event_only(store: St
     paid = event("c/paid", at=T0 + 2, order="o1", amount=5)
     await store.ingest([paid], T0 + 2)
     resolved = await step_of(store, c.run.run_id)
-    assert (resolved.status, resolved.output["data"], resolved.ended_at) == ("completed", {"order": "o1", "amount": 5},
-                                                                             T0 + 2)
+    assert (resolved.status, resolved.output["data"], resolved.ended_at) == (
+        "completed",
+        {"order": "o1", "amount": 5},
+        T0 + 2,
+    )
     resumed = await claim_one(store, "w", T0 + 2)  # due at once, not at the wait's timeout
     assert resumed.run.memo["w"].output["id"] == paid.id
     assert [x.effect for x in await store.event_effects(paid.id)] == ["resumed"]
@@ -101,12 +119,27 @@ async def test_an_expired_wait_is_not_resolved_by_an_event_but_times_out_at_its_
 
 async def test_an_invoke_fails_with_its_child_error_or_its_timeout_output(store: Store) -> None:
     timeout = {"name": "InvokeTimeout", "message": "timed out"}
-    child_failed = await waiting_run(store, kind="invoke", event_name="inngest/function.finished",
-                                     expression="async.data.run_id == 'child-1'", order="a", timeout_output=timeout)
-    no_answer = await waiting_run(store, kind="invoke", event_name="inngest/function.finished", at=T0 + 1,
-                                  expression="async.data.run_id == 'child-2'", order="b", timeout_output=timeout)
-    await store.ingest([event("inngest/function.finished", at=T0 + 2, run_id="child-1",
-                              error={"name": "Boom", "message": "no"})], T0 + 2)
+    child_failed = await waiting_run(
+        store,
+        kind="invoke",
+        event_name="inngest/function.finished",
+        expression="async.data.run_id == 'child-1'",
+        order="a",
+        timeout_output=timeout,
+    )
+    no_answer = await waiting_run(
+        store,
+        kind="invoke",
+        event_name="inngest/function.finished",
+        at=T0 + 1,
+        expression="async.data.run_id == 'child-2'",
+        order="b",
+        timeout_output=timeout,
+    )
+    await store.ingest(
+        [event("inngest/function.finished", at=T0 + 2, run_id="child-1", error={"name": "Boom", "message": "no"})],
+        T0 + 2,
+    )
     row = await step_of(store, child_failed.run.run_id)
     assert (row.status, row.error) == ("failed", {"name": "Boom", "message": "no"})
     woken = await claim_one(store, "w", T0 + 2)
@@ -125,8 +158,10 @@ async def test_a_cancel_rule_cancels_the_run_on_a_matching_event_until_its_timeo
     stop = event("c/stop", at=T0 + 1, order="o1")
     await store.ingest([event("c/stop", at=T0 + 1, order="o3"), stop], T0 + 1)
     cancelled = await run(store, first.run.run_id)
-    assert (cancelled.status, cancelled.error) == ("cancelled", {"name": "FunctionCancelled",
-                                                                 "message": "cancelled by event c/stop"})
+    assert (cancelled.status, cancelled.error) == (
+        "cancelled",
+        {"name": "FunctionCancelled", "message": "cancelled by event c/stop"},
+    )
     assert [(x.run_id, x.effect) for x in await store.event_effects(stop.id)] == [(first.run.run_id, "cancelled")]
     assert not (await store.commit(commit(first, T0 + 2))).ok  # its attempt lost the lease
     await store.ingest([event("c/stop", at=T0 + 10_000, order="o2")], T0 + 10_000)  # the rule's timeout passed
@@ -136,8 +171,15 @@ async def test_a_cancel_rule_cancels_the_run_on_a_matching_event_until_its_timeo
 async def test_a_wait_resolved_during_an_attempt_makes_its_suspend_due_now(store: Store) -> None:
     await store.ingest([event(order="o1")], T0)
     c = await claim_one(store, "w", T0)
-    spec = WaitSpec(kind="wait", event_name="c/paid", expression=None, match_field="data.order",
-                    match_value='"o1"', expires_at=T0 + WAIT_MS, step_key="w")
+    spec = WaitSpec(
+        kind="wait",
+        event_name="c/paid",
+        expression=None,
+        match_field="data.order",
+        match_value='"o1"',
+        expires_at=T0 + WAIT_MS,
+        step_key="w",
+    )
     row = pending("w", kind="wait_for_event", status="waiting", deadline=T0 + WAIT_MS)
     assert (await store.commit(commit(c, T0, steps=[row], waits=[spec]))).ok  # stored, attempt still going
     await store.ingest([event("c/paid", at=T0 + 10, order="o1")], T0 + 10)

@@ -49,17 +49,27 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
 @pytest.fixture
 def worker(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`outlast worker` serving the shop app in its own process, polling only every 60 s."""
-    env = {**os.environ, "OUTLAST_DATABASE_URL": f"sqlite:///{tmp_path}/shop.db", "PYTHONPATH": str(ROOT),
-           "OUTLAST_POLL_INTERVAL_MS": NO_POLL_MS}
-    proc = subprocess.Popen([sys.executable, "-m", "outlast.cli", "worker", "tests.apps.shop:app"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "OUTLAST_DATABASE_URL": f"sqlite:///{tmp_path}/shop.db",
+        "PYTHONPATH": str(ROOT),
+        "OUTLAST_POLL_INTERVAL_MS": NO_POLL_MS,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "outlast.cli", "worker", "tests.apps.shop:app"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     yield proc
     proc.terminate()
     proc.wait(30)
 
 
 def test_an_idle_worker_in_another_process_starts_each_sent_event_without_waiting_for_its_poll(
-        tmp_path: Path, worker: subprocess.Popen[bytes]) -> None:
+    tmp_path: Path, worker: subprocess.Popen[bytes]
+) -> None:
     db = tmp_path / "shop.db"
     wait_until(lambda: bool(sockets(db)), "the worker listening")
     time.sleep(0.5)  # the worker is idle, waiting for its 600 s poll or a wake-up

@@ -7,29 +7,50 @@ import pytest
 from outlast.core.expressions import EVENT, EVENT_AND_ASYNC, ExpressionError, compile_expression
 
 
-@pytest.mark.parametrize("source", [
-    "event.data.x > 1", "event.data.flag", "!event.data.x", "true", "event.data.x == 1 ? true : false",
-    "(event.data.x > 1)", "event.data.items.exists(i, i > 1)", "has(event.data.x)", "event.data.n.startsWith('a')",
-    "event.data.x - 1 > 0", "event.data.a in [1, 2]", "event.data.x == 'a?b:c'", "type(event.data.x) == int",
-    "event.data.items.all(i, v, v > 1)", "event.data.list[0]", "int(event.data.s) > 3", "event.data.a || event.data.b",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "event.data.x > 1",
+        "event.data.flag",
+        "!event.data.x",
+        "true",
+        "event.data.x == 1 ? true : false",
+        "(event.data.x > 1)",
+        "event.data.items.exists(i, i > 1)",
+        "has(event.data.x)",
+        "event.data.n.startsWith('a')",
+        "event.data.x - 1 > 0",
+        "event.data.a in [1, 2]",
+        "event.data.x == 'a?b:c'",
+        "type(event.data.x) == int",
+        "event.data.items.all(i, v, v > 1)",
+        "event.data.list[0]",
+        "int(event.data.s) > 3",
+        "event.data.a || event.data.b",
+    ],
+)
 def test_conditions_that_can_be_true_are_accepted(source: str) -> None:
     assert compile_expression(source, variables=EVENT, result="bool").matches({"event": {"data": {"x": 2}}}) in (
-        True, False)
+        True,
+        False,
+    )
 
 
-@pytest.mark.parametrize(("source", "fragment"), [
-    ("foo.bar == 1", "unknown variable 'foo'; only event is available here"),
-    ("event.data.x > 1 && other", "unknown variable 'other'"),
-    ("async.data.x == event.data.x", "unknown variable 'async'"),
-    ("event.data.x + 1", "gives a number, not true or false"),
-    ("event.data.a + event.data.b", "gives a sum"),
-    ("'yes'", "gives a string"),
-    ("size(event.data.items)", "gives a number"),
-    ("event.data.items.map(i, i * 2)", "gives a list"),
-    ("event.data.x == 1 ? 1 : 2", "gives a number"),
-    ("null", "gives null"),
-])
+@pytest.mark.parametrize(
+    ("source", "fragment"),
+    [
+        ("foo.bar == 1", "unknown variable 'foo'; only event is available here"),
+        ("event.data.x > 1 && other", "unknown variable 'other'"),
+        ("async.data.x == event.data.x", "unknown variable 'async'"),
+        ("event.data.x + 1", "gives a number, not true or false"),
+        ("event.data.a + event.data.b", "gives a sum"),
+        ("'yes'", "gives a string"),
+        ("size(event.data.items)", "gives a number"),
+        ("event.data.items.map(i, i * 2)", "gives a list"),
+        ("event.data.x == 1 ? 1 : 2", "gives a number"),
+        ("null", "gives null"),
+    ],
+)
 def test_conditions_that_can_never_be_true_are_refused(source: str, fragment: str) -> None:
     with pytest.raises(ExpressionError, match=fragment.replace("(", r"\(").replace("?", r"\?")):
         compile_expression(source, variables=EVENT, result="bool")

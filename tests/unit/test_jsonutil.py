@@ -9,15 +9,18 @@ import pytest
 from outlast.core import jsonutil
 
 
-@pytest.mark.parametrize(("value", "path", "fragment"), [
-    ({"x": float("nan")}, "x", "NaN is not valid JSON"),
-    ({"a": [1, {"b c": float("-inf")}]}, 'a[1]["b c"]', "-Infinity"),
-    ([float("inf")], "[0]", "Infinity"),
-    ({"s": "\udc80"}, "s", "lone surrogate"),
-    ({1: 2}, "", "a key must be a string, got int"),
-    ({"n": 2**80}, "n", "64-bit"),
-    ({"v": {1, 2}}, "v", "set is not JSON-serialisable"),
-])
+@pytest.mark.parametrize(
+    ("value", "path", "fragment"),
+    [
+        ({"x": float("nan")}, "x", "NaN is not valid JSON"),
+        ({"a": [1, {"b c": float("-inf")}]}, 'a[1]["b c"]', "-Infinity"),
+        ([float("inf")], "[0]", "Infinity"),
+        ({"s": "\udc80"}, "s", "lone surrogate"),
+        ({1: 2}, "", "a key must be a string, got int"),
+        ({"n": 2**80}, "n", "64-bit"),
+        ({"v": {1, 2}}, "v", "set is not JSON-serialisable"),
+    ],
+)
 def test_values_that_are_not_strict_json_are_refused_with_their_place(value: Any, path: str, fragment: str) -> None:
     with pytest.raises(jsonutil.NotJSONError) as info:
         jsonutil.dumps(value)

@@ -58,8 +58,10 @@ async def test_user_engine_and_run_lines_carry_the_run_step_and_attempt(captured
     mine = [x for x in lines if x.get("run_id") == run.id]
     assert all(x["function_id"] == "pay" and x["app_id"] == "logs" for x in mine)
     charging = [x for x in mine if x["message"].startswith("charging")]
-    assert [(x["logger"], x["step_id"], x["attempt"]) for x in charging] == [("payments", "charge", 0),
-                                                                               ("payments", "charge", 1)]
+    assert [(x["logger"], x["step_id"], x["attempt"]) for x in charging] == [
+        ("payments", "charge", 0),
+        ("payments", "charge", 1),
+    ]
     paying = next(x for x in mine if x["message"] == "paying")
     assert paying["logger"] == "outlast.run" and "step_id" not in paying
     retry = next(x for x in mine if x["logger"] == "outlast.runs" and x["level"] == "warning")

@@ -36,8 +36,17 @@ TRIGGER = EventRecord(id="E1", name="shop/order", data={"order": "o1", "total": 
 
 
 def run_state(*entries: MemoEntry, attempt: int = 0) -> RunState:
-    return RunState(run_id="R1", app_id="shop", function_id="fn", status="running", events=[TRIGGER],
-                    memo={e.key: e for e in entries}, attempt=attempt, created_at=NOW, started_at=NOW)
+    return RunState(
+        run_id="R1",
+        app_id="shop",
+        function_id="fn",
+        status="running",
+        events=[TRIGGER],
+        memo={e.key: e for e in entries},
+        attempt=attempt,
+        created_at=NOW,
+        started_at=NOW,
+    )
 
 
 def rules(max_attempts: int = 3, **overrides: Any) -> OpRules:
@@ -103,31 +112,55 @@ def test_a_sleep_longer_than_a_year_fails_the_step() -> None:
 
 
 def test_a_wait_on_an_equality_with_the_trigger_is_indexed_with_the_value_precomputed() -> None:
-    c = commit_of(WaitForEvent(key="k", step_id="paid", event="shop/paid", expires_at=NOW + 1000,
-                               expression="event.data.order == async.data.order"))
+    c = commit_of(
+        WaitForEvent(
+            key="k",
+            step_id="paid",
+            event="shop/paid",
+            expires_at=NOW + 1000,
+            expression="event.data.order == async.data.order",
+        )
+    )
     [wait] = c.waits
     assert (wait.kind, wait.event_name, wait.match_field, wait.match_value, wait.expression, wait.step_key) == (
-        "wait", "shop/paid", "data.order", jsonutil.dumps("o1"), None, "k")
+        "wait",
+        "shop/paid",
+        "data.order",
+        jsonutil.dumps("o1"),
+        None,
+        "k",
+    )
     assert c.steps[0].status == "waiting" and c.steps[0].detail == {
-        "event": "shop/paid", "if": "event.data.order == async.data.order", "until": NOW + 1000}
+        "event": "shop/paid",
+        "if": "event.data.order == async.data.order",
+        "until": NOW + 1000,
+    }
 
 
 def test_any_other_wait_keeps_its_expression_and_a_missing_one_matches_any_event() -> None:
-    [wait] = commit_of(WaitForEvent(key="k", step_id="w", event="e/x", expires_at=NOW + 1000,
-                                    expression="async.data.total > event.data.total")).waits
+    [wait] = commit_of(
+        WaitForEvent(
+            key="k", step_id="w", event="e/x", expires_at=NOW + 1000, expression="async.data.total > event.data.total"
+        )
+    ).waits
     assert (wait.match_field, wait.expression) == (None, "async.data.total > event.data.total")
-    [anything] = commit_of(WaitForEvent(key="k", step_id="w", event="e/x", expires_at=NOW + 1000,
-                                        expression=None)).waits
+    [anything] = commit_of(
+        WaitForEvent(key="k", step_id="w", event="e/x", expires_at=NOW + 1000, expression=None)
+    ).waits
     assert anything.expression == "true"
 
 
-@pytest.mark.parametrize(("event", "expression", "expires", "problem"), [
-    ("inngest/scheduled.timer", None, NOW + 1000, "reserved"),
-    ("e/x", "event.data.", NOW + 1000, "invalid expression"),
-    ("e/x", None, NOW + MAX_SLEEP_MS + 1, "one year"),
-])
-def test_a_wait_that_could_never_resolve_fails_the_step(event: str, expression: str | None, expires: int,
-                                                         problem: str) -> None:
+@pytest.mark.parametrize(
+    ("event", "expression", "expires", "problem"),
+    [
+        ("inngest/scheduled.timer", None, NOW + 1000, "reserved"),
+        ("e/x", "event.data.", NOW + 1000, "invalid expression"),
+        ("e/x", None, NOW + MAX_SLEEP_MS + 1, "one year"),
+    ],
+)
+def test_a_wait_that_could_never_resolve_fails_the_step(
+    event: str, expression: str | None, expires: int, problem: str
+) -> None:
     c = commit_of(WaitForEvent(key="k", step_id="w", event=event, expression=expression, expires_at=expires))
     assert c.waits == [] and c.steps[0].status == "failed" and problem in (c.steps[0].error or {})["message"]
 
@@ -138,23 +171,35 @@ def test_a_wait_with_an_empty_timeout_expires_at_once_with_no_event() -> None:
 
 
 def test_an_invoke_sends_the_invoked_event_and_waits_for_the_childs_finish() -> None:
-    c = commit_of(InvokeFunction(key="k", step_id="child", function_slug="shop-email", data={"to": "u1"},
-                                 expires_at=NOW + 5000))
+    c = commit_of(
+        InvokeFunction(key="k", step_id="child", function_slug="shop-email", data={"to": "u1"}, expires_at=NOW + 5000)
+    )
     [event] = c.events
     assert event.name == "inngest/function.invoked" and event.data["to"] == "u1"
-    assert event.data["_inngest"] == {"fn_id": "shop-email", "correlation_id": "R1.k", "expire": NOW + 5000,
-                                      "source_app_id": "shop", "source_fn_id": "fn"}
+    assert event.data["_inngest"] == {
+        "fn_id": "shop-email",
+        "correlation_id": "R1.k",
+        "expire": NOW + 5000,
+        "source_app_id": "shop",
+        "source_fn_id": "fn",
+    }
     [wait] = c.waits
     assert (wait.kind, wait.event_name, wait.match_field, wait.match_value) == (
-        "invoke", "inngest/function.finished", "data.correlation_id", jsonutil.dumps("R1.k"))
+        "invoke",
+        "inngest/function.finished",
+        "data.correlation_id",
+        jsonutil.dumps("R1.k"),
+    )
     assert (c.steps[0].status, c.steps[0].timeout_output) == ("invoking", INVOKE_TIMEOUT_ERROR)
 
 
 def test_an_invoke_without_a_timeout_waits_a_year_and_one_of_an_unknown_function_fails_at_once() -> None:
     [w] = commit_of(InvokeFunction(key="k", step_id="c", function_slug="shop-x", data={})).steps
     assert w.deadline == NOW + MAX_SLEEP_MS
-    unknown = commit_of(InvokeFunction(key="k", step_id="c", function_slug="gone-fn", data={}),
-                        known_function=lambda slug: slug != "gone-fn")
+    unknown = commit_of(
+        InvokeFunction(key="k", step_id="c", function_slug="gone-fn", data={}),
+        known_function=lambda slug: slug != "gone-fn",
+    )
     assert unknown.events == [] and unknown.steps[0].status == "failed"
     assert "gone-fn" in (unknown.steps[0].error or {})["message"]
 
@@ -172,8 +217,9 @@ def test_steps_beyond_the_limit_fail() -> None:
 
 
 def outcome(o: Any, *, state: RunState | None = None, suspended: bool = False, **rule_overrides: Any) -> Any:
-    return outcome_commit(state or run_state(), o, lease=LEASE, now=NOW, rules=rules(**rule_overrides),
-                          suspended_in_attempt=suspended).outcome
+    return outcome_commit(
+        state or run_state(), o, lease=LEASE, now=NOW, rules=rules(**rule_overrides), suspended_in_attempt=suspended
+    ).outcome
 
 
 def test_run_complete_finishes_the_run_with_its_output_and_triggers() -> None:
@@ -203,9 +249,11 @@ def test_an_attempt_that_suspended_cannot_finish_the_run_whatever_the_handler_re
 
 
 def test_a_suspended_run_wakes_at_its_earliest_deadline_or_retry() -> None:
-    memo = [MemoEntry(key="a", step_id="a", kind="sleep", status="sleeping", deadline=NOW + 500),
-            MemoEntry(key="b", step_id="b", kind="run", status="retrying", deadline=NOW + 200),
-            MemoEntry(key="c", step_id="c", kind="run", status="completed", deadline=None)]
+    memo = [
+        MemoEntry(key="a", step_id="a", kind="sleep", status="sleeping", deadline=NOW + 500),
+        MemoEntry(key="b", step_id="b", kind="run", status="retrying", deadline=NOW + 200),
+        MemoEntry(key="c", step_id="c", kind="run", status="completed", deadline=None),
+    ]
     assert wake_time(memo, NOW) == NOW + 200
     assert outcome(Suspended(), state=run_state(*memo)) == Suspend(due_at=NOW + 200)
     assert wake_time([], NOW) == NOW

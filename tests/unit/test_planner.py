@@ -18,8 +18,9 @@ from outlast.core.planner import Planner
 from outlast.core.registry import Registry
 
 NOW = 1_700_000_000_000
-FN = FunctionConfig(app_id="shop", id="fn", name="fn",
-                    triggers=(EventTrigger(event="shop/order", expression="event.data.total > 10"),))
+FN = FunctionConfig(
+    app_id="shop", id="fn", name="fn", triggers=(EventTrigger(event="shop/order", expression="event.data.total > 10"),)
+)
 
 
 def event(name: str = "shop/order", **data: object) -> EventRecord:
@@ -47,13 +48,16 @@ def test_invoked_and_scheduled_events_start_exactly_their_target_function() -> N
 
 
 def test_flow_control_keys_are_evaluated_for_the_event() -> None:
-    config = replace(FN, concurrency=(ConcurrencyRule(limit=2, key="event.data.user"),
-                                      ConcurrencyRule(limit=5, scope="account")),
-                     rate_limit=RateLimitRule(limit=1, period_ms=1000, key="event.data.user"),
-                     singleton=SingletonRule(key="event.data.user", mode="skip"), idempotency="event.data.user",
-                     timeouts=TimeoutRule(start_ms=1000, finish_ms=5000),
-                     cancel=(CancelRule(event="shop/stop", expression="event.data.user == async.data.user"),),
-                     priority="event.data.vip ? 30 : 0")
+    config = replace(
+        FN,
+        concurrency=(ConcurrencyRule(limit=2, key="event.data.user"), ConcurrencyRule(limit=5, scope="account")),
+        rate_limit=RateLimitRule(limit=1, period_ms=1000, key="event.data.user"),
+        singleton=SingletonRule(key="event.data.user", mode="skip"),
+        idempotency="event.data.user",
+        timeouts=TimeoutRule(start_ms=1000, finish_ms=5000),
+        cancel=(CancelRule(event="shop/stop", expression="event.data.user == async.data.user"),),
+        priority="event.data.vip ? 30 : 0",
+    )
     [plan] = planner(config).plan(event(total=20, user="u1", vip=True), NOW)
     assert plan.concurrency[0] == ("shop-fn:concurrency:event.data.user=u1", 2)
     assert plan.concurrency[1][0].startswith("account:concurrency:")
@@ -63,7 +67,11 @@ def test_flow_control_keys_are_evaluated_for_the_event() -> None:
     assert (plan.start_deadline, plan.finish_timeout_ms, plan.due_at) == (NOW + 1000, 5000, NOW - 30_000)
     [cancel] = plan.cancel_waits
     assert (cancel.kind, cancel.event_name, cancel.match_field, cancel.match_value) == (
-        "cancel", "shop/stop", "data.user", '"u1"')
+        "cancel",
+        "shop/stop",
+        "data.user",
+        '"u1"',
+    )
 
 
 def test_priority_is_clamped_to_twelve_hours_and_ignored_when_not_an_integer() -> None:

@@ -28,7 +28,8 @@ SDK = {"x-inngest-sdk": "inngest-py:v0.5.19"}
 
 def test_jcs_matches_rfc_8785() -> None:
     assert canonical({"b": [1, 2.0, 1e21, 1e-7, 0.5, None], "a": "é\n", "\ue000": 1, "😀": 2}) == (
-        '{"a":"é\\n","b":[1,2,1e+21,1e-7,0.5,null],"😀":2,"\ue000":1}'.encode())
+        '{"a":"é\\n","b":[1,2,1e+21,1e-7,0.5,null],"😀":2,"\ue000":1}'.encode()
+    )
     with pytest.raises(ValueError):
         canonical(float("nan"))
 
@@ -41,7 +42,8 @@ def test_memo_values_take_each_sdk_shape() -> None:
     assert memo_value(entry("a", "run", output={"x": 1})) == {"data": {"x": 1}}
     assert memo_value(entry("a", "run", output=None)) == {"data": None}
     assert memo_value(entry("a", "run", "failed", error={"name": "E", "message": "m", "code": 1})) == {
-        "error": {"name": "E", "message": "m"}}
+        "error": {"name": "E", "message": "m"}
+    }
     assert memo_value(entry("s", "sleep")) is None
     event = {"id": "e", "name": "n", "data": {}, "user": {}, "ts": 1}
     assert memo_value(entry("w", "wait_for_event", output=event)) == event
@@ -75,29 +77,42 @@ def test_200_is_the_result_and_needs_the_sdk_header() -> None:
 
 
 def test_206_opcodes_become_ops() -> None:
-    body = json.dumps([
-        {"op": "StepRun", "id": "k1", "displayName": "one", "data": 5},
-        {"op": "steprun", "id": "k2", "displayName": "send", "data": {"ids": []}, "opts": {"type": "step.sendEvent"}},
-        {"op": "Sleep", "id": "k3", "name": "2023-01-01T00:00:00.000Z", "displayName": "nap"},
-        {"op": "Sleep", "id": "k4", "name": "1h30m", "userland": {"id": "nap2"}},
-        {"op": "WaitForEvent", "id": "k5", "name": "app/ok", "opts": {"timeout": "1d", "if": "async.data.x == 1"}},
-        {"op": "WaitForEvent", "id": "k6", "name": "app/ok", "opts": {"timeout": ""}},
-        {"op": "InvokeFunction", "id": "k7", "opts": {"function_id": "app-child", "payload": {"data": {"a": 1}},
-                                                       "timeout": "10s"}},
-        {"op": "StepPlanned", "id": "k8", "displayName": "later"},
-        {"op": "AIGateway", "id": "k9", "displayName": "ai"},
-    ]).encode()
+    body = json.dumps(
+        [
+            {"op": "StepRun", "id": "k1", "displayName": "one", "data": 5},
+            {
+                "op": "steprun",
+                "id": "k2",
+                "displayName": "send",
+                "data": {"ids": []},
+                "opts": {"type": "step.sendEvent"},
+            },
+            {"op": "Sleep", "id": "k3", "name": "2023-01-01T00:00:00.000Z", "displayName": "nap"},
+            {"op": "Sleep", "id": "k4", "name": "1h30m", "userland": {"id": "nap2"}},
+            {"op": "WaitForEvent", "id": "k5", "name": "app/ok", "opts": {"timeout": "1d", "if": "async.data.x == 1"}},
+            {"op": "WaitForEvent", "id": "k6", "name": "app/ok", "opts": {"timeout": ""}},
+            {
+                "op": "InvokeFunction",
+                "id": "k7",
+                "opts": {"function_id": "app-child", "payload": {"data": {"a": 1}}, "timeout": "10s"},
+            },
+            {"op": "StepPlanned", "id": "k8", "displayName": "later"},
+            {"op": "AIGateway", "id": "k9", "displayName": "ai"},
+        ]
+    ).encode()
     reply = parse_reply(206, SDK, body, now_ms=NOW)
     assert isinstance(reply, Ops) and reply.count == 9
     run, send, past_sleep, sleep, wait, expired, invoke, unsupported = reply.steps
     assert run == StepRun(key="k1", step_id="one", output=5) and send.kind == "send_event"  # type: ignore[union-attr]
     assert past_sleep == Sleep(key="k3", step_id="nap", until_ms=NOW)  # a past date: now
     assert sleep == Sleep(key="k4", step_id="nap2", until_ms=NOW + 5_400_000)
-    assert wait == WaitForEvent(key="k5", step_id="k5", event="app/ok", expression="async.data.x == 1",
-                                expires_at=NOW + 86_400_000)
+    assert wait == WaitForEvent(
+        key="k5", step_id="k5", event="app/ok", expression="async.data.x == 1", expires_at=NOW + 86_400_000
+    )
     assert isinstance(expired, WaitForEvent) and expired.expires_at == NOW  # an empty timeout expires at once
-    assert invoke == InvokeFunction(key="k7", step_id="k7", function_slug="app-child", data={"a": 1},
-                                    expires_at=NOW + 10_000)
+    assert invoke == InvokeFunction(
+        key="k7", step_id="k7", function_slug="app-child", data={"a": 1}, expires_at=NOW + 10_000
+    )
     assert isinstance(unsupported, StepFailed) and "step.ai.infer" in unsupported.error.message
     assert [p.key for p in reply.planned] == ["k8"]
 
@@ -117,7 +132,11 @@ def test_other_statuses_are_function_errors() -> None:
     reply = parse_reply(500, {**SDK, "x-inngest-no-retry": "true"}, python_error, now_ms=NOW)
     assert isinstance(reply, FunctionError)
     assert (reply.error.name, reply.error.message, reply.error.stack, reply.error.no_retry) == (
-        "NonRetriableError", "boom", "tb", True)
+        "NonRetriableError",
+        "boom",
+        "tb",
+        True,
+    )
     reply = parse_reply(400, {**SDK, "x-inngest-no-retry": "false"}, b'{"name":"Error","message":"m"}', now_ms=NOW)
     assert isinstance(reply, FunctionError) and not reply.error.no_retry
     reply = parse_reply(502, {}, b"<html>Bad gateway</html>", now_ms=NOW, url="http://app")
@@ -126,8 +145,13 @@ def test_other_statuses_are_function_errors() -> None:
 
 
 def test_201_streams_unwrap_to_the_real_reply() -> None:
-    inner = json.dumps({"status": 206, "headers": {"X-Inngest-No-Retry": "false"},
-                        "body": json.dumps([{"op": "StepRun", "id": "k", "data": 1}])})
+    inner = json.dumps(
+        {
+            "status": 206,
+            "headers": {"X-Inngest-No-Retry": "false"},
+            "body": json.dumps([{"op": "StepRun", "id": "k", "data": 1}]),
+        }
+    )
     reply = parse_reply(201, SDK, b"   " + inner.encode(), now_ms=NOW)
     assert isinstance(reply, Ops) and reply.steps == [StepRun(key="k", step_id="k", output=1)]
     final = json.dumps({"status": 200, "headers": {}, "body": {"done": True}}).encode()
@@ -137,7 +161,7 @@ def test_201_streams_unwrap_to_the_real_reply() -> None:
 
 
 def test_garbage_206_is_an_error_not_a_crash() -> None:
-    for body in (b"{not json", b'[{"no_op": 1}]', b'[1, 2]'):
+    for body in (b"{not json", b'[{"no_op": 1}]', b"[1, 2]"):
         reply = parse_reply(206, SDK, body, now_ms=NOW)
         assert isinstance(reply, FunctionError) and reply.error.name == "InvalidSDKResponseError"
     complete = parse_reply(206, SDK, b'[{"op":"RunComplete","id":"c","data":7}]', now_ms=NOW)

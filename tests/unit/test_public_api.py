@@ -3,10 +3,34 @@
 import outlast
 
 PUBLIC = [
-    "Batch", "Cancel", "Concurrency", "Context", "Debounce", "Event", "Function", "FunctionConfigError",
-    "InvalidEventError", "NonRetriableError", "Outlast", "OutlastError", "PayloadTooLargeError", "Priority",
-    "RateLimit", "RetryAfterError", "Run", "Settings", "Singleton", "StepError", "StepRecord", "StepUsageError",
-    "StoreError", "SyncContext", "Throttle", "Timeouts", "TriggerCron", "TriggerEvent",
+    "Batch",
+    "Cancel",
+    "Concurrency",
+    "Context",
+    "Debounce",
+    "Event",
+    "Function",
+    "FunctionConfigError",
+    "InvalidEventError",
+    "NonRetriableError",
+    "Outlast",
+    "OutlastError",
+    "PayloadTooLargeError",
+    "Priority",
+    "RateLimit",
+    "RetryAfterError",
+    "Run",
+    "Settings",
+    "Singleton",
+    "StepError",
+    "StepRecord",
+    "StepUsageError",
+    "StoreError",
+    "SyncContext",
+    "Throttle",
+    "Timeouts",
+    "TriggerCron",
+    "TriggerEvent",
 ]
 
 
@@ -26,8 +50,10 @@ def test_importing_outlast_does_not_import_servers_drivers_or_the_expression_eng
     import subprocess
     import sys
 
-    code = ("import sys, outlast; heavy = {'starlette', 'uvicorn', 'psycopg', 'httpx', 'pydantic', 'cel', 'croniter',"
-            " 'asyncio', 'sqlite3'};"
-            "print(sorted(heavy & set(sys.modules)))")
+    code = (
+        "import sys, outlast; heavy = {'starlette', 'uvicorn', 'psycopg', 'httpx', 'pydantic', 'cel', 'croniter',"
+        " 'asyncio', 'sqlite3'};"
+        "print(sorted(heavy & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -9,12 +9,21 @@ from outlast.settings import Settings, SettingsError
 
 
 def test_every_bad_variable_is_named_at_once() -> None:
-    env = {"OUTLAST_WORKER_CONCURRENCY": "abc", "OUTLAST_LEASE_MS": "-5", "OUTLAST_DATABASE_URL": "mysql://u:pw@x/db",
-           "OUTLAST_BACKOFF_SCALE": "nan", "OUTLAST_POLL_INTERVAL_MS": "50"}
+    env = {
+        "OUTLAST_WORKER_CONCURRENCY": "abc",
+        "OUTLAST_LEASE_MS": "-5",
+        "OUTLAST_DATABASE_URL": "mysql://u:pw@x/db",
+        "OUTLAST_BACKOFF_SCALE": "nan",
+        "OUTLAST_POLL_INTERVAL_MS": "50",
+    }
     with pytest.raises(SettingsError) as info:
         Settings.from_env(env)
     assert sorted(p.split(":")[0] for p in info.value.problems) == [
-        "OUTLAST_BACKOFF_SCALE", "OUTLAST_DATABASE_URL", "OUTLAST_LEASE_MS", "OUTLAST_WORKER_CONCURRENCY"]
+        "OUTLAST_BACKOFF_SCALE",
+        "OUTLAST_DATABASE_URL",
+        "OUTLAST_LEASE_MS",
+        "OUTLAST_WORKER_CONCURRENCY",
+    ]
     text = str(info.value)
     assert text.startswith("4 invalid settings:")
     assert "OUTLAST_WORKER_CONCURRENCY: expected a whole number, got 'abc'" in text
@@ -22,21 +31,31 @@ def test_every_bad_variable_is_named_at_once() -> None:
     assert "unsupported database 'mysql://u:***@x/db'" in text and "pw" not in text
 
 
-@pytest.mark.parametrize(("env", "fragment"), [
-    ({"OUTLAST_WORKER_CONCURRENCY": "0"}, "OUTLAST_WORKER_CONCURRENCY: must be from 1"),
-    ({"OUTLAST_MAX_STEPS_PER_RUN": "1.5"}, "OUTLAST_MAX_STEPS_PER_RUN: expected a whole number"),
-    ({"OUTLAST_DATABASE_URL": ""}, "OUTLAST_DATABASE_URL: expected a database URL"),
-])
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"OUTLAST_WORKER_CONCURRENCY": "0"}, "OUTLAST_WORKER_CONCURRENCY: must be from 1"),
+        ({"OUTLAST_MAX_STEPS_PER_RUN": "1.5"}, "OUTLAST_MAX_STEPS_PER_RUN: expected a whole number"),
+        ({"OUTLAST_DATABASE_URL": ""}, "OUTLAST_DATABASE_URL: expected a database URL"),
+    ],
+)
 def test_one_bad_variable_gives_one_line(env: dict[str, str], fragment: str) -> None:
     with pytest.raises(SettingsError, match="^invalid setting: " + fragment):
         Settings.from_env(env)
 
 
 def test_good_values_from_variables_and_flags() -> None:
-    settings = Settings.from_env({"OUTLAST_LEASE_MS": " 5000 ", "OUTLAST_BACKOFF_SCALE": "0.5"},
-                                 database_url="postgresql://h/db", worker_concurrency=None)
+    settings = Settings.from_env(
+        {"OUTLAST_LEASE_MS": " 5000 ", "OUTLAST_BACKOFF_SCALE": "0.5"},
+        database_url="postgresql://h/db",
+        worker_concurrency=None,
+    )
     assert (settings.lease_ms, settings.backoff_scale, settings.database_url, settings.worker_concurrency) == (
-        5000, 0.5, "postgresql://h/db", 200)
+        5000,
+        0.5,
+        "postgresql://h/db",
+        200,
+    )
 
 
 def test_settings_made_in_code_and_flags_are_checked_too() -> None:
@@ -46,8 +65,9 @@ def test_settings_made_in_code_and_flags_are_checked_too() -> None:
         Settings.from_env({}, poll_interval_ms=0)
 
 
-async def test_an_unreachable_postgresql_is_said_once_clearly(monkeypatch: pytest.MonkeyPatch,
-                                                               caplog: pytest.LogCaptureFixture) -> None:
+async def test_an_unreachable_postgresql_is_said_once_clearly(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     postgres = pytest.importorskip("outlast.storage.postgres")
     monkeypatch.setattr(postgres, "_CONNECT_TIMEOUT_S", 0.5)
     store = postgres.PostgresStore("postgresql://someone:secret@127.0.0.1:1/nowhere")

@@ -57,9 +57,15 @@ class HttpDriver:
     """Calls served apps. `signing_key` signs every request (production); `request_timeout_s`
     bounds each call; `max_inline_bytes` is where `use_api` starts."""
 
-    def __init__(self, *, signing_key: str | None = None, request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
-                 max_inline_bytes: int = MAX_INLINE_STATE_BYTES, max_connections: int = 200,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        signing_key: str | None = None,
+        request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+        max_inline_bytes: int = MAX_INLINE_STATE_BYTES,
+        max_connections: int = 200,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.signing_key = signing_key
         self.request_timeout_s = request_timeout_s
         self.max_inline_bytes = max_inline_bytes
@@ -79,8 +85,10 @@ class HttpDriver:
         pools = self._clients.get(loop)
         if pools is None or pools[0].is_closed:
             tls = ssl.create_default_context()  # loaded once, not once per pool
-            pools = [httpx.AsyncClient(limits=self._limits, timeout=self.request_timeout_s, trust_env=False,
-                                       verify=tls) for _ in range(POOLS)]
+            pools = [
+                httpx.AsyncClient(limits=self._limits, timeout=self.request_timeout_s, trust_env=False, verify=tls)
+                for _ in range(POOLS)
+            ]
             self._clients[loop] = pools
         return pools[next(self._next) % POOLS]
 
@@ -92,16 +100,26 @@ class HttpDriver:
     async def execute(self, host: AttemptHost) -> Outcome:
         url = host.function.runtime.url
         if not url:
-            return FunctionError(error=ErrorInfo(name="FunctionNotFoundError", no_retry=True, message=(
-                f"function {host.function.id!r} of app {host.function.app_id!r} has no URL to call")))
+            return FunctionError(
+                error=ErrorInfo(
+                    name="FunctionNotFoundError",
+                    no_retry=True,
+                    message=(f"function {host.function.id!r} of app {host.function.app_id!r} has no URL to call"),
+                )
+            )
         return await HttpAttempt(self, host, url).run()
 
     # -- one request ---------------------------------------------------------------------------
 
     async def call(self, url: str, body: bytes, *, run_id: str, step: str, now_ms: int) -> Reply:
         """POST a call request; its reply as ops, a result or an error (never raises for the app's faults)."""
-        headers = {"Content-Type": "application/json", "X-Run-ID": run_id, "X-Inngest-Step-ID": step,
-                   "X-Inngest-Req-Version": str(REQUEST_VERSION), "User-Agent": USER_AGENT}
+        headers = {
+            "Content-Type": "application/json",
+            "X-Run-ID": run_id,
+            "X-Inngest-Step-ID": step,
+            "X-Inngest-Req-Version": str(REQUEST_VERSION),
+            "User-Agent": USER_AGENT,
+        }
         if self.signing_key:
             headers[SIGNATURE_HEADER] = sign(body, self.signing_key, int(self.wall_clock()))
         target = httpx.URL(url).copy_set_param("stepId", step)
@@ -110,14 +128,17 @@ class HttpDriver:
         except httpx.ConnectError as exc:
             return _transport(url, "SDKUnreachableError", f"could not connect ({_reason(exc)}); is the app running?")
         except httpx.TimeoutException:
-            return _transport(url, "SDKTimeoutError",
-                              f"did not answer within the request timeout ({self.request_timeout_s:g}s)")
+            return _transport(
+                url, "SDKTimeoutError", f"did not answer within the request timeout ({self.request_timeout_s:g}s)"
+            )
         except _TooLargeError:
-            return _transport(url, "SDKResponseTooLargeError",
-                              f"answered with more than {MAX_RESPONSE_BYTES} bytes (the limit)")
+            return _transport(
+                url, "SDKResponseTooLargeError", f"answered with more than {MAX_RESPONSE_BYTES} bytes (the limit)"
+            )
         except httpx.HTTPError as exc:
-            return _transport(url, "SDKConnectionError",
-                              f"closed the connection before the response was complete ({_reason(exc)})")
+            return _transport(
+                url, "SDKConnectionError", f"closed the connection before the response was complete ({_reason(exc)})"
+            )
         return parse_reply(status, reply_headers, content, now_ms=now_ms, url=url)
 
     async def _post(self, url: httpx.URL, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
@@ -177,8 +198,12 @@ class HttpAttempt:
             outcome = await self._discover()
             if outcome is not None:
                 return outcome
-        return FunctionError(error=ErrorInfo(name="SDKNoProgressError", message=(
-            f"{self.url} kept answering without making progress; the attempt was stopped")))
+        return FunctionError(
+            error=ErrorInfo(
+                name="SDKNoProgressError",
+                message=(f"{self.url} kept answering without making progress; the attempt was stopped"),
+            )
+        )
 
     async def _discover(self) -> Outcome | None:
         """One discovery round trip; an outcome ends the attempt, None means call again."""
@@ -200,8 +225,12 @@ class HttpAttempt:
             return Suspended()  # something sleeps, waits or retries
         if reply.discovery:
             return None
-        return FunctionError(error=ErrorInfo(name="SDKNoProgressError", message=(
-            f"{self.url} answered with no new steps and no result (opcodes: {reply.count})")))
+        return FunctionError(
+            error=ErrorInfo(
+                name="SDKNoProgressError",
+                message=(f"{self.url} answered with no new steps and no result (opcodes: {reply.count})"),
+            )
+        )
 
     async def _call_steps(self, planned: Sequence[StepPlanned]) -> Outcome | None:
         """Call planned (or retrying) steps concurrently, committing each result as it comes."""
@@ -219,19 +248,36 @@ class HttpAttempt:
             op = StepError(key=planned.key, step_id=planned.step_id, error=reply.error)
         else:
             found = [s for s in reply.steps if s.key == planned.key]
-            op = found[0] if found else StepError(key=planned.key, step_id=planned.step_id, error=ErrorInfo(
-                name="StepNotRunError", message=f"{self.url} was asked to run step {planned.step_id!r} and did not "
-                                                f"(it answered {reply.count} other opcode(s))"))
+            op = (
+                found[0]
+                if found
+                else StepError(
+                    key=planned.key,
+                    step_id=planned.step_id,
+                    error=ErrorInfo(
+                        name="StepNotRunError",
+                        message=f"{self.url} was asked to run step {planned.step_id!r} and did not "
+                        f"(it answered {reply.count} other opcode(s))",
+                    ),
+                )
+            )
         await self.host.apply([op])
         return None
 
     async def _request(self, step: str, *, attempt: int) -> Reply:
         host, run = self.host, self.host.run
-        ctx = CallContext(run_id=run.run_id, function_slug=host.function.slug, attempt=attempt,
-                          max_attempts=host.function.max_attempts, stack=host.completion_order(),
-                          disable_immediate_execution=self.force_plan, step_id=step)
-        body = call_body(events=run.events, memo=self.memo.values(), ctx=ctx,
-                         max_inline_bytes=self.driver.max_inline_bytes)
+        ctx = CallContext(
+            run_id=run.run_id,
+            function_slug=host.function.slug,
+            attempt=attempt,
+            max_attempts=host.function.max_attempts,
+            stack=host.completion_order(),
+            disable_immediate_execution=self.force_plan,
+            step_id=step,
+        )
+        body = call_body(
+            events=run.events, memo=self.memo.values(), ctx=ctx, max_inline_bytes=self.driver.max_inline_bytes
+        )
         return await self.driver.call(self.url, body, run_id=run.run_id, step=step, now_ms=host.now_ms())
 
 

@@ -60,8 +60,15 @@ Validate = Callable[[list[Any]], list[EventRecord]]
 
 
 class LocalDriver:
-    def __init__(self, *, lookup: Callable[[str, str], LocalFunction | None], validate: Validate,
-                 step_threads: ThreadPoolExecutor, handler_threads: ThreadPoolExecutor, max_steps_per_run: int) -> None:
+    def __init__(
+        self,
+        *,
+        lookup: Callable[[str, str], LocalFunction | None],
+        validate: Validate,
+        step_threads: ThreadPoolExecutor,
+        handler_threads: ThreadPoolExecutor,
+        max_steps_per_run: int,
+    ) -> None:
         self.lookup = lookup
         self.validate = validate
         self.step_threads = step_threads
@@ -71,8 +78,15 @@ class LocalDriver:
     async def execute(self, host: AttemptHost) -> Outcome:
         fn = self.lookup(host.run.app_id, host.run.function_id)
         if fn is None:  # the worker dispatches only what it serves; a re-sync may have raced it
-            return FunctionError(error=ErrorInfo(name="FunctionNotFoundError", no_retry=True, message=(
-                f"function {host.run.function_id!r} is not defined in app {host.run.app_id!r} in this process")))
+            return FunctionError(
+                error=ErrorInfo(
+                    name="FunctionNotFoundError",
+                    no_retry=True,
+                    message=(
+                        f"function {host.run.function_id!r} is not defined in app {host.run.app_id!r} in this process"
+                    ),
+                )
+            )
         return await LocalAttempt(host, self).run_handler(fn)
 
 
@@ -112,19 +126,31 @@ class LocalAttempt:
         try:
             value, text = jsonutil.roundtrip(output)
         except jsonutil.NotJSONError as exc:
-            return FunctionError(error=ErrorInfo(name="OutputUnserializableError", no_retry=True,
-                                                 message=f"the function's return value: {exc}"))
+            return FunctionError(
+                error=ErrorInfo(
+                    name="OutputUnserializableError", no_retry=True, message=f"the function's return value: {exc}"
+                )
+            )
         return RunComplete(output=value, output_bytes=len(text.encode()))
 
     def _call_handler(self, fn: LocalFunction) -> Awaitable[Any]:
         run = self.host.run
         events = [Event.from_record(e) for e in run.events]
-        logger = ReplayAwareLogger(user_log, lambda: self.replaying, {"run_id": run.run_id,
-                                                                     "function_id": run.function_id},
-                                   sink=self._keep_log)
+        logger = ReplayAwareLogger(
+            user_log,
+            lambda: self.replaying,
+            {"run_id": run.run_id, "function_id": run.function_id},
+            sink=self._keep_log,
+        )
         step = Step(self)
-        common: dict[str, Any] = dict(event=events[0], events=events, run_id=run.run_id,
-                                      function_id=run.function_id, logger=logger, _function_attempt=run.attempt)
+        common: dict[str, Any] = dict(
+            event=events[0],
+            events=events,
+            run_id=run.run_id,
+            function_id=run.function_id,
+            logger=logger,
+            _function_attempt=run.attempt,
+        )
         if fn.is_async:
             return fn.handler(Context(step=step, **common))  # type: ignore[no-any-return]
         loop = asyncio.get_running_loop()
@@ -166,8 +192,10 @@ class LocalAttempt:
         if entry is None:
             self.unvisited.clear()  # past the memo: what follows is new
             if len(memo) + 1 > self.driver.max_steps_per_run:
-                raise StepUsageError(f"run {self.host.run.run_id} would have more than "
-                                     f"{self.driver.max_steps_per_run} steps (max_steps_per_run)")
+                raise StepUsageError(
+                    f"run {self.host.run.run_id} would have more than "
+                    f"{self.driver.max_steps_per_run} steps (max_steps_per_run)"
+                )
             return None
         if entry.status == RETRYING and (entry.deadline or 0) <= self.now_ms():
             return None
@@ -197,8 +225,15 @@ class LocalAttempt:
             entry = await reply
         return result_of(entry)
 
-    async def _step(self, reply: asyncio.Future[MemoEntry], key: str, step_id: str, fn: Callable[..., Any],
-                    args: tuple[Any, ...], kwargs: dict[str, Any]) -> MemoEntry | None:
+    async def _step(
+        self,
+        reply: asyncio.Future[MemoEntry],
+        key: str,
+        step_id: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> MemoEntry | None:
         """`_execute`, its outcome handed to the waiting handler. This is `asyncio.shield` without
         its extra future and loop turn (about 5 % of the 3-step benchmark's time): once the
         handler has given up (`reply` cancelled), the task stays in `inflight` and ends as
@@ -219,8 +254,9 @@ class LocalAttempt:
             reply.set_result(entry)
         return entry
 
-    async def _execute(self, key: str, step_id: str, fn: Callable[..., Any], args: tuple[Any, ...],
-                       kwargs: dict[str, Any]) -> MemoEntry:
+    async def _execute(
+        self, key: str, step_id: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> MemoEntry:
         started = self.now_ms()
         ok, value = await self._call_body(fn, args, kwargs)
         op: StepOp
@@ -229,16 +265,25 @@ class LocalAttempt:
         else:
             try:
                 output, text = jsonutil.roundtrip(value)
-                op = StepRun(key=key, step_id=step_id, output=output, started_at=started,
-                             output_bytes=len(text.encode()))
+                op = StepRun(
+                    key=key, step_id=step_id, output=output, started_at=started, output_bytes=len(text.encode())
+                )
             except jsonutil.NotJSONError as exc:
-                op = StepFailed(key=key, step_id=step_id, started_at=started, error=ErrorInfo(
-                    name="NonRetriableError", no_retry=True,
-                    message=f"step {step_id!r} returned a value that is not JSON-serialisable: {exc}"))
+                op = StepFailed(
+                    key=key,
+                    step_id=step_id,
+                    started_at=started,
+                    error=ErrorInfo(
+                        name="NonRetriableError",
+                        no_retry=True,
+                        message=f"step {step_id!r} returned a value that is not JSON-serialisable: {exc}",
+                    ),
+                )
         return await self._record(op)
 
-    async def _call_body(self, fn: Callable[..., Any], args: tuple[Any, ...],
-                         kwargs: dict[str, Any]) -> tuple[bool, Any]:
+    async def _call_body(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[bool, Any]:
         """(True, value) or (False, the exception it raised, whatever its class). Runs in the step's
         own task and context (`run`); a plain function runs in a thread, in a copy of that context."""
         if inspect.iscoroutinefunction(fn):
@@ -254,17 +299,20 @@ class LocalAttempt:
         if self._found(key) is None:
             await self._record(Sleep(key=key, step_id=step_id, until_ms=until_ms))
 
-    async def wait_for_event(self, step_id: str, *, event: str, expression: str | None,
-                             expires_at: int) -> dict[str, Any] | None:
+    async def wait_for_event(
+        self, step_id: str, *, event: str, expression: str | None, expires_at: int
+    ) -> dict[str, Any] | None:
         key = self._key(step_id)
-        entry = self._found(key) or await self._record(WaitForEvent(key=key, step_id=step_id, event=event,
-                                                                    expression=expression, expires_at=expires_at))
+        entry = self._found(key) or await self._record(
+            WaitForEvent(key=key, step_id=step_id, event=event, expression=expression, expires_at=expires_at)
+        )
         return result_of(entry)  # type: ignore[no-any-return]
 
     async def invoke(self, step_id: str, *, function_slug: str, data: dict[str, Any], expires_at: int | None) -> Any:
         key = self._key(step_id)
-        entry = self._found(key) or await self._record(InvokeFunction(
-            key=key, step_id=step_id, function_slug=function_slug, data=data, expires_at=expires_at))
+        entry = self._found(key) or await self._record(
+            InvokeFunction(key=key, step_id=step_id, function_slug=function_slug, data=data, expires_at=expires_at)
+        )
         return result_of(entry)
 
     async def send_events(self, step_id: str, events: list[Any]) -> list[str]:
@@ -283,8 +331,9 @@ def result_of(entry: MemoEntry) -> Any:
     """A finished step's value, or its error raised as StepError."""
     if entry.status == "failed":
         err = entry.error or {}
-        raise StepErrorRaised(err.get("message", ""), name=err.get("name", "Error"), step_id=entry.step_id,
-                              stack=err.get("stack", ""))
+        raise StepErrorRaised(
+            err.get("message", ""), name=err.get("name", "Error"), step_id=entry.step_id, stack=err.get("stack", "")
+        )
     return entry.output
 
 
@@ -319,8 +368,13 @@ def error_info(exc: BaseException, now_ms: int) -> ErrorInfo:
     message = getattr(exc, "message", None) if isinstance(exc, (*FINAL_ERRORS, RetryAfterError)) else None
     stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     retry_at = retry_after_ms(exc.retry_after, now_ms) if isinstance(exc, RetryAfterError) else None
-    return ErrorInfo(name=name or type(exc).__name__, message=message if message is not None else str(exc),
-                     stack=stack, no_retry=isinstance(exc, FINAL_ERRORS), retry_at=retry_at)
+    return ErrorInfo(
+        name=name or type(exc).__name__,
+        message=message if message is not None else str(exc),
+        stack=stack,
+        no_retry=isinstance(exc, FINAL_ERRORS),
+        retry_at=retry_at,
+    )
 
 
 def retry_after_ms(value: Any, now_ms: int) -> int:

@@ -11,9 +11,16 @@ from outlast.runtime.drivers.base import AttemptHost
 class MissingFunction:
     async def execute(self, host: AttemptHost) -> Outcome:
         run = host.run
-        return FunctionError(error=ErrorInfo(name="FunctionNotFoundError", no_retry=True, message=(
-            f"function {run.function_id!r} of app {run.app_id!r} is not served by any live worker or synced app "
-            "any more")))
+        return FunctionError(
+            error=ErrorInfo(
+                name="FunctionNotFoundError",
+                no_retry=True,
+                message=(
+                    f"function {run.function_id!r} of app {run.app_id!r} is not served by any live worker or "
+                    "synced app any more"
+                ),
+            )
+        )
 
 
 def missing_config(app_id: str, function_id: str) -> FunctionConfig:

@@ -52,18 +52,40 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
         await engine.refresh_registry()
         functions = sorted((f.app_id, f.id) for f in engine.registry.functions.values())
         apps = sorted({a for a, _ in functions} | ({query.app_id} if query.app_id else set()))
-        return render(request, "runs.html", nav="runs", query=query, page=result, functions=functions, apps=apps,
-                      statuses=reads.STATUSES, ranges=list(reads.RANGES), live="runs" if query.cursor is None else "")
+        return render(
+            request,
+            "runs.html",
+            nav="runs",
+            query=query,
+            page=result,
+            functions=functions,
+            apps=apps,
+            statuses=reads.STATUSES,
+            ranges=list(reads.RANGES),
+            live="runs" if query.cursor is None else "",
+        )
 
     async def run(request: Request) -> Response:
         detail = await reads.run_detail(engine, request.path_params["run_id"])
         if detail is None:
-            return render(request, "error.html", status=404, message=f"No run {request.path_params['run_id']!r}.",
-                          title="Run not found")
+            return render(
+                request,
+                "error.html",
+                status=404,
+                message=f"No run {request.path_params['run_id']!r}.",
+                title="Run not found",
+            )
         children = await _child_events(engine, [c[0] for c in detail.links.children])
-        return render(request, "run.html", nav="runs", d=detail, run=detail.run, now=now(),
-                      tl=timeline(detail.run, now(), invoked_children(children)),
-                      live="" if detail.run.ended_at else f"run:{detail.run.id}")
+        return render(
+            request,
+            "run.html",
+            nav="runs",
+            d=detail,
+            run=detail.run,
+            now=now(),
+            tl=timeline(detail.run, now(), invoked_children(children)),
+            live="" if detail.run.ended_at else f"run:{detail.run.id}",
+        )
 
     async def cancel(request: Request) -> Response:
         run_id = request.path_params["run_id"]
@@ -80,10 +102,17 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
         key = request.query_params.get("step", "")
         step = next((s for s in detail.run.steps if key in (s.key, s.id)), None)
         if step is None:
-            return render(request, "error.html", status=404, message=f"This run has no step {key!r}.",
-                          title="Step not found")
-        return render(request, "rerun.html", nav="runs", run=detail.run, step=step,
-                      output=jsonutil.dumps(step.output) if step.status == "completed" else "null")
+            return render(
+                request, "error.html", status=404, message=f"This run has no step {key!r}.", title="Step not found"
+            )
+        return render(
+            request,
+            "rerun.html",
+            nav="runs",
+            run=detail.run,
+            step=step,
+            output=jsonutil.dumps(step.output) if step.status == "completed" else "null",
+        )
 
     async def rerun(request: Request) -> Response:
         run_id = request.path_params["run_id"]
@@ -96,8 +125,9 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
             new_id = await actions.rerun_run(engine, run_id, from_step=from_step, output=output)
         except OutlastError as exc:
             if from_step:
-                return render(request, "error.html", status=400, message=str(exc), title="Rerun refused",
-                              back=f"/runs/{run_id}")
+                return render(
+                    request, "error.html", status=400, message=str(exc), title="Rerun refused", back=f"/runs/{run_id}"
+                )
             return redirect(f"/runs/{run_id}", message=str(exc), kind="error")
         what = f"from step {from_step!r}" if from_step else "from the start"
         return redirect(f"/runs/{new_id}", message=f"Rerun of {run_id} started {what}.")
@@ -110,19 +140,26 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
         except reads.BadQueryError as exc:
             return failed(request, exc)
         names = [n for n in await engine.store.event_names() if not n.startswith("inngest/")]
-        name = request.query_params.get("name") or (result.events[0].name if result.events and
-                                                     not result.events[0].name.startswith("inngest/") else "")
-        return render(request, "events.html", nav="events", page=result, names=names,
-                      send=await _send_form(engine, name, request.query_params.get("resend")))
+        name = request.query_params.get("name") or (
+            result.events[0].name if result.events and not result.events[0].name.startswith("inngest/") else ""
+        )
+        return render(
+            request,
+            "events.html",
+            nav="events",
+            page=result,
+            names=names,
+            send=await _send_form(engine, name, request.query_params.get("resend")),
+        )
 
     async def event(request: Request) -> Response:
         event_id = request.path_params["event_id"]
         found = await engine.store.get_events([event_id])
         if not found:
-            return render(request, "error.html", status=404, message=f"No event {event_id!r}.",
-                          title="Event not found")
-        return render(request, "event.html", nav="events", event=found[0],
-                      effects=await engine.store.event_effects(event_id))
+            return render(request, "error.html", status=404, message=f"No event {event_id!r}.", title="Event not found")
+        return render(
+            request, "event.html", nav="events", event=found[0], effects=await engine.store.event_effects(event_id)
+        )
 
     async def send(request: Request) -> Response:
         fields = await form(request)
@@ -136,26 +173,48 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
         except OutlastError as exc:
             names = [n for n in await engine.store.event_names() if not n.startswith("inngest/")]
             result = await reads.events_page(engine, {})
-            return render(request, "events.html", status=400, nav="events", page=result, names=names,
-                          send=await _send_form(engine, name, None, text=fields.get("data", ""), error=str(exc)))
+            return render(
+                request,
+                "events.html",
+                status=400,
+                nav="events",
+                page=result,
+                names=names,
+                send=await _send_form(engine, name, None, text=fields.get("data", ""), error=str(exc)),
+            )
         return redirect(f"/events/{event_id}", message=f"Event {name!r} sent.")
 
     # -- functions -----------------------------------------------------------------------------
 
     async def functions(request: Request) -> Response:
-        return render(request, "functions.html", nav="functions", views=await reads.functions_overview(engine),
-                      now=now())
+        return render(
+            request, "functions.html", nav="functions", views=await reads.functions_overview(engine), now=now()
+        )
 
     async def function(request: Request) -> Response:
         app_id, fn_id = request.path_params["app_id"], request.path_params["function_id"]
-        view = next((v for v in await reads.functions_overview(engine)
-                     if (v.config.app_id, v.config.id) == (app_id, fn_id)), None)
+        view = next(
+            (v for v in await reads.functions_overview(engine) if (v.config.app_id, v.config.id) == (app_id, fn_id)),
+            None,
+        )
         if view is None:
-            return render(request, "error.html", status=404, message=f"No function {fn_id!r} in app {app_id!r}.",
-                          title="Function not found")
+            return render(
+                request,
+                "error.html",
+                status=404,
+                message=f"No function {fn_id!r} in app {app_id!r}.",
+                title="Function not found",
+            )
         recent = await engine.store.list_runs(reads.RunQuery(app_id=app_id, function_id=fn_id).filter(limit=10))
-        return render(request, "function.html", nav="functions", v=view, recent=recent, now=now(),
-                      sample=await _sample_data(engine, view.config))
+        return render(
+            request,
+            "function.html",
+            nav="functions",
+            v=view,
+            recent=recent,
+            now=now(),
+            sample=await _sample_data(engine, view.config),
+        )
 
     async def invoke(request: Request) -> Response:
         app_id, fn_id = request.path_params["app_id"], request.path_params["function_id"]
@@ -201,8 +260,15 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
         await engine.refresh_registry()
         functions_ = sorted((f.app_id, f.id) for f in engine.registry.functions.values())
         jobs = services.bulk.list()
-        return render(request, "bulk.html", nav="bulk", jobs=jobs, functions=functions_, ranges=list(reads.RANGES),
-                      running=any(j.state == "running" for j in jobs))
+        return render(
+            request,
+            "bulk.html",
+            nav="bulk",
+            jobs=jobs,
+            functions=functions_,
+            ranges=list(reads.RANGES),
+            running=any(j.state == "running" for j in jobs),
+        )
 
     async def bulk_start(request: Request) -> Response:
         fields = await form(request)
@@ -220,22 +286,51 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
     # -- login ---------------------------------------------------------------------------------
 
     async def login_form(request: Request) -> Response:
-        return render(request, "login.html", bare=True, next=safe_next(request.query_params.get("next")),
-                      locked=services.auth.locked, required=services.auth.required)
+        return render(
+            request,
+            "login.html",
+            bare=True,
+            next=safe_next(request.query_params.get("next")),
+            locked=services.auth.locked,
+            required=services.auth.required,
+        )
 
     async def login(request: Request) -> Response:
         fields = await form(request)
         target = safe_next(fields.get("next"))
         if not await csrf_ok(request):
-            return render(request, "login.html", bare=True, status=403, next=target, locked=services.auth.locked,
-                          required=True, error="The form expired. Nothing was changed; try again.")
+            return render(
+                request,
+                "login.html",
+                bare=True,
+                status=403,
+                next=target,
+                locked=services.auth.locked,
+                required=True,
+                error="The form expired. Nothing was changed; try again.",
+            )
         if not services.auth.password_ok(fields.get("password", "")):
             await asyncio.sleep(0.3)  # slows guessing
-            return render(request, "login.html", bare=True, status=401, next=target, locked=services.auth.locked,
-                          required=True, error="Wrong password. You are not logged in; nothing was changed.")
+            return render(
+                request,
+                "login.html",
+                bare=True,
+                status=401,
+                next=target,
+                locked=services.auth.locked,
+                required=True,
+                error="Wrong password. You are not logged in; nothing was changed.",
+            )
         response = redirect(target)
-        response.set_cookie(SESSION_COOKIE, services.auth.session_value(), max_age=SESSION_SECONDS, httponly=True,
-                            samesite="strict", path="/", secure=request.url.scheme == "https")
+        response.set_cookie(
+            SESSION_COOKIE,
+            services.auth.session_value(),
+            max_age=SESSION_SECONDS,
+            httponly=True,
+            samesite="strict",
+            path="/",
+            secure=request.url.scheme == "https",
+        )
         return response
 
     async def logout(request: Request) -> Response:
@@ -249,6 +344,7 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
         async def wrapped(request: Request) -> Response:
             request.scope["outlast.config"] = config
             return await handler(request)  # type: ignore[no-any-return]
+
         return wrapped
 
     p = page
@@ -300,8 +396,9 @@ async def _started_run(engine: Engine, event_id: str) -> str | None:
     return None
 
 
-async def _send_form(engine: Engine, name: str, resend: str | None, *, text: str | None = None,
-                     error: str | None = None) -> dict[str, Any]:
+async def _send_form(
+    engine: Engine, name: str, resend: str | None, *, text: str | None = None, error: str | None = None
+) -> dict[str, Any]:
     """The Send event form: the name, a JSON payload (the event being sent again, or the newest of
     that name), and the last payloads of that name as templates."""
     from outlast.core.models import EventFilter
@@ -315,8 +412,13 @@ async def _send_form(engine: Engine, name: str, resend: str | None, *, text: str
             name, text = found[0].name, text or jsonutil.dumps(found[0].data)
     if text is None:
         text = jsonutil.dumps(templates[0]) if templates else "{}"
-    return {"name": name, "text": _pretty(text), "templates": templates, "error": error,
-            "query": urlencode({"name": name})}
+    return {
+        "name": name,
+        "text": _pretty(text),
+        "templates": templates,
+        "error": error,
+        "query": urlencode({"name": name}),
+    }
 
 
 async def _sample_data(engine: Engine, config: Any) -> str:

@@ -17,8 +17,20 @@ from outlast.server.auth import csrf_token, ensure_csrf_cookie
 
 HERE = Path(__file__).parent
 FLASH_COOKIE = "outlast_flash"
-STATUS_ICONS = {"queued": "◷", "running": "◉", "completed": "✓", "failed": "✕", "cancelled": "⊘", "skipped": "↷",
-                "retrying": "↻", "sleeping": "☾", "waiting": "⧗", "invoking": "⇢", "lost": "?", "suspended": "☾"}
+STATUS_ICONS = {
+    "queued": "◷",
+    "running": "◉",
+    "completed": "✓",
+    "failed": "✕",
+    "cancelled": "⊘",
+    "skipped": "↷",
+    "retrying": "↻",
+    "sleeping": "☾",
+    "waiting": "⧗",
+    "invoking": "⇢",
+    "lost": "?",
+    "suspended": "☾",
+}
 
 
 def _ts(ms: int | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
@@ -58,10 +70,21 @@ def _number(n: int | None) -> str:
 
 
 def _env() -> Environment:
-    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
-                      trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(ts=_ts, clock=_clock, iso=_iso, duration=duration, json=_json, number=_number,
-                       urlquote=lambda s: quote(str(s), safe=""))
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        ts=_ts,
+        clock=_clock,
+        iso=_iso,
+        duration=duration,
+        json=_json,
+        number=_number,
+        urlquote=lambda s: quote(str(s), safe=""),
+    )
     env.globals.update(icons=STATUS_ICONS, urlencode=urlencode)
     return env
 
@@ -71,10 +94,16 @@ ENV = _env()
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> Response:
     flash = _take_flash(request)
-    context.update(request=request, csrf=csrf_token(request), flash=flash, path=request.url.path,
-                   config=request.scope.get("outlast.config"))
-    response = HTMLResponse(ENV.get_template(template).render(**context), status_code=status,
-                            headers={"Cache-Control": "no-store"})
+    context.update(
+        request=request,
+        csrf=csrf_token(request),
+        flash=flash,
+        path=request.url.path,
+        config=request.scope.get("outlast.config"),
+    )
+    response = HTMLResponse(
+        ENV.get_template(template).render(**context), status_code=status, headers={"Cache-Control": "no-store"}
+    )
     if flash is not None:
         response.delete_cookie(FLASH_COOKIE, path="/")
     ensure_csrf_cookie(request, response)
@@ -85,8 +114,14 @@ def redirect(url: str, *, message: str | None = None, kind: str = "ok") -> Respo
     """A 303 to `url`; `message` is shown once on the page it lands on."""
     response = RedirectResponse(url, status_code=303)
     if message:
-        response.set_cookie(FLASH_COOKIE, quote(json.dumps({"kind": kind, "text": message[:500]})), path="/",
-                            httponly=True, samesite="strict", max_age=60)
+        response.set_cookie(
+            FLASH_COOKIE,
+            quote(json.dumps({"kind": kind, "text": message[:500]})),
+            path="/",
+            httponly=True,
+            samesite="strict",
+            max_age=60,
+        )
     return response
 
 

@@ -56,13 +56,28 @@ def timeline(run: Run, now: int, children: dict[str, str] | None = None) -> Time
         finish = step.ended_at or (step.deadline if pending and step.deadline else now)
         left, width = (0.0, 0.0) if copied else place(begun, finish)
         took = step.ended_at - step.started_at if step.ended_at is not None and step.started_at else None
-        bars.append(Bar(step=step, left=left, width=width, pending=pending, copied=copied, duration_ms=took,
-                        child_run=(children or {}).get(step.key)))
+        bars.append(
+            Bar(
+                step=step,
+                left=left,
+                width=width,
+                pending=pending,
+                copied=copied,
+                duration_ms=took,
+                child_run=(children or {}).get(step.key),
+            )
+        )
     queued = None
     if run.started_at and run.started_at > start:
         left, width = place(start, run.started_at)
-        queued = Bar(step=StepRecord(id="queued", key="", kind="queue", status="queued", attempts=0), left=left,
-                     width=width, pending=False, copied=False, duration_ms=run.started_at - start)
+        queued = Bar(
+            step=StepRecord(id="queued", key="", kind="queue", status="queued", attempts=0),
+            left=left,
+            width=width,
+            pending=False,
+            copied=False,
+            duration_ms=run.started_at - start,
+        )
     return Timeline(start=start, end=end, queued=queued, bars=bars, ticks=_ticks(span))
 
 

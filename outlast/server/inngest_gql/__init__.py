@@ -74,8 +74,13 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
         errors = validate(schema, document) or _depth_errors(document)
         if errors:
             return JSONResponse({"errors": [e.formatted for e in errors], "data": None}, status_code=422)
-        result = execute(schema, document, context_value={"loader": Loader(engine)},
-                         variable_values=payload.get("variables") or None, operation_name=payload.get("operationName"))
+        result = execute(
+            schema,
+            document,
+            context_value={"loader": Loader(engine)},
+            variable_values=payload.get("variables") or None,
+            operation_name=payload.get("operationName"),
+        )
         if not isinstance(result, ExecutionResult):
             result = await result
         return _result(result)

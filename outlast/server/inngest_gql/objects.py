@@ -16,8 +16,14 @@ from outlast.server.inngest_gql.loader import Loader
 from outlast.server.inngest_shapes import NIL_UUID, app_uuid, cron_of, function_uuid, iso, received_at, run_output
 
 #: FunctionRunStatus by Outlast run status
-RUN_STATUS = {"queued": "QUEUED", "running": "RUNNING", "completed": "COMPLETED", "failed": "FAILED",
-              "cancelled": "CANCELLED", "skipped": "SKIPPED"}
+RUN_STATUS = {
+    "queued": "QUEUED",
+    "running": "RUNNING",
+    "completed": "COMPLETED",
+    "failed": "FAILED",
+    "cancelled": "CANCELLED",
+    "skipped": "SKIPPED",
+}
 WORKSPACE = {"id": "local"}
 Lazy = Callable[..., Any]
 
@@ -36,10 +42,14 @@ def output_text(run: Run) -> str | None:
 def function_object(loader: Loader, app_id: str, function_id: str) -> dict[str, Any]:
     config = loader.function(app_id, function_id)
     return {
-        "id": function_uuid(app_id, function_id), "name": config.name if config else function_id,
-        "slug": f"{app_id}-{function_id}", "config": jsonutil.dumps(config.to_json()) if config else "{}",
+        "id": function_uuid(app_id, function_id),
+        "name": config.name if config else function_id,
+        "slug": f"{app_id}-{function_id}",
+        "config": jsonutil.dumps(config.to_json()) if config else "{}",
         "concurrency": config.concurrency[0].limit if config and config.concurrency else 0,
-        "triggers": _triggers(config), "url": (config.runtime.url or "") if config else "", "appID": app_id,
+        "triggers": _triggers(config),
+        "url": (config.runtime.url or "") if config else "",
+        "appID": app_id,
     }
 
 
@@ -55,6 +65,7 @@ def _triggers(config: FunctionConfig | None) -> list[dict[str, Any]]:
 
 def function_run(loader: Loader, run: Run) -> dict[str, Any]:
     """`FunctionRun`, the dev server's older run type (an event's runs, the event stream)."""
+
     async def events() -> list[dict[str, Any]]:
         return [event_v1(loader, e) for e in await loader.events(run.event_ids)]
 
@@ -66,11 +77,19 @@ def function_run(loader: Loader, run: Run) -> dict[str, Any]:
         return cron_of(await loader.event(run.event_ids[0])) if run.event_ids else None
 
     return {
-        "id": run.id, "functionID": function_uuid(run.app_id, run.function_id),
-        "function": lazy(lambda: function_object(loader, run.app_id, run.function_id)), "workspace": WORKSPACE,
-        "event": lazy(first_event), "events": lazy(events), "batchID": None, "status": RUN_STATUS[run.status],
-        "startedAt": iso(run.started_at or run.created_at), "finishedAt": iso(run.ended_at),
-        "output": output_text(run), "eventID": run.event_ids[0] if run.event_ids else "", "cron": lazy(cron),
+        "id": run.id,
+        "functionID": function_uuid(run.app_id, run.function_id),
+        "function": lazy(lambda: function_object(loader, run.app_id, run.function_id)),
+        "workspace": WORKSPACE,
+        "event": lazy(first_event),
+        "events": lazy(events),
+        "batchID": None,
+        "status": RUN_STATUS[run.status],
+        "startedAt": iso(run.started_at or run.created_at),
+        "finishedAt": iso(run.ended_at),
+        "output": output_text(run),
+        "eventID": run.event_ids[0] if run.event_ids else "",
+        "cron": lazy(cron),
     }
 
 
@@ -94,19 +113,31 @@ def function_run_v2(loader: Loader, run: Run) -> dict[str, Any]:
 
     ended = run.status in ("completed", "failed", "cancelled")
     return {
-        "id": run.id, "appID": app_uuid(run.app_id), "functionID": function_uuid(run.app_id, run.function_id),
-        "function": lazy(lambda: function_object(loader, run.app_id, run.function_id)), "traceID": run.id,
-        "queuedAt": iso(run.created_at), "startedAt": iso(run.started_at),
+        "id": run.id,
+        "appID": app_uuid(run.app_id),
+        "functionID": function_uuid(run.app_id, run.function_id),
+        "function": lazy(lambda: function_object(loader, run.app_id, run.function_id)),
+        "traceID": run.id,
+        "queuedAt": iso(run.created_at),
+        "startedAt": iso(run.started_at),
         "endedAt": iso(run.ended_at) if ended else None,
-        "status": RUN_STATUS[run.status], "sourceID": run.parent_run_id, "triggerIDs": run.event_ids,
-        "eventName": lazy(event_name), "isBatch": len(run.event_ids) > 1, "batchCreatedAt": None,
-        "cronSchedule": lazy(cron), "output": output_text(run), "trace": lazy(trace), "hasAI": False,
+        "status": RUN_STATUS[run.status],
+        "sourceID": run.parent_run_id,
+        "triggerIDs": run.event_ids,
+        "eventName": lazy(event_name),
+        "isBatch": len(run.event_ids) > 1,
+        "batchCreatedAt": None,
+        "cronSchedule": lazy(cron),
+        "output": output_text(run),
+        "trace": lazy(trace),
+        "hasAI": False,
         "isDeferred": False,
     }
 
 
 def event_v1(loader: Loader, event: EventRecord) -> dict[str, Any]:
     """`Event`: `payload` is the event's data as JSON text, `raw` the whole event."""
+
     async def runs() -> list[Run]:
         return (await loader.runs_of_events([event.id]))[event.id]
 
@@ -123,9 +154,17 @@ def event_v1(loader: Loader, event: EventRecord) -> dict[str, Any]:
         return len(await runs())
 
     return {
-        "id": event.id, "externalID": event.public_id(), "workspace": WORKSPACE, "name": event.name,
-        "createdAt": iso(event.ts), "payload": jsonutil.dumps(event.data), "schema": None, "status": lazy(status),
-        "pendingRuns": lazy(pending), "totalRuns": lazy(total), "raw": jsonutil.dumps(event.to_dict()),
+        "id": event.id,
+        "externalID": event.public_id(),
+        "workspace": WORKSPACE,
+        "name": event.name,
+        "createdAt": iso(event.ts),
+        "payload": jsonutil.dumps(event.data),
+        "schema": None,
+        "status": lazy(status),
+        "pendingRuns": lazy(pending),
+        "totalRuns": lazy(total),
+        "raw": jsonutil.dumps(event.to_dict()),
         "functionRuns": lazy(function_runs),
     }
 
@@ -142,13 +181,20 @@ def event_status(runs: list[Run]) -> str:
 
 def event_v2(loader: Loader, event: EventRecord) -> dict[str, Any]:
     """`EventV2`: `idempotencyKey` is the event's `id` (the internal id when the sender gave none)."""
+
     async def runs() -> list[dict[str, Any]]:
         return [function_run_v2(loader, r) for r in (await loader.runs_of_events([event.id]))[event.id]]
 
     return {
-        "envID": NIL_UUID, "id": event.id, "idempotencyKey": event.public_id(), "name": event.name,
-        "occurredAt": iso(event.ts), "raw": jsonutil.dumps(event.to_dict()), "receivedAt": iso(received_at(event)),
-        "runs": lazy(runs), "version": "",
+        "envID": NIL_UUID,
+        "id": event.id,
+        "idempotencyKey": event.public_id(),
+        "name": event.name,
+        "occurredAt": iso(event.ts),
+        "raw": jsonutil.dumps(event.to_dict()),
+        "receivedAt": iso(received_at(event)),
+        "runs": lazy(runs),
+        "version": "",
     }
 
 
@@ -156,6 +202,10 @@ def stream_item(loader: Loader, event: EventRecord, runs: list[Run]) -> dict[str
     """An event of the dev server's stream with the runs it started; a cron tick shows its schedule."""
     cron = cron_of(event)
     return {
-        "id": event.id, "trigger": cron or event.name, "type": "CRON" if cron else "EVENT", "createdAt": iso(event.ts),
-        "runs": [function_run(loader, r) for r in runs], "inBatch": any(len(r.event_ids) > 1 for r in runs),
+        "id": event.id,
+        "trigger": cron or event.name,
+        "type": "CRON" if cron else "EVENT",
+        "createdAt": iso(event.ts),
+        "runs": [function_run(loader, r) for r in runs],
+        "inBatch": any(len(r.event_ids) > 1 for r in runs),
     }

@@ -68,10 +68,13 @@ async def run_trigger(_root: Any, info: Info, **args: Any) -> dict[str, Any]:
     cron = cron_of(events[0]) if events else None
     names = {e.name for e in events}
     return {
-        "eventName": None if cron or len(names) != 1 else events[0].name, "IDs": found.event_ids,
+        "eventName": None if cron or len(names) != 1 else events[0].name,
+        "IDs": found.event_ids,
         "payloads": [jsonutil.dumps(e.to_dict()) for e in events],
         "timestamp": iso(min((ulid_ms(i) for i in found.event_ids), default=found.created_at)),
-        "isBatch": len(found.event_ids) > 1, "batchID": None, "cron": cron,
+        "isBatch": len(found.event_ids) > 1,
+        "batchID": None,
+        "cron": cron,
     }
 
 
@@ -108,9 +111,15 @@ async def events(_root: Any, info: Info, **args: Any) -> list[dict[str, Any]]:
     loader = _loader(info)
     cursor = args["query"].get("lastEventId")
     now = loader.now_ms()
-    found = await loader.engine.store.list_events(EventFilter(
-        since=now - EVENTS_WINDOW_MS, until=now + 1, before=_ulid(cursor, "lastEventId") if cursor else None,
-        system=False, limit=MAX_EVENTS))
+    found = await loader.engine.store.list_events(
+        EventFilter(
+            since=now - EVENTS_WINDOW_MS,
+            until=now + 1,
+            before=_ulid(cursor, "lastEventId") if cursor else None,
+            system=False,
+            limit=MAX_EVENTS,
+        )
+    )
     loader.remember_events(found)
     return [event_v1(loader, e) for e in found]
 
@@ -124,10 +133,15 @@ async def stream(_root: Any, info: Info, **args: Any) -> list[dict[str, Any]]:
         raise QueryError("stream: limit must be a positive integer")
     before = _ulid(query["before"], "before") if query.get("before") else None
     after = _ulid(query["after"], "after") if query.get("after") else None
-    found = await loader.engine.store.list_events(EventFilter(
-        before=before, since=ulid_ms(after) if after else None, system=bool(query.get("includeInternalEvents")),
-        limit=min(limit, MAX_STREAM) + (1 if after else 0)))
-    found = [e for e in found if after is None or e.id > after][:min(limit, MAX_STREAM)]
+    found = await loader.engine.store.list_events(
+        EventFilter(
+            before=before,
+            since=ulid_ms(after) if after else None,
+            system=bool(query.get("includeInternalEvents")),
+            limit=min(limit, MAX_STREAM) + (1 if after else 0),
+        )
+    )
+    found = [e for e in found if after is None or e.id > after][: min(limit, MAX_STREAM)]
     loader.remember_events(found)
     runs = await loader.runs_of_events([e.id for e in found])
     return [stream_item(loader, e, runs[e.id]) for e in found]
@@ -136,8 +150,10 @@ async def stream(_root: Any, info: Info, **args: Any) -> list[dict[str, Any]]:
 async def functions(_root: Any, info: Info, **_args: Any) -> list[dict[str, Any]]:
     loader = _loader(info)
     await loader.engine.refresh_registry()
-    return [function_object(loader, f.app_id, f.id)
-            for f in sorted(loader.engine.registry.functions.values(), key=lambda f: (f.app_id, f.id))]
+    return [
+        function_object(loader, f.app_id, f.id)
+        for f in sorted(loader.engine.registry.functions.values(), key=lambda f: (f.app_id, f.id))
+    ]
 
 
 async def function_by_slug(_root: Any, info: Info, **args: Any) -> dict[str, Any] | None:
@@ -148,7 +164,15 @@ async def function_by_slug(_root: Any, info: Info, **args: Any) -> dict[str, Any
 
 
 RESOLVERS: dict[str, Resolver] = {
-    "run": run, "runTrace": run_trace, "runTrigger": run_trigger, "runTraceSpanOutputByID": run_trace_span_output,
-    "functionRun": function_run_v1, "event": event, "eventV2": event_2, "events": events, "stream": stream,
-    "functions": functions, "functionBySlug": function_by_slug,
+    "run": run,
+    "runTrace": run_trace,
+    "runTrigger": run_trigger,
+    "runTraceSpanOutputByID": run_trace_span_output,
+    "functionRun": function_run_v1,
+    "event": event,
+    "eventV2": event_2,
+    "events": events,
+    "stream": stream,
+    "functions": functions,
+    "functionBySlug": function_by_slug,
 }

@@ -9,7 +9,7 @@ from typing import Any
 
 from graphql import GraphQLSchema, build_schema
 
-SDL = '''
+SDL = """
 scalar Time
 scalar ULID
 scalar UUID
@@ -288,7 +288,7 @@ type RunTraceTrigger {
   batchID: ULID
   cron: String
 }
-'''
+"""
 
 
 def _step_info_type(value: Any, *_: Any) -> str:

@@ -46,8 +46,10 @@ def _hold(tx: Tx, c: Commit) -> bool:
     so no claim can take it over before this transaction ends (the lease itself is not extended)."""
     if isinstance(c.outcome, Finish):
         return tx.run("DELETE FROM queue WHERE id = ? AND lease_token = ?", (c.item_id, c.lease_token)) == 1
-    return tx.one(f"SELECT 1 FROM queue WHERE id = ? AND lease_token = ? {tx.row_lock}",
-                  (c.item_id, c.lease_token)) is not None
+    return (
+        tx.one(f"SELECT 1 FROM queue WHERE id = ? AND lease_token = ? {tx.row_lock}", (c.item_id, c.lease_token))
+        is not None
+    )
 
 
 def is_checkpoint(c: Commit) -> bool:
@@ -95,8 +97,16 @@ def finishes(tx: Tx, planner: Planner, commits: Sequence[Commit]) -> list[Commit
     for c in ending:
         if (run := ended.get(c.run_id)) is not None:
             f = _finish_of(c)
-            events += end_run(tx, c.run_id, run, status=f.status, output=f.output, error=f.error, now=c.now_ms,
-                              known_events=f.trigger_events)
+            events += end_run(
+                tx,
+                c.run_id,
+                run,
+                status=f.status,
+                output=f.output,
+                error=f.error,
+                now=c.now_ms,
+                known_events=f.trigger_events,
+            )
     if events:
         ingest(tx, planner, events, max(c.now_ms for c in ending), bulk=True)
     return [CommitResult(ok=True) if c.item_id in held else CommitResult(ok=False, reason="lost") for c in commits]
@@ -116,8 +126,10 @@ def _checkpointed(tx: Tx, c: Commit, written: bool) -> CommitResult:
     return CommitResult(ok=False, reason="lost")
 
 
-_STEP_COLUMNS = ("run_id, key, step_id, kind, status, attempts, output, error, started_at, ended_at, deadline,"
-                 " timeout_output, detail, seq")
+_STEP_COLUMNS = (
+    "run_id, key, step_id, kind, status, attempts, output, error, started_at, ended_at, deadline,"
+    " timeout_output, detail, seq"
+)
 _STEP_UPSERT = (
     " ON CONFLICT (run_id, key) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,"
     " output = excluded.output, error = excluded.error, ended_at = excluded.ended_at,"
@@ -129,14 +141,34 @@ _CHECKPOINT_SQL = (
     " WHERE EXISTS (SELECT 1 FROM queue WHERE id = ? AND lease_token = ?)" + _STEP_UPSERT
 )
 #: the columns of `_CHECKPOINTS_SQL`'s rows: a step row's (`_STEP_COLUMNS`), its item's id and lease token
-_CHECKPOINT_TYPES = ("text", "text", "text", "text", "text", "integer", "text", "text", "bigint", "bigint", "bigint",
-                     "text", "text", "bigint", "text", "text")
+_CHECKPOINT_TYPES = (
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "integer",
+    "text",
+    "text",
+    "bigint",
+    "bigint",
+    "bigint",
+    "text",
+    "text",
+    "bigint",
+    "text",
+    "text",
+)
 _CHECKPOINTS_SQL = (
-    "WITH v (run_id, key, step_id, kind, status, attempts, output, error, started_at, ended_at, deadline,"
-    " timeout_output, detail, seq, item_id, lease_token) AS ({table})"
-    f" INSERT INTO steps ({_STEP_COLUMNS}) SELECT {_STEP_COLUMNS} FROM v WHERE EXISTS"
-    " (SELECT 1 FROM queue WHERE queue.id = v.item_id AND queue.lease_token = v.lease_token)"
-) + _STEP_UPSERT + " RETURNING run_id, key"
+    (
+        "WITH v (run_id, key, step_id, kind, status, attempts, output, error, started_at, ended_at, deadline,"
+        " timeout_output, detail, seq, item_id, lease_token) AS ({table})"
+        f" INSERT INTO steps ({_STEP_COLUMNS}) SELECT {_STEP_COLUMNS} FROM v WHERE EXISTS"
+        " (SELECT 1 FROM queue WHERE queue.id = v.item_id AND queue.lease_token = v.lease_token)"
+    )
+    + _STEP_UPSERT
+    + " RETURNING run_id, key"
+)
 _STEP_SQL = f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" + _STEP_UPSERT
 
 
@@ -148,10 +180,14 @@ def write_step(tx: Tx, run_id: str, w: StepWrite) -> None:
         _record_failure(tx, run_id, w.key, w.attempts, w.error, w.started_at, w.ended_at)
 
 
-def _record_failure(tx: Tx, run_id: str, key: str, attempt: int, error: Any, started: int | None,
-                    ended: int | None) -> None:
-    tx.run("INSERT INTO step_failures (run_id, step_key, attempt, error, started_at, ended_at)"
-           " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", (run_id, key, attempt, _dumps(error), started, ended))
+def _record_failure(
+    tx: Tx, run_id: str, key: str, attempt: int, error: Any, started: int | None, ended: int | None
+) -> None:
+    tx.run(
+        "INSERT INTO step_failures (run_id, step_key, attempt, error, started_at, ended_at)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (run_id, key, attempt, _dumps(error), started, ended),
+    )
 
 
 def _mark_pending(tx: Tx, run_id: str) -> None:
@@ -160,9 +196,22 @@ def _mark_pending(tx: Tx, run_id: str) -> None:
 
 
 def _step_values(run_id: str, w: StepWrite) -> tuple[Any, ...]:
-    return (run_id, w.key, w.step_id, w.kind, w.status, w.attempts, _dumps(w.output),
-            _dumps(w.error) if w.error is not None else None, w.started_at, w.ended_at, w.deadline,
-            _dumps(w.timeout_output), None if w.detail is None else _dumps(w.detail), new_seq())
+    return (
+        run_id,
+        w.key,
+        w.step_id,
+        w.kind,
+        w.status,
+        w.attempts,
+        _dumps(w.output),
+        _dumps(w.error) if w.error is not None else None,
+        w.started_at,
+        w.ended_at,
+        w.deadline,
+        _dumps(w.timeout_output),
+        None if w.detail is None else _dumps(w.detail),
+        new_seq(),
+    )
 
 
 _last_seq = 0
@@ -187,15 +236,19 @@ def _keep_logs(tx: Tx, run_id: str, logs: list[LogLine]) -> None:
         return
     first = row[0] - len(logs)
     room = max(0, MAX_LOGS_PER_RUN - first)
-    tx.many("INSERT INTO run_logs (run_id, seq, ts, level, message, step_id) VALUES (?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT DO NOTHING",
-            [(run_id, first + i, line.ts, line.level, line.message, line.step_id)
-             for i, line in enumerate(logs[:room])])
+    tx.many(
+        "INSERT INTO run_logs (run_id, seq, ts, level, message, step_id) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
+        [(run_id, first + i, line.ts, line.level, line.message, line.step_id) for i, line in enumerate(logs[:room])],
+    )
 
 
 def _suspend(tx: Tx, c: Commit, s: Suspend) -> None:
-    tx.run("UPDATE queue SET due_at = CASE WHEN woken = 1 THEN ? ELSE ? END, lease_token = NULL, owner = NULL,"
-           " woken = 0, crashes = 0, crash_progress = NULL WHERE id = ?", (c.now_ms, s.due_at, c.item_id))
+    tx.run(
+        "UPDATE queue SET due_at = CASE WHEN woken = 1 THEN ? ELSE ? END, lease_token = NULL, owner = NULL,"
+        " woken = 0, crashes = 0, crash_progress = NULL WHERE id = ?",
+        (c.now_ms, s.due_at, c.item_id),
+    )
     if s.attempt is not None:
         tx.run("UPDATE runs SET attempt = ? WHERE id = ?", (s.attempt, c.run_id))
         if s.error is not None:
@@ -203,12 +256,23 @@ def _suspend(tx: Tx, c: Commit, s: Suspend) -> None:
 
 
 def _finish(tx: Tx, c: Commit, f: Finish) -> list[EventRecord]:
-    ended = tx.one("UPDATE runs SET status = ?, output = ?, error = ?, ended_at = ? WHERE id = ?"
-                   f" AND status IN ('queued', 'running') RETURNING {ENDED_COLUMNS}", (*_ended_values(c, f), c.run_id))
+    ended = tx.one(
+        "UPDATE runs SET status = ?, output = ?, error = ?, ended_at = ? WHERE id = ?"
+        f" AND status IN ('queued', 'running') RETURNING {ENDED_COLUMNS}",
+        (*_ended_values(c, f), c.run_id),
+    )
     if ended is None:
         return []
-    return end_run(tx, c.run_id, ended, status=f.status, output=f.output, error=f.error, now=c.now_ms,
-                   known_events=f.trigger_events)
+    return end_run(
+        tx,
+        c.run_id,
+        ended,
+        status=f.status,
+        output=f.output,
+        error=f.error,
+        now=c.now_ms,
+        known_events=f.trigger_events,
+    )
 
 
 def _ended_values(c: Commit, f: Finish) -> tuple[Any, ...]:
@@ -216,8 +280,10 @@ def _ended_values(c: Commit, f: Finish) -> tuple[Any, ...]:
     return f.status, _dumps(f.output), _dumps(f.error) if f.error else None, c.now_ms
 
 
-_END_ITEMS_SQL = ("WITH v (id, lease_token) AS ({table})"
-                  " DELETE FROM queue WHERE (id, lease_token) IN (SELECT id, lease_token FROM v) RETURNING id")
+_END_ITEMS_SQL = (
+    "WITH v (id, lease_token) AS ({table})"
+    " DELETE FROM queue WHERE (id, lease_token) IN (SELECT id, lease_token FROM v) RETURNING id"
+)
 #: the columns of `_END_RUNS_SQL`'s rows: the run's id, then `_ended_values`
 _END_TYPES = ("text", "text", "text", "text", "bigint")
 #: The runs are found by id. Their status is checked in a form no index serves: given statistics

@@ -27,8 +27,10 @@ from outlast.storage.sql.tx import Tx
 SUSPECT = 2
 #: the claim's filter: a suspect is a candidate only while no other suspect is leased (the 2s are
 #: SUSPECT, as in the partial index `queue_suspects` of migration 4)
-NOT_QUARANTINED = ("(crashes < 2 OR NOT EXISTS (SELECT 1 FROM queue s WHERE s.crashes >= 2"
-                   " AND s.lease_token IS NOT NULL AND s.due_at > ?))")
+NOT_QUARANTINED = (
+    "(crashes < 2 OR NOT EXISTS (SELECT 1 FROM queue s WHERE s.crashes >= 2"
+    " AND s.lease_token IS NOT NULL AND s.due_at > ?))"
+)
 ERROR_NAME = "WorkerCrashedError"
 
 
@@ -37,8 +39,9 @@ def needs_care(items: list[Leased]) -> bool:
     return any(i.abandoned or i.crashes >= SUSPECT for i in items)
 
 
-def settle(tx: Tx, items: list[Leased], *, token: str, now: int,
-           max_crashes: int) -> tuple[list[Leased], list[EventRecord]]:
+def settle(
+    tx: Tx, items: list[Leased], *, token: str, now: int, max_crashes: int
+) -> tuple[list[Leased], list[EventRecord]]:
     """Count the crashes among leased `items` (in order), fail runs at the bound, and keep at most
     one suspect. Returns the items still leased and the events the failed runs cause."""
     kept: list[Leased] = []
@@ -61,14 +64,20 @@ def settle(tx: Tx, items: list[Leased], *, token: str, now: int,
 
 
 def error(count: int) -> dict[str, str]:
-    return {"name": ERROR_NAME, "message": f"its attempts stopped their worker {count} times in a row without"
-                                           " progress: killed, os._exit, out of memory?"}
+    return {
+        "name": ERROR_NAME,
+        "message": f"its attempts stopped their worker {count} times in a row without"
+        " progress: killed, os._exit, out of memory?",
+    }
 
 
 def progress_of(tx: Tx, run_id: str) -> int:
     """Grows with every committed step row, step attempt and function-level retry of the run."""
-    row = tx.one("SELECT r.attempt + (SELECT COUNT(*) + COALESCE(SUM(s.attempts), 0) FROM steps s"
-                 " WHERE s.run_id = r.id) FROM runs r WHERE r.id = ?", (run_id,))
+    row = tx.one(
+        "SELECT r.attempt + (SELECT COUNT(*) + COALESCE(SUM(s.attempts), 0) FROM steps s"
+        " WHERE s.run_id = r.id) FROM runs r WHERE r.id = ?",
+        (run_id,),
+    )
     return 0 if row is None else int(row[0])
 
 
@@ -81,5 +90,11 @@ def _count_crash(tx: Tx, item: Leased, run_id: str) -> int:
 
 def _suspect_leased(tx: Tx, now: int, token: str) -> bool:
     """Whether another claim holds a live lease on a suspect."""
-    return tx.one("SELECT 1 FROM queue WHERE crashes >= 2 AND lease_token IS NOT NULL AND lease_token <> ?"
-                  " AND due_at > ? LIMIT 1", (token, now)) is not None
+    return (
+        tx.one(
+            "SELECT 1 FROM queue WHERE crashes >= 2 AND lease_token IS NOT NULL AND lease_token <> ?"
+            " AND due_at > ? LIMIT 1",
+            (token, now),
+        )
+        is not None
+    )

@@ -24,13 +24,16 @@ DURATION_SAMPLE = 1000
 
 def count_runs(tx: Tx, f: RunFilter, cap: int) -> StatusCounts:
     """Runs matching the filter (its status and cursor ignored) per status, each counted up to `cap`."""
-    where, params = read.run_conditions(RunFilter(app_id=f.app_id, function_id=f.function_id, event_id=f.event_id,
-                                             since=f.since, until=f.until), with_status=False)
+    where, params = read.run_conditions(
+        RunFilter(app_id=f.app_id, function_id=f.function_id, event_id=f.event_id, since=f.since, until=f.until),
+        with_status=False,
+    )
     clause = "".join(f" AND {w}" for w in where)
     counts = {}
     for status in STATUSES:
-        row = tx.one(f"SELECT COUNT(*) FROM (SELECT 1 FROM runs WHERE status = ?{clause} LIMIT ?) capped",
-                     (status, *params, cap))
+        row = tx.one(
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM runs WHERE status = ?{clause} LIMIT ?) capped", (status, *params, cap)
+        )
         counts[status] = int(row[0]) if row else 0
     return StatusCounts(counts=counts, cap=cap)
 
@@ -44,19 +47,31 @@ def runs_with_triggers(tx: Tx, f: RunFilter) -> list[tuple[Run, EventRecord | No
 
 # -- functions -----------------------------------------------------------------------------------
 
+
 def function_stats(tx: Tx, now: int, functions: list[tuple[str, str]]) -> list[FunctionStats]:
-    return [FunctionStats(app_id=app_id, function_id=fn,
-                          hour=_window(tx, app_id, fn, now - HOUR_MS, 5 * 60_000, now),
-                          day=_window(tx, app_id, fn, now - DAY_MS, HOUR_MS, now),
-                          backlog=_backlog(tx, app_id, fn, now))
-            for app_id, fn in functions]
+    return [
+        FunctionStats(
+            app_id=app_id,
+            function_id=fn,
+            hour=_window(tx, app_id, fn, now - HOUR_MS, 5 * 60_000, now),
+            day=_window(tx, app_id, fn, now - DAY_MS, HOUR_MS, now),
+            backlog=_backlog(tx, app_id, fn, now),
+        )
+        for app_id, fn in functions
+    ]
 
 
 def _window(tx: Tx, app_id: str, fn: str, since: int, width: int, now: int) -> WindowStats:
-    stats = WindowStats(since=since, bucket_ms=width,
-                        buckets=[Bucket(start=since + i * width) for i in range((now - since + width - 1) // width)])
-    rows = tx.all("SELECT (created_at - ?) / ?, status, COUNT(*) FROM runs WHERE app_id = ? AND function_id = ?"
-                  " AND id >= ? GROUP BY 1, 2 ORDER BY 1, 2", (since, width, app_id, fn, ulid_floor(since)))
+    stats = WindowStats(
+        since=since,
+        bucket_ms=width,
+        buckets=[Bucket(start=since + i * width) for i in range((now - since + width - 1) // width)],
+    )
+    rows = tx.all(
+        "SELECT (created_at - ?) / ?, status, COUNT(*) FROM runs WHERE app_id = ? AND function_id = ?"
+        " AND id >= ? GROUP BY 1, 2 ORDER BY 1, 2",
+        (since, width, app_id, fn, ulid_floor(since)),
+    )
     for index, status, count in rows:
         stats.runs += count
         bucket = stats.buckets[max(0, min(len(stats.buckets) - 1, index))]  # a run made at `now` joins the last
@@ -67,10 +82,14 @@ def _window(tx: Tx, app_id: str, fn: str, since: int, width: int, now: int) -> W
         else:
             bucket.other += count
     stats.failures = sum(b.failed for b in stats.buckets)
-    durations = sorted(r[0] for r in tx.all(
-        "SELECT ended_at - started_at FROM runs WHERE app_id = ? AND function_id = ? AND status = ? AND id >= ?"
-        " AND started_at IS NOT NULL ORDER BY id DESC LIMIT ?",
-        (app_id, fn, "completed", ulid_floor(since), DURATION_SAMPLE)))
+    durations = sorted(
+        r[0]
+        for r in tx.all(
+            "SELECT ended_at - started_at FROM runs WHERE app_id = ? AND function_id = ? AND status = ? AND id >= ?"
+            " AND started_at IS NOT NULL ORDER BY id DESC LIMIT ?",
+            (app_id, fn, "completed", ulid_floor(since), DURATION_SAMPLE),
+        )
+    )
     if durations:
         stats.sampled = len(durations)
         stats.p50_ms = durations[(len(durations) - 1) // 2]
@@ -79,29 +98,36 @@ def _window(tx: Tx, app_id: str, fn: str, since: int, width: int, now: int) -> W
 
 
 def _backlog(tx: Tx, app_id: str, fn: str, now: int) -> int:
-    row = tx.one("SELECT COUNT(*) FROM queue WHERE app_id = ? AND due_at <= ? AND kind = 'run' AND function_id = ?",
-                 (app_id, now, fn))
+    row = tx.one(
+        "SELECT COUNT(*) FROM queue WHERE app_id = ? AND due_at <= ? AND kind = 'run' AND function_id = ?",
+        (app_id, now, fn),
+    )
     return int(row[0]) if row else 0
 
 
 # -- how runs relate -----------------------------------------------------------------------------
+
 
 def run_links(tx: Tx, run_id: str) -> RerunLinks:
     links = RerunLinks()
     row = tx.one("SELECT origin_run_id, from_step_key, edited FROM reruns WHERE run_id = ?", (run_id,))
     if row is not None:
         links.rerun_of, links.from_step_key, links.edited = row[0], row[1], bool(row[2])
-    links.reruns = [r[0] for r in tx.all("SELECT run_id FROM reruns WHERE origin_run_id = ? ORDER BY run_id",
-                                         (run_id,))]
-    links.children = [(r[0], r[1], r[2]) for r in tx.all(
-        "SELECT id, function_id, status FROM runs WHERE parent_run_id = ? ORDER BY id", (run_id,))]
+    links.reruns = [
+        r[0] for r in tx.all("SELECT run_id FROM reruns WHERE origin_run_id = ? ORDER BY run_id", (run_id,))
+    ]
+    links.children = [
+        (r[0], r[1], r[2])
+        for r in tx.all("SELECT id, function_id, status FROM runs WHERE parent_run_id = ? ORDER BY id", (run_id,))
+    ]
     return links
 
 
 def event_names(tx: Tx, recent: int) -> list[str]:
     """Names of the newest `recent` events and of every stored function's event triggers, sorted."""
-    names = {r[0] for r in tx.all(
-        "SELECT name FROM (SELECT name FROM events ORDER BY id DESC LIMIT ?) newest", (recent,))}
+    names = {
+        r[0] for r in tx.all("SELECT name FROM (SELECT name FROM events ORDER BY id DESC LIMIT ?) newest", (recent,))
+    }
     for (config,) in tx.all("SELECT config FROM functions ORDER BY app_id, function_id"):
         names.update(t["event"] for t in jsonutil.loads(config).get("triggers") or [] if "event" in t)
     return sorted(names)

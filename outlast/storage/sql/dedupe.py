@@ -21,8 +21,12 @@ def claim_key(tx: Tx, key: str, now: int) -> bool:
     """Take a key for 24 h; False when it is already taken."""
     _purge(tx, now, _PURGE_PER_CLAIM)
     tx.run("DELETE FROM dedupe WHERE key = ? AND expires_at <= ?", (key, now))
-    return tx.run("INSERT INTO dedupe (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                  (key, now + DEDUPE_MS)) == 1
+    return (
+        tx.run(
+            "INSERT INTO dedupe (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, now + DEDUPE_MS)
+        )
+        == 1
+    )
 
 
 def claim_keys(tx: Tx, keys: Sequence[str], now: int) -> set[str]:
@@ -34,14 +38,22 @@ def claim_keys(tx: Tx, keys: Sequence[str], now: int) -> set[str]:
     _purge(tx, now, _PURGE_PER_CLAIM * len(wanted))
     held = tx.stored("dedupe", "key", wanted)
     taken = sorted(held)
-    for chunk in (taken[i:i + CHUNK] for i in range(0, len(taken), CHUNK)):
-        held.difference_update(r[0] for r in tx.all(
-            f"DELETE FROM dedupe WHERE key IN ({marks(len(chunk))}) AND expires_at <= ? RETURNING key", (*chunk, now)))
+    for chunk in (taken[i : i + CHUNK] for i in range(0, len(taken), CHUNK)):
+        held.difference_update(
+            r[0]
+            for r in tx.all(
+                f"DELETE FROM dedupe WHERE key IN ({marks(len(chunk))}) AND expires_at <= ? RETURNING key",
+                (*chunk, now),
+            )
+        )
     free = [k for k in wanted if k not in held]
     tx.insert_many(DEDUPE.name, DEDUPE.columns, [(k, now + DEDUPE_MS) for k in free])
     return set(free)
 
 
 def _purge(tx: Tx, now: int, limit: int) -> None:
-    tx.run("DELETE FROM dedupe WHERE key IN (SELECT key FROM dedupe WHERE expires_at <= ? ORDER BY expires_at, key"
-           " LIMIT ?)", (now, limit))
+    tx.run(
+        "DELETE FROM dedupe WHERE key IN (SELECT key FROM dedupe WHERE expires_at <= ? ORDER BY expires_at, key"
+        " LIMIT ?)",
+        (now, limit),
+    )

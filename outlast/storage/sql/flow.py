@@ -13,8 +13,9 @@ def _gcra_tat(tx: Tx, key: str) -> int | None:
     """The key's TAT, its row locked: created (TAT 0, the same as none) or locked by one upsert, so
     concurrent transactions queue on the row instead of each seeing none, even when retention
     deletes a stale row meanwhile (an upsert is atomic; a read after an insert was not)."""
-    row = tx.one("INSERT INTO gcra (key, tat) VALUES (?, 0) ON CONFLICT (key) DO UPDATE SET tat = gcra.tat"
-                 " RETURNING tat", (key,))
+    row = tx.one(
+        "INSERT INTO gcra (key, tat) VALUES (?, 0) ON CONFLICT (key) DO UPDATE SET tat = gcra.tat RETURNING tat", (key,)
+    )
     return None if row is None else int(row[0])
 
 
@@ -41,8 +42,12 @@ def singleton_admitted(tx: Tx, plan: RunPlan, now: int, follow_ups: list[EventRe
     """Skip mode: False while a run with the key is active. Cancel mode: cancel those runs, True."""
     assert plan.singleton is not None
     key, mode = plan.singleton
-    active = [r[0] for r in tx.all("SELECT id FROM runs WHERE singleton_key = ? AND status IN ('queued', 'running')"
-                                   " ORDER BY id", (key,))]
+    active = [
+        r[0]
+        for r in tx.all(
+            "SELECT id FROM runs WHERE singleton_key = ? AND status IN ('queued', 'running') ORDER BY id", (key,)
+        )
+    ]
     if active and mode == "skip":
         return False
     for run_id in active:
@@ -54,11 +59,20 @@ def gathered(tx: Tx, plan: RunPlan, now: int) -> bool:
     """Add the event to a debounced or batched run that has not started yet, if there is one."""
     key = (plan.debounce or plan.batch or ("",))[0]
     # Create or lock in one upsert, so that concurrent events for one key queue on the same row.
-    run_id, first_at = tx.one("INSERT INTO gathering (key, run_id, size, first_at) VALUES (?, '', 0, ?)"
-                              " ON CONFLICT (key) DO UPDATE SET size = gathering.size RETURNING run_id, first_at",
-                              (key, now)) or ("", now)
-    row = tx.one("SELECT q.id, r.event_ids FROM runs r JOIN queue q ON q.run_id = r.id AND q.kind = 'run'"
-                 " AND q.lease_token IS NULL WHERE r.id = ? AND r.status = 'queued'", (run_id,)) if run_id else None
+    run_id, first_at = tx.one(
+        "INSERT INTO gathering (key, run_id, size, first_at) VALUES (?, '', 0, ?)"
+        " ON CONFLICT (key) DO UPDATE SET size = gathering.size RETURNING run_id, first_at",
+        (key, now),
+    ) or ("", now)
+    row = (
+        tx.one(
+            "SELECT q.id, r.event_ids FROM runs r JOIN queue q ON q.run_id = r.id AND q.kind = 'run'"
+            " AND q.lease_token IS NULL WHERE r.id = ? AND r.status = 'queued'",
+            (run_id,),
+        )
+        if run_id
+        else None
+    )
     if row is None:
         return False
     item_id, event_ids = row
@@ -67,8 +81,10 @@ def gathered(tx: Tx, plan: RunPlan, now: int) -> bool:
         record_effect(tx, jsonutil.loads(event_ids)[0], run_id, "started")  # the event it replaces
         _, period, timeout = plan.debounce
         due = now + period if timeout is None else min(now + period, first_at + timeout)
-        tx.run("UPDATE runs SET event_ids = ?, first_event_id = ? WHERE id = ?",
-               (jsonutil.dumps(plan.event_ids), plan.event_ids[0], run_id))
+        tx.run(
+            "UPDATE runs SET event_ids = ?, first_event_id = ? WHERE id = ?",
+            (jsonutil.dumps(plan.event_ids), plan.event_ids[0], run_id),
+        )
         tx.run("UPDATE queue SET due_at = ? WHERE id = ?", (due, item_id))
         return True
     assert plan.batch is not None
@@ -83,5 +99,8 @@ def gathered(tx: Tx, plan: RunPlan, now: int) -> bool:
 
 
 def start_gathering(tx: Tx, key: str, run_id: str, now: int) -> None:
-    tx.run("INSERT INTO gathering (key, run_id, size, first_at) VALUES (?, ?, 1, ?) ON CONFLICT (key) DO UPDATE"
-           " SET run_id = excluded.run_id, size = 1, first_at = excluded.first_at", (key, run_id, now))
+    tx.run(
+        "INSERT INTO gathering (key, run_id, size, first_at) VALUES (?, ?, 1, ?) ON CONFLICT (key) DO UPDATE"
+        " SET run_id = excluded.run_id, size = 1, first_at = excluded.first_at",
+        (key, run_id, now),
+    )

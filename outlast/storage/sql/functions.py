@@ -16,14 +16,15 @@ def sync_functions(tx: Tx, app_id: str, configs: list[FunctionConfig], now: int,
     removed = [fid for fid in stored if fid not in wanted] if mode == "replace" else []
     seen = None if mode == "replace" else now
     if removed:
-        tx.run(f"DELETE FROM functions WHERE app_id = ? AND function_id IN ({marks(len(removed))})",
-               (app_id, *removed))
+        tx.run(f"DELETE FROM functions WHERE app_id = ? AND function_id IN ({marks(len(removed))})", (app_id, *removed))
     for fid in wanted:
-        tx.run("INSERT INTO functions (app_id, function_id, config, updated_at, last_seen_at) VALUES (?, ?, ?, ?, ?)"
-               " ON CONFLICT (app_id, function_id) DO UPDATE SET config = excluded.config,"
-               " updated_at = CASE WHEN functions.config = excluded.config THEN functions.updated_at"
-               " ELSE excluded.updated_at END, last_seen_at = excluded.last_seen_at",
-               (app_id, fid, wanted[fid], now, seen))
+        tx.run(
+            "INSERT INTO functions (app_id, function_id, config, updated_at, last_seen_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (app_id, function_id) DO UPDATE SET config = excluded.config,"
+            " updated_at = CASE WHEN functions.config = excluded.config THEN functions.updated_at"
+            " ELSE excluded.updated_at END, last_seen_at = excluded.last_seen_at",
+            (app_id, fid, wanted[fid], now, seen),
+        )
     sync_crons(tx, app_id, now)  # also mends items a crash or an older version left wrong
     if not (changed or removed):
         return False
@@ -46,9 +47,14 @@ def load_functions(tx: Tx) -> tuple[int, list[FunctionConfig]]:
 
 
 def prune_functions(tx: Tx, stale_before: int) -> list[tuple[str, str]]:
-    gone = [(r[0], r[1]) for r in tx.all(
-        "SELECT app_id, function_id FROM functions WHERE last_seen_at IS NOT NULL AND last_seen_at < ?"
-        " ORDER BY app_id, function_id", (stale_before,))]
+    gone = [
+        (r[0], r[1])
+        for r in tx.all(
+            "SELECT app_id, function_id FROM functions WHERE last_seen_at IS NOT NULL AND last_seen_at < ?"
+            " ORDER BY app_id, function_id",
+            (stale_before,),
+        )
+    ]
     if not gone:
         return []
     tx.run("DELETE FROM functions WHERE last_seen_at IS NOT NULL AND last_seen_at < ?", (stale_before,))
@@ -61,15 +67,26 @@ def prune_functions(tx: Tx, stale_before: int) -> list[tuple[str, str]]:
 def sync_crons(tx: Tx, app_id: str, now: int) -> None:
     """One queue item per cron trigger of the app's stored functions; an unchanged one is kept
     (with its due time), so restarts and re-syncs never add ticks."""
-    configs = [FunctionConfig.from_json(jsonutil.loads(r[0])) for r in
-               tx.all("SELECT config FROM functions WHERE app_id = ? ORDER BY function_id", (app_id,))]
+    configs = [
+        FunctionConfig.from_json(jsonutil.loads(r[0]))
+        for r in tx.all("SELECT config FROM functions WHERE app_id = ? ORDER BY function_id", (app_id,))
+    ]
     wanted = cron_items(app_id, configs)
     existing: dict[str, str] = dict(
-        tx.all("SELECT id, payload FROM queue WHERE app_id = ? AND kind = 'cron' ORDER BY id", (app_id,)))
+        tx.all("SELECT id, payload FROM queue WHERE app_id = ? AND kind = 'cron' ORDER BY id", (app_id,))
+    )
     for item_id, text in existing.items():
         if item_id not in wanted or jsonutil.loads(text) != wanted[item_id]:
             tx.run("DELETE FROM queue WHERE id = ?", (item_id,))
     for item_id, payload in wanted.items():
         if item_id not in existing or jsonutil.loads(existing[item_id]) != payload:
-            enqueue(tx, app_id=app_id, function_id=payload["function_id"], kind="cron", run_id=None,
-                    due=next_tick(payload, now), payload=payload, item_id=item_id)
+            enqueue(
+                tx,
+                app_id=app_id,
+                function_id=payload["function_id"],
+                kind="cron",
+                run_id=None,
+                due=next_tick(payload, now),
+                payload=payload,
+                item_id=item_id,
+            )

@@ -25,9 +25,12 @@ def runs_for_events(tx: Tx, event_ids: list[str], limit_per_event: int) -> dict[
     if not event_ids:
         return out
     ids = marks(len(event_ids))
-    rows = tx.all(f"SELECT r.first_event_id, {_RUN_COLUMNS_R} FROM runs r WHERE r.first_event_id IN ({ids})"
-                  f" UNION SELECT x.event_id, {_RUN_COLUMNS_R} FROM event_effects x JOIN runs r ON r.id = x.run_id"
-                  f" WHERE x.event_id IN ({ids}) AND x.effect = 'started' ORDER BY 1, 2", (*event_ids, *event_ids))
+    rows = tx.all(
+        f"SELECT r.first_event_id, {_RUN_COLUMNS_R} FROM runs r WHERE r.first_event_id IN ({ids})"
+        f" UNION SELECT x.event_id, {_RUN_COLUMNS_R} FROM event_effects x JOIN runs r ON r.id = x.run_id"
+        f" WHERE x.event_id IN ({ids}) AND x.effect = 'started' ORDER BY 1, 2",
+        (*event_ids, *event_ids),
+    )
     for row in rows:
         runs = out[row[0]]
         if len(runs) < limit_per_event:
@@ -37,12 +40,17 @@ def runs_for_events(tx: Tx, event_ids: list[str], limit_per_event: int) -> dict[
 
 def run_jobs(tx: Tx, run_id: str, limit: int) -> list[QueueJob]:
     """The run's queue items by due time, each with how many items of its app are due before it."""
-    rows = tx.all("SELECT q.id, q.kind, q.due_at, q.lease_token IS NOT NULL, q.payload,"
-                  " (SELECT COUNT(*) FROM queue p WHERE p.app_id = q.app_id"
-                  "  AND (p.due_at < q.due_at OR (p.due_at = q.due_at AND p.id < q.id)))"
-                  " FROM queue q WHERE q.run_id = ? ORDER BY q.due_at, q.id LIMIT ?", (run_id, limit))
-    return [QueueJob(id=r[0], kind=r[1], due_at=r[2], leased=bool(r[3]), position=int(r[5]),
-                     timeout=_timeout_type(r[4])) for r in rows]
+    rows = tx.all(
+        "SELECT q.id, q.kind, q.due_at, q.lease_token IS NOT NULL, q.payload,"
+        " (SELECT COUNT(*) FROM queue p WHERE p.app_id = q.app_id"
+        "  AND (p.due_at < q.due_at OR (p.due_at = q.due_at AND p.id < q.id)))"
+        " FROM queue q WHERE q.run_id = ? ORDER BY q.due_at, q.id LIMIT ?",
+        (run_id, limit),
+    )
+    return [
+        QueueJob(id=r[0], kind=r[1], due_at=r[2], leased=bool(r[3]), position=int(r[5]), timeout=_timeout_type(r[4]))
+        for r in rows
+    ]
 
 
 def _timeout_type(payload: Any) -> str | None:
@@ -50,8 +58,9 @@ def _timeout_type(payload: Any) -> str | None:
     return value.get("type") if isinstance(value, dict) else None
 
 
-def active_runs_with_triggers(tx: Tx, *, app_id: str, function_id: str, since: int | None, until: int,
-                              after: str | None, limit: int) -> list[tuple[str, EventRecord | None]]:
+def active_runs_with_triggers(
+    tx: Tx, *, app_id: str, function_id: str, since: int | None, until: int, after: str | None, limit: int
+) -> list[tuple[str, EventRecord | None]]:
     """Queued or running runs of one function created in [since, until) with ids above `after`,
     by id, each with its first trigger event (None if that event is gone).
 
@@ -65,15 +74,21 @@ def active_runs_with_triggers(tx: Tx, *, app_id: str, function_id: str, since: i
     if after is not None:
         where.append("r.id > ?")
         params.append(after)
-    sql = (f"SELECT r.id, {_EVENT_COLUMNS_E} FROM runs r LEFT JOIN events e ON e.id = r.first_event_id"
-           f" WHERE {' AND '.join(where)} ORDER BY r.id LIMIT ?")
-    rows = sorted(row for status in ("queued", "running")
-                  for row in tx.all(sql, (*params[:2], status, *params[2:], limit)))[:limit]
+    sql = (
+        f"SELECT r.id, {_EVENT_COLUMNS_E} FROM runs r LEFT JOIN events e ON e.id = r.first_event_id"
+        f" WHERE {' AND '.join(where)} ORDER BY r.id LIMIT ?"
+    )
+    rows = sorted(
+        row for status in ("queued", "running") for row in tx.all(sql, (*params[:2], status, *params[2:], limit))
+    )[:limit]
     return [(r[0], None if r[1] is None else event_from_row(r[1:])) for r in rows]
 
 
 def child_runs(tx: Tx, run_id: str, limit: int) -> list[tuple[str, EventRecord]]:
     """The runs this run invoked, by id, each with the `inngest/function.invoked` event that started it."""
-    rows = tx.all(f"SELECT r.id, {_EVENT_COLUMNS_E} FROM runs r JOIN events e ON e.id = r.first_event_id"
-                  " WHERE r.parent_run_id = ? ORDER BY r.id LIMIT ?", (run_id, limit))
+    rows = tx.all(
+        f"SELECT r.id, {_EVENT_COLUMNS_E} FROM runs r JOIN events e ON e.id = r.first_event_id"
+        " WHERE r.parent_run_id = ? ORDER BY r.id LIMIT ?",
+        (run_id, limit),
+    )
     return [(r[0], event_from_row(r[1:])) for r in rows]

@@ -10,7 +10,9 @@ import functools
 import re
 
 MIGRATIONS: list[tuple[int, str]] = [
-    (1, """
+    (
+        1,
+        """
 CREATE TABLE functions (
     app_id TEXT NOT NULL,
     function_id TEXT NOT NULL,
@@ -135,8 +137,11 @@ CREATE TABLE wait_fields (
     match_field TEXT NOT NULL,
     PRIMARY KEY (event_name, match_field)
 );
-"""),
-    (2, """
+""",
+    ),
+    (
+        2,
+        """
 ALTER TABLE queue ADD COLUMN function_id TEXT;
 UPDATE queue SET function_id = (SELECT runs.function_id FROM runs WHERE runs.id = queue.run_id)
     WHERE run_id IS NOT NULL;
@@ -186,20 +191,29 @@ CREATE TABLE apps (
     created_at BIGINT NOT NULL,
     synced_at BIGINT
 );
-"""),
-    (3, """
+""",
+    ),
+    (
+        3,
+        """
 CREATE INDEX runs_by_app ON runs (app_id, id);
 CREATE INDEX events_by_name_id ON events (name, id);
-"""),
+""",
+    ),
     # -- 4: storage (crash counting and the quarantine of suspect runs) --
-    (4, """
+    (
+        4,
+        """
 ALTER TABLE queue ADD COLUMN abandoned INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE queue ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE queue ADD COLUMN crash_progress BIGINT;
 CREATE INDEX queue_suspects ON queue (due_at) WHERE crashes >= 2;
-"""),
+""",
+    ),
     # -- 7: dashboard (reruns and the indexes its listings and counts use) --
-    (7, """
+    (
+        7,
+        """
 CREATE INDEX runs_by_function_status ON runs (app_id, function_id, status, id);
 CREATE TABLE reruns (
     run_id TEXT PRIMARY KEY,
@@ -209,9 +223,12 @@ CREATE TABLE reruns (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX reruns_by_origin ON reruns (origin_run_id);
-"""),
+""",
+    ),
     # -- 9 (operations): the retention lease, finished runs by end time, lean PostgreSQL tables ------
-    (9, """
+    (
+        9,
+        """
 CREATE TABLE chores (
     name TEXT PRIMARY KEY,
     owner TEXT,
@@ -220,12 +237,16 @@ CREATE TABLE chores (
 );
 INSERT INTO chores (name) VALUES ('retention');
 CREATE INDEX runs_by_end ON runs (ended_at) WHERE ended_at IS NOT NULL;
-"""),
+""",
+    ),
     # -- 10 (performance): events by name are read in id order (events_by_name_id); no query orders
     # or filters them by received_at, so that index only cost every ingest a write ---------------
-    (10, """
+    (
+        10,
+        """
 DROP INDEX events_by_name;
-"""),
+""",
+    ),
 ]
 
 #: statements only PostgreSQL runs, in the same transaction as the shared script of their version

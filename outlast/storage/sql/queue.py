@@ -19,21 +19,27 @@ from outlast.storage.sql.tx import Tx, marks
 
 _loads = jsonutil.loads
 #: an expired lease is noted by the claim that takes the item over (SET sees the old row)
-_TAKE = ("UPDATE queue SET lease_token = ?, owner = ?, due_at = ?, woken = 0,"
-         " abandoned = CASE WHEN lease_token IS NULL THEN 0 ELSE 1 END")
+_TAKE = (
+    "UPDATE queue SET lease_token = ?, owner = ?, due_at = ?, woken = 0,"
+    " abandoned = CASE WHEN lease_token IS NULL THEN 0 ELSE 1 END"
+)
 #: CLAIM_COLUMNS as they will read once the item is taken
 _CANDIDATE_COLUMNS = CLAIM_COLUMNS.replace("abandoned", "CASE WHEN lease_token IS NULL THEN 0 ELSE 1 END")
 
 
-def claim(tx: Tx, planner: Planner, scope: AppScope, owner: str, limit: int, now: int, lease_ms: int, *,
-          max_crashes: int) -> list[Claimed]:
+def claim(
+    tx: Tx, planner: Planner, scope: AppScope, owner: str, limit: int, now: int, lease_ms: int, *, max_crashes: int
+) -> list[Claimed]:
     limited = planner.has_concurrency_limits()
     if limited and tx.claim_lock:
         tx.run(tx.claim_lock)  # concurrency counts must not race another claim
     token = new_token()
     where, params = _scope_filter(scope)
-    leased = _lease_within_limits(tx, where, params, owner, token, limit, now, lease_ms) if limited \
+    leased = (
+        _lease_within_limits(tx, where, params, owner, token, limit, now, lease_ms)
+        if limited
         else _lease(tx, where, params, owner, token, limit, now, lease_ms)
+    )
     if not leased:
         return []
     leased.sort(key=lambda i: i.id)  # RETURNING order is unspecified: item id order, on every backend
@@ -52,8 +58,11 @@ def claim(tx: Tx, planner: Planner, scope: AppScope, owner: str, limit: int, now
         ingest(tx, planner, follow_ups, now)
     pending = {i.run_id for i in leased if i.pending}
     states = _load_states(tx, [r for _, r in run_items], now, [r for _, r in run_items if r in pending])
-    return [Claimed(item_id=item_id, lease_token=token, run=states[run_id])
-            for item_id, run_id in run_items if run_id in states]
+    return [
+        Claimed(item_id=item_id, lease_token=token, run=states[run_id])
+        for item_id, run_id in run_items
+        if run_id in states
+    ]
 
 
 def _scope_filter(scope: AppScope) -> tuple[str, list[Any]]:
@@ -69,29 +78,36 @@ def _scope_filter(scope: AppScope) -> tuple[str, list[Any]]:
     return f"app_id = ? AND (kind <> 'run' OR {served})", params
 
 
-def _lease(tx: Tx, where: str, params: list[Any], owner: str, token: str, limit: int, now: int,
-           lease_ms: int) -> list[Leased]:
+def _lease(
+    tx: Tx, where: str, params: list[Any], owner: str, token: str, limit: int, now: int, lease_ms: int
+) -> list[Leased]:
     """Lease the earliest due items in one statement (no concurrency limits to respect)."""
     rows = tx.all(
         f"{_TAKE} WHERE id IN (SELECT id FROM queue WHERE {where} AND due_at <= ? AND {crashes.NOT_QUARANTINED}"
         f" ORDER BY due_at, id LIMIT ? {tx.lock_suffix}) RETURNING {CLAIM_COLUMNS}",
-        (token, owner, now + lease_ms, *params, now, now, limit))
+        (token, owner, now + lease_ms, *params, now, now, limit),
+    )
     return [Leased(*r) for r in rows]
 
 
-def _lease_within_limits(tx: Tx, where: str, params: list[Any], owner: str, token: str, limit: int, now: int,
-                         lease_ms: int) -> list[Leased]:
+def _lease_within_limits(
+    tx: Tx, where: str, params: list[Any], owner: str, token: str, limit: int, now: int, lease_ms: int
+) -> list[Leased]:
     """Lease the earliest due items whose concurrency keys have free slots (the caller holds the
     claim lock)."""
     busy = _busy_keys(tx, now)
     full = [k for k, (count, most) in busy.items() if count >= most]
     skip_full = ""
     if full:
-        skip_full = (f" AND (ck1 IS NULL OR ck1 NOT IN ({marks(len(full))}))"
-                     f" AND (ck2 IS NULL OR ck2 NOT IN ({marks(len(full))}))")
-    rows = tx.all(f"SELECT {_CANDIDATE_COLUMNS} FROM queue WHERE {where} AND due_at <= ?"
-                  f" AND {crashes.NOT_QUARANTINED}{skip_full} ORDER BY due_at, id LIMIT ? {tx.lock_suffix}",
-                  (*params, now, now, *full, *full, limit * 2 if busy else limit))
+        skip_full = (
+            f" AND (ck1 IS NULL OR ck1 NOT IN ({marks(len(full))}))"
+            f" AND (ck2 IS NULL OR ck2 NOT IN ({marks(len(full))}))"
+        )
+    rows = tx.all(
+        f"SELECT {_CANDIDATE_COLUMNS} FROM queue WHERE {where} AND due_at <= ?"
+        f" AND {crashes.NOT_QUARANTINED}{skip_full} ORDER BY due_at, id LIMIT ? {tx.lock_suffix}",
+        (*params, now, now, *full, *full, limit * 2 if busy else limit),
+    )
     taken = _within_limits([Leased(*r) for r in rows], busy, limit)
     if taken:
         tx.run(f"{_TAKE} WHERE id IN ({marks(len(taken))})", (token, owner, now + lease_ms, *[i.id for i in taken]))
@@ -103,8 +119,10 @@ def _busy_keys(tx: Tx, now: int) -> dict[str, list[int]]:
     busy: dict[str, list[int]] = {}
     for column in ("ck1", "ck2"):
         for key, count, most in tx.all(
-                f"SELECT {column}, COUNT(*), MAX({column}_limit) FROM queue WHERE lease_token IS NOT NULL"
-                f" AND due_at > ? AND {column} IS NOT NULL GROUP BY {column} ORDER BY {column}", (now,)):
+            f"SELECT {column}, COUNT(*), MAX({column}_limit) FROM queue WHERE lease_token IS NOT NULL"
+            f" AND due_at > ? AND {column} IS NOT NULL GROUP BY {column} ORDER BY {column}",
+            (now,),
+        ):
             entry = busy.setdefault(key, [0, most])
             entry[0] += count
     return busy
@@ -128,8 +146,9 @@ def _within_limits(items: list[Leased], busy: dict[str, list[int]], limit: int) 
 
 def _fire_cron(tx: Tx, item_id: str, payload: dict[str, Any], now: int) -> list[EventRecord]:
     """Start the scheduled run and move the item to the next tick after now (one catch-up at most)."""
-    tx.run("UPDATE queue SET due_at = ?, lease_token = NULL, owner = NULL WHERE id = ?",
-           (next_tick(payload, now), item_id))
+    tx.run(
+        "UPDATE queue SET due_at = ?, lease_token = NULL, owner = NULL WHERE id = ?", (next_tick(payload, now), item_id)
+    )
     return [tick_event(payload, now)]
 
 
@@ -148,21 +167,53 @@ def _load_states(tx: Tx, run_ids: list[str], now: int, with_pending: list[str]) 
     ids = marks(len(run_ids))
     if with_pending:
         _resolve_deadlines(tx, with_pending, now)
-    runs = _start_runs(tx, tx.all("SELECT id, app_id, function_id, status, event_ids, attempt, created_at,"
-                                  " started_at, finish_timeout_ms, parent_run_id FROM runs"
-                                  f" WHERE id IN ({ids}) ORDER BY id", run_ids), now)
+    runs = _start_runs(
+        tx,
+        tx.all(
+            "SELECT id, app_id, function_id, status, event_ids, attempt, created_at,"
+            " started_at, finish_timeout_ms, parent_run_id FROM runs"
+            f" WHERE id IN ({ids}) ORDER BY id",
+            run_ids,
+        ),
+        now,
+    )
     event_ids = [eid for r in runs for eid in _loads(r[4])]
     events = {e.id: e for e in get_events(tx, event_ids)}
     memos: dict[str, dict[str, MemoEntry]] = {rid: {} for rid in run_ids}
-    for row in tx.all("SELECT run_id, key, step_id, kind, status, attempts, output, error, started_at, ended_at,"
-                      f" deadline, seq FROM steps WHERE run_id IN ({ids}) ORDER BY run_id, seq, key", run_ids):
-        memos[row[0]][row[1]] = MemoEntry(key=row[1], step_id=row[2], kind=row[3], status=row[4], attempts=row[5],
-                                          output=_loads(row[6]), error=_loads(row[7]), started_at=row[8],
-                                          ended_at=row[9], deadline=row[10], seq=row[11])
-    return {r[0]: RunState(run_id=r[0], app_id=r[1], function_id=r[2], status=r[3],
-                           events=[events[i] for i in _loads(r[4]) if i in events], memo=memos[r[0]], attempt=r[5],
-                           created_at=r[6], started_at=r[7], parent_run_id=r[9])
-            for r in runs if r[3] == "running"}
+    for row in tx.all(
+        "SELECT run_id, key, step_id, kind, status, attempts, output, error, started_at, ended_at,"
+        f" deadline, seq FROM steps WHERE run_id IN ({ids}) ORDER BY run_id, seq, key",
+        run_ids,
+    ):
+        memos[row[0]][row[1]] = MemoEntry(
+            key=row[1],
+            step_id=row[2],
+            kind=row[3],
+            status=row[4],
+            attempts=row[5],
+            output=_loads(row[6]),
+            error=_loads(row[7]),
+            started_at=row[8],
+            ended_at=row[9],
+            deadline=row[10],
+            seq=row[11],
+        )
+    return {
+        r[0]: RunState(
+            run_id=r[0],
+            app_id=r[1],
+            function_id=r[2],
+            status=r[3],
+            events=[events[i] for i in _loads(r[4]) if i in events],
+            memo=memos[r[0]],
+            attempt=r[5],
+            created_at=r[6],
+            started_at=r[7],
+            parent_run_id=r[9],
+        )
+        for r in runs
+        if r[3] == "running"
+    }
 
 
 def _start_runs(tx: Tx, runs: list[Any], now: int) -> list[Any]:
@@ -170,12 +221,21 @@ def _start_runs(tx: Tx, runs: list[Any], now: int) -> list[Any]:
     starting = [r for r in runs if r[3] == "queued"]
     if not starting:
         return runs
-    tx.run(f"UPDATE runs SET status = 'running', started_at = ? WHERE id IN ({marks(len(starting))})",
-           (now, *[r[0] for r in starting]))
+    tx.run(
+        f"UPDATE runs SET status = 'running', started_at = ? WHERE id IN ({marks(len(starting))})",
+        (now, *[r[0] for r in starting]),
+    )
     for row in starting:
         if row[8]:
-            enqueue(tx, app_id=row[1], function_id=row[2], kind="timeout", run_id=row[0], due=now + row[8],
-                    payload={"type": "finish"})
+            enqueue(
+                tx,
+                app_id=row[1],
+                function_id=row[2],
+                kind="timeout",
+                run_id=row[0],
+                due=now + row[8],
+                payload={"type": "finish"},
+            )
     return [(*r[:3], "running", *r[4:7], now, *r[8:]) if r[3] == "queued" else r for r in runs]
 
 
@@ -183,14 +243,18 @@ def _resolve_deadlines(tx: Tx, run_ids: list[str], now: int) -> None:
     """Sleeps that ended and waits/invokes that timed out become final memo rows (an invoke fails
     with its timeout output as error), and the waits of those steps go: two statements for all."""
     ids, pending = marks(len(run_ids)), marks(len(PENDING_STEP_STATUSES))
-    tx.run(f"DELETE FROM waits WHERE run_id IN ({ids}) AND step_key IN (SELECT s.key FROM steps s"
-           f" WHERE s.run_id = waits.run_id AND s.deadline <= ? AND s.status IN ({pending}))",
-           (*run_ids, now, *PENDING_STEP_STATUSES))
-    tx.run("UPDATE steps SET status = CASE WHEN kind = 'invoke' THEN 'failed' ELSE 'completed' END,"
-           " output = CASE WHEN kind = 'invoke' THEN NULL ELSE timeout_output END,"
-           " error = CASE WHEN kind = 'invoke' THEN timeout_output END, ended_at = deadline, deadline = NULL"
-           f" WHERE run_id IN ({ids}) AND deadline <= ? AND status IN ({pending})",
-           (*run_ids, now, *PENDING_STEP_STATUSES))
+    tx.run(
+        f"DELETE FROM waits WHERE run_id IN ({ids}) AND step_key IN (SELECT s.key FROM steps s"
+        f" WHERE s.run_id = waits.run_id AND s.deadline <= ? AND s.status IN ({pending}))",
+        (*run_ids, now, *PENDING_STEP_STATUSES),
+    )
+    tx.run(
+        "UPDATE steps SET status = CASE WHEN kind = 'invoke' THEN 'failed' ELSE 'completed' END,"
+        " output = CASE WHEN kind = 'invoke' THEN NULL ELSE timeout_output END,"
+        " error = CASE WHEN kind = 'invoke' THEN timeout_output END, ended_at = deadline, deadline = NULL"
+        f" WHERE run_id IN ({ids}) AND deadline <= ? AND status IN ({pending})",
+        (*run_ids, now, *PENDING_STEP_STATUSES),
+    )
 
 
 def extend_leases(tx: Tx, tokens: dict[str, str], until: int) -> set[str]:
@@ -207,15 +271,25 @@ def extend_leases(tx: Tx, tokens: dict[str, str], until: int) -> set[str]:
     if extended:
         tx.run(f"UPDATE queue SET due_at = ? WHERE id IN ({marks(len(extended))})", (until, *extended))
     skipped = sorted(set(ids) - {item_id for item_id, _ in held})
-    busy = {item_id for item_id, token in tx.all(
-        f"SELECT id, lease_token FROM queue WHERE id IN ({marks(len(skipped))})", skipped)
-        if tokens[item_id] == token} if skipped else set()
+    busy = (
+        {
+            item_id
+            for item_id, token in tx.all(
+                f"SELECT id, lease_token FROM queue WHERE id IN ({marks(len(skipped))})", skipped
+            )
+            if tokens[item_id] == token
+        }
+        if skipped
+        else set()
+    )
     return set(ids) - set(extended) - busy
 
 
 def release(tx: Tx, item_id: str, token: str, due_at: int) -> None:
-    tx.run("UPDATE queue SET lease_token = NULL, owner = NULL, due_at = ? WHERE id = ? AND lease_token = ?",
-           (due_at, item_id, token))
+    tx.run(
+        "UPDATE queue SET lease_token = NULL, owner = NULL, due_at = ? WHERE id = ? AND lease_token = ?",
+        (due_at, item_id, token),
+    )
 
 
 def next_due_at(tx: Tx, scope: AppScope) -> int | None:

@@ -8,10 +8,31 @@ from outlast.storage.sql.rows import QUEUE, queue_row
 from outlast.storage.sql.tx import Tx
 
 
-def enqueue(tx: Tx, *, app_id: str, function_id: str | None, kind: str, run_id: str | None, due: int,
-            payload: Any = None, concurrency: list[tuple[str, int]] | None = None, item_id: str | None = None) -> None:
-    tx.run(QUEUE.insert_sql, queue_row(app_id=app_id, function_id=function_id, kind=kind, run_id=run_id, due=due,
-                                       payload=payload, concurrency=concurrency, item_id=item_id))
+def enqueue(
+    tx: Tx,
+    *,
+    app_id: str,
+    function_id: str | None,
+    kind: str,
+    run_id: str | None,
+    due: int,
+    payload: Any = None,
+    concurrency: list[tuple[str, int]] | None = None,
+    item_id: str | None = None,
+) -> None:
+    tx.run(
+        QUEUE.insert_sql,
+        queue_row(
+            app_id=app_id,
+            function_id=function_id,
+            kind=kind,
+            run_id=run_id,
+            due=due,
+            payload=payload,
+            concurrency=concurrency,
+            item_id=item_id,
+        ),
+    )
 
 
 #: what a claim reads of each item it leases

@@ -21,8 +21,10 @@ from outlast.core.models import (
 )
 from outlast.storage.sql.tx import Tx, marks
 
-RUN_COLUMNS = ("id, app_id, function_id, status, event_ids, output, error, created_at, started_at, ended_at,"
-               " parent_run_id, skip_reason")
+RUN_COLUMNS = (
+    "id, app_id, function_id, status, event_ids, output, error, created_at, started_at, ended_at,"
+    " parent_run_id, skip_reason"
+)
 EVENT_COLUMNS = "id, name, data, user_data, ts, dedupe_id, received_at, trace"
 _loads = jsonutil.loads
 
@@ -36,8 +38,16 @@ def get_events(tx: Tx, ids: list[str]) -> list[EventRecord]:
 
 
 def event_from_row(r: Any) -> EventRecord:
-    return EventRecord(id=r[0], name=r[1], data=_loads(r[2]), user=_loads(r[3]), ts=r[4], dedupe_id=r[5],
-                       received_at=r[6], trace=_loads(r[7]))
+    return EventRecord(
+        id=r[0],
+        name=r[1],
+        data=_loads(r[2]),
+        user=_loads(r[3]),
+        ts=r[4],
+        dedupe_id=r[5],
+        received_at=r[6],
+        trace=_loads(r[7]),
+    )
 
 
 def list_events(tx: Tx, f: EventFilter) -> list[EventRecord]:
@@ -49,15 +59,20 @@ def list_events(tx: Tx, f: EventFilter) -> list[EventRecord]:
         where.append("name NOT LIKE ?")
         params.append(SYSTEM_PREFIX + "%")
     clause = f"WHERE {' AND '.join(where)}" if where else ""
-    return [event_from_row(r) for r in
-            tx.all(f"SELECT {EVENT_COLUMNS} FROM events {clause} ORDER BY id DESC LIMIT ?", (*params, f.limit))]
+    return [
+        event_from_row(r)
+        for r in tx.all(f"SELECT {EVENT_COLUMNS} FROM events {clause} ORDER BY id DESC LIMIT ?", (*params, f.limit))
+    ]
 
 
 def event_effects(tx: Tx, event_id: str) -> list[EventEffect]:
     """The runs an event started, joined, resumed or cancelled, oldest run first."""
-    rows = tx.all("SELECT r.id, 'started', r.app_id, r.function_id, r.status FROM runs r WHERE r.first_event_id = ?"
-                  " UNION SELECT r.id, x.effect, r.app_id, r.function_id, r.status FROM event_effects x"
-                  " JOIN runs r ON r.id = x.run_id WHERE x.event_id = ? ORDER BY 1, 2", (event_id, event_id))
+    rows = tx.all(
+        "SELECT r.id, 'started', r.app_id, r.function_id, r.status FROM runs r WHERE r.first_event_id = ?"
+        " UNION SELECT r.id, x.effect, r.app_id, r.function_id, r.status FROM event_effects x"
+        " JOIN runs r ON r.id = x.run_id WHERE x.event_id = ? ORDER BY 1, 2",
+        (event_id, event_id),
+    )
     return [EventEffect(run_id=r[0], effect=r[1], app_id=r[2], function_id=r[3], status=r[4]) for r in rows]
 
 
@@ -68,22 +83,43 @@ def get_run(tx: Tx, run_id: str) -> Run | None:
     run = run_from_row(row)
     failures: dict[str, list[AttemptRecord]] = {}
     for key, attempt, error, started, ended in tx.all(
-            "SELECT step_key, attempt, error, started_at, ended_at FROM step_failures WHERE run_id = ?"
-            " ORDER BY step_key, attempt", (run_id,)):
-        failures.setdefault(key, []).append(AttemptRecord(attempt=attempt, error=_loads(error), started_at=started,
-                                                          ended_at=ended))
+        "SELECT step_key, attempt, error, started_at, ended_at FROM step_failures WHERE run_id = ?"
+        " ORDER BY step_key, attempt",
+        (run_id,),
+    ):
+        failures.setdefault(key, []).append(
+            AttemptRecord(attempt=attempt, error=_loads(error), started_at=started, ended_at=ended)
+        )
     run.failures = failures.pop("", [])
-    run.steps = [StepRecord(id=r[0], key=r[1], kind=r[2], status=r[3], attempts=r[4], output=_loads(r[5]),
-                            error=_loads(r[6]), started_at=r[7], ended_at=r[8], deadline=r[9], detail=_loads(r[10]),
-                            failures=failures.get(r[1], []))
-                 for r in tx.all("SELECT step_id, key, kind, status, attempts, output, error, started_at, ended_at,"
-                                 " deadline, detail FROM steps WHERE run_id = ? ORDER BY seq, key", (run_id,))]
+    run.steps = [
+        StepRecord(
+            id=r[0],
+            key=r[1],
+            kind=r[2],
+            status=r[3],
+            attempts=r[4],
+            output=_loads(r[5]),
+            error=_loads(r[6]),
+            started_at=r[7],
+            ended_at=r[8],
+            deadline=r[9],
+            detail=_loads(r[10]),
+            failures=failures.get(r[1], []),
+        )
+        for r in tx.all(
+            "SELECT step_id, key, kind, status, attempts, output, error, started_at, ended_at,"
+            " deadline, detail FROM steps WHERE run_id = ? ORDER BY seq, key",
+            (run_id,),
+        )
+    ]
     return run
 
 
 def run_logs(tx: Tx, run_id: str) -> list[LogLine]:
-    return [LogLine(ts=r[0], level=r[1], message=r[2], step_id=r[3]) for r in
-            tx.all("SELECT ts, level, message, step_id FROM run_logs WHERE run_id = ? ORDER BY seq", (run_id,))]
+    return [
+        LogLine(ts=r[0], level=r[1], message=r[2], step_id=r[3])
+        for r in tx.all("SELECT ts, level, message, step_id FROM run_logs WHERE run_id = ? ORDER BY seq", (run_id,))
+    ]
 
 
 def list_runs(tx: Tx, f: RunFilter) -> list[Run]:
@@ -106,8 +142,10 @@ def run_conditions(f: RunFilter, *, with_status: bool = True) -> tuple[list[str]
         # One IN over both ways a run belongs to an event (not `first_event_id = ? OR id IN (...)`,
         # which PostgreSQL answers by filtering every run, newest first, while the index on
         # first_event_id and the effects' key find the few at once).
-        where.append("id IN (SELECT id FROM runs WHERE first_event_id = ? UNION ALL"
-                     " SELECT run_id FROM event_effects WHERE event_id = ? AND effect = 'started')")
+        where.append(
+            "id IN (SELECT id FROM runs WHERE first_event_id = ? UNION ALL"
+            " SELECT run_id FROM event_effects WHERE event_id = ? AND effect = 'started')"
+        )
         params += [f.event_id, f.event_id]
     return where, params
 
@@ -129,6 +167,17 @@ def _id_window(since: int | None, until: int | None, before: str | None) -> tupl
 
 
 def run_from_row(r: Any) -> Run:
-    return Run(id=r[0], app_id=r[1], function_id=r[2], status=r[3], event_ids=_loads(r[4]), output=_loads(r[5]),
-               error=_loads(r[6]), created_at=r[7], started_at=r[8], ended_at=r[9], parent_run_id=r[10],
-               skip_reason=r[11])
+    return Run(
+        id=r[0],
+        app_id=r[1],
+        function_id=r[2],
+        status=r[3],
+        event_ids=_loads(r[4]),
+        output=_loads(r[5]),
+        error=_loads(r[6]),
+        created_at=r[7],
+        started_at=r[8],
+        ended_at=r[9],
+        parent_run_id=r[10],
+        skip_reason=r[11],
+    )

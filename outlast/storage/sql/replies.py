@@ -36,7 +36,8 @@ class Outbox:
     """Results of one group, delivered when the group is done."""
 
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = field(
-        default_factory=lambda: defaultdict(list))
+        default_factory=lambda: defaultdict(list)
+    )
 
     def put(self, reply: Reply, ok: bool, value: Any) -> None:
         if reply.loop is None:

@@ -25,9 +25,14 @@ _FINAL = marks(len(FINAL_STATUSES))
 
 def take_chore(tx: Tx, name: str, owner: str, now: int, lease_ms: int) -> bool:
     """Take or renew the lease on a chore; False while another owner's lease runs."""
-    return tx.run("UPDATE chores SET owner = ?, lease_until = ? WHERE name = ?"
-                  " AND (owner IS NULL OR owner = ? OR lease_until <= ?)",
-                  (owner, now + lease_ms, name, owner, now)) == 1
+    return (
+        tx.run(
+            "UPDATE chores SET owner = ?, lease_until = ? WHERE name = ?"
+            " AND (owner IS NULL OR owner = ? OR lease_until <= ?)",
+            (owner, now + lease_ms, name, owner, now),
+        )
+        == 1
+    )
 
 
 def prune(tx: Tx, before: int, now: int, limit: int) -> PruneResult:
@@ -36,16 +41,25 @@ def prune(tx: Tx, before: int, now: int, limit: int) -> PruneResult:
     `limit` expired dedupe keys, and stale flow-control keys (`_prune_flow_state`)."""
     runs, steps, triggers = _prune_runs(tx, before, limit)
     events, more = _prune_events(tx, before, limit)
-    return PruneResult(runs=runs, steps=steps, events=triggers + events, dedupe_keys=_prune_dedupe(tx, now, limit),
-                       flow_keys=_prune_flow_state(tx, before, limit), more=more or runs == limit)
+    return PruneResult(
+        runs=runs,
+        steps=steps,
+        events=triggers + events,
+        dedupe_keys=_prune_dedupe(tx, now, limit),
+        flow_keys=_prune_flow_state(tx, before, limit),
+        more=more or runs == limit,
+    )
 
 
 def _prune_runs(tx: Tx, before: int, limit: int) -> tuple[int, int, int]:
     """Delete a batch of finished runs with their rows, then their trigger events that nothing else
     refers to (so an event the cursor passed while its run was still kept is not left behind);
     return (runs, steps, events) deleted."""
-    rows = tx.all(f"SELECT id, event_ids FROM runs WHERE ended_at < ? AND status IN ({_FINAL})"
-                  f" ORDER BY ended_at, id LIMIT ? {tx.lock_suffix}", (before, *FINAL_STATUSES, limit))
+    rows = tx.all(
+        f"SELECT id, event_ids FROM runs WHERE ended_at < ? AND status IN ({_FINAL})"
+        f" ORDER BY ended_at, id LIMIT ? {tx.lock_suffix}",
+        (before, *FINAL_STATUSES, limit),
+    )
     if not rows:
         return 0, 0, 0
     ids = [r[0] for r in rows]
@@ -61,9 +75,12 @@ def _prune_runs(tx: Tx, before: int, limit: int) -> tuple[int, int, int]:
 def _delete_unreferenced(tx: Tx, event_ids: list[str]) -> int:
     if not event_ids:
         return 0
-    return tx.run(f"DELETE FROM events WHERE id IN ({marks(len(event_ids))})"
-                  " AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.first_event_id = events.id)"
-                  " AND NOT EXISTS (SELECT 1 FROM event_effects x WHERE x.event_id = events.id)", event_ids)
+    return tx.run(
+        f"DELETE FROM events WHERE id IN ({marks(len(event_ids))})"
+        " AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.first_event_id = events.id)"
+        " AND NOT EXISTS (SELECT 1 FROM event_effects x WHERE x.event_id = events.id)",
+        event_ids,
+    )
 
 
 def _prune_events(tx: Tx, before: int, limit: int) -> tuple[int, bool]:
@@ -72,8 +89,12 @@ def _prune_events(tx: Tx, before: int, limit: int) -> tuple[int, bool]:
     cursor wraps around, so long-lived runs' events do not slow every batch down."""
     row = tx.one(f"SELECT cursor FROM chores WHERE name = 'retention' {tx.row_lock}")
     cursor = row[0] if row else ""
-    ids = [r[0] for r in tx.all("SELECT id FROM events WHERE id > ? AND id < ? ORDER BY id LIMIT ?",
-                                (cursor, ulid_floor(before), limit))]
+    ids = [
+        r[0]
+        for r in tx.all(
+            "SELECT id FROM events WHERE id > ? AND id < ? ORDER BY id LIMIT ?", (cursor, ulid_floor(before), limit)
+        )
+    ]
     more = len(ids) == limit
     tx.run("UPDATE chores SET cursor = ? WHERE name = 'retention'", (ids[-1] if more else "",))
     return _delete_unreferenced(tx, ids), more
@@ -81,8 +102,11 @@ def _prune_events(tx: Tx, before: int, limit: int) -> tuple[int, bool]:
 
 def _prune_dedupe(tx: Tx, now: int, limit: int) -> int:
     """Dedupe and idempotency keys whose 24 h are over (ingest also drops a few as it goes)."""
-    return tx.run("DELETE FROM dedupe WHERE key IN (SELECT key FROM dedupe WHERE expires_at <= ?"
-                  " ORDER BY expires_at, key LIMIT ?)", (now, limit))
+    return tx.run(
+        "DELETE FROM dedupe WHERE key IN (SELECT key FROM dedupe WHERE expires_at <= ?"
+        " ORDER BY expires_at, key LIMIT ?)",
+        (now, limit),
+    )
 
 
 def _prune_flow_state(tx: Tx, before: int, limit: int) -> int:
@@ -90,12 +114,15 @@ def _prune_flow_state(tx: Tx, before: int, limit: int) -> int:
     passed before `before` (such a key admits as if it had no row), and gatherings older than it
     whose run is no longer waiting for events (the next event of their key starts a new one).
     Rows another transaction holds are left for the next batch."""
-    gcra = tx.run(f"DELETE FROM gcra WHERE key IN (SELECT key FROM gcra WHERE tat < ? LIMIT ? {tx.lock_suffix})",
-                  (before, limit))
+    gcra = tx.run(
+        f"DELETE FROM gcra WHERE key IN (SELECT key FROM gcra WHERE tat < ? LIMIT ? {tx.lock_suffix})", (before, limit)
+    )
     return gcra + tx.run(
         "DELETE FROM gathering WHERE key IN (SELECT g.key FROM gathering g WHERE g.first_at < ? AND NOT EXISTS"
         " (SELECT 1 FROM runs r WHERE r.id = g.run_id AND r.status = 'queued')"
-        f" LIMIT ? {tx.lock_suffix})", (before, limit))
+        f" LIMIT ? {tx.lock_suffix})",
+        (before, limit),
+    )
 
 
 def shrink_wait_fields(tx: Tx, lock: tuple[str, ...] = ()) -> int:
@@ -104,22 +131,38 @@ def shrink_wait_fields(tx: Tx, lock: tuple[str, ...] = ()) -> int:
     so the check below sees their waits: a wait stored just now keeps its entry."""
     for statement in lock:
         tx.run(statement)
-    return tx.run("DELETE FROM wait_fields WHERE NOT EXISTS (SELECT 1 FROM waits w"
-                  " WHERE w.event_name = wait_fields.event_name AND (w.match_field = wait_fields.match_field"
-                  " OR (w.match_field IS NULL AND wait_fields.match_field = '')))")
+    return tx.run(
+        "DELETE FROM wait_fields WHERE NOT EXISTS (SELECT 1 FROM waits w"
+        " WHERE w.event_name = wait_fields.event_name AND (w.match_field = wait_fields.match_field"
+        " OR (w.match_field IS NULL AND wait_fields.match_field = '')))"
+    )
 
 
 def queue_stats(tx: Tx, now: int) -> QueueStats:
-    rows = tx.all("SELECT app_id, COALESCE(function_id, ''),"
-                  " SUM(CASE WHEN due_at <= ? THEN 1 ELSE 0 END),"
-                  " SUM(CASE WHEN due_at > ? AND lease_token IS NOT NULL THEN 1 ELSE 0 END),"
-                  " SUM(CASE WHEN due_at > ? AND lease_token IS NULL THEN 1 ELSE 0 END),"
-                  " MIN(CASE WHEN due_at <= ? THEN due_at END)"
-                  " FROM queue GROUP BY app_id, COALESCE(function_id, '') ORDER BY 1, 2", (now, now, now, now))
+    rows = tx.all(
+        "SELECT app_id, COALESCE(function_id, ''),"
+        " SUM(CASE WHEN due_at <= ? THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN due_at > ? AND lease_token IS NOT NULL THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN due_at > ? AND lease_token IS NULL THEN 1 ELSE 0 END),"
+        " MIN(CASE WHEN due_at <= ? THEN due_at END)"
+        " FROM queue GROUP BY app_id, COALESCE(function_id, '') ORDER BY 1, 2",
+        (now, now, now, now),
+    )
     waits = {kind: int(n) for kind, n in tx.all("SELECT kind, COUNT(*) FROM waits GROUP BY kind ORDER BY kind")}
-    return QueueStats(functions=[QueueStat(app_id=r[0], function_id=r[1], due=int(r[2]), leased=int(r[3]),
-                                           scheduled=int(r[4]), oldest_due_at=None if r[5] is None else int(r[5]))
-                                 for r in rows], waits=waits)
+    return QueueStats(
+        functions=[
+            QueueStat(
+                app_id=r[0],
+                function_id=r[1],
+                due=int(r[2]),
+                leased=int(r[3]),
+                scheduled=int(r[4]),
+                oldest_due_at=None if r[5] is None else int(r[5]),
+            )
+            for r in rows
+        ],
+        waits=waits,
+    )
 
 
 def schema_problem(tx: Tx) -> str | None:

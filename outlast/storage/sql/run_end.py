@@ -18,19 +18,23 @@ from outlast.storage.sql.tx import Tx, marks
 ENDED_COLUMNS = "app_id, function_id, event_ids, has_waits, has_timeouts"
 
 
-def cancel_run(tx: Tx, run_id: str, now: int, reason: str, *,
-               by_event: str | None = None) -> list[EventRecord] | None:
+def cancel_run(tx: Tx, run_id: str, now: int, reason: str, *, by_event: str | None = None) -> list[EventRecord] | None:
     """Cancel an active run (see `Store.cancel_run`); return the events to ingest, or None if the
     run was not active."""
     error = {"name": "FunctionCancelled", "message": reason}
-    ended = tx.one("UPDATE runs SET status = 'cancelled', error = ?, ended_at = ?"
-                   f" WHERE id = ? AND status IN ('queued', 'running') RETURNING {ENDED_COLUMNS}",
-                   (jsonutil.dumps(error), now, run_id))
+    ended = tx.one(
+        "UPDATE runs SET status = 'cancelled', error = ?, ended_at = ?"
+        f" WHERE id = ? AND status IN ('queued', 'running') RETURNING {ENDED_COLUMNS}",
+        (jsonutil.dumps(error), now, run_id),
+    )
     if ended is None:
         return None
     tx.run("DELETE FROM queue WHERE run_id = ?", (run_id,))
-    tx.run(f"UPDATE steps SET status = 'cancelled', ended_at = ?, deadline = NULL WHERE run_id = ?"
-           f" AND status IN ('retrying', {marks(len(PENDING_STEP_STATUSES))})", (now, run_id, *PENDING_STEP_STATUSES))
+    tx.run(
+        f"UPDATE steps SET status = 'cancelled', ended_at = ?, deadline = NULL WHERE run_id = ?"
+        f" AND status IN ('retrying', {marks(len(PENDING_STEP_STATUSES))})",
+        (now, run_id, *PENDING_STEP_STATUSES),
+    )
     if by_event is not None:
         record_effect(tx, by_event, run_id, "cancelled")
     return end_run(tx, run_id, ended, status="cancelled", output=None, error=error, now=now)
@@ -39,17 +43,28 @@ def cancel_run(tx: Tx, run_id: str, now: int, reason: str, *,
 def fail_run(tx: Tx, run_id: str, now: int, error: dict[str, Any]) -> list[EventRecord]:
     """Fail an active run from outside its attempts (its item is deleted); return the events to
     ingest, none if the run was not active."""
-    ended = tx.one("UPDATE runs SET status = 'failed', error = ?, ended_at = ?"
-                   f" WHERE id = ? AND status IN ('queued', 'running') RETURNING {ENDED_COLUMNS}",
-                   (jsonutil.dumps(error), now, run_id))
+    ended = tx.one(
+        "UPDATE runs SET status = 'failed', error = ?, ended_at = ?"
+        f" WHERE id = ? AND status IN ('queued', 'running') RETURNING {ENDED_COLUMNS}",
+        (jsonutil.dumps(error), now, run_id),
+    )
     if ended is None:
         return []
     tx.run("DELETE FROM queue WHERE run_id = ? AND kind = 'run'", (run_id,))
     return end_run(tx, run_id, ended, status="failed", output=None, error=error, now=now)
 
 
-def end_run(tx: Tx, run_id: str, run: Any, *, status: str, output: Any, error: Any, now: int,
-            known_events: list[EventRecord] | None = None) -> list[EventRecord]:
+def end_run(
+    tx: Tx,
+    run_id: str,
+    run: Any,
+    *,
+    status: str,
+    output: Any,
+    error: Any,
+    now: int,
+    known_events: list[EventRecord] | None = None,
+) -> list[EventRecord]:
     """Clear the ended run's timeout items and waits, and return its system events.
 
     `run` holds ENDED_COLUMNS. The run's own item is already gone (cancelled, or deleted by the
@@ -61,12 +76,21 @@ def end_run(tx: Tx, run_id: str, run: Any, *, status: str, output: Any, error: A
     if has_waits:
         tx.run("DELETE FROM waits WHERE run_id = ?", (run_id,))
     events = known_events if known_events is not None else get_events(tx, jsonutil.loads(event_ids))
-    return run_ended_events(app_id=app_id, function_id=function_id, run_id=run_id,
-                            trigger_events=[e.to_dict() for e in events], status=status, output=output,
-                            error=error, now_ms=now)
+    return run_ended_events(
+        app_id=app_id,
+        function_id=function_id,
+        run_id=run_id,
+        trigger_events=[e.to_dict() for e in events],
+        status=status,
+        output=output,
+        error=error,
+        now_ms=now,
+    )
 
 
 def record_effect(tx: Tx, event_id: str, run_id: str, effect: str) -> None:
     """Remember that an event resumed or cancelled a run (the dashboard shows both ways)."""
-    tx.run("INSERT INTO event_effects (event_id, run_id, effect) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-           (event_id, run_id, effect))
+    tx.run(
+        "INSERT INTO event_effects (event_id, run_id, effect) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        (event_id, run_id, effect),
+    )

@@ -56,8 +56,9 @@ class SqlStore(PlannerSlot):
 
     # -- functions -----------------------------------------------------------------------------
 
-    async def sync_functions(self, app_id: str, configs: list[FunctionConfig], now_ms: int, *,
-                             mode: SyncMode = "merge") -> bool:
+    async def sync_functions(
+        self, app_id: str, configs: list[FunctionConfig], now_ms: int, *, mode: SyncMode = "merge"
+    ) -> bool:
         return await self._run(lambda tx: functions.sync_functions(tx, app_id, configs, now_ms, mode))
 
     async def load_functions(self) -> tuple[int, list[FunctionConfig]]:
@@ -83,10 +84,19 @@ class SqlStore(PlannerSlot):
     async def event_effects(self, event_id: str) -> list[EventEffect]:
         return await self._run(lambda tx: read.event_effects(tx, event_id))
 
-    async def claim(self, scope: AppScope, owner: str, limit: int, now_ms: int, lease_ms: int, *,
-                    max_crashes: int = DEFAULT_MAX_CRASHES) -> list[Claimed]:
-        return await self._run(lambda tx: queue.claim(tx, self.planner, scope, owner, limit, now_ms, lease_ms,
-                                                      max_crashes=max_crashes))
+    async def claim(
+        self,
+        scope: AppScope,
+        owner: str,
+        limit: int,
+        now_ms: int,
+        lease_ms: int,
+        *,
+        max_crashes: int = DEFAULT_MAX_CRASHES,
+    ) -> list[Claimed]:
+        return await self._run(
+            lambda tx: queue.claim(tx, self.planner, scope, owner, limit, now_ms, lease_ms, max_crashes=max_crashes)
+        )
 
     async def extend_leases(self, owner: str, tokens: dict[str, str], until_ms: int) -> set[str]:
         return await self._run(lambda tx: queue.extend_leases(tx, tokens, until_ms))
@@ -96,8 +106,9 @@ class SqlStore(PlannerSlot):
             return await self._run(CheckpointRequest(c))
         if commit.is_plain_finish(c):
             return await self._run(FinishRequest(c, self.planner), notify=True)
-        return await self._run(lambda tx: commit.commit(tx, self.planner, c),
-                               notify=bool(c.events) or c.outcome is not None)
+        return await self._run(
+            lambda tx: commit.commit(tx, self.planner, c), notify=bool(c.events) or c.outcome is not None
+        )
 
     async def release(self, item_id: str, lease_token: str, due_at: int) -> None:
         await self._run(lambda tx: queue.release(tx, item_id, lease_token, due_at), notify=True)
@@ -133,13 +144,18 @@ class SqlStore(PlannerSlot):
     async def run_jobs(self, run_id: str, limit: int = 100) -> list[QueueJob]:
         return await self._run(lambda tx: inngest_reads.run_jobs(tx, run_id, limit))
 
-    async def active_runs_with_triggers(self, *, app_id: str, function_id: str, since: int | None, until: int,
-                                        after: str | None, limit: int) -> list[tuple[str, EventRecord | None]]:
-        return await self._run(lambda tx: inngest_reads.active_runs_with_triggers(
-            tx, app_id=app_id, function_id=function_id, since=since, until=until, after=after, limit=limit))
+    async def active_runs_with_triggers(
+        self, *, app_id: str, function_id: str, since: int | None, until: int, after: str | None, limit: int
+    ) -> list[tuple[str, EventRecord | None]]:
+        return await self._run(
+            lambda tx: inngest_reads.active_runs_with_triggers(
+                tx, app_id=app_id, function_id=function_id, since=since, until=until, after=after, limit=limit
+            )
+        )
 
     async def child_runs(self, run_id: str, limit: int = 1000) -> list[tuple[str, EventRecord]]:
         return await self._run(lambda tx: inngest_reads.child_runs(tx, run_id, limit))
+
     # -- apps served over HTTP (official Inngest SDKs) -----------------------------------------
 
     async def sync_app(self, app: SyncedApp, configs: list[FunctionConfig], now_ms: int) -> bool:
@@ -194,7 +210,6 @@ class SqlStore(PlannerSlot):
         if problem is not None:
             raise StoreError(problem)
 
-
     # -- dashboard and read API ----------------------------------------------------------------
 
     async def count_runs(self, flt: RunFilter, cap: int) -> StatusCounts:
@@ -212,8 +227,16 @@ class SqlStore(PlannerSlot):
     async def event_names(self, recent: int = 500) -> list[str]:
         return await self._run(lambda tx: dash.event_names(tx, recent))
 
-    async def rerun(self, plan: RunPlan, *, origin_run_id: str, keep_keys: list[str], edited: StepWrite | None,
-                    from_step_key: str | None, now_ms: int) -> None:
+    async def rerun(
+        self,
+        plan: RunPlan,
+        *,
+        origin_run_id: str,
+        keep_keys: list[str],
+        edited: StepWrite | None,
+        from_step_key: str | None,
+        now_ms: int,
+    ) -> None:
         await self._run(lambda tx: reruns.rerun(tx, plan, origin_run_id, keep_keys, edited, from_step_key, now_ms))
 
 

@@ -26,8 +26,10 @@ def add_wait(tx: Tx, run_id: str, w: WaitSpec, now: int) -> None:
 
 
 def add_wait_field(tx: Tx, event_name: str, match_field: str) -> None:
-    tx.run("INSERT INTO wait_fields (event_name, match_field) VALUES (?, ?) ON CONFLICT DO NOTHING",
-           (event_name, match_field))
+    tx.run(
+        "INSERT INTO wait_fields (event_name, match_field) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        (event_name, match_field),
+    )
     known = tx.memo.get(("wait_fields", event_name))
     if known is not None and match_field not in known:
         known.append(match_field)
@@ -45,8 +47,12 @@ def wait_fields(tx: Tx, event_name: str) -> list[str]:
     """
     key = ("wait_fields", event_name)
     if (known := tx.memo.get(key)) is None:
-        known = tx.memo[key] = [f for (f,) in tx.all(
-            "SELECT match_field FROM wait_fields WHERE event_name = ? ORDER BY match_field", (event_name,))]
+        known = tx.memo[key] = [
+            f
+            for (f,) in tx.all(
+                "SELECT match_field FROM wait_fields WHERE event_name = ? ORDER BY match_field", (event_name,)
+            )
+        ]
     return list(known)
 
 
@@ -65,7 +71,8 @@ def resolve_waits(tx: Tx, planner: Planner, event: EventRecord, now: int) -> lis
             continue
         found += tx.all(
             f"SELECT {_WAIT_COLUMNS} FROM waits w WHERE w.event_name = ? AND w.match_field = ? AND w.match_value = ?",
-            (event.name, field, jsonutil.dumps(lookup(payload, field))))
+            (event.name, field, jsonutil.dumps(lookup(payload, field))),
+        )
     follow_ups: list[EventRecord] = []
     for _wait_id, run_id, kind, step_key, expires_at in sorted(found, key=lambda r: r[0]):
         if expires_at <= now:
@@ -82,7 +89,9 @@ def _expression_waits(tx: Tx, planner: Planner, name: str, payload: dict[str, An
     for row in tx.all(
         f"SELECT {_WAIT_COLUMNS}, w.expression, e.name, e.data, e.user_data, e.ts, e.dedupe_id, e.id"
         " FROM waits w JOIN runs r ON r.id = w.run_id JOIN events e ON e.id = r.first_event_id"
-        " WHERE w.event_name = ? AND w.match_field IS NULL ORDER BY w.id", (name,)):
+        " WHERE w.event_name = ? AND w.match_field IS NULL ORDER BY w.id",
+        (name,),
+    ):
         if planner.matches(row[5], _event_row_dict(row[6:]), payload):
             matched.append(row[:5])
     return matched
@@ -99,8 +108,16 @@ def complete_wait(tx: Tx, run_id: str, kind: str, step_key: str, payload: dict[s
     changed = tx.run(
         "UPDATE steps SET status = ?, output = ?, error = ?, ended_at = ?, deadline = NULL"
         f" WHERE run_id = ? AND key = ? AND status IN ({marks(len(PENDING_STEP_STATUSES))})",
-        (status, jsonutil.dumps(output), jsonutil.dumps(error) if error else None, now, run_id, step_key,
-         *PENDING_STEP_STATUSES))
+        (
+            status,
+            jsonutil.dumps(output),
+            jsonutil.dumps(error) if error else None,
+            now,
+            run_id,
+            step_key,
+            *PENDING_STEP_STATUSES,
+        ),
+    )
     tx.run("DELETE FROM waits WHERE run_id = ? AND step_key = ?", (run_id, step_key))
     if changed:
         wake(tx, run_id, now)
@@ -109,11 +126,19 @@ def complete_wait(tx: Tx, run_id: str, kind: str, step_key: str, payload: dict[s
 
 def wake(tx: Tx, run_id: str, now: int) -> None:
     """Make a suspended run due now; a leased one resumes when its attempt ends."""
-    tx.run("UPDATE queue SET woken = 1, due_at = CASE WHEN lease_token IS NULL THEN ? ELSE due_at END"
-           " WHERE run_id = ? AND kind = 'run'", (now, run_id))
+    tx.run(
+        "UPDATE queue SET woken = 1, due_at = CASE WHEN lease_token IS NULL THEN ? ELSE due_at END"
+        " WHERE run_id = ? AND kind = 'run'",
+        (now, run_id),
+    )
 
 
 def _event_row_dict(row: Any) -> dict[str, Any]:
     name, data, user, ts, dedupe_id, internal_id = row
-    return {"id": dedupe_id or internal_id, "name": name, "data": jsonutil.loads(data),
-            "user": jsonutil.loads(user), "ts": ts}
+    return {
+        "id": dedupe_id or internal_id,
+        "name": name,
+        "data": jsonutil.loads(data),
+        "user": jsonutil.loads(user),
+        "ts": ts,
+    }

@@ -14,8 +14,9 @@ import fastapi
 import inngest
 import inngest.fast_api
 
-client = inngest.Inngest(app_id=os.environ.get("PY_APP_ID", "py-app"),
-                         is_production=os.environ.get("INNGEST_DEV") is None)
+client = inngest.Inngest(
+    app_id=os.environ.get("PY_APP_ID", "py-app"), is_production=os.environ.get("INNGEST_DEV") is None
+)
 EFFECTS = os.environ.get("OUTLAST_TEST_EFFECTS", "")
 
 
@@ -60,19 +61,25 @@ async def parallel(ctx: inngest.Context) -> list[object]:
         await asyncio.sleep(0.2)
         return name
 
-    results = await ctx.group.parallel((
-        lambda: ctx.step.run("left", branch, "left"),
-        lambda: ctx.step.run("right", branch, "right"),
-        lambda: ctx.step.run("middle", branch, "middle"),
-    ))
+    results = await ctx.group.parallel(
+        (
+            lambda: ctx.step.run("left", branch, "left"),
+            lambda: ctx.step.run("right", branch, "right"),
+            lambda: ctx.step.run("middle", branch, "middle"),
+        )
+    )
     after = await ctx.step.run("after", lambda: "after")
     return [*results, after]
 
 
 @client.create_function(fn_id="waiter", trigger=inngest.TriggerEvent(event="py/wait"))
 async def waiter(ctx: inngest.Context) -> dict[str, object]:
-    got = await ctx.step.wait_for_event("approval", event="py/approved", if_exp="event.data.id == async.data.id",
-                                        timeout=datetime.timedelta(seconds=float(ctx.event.data.get("timeout", 30))))
+    got = await ctx.step.wait_for_event(
+        "approval",
+        event="py/approved",
+        if_exp="event.data.id == async.data.id",
+        timeout=datetime.timedelta(seconds=float(ctx.event.data.get("timeout", 30))),
+    )
     return {"approved": got.data if got is not None else None}
 
 
@@ -116,22 +123,28 @@ async def _failed_for_good(ctx: inngest.Context) -> None:
     effect(f"on-failure:{ctx.event.data['error']['message']}")
 
 
-@client.create_function(fn_id="doomed", trigger=inngest.TriggerEvent(event="py/doomed"), retries=1,
-                        on_failure=_failed_for_good)
+@client.create_function(
+    fn_id="doomed", trigger=inngest.TriggerEvent(event="py/doomed"), retries=1, on_failure=_failed_for_good
+)
 async def doomed(ctx: inngest.Context) -> None:
     raise inngest.NonRetriableError("doomed from the start")
 
 
-@client.create_function(fn_id="limited", trigger=inngest.TriggerEvent(event="py/limited"),
-                        rate_limit=inngest.RateLimit(limit=1, period=datetime.timedelta(minutes=1),
-                                                     key="event.data.user"),
-                        concurrency=[inngest.Concurrency(limit=1, key="event.data.user")])
+@client.create_function(
+    fn_id="limited",
+    trigger=inngest.TriggerEvent(event="py/limited"),
+    rate_limit=inngest.RateLimit(limit=1, period=datetime.timedelta(minutes=1), key="event.data.user"),
+    concurrency=[inngest.Concurrency(limit=1, key="event.data.user")],
+)
 async def limited(ctx: inngest.Context) -> object:
     return ctx.event.data["user"]
 
 
-@client.create_function(fn_id="batched", trigger=inngest.TriggerEvent(event="py/batch"),
-                        batch_events=inngest.Batch(max_size=3, timeout=datetime.timedelta(seconds=5)))
+@client.create_function(
+    fn_id="batched",
+    trigger=inngest.TriggerEvent(event="py/batch"),
+    batch_events=inngest.Batch(max_size=3, timeout=datetime.timedelta(seconds=5)),
+)
 async def batched(ctx: inngest.Context) -> list[object]:
     return [e.data["i"] for e in ctx.events]
 
@@ -192,8 +205,26 @@ async def sleeper(ctx: inngest.Context) -> str:
     return await ctx.step.run("after", lambda: "after")
 
 
-FUNCTIONS = [steps, three_steps, parallel, waiter, child, parent, sender, receiver, flaky, doomed, limited, batched,
-             hang, fn_error, big_state, evolving, sleeper, slow_steps]
+FUNCTIONS = [
+    steps,
+    three_steps,
+    parallel,
+    waiter,
+    child,
+    parent,
+    sender,
+    receiver,
+    flaky,
+    doomed,
+    limited,
+    batched,
+    hang,
+    fn_error,
+    big_state,
+    evolving,
+    sleeper,
+    slow_steps,
+]
 if VARIANT == "v2":  # a new version of the app: two functions are gone
     FUNCTIONS = [f for f in FUNCTIONS if f not in (receiver, sleeper)]
 app = fastapi.FastAPI()
