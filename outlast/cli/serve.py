@@ -72,35 +72,15 @@ async def run(
     except BaseException:
         await engine.close()
         raise
-    stop = asyncio.Event()
     dev = DevLog(engine) if devlog else None
     engine.bus.subscribe(dev.observe if dev is not None else log_observation)
     if verbose:
         _print_banner(app, settings, engine.clock.now_ms())
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    server = _server(engine, http) if http is not None else None
     if http is not None or served_apps_keys is not None:
         keys = http.signing_keys if http is not None else served_apps_keys or ()
         served.install_http_driver(engine, settings, keys)
     try:
-        with tuned_for_service():  # start-up is over: what it loaded lives as long as the process
-            tasks = [asyncio.create_task(Worker(engine).run(stop))]
-            if dev is not None:
-                tasks.append(asyncio.create_task(dev.follow_cancellations(stop)))
-            if server is not None:
-                tasks.append(asyncio.create_task(server.serve()))
-            if server is not None and http is not None and http.sdk_urls:
-                syncing = asyncio.create_task(
-                    served.sync_sdk_urls(engine, list(http.sdk_urls), server, production=http.mode == "production")
-                )
-            await stop.wait()
-            if server is not None:
-                server.should_exit = True
-            if http is not None and http.sdk_urls:
-                syncing.cancel()
-            await asyncio.gather(*tasks)
+        await _serve_until_stopped(engine, http, dev)
     finally:
         driver = engine.drivers.get("http")
         if isinstance(driver, HttpDriver):
@@ -109,6 +89,34 @@ async def run(
         await engine.close()
         if verbose:
             print("outlast: stopped", flush=True)
+
+
+async def _serve_until_stopped(engine: Engine, http: Http | None, dev: DevLog | None) -> None:
+    """The worker (and the dev log's follower, the server, the SDK apps' sync) until SIGINT or
+    SIGTERM; then each is told to stop and awaited."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    server = _server(engine, http) if http is not None else None
+    with tuned_for_service():  # start-up is over: what it loaded lives as long as the process
+        tasks = [asyncio.create_task(Worker(engine).run(stop))]
+        if dev is not None:
+            tasks.append(asyncio.create_task(dev.follow_cancellations(stop)))
+        if server is not None:
+            tasks.append(asyncio.create_task(server.serve()))
+        syncing = None
+        if server is not None and http is not None and http.sdk_urls:
+            production = http.mode == "production"
+            syncing = asyncio.create_task(
+                served.sync_sdk_urls(engine, list(http.sdk_urls), server, production=production)
+            )
+        await stop.wait()
+        if server is not None:
+            server.should_exit = True
+        if syncing is not None:
+            syncing.cancel()
+        await asyncio.gather(*tasks)
 
 
 def _server(engine: Engine, http: Http) -> Any:

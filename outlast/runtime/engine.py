@@ -179,10 +179,14 @@ class Engine:
                 for i, e in enumerate(items)
             ]
 
-    async def send(self, events: EventsInput, *, trace: dict[str, str] | None = None) -> list[str]:
-        """Store events from outside a run. They carry `trace` (a W3C trace context, e.g. from a
-        request's `traceparent` header), else the caller's active OpenTelemetry span, if any."""
-        records = self.validate(events)
+    async def send(
+        self, events: EventsInput, *, trace: dict[str, str] | None = None, allow_system: bool = False
+    ) -> list[str]:
+        """Store events from outside a run: the one ingest path (the event API, the dashboard, the
+        JSON API, the CLI and clients all send here). They carry `trace` (a W3C trace context, e.g.
+        from a request's `traceparent` header), else the caller's active OpenTelemetry span, if any.
+        `allow_system`: accept `inngest/` names (the dashboard's and the API's invoke event)."""
+        records = self.validate(events, allow_system=allow_system)
         carry_trace(records, trace or current_trace())
         ids = await self.store.ingest(records, self.clock.now_ms())
         self.wake()

@@ -35,13 +35,17 @@ async def rerun_run(engine: Engine, run_id: str, *, from_step: str | None = None
     return await rerun(engine, run_id, from_step=from_step, output=output)
 
 
-async def send_event(engine: Engine, payload: Any) -> list[str]:
-    """`payload`: one event object or a list of them (`name`, `data`, optional `id`, `user`, `ts`)."""
-    return await engine.send(payload)
+async def send_event(engine: Engine, payload: Any, *, trace: dict[str, str] | None = None) -> list[str]:
+    """`payload`: one event object or a list of them (`name`, `data`, optional `id`, `user`, `ts`).
+    `trace`: the W3C trace context of the request that sends them."""
+    return await engine.send(payload, trace=trace)
 
 
-async def invoke(engine: Engine, app_id: str, function_id: str, data: Any) -> str:
-    """Start a run of the function with `data` as its event's data (Inngest's invoke event)."""
+async def invoke(
+    engine: Engine, app_id: str, function_id: str, data: Any, *, trace: dict[str, str] | None = None
+) -> str:
+    """Start a run of the function with `data` as its event's data (Inngest's invoke event), sent
+    through the engine's one send path like every other event."""
     config = engine.function(app_id, function_id)
     if config is None:
         await engine.refresh_registry(force=True)
@@ -51,7 +55,5 @@ async def invoke(engine: Engine, app_id: str, function_id: str, data: Any) -> st
     if not isinstance(data, dict):
         raise ActionError(f"data: expected a JSON object, got {type(data).__name__}")
     event = {"name": FUNCTION_INVOKED, "data": {**data, "_inngest": {"fn_id": config.slug}}}
-    records = engine.validate(event, allow_system=True)
-    ids = await engine.store.ingest(records, engine.clock.now_ms())
-    engine.wake()
-    return ids[0]
+    [event_id] = await engine.send(event, trace=trace, allow_system=True)
+    return event_id

@@ -1,7 +1,9 @@
-"""The HTTP server: one Starlette app on one port, composed from each concern's route list.
+"""The HTTP server: one Starlette app on one port, composed from each concern's route table.
 
-Each module under `outlast.server` that serves HTTP exposes `routes(engine, config)`; the order
-below is the order Starlette matches them in (specific paths first, the dashboard's catch-alls last).
+Each module under `outlast.server` that serves HTTP has a module-level `ROUTES` list of
+module-level handlers; `create_app` builds what they share once (`Services`, in
+`app.state.services`). The order below is the order Starlette matches them in (specific paths
+first, the dashboard last).
 """
 
 from __future__ import annotations
@@ -15,15 +17,25 @@ from starlette.routing import BaseRoute
 from outlast.runtime.engine import Engine
 from outlast.server import api, dashboard, events, health, inngest_api, metrics, sync
 from outlast.server.config import ServerConfig
+from outlast.server.services import Services
 
-ROUTE_MODULES = (events, health, metrics, inngest_api, sync, api, dashboard)  # the dashboard's catch-alls last
+ROUTES: list[BaseRoute] = [
+    *events.ROUTES,
+    *health.ROUTES,
+    *metrics.ROUTES,
+    *inngest_api.ROUTES,
+    *sync.ROUTES,
+    *api.ROUTES,
+    *dashboard.ROUTES,
+]
 
 
 def create_app(engine: Engine, config: ServerConfig) -> Starlette:
-    routes: list[BaseRoute] = []
-    for module in ROUTE_MODULES:
-        routes += module.routes(engine, config)
-    return Starlette(routes=routes)
+    """The server for `engine`; raises ValueError for a config it cannot serve safely."""
+    events.check_event_keys(config)
+    app = Starlette(routes=ROUTES if config.production else [*sync.DEV_ROUTES, *ROUTES])
+    app.state.services = Services.build(engine, config)
+    return app
 
 
 def http_server(app: Starlette, *, host: str, port: int) -> Any:

@@ -19,11 +19,11 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import Response
 
+from outlast.server.body import read_form
 from outlast.server.config import ServerConfig
 
 SESSION_COOKIE = "outlast_session"
@@ -31,7 +31,6 @@ CSRF_COOKIE = "outlast_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 SESSION_SECONDS = 7 * 24 * 3600
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 class Auth:
@@ -84,52 +83,8 @@ class Auth:
             return True
         return self.session_ok(request.cookies.get(SESSION_COOKIE))
 
-    # -- guards --------------------------------------------------------------------------------
 
-    def page(self, handler: Handler) -> Handler:
-        """A dashboard page or form action: login (production) and, for POST, the CSRF token."""
-
-        async def guarded(request: Request) -> Response:
-            if not self.logged_in(request):
-                if request.method == "GET":
-                    return RedirectResponse(f"/login?next={_next(request)}", status_code=303)
-                return Response("Log in first.", status_code=401, media_type="text/plain")
-            if request.method == "POST" and not await csrf_ok(request):
-                return Response(
-                    "This form has expired or did not come from this dashboard (CSRF check failed). "
-                    "Reload the page and try again.",
-                    status_code=403,
-                    media_type="text/plain",
-                )
-            response = await handler(request)
-            ensure_csrf_cookie(request, response)
-            return response
-
-        return guarded
-
-    def api(self, handler: Handler) -> Handler:
-        """A read API endpoint: login (production); actions need a JSON body or a CSRF token."""
-
-        async def guarded(request: Request) -> Response:
-            if not self.logged_in(request):
-                message = (
-                    "the dashboard is locked: production mode needs OUTLAST_DASHBOARD_PASSWORD"
-                    if self.locked
-                    else "log in first, or send Authorization: Bearer <dashboard password>"
-                )
-                return JSONResponse({"error": message}, status_code=401)
-            # PUT and DELETE are never sent cross-site without a preflight; a POST is, unless its body is JSON
-            if request.method == "POST" and not _json_request(request) and not await csrf_ok(request):
-                return JSONResponse(
-                    {"error": "actions need a JSON body (Content-Type: application/json) or a CSRF token"},
-                    status_code=403,
-                )
-            return await handler(request)
-
-        return guarded
-
-
-def _json_request(request: Request) -> bool:
+def json_request(request: Request) -> bool:
     return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
 
 
@@ -139,7 +94,7 @@ async def csrf_ok(request: Request) -> bool:
     if not sent and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
-        sent = str((await request.form()).get(CSRF_FIELD, ""))
+        sent = (await read_form(request)).get(CSRF_FIELD, "")
     return bool(cookie) and hmac.compare_digest(cookie.encode(), sent.encode())
 
 
@@ -157,7 +112,8 @@ def ensure_csrf_cookie(request: Request, response: Response) -> None:
         )
 
 
-def _next(request: Request) -> str:
+def login_next(request: Request) -> str:
+    """The current path and query, quoted for the login form's `next`."""
     from urllib.parse import quote
 
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")

@@ -18,19 +18,19 @@ from outlast.server.config import ServerConfig
 
 
 class BearerGuard:
-    def __init__(self, config: ServerConfig, *, what: str) -> None:
+    def __init__(self, config: ServerConfig) -> None:
         self.required = config.production
         self.keys = config.signing_keys
-        self.what = what
         for key in self.keys if self.required else ():
             bearer_token(validate_key(key))  # a bad key fails at start, not on a request
 
-    def refusal(self, request: Request) -> str | None:
-        """Why the request is refused (for a 401), or None when it may proceed."""
+    def refusal(self, request: Request, *, what: str) -> str | None:
+        """Why the request to `what` (the API, for the message) is refused (for a 401), or None
+        when it may proceed."""
         if not self.required:
             return None
         if not self.keys:
-            return f"{self.what} is disabled: this production server has no signing key configured"
+            return f"{what} is disabled: this production server has no signing key configured"
         header = request.headers.get("authorization")
         if not header:
             return (

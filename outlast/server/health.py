@@ -10,27 +10,28 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from outlast.errors import StoreError
-from outlast.runtime.engine import Engine
-from outlast.server.config import ServerConfig
+from outlast.server.services import services
 
 #: a database that has not answered in this long is not ready (a probe must not hang)
 READY_TIMEOUT_S = 2.0
 
 
-def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
-    async def health(_request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "mode": config.mode, "apps": sorted(engine.sources)})
+async def health(request: Request) -> JSONResponse:
+    found = services(request)
+    return JSONResponse({"status": "ok", "mode": found.config.mode, "apps": sorted(found.engine.sources)})
 
-    async def ready(_request: Request) -> JSONResponse:
-        try:
-            await asyncio.wait_for(engine.store.check(), READY_TIMEOUT_S)
-        except StoreError as exc:
-            return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
-        except TimeoutError:
-            return JSONResponse(
-                {"status": "unavailable", "error": f"the database did not answer within {READY_TIMEOUT_S:g} s"},
-                status_code=503,
-            )
-        return JSONResponse({"status": "ready"})
 
-    return [Route("/health", health, methods=["GET"]), Route("/ready", ready, methods=["GET"])]
+async def ready(request: Request) -> JSONResponse:
+    try:
+        await asyncio.wait_for(services(request).engine.store.check(), READY_TIMEOUT_S)
+    except StoreError as exc:
+        return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
+    except TimeoutError:
+        return JSONResponse(
+            {"status": "unavailable", "error": f"the database did not answer within {READY_TIMEOUT_S:g} s"},
+            status_code=503,
+        )
+    return JSONResponse({"status": "ready"})
+
+
+ROUTES: list[BaseRoute] = [Route("/health", health, methods=["GET"]), Route("/ready", ready, methods=["GET"])]

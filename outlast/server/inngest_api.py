@@ -25,10 +25,8 @@ from starlette.routing import BaseRoute, Route
 from outlast.core import jsonutil
 from outlast.core.models import EventFilter, Run
 from outlast.errors import StoreError
-from outlast.runtime.engine import Engine
 from outlast.server import inngest_gql
-from outlast.server.bearer import BearerGuard
-from outlast.server.config import ServerConfig
+from outlast.server.body import BodyTooLargeError, read_body
 from outlast.server.inngest_cancel import CancellationError, cancel_runs, parse_request
 from outlast.server.inngest_shapes import (
     REST_STATUS,
@@ -40,6 +38,7 @@ from outlast.server.inngest_shapes import (
     parse_ulid,
     run_json,
 )
+from outlast.server.services import services
 
 log = logging.getLogger("outlast.server")
 DEFAULT_EVENTS = 20
@@ -58,122 +57,131 @@ class ApiError(Exception):
         self.message = message
 
 
-def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
-    guard = BearerGuard(config, what="Inngest's REST API (/v1)")
-    api = _Api(engine)
+def endpoint(handler: Handler) -> Handler:
+    """A `/v1` handler behind the signing-key guard, its errors answered in Inngest's shape."""
 
-    def endpoint(handler: Handler) -> Handler:
-        async def guarded(request: Request) -> JSONResponse:
-            refusal = guard.refusal(request)
-            if refusal:
-                return error(401, refusal)
-            try:
-                return await handler(request)
-            except ApiError as exc:
-                return error(exc.status, exc.message)
-            except StoreError as exc:
-                return error(503, f"store unavailable, retry: {exc}")
-            except Exception:
-                log.exception("%s %s failed", request.method, request.url.path)
-                return error(500, "internal error")
+    async def guarded(request: Request) -> JSONResponse:
+        refusal = services(request).bearer.refusal(request, what="Inngest's REST API (/v1)")
+        if refusal:
+            return error(401, refusal)
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return error(exc.status, exc.message)
+        except StoreError as exc:
+            return error(503, f"store unavailable, retry: {exc}")
+        except Exception:
+            log.exception("%s %s failed", request.method, request.url.path)
+            return error(500, "internal error")
 
-        return guarded
-
-    return [
-        Route("/v1/events", endpoint(api.list_events), methods=["GET"]),
-        Route("/v1/events/{event_id}", endpoint(api.get_event), methods=["GET"]),
-        Route("/v1/events/{event_id}/runs", endpoint(api.event_runs), methods=["GET"]),
-        Route("/v1/runs/{run_id}", endpoint(api.get_run), methods=["GET"]),
-        Route("/v1/runs/{run_id}", endpoint(api.cancel_run), methods=["DELETE"]),
-        Route("/v1/runs/{run_id}/jobs", endpoint(api.run_jobs), methods=["GET"]),
-        Route("/v1/cancellations", endpoint(api.bulk_cancel), methods=["POST"]),
-        *inngest_gql.routes(engine, config),
-    ]
+    return guarded
 
 
-class _Api:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.store = engine.store
+def _ok(request: Request, data: Any) -> JSONResponse:
+    now = services(request).engine.clock.now_ms()
+    return JSONResponse({"data": data, "metadata": {"fetched_at": iso(now)}})
 
-    def ok(self, data: Any) -> JSONResponse:
-        return JSONResponse({"data": data, "metadata": {"fetched_at": iso(self.engine.clock.now_ms())}})
 
-    async def list_events(self, request: Request) -> JSONResponse:
-        params = request.query_params
-        limit = max(1, min(_int(params.get("limit"), "limit") or DEFAULT_EVENTS, MAX_EVENTS))
-        cursor = params.get("cursor")
-        before = _ulid(cursor, "Invalid cursor query parameter") if cursor else None
-        now = self.engine.clock.now_ms()
-        newest = _time(params.get("received_before"), "received_before")
-        oldest = _time(params.get("received_after"), "received_after")
-        events = await self.store.list_events(
-            EventFilter(
-                name=params.get("name") or None,
-                since=oldest if oldest is not None else now - EVENTS_WINDOW_MS,
-                until=(newest if newest is not None else now) + 1,
-                before=before,
-                system=False,
-                limit=limit,
-            )
+async def list_events(request: Request) -> JSONResponse:
+    params = request.query_params
+    limit = max(1, min(_int(params.get("limit"), "limit") or DEFAULT_EVENTS, MAX_EVENTS))
+    cursor = params.get("cursor")
+    before = _ulid(cursor, "Invalid cursor query parameter") if cursor else None
+    engine = services(request).engine
+    now = engine.clock.now_ms()
+    newest = _time(params.get("received_before"), "received_before")
+    oldest = _time(params.get("received_after"), "received_after")
+    events = await engine.store.list_events(
+        EventFilter(
+            name=params.get("name") or None,
+            since=oldest if oldest is not None else now - EVENTS_WINDOW_MS,
+            until=(newest if newest is not None else now) + 1,
+            before=before,
+            system=False,
+            limit=limit,
         )
-        return self.ok([event_json(e) for e in events])
+    )
+    return _ok(request, [event_json(e) for e in events])
 
-    async def get_event(self, request: Request) -> JSONResponse:
-        event_id = _ulid(request.path_params["event_id"], "Invalid event ID")
-        found = await self.store.get_events([event_id])
-        if not found:
-            raise ApiError(404, f"Event not found: {event_id}")
-        return self.ok(event_json(found[0]))
 
-    async def event_runs(self, request: Request) -> JSONResponse:
-        event_id = _ulid(request.path_params["event_id"], "Invalid event ID")
-        runs = (await self.store.runs_for_events([event_id], MAX_EVENT_RUNS))[event_id]
-        events = await self.store.get_events([event_id]) if runs else []
-        cron = cron_of(events[0]) if events else None
-        return self.ok([run_json(r, cron=cron) for r in runs])
+async def get_event(request: Request) -> JSONResponse:
+    event_id = _ulid(request.path_params["event_id"], "Invalid event ID")
+    found = await services(request).engine.store.get_events([event_id])
+    if not found:
+        raise ApiError(404, f"Event not found: {event_id}")
+    return _ok(request, event_json(found[0]))
 
-    async def get_run(self, request: Request) -> JSONResponse:
-        run = await self._run(request)
-        return self.ok(run_json(run, cron=await self._cron(run)))
 
-    async def cancel_run(self, request: Request) -> JSONResponse:
-        """Cancel a run; a run that already ended is left as it is (200, `cancelled: false`)."""
-        run = await self._run(request)
-        cancelled = await self.engine.cancel_run(run.id)
-        after = await self.store.get_run(run.id) or run
-        return self.ok({"run_id": run.id, "cancelled": cancelled, "status": REST_STATUS.get(after.status, "Unknown")})
+async def event_runs(request: Request) -> JSONResponse:
+    event_id = _ulid(request.path_params["event_id"], "Invalid event ID")
+    store = services(request).engine.store
+    runs = (await store.runs_for_events([event_id], MAX_EVENT_RUNS))[event_id]
+    events = await store.get_events([event_id]) if runs else []
+    cron = cron_of(events[0]) if events else None
+    return _ok(request, [run_json(r, cron=cron) for r in runs])
 
-    async def run_jobs(self, request: Request) -> JSONResponse:
-        run = await self._run(request)
-        return self.ok([job_json(job, run) for job in await self.store.run_jobs(run.id, MAX_JOBS)])
 
-    async def bulk_cancel(self, request: Request) -> JSONResponse:
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise ApiError(413, f"request body is {len(body)} bytes, the limit is {MAX_BODY_BYTES}")
-        try:
-            payload = jsonutil.loads(body)
-        except ValueError as exc:
-            raise ApiError(400, f"Invalid cancellation request: the body is not valid JSON ({exc})") from None
-        await self.engine.refresh_registry()
-        now = self.engine.clock.now_ms()
-        try:
-            cancellation = parse_request(payload, self.engine, now)
-        except CancellationError as exc:
-            raise ApiError(exc.status, str(exc)) from None
-        return self.ok(await cancel_runs(self.engine, cancellation, now))
+async def get_run(request: Request) -> JSONResponse:
+    run = await _run(request)
+    return _ok(request, run_json(run, cron=await _cron(request, run)))
 
-    async def _run(self, request: Request) -> Run:
-        run_id = _ulid(request.path_params["run_id"], "Invalid run ID")
-        run = await self.store.get_run(run_id)
-        if run is None:
-            raise ApiError(404, f"Unable to load function run: {run_id} not found")
-        return run
 
-    async def _cron(self, run: Run) -> str | None:
-        events = await self.store.get_events(run.event_ids[:1])
-        return cron_of(events[0]) if events else None
+async def cancel_run(request: Request) -> JSONResponse:
+    """Cancel a run; a run that already ended is left as it is (200, `cancelled: false`)."""
+    run = await _run(request)
+    engine = services(request).engine
+    cancelled = await engine.cancel_run(run.id)
+    after = await engine.store.get_run(run.id) or run
+    status = REST_STATUS.get(after.status, "Unknown")
+    return _ok(request, {"run_id": run.id, "cancelled": cancelled, "status": status})
+
+
+async def run_jobs(request: Request) -> JSONResponse:
+    run = await _run(request)
+    jobs = await services(request).engine.store.run_jobs(run.id, MAX_JOBS)
+    return _ok(request, [job_json(job, run) for job in jobs])
+
+
+async def bulk_cancel(request: Request) -> JSONResponse:
+    try:
+        payload = jsonutil.loads(await read_body(request, MAX_BODY_BYTES))
+    except BodyTooLargeError as exc:
+        raise ApiError(413, str(exc)) from None
+    except ValueError as exc:
+        raise ApiError(400, f"Invalid cancellation request: the body is not valid JSON ({exc})") from None
+    engine = services(request).engine
+    await engine.refresh_registry()
+    now = engine.clock.now_ms()
+    try:
+        cancellation = parse_request(payload, engine, now)
+    except CancellationError as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    return _ok(request, await cancel_runs(engine, cancellation, now))
+
+
+async def _run(request: Request) -> Run:
+    run_id = _ulid(request.path_params["run_id"], "Invalid run ID")
+    run = await services(request).engine.store.get_run(run_id)
+    if run is None:
+        raise ApiError(404, f"Unable to load function run: {run_id} not found")
+    return run
+
+
+async def _cron(request: Request, run: Run) -> str | None:
+    events = await services(request).engine.store.get_events(run.event_ids[:1])
+    return cron_of(events[0]) if events else None
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/v1/events", endpoint(list_events), methods=["GET"]),
+    Route("/v1/events/{event_id}", endpoint(get_event), methods=["GET"]),
+    Route("/v1/events/{event_id}/runs", endpoint(event_runs), methods=["GET"]),
+    Route("/v1/runs/{run_id}", endpoint(get_run), methods=["GET"]),
+    Route("/v1/runs/{run_id}", endpoint(cancel_run), methods=["DELETE"]),
+    Route("/v1/runs/{run_id}/jobs", endpoint(run_jobs), methods=["GET"]),
+    Route("/v1/cancellations", endpoint(bulk_cancel), methods=["POST"]),
+    *inngest_gql.ROUTES,
+]
 
 
 def error(status: int, message: str) -> JSONResponse:

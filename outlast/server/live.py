@@ -47,7 +47,7 @@ class Live:
 
     # -- listening -----------------------------------------------------------------------------
 
-    async def stream(self, run_id: str | None, disconnected: object) -> AsyncIterator[str]:
+    async def stream(self, run_id: str | None) -> AsyncIterator[str]:
         """SSE lines for one listener until it goes away."""
         listener = Listener(run_id)
         self.listeners.add(listener)

@@ -6,22 +6,17 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from outlast.observability.metrics import install_metrics
-from outlast.runtime.engine import Engine
-from outlast.server.config import ServerConfig
+from outlast.server.services import services
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
-    metrics = install_metrics(engine)
+async def scrape(request: Request) -> Response:
+    metrics = services(request).metrics
+    if metrics is None:
+        return PlainTextResponse("metrics need prometheus_client: pip install 'outlast[metrics]'\n", status_code=501)
+    await metrics.sample()
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
-    async def scrape(_request: Request) -> Response:
-        if metrics is None:
-            return PlainTextResponse(
-                "metrics need prometheus_client: pip install 'outlast[metrics]'\n", status_code=501
-            )
-        await metrics.sample()
-        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
-    return [Route("/metrics", scrape, methods=["GET"])]
+ROUTES: list[BaseRoute] = [Route("/metrics", scrape, methods=["GET"])]

@@ -1,41 +1,47 @@
-"""What the read API and the dashboard share in one server: login, live updates, bulk jobs, and
-the app-sync seam. One `Services` per engine, made by whichever route module asks first."""
+"""What every handler of one server shares, built once by `create_app` into `app.state.services`:
+the engine and config, login, the signing-key guard of Inngest's APIs, live updates, bulk jobs and
+metrics. Handlers are module-level functions that read it with `services(request)`."""
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
+from starlette.requests import Request
+
+from outlast.observability.metrics import Metrics, install_metrics
 from outlast.runtime.engine import Engine
-from outlast.server.appsync import AppSync
 from outlast.server.auth import Auth
+from outlast.server.bearer import BearerGuard
 from outlast.server.bulk import Bulk
 from outlast.server.config import ServerConfig
 from outlast.server.live import Live
 
-_made: weakref.WeakKeyDictionary[Engine, Services] = weakref.WeakKeyDictionary()
 
-
-@dataclass(slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Services:
     engine: Engine
     config: ServerConfig
     auth: Auth
+    bearer: BearerGuard
     live: Live
     bulk: Bulk
-    apps: AppSync
+    #: None when prometheus_client is not installed (`/metrics` answers 501)
+    metrics: Metrics | None
 
     @classmethod
-    def of(cls, engine: Engine, config: ServerConfig) -> Services:
-        found = _made.get(engine)
-        if found is None or found.config is not config:
-            found = cls(
-                engine=engine,
-                config=config,
-                auth=Auth(config),
-                live=Live(engine),
-                bulk=Bulk(engine),
-                apps=AppSync(engine, production=config.production),
-            )
-            _made[engine] = found
-        return found
+    def build(cls, engine: Engine, config: ServerConfig) -> Services:
+        return cls(
+            engine=engine,
+            config=config,
+            auth=Auth(config),
+            bearer=BearerGuard(config),
+            live=Live(engine),
+            bulk=Bulk(engine),
+            metrics=install_metrics(engine),
+        )
+
+
+def services(request: Request) -> Services:
+    """The services of the app serving `request`."""
+    found: Services = request.app.state.services
+    return found

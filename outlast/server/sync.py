@@ -2,9 +2,9 @@
 app by URL (`PUT` on the app makes it register), and the state endpoints SDKs read when a
 call's state is too large to send (`GET /v0/runs/{id}/batch`, `/actions`).
 
-For the dashboard and the CLI: `sync_app_url(engine, url, ...)` syncs an app by its serve URL,
-`resync_app(engine, app_id, ...)` syncs a stored app again, `remove_app(engine, app_id)`
-forgets one (`outlast.runtime.synced_apps`).
+For the dashboard, the JSON API and the CLI: `sync_app_url(engine, url, ...)` syncs an app by its
+serve URL, `resync_app(engine, app_id, ...)` syncs a stored app again and keeps a failure with it,
+`remove_app(engine, app_id)` forgets one (`outlast.runtime.synced_apps`).
 
 Production mode requires the bearer form of the signing key on `/fn/register` and `/v0/runs`;
 a missing or wrong key gets a 401 saying which, and nothing is stored. Development mode
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 from starlette.requests import Request
@@ -27,10 +28,10 @@ from outlast.protocol.request import event_json, memo_map
 from outlast.protocol.sync import SyncError, parse_register
 from outlast.runtime.engine import Engine
 from outlast.runtime.synced_apps import record_sync_error, register_app, remove_app
-from outlast.server.bearer import BearerGuard
+from outlast.server.body import BodyTooLargeError, read_body
 from outlast.server.config import ServerConfig
+from outlast.server.services import services
 
-MAX_REGISTER_BYTES = 16 * 1024 * 1024
 SERVER_KIND_HEADER = "X-Inngest-Server-Kind"
 EXPECTED_KIND_HEADER = "x-inngest-expected-server-kind"
 SYNC_TIMEOUT_S = 30.0
@@ -41,76 +42,85 @@ def server_kind(config: ServerConfig) -> str:
     return "cloud" if config.production else "dev"
 
 
-def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
-    kind = server_kind(config)
+def _reply(request: Request, body: Any, status: int = 200) -> JSONResponse:
+    kind = server_kind(services(request).config)
+    return JSONResponse(body, status_code=status, headers={SERVER_KIND_HEADER: kind})
 
-    def reply(body: Any, status: int = 200) -> JSONResponse:
-        return JSONResponse(body, status_code=status, headers={SERVER_KIND_HEADER: kind})
 
-    guard = BearerGuard(config, what="Inngest sync (/fn/register, /v0/runs)")
+def _unauthorized(request: Request) -> JSONResponse | None:
+    refusal = services(request).bearer.refusal(request, what="Inngest sync (/fn/register, /v0/runs)")
+    return None if refusal is None else _reply(request, {"error": refusal}, 401)
 
-    def unauthorized(request: Request) -> JSONResponse | None:
-        refusal = guard.refusal(request)
-        return None if refusal is None else reply({"error": refusal}, 401)
 
-    async def register(request: Request) -> Response:
-        if (refused := unauthorized(request)) is not None:
-            return refused
-        expected = request.headers.get(EXPECTED_KIND_HEADER)
-        if expected and expected != kind:
-            return reply(
-                {
-                    "error": f"this server is a {kind!r} server, the SDK expected {expected!r} "
-                    "(dev mode SDKs sync to `outlast dev`, production ones to `outlast start`)"
-                },
-                400,
-            )
-        body = await request.body()
-        if len(body) > MAX_REGISTER_BYTES:
-            return reply({"error": f"register request is {len(body)} bytes, the limit is {MAX_REGISTER_BYTES}"}, 413)
-        try:
-            payload = jsonutil.loads(body)
-        except ValueError as exc:
-            return reply({"error": f"register request is not valid JSON: {exc}"}, 400)
-        try:
-            registered = await register_app(engine, parse_register(payload))
-        except (FunctionConfigError, SyncError) as exc:
-            app_id, url = _named_app(payload)
-            if app_id and await engine.store.get_app(app_id) is not None:  # a known app keeps the error
-                await record_sync_error(engine, app_id, url, str(exc))
-            return reply({"error": str(exc)}, 400)
-        except StoreError as exc:
-            return reply({"error": f"store unavailable, retry: {exc}"}, 503)
-        return reply({"ok": True, "modified": registered.modified, "app_id": registered.app_id})
+async def register(request: Request) -> Response:
+    if (refused := _unauthorized(request)) is not None:
+        return refused
+    kind = server_kind(services(request).config)
+    expected = request.headers.get(EXPECTED_KIND_HEADER)
+    if expected and expected != kind:
+        return _reply(
+            request,
+            {
+                "error": f"this server is a {kind!r} server, the SDK expected {expected!r} "
+                "(dev mode SDKs sync to `outlast dev`, production ones to `outlast start`)"
+            },
+            400,
+        )
+    try:
+        payload = jsonutil.loads(await read_body(request))
+    except BodyTooLargeError as exc:
+        return _reply(request, {"error": f"register {exc}"}, 413)
+    except ValueError as exc:
+        return _reply(request, {"error": f"register request is not valid JSON: {exc}"}, 400)
+    return await _register(request, payload)
 
-    async def run_batch(request: Request) -> Response:
-        if (refused := unauthorized(request)) is not None:
-            return refused
-        run = await engine.store.get_run(request.path_params["run_id"])
-        if run is None:
-            return reply({"error": "run not found"}, 404)
-        return reply([event_json(e) for e in await engine.store.get_events(run.event_ids)])
 
-    async def run_actions(request: Request) -> Response:
-        if (refused := unauthorized(request)) is not None:
-            return refused
-        run = await engine.store.get_run(request.path_params["run_id"])
-        if run is None:
-            return reply({"error": "run not found"}, 404)
-        return reply(memo_map(run.steps))
+async def _register(request: Request, payload: Any) -> Response:
+    engine = services(request).engine
+    try:
+        registered = await register_app(engine, parse_register(payload))
+    except (FunctionConfigError, SyncError) as exc:
+        app_id, url = _named_app(payload)
+        if app_id and await engine.store.get_app(app_id) is not None:  # a known app keeps the error
+            await record_sync_error(engine, app_id, url, str(exc))
+        return _reply(request, {"error": str(exc)}, 400)
+    except StoreError as exc:
+        return _reply(request, {"error": f"store unavailable, retry: {exc}"}, 503)
+    return _reply(request, {"ok": True, "modified": registered.modified, "app_id": registered.app_id})
 
-    async def dev_info(_request: Request) -> Response:
-        apps = await engine.store.list_apps()
-        return reply({"version": "outlast", "kind": kind, "apps": [{"id": a.id, "url": a.url} for a in apps]})
 
-    out: list[BaseRoute] = [
-        Route("/fn/register", register, methods=["POST"]),
-        Route("/v0/runs/{run_id}/batch", run_batch, methods=["GET"]),
-        Route("/v0/runs/{run_id}/actions", run_actions, methods=["GET"]),
-    ]
-    if not config.production:
-        out.append(Route("/dev", dev_info, methods=["GET"]))
-    return out
+async def run_batch(request: Request) -> Response:
+    if (refused := _unauthorized(request)) is not None:
+        return refused
+    store = services(request).engine.store
+    run = await store.get_run(request.path_params["run_id"])
+    if run is None:
+        return _reply(request, {"error": "run not found"}, 404)
+    return _reply(request, [event_json(e) for e in await store.get_events(run.event_ids)])
+
+
+async def run_actions(request: Request) -> Response:
+    if (refused := _unauthorized(request)) is not None:
+        return refused
+    run = await services(request).engine.store.get_run(request.path_params["run_id"])
+    if run is None:
+        return _reply(request, {"error": "run not found"}, 404)
+    return _reply(request, memo_map(run.steps))
+
+
+async def dev_info(request: Request) -> Response:
+    apps = await services(request).engine.store.list_apps()
+    kind = server_kind(services(request).config)
+    return _reply(request, {"version": "outlast", "kind": kind, "apps": [{"id": a.id, "url": a.url} for a in apps]})
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/fn/register", register, methods=["POST"]),
+    Route("/v0/runs/{run_id}/batch", run_batch, methods=["GET"]),
+    Route("/v0/runs/{run_id}/actions", run_actions, methods=["GET"]),
+]
+#: served in development mode only, as on Inngest's dev server
+DEV_ROUTES: list[BaseRoute] = [Route("/dev", dev_info, methods=["GET"])]
 
 
 def _named_app(payload: Any) -> tuple[str | None, str | None]:
@@ -145,6 +155,8 @@ async def sync_app_url(
     does), or register with another server than this one: so success is what the store shows — an
     app whose sync record changed during the request, without an error.
     """
+    if problem := url_problem(url):
+        return SyncResult(ok=False, url=url, message=problem)
     before = {a.id: (a.synced_at, a.error) for a in await engine.store.list_apps()}
     headers = {SERVER_KIND_HEADER: "cloud" if production else "dev"}
     try:
@@ -174,15 +186,33 @@ async def sync_app_url(
     return SyncResult(ok=True, url=url, modified=bool(body.get("modified")), message=f"synced app {names}")
 
 
-async def resync_app(engine: Engine, app_id: str, *, production: bool = False) -> SyncResult:
-    """Sync a stored app again from its URL; a failure is kept with the app (its functions stay)."""
+async def resync_app(engine: Engine, app_id: str, *, production: bool = False) -> SyncResult | None:
+    """Sync a stored app again from its URL (the dashboard's and the API's resync); a failure is
+    kept with the app (its functions stay). None when there is no synced app `app_id` with a URL."""
     app = await engine.store.get_app(app_id)
     if app is None or not app.url:
-        return SyncResult(ok=False, url="", message=f"no synced app {app_id!r}")
+        return None
     result = await sync_app_url(engine, app.url, production=production)
     if not result.ok:
         await record_sync_error(engine, app_id, app.url, result.message)
     return result
 
 
-__all__ = ["SyncResult", "remove_app", "resync_app", "routes", "server_kind", "sync_app_url"]
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be an app's serve URL, or None."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        return f"not an http(s) URL: {url!r}"
+    return None
+
+
+__all__ = [
+    "DEV_ROUTES",
+    "ROUTES",
+    "SyncResult",
+    "remove_app",
+    "resync_app",
+    "server_kind",
+    "sync_app_url",
+    "url_problem",
+]

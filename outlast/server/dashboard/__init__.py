@@ -3,6 +3,6 @@ charts), every asset served from `static/`, so it works with no network."""
 
 from __future__ import annotations
 
-from outlast.server.dashboard.pages import routes
+from outlast.server.dashboard.pages import ROUTES
 
-__all__ = ["routes"]
+__all__ = ["ROUTES"]

@@ -1,5 +1,5 @@
 """Rendering: the Jinja2 environment (autoescaped: user data is never HTML), its filters, and flash
-messages carried across a redirect."""
+messages carried across a redirect. Every page sees the server's `config` (from `app.state`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from outlast.server.auth import csrf_token, ensure_csrf_cookie
+from outlast.server.services import services
 
 HERE = Path(__file__).parent
 FLASH_COOKIE = "outlast_flash"
@@ -99,7 +100,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         csrf=csrf_token(request),
         flash=flash,
         path=request.url.path,
-        config=request.scope.get("outlast.config"),
+        config=services(request).config,
     )
     response = HTMLResponse(
         ENV.get_template(template).render(**context), status_code=status, headers={"Cache-Control": "no-store"}
@@ -136,3 +137,11 @@ def _take_flash(request: Request) -> dict[str, str] | None:
     if not isinstance(value, dict):
         return None
     return {"kind": "error" if value.get("kind") == "error" else "ok", "text": str(value.get("text", ""))}
+
+
+def pretty_json(text: str) -> str:
+    """JSON text indented for a form field; text that is not JSON stays as it is."""
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text

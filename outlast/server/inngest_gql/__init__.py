@@ -21,6 +21,7 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLError,
     GraphQLObjectType,
+    GraphQLSchema,
     InlineFragmentNode,
     SelectionSetNode,
     execute,
@@ -33,59 +34,63 @@ from starlette.routing import BaseRoute, Route
 
 from outlast.core import jsonutil
 from outlast.errors import StoreError
-from outlast.runtime.engine import Engine
-from outlast.server.bearer import BearerGuard
-from outlast.server.config import ServerConfig
+from outlast.server.body import BodyTooLargeError, read_body
 from outlast.server.inngest_gql.loader import Loader, QueryError
 from outlast.server.inngest_gql.resolvers import RESOLVERS
 from outlast.server.inngest_gql.schema import build
+from outlast.server.services import services
 
 log = logging.getLogger("outlast.server")
 MAX_QUERY_BYTES = 64 * 1024
 MAX_DEPTH = 12
 
 
-def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
-    guard = BearerGuard(config, what="the GraphQL API (/v0/gql)")
+def _executable_schema() -> GraphQLSchema:
     schema = build()
     query_type = schema.query_type
     assert isinstance(query_type, GraphQLObjectType)
     for name, resolver in RESOLVERS.items():
         query_type.fields[name].resolve = resolver
+    return schema
 
-    async def endpoint(request: Request) -> JSONResponse:
-        refusal = guard.refusal(request)
-        if refusal:
-            return _errors(401, refusal)
-        body = await request.body()
-        if len(body) > MAX_QUERY_BYTES:
-            return _errors(413, f"request body is {len(body)} bytes, the limit is {MAX_QUERY_BYTES}")
-        try:
-            payload = jsonutil.loads(body)
-        except ValueError as exc:
-            return _errors(400, f"request body is not valid JSON: {exc}")
-        problem = _payload_problem(payload)
-        if problem:
-            return _errors(400, problem)
-        try:
-            document = parse(payload["query"])
-        except GraphQLError as exc:
-            return JSONResponse({"errors": [exc.formatted], "data": None}, status_code=422)
-        errors = validate(schema, document) or _depth_errors(document)
-        if errors:
-            return JSONResponse({"errors": [e.formatted for e in errors], "data": None}, status_code=422)
-        result = execute(
-            schema,
-            document,
-            context_value={"loader": Loader(engine)},
-            variable_values=payload.get("variables") or None,
-            operation_name=payload.get("operationName"),
-        )
-        if not isinstance(result, ExecutionResult):
-            result = await result
-        return _result(result)
 
-    return [Route("/v0/gql", endpoint, methods=["POST"])]
+#: the schema with its resolvers: built once, it holds no state of any server
+SCHEMA = _executable_schema()
+
+
+async def endpoint(request: Request) -> JSONResponse:
+    refusal = services(request).bearer.refusal(request, what="the GraphQL API (/v0/gql)")
+    if refusal:
+        return _errors(401, refusal)
+    try:
+        payload = jsonutil.loads(await read_body(request, MAX_QUERY_BYTES))
+    except BodyTooLargeError as exc:
+        return _errors(413, str(exc))
+    except ValueError as exc:
+        return _errors(400, f"request body is not valid JSON: {exc}")
+    problem = _payload_problem(payload)
+    if problem:
+        return _errors(400, problem)
+    try:
+        document = parse(payload["query"])
+    except GraphQLError as exc:
+        return JSONResponse({"errors": [exc.formatted], "data": None}, status_code=422)
+    errors = validate(SCHEMA, document) or _depth_errors(document)
+    if errors:
+        return JSONResponse({"errors": [e.formatted for e in errors], "data": None}, status_code=422)
+    result = execute(
+        SCHEMA,
+        document,
+        context_value={"loader": Loader(services(request).engine)},
+        variable_values=payload.get("variables") or None,
+        operation_name=payload.get("operationName"),
+    )
+    if not isinstance(result, ExecutionResult):
+        result = await result
+    return _result(result)
+
+
+ROUTES: list[BaseRoute] = [Route("/v0/gql", endpoint, methods=["POST"])]
 
 
 def _payload_problem(payload: Any) -> str | None:

@@ -1,0 +1,130 @@
+"""The dashboard's run pages: the run list with its search, a run with its timeline, and the
+cancel and rerun actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from outlast.core import jsonutil
+from outlast.errors import OutlastError
+from outlast.runtime.engine import Engine
+from outlast.runtime.rerun import UNSET
+from outlast.server import actions, reads
+from outlast.server.body import read_form
+from outlast.server.dashboard.render import redirect, render
+from outlast.server.dashboard.timeline import invoked_children, timeline
+from outlast.server.services import services
+
+
+async def runs(request: Request) -> Response:
+    engine = services(request).engine
+    try:
+        query = reads.parse_run_query(request.query_params, engine.clock.now_ms())
+    except reads.BadQueryError as exc:
+        return render(request, "error.html", status=400, message=str(exc))
+    result = await reads.runs_page(engine, query)
+    if result.search == "run" and result.runs and not request.headers.get("x-live"):
+        return redirect(f"/runs/{result.runs[0].id}")
+    await engine.refresh_registry()
+    functions = sorted((f.app_id, f.id) for f in engine.registry.functions.values())
+    apps = sorted({a for a, _ in functions} | ({query.app_id} if query.app_id else set()))
+    return render(
+        request,
+        "runs.html",
+        nav="runs",
+        query=query,
+        page=result,
+        functions=functions,
+        apps=apps,
+        statuses=reads.STATUSES,
+        ranges=list(reads.RANGES),
+        live="runs" if query.cursor is None else "",
+    )
+
+
+async def run(request: Request) -> Response:
+    engine = services(request).engine
+    detail = await reads.run_detail(engine, request.path_params["run_id"])
+    if detail is None:
+        return render(
+            request,
+            "error.html",
+            status=404,
+            message=f"No run {request.path_params['run_id']!r}.",
+            title="Run not found",
+        )
+    children = await _child_events(engine, [c[0] for c in detail.links.children])
+    now = engine.clock.now_ms()
+    return render(
+        request,
+        "run.html",
+        nav="runs",
+        d=detail,
+        run=detail.run,
+        now=now,
+        tl=timeline(detail.run, now, invoked_children(children)),
+        live="" if detail.run.ended_at else f"run:{detail.run.id}",
+    )
+
+
+async def cancel(request: Request) -> Response:
+    run_id = request.path_params["run_id"]
+    try:
+        await actions.cancel(services(request).engine, run_id)
+    except OutlastError as exc:
+        return redirect(f"/runs/{run_id}", message=str(exc), kind="error")
+    return redirect(f"/runs/{run_id}", message="Run cancelled.")
+
+
+async def rerun_form(request: Request) -> Response:
+    detail = await reads.run_detail(services(request).engine, request.path_params["run_id"])
+    if detail is None:
+        return render(request, "error.html", status=404, message="No such run.", title="Run not found")
+    key = request.query_params.get("step", "")
+    step = next((s for s in detail.run.steps if key in (s.key, s.id)), None)
+    if step is None:
+        return render(
+            request, "error.html", status=404, message=f"This run has no step {key!r}.", title="Step not found"
+        )
+    return render(
+        request,
+        "rerun.html",
+        nav="runs",
+        run=detail.run,
+        step=step,
+        output=jsonutil.dumps(step.output) if step.status == "completed" else "null",
+    )
+
+
+async def rerun(request: Request) -> Response:
+    run_id = request.path_params["run_id"]
+    fields = await read_form(request)
+    from_step = fields.get("from_step") or None
+    output: Any = UNSET
+    try:
+        if from_step and fields.get("mode") == "output":
+            output = actions.parse_json(fields.get("output", ""), "output")
+        new_id = await actions.rerun_run(services(request).engine, run_id, from_step=from_step, output=output)
+    except OutlastError as exc:
+        if from_step:
+            return render(
+                request, "error.html", status=400, message=str(exc), title="Rerun refused", back=f"/runs/{run_id}"
+            )
+        return redirect(f"/runs/{run_id}", message=str(exc), kind="error")
+    what = f"from step {from_step!r}" if from_step else "from the start"
+    return redirect(f"/runs/{new_id}", message=f"Rerun of {run_id} started {what}.")
+
+
+async def _child_events(engine: Engine, child_ids: list[str]) -> list[tuple[str, Any]]:
+    out = []
+    for child_id in child_ids:
+        child = await engine.store.get_run(child_id)
+        if child is None or not child.event_ids:
+            continue
+        found = await engine.store.get_events(child.event_ids[:1])
+        if found:
+            out.append((child_id, found[0].data))
+    return out
