@@ -9,7 +9,8 @@ needs no login.
 Every action is protected against cross-site requests in both modes: dashboard forms carry a CSRF
 token that must equal the `outlast_csrf` cookie (double submit; the cookie is SameSite=Strict),
 and API actions are POSTs with `application/json` bodies or DELETEs, which a browser sends
-cross-site only after a CORS preflight that Outlast never grants.
+cross-site only after a CORS preflight that Outlast never grants. The guards that apply this to
+pages and endpoints are in `outlast.server.guards`.
 """
 
 from __future__ import annotations
