@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from outlast.server.body import MAX_BODY_BYTES
+
 _RUN_STATUS = {"type": "string", "enum": ["queued", "running", "completed", "failed", "cancelled", "skipped"]}
 _ID = {"type": "string", "description": "a ULID"}
 
@@ -51,6 +53,10 @@ def _op(
     }
     if body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        op["responses"]["413"] = {
+            "description": f"The body is over the limit of {MAX_BODY_BYTES} bytes",
+            "content": {"application/json": {"schema": _ref("Error")}},
+        }
     return op
 
 

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from outlast.core.models import EventFilter
@@ -97,3 +98,12 @@ async def test_a_streamed_over_limit_body_is_refused_once_past_the_limit(served:
     assert f"over the limit of {ROUTES[path]} bytes".encode() in head, head
     assert sent < 64 * MIB, f"the client could send {sent} bytes before the refusal"
     assert await engine.store.list_events(EventFilter(limit=10)) == []
+
+
+async def test_every_body_taking_api_route_is_tried_here_and_documents_its_413(served: tuple[str, Engine]) -> None:
+    url, _ = served
+    async with httpx.AsyncClient(base_url=url) as client:
+        spec = (await client.get("/api/openapi.json")).json()
+    posts = {path: ops["post"] for path, ops in spec["paths"].items() if "post" in ops}
+    assert len(posts) == len([p for p in ROUTES if p.startswith("/api/")]), sorted(posts)
+    assert all("413" in op["responses"] for op in posts.values())
