@@ -22,15 +22,21 @@ CSRF_REFUSED = (
 )
 
 
+async def _too_large(request: Request) -> Response | None:
+    """A form's 413 when its body is over the limit; None once the body is read within it."""
+    try:
+        await read_body(request)
+    except BodyTooLargeError as exc:
+        return Response(str(exc), status_code=413, media_type="text/plain")
+    return None
+
+
 def form_post(handler: Handler) -> Handler:
     """A form POST open to anyone (the login form): its body within the limit."""
 
     async def bounded(request: Request) -> Response:
-        try:
-            await read_body(request)
-        except BodyTooLargeError as exc:
-            return Response(str(exc), status_code=413, media_type="text/plain")
-        return await handler(request)
+        refused = await _too_large(request)
+        return refused if refused is not None else await handler(request)
 
     return bounded
 
@@ -45,10 +51,8 @@ def page(handler: Handler) -> Handler:
                 return RedirectResponse(f"/login?next={login_next(request)}", status_code=303)
             return Response("Log in first.", status_code=401, media_type="text/plain")
         if request.method == "POST":
-            try:
-                await read_body(request)
-            except BodyTooLargeError as exc:
-                return Response(str(exc), status_code=413, media_type="text/plain")
+            if (refused := await _too_large(request)) is not None:
+                return refused
             if not await csrf_ok(request):
                 return Response(CSRF_REFUSED, status_code=403, media_type="text/plain")
         response = await handler(request)
