@@ -46,7 +46,8 @@ MAX_EVENTS = 51
 EVENTS_WINDOW_MS = 3_600_000
 MAX_EVENT_RUNS = 1000
 MAX_JOBS = 100
-MAX_BODY_BYTES = 64 * 1024
+#: the limit of a `POST /v1/cancellations` body (a filter, never large)
+MAX_CANCELLATION_BYTES = 64 * 1024
 Handler = Callable[[Request], Awaitable[JSONResponse]]
 
 
@@ -144,7 +145,7 @@ async def run_jobs(request: Request) -> JSONResponse:
 
 async def bulk_cancel(request: Request) -> JSONResponse:
     try:
-        payload = jsonutil.loads(await read_body(request, MAX_BODY_BYTES))
+        payload = jsonutil.loads(await read_body(request, MAX_CANCELLATION_BYTES))
     except BodyTooLargeError as exc:
         raise ApiError(413, str(exc)) from None
     except ValueError as exc:
