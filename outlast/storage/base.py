@@ -9,7 +9,10 @@ General rules
   driver (`sqlite3`, `psycopg`) ever leaves a store.
 - Any method may be called from any thread and any event loop; a store serialises what it must.
 - Times are integer milliseconds since the epoch, passed in by the caller: stores never read a
-  clock. Ids are made by the caller too (ULIDs), except lease tokens.
+  clock. Events' and runs' ids are made by the caller (ULIDs); the ids a store makes itself
+  (queue items, waits) are ULIDs of the caller's time, the order of a run's steps follows it
+  too, and lease tokens are random. (Monotonic timers only pace a store's retries and time its
+  group commits.)
 - JSON values travel as Python values; stores serialise them with `outlast.core.jsonutil`.
 - Every listing and every choice among rows is fully ordered (each method states its order, and
   ties are broken by a unique id), so SQLite and PostgreSQL give the same answer.
