@@ -117,12 +117,12 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
 
     async def event(request: Request) -> Any:
         event_id = request.path_params["event_id"]
-        found = await engine.store.get_events([event_id])
+        found = await engine.reads.get_events([event_id])
         if not found:
             raise NotFoundError(f"no event {event_id!r}")
         return {
             "event": event_json(found[0]),
-            "effects": [effect_json(x) for x in await engine.store.event_effects(event_id)],
+            "effects": [effect_json(x) for x in await engine.reads.event_effects(event_id)],
         }
 
     async def send(request: Request) -> Any:
@@ -163,7 +163,7 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
 
     async def resync_app(request: Request) -> Any:
         app_id = request.path_params["app_id"]
-        known = {a.id: a for a in await engine.store.list_apps()}
+        known = {a.id: a for a in await engine.reads.list_apps()}
         if app_id not in known or not known[app_id].url:
             raise NotFoundError(f"no synced app {app_id!r} with a URL")
         result = await services.apps.sync(str(known[app_id].url))
@@ -178,7 +178,7 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
         return {"removed": request.path_params["app_id"]}
 
     async def workers(_request: Request) -> Any:
-        rows = await engine.store.list_workers(now() - WORKER_TIMEOUT_MS)
+        rows = await engine.reads.list_workers(now() - WORKER_TIMEOUT_MS)
         return {"workers": [worker_json(w) for w in rows]}
 
     async def bulk_start(request: Request) -> Any:

@@ -94,7 +94,7 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
 class _Api:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.store = engine.store
+        self.reads = engine.reads
 
     def ok(self, data: Any) -> JSONResponse:
         return JSONResponse({"data": data, "metadata": {"fetched_at": iso(self.engine.clock.now_ms())}})
@@ -107,7 +107,7 @@ class _Api:
         now = self.engine.clock.now_ms()
         newest = _time(params.get("received_before"), "received_before")
         oldest = _time(params.get("received_after"), "received_after")
-        events = await self.store.list_events(
+        events = await self.reads.list_events(
             EventFilter(
                 name=params.get("name") or None,
                 since=oldest if oldest is not None else now - EVENTS_WINDOW_MS,
@@ -121,15 +121,15 @@ class _Api:
 
     async def get_event(self, request: Request) -> JSONResponse:
         event_id = _ulid(request.path_params["event_id"], "Invalid event ID")
-        found = await self.store.get_events([event_id])
+        found = await self.reads.get_events([event_id])
         if not found:
             raise ApiError(404, f"Event not found: {event_id}")
         return self.ok(event_json(found[0]))
 
     async def event_runs(self, request: Request) -> JSONResponse:
         event_id = _ulid(request.path_params["event_id"], "Invalid event ID")
-        runs = (await self.store.runs_for_events([event_id], MAX_EVENT_RUNS))[event_id]
-        events = await self.store.get_events([event_id]) if runs else []
+        runs = (await self.reads.runs_for_events([event_id], MAX_EVENT_RUNS))[event_id]
+        events = await self.reads.get_events([event_id]) if runs else []
         cron = cron_of(events[0]) if events else None
         return self.ok([run_json(r, cron=cron) for r in runs])
 
@@ -141,12 +141,12 @@ class _Api:
         """Cancel a run; a run that already ended is left as it is (200, `cancelled: false`)."""
         run = await self._run(request)
         cancelled = await self.engine.cancel_run(run.id)
-        after = await self.store.get_run(run.id) or run
+        after = await self.reads.get_run(run.id) or run
         return self.ok({"run_id": run.id, "cancelled": cancelled, "status": REST_STATUS.get(after.status, "Unknown")})
 
     async def run_jobs(self, request: Request) -> JSONResponse:
         run = await self._run(request)
-        return self.ok([job_json(job, run) for job in await self.store.run_jobs(run.id, MAX_JOBS)])
+        return self.ok([job_json(job, run) for job in await self.reads.run_jobs(run.id, MAX_JOBS)])
 
     async def bulk_cancel(self, request: Request) -> JSONResponse:
         body = await request.body()
@@ -166,13 +166,13 @@ class _Api:
 
     async def _run(self, request: Request) -> Run:
         run_id = _ulid(request.path_params["run_id"], "Invalid run ID")
-        run = await self.store.get_run(run_id)
+        run = await self.reads.get_run(run_id)
         if run is None:
             raise ApiError(404, f"Unable to load function run: {run_id} not found")
         return run
 
     async def _cron(self, run: Run) -> str | None:
-        events = await self.store.get_events(run.event_ids[:1])
+        events = await self.reads.get_events(run.event_ids[:1])
         return cron_of(events[0]) if events else None
 
 

@@ -86,21 +86,21 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
     async def run_batch(request: Request) -> Response:
         if (refused := unauthorized(request)) is not None:
             return refused
-        run = await engine.store.get_run(request.path_params["run_id"])
+        run = await engine.reads.get_run(request.path_params["run_id"])
         if run is None:
             return reply({"error": "run not found"}, 404)
-        return reply([event_json(e) for e in await engine.store.get_events(run.event_ids)])
+        return reply([event_json(e) for e in await engine.reads.get_events(run.event_ids)])
 
     async def run_actions(request: Request) -> Response:
         if (refused := unauthorized(request)) is not None:
             return refused
-        run = await engine.store.get_run(request.path_params["run_id"])
+        run = await engine.reads.get_run(request.path_params["run_id"])
         if run is None:
             return reply({"error": "run not found"}, 404)
         return reply(memo_map(run.steps))
 
     async def dev_info(_request: Request) -> Response:
-        apps = await engine.store.list_apps()
+        apps = await engine.reads.list_apps()
         return reply({"version": "outlast", "kind": kind, "apps": [{"id": a.id, "url": a.url} for a in apps]})
 
     out: list[BaseRoute] = [
@@ -145,7 +145,7 @@ async def sync_app_url(
     does), or register with another server than this one: so success is what the store shows — an
     app whose sync record changed during the request, without an error.
     """
-    before = {a.id: (a.synced_at, a.error) for a in await engine.store.list_apps()}
+    before = {a.id: (a.synced_at, a.error) for a in await engine.reads.list_apps()}
     headers = {SERVER_KIND_HEADER: "cloud" if production else "dev"}
     try:
         async with httpx.AsyncClient(timeout=timeout_s, trust_env=False) as client:
@@ -162,7 +162,7 @@ async def sync_app_url(
         return SyncResult(
             ok=False, url=url, message=f"{url} answered {response.status_code}: {message or response.text[:200]}"
         )
-    changed = [a for a in await engine.store.list_apps() if before.get(a.id) != (a.synced_at, a.error)]
+    changed = [a for a in await engine.reads.list_apps() if before.get(a.id) != (a.synced_at, a.error)]
     if not changed:
         said = message if message and "success" not in message.lower() else ""
         hint = said or "is its INNGEST_BASE_URL (or INNGEST_DEV) pointing here?"

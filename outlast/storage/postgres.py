@@ -301,7 +301,7 @@ class PostgresStore(GroupCommitStore):
         group = self._requests.take_group(_MAX_GROUP)
         if group is None:
             return None
-        group.sort(key=lambda r: not r.claim)
+        group.sort(key=lambda r: not r[3])  # claims first: see `Request`
         return group
 
     def _execute(self, pool: ConnectionPool[Conn], conn: Conn | None, group: list[Request]) -> Conn | None:

@@ -38,7 +38,6 @@ from outlast.storage.sql.group_commit import (
     Outcomes,
     Request,
     deliver,
-    notifies,
     refuse,
     run_group,
 )
@@ -155,8 +154,11 @@ class SqliteSession:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.tx = SqliteTx(conn)
+        #: the last group committed a request that rings listeners in other processes
+        self.ring = False
 
     def begin(self, *, savepoint: bool) -> SqliteTx:
+        self.ring = False
         self.tx.begin()
         if savepoint:
             self.conn.execute("SAVEPOINT op")
@@ -174,7 +176,8 @@ class SqliteSession:
             self.conn.execute("ROLLBACK")
 
     def commit(self, *, notify: bool, outcomes: Outcomes) -> None:
-        self.conn.execute("COMMIT")  # listeners are rung once the group is answered (`_run_group`)
+        self.conn.execute("COMMIT")
+        self.ring = notify  # rung once the group is answered (`_run_group`)
 
 
 class SqliteStore(GroupCommitStore):
@@ -314,13 +317,12 @@ class SqliteStore(GroupCommitStore):
         started = time.perf_counter()
         try:
             outcomes = run_group(session, group)
-            ring = notifies(group, outcomes)
         except sqlite3.Error as exc:
             session.rollback()
+            session.ring = False
             outcomes = [(False, store_error(exc, f"SQLite transaction failed ({self.path})"))] * len(group)
-            ring = False
         deliver(group, outcomes)
-        if ring and self._doorbell is not None:
+        if session.ring and self._doorbell is not None:
             self._doorbell.ring()
         if self.group_observer is not None:
             self.group_observer(len(group), time.perf_counter() - started)

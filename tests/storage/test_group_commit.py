@@ -89,8 +89,6 @@ async def test_a_closed_store_raises_store_error(sql_store: SqlStore) -> None:
     await sql_store.close()
     with pytest.raises(StoreError):
         await sql_store._run(write("late"))
-    with pytest.raises(StoreError):
-        sql_store._run_now(write("late"))
 
 
 def _postgres_store() -> type:

@@ -139,7 +139,7 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
             result = await reads.events_page(engine, request.query_params)
         except reads.BadQueryError as exc:
             return failed(request, exc)
-        names = [n for n in await engine.store.event_names() if not n.startswith("inngest/")]
+        names = [n for n in await engine.reads.event_names() if not n.startswith("inngest/")]
         name = request.query_params.get("name") or (
             result.events[0].name if result.events and not result.events[0].name.startswith("inngest/") else ""
         )
@@ -154,11 +154,11 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
 
     async def event(request: Request) -> Response:
         event_id = request.path_params["event_id"]
-        found = await engine.store.get_events([event_id])
+        found = await engine.reads.get_events([event_id])
         if not found:
             return render(request, "error.html", status=404, message=f"No event {event_id!r}.", title="Event not found")
         return render(
-            request, "event.html", nav="events", event=found[0], effects=await engine.store.event_effects(event_id)
+            request, "event.html", nav="events", event=found[0], effects=await engine.reads.event_effects(event_id)
         )
 
     async def send(request: Request) -> Response:
@@ -171,7 +171,7 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
                 event["id"] = fields["id"].strip()
             [event_id] = await actions.send_event(engine, event)
         except OutlastError as exc:
-            names = [n for n in await engine.store.event_names() if not n.startswith("inngest/")]
+            names = [n for n in await engine.reads.event_names() if not n.startswith("inngest/")]
             result = await reads.events_page(engine, {})
             return render(
                 request,
@@ -205,7 +205,7 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
                 message=f"No function {fn_id!r} in app {app_id!r}.",
                 title="Function not found",
             )
-        recent = await engine.store.list_runs(reads.RunQuery(app_id=app_id, function_id=fn_id).filter(limit=10))
+        recent = await engine.reads.list_runs(reads.RunQuery(app_id=app_id, function_id=fn_id).filter(limit=10))
         return render(
             request,
             "function.html",
@@ -240,7 +240,7 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
 
     async def resync_app(request: Request) -> Response:
         app_id = request.path_params["app_id"]
-        known = {a.id: a for a in await engine.store.list_apps()}
+        known = {a.id: a for a in await engine.reads.list_apps()}
         if app_id not in known or not known[app_id].url:
             return redirect("/apps", message=f"App {app_id!r} has no URL to sync from.", kind="error")
         result = await services.apps.sync(str(known[app_id].url))
@@ -253,7 +253,7 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
         return redirect("/apps", message=f"App {app_id!r} removed; its runs are kept.")
 
     async def workers(request: Request) -> Response:
-        rows = await engine.store.list_workers(now() - WORKER_TIMEOUT_MS)
+        rows = await engine.reads.list_workers(now() - WORKER_TIMEOUT_MS)
         return render(request, "workers.html", nav="workers", workers=rows, now=now())
 
     async def bulk(request: Request) -> Response:
@@ -378,10 +378,10 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
 async def _child_events(engine: Engine, child_ids: list[str]) -> list[tuple[str, Any]]:
     out = []
     for child_id in child_ids:
-        child = await engine.store.get_run(child_id)
+        child = await engine.reads.get_run(child_id)
         if child is None or not child.event_ids:
             continue
-        found = await engine.store.get_events(child.event_ids[:1])
+        found = await engine.reads.get_events(child.event_ids[:1])
         if found:
             out.append((child_id, found[0].data))
     return out
@@ -389,7 +389,7 @@ async def _child_events(engine: Engine, child_ids: list[str]) -> list[tuple[str,
 
 async def _started_run(engine: Engine, event_id: str) -> str | None:
     for _ in range(10):  # the run exists once the ingest committed; this is only a read
-        runs = [e for e in await engine.store.event_effects(event_id) if e.effect == "started"]
+        runs = [e for e in await engine.reads.event_effects(event_id) if e.effect == "started"]
         if runs:
             return runs[0].run_id
         await asyncio.sleep(0.05)
@@ -405,9 +405,9 @@ async def _send_form(
 
     templates = []
     if name:
-        templates = [e.data for e in await engine.store.list_events(EventFilter(name=name, limit=TEMPLATES_PER_NAME))]
+        templates = [e.data for e in await engine.reads.list_events(EventFilter(name=name, limit=TEMPLATES_PER_NAME))]
     if resend:
-        found = await engine.store.get_events([resend])
+        found = await engine.reads.get_events([resend])
         if found:
             name, text = found[0].name, text or jsonutil.dumps(found[0].data)
     if text is None:
@@ -428,7 +428,7 @@ async def _sample_data(engine: Engine, config: Any) -> str:
 
     names = [t.event for t in config.triggers if isinstance(t, EventTrigger)]
     if names:
-        found = await engine.store.list_events(EventFilter(name=names[0], limit=1))
+        found = await engine.reads.list_events(EventFilter(name=names[0], limit=1))
         if found:
             return _pretty(jsonutil.dumps(found[0].data))
     return "{}"
