@@ -18,8 +18,8 @@ from typing import Any
 
 from bench.workloads import first_step_latency, fresh_sqlite, table
 
-#: run in the worker process before the CLI: the store offers no listener, so the worker polls
-POLL_ONLY = "import outlast.storage.sqlite as s\ns.SqliteStore.add_listener = None"
+#: run in the worker process before the CLI: the store says it cannot listen, so the worker polls
+POLL_ONLY = "import outlast.storage.sqlite as s\ns.SqliteStore.add_listener = lambda self, callback: False"
 
 
 async def sqlite_row(label: str, samples: int, idle_s: float, prelude: str = "") -> dict[str, Any]:

@@ -8,9 +8,12 @@ async with TestEngine(app) as t:
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from outlast.client import EventInput, Outlast
 from outlast.core.clock import VirtualClock
@@ -20,7 +23,9 @@ from outlast.runtime.engine import Engine
 from outlast.runtime.worker import Worker
 
 if TYPE_CHECKING:
-    from outlast.storage.base import Store
+    from outlast.storage.base import Backend
+
+T = TypeVar("T")
 
 
 class TestEngine:
@@ -32,7 +37,7 @@ class TestEngine:
         self,
         app: Outlast,
         *,
-        store: Store | None = None,
+        store: Backend | None = None,
         database_url: str = "memory://",
         start_ms: int | None = None,
         concurrency: int = 100,
@@ -76,13 +81,24 @@ class TestEngine:
         self, *, function_id: str | None = None, status: str | None = None, event_id: str | None = None
     ) -> list[Run]:
         """Runs with their steps, oldest first."""
-        found = self.store.list_runs_now(
-            RunFilter(app_id=self.app.id, function_id=function_id, status=status, event_id=event_id, limit=100_000)
-        )
-        return [r for r in (self.store.get_run_now(x.id) for x in reversed(found)) if r is not None]
+        flt = RunFilter(app_id=self.app.id, function_id=function_id, status=status, event_id=event_id, limit=100_000)
+
+        async def read() -> list[Run]:
+            found = [await self.store.get_run(x.id) for x in reversed(await self.store.list_runs(flt))]
+            return [r for r in found if r is not None]
+
+        return _wait_for(read)
 
     def get_run(self, run_id: str) -> Run | None:
-        return self.store.get_run_now(run_id)
+        return _wait_for(lambda: self.store.get_run(run_id))
 
     async def cancel_run(self, run_id: str) -> bool:
         return await self.engine.cancel_run(run_id)
+
+
+def _wait_for(read: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a read to its end from synchronous code, also where an event loop runs (the test's own,
+    which is blocked meanwhile): on a thread of its own, with a loop of its own (a store serves
+    callers on any loop)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="outlast-test-read") as thread:
+        return thread.submit(asyncio.run, read()).result()

@@ -42,7 +42,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
     async def send(engine: Engine) -> tuple[list[str], dict[str, list[EventEffect]], bool]:
         ids = await engine.send(event)
-        effects = {i: await engine.store.event_effects(i) for i in ids}
+        effects = {i: await engine.reads.event_effects(i) for i in ids}
         return ids, effects, bool(engine.registry.by_event.get(args.name))
 
     ids, effects, triggers = asyncio.run(with_engine(args, send, create=True))
@@ -63,7 +63,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     async def cancel(engine: Engine) -> tuple[bool, Any]:
         if await engine.cancel_run(args.run_id):
             return True, None
-        return False, await engine.store.get_run(args.run_id)
+        return False, await engine.reads.get_run(args.run_id)
 
     done, run = asyncio.run(with_engine(args, cancel))
     if done:

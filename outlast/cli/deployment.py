@@ -63,7 +63,7 @@ def cmd_workers(args: argparse.Namespace) -> int:
     from outlast.runtime.worker import WORKER_TIMEOUT_MS
 
     async def workers(engine: Engine) -> Any:
-        return await engine.store.list_workers(engine.clock.now_ms() - WORKER_TIMEOUT_MS)
+        return await engine.reads.list_workers(engine.clock.now_ms() - WORKER_TIMEOUT_MS)
 
     rows = asyncio.run(with_engine(args, workers))
     if args.json:

@@ -50,7 +50,7 @@ class DevLog:
     async def _explain_lost(self, o: AttemptEnded) -> None:
         """A lost lease is a cancellation (say so once) or another worker taking the run over."""
         try:
-            run = await self.engine.store.get_run(o.run_id)
+            run = await self.engine.reads.get_run(o.run_id)
         except StoreError:
             run = None
         if run is not None and run.status == "cancelled":
@@ -69,7 +69,7 @@ class DevLog:
         seen: set[str] = set()
         while not stop.is_set():
             try:
-                found = await self.engine.store.list_events(EventFilter(name=FUNCTION_CANCELLED, since=since))
+                found = await self.engine.reads.list_events(EventFilter(name=FUNCTION_CANCELLED, since=since))
             except StoreError:
                 found = []
             for event in reversed(found):
@@ -84,7 +84,7 @@ class DevLog:
     async def _print_cancel(self, data: dict[str, Any]) -> None:
         run_id = str(data.get("run_id", ""))
         try:
-            run = await self.engine.store.get_run(run_id)
+            run = await self.engine.reads.get_run(run_id)
         except StoreError:
             run = None
         self._cancelled(run_id, run.function_id if run is not None else str(data.get("function_id", "")))

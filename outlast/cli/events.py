@@ -24,7 +24,7 @@ def cmd_events(args: argparse.Namespace) -> int:
         since=None if args.since is None else parse_time(args.since, option="--since", now_ms=now),
         until=None if args.until is None else parse_time(args.until, option="--until", now_ms=now),
     )
-    found = asyncio.run(with_engine(args, lambda engine: engine.store.list_events(flt)))
+    found = asyncio.run(with_engine(args, lambda engine: engine.reads.list_events(flt)))
     cursor = found[-1].id if len(found) == args.limit else None
     if args.json:
         print_json({"events": [_public(e) for e in found], "next": cursor})
@@ -42,8 +42,8 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 def cmd_event(args: argparse.Namespace) -> int:
     async def read(engine: Engine) -> tuple[Any, list[Any]]:
-        found = await engine.store.get_events([args.event_id])
-        return (found[0], await engine.store.event_effects(args.event_id)) if found else (None, [])
+        found = await engine.reads.get_events([args.event_id])
+        return (found[0], await engine.reads.event_effects(args.event_id)) if found else (None, [])
 
     event, effects = asyncio.run(with_engine(args, read))
     if event is None:

@@ -30,7 +30,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         before=args.before,
         limit=args.limit,
     )
-    runs = asyncio.run(with_engine(args, lambda engine: engine.store.list_runs(flt)))
+    runs = asyncio.run(with_engine(args, lambda engine: engine.reads.list_runs(flt)))
     cursor = runs[-1].id if len(runs) == args.limit else None
     if args.json:
         print_json({"runs": runs, "next": cursor})
@@ -45,8 +45,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     async def read(engine: Engine) -> tuple[Run | None, list[Any]]:
-        run = await engine.store.get_run(args.run_id)
-        return run, [] if run is None else await engine.store.run_logs(args.run_id)
+        run = await engine.reads.get_run(args.run_id)
+        return run, [] if run is None else await engine.reads.run_logs(args.run_id)
 
     run, logs = asyncio.run(with_engine(args, read))
     if run is None:

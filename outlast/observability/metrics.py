@@ -163,7 +163,7 @@ class Metrics:
 
         now = self.engine.clock.now_ms()
         try:
-            self.queue = await asyncio.wait_for(self.engine.store.queue_stats(now), SAMPLE_TIMEOUT_S)
+            self.queue = await asyncio.wait_for(self.engine.reads.queue_stats(now), SAMPLE_TIMEOUT_S)
             self.sampled_at = now
         except (StoreError, TimeoutError) as exc:
             self.queue = None

@@ -1,5 +1,8 @@
 """The engine: a store, a clock and settings, and the functions known to the store.
 
+It runs on the store's engine seam (`store`, a `Store`) and hands the same database's read
+models (`reads`, `Reads`) to readers: the server, the CLI, metrics.
+
 It is bound to no app. Local functions arrive through `FunctionSource`s (an `Outlast` app is
 one); served apps' functions arrive by sync (the server). The registry is whatever the store
 holds, so one engine can drive many apps. The store calls back into the engine's planner
@@ -31,15 +34,18 @@ from outlast.runtime.drivers.base import Driver
 from outlast.settings import Settings
 
 if TYPE_CHECKING:
-    from outlast.storage.base import Store
+    from outlast.storage.base import Backend, Reads, Store
 
 log = logging.getLogger("outlast")
 EventsInput = Any  # one event (a JSON object or anything with `to_dict()`), or a list of them
 
 
 class Engine:
-    def __init__(self, store: Store, clock: Clock, settings: Settings, *, rng: random.Random | None = None) -> None:
-        self.store = store
+    def __init__(self, store: Backend, clock: Clock, settings: Settings, *, rng: random.Random | None = None) -> None:
+        #: the engine's seam (what running functions needs)
+        self.store: Store = store
+        #: the same database's read models, for readers (the server, the CLI, metrics); never the engine's
+        self.reads: Reads = store
         self.clock = clock
         self.settings = settings
         #: randomness (retry jitter) is injected like the clock

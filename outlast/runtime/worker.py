@@ -97,9 +97,8 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self.engine.wakers.append(self._on_wake)
-        listen = getattr(self.engine.store, "add_listener", None)  # other processes' work (SQLite, PostgreSQL)
-        if listen is not None and self._listening is None:
-            self._listening = bool(listen(self._on_wake))
+        if self._listening is None:  # other processes' work (SQLite files, PostgreSQL)
+            self._listening = self.engine.store.add_listener(self._on_wake)
 
     def _detach(self) -> None:
         if self._on_wake in self.engine.wakers:

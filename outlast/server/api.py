@@ -139,11 +139,11 @@ async def events(request: Request) -> Any:
 
 async def event(request: Request) -> Any:
     event_id = request.path_params["event_id"]
-    store = _engine(request).store
-    found = await store.get_events([event_id])
+    reads = _engine(request).reads
+    found = await reads.get_events([event_id])
     if not found:
         raise NotFoundError(f"no event {event_id!r}")
-    return {"event": event_json(found[0]), "effects": [effect_json(x) for x in await store.event_effects(event_id)]}
+    return {"event": event_json(found[0]), "effects": [effect_json(x) for x in await reads.event_effects(event_id)]}
 
 
 async def send(request: Request) -> Any:
@@ -218,7 +218,7 @@ async def remove_app(request: Request) -> Any:
 
 
 async def workers(request: Request) -> Any:
-    rows = await _engine(request).store.list_workers(_now(request) - WORKER_TIMEOUT_MS)
+    rows = await _engine(request).reads.list_workers(_now(request) - WORKER_TIMEOUT_MS)
     return {"workers": [worker_json(w) for w in rows]}
 
 

@@ -89,7 +89,7 @@ class Bulk:
         return sorted(self.jobs.values(), key=lambda j: j.id, reverse=True)
 
     async def _count(self, job: Job) -> int:
-        counts = await self.engine.store.count_runs(job.filter, _COUNT_CAP)
+        counts = await self.engine.reads.count_runs(job.filter, _COUNT_CAP)
         statuses = [job.filter.status] if job.filter.status else ["queued", "running"]
         return sum(counts.counts.get(s, 0) for s in statuses)
 
@@ -109,7 +109,7 @@ class Bulk:
         cursor: str | None = None
         horizon = job.id  # runs created after the job started are not part of it
         while True:
-            page = await self.engine.store.list_runs(
+            page = await self.engine.reads.list_runs(
                 RunFilter(
                     app_id=f.app_id,
                     function_id=f.function_id,

@@ -92,7 +92,7 @@ async def list_events(request: Request) -> JSONResponse:
     now = engine.clock.now_ms()
     newest = _time(params.get("received_before"), "received_before")
     oldest = _time(params.get("received_after"), "received_after")
-    events = await engine.store.list_events(
+    events = await engine.reads.list_events(
         EventFilter(
             name=params.get("name") or None,
             since=oldest if oldest is not None else now - EVENTS_WINDOW_MS,
@@ -107,7 +107,7 @@ async def list_events(request: Request) -> JSONResponse:
 
 async def get_event(request: Request) -> JSONResponse:
     event_id = _ulid(request.path_params["event_id"], "Invalid event ID")
-    found = await services(request).engine.store.get_events([event_id])
+    found = await services(request).engine.reads.get_events([event_id])
     if not found:
         raise ApiError(404, f"Event not found: {event_id}")
     return _ok(request, event_json(found[0]))
@@ -115,9 +115,9 @@ async def get_event(request: Request) -> JSONResponse:
 
 async def event_runs(request: Request) -> JSONResponse:
     event_id = _ulid(request.path_params["event_id"], "Invalid event ID")
-    store = services(request).engine.store
-    runs = (await store.runs_for_events([event_id], MAX_EVENT_RUNS))[event_id]
-    events = await store.get_events([event_id]) if runs else []
+    reads = services(request).engine.reads
+    runs = (await reads.runs_for_events([event_id], MAX_EVENT_RUNS))[event_id]
+    events = await reads.get_events([event_id]) if runs else []
     cron = cron_of(events[0]) if events else None
     return _ok(request, [run_json(r, cron=cron) for r in runs])
 
@@ -132,14 +132,14 @@ async def cancel_run(request: Request) -> JSONResponse:
     run = await _run(request)
     engine = services(request).engine
     cancelled = await engine.cancel_run(run.id)
-    after = await engine.store.get_run(run.id) or run
+    after = await engine.reads.get_run(run.id) or run
     status = REST_STATUS.get(after.status, "Unknown")
     return _ok(request, {"run_id": run.id, "cancelled": cancelled, "status": status})
 
 
 async def run_jobs(request: Request) -> JSONResponse:
     run = await _run(request)
-    jobs = await services(request).engine.store.run_jobs(run.id, MAX_JOBS)
+    jobs = await services(request).engine.reads.run_jobs(run.id, MAX_JOBS)
     return _ok(request, [job_json(job, run) for job in jobs])
 
 
@@ -162,14 +162,14 @@ async def bulk_cancel(request: Request) -> JSONResponse:
 
 async def _run(request: Request) -> Run:
     run_id = _ulid(request.path_params["run_id"], "Invalid run ID")
-    run = await services(request).engine.store.get_run(run_id)
+    run = await services(request).engine.reads.get_run(run_id)
     if run is None:
         raise ApiError(404, f"Unable to load function run: {run_id} not found")
     return run
 
 
 async def _cron(request: Request, run: Run) -> str | None:
-    events = await services(request).engine.store.get_events(run.event_ids[:1])
+    events = await services(request).engine.reads.get_events(run.event_ids[:1])
     return cron_of(events[0]) if events else None
 
 

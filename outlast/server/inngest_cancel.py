@@ -101,7 +101,7 @@ async def cancel_runs(engine: Engine, request: BulkCancellation, now_ms: int) ->
     fn = request.function
     cancelled, scanned, after, has_more = 0, 0, None, False
     while not has_more:
-        page = await engine.store.active_runs_with_triggers(
+        page = await engine.reads.active_runs_with_triggers(
             app_id=fn.app_id,
             function_id=fn.id,
             since=request.started_after,

@@ -103,14 +103,14 @@ class Live:
         self._watched.clear()
 
     async def _poll_once(self) -> None:
-        store = self.engine.store
-        newest = [(r.id, r.status) for r in await store.list_runs(RunFilter(limit=_NEWEST))]
+        reads = self.engine.reads
+        newest = [(r.id, r.status) for r in await reads.list_runs(RunFilter(limit=_NEWEST))]
         if self._newest is not None and newest != self._newest:
             self.publish({"kind": "runs"})
         self._newest = newest
         watched = {listener.run_id for listener in self.listeners if listener.run_id}
         for run_id in watched:
-            run = await store.get_run(run_id)
+            run = await reads.get_run(run_id)
             state = (None,) if run is None else (run.status, len(run.steps), tuple(s.status for s in run.steps))
             if run_id in self._watched and self._watched[run_id] != state:
                 self.publish({"kind": "run", "run_id": run_id, "status": run.status if run else None})

@@ -135,9 +135,9 @@ class RunsPage:
 
 
 async def runs_page(engine: Engine, query: RunQuery, *, counts: bool = True) -> RunsPage:
-    store = engine.store
+    reads = engine.reads
     if not query.q:
-        runs = await store.list_runs(query.filter(limit=query.limit + 1))
+        runs = await reads.list_runs(query.filter(limit=query.limit + 1))
         page = RunsPage(
             runs=runs[: query.limit], next_cursor=runs[query.limit - 1].id if len(runs) > query.limit else None
         )
@@ -147,18 +147,18 @@ async def runs_page(engine: Engine, query: RunQuery, *, counts: bool = True) -> 
         page = await _search(engine, query)
     if counts and page.error is None:
         event_id = query.q.upper() if page.search == "event" else None
-        page.counts = await store.count_runs(query.filter(event_id=event_id), COUNT_CAP)
+        page.counts = await reads.count_runs(query.filter(event_id=event_id), COUNT_CAP)
     return page
 
 
 async def _by_id(engine: Engine, query: RunQuery) -> RunsPage:
     """A run id finds that run; an event id finds the runs the event started."""
     wanted = query.q.upper()
-    run = await engine.store.get_run(wanted)
+    run = await engine.reads.get_run(wanted)
     if run is not None:
         run.steps = []
         return RunsPage(runs=[run], next_cursor=None, search="run")
-    runs = await engine.store.list_runs(query.filter(limit=query.limit + 1, event_id=wanted))
+    runs = await engine.reads.list_runs(query.filter(limit=query.limit + 1, event_id=wanted))
     return RunsPage(
         runs=runs[: query.limit],
         next_cursor=runs[query.limit - 1].id if len(runs) > query.limit else None,
@@ -180,7 +180,7 @@ async def _search(engine: Engine, query: RunQuery) -> RunsPage:
     found: list[Run] = []
     scanned, cursor, more = 0, query.cursor, True
     while more and scanned < SEARCH_SCAN and len(found) < query.limit:
-        batch = await engine.store.runs_with_triggers(query.filter(before=cursor, limit=_SEARCH_BATCH))
+        batch = await engine.reads.runs_with_triggers(query.filter(before=cursor, limit=_SEARCH_BATCH))
         more = len(batch) == _SEARCH_BATCH
         for run, event in batch:
             scanned += 1
@@ -209,16 +209,16 @@ class RunDetail:
 
 
 async def run_detail(engine: Engine, run_id: str) -> RunDetail | None:
-    store = engine.store
-    run = await store.get_run(run_id)
+    reads = engine.reads
+    run = await reads.get_run(run_id)
     if run is None:
         return None
-    events = await store.get_events(run.event_ids)
+    events = await reads.get_events(run.event_ids)
     return RunDetail(
         run=run,
         events=events,
-        logs=await store.run_logs(run_id),
-        links=await store.run_links(run_id),
+        logs=await reads.run_logs(run_id),
+        links=await reads.run_links(run_id),
         function=engine.function(run.app_id, run.function_id),
     )
 
@@ -232,7 +232,7 @@ class FunctionView:
 async def functions_overview(engine: Engine) -> list[FunctionView]:
     await engine.refresh_registry()
     configs = [f.config for f in sorted(engine.registry.functions.values(), key=lambda f: (f.app_id, f.id))]
-    stats = await engine.store.function_stats(engine.clock.now_ms(), [(c.app_id, c.id) for c in configs])
+    stats = await engine.reads.function_stats(engine.clock.now_ms(), [(c.app_id, c.id) for c in configs])
     return [FunctionView(config=c, stats=s) for c, s in zip(configs, stats, strict=True)]
 
 
@@ -251,7 +251,7 @@ async def events_page(engine: Engine, params: Any) -> EventsPage:
     if cursor is not None and not _ULID.match(cursor):
         raise BadQueryError(f"cursor: not an event id: {cursor!r}")
     system = bool(name) or params.get("system", "0") not in ("0", "false", "")
-    events = await engine.store.list_events(EventFilter(name=name, before=cursor, system=system, limit=PAGE_SIZE + 1))
+    events = await engine.reads.list_events(EventFilter(name=name, before=cursor, system=system, limit=PAGE_SIZE + 1))
     page = EventsPage(
         events=events[:PAGE_SIZE],
         name=name,
@@ -259,14 +259,14 @@ async def events_page(engine: Engine, params: Any) -> EventsPage:
         next_cursor=events[PAGE_SIZE - 1].id if len(events) > PAGE_SIZE else None,
     )
     for event in page.events:
-        page.effects[event.id] = await engine.store.event_effects(event.id)
+        page.effects[event.id] = await engine.reads.event_effects(event.id)
     return page
 
 
 async def apps_overview(engine: Engine) -> list[SyncedApp]:
     """Every app the store knows, by id: synced apps (with URL, SDK and last sync) and local apps
     (their functions served by workers; no URL)."""
-    synced = {a.id: a for a in await engine.store.list_apps()}
+    synced = {a.id: a for a in await engine.reads.list_apps()}
     await engine.refresh_registry()
     for app_id, functions in engine.registry.apps().items():
         if app_id not in synced:

@@ -81,7 +81,7 @@ async def _register(request: Request, payload: Any) -> Response:
         registered = await register_app(engine, parse_register(payload))
     except (FunctionConfigError, SyncError) as exc:
         app_id, url = _named_app(payload)
-        if app_id and await engine.store.get_app(app_id) is not None:  # a known app keeps the error
+        if app_id and await engine.reads.get_app(app_id) is not None:  # a known app keeps the error
             await record_sync_error(engine, app_id, url, str(exc))
         return _reply(request, {"error": str(exc)}, 400)
     except StoreError as exc:
@@ -92,24 +92,24 @@ async def _register(request: Request, payload: Any) -> Response:
 async def run_batch(request: Request) -> Response:
     if (refused := _unauthorized(request)) is not None:
         return refused
-    store = services(request).engine.store
-    run = await store.get_run(request.path_params["run_id"])
+    reads = services(request).engine.reads
+    run = await reads.get_run(request.path_params["run_id"])
     if run is None:
         return _reply(request, {"error": "run not found"}, 404)
-    return _reply(request, [event_json(e) for e in await store.get_events(run.event_ids)])
+    return _reply(request, [event_json(e) for e in await reads.get_events(run.event_ids)])
 
 
 async def run_actions(request: Request) -> Response:
     if (refused := _unauthorized(request)) is not None:
         return refused
-    run = await services(request).engine.store.get_run(request.path_params["run_id"])
+    run = await services(request).engine.reads.get_run(request.path_params["run_id"])
     if run is None:
         return _reply(request, {"error": "run not found"}, 404)
     return _reply(request, memo_map(run.steps))
 
 
 async def dev_info(request: Request) -> Response:
-    apps = await services(request).engine.store.list_apps()
+    apps = await services(request).engine.reads.list_apps()
     kind = server_kind(services(request).config)
     return _reply(request, {"version": "outlast", "kind": kind, "apps": [{"id": a.id, "url": a.url} for a in apps]})
 
@@ -157,7 +157,7 @@ async def sync_app_url(
     """
     if problem := url_problem(url):
         return SyncResult(ok=False, url=url, message=problem)
-    before = {a.id: (a.synced_at, a.error) for a in await engine.store.list_apps()}
+    before = {a.id: (a.synced_at, a.error) for a in await engine.reads.list_apps()}
     headers = {SERVER_KIND_HEADER: "cloud" if production else "dev"}
     try:
         async with httpx.AsyncClient(timeout=timeout_s, trust_env=False) as client:
@@ -174,7 +174,7 @@ async def sync_app_url(
         return SyncResult(
             ok=False, url=url, message=f"{url} answered {response.status_code}: {message or response.text[:200]}"
         )
-    changed = [a for a in await engine.store.list_apps() if before.get(a.id) != (a.synced_at, a.error)]
+    changed = [a for a in await engine.reads.list_apps() if before.get(a.id) != (a.synced_at, a.error)]
     if not changed:
         said = message if message and "success" not in message.lower() else ""
         hint = said or "is its INNGEST_BASE_URL (or INNGEST_DEV) pointing here?"
@@ -189,7 +189,7 @@ async def sync_app_url(
 async def resync_app(engine: Engine, app_id: str, *, production: bool = False) -> SyncResult | None:
     """Sync a stored app again from its URL (the dashboard's and the API's resync); a failure is
     kept with the app (its functions stay). None when there is no synced app `app_id` with a URL."""
-    app = await engine.store.get_app(app_id)
+    app = await engine.reads.get_app(app_id)
     if app is None or not app.url:
         return None
     result = await sync_app_url(engine, app.url, production=production)

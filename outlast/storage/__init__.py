@@ -1,16 +1,16 @@
-"""Persistence: the Store protocol (`base`, the spec) and its backends, one SQL for all (`sql/`):
-SQLite files (`sqlite`), SQLite in memory run inline (`memory`, for tests), PostgreSQL
-(`postgres`)."""
+"""Persistence: the `Store` and `Reads` protocols (`base`, the spec) and their backends, one SQL
+for all (`sql/`): SQLite files (`sqlite`), SQLite in memory run inline (`memory`, for tests),
+PostgreSQL (`postgres`)."""
 
 from __future__ import annotations
 
 from outlast.errors import StoreError
-from outlast.storage.base import Store
+from outlast.storage.base import Backend
 
 SCHEMES = "memory://, sqlite:///path.db, postgresql://user@host/db"
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str) -> Backend:
     """A store for a URL: `memory://` (SQLite in memory, inline), `sqlite:///path.db`, or
     `postgresql://...`. `sqlite:///:memory:` is `memory://`."""
     if url.startswith("memory:") or url == "sqlite:///:memory:":

@@ -1,4 +1,10 @@
-"""The Store protocol: the only persistence seam, written as a specification.
+"""The persistence seams, written as a specification: `Store` and `Reads`.
+
+`Store` is the engine's seam: what the runtime needs to keep functions, take in events and run
+them (claims, commits, leases, upkeep). `Reads` are the read models the dashboard, the JSON API,
+Inngest's REST and GraphQL APIs, the CLI and the metrics show; the engine never needs them. Both
+start from `Lookups` (a run, runs, events, an app), which both sides need. One SQL store
+implements both (`Backend`, what `open_store` returns), over one database.
 
 General rules
 - Every method is atomic: it applies all of its effects or none. A method that raises
@@ -9,7 +15,10 @@ General rules
   driver (`sqlite3`, `psycopg`) ever leaves a store.
 - Any method may be called from any thread and any event loop; a store serialises what it must.
 - Times are integer milliseconds since the epoch, passed in by the caller: stores never read a
-  clock. Ids are made by the caller too (ULIDs), except lease tokens.
+  clock. Events' and runs' ids are made by the caller (ULIDs); the ids a store makes itself
+  (queue items, waits) are ULIDs of the caller's time, the order of a run's steps follows it
+  too, and lease tokens are random. (Monotonic timers only pace a store's retries and time its
+  group commits.)
 - JSON values travel as Python values; stores serialise them with `outlast.core.jsonutil`.
 - Every listing and every choice among rows is fully ordered (each method states its order, and
   ties are broken by a unique id), so SQLite and PostgreSQL give the same answer.
@@ -45,6 +54,7 @@ touch it. Cancelling a run marks its pending and retrying rows `cancelled`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 from outlast.core.config import FunctionConfig
@@ -105,8 +115,31 @@ class PlannerSlot:
         return self._planner
 
 
-class Store(Protocol):
-    # -- lifecycle -----------------------------------------------------------------------------
+class Lookups(Protocol):
+    """Reads the engine needs as much as the dashboard: a run, runs, events, an app."""
+
+    async def get_run(self, run_id: str) -> Run | None:
+        """The run with its steps in first-write order (then by key) and their failure histories
+        (by attempt), and its function-level failures (by attempt); None if unknown."""
+        ...
+
+    async def list_runs(self, flt: RunFilter) -> list[Run]:
+        """Runs matching the filter, newest first (by id), at most `flt.limit`, without steps."""
+        ...
+
+    async def get_events(self, event_ids: list[str]) -> list[EventRecord]:
+        """The stored events among `event_ids`, in the order given; unknown ids are left out."""
+        ...
+
+    async def get_app(self, app_id: str) -> SyncedApp | None:
+        """The app with its function ids (sorted); None if no such app was ever synced."""
+        ...
+
+
+class Store(Lookups, Protocol):
+    """The engine's seam: what the runtime needs to store functions, take in events and run them."""
+
+    # -- lifecycle ----------------------------------------------------------------------------
 
     async def open(self) -> None:
         """Connect and apply pending migrations. Safe when several processes open one database at
@@ -122,7 +155,18 @@ class Store(Protocol):
         """Set the planner used by `ingest`, and by claims and commits that ingest events."""
         ...
 
-    # -- functions -----------------------------------------------------------------------------
+    def add_listener(self, callback: Callable[[], None]) -> bool:
+        """Call `callback()` (from a thread) whenever another process (on PostgreSQL, any) commits
+        new or newly due work. False when it never will (in memory; a SQLite file where Unix
+        sockets cannot be bound): the caller must poll."""
+        ...
+
+    async def check(self) -> None:
+        """Raise StoreError (saying why) unless the database answers and every migration of this
+        version is applied."""
+        ...
+
+    # -- functions ----------------------------------------------------------------------------
 
     async def sync_functions(
         self, app_id: str, configs: list[FunctionConfig], now_ms: int, *, mode: SyncMode = "merge"
@@ -155,7 +199,7 @@ class Store(Protocol):
         ordered. Functions of served (http) apps are kept until their app re-syncs without them."""
         ...
 
-    # -- events --------------------------------------------------------------------------------
+    # -- events -------------------------------------------------------------------------------
 
     async def ingest(self, events: list[EventRecord], now_ms: int) -> list[str]:
         """Store events and everything they cause, in one transaction; return their ids in order.
@@ -191,20 +235,7 @@ class Store(Protocol):
         """
         ...
 
-    async def get_events(self, event_ids: list[str]) -> list[EventRecord]:
-        """The stored events among `event_ids`, in the order given; unknown ids are left out."""
-        ...
-
-    async def list_events(self, flt: EventFilter) -> list[EventRecord]:
-        """Events matching the filter, newest first (by id), at most `flt.limit`."""
-        ...
-
-    async def event_effects(self, event_id: str) -> list[EventEffect]:
-        """What the event did: the runs it started (or joined), resumed or cancelled, ordered by
-        run id then effect; empty for an unknown event."""
-        ...
-
-    # -- the queue -----------------------------------------------------------------------------
+    # -- the queue ----------------------------------------------------------------------------
 
     async def claim(
         self,
@@ -276,54 +307,24 @@ class Store(Protocol):
         (finished, or no such run); then nothing changes."""
         ...
 
-    # -- reads ---------------------------------------------------------------------------------
-
-    async def get_run(self, run_id: str) -> Run | None:
-        """The run with its steps in first-write order (then by key) and their failure histories
-        (by attempt), and its function-level failures (by attempt); None if unknown."""
+    async def rerun(
+        self,
+        plan: RunPlan,
+        *,
+        origin_run_id: str,
+        keep_keys: list[str],
+        edited: StepWrite | None,
+        from_step_key: str | None,
+        now_ms: int,
+    ) -> None:
+        """In one transaction: check that `origin_run_id` exists and has ended (else raise
+        `RerunError` and write nothing); create the run `plan` describes (its item,
+        cancel waits and start timeout; no idempotency, rate limit, debounce, batch or singleton);
+        copy the origin's final memo rows whose keys are in `keep_keys`; write `edited` (the step
+        the rerun starts from, completed with an edited output); record the link to the origin."""
         ...
 
-    async def list_runs(self, flt: RunFilter) -> list[Run]:
-        """Runs matching the filter, newest first (by id), at most `flt.limit`, without steps."""
-        ...
-
-    async def run_logs(self, run_id: str) -> list[LogLine]:
-        """The lines the run's function logged, in the order logged (at most MAX_LOGS_PER_RUN)."""
-        ...
-
-    def get_run_now(self, run_id: str) -> Run | None:
-        """Blocking `get_run`, for short reads from synchronous code (tests, the CLI)."""
-        ...
-
-    def list_runs_now(self, flt: RunFilter) -> list[Run]:
-        """Blocking `list_runs`."""
-        ...
-
-    # -- reads for Inngest's REST and GraphQL APIs (outlast/server/inngest_api.py) ------------
-
-    async def runs_for_events(self, event_ids: list[str], limit_per_event: int = 100) -> dict[str, list[Run]]:
-        """For each event id, the runs it started (or joined, for batches and debounces), oldest
-        first, without steps, at most `limit_per_event` each; an event that started nothing (or
-        is unknown) maps to an empty list."""
-        ...
-
-    async def run_jobs(self, run_id: str, limit: int = 100) -> list[QueueJob]:
-        """The run's queue items by due time (empty when it has none, e.g. it ended)."""
-        ...
-
-    async def active_runs_with_triggers(
-        self, *, app_id: str, function_id: str, since: int | None, until: int, after: str | None, limit: int
-    ) -> list[tuple[str, EventRecord | None]]:
-        """Queued or running runs of a function created in [since, until) whose id is above
-        `after` (a cursor), by id, at most `limit`, each with its first trigger event (None if
-        that event was deleted)."""
-        ...
-
-    async def child_runs(self, run_id: str, limit: int = 1000) -> list[tuple[str, EventRecord]]:
-        """The runs this run invoked, by id, each with the `inngest/function.invoked` event that started it."""
-        ...
-
-    # -- apps served over HTTP (official Inngest SDKs) -----------------------------------------
+    # -- apps served over HTTP (official Inngest SDKs) ----------------------------------------
 
     async def sync_app(self, app: SyncedApp, configs: list[FunctionConfig], now_ms: int) -> bool:
         """In one transaction: store the app's row (url, sdk, framework, checksum; error cleared;
@@ -335,20 +336,12 @@ class Store(Protocol):
         """Remember why the app's last sync failed (the row is created if new); its functions stay."""
         ...
 
-    async def get_app(self, app_id: str) -> SyncedApp | None:
-        """The app with its function ids (sorted); None if no such app was ever synced."""
-        ...
-
-    async def list_apps(self) -> list[SyncedApp]:
-        """Every synced app, by id, with its function ids."""
-        ...
-
     async def remove_app(self, app_id: str, now_ms: int) -> bool:
         """Forget the app and its functions (and their cron items), in one transaction; runs are
         left as they are. False when no such app was stored."""
         ...
 
-    # -- workers -------------------------------------------------------------------------------
+    # -- workers ------------------------------------------------------------------------------
 
     async def heartbeat(self, worker: WorkerInfo) -> None:
         """Record that a worker is alive (insert or refresh its row), and mark the functions it
@@ -359,12 +352,7 @@ class Store(Protocol):
         """Remove a worker that stopped cleanly, at once."""
         ...
 
-    async def list_workers(self, since_ms: int) -> list[WorkerInfo]:
-        """Workers whose last heartbeat is at or after `since_ms`, by start time then id; older
-        rows are forgotten."""
-        ...
-
-    # -- operations: retention, upkeep, health ---------------------------------------------------
+    # -- upkeep: retention and vacuum ---------------------------------------------------------
     # Retention runs beside the workload: each call is one short transaction, so claims and
     # ingest never wait long behind it (on PostgreSQL it runs on a connection of its own, outside
     # the group commits).
@@ -401,17 +389,28 @@ class Store(Protocol):
         concurrently keeps (or gets back) its entry."""
         ...
 
-    async def queue_stats(self, now_ms: int) -> QueueStats:
-        """Work items per (app, function): due at `now_ms`, leased, scheduled later, and the due
-        time of the oldest due one; stored waits by kind. Ordered by app id, function id."""
+
+class Reads(Lookups, Protocol):
+    """Read models: what the dashboard, the JSON API, Inngest's REST and GraphQL APIs, the CLI and
+    the metrics show. The engine never needs them."""
+
+    # -- events -------------------------------------------------------------------------------
+
+    async def list_events(self, flt: EventFilter) -> list[EventRecord]:
+        """Events matching the filter, newest first (by id), at most `flt.limit`."""
         ...
 
-    async def check(self) -> None:
-        """Raise StoreError (saying why) unless the database answers and every migration of this
-        version is applied."""
+    async def event_effects(self, event_id: str) -> list[EventEffect]:
+        """What the event did: the runs it started (or joined), resumed or cancelled, ordered by
+        run id then effect; empty for an unknown event."""
         ...
 
-    # -- dashboard and read API (storage/sql/dashboard.py, storage/sql/rerun.py) ---------------
+    async def event_names(self, recent: int = 500) -> list[str]:
+        """Event names worth suggesting: those of the newest `recent` events and every stored
+        function's event triggers, sorted."""
+        ...
+
+    # -- runs ---------------------------------------------------------------------------------
 
     async def count_runs(self, flt: RunFilter, cap: int) -> StatusCounts:
         """How many runs match the filter (its status, cursor and limit ignored) in each status,
@@ -422,34 +421,59 @@ class Store(Protocol):
         """`list_runs`, each run with its first trigger event (None if that event is gone)."""
         ...
 
-    async def function_stats(self, now_ms: int, functions: list[tuple[str, str]]) -> list[FunctionStats]:
-        """For each (app id, function id), in the order given: runs and failures over the last hour
-        and day (in buckets, by creation time), p50/p95 durations of the newest completed runs, and
-        the backlog (run items due at `now_ms` and not leased)."""
+    async def run_logs(self, run_id: str) -> list[LogLine]:
+        """The lines the run's function logged, in the order logged (at most MAX_LOGS_PER_RUN)."""
         ...
 
     async def run_links(self, run_id: str) -> RerunLinks:
         """The run this one reran (if any), its own reruns, and the runs it invoked."""
         ...
 
-    async def event_names(self, recent: int = 500) -> list[str]:
-        """Event names worth suggesting: those of the newest `recent` events and every stored
-        function's event triggers, sorted."""
+    async def runs_for_events(self, event_ids: list[str], limit_per_event: int = 100) -> dict[str, list[Run]]:
+        """For each event id, the runs it started (or joined, for batches and debounces), oldest
+        first, without steps, at most `limit_per_event` each; an event that started nothing (or
+        is unknown) maps to an empty list."""
         ...
 
-    async def rerun(
-        self,
-        plan: RunPlan,
-        *,
-        origin_run_id: str,
-        keep_keys: list[str],
-        edited: StepWrite | None,
-        from_step_key: str | None,
-        now_ms: int,
-    ) -> None:
-        """In one transaction: check that `origin_run_id` exists and has ended (else raise
-        `RerunError` and write nothing); create the run `plan` describes (its item,
-        cancel waits and start timeout; no idempotency, rate limit, debounce, batch or singleton);
-        copy the origin's final memo rows whose keys are in `keep_keys`; write `edited` (the step
-        the rerun starts from, completed with an edited output); record the link to the origin."""
+    async def run_jobs(self, run_id: str, limit: int = 100) -> list[QueueJob]:
+        """The run's queue items by due time (empty when it has none, e.g. it ended)."""
         ...
+
+    async def active_runs_with_triggers(
+        self, *, app_id: str, function_id: str, since: int | None, until: int, after: str | None, limit: int
+    ) -> list[tuple[str, EventRecord | None]]:
+        """Queued or running runs of a function created in [since, until) whose id is above
+        `after` (a cursor), by id, at most `limit`, each with its first trigger event (None if
+        that event was deleted)."""
+        ...
+
+    async def child_runs(self, run_id: str, limit: int = 1000) -> list[tuple[str, EventRecord]]:
+        """The runs this run invoked, by id, each with the `inngest/function.invoked` event that started it."""
+        ...
+
+    # -- functions, apps, workers and the queue -----------------------------------------------
+
+    async def function_stats(self, now_ms: int, functions: list[tuple[str, str]]) -> list[FunctionStats]:
+        """For each (app id, function id), in the order given: runs and failures over the last hour
+        and day (in buckets, by creation time), p50/p95 durations of the newest completed runs, and
+        the backlog (run items due at `now_ms` and not leased)."""
+        ...
+
+    async def list_apps(self) -> list[SyncedApp]:
+        """Every synced app, by id, with its function ids."""
+        ...
+
+    async def list_workers(self, since_ms: int) -> list[WorkerInfo]:
+        """Workers whose last heartbeat is at or after `since_ms`, by start time then id; older
+        rows are forgotten."""
+        ...
+
+    async def queue_stats(self, now_ms: int) -> QueueStats:
+        """Work items per (app, function): due at `now_ms`, leased, scheduled later, and the due
+        time of the oldest due one; stored waits by kind. Ordered by app id, function id."""
+        ...
+
+
+class Backend(Store, Reads, Protocol):
+    """Both seams over one database: what `open_store` returns (`SqlStore` implements it). The
+    engine keeps it as its `store` and hands it to readers as its `reads`."""

@@ -7,7 +7,7 @@ disk there is nothing to share. The coroutine methods never yield to the event l
 returns when its transaction has committed, so nobody sees its result before that.
 
 Threads. One lock serialises requests, so several threads and event loops may share one store
-(a client's private loop thread, a test's own loop, the blocking `*_now` reads).
+(a client's private loop thread, a test's own loop, `TestEngine`'s blocking reads).
 
 Schema. A template database is migrated once per process and serialised; each new store
 deserialises it (about a tenth of a millisecond) instead of running the migrations again.
@@ -68,13 +68,13 @@ class MemoryStore(SqlStore):
 
     async def _run(self, fn: Callable[[SqliteTx], T], notify: bool = False) -> T:
         if self.group_observer is None:
-            return self._run_now(fn)
+            return self._transaction(fn)
         started = time.perf_counter()
-        result = self._run_now(fn)
+        result = self._transaction(fn)
         self.group_observer(1, time.perf_counter() - started)  # each request is its own transaction
         return result
 
-    def _run_now(self, fn: Callable[[SqliteTx], T]) -> T:
+    def _transaction(self, fn: Callable[[SqliteTx], T]) -> T:
         with self._lock:
             conn, tx = self._conn, self._tx
             if conn is None or tx is None:

@@ -2,15 +2,16 @@
 
 Threads. `pool_size` writer threads each hold one pooled connection and drain one shared queue
 of requests (a request is one Store call, `fn(tx)`). A thread takes every request waiting (up to
-`_MAX_GROUP`), runs each in its own SAVEPOINT of one transaction, COMMITs once, then answers them:
-group commit as in the SQLite backend, with up to `pool_size` groups in flight (READ COMMITTED;
-claims take an advisory lock first and lock candidates FOR UPDATE SKIP LOCKED). `add_listener`
-starts one more thread, on its own connection, that LISTENs on `outlast_work`.
+`_MAX_GROUP`), runs them in one transaction, COMMITs once, then answers them: group commit
+(`outlast.storage.sql.group_commit`), with up to `pool_size` groups in flight (READ COMMITTED;
+claims run first in their group, take an advisory lock and lock candidates FOR UPDATE SKIP
+LOCKED). `add_listener` starts one more thread, on its own connection, that LISTENs on
+`outlast_work`.
 
 What is atomic. Each request is all-or-nothing and nobody sees its result before the COMMIT that
-holds it. A request that raises is rolled back to its savepoint alone and gets its exception (a
-driver error as `StoreError`, or `StoreDataError` for a refused value such as a NUL character in
-text; see `_store_error`); the others commit. A group whose transaction fails as a whole runs
+holds it. A request that raises is undone alone and gets its exception (a driver error as
+`StoreError`, or `StoreDataError` for a refused value such as a NUL character in text; see
+`_store_error`); the others commit. A group whose transaction fails as a whole runs
 again (`_ATTEMPTS` in all): after a serialization failure, deadlock or unique-key race (SQLSTATE
 class 40, 23505), and, on a fresh connection after a backoff, after the connection broke (nothing
 was committed). When a COMMIT gets no answer, `txid_status` on a new connection tells whether it
@@ -36,7 +37,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
@@ -49,26 +49,23 @@ from outlast.core.models import AppScope, Claimed
 from outlast.errors import StoreDataError, StoreError
 from outlast.storage.base import DEFAULT_MAX_CRASHES
 from outlast.storage.sql import queue as work_queue
-from outlast.storage.sql.batches import run_together
-from outlast.storage.sql.intake import Intake
+from outlast.storage.sql.group_commit import GroupCommitStore, Outcomes, Request, deliver, refuse, run_group
 from outlast.storage.sql.migrations import migrations_for
 from outlast.storage.sql.migrations import tables as migrated_tables
-from outlast.storage.sql.replies import Outbox, Reply
-from outlast.storage.sql.store import SqlStore
+from outlast.storage.sql.replies import Reply
 from outlast.storage.sql.tx import Row
 
 log = logging.getLogger("outlast.postgres")
 T = TypeVar("T")
 Conn = psycopg.Connection[TupleRow]
-Outcomes = list[tuple[bool, Any]]  # per request: (True, result) or (False, its exception)
 CHANNEL = "outlast_work"
 _MAX_GROUP = 64
 _ATTEMPTS = 5
 _CONNECT_TIMEOUT_S = 10.0
 _MIGRATION_LOCK = 0x6F75746C617374  # "outlast"
 _CLAIM_LOCK = _MIGRATION_LOCK + 1
-_FIRST_SAVEPOINT = b"BEGIN; SAVEPOINT op"
-_NEXT_SAVEPOINT = b"RELEASE SAVEPOINT op; SAVEPOINT op"
+_BEGIN = b"BEGIN"
+_BEGIN_WITH_SAVEPOINT = b"BEGIN; SAVEPOINT op"
 _XID = "SELECT txid_current_if_assigned()"
 _XID_NOTIFY = f"SELECT txid_current_if_assigned(), pg_notify('{CHANNEL}', '')"
 _RETRYABLE = ("40", "23505")  # SQLSTATE: serialization failure, deadlock, ...; a unique-key race
@@ -131,16 +128,47 @@ class PgTx:
         self.cur.execute(statements)
 
 
-@dataclass
-class _Request:
-    fn: Callable[[PgTx], Any]
-    reply: Reply
-    notify: bool = False  # the group sends a notification when this request succeeds
-    claim: bool = False  # runs first in its group: takes the claim lock before any row lock
+class PgSession:
+    """One connection's transactions, for `group_commit.run_group`. Control statements travel
+    together (simple query protocol), so a savepoint costs one round trip per request."""
 
+    tx: PgTx  # made by `begin`
 
-class _IsolationNeededError(Exception):
-    """A request of a group run without savepoints failed: run the group again, isolated."""
+    def __init__(self, conn: Conn, where: str) -> None:
+        self.conn, self.where = conn, where
+
+    def begin(self, *, savepoint: bool) -> PgTx:
+        self.tx = PgTx(self.conn)  # a PgTx (its memo) lives for one transaction
+        self.tx.script(_BEGIN_WITH_SAVEPOINT if savepoint else _BEGIN)
+        return self.tx
+
+    def control(self, *statements: str) -> None:
+        self.tx.script("; ".join(statements).encode())
+
+    def own_failure(self, exc: Exception) -> Exception:
+        conn = self.conn
+        if conn.broken or conn.closed or isinstance(exc, psycopg.OperationalError) or _retryable(exc):
+            raise exc  # the connection or the whole transaction failed, not this request
+        return _store_error(exc, self.where)
+
+    def rollback(self) -> None:
+        if not (self.conn.broken or self.conn.closed):
+            self.tx.script(b"ROLLBACK")
+
+    def commit(self, *, notify: bool, outcomes: Outcomes) -> None:
+        """COMMIT, after asking the transaction's id (and notifying, in it): when the COMMIT gets
+        no answer, `_CommitError` carries the id, so `txid_status` can tell whether it happened."""
+        try:
+            xid = (self.tx.one(_XID_NOTIFY if notify else _XID) or (None,))[0]
+        except BaseException:
+            self.rollback()
+            raise
+        try:
+            self.tx.script(b"COMMIT")
+        except psycopg.Error as exc:
+            if exc.sqlstate is None and xid is not None:  # no answer: the commit may have happened
+                raise _CommitError(xid, outcomes) from exc
+            raise  # an error answering COMMIT means it was not applied
 
 
 class _CommitError(Exception):
@@ -151,22 +179,13 @@ class _CommitError(Exception):
         self.xid, self.outcomes = xid, outcomes
 
 
-def _deliver(group: list[_Request], outcomes: Outcomes) -> None:
-    """Answer a group's callers, waking each event loop once."""
-    outbox = Outbox()
-    for request, (ok, value) in zip(group, outcomes, strict=True):
-        outbox.put(request.reply, ok, value)
-    outbox.send()
-
-
-class PostgresStore(SqlStore):
+class PostgresStore(GroupCommitStore):
     def __init__(self, url: str, *, pool_size: int = 4) -> None:
-        super().__init__()
+        super().__init__("PostgreSQL")
         self.url = url
         self.pool_size = pool_size
         self.where = _describe(url)
         self._pool: ConnectionPool[Conn] | None = None
-        self._requests: Intake[_Request] = Intake("PostgreSQL")
         self._writers: list[threading.Thread] = []
         self._listener: threading.Thread | None = None
         self._callbacks: list[Callable[[], None]] = []
@@ -234,8 +253,7 @@ class PostgresStore(SqlStore):
         for thread in [*writers, *([self._listener] if self._listener else [])]:
             thread.join()
         self._listener = None
-        for request in self._requests.leftovers():  # behind a writer that failed
-            _deliver([request], [(False, StoreError("the PostgreSQL store was closed"))])
+        refuse(self._requests.leftovers(), StoreError("the PostgreSQL store was closed"))  # behind a writer that failed
         if self._pool is not None:
             self._pool.close()
             self._pool = None
@@ -245,18 +263,6 @@ class PostgresStore(SqlStore):
                 self._upkeep = None
 
     # -- requests ------------------------------------------------------------------------------
-
-    def _submit(self, fn: Callable[[PgTx], T], reply: Reply, notify: bool = False, claim: bool = False) -> Any:
-        self._requests.put(_Request(fn, reply, notify, claim))
-        return reply.future
-
-    async def _run(self, fn: Callable[[PgTx], T], notify: bool = False, claim: bool = False) -> T:
-        result: T = await self._submit(fn, Reply.for_running_loop(), notify, claim)
-        return result
-
-    def _run_now(self, fn: Callable[[PgTx], T]) -> T:
-        result: T = self._submit(fn, Reply.blocking()).result()
-        return result
 
     async def claim(
         self,
@@ -268,12 +274,14 @@ class PostgresStore(SqlStore):
         *,
         max_crashes: int = DEFAULT_MAX_CRASHES,
     ) -> list[Claimed]:
-        return await self._run(
+        claimed: list[Claimed] = await self._submit(
             lambda tx: work_queue.claim(
                 tx, self.planner, scope, owner, limit, now_ms, lease_ms, max_crashes=max_crashes
             ),
+            Reply.for_running_loop(),
             claim=True,
         )
+        return claimed
 
     # -- writer threads ------------------------------------------------------------------------
 
@@ -288,15 +296,15 @@ class PostgresStore(SqlStore):
             if conn is not None:
                 pool.putconn(conn)
 
-    def _take(self) -> list[_Request] | None:
+    def _take(self) -> list[Request] | None:
         """Block for one request, then take those already waiting; None means stop."""
         group = self._requests.take_group(_MAX_GROUP)
         if group is None:
             return None
-        group.sort(key=lambda r: not r.claim)
+        group.sort(key=lambda r: not r[3])  # claims first: see `Request`
         return group
 
-    def _execute(self, pool: ConnectionPool[Conn], conn: Conn | None, group: list[_Request]) -> Conn | None:
+    def _execute(self, pool: ConnectionPool[Conn], conn: Conn | None, group: list[Request]) -> Conn | None:
         """Run a group until it commits or fails for good; return the connection to keep."""
         started = time.perf_counter()
         cause: BaseException | None = None
@@ -305,10 +313,7 @@ class PostgresStore(SqlStore):
                 break
             try:
                 conn = conn or pool.getconn(timeout=_CONNECT_TIMEOUT_S)
-                try:
-                    outcomes = self._transaction(conn, group, savepoints=False)
-                except _IsolationNeededError:
-                    outcomes = self._transaction(conn, group, savepoints=True)
+                outcomes = run_group(PgSession(conn, self.where), group)
             except Exception as exc:
                 cause, lost = exc, conn is not None and not _usable(conn)
                 if conn is not None and lost:
@@ -320,73 +325,18 @@ class PostgresStore(SqlStore):
                     if (committed := self._committed(pool, exc.xid)) is None:
                         break
                     if committed:
-                        _deliver(group, exc.outcomes)
+                        deliver(group, exc.outcomes)
                         return conn
                 elif not (lost or _retryable(exc)):
                     break
                 continue
-            _deliver(group, outcomes)
+            deliver(group, outcomes)
             if self.group_observer is not None:
                 self.group_observer(len(group), time.perf_counter() - started)
             return conn
         failure = StoreError(f"PostgreSQL transaction failed ({self.where}): {_oneline(cause)}")
-        _deliver(group, [(False, failure)] * len(group))
+        deliver(group, [(False, failure)] * len(group))
         return conn
-
-    def _transaction(self, conn: Conn, group: list[_Request], *, savepoints: bool) -> Outcomes:
-        """One transaction for the group.
-
-        Requests rarely fail, so the group first runs without savepoints; if one request fails,
-        that transaction is rolled back (`_IsolationNeededError`) and the group runs again with each
-        request in its own savepoint, so the failure is undone alone. Control statements travel
-        together (simple query protocol): a savepoint costs one round trip per request
-        ("RELEASE SAVEPOINT op; SAVEPOINT op"), which the first try avoids.
-        """
-        tx, outcomes = PgTx(conn), []
-        isolate = savepoints and len(group) > 1
-        try:
-            together: dict[int, Any] | None = {} if isolate else None
-            for i, request in enumerate(group):
-                if isolate:
-                    tx.script(_FIRST_SAVEPOINT if i == 0 else _NEXT_SAVEPOINT)
-                elif i == 0:
-                    tx.script(b"BEGIN")
-                if together is None and not request.claim:  # claims go first: see `_Request`
-                    together = self._run_together(conn, tx, group)
-                if together and i in together:
-                    outcomes.append((True, together[i]))
-                    continue
-                outcome = _request(conn, tx, request.fn, savepoint=isolate, where=self.where)
-                if not outcome[0] and not isolate and len(group) > 1:
-                    raise _IsolationNeededError()
-                outcomes.append(outcome)
-            if not any(ok for ok, _ in outcomes):
-                tx.script(b"ROLLBACK")
-                return outcomes
-            notify = any(ok and r.notify for r, (ok, _) in zip(group, outcomes, strict=True))
-            xid = (tx.one(_XID_NOTIFY if notify else _XID) or (None,))[0]
-        except BaseException:
-            if not (conn.broken or conn.closed):
-                tx.script(b"ROLLBACK")
-            raise
-        try:
-            tx.script(b"COMMIT")
-        except psycopg.Error as exc:
-            if exc.sqlstate is None and xid is not None:  # no answer: the commit may have happened
-                raise _CommitError(xid, outcomes) from exc
-            raise  # an error answering COMMIT means it was not applied
-        return outcomes
-
-    def _run_together(self, conn: Conn, tx: PgTx, group: list[_Request]) -> dict[int, Any]:
-        """`batches.run_together` as the transaction's first statements (a failure isolates the group)."""
-        if len(group) < 2:
-            return {}
-        ok, together = _request(
-            conn, tx, lambda t: run_together(t, [r.fn for r in group]), savepoint=False, where=self.where
-        )
-        if not ok:
-            raise _IsolationNeededError()
-        return dict(together)
 
     def _committed(self, pool: ConnectionPool[Conn], xid: int) -> bool | None:
         """Whether transaction `xid`, whose COMMIT got no answer, committed (None: unknown)."""
@@ -499,19 +449,6 @@ class _ConnectFailures(logging.Filter):
             self.last = " ".join(str(reason or record.getMessage()).split())
             return False
         return True
-
-
-def _request(conn: Conn, tx: PgTx, fn: Callable[[PgTx], Any], *, savepoint: bool, where: str) -> tuple[bool, Any]:
-    """Run one request; its own failure is rolled back and returned, a group-wide one raised."""
-    try:
-        result = fn(tx)
-    except Exception as exc:
-        if conn.broken or conn.closed or isinstance(exc, psycopg.OperationalError) or _retryable(exc):
-            raise  # the connection or the whole transaction failed, not this request
-        if savepoint:
-            tx.script(b"ROLLBACK TO SAVEPOINT op")
-        return False, _store_error(exc, where)
-    return True, result
 
 
 #: what the driver raises for a value the database will not store (a NUL in text, a number out

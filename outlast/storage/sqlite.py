@@ -1,12 +1,11 @@
 """SQLite backend: one file, WAL, several processes may share it.
 
 All statements run on one connection owned by one thread. WAL checkpoints (and their fsync)
-run on a second connection in a background thread, so commits never pay for them. Writes are group-committed: the
-thread takes every request waiting in its queue, runs them in one `BEGIN IMMEDIATE` transaction
-(each in its own SAVEPOINT once one has failed: `_transaction`), commits once, then answers
-them. A request that raises is rolled back alone and gets its exception; the others commit. This is the "group commit"
-DESIGN.md §2 allows: no caller sees its result before the commit that holds it. A group whose
-transaction fails as a whole (the disk is full, the database stayed locked past
+run on a second connection in a background thread, so commits never pay for them. Writes are
+group-committed (`outlast.storage.sql.group_commit`): the thread takes every request waiting in
+its queue, runs them in one `BEGIN IMMEDIATE` transaction, commits once, then answers them. A
+request that raises is rolled back alone and gets its exception; the others commit. A group
+whose transaction fails as a whole (the disk is full, the database stayed locked past
 `busy_timeout_ms`) answers every request with `StoreError`, and nothing was committed.
 
 Errors. The driver's errors become `StoreError` where a statement runs (`SqliteTx`):
@@ -31,30 +30,27 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from itertools import chain
-from typing import Any, TypeVar
+from typing import Any
 
 from outlast.errors import StoreDataError, StoreError
-from outlast.storage.sql.batches import run_together
-from outlast.storage.sql.intake import Intake
+from outlast.storage.sql.group_commit import (
+    GroupCommitStore,
+    Outcomes,
+    Request,
+    deliver,
+    refuse,
+    run_group,
+)
 from outlast.storage.sql.migrations import MIGRATIONS
-from outlast.storage.sql.replies import Outbox, Reply
-from outlast.storage.sql.store import SqlStore
 from outlast.storage.sql.tx import Row, marks
 from outlast.storage.wakeup import Doorbell, Listener, wake_directory
 
-T = TypeVar("T")
-#: one Store call: the statements, where its result goes, and whether it rings other processes
-_Request = tuple[Callable[["SqliteTx"], Any], Reply, bool]
 _MAX_GROUP = 256
 CHECKPOINT_INTERVAL_S = 0.5
 #: a WAL holding this many frames (about 8 MB of 4 KiB pages) is truncated after its checkpoint
 WAL_TRUNCATE_FRAMES = 2048
 #: how long a truncating checkpoint may wait for readers (writers wait while it does)
 TRUNCATE_BUSY_MS = 200
-
-
-class _IsolationNeededError(Exception):
-    """A request of a group run without savepoints failed: run the group again, isolated."""
 
 
 class SqliteTx:
@@ -151,13 +147,45 @@ def store_error(exc: BaseException, where: str = "SQLite") -> StoreError:
     return StoreError(f"{where}: {exc}")
 
 
-class SqliteStore(SqlStore):
+class SqliteSession:
+    """The connection thread's transactions, for `group_commit.run_group`. A request's errors are
+    all its own: `SqliteTx` made the driver's `StoreError`s where its statements ran."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.tx = SqliteTx(conn)
+        #: the last group committed a request that rings listeners in other processes
+        self.ring = False
+
+    def begin(self, *, savepoint: bool) -> SqliteTx:
+        self.ring = False
+        self.tx.begin()
+        if savepoint:
+            self.conn.execute("SAVEPOINT op")
+        return self.tx
+
+    def control(self, *statements: str) -> None:
+        for statement in statements:
+            self.conn.execute(statement)
+
+    def own_failure(self, exc: Exception) -> Exception:
+        return exc
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def commit(self, *, notify: bool, outcomes: Outcomes) -> None:
+        self.conn.execute("COMMIT")
+        self.ring = notify  # rung once the group is answered (`_run_group`)
+
+
+class SqliteStore(GroupCommitStore):
     def __init__(self, path: str, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 30_000) -> None:
-        super().__init__()
+        super().__init__("SQLite")
         self.path = path
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
-        self._requests: Intake[_Request] = Intake("SQLite")
         self._thread: threading.Thread | None = None
         self._checkpointer: threading.Thread | None = None
         self._closing = threading.Event()
@@ -223,18 +251,6 @@ class SqliteStore(SqlStore):
         for callback in list(self._callbacks):
             callback()
 
-    def _submit(self, fn: Callable[[SqliteTx], Any], reply: Reply, notify: bool = False) -> Any:
-        self._requests.put((fn, reply, notify))
-        return reply.future
-
-    async def _run(self, fn: Callable[[SqliteTx], T], notify: bool = False) -> T:
-        result: T = await self._submit(fn, Reply.for_running_loop(), notify)
-        return result
-
-    def _run_now(self, fn: Callable[[SqliteTx], T]) -> T:
-        result: T = self._submit(fn, Reply.blocking()).result()
-        return result
-
     # -- the connection thread ----------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
@@ -288,92 +304,28 @@ class SqliteStore(SqlStore):
             ready.set_exception(StoreError(f"cannot open SQLite database {self.path!r}: {exc}"))
             return
         ready.set_result(None)
-        tx = SqliteTx(conn)
+        session = SqliteSession(conn)
         try:
             while (group := self._requests.take_group(_MAX_GROUP)) is not None:
-                self._run_group(conn, tx, group)
+                self._run_group(session, group)
         finally:
             conn.close()
-            self._refuse_leftovers()
+            # requests this thread will not serve, if it failed (nobody else will)
+            refuse(self._requests.leftovers(), StoreError("the SQLite store was closed"))
 
-    def _refuse_leftovers(self) -> None:
-        """Answer requests this thread will not serve, if it failed (nobody else will)."""
-        outbox = Outbox()
-        for _fn, reply, _notify in self._requests.leftovers():
-            outbox.put(reply, False, StoreError("the SQLite store was closed"))
-        outbox.send()
-
-    def _run_group(self, conn: sqlite3.Connection, tx: SqliteTx, group: list[_Request]) -> None:
-        outbox = Outbox()
+    def _run_group(self, session: SqliteSession, group: list[Request]) -> None:
         started = time.perf_counter()
         try:
-            try:
-                results = self._transaction(conn, tx, group, savepoints=False)
-            except _IsolationNeededError:
-                results = self._transaction(conn, tx, group, savepoints=True)
-            ring = any(ok and notify for (ok, _), (_fn, _reply, notify) in zip(results, group, strict=True))
+            outcomes = run_group(session, group)
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            failure = store_error(exc, f"SQLite transaction failed ({self.path})")
-            results = [(False, failure)] * len(group)
-            ring = False
-        for (ok, value), (_fn, reply, _notify) in zip(results, group, strict=True):
-            outbox.put(reply, ok, value)
-        outbox.send()
-        if ring and self._doorbell is not None:
+            session.rollback()
+            session.ring = False
+            outcomes = [(False, store_error(exc, f"SQLite transaction failed ({self.path})"))] * len(group)
+        deliver(group, outcomes)
+        if session.ring and self._doorbell is not None:
             self._doorbell.ring()
         if self.group_observer is not None:
             self.group_observer(len(group), time.perf_counter() - started)
-
-    @staticmethod
-    def _transaction(
-        conn: sqlite3.Connection, tx: SqliteTx, group: list[_Request], *, savepoints: bool
-    ) -> list[tuple[bool, Any]]:
-        """One transaction for the group: each request's (ok, result or exception).
-
-        Requests rarely fail, so a group of several first runs without savepoints (two statements
-        a request fewer); if one fails, that transaction is rolled back (`_IsolationNeededError`)
-        and the group runs again with each request in its own savepoint, so its failure is
-        undone alone. Requests are functions of the transaction only, so running one again is safe.
-        """
-        isolate = savepoints and len(group) > 1
-        results: list[tuple[bool, Any]] = []
-        tx.begin()
-        together = {} if isolate else _run_together(conn, tx, group)
-        for i, (fn, _reply, _notify) in enumerate(group):
-            if i in together:
-                results.append((True, together[i]))
-                continue
-            if isolate:
-                conn.execute("SAVEPOINT op")
-            try:
-                results.append((True, fn(tx)))
-            except Exception as exc:
-                if not isolate:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    if len(group) == 1:
-                        return [(False, exc)]
-                    raise _IsolationNeededError() from exc
-                conn.execute("ROLLBACK TO op")
-                results.append((False, exc))
-            if isolate:
-                conn.execute("RELEASE op")
-        conn.execute("COMMIT")
-        return results
-
-
-def _run_together(conn: sqlite3.Connection, tx: SqliteTx, group: list[_Request]) -> dict[int, Any]:
-    """`batches.run_together` for a group run without savepoints (a failure isolates the group)."""
-    if len(group) < 2:
-        return {}
-    try:
-        return run_together(tx, [fn for fn, _reply, _notify in group])
-    except Exception as exc:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise _IsolationNeededError() from exc
 
 
 def _when_not_busy(step: Callable[[], object], deadline: float) -> None:

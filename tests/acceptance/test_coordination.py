@@ -101,7 +101,7 @@ async def test_one_event_resumes_exactly_the_matching_run_among_many(app: outlas
         await t.send(Event(name="t/paid", data={"order_id": "o1234"}))
         await t.run_until_idle()
         completed = t.runs(status="completed")
-        still = t.store.list_runs_now(RunFilter(function_id="waiter", status="running", limit=n))
+        still = await t.store.list_runs(RunFilter(function_id="waiter", status="running", limit=n))
         assert len(still) == n - 1
     assert [r.output for r in completed] == ["o1234 paid by o1234"]
 

@@ -89,8 +89,6 @@ async def test_a_closed_store_raises_store_error(sql_store: SqlStore) -> None:
     await sql_store.close()
     with pytest.raises(StoreError):
         await sql_store._run(write("late"))
-    with pytest.raises(StoreError):
-        sql_store._run_now(write("late"))
 
 
 def _postgres_store() -> type:
@@ -109,3 +107,23 @@ async def test_requests_made_while_the_store_closes_are_answered(sql_store: SqlS
     await closing
     results = await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), 10)
     assert all(isinstance(r, (str, StoreError)) for r in results)
+
+
+async def test_a_group_whose_postgres_connection_breaks_runs_again_on_a_new_one_and_commits_once(
+    sql_store: SqlStore,
+) -> None:
+    if not isinstance(sql_store, _postgres_store()):
+        pytest.skip("a PostgreSQL connection")
+    broken: list[int] = []
+
+    def break_once(tx: Any) -> str:
+        if not broken:
+            broken.append(tx.one("SELECT pg_backend_pid()")[0])
+            tx.one("SELECT pg_terminate_backend(pg_backend_pid())")  # the server drops this connection
+        return write("after")(tx)
+
+    requests = [write("before"), break_once, write("beside")]
+    results = await asyncio.wait_for(asyncio.gather(*(sql_store._run(r) for r in requests)), 30)
+    assert results == ["before", "after", "beside"]
+    assert await stored(sql_store) == {"functions_version", "before", "after", "beside"}
+    assert await sql_store._run(lambda tx: tx.one("SELECT pg_backend_pid()")[0]) not in broken

@@ -54,7 +54,7 @@ def test_one_store_serves_several_threads_and_event_loops_at_once() -> None:
         async def go() -> None:
             while len(claimed) < 2 * per_thread:
                 claimed.extend(await store.claim(APP, "w", 7, T0, 60 * LEASE))
-                store.list_runs_now(RunFilter(limit=5))  # a blocking read in between
+                await store.list_runs(RunFilter(limit=5))  # a read in between
 
         try:
             asyncio.run(asyncio.wait_for(go(), 60))

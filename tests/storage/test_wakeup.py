@@ -17,6 +17,7 @@ import pytest
 import outlast
 from outlast.core.planner import Planner
 from outlast.events import Event
+from outlast.storage.memory import MemoryStore
 from outlast.storage.sqlite import SqliteStore
 from outlast.storage.wakeup import wake_directory
 from tests.apps.shop import app as shop
@@ -150,6 +151,7 @@ async def test_a_database_path_too_long_for_a_socket_name_listens_in_the_temp_di
 
 def test_a_database_in_memory_has_no_wake_ups() -> None:
     assert SqliteStore(":memory:").add_listener(lambda: None) is False
+    assert MemoryStore().add_listener(lambda: None) is False  # no other process shares it: workers poll
 
 
 async def open_store(db: Path) -> SqliteStore:

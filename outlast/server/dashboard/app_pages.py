@@ -44,7 +44,7 @@ async def remove_app(request: Request) -> Response:
 async def workers(request: Request) -> Response:
     engine = services(request).engine
     now = engine.clock.now_ms()
-    rows = await engine.store.list_workers(now - WORKER_TIMEOUT_MS)
+    rows = await engine.reads.list_workers(now - WORKER_TIMEOUT_MS)
     return render(request, "workers.html", nav="workers", workers=rows, now=now)
 
 

@@ -42,12 +42,12 @@ async def events(request: Request) -> Response:
 
 
 async def event(request: Request) -> Response:
-    store = services(request).engine.store
+    reads = services(request).engine.reads
     event_id = request.path_params["event_id"]
-    found = await store.get_events([event_id])
+    found = await reads.get_events([event_id])
     if not found:
         return render(request, "error.html", status=404, message=f"No event {event_id!r}.", title="Event not found")
-    return render(request, "event.html", nav="events", event=found[0], effects=await store.event_effects(event_id))
+    return render(request, "event.html", nav="events", event=found[0], effects=await reads.event_effects(event_id))
 
 
 async def send(request: Request) -> Response:
@@ -74,7 +74,7 @@ async def send(request: Request) -> Response:
 
 
 async def _user_event_names(engine: Engine) -> list[str]:
-    return [n for n in await engine.store.event_names() if not n.startswith("inngest/")]
+    return [n for n in await engine.reads.event_names() if not n.startswith("inngest/")]
 
 
 async def _send_form(
@@ -84,9 +84,9 @@ async def _send_form(
     that name), and the last payloads of that name as templates."""
     templates = []
     if name:
-        templates = [e.data for e in await engine.store.list_events(EventFilter(name=name, limit=TEMPLATES_PER_NAME))]
+        templates = [e.data for e in await engine.reads.list_events(EventFilter(name=name, limit=TEMPLATES_PER_NAME))]
     if resend:
-        found = await engine.store.get_events([resend])
+        found = await engine.reads.get_events([resend])
         if found:
             name, text = found[0].name, text or jsonutil.dumps(found[0].data)
     if text is None:

@@ -41,7 +41,7 @@ async def function(request: Request) -> Response:
             message=f"No function {fn_id!r} in app {app_id!r}.",
             title="Function not found",
         )
-    recent = await engine.store.list_runs(reads.RunQuery(app_id=app_id, function_id=fn_id).filter(limit=10))
+    recent = await engine.reads.list_runs(reads.RunQuery(app_id=app_id, function_id=fn_id).filter(limit=10))
     return render(
         request,
         "function.html",
@@ -69,7 +69,7 @@ async def invoke(request: Request) -> Response:
 
 async def _started_run(engine: Engine, event_id: str) -> str | None:
     for _ in range(10):  # the run exists once the ingest committed; this is only a read
-        runs = [e for e in await engine.store.event_effects(event_id) if e.effect == "started"]
+        runs = [e for e in await engine.reads.event_effects(event_id) if e.effect == "started"]
         if runs:
             return runs[0].run_id
         await asyncio.sleep(0.05)
@@ -80,7 +80,7 @@ async def _sample_data(engine: Engine, config: FunctionConfig) -> str:
     """The invoke form's starting data: the newest payload of the function's first event trigger."""
     names = [t.event for t in config.triggers if isinstance(t, EventTrigger)]
     if names:
-        found = await engine.store.list_events(EventFilter(name=names[0], limit=1))
+        found = await engine.reads.list_events(EventFilter(name=names[0], limit=1))
         if found:
             return pretty_json(jsonutil.dumps(found[0].data))
     return "{}"

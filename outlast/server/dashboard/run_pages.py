@@ -121,10 +121,10 @@ async def rerun(request: Request) -> Response:
 async def _child_events(engine: Engine, child_ids: list[str]) -> list[tuple[str, Any]]:
     out = []
     for child_id in child_ids:
-        child = await engine.store.get_run(child_id)
+        child = await engine.reads.get_run(child_id)
         if child is None or not child.event_ids:
             continue
-        found = await engine.store.get_events(child.event_ids[:1])
+        found = await engine.reads.get_events(child.event_ids[:1])
         if found:
             out.append((child_id, found[0].data))
     return out

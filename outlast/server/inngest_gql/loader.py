@@ -25,14 +25,14 @@ class Loader:
     async def run(self, run_id: str) -> Run | None:
         """The run with its steps and failure histories."""
         if run_id not in self._runs:
-            self._runs[run_id] = await self.engine.store.get_run(run_id)
+            self._runs[run_id] = await self.engine.reads.get_run(run_id)
         return self._runs[run_id]
 
     async def events(self, event_ids: list[str]) -> list[EventRecord]:
         """The known events among `event_ids`, in that order."""
         missing = [i for i in dict.fromkeys(event_ids) if i not in self._events]
         if missing:
-            found = {e.id: e for e in await self.engine.store.get_events(missing)}
+            found = {e.id: e for e in await self.engine.reads.get_events(missing)}
             self._events.update({i: found.get(i) for i in missing})
         return [e for e in (self._events[i] for i in event_ids) if e is not None]
 
@@ -47,12 +47,12 @@ class Loader:
         """The runs each event started, oldest first (one read for all of them)."""
         missing = [i for i in dict.fromkeys(event_ids) if i not in self._event_runs]
         if missing:
-            self._event_runs.update(await self.engine.store.runs_for_events(missing))
+            self._event_runs.update(await self.engine.reads.runs_for_events(missing))
         return {i: self._event_runs.get(i, []) for i in event_ids}
 
     async def children(self, run_id: str) -> list[tuple[str, EventRecord]]:
         if run_id not in self._children:
-            self._children[run_id] = await self.engine.store.child_runs(run_id)
+            self._children[run_id] = await self.engine.reads.child_runs(run_id)
         return self._children[run_id]
 
     def function(self, app_id: str, function_id: str) -> FunctionConfig | None:

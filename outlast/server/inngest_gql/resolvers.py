@@ -111,7 +111,7 @@ async def events(_root: Any, info: Info, **args: Any) -> list[dict[str, Any]]:
     loader = _loader(info)
     cursor = args["query"].get("lastEventId")
     now = loader.now_ms()
-    found = await loader.engine.store.list_events(
+    found = await loader.engine.reads.list_events(
         EventFilter(
             since=now - EVENTS_WINDOW_MS,
             until=now + 1,
@@ -133,7 +133,7 @@ async def stream(_root: Any, info: Info, **args: Any) -> list[dict[str, Any]]:
         raise QueryError("stream: limit must be a positive integer")
     before = _ulid(query["before"], "before") if query.get("before") else None
     after = _ulid(query["after"], "after") if query.get("after") else None
-    found = await loader.engine.store.list_events(
+    found = await loader.engine.reads.list_events(
         EventFilter(
             before=before,
             since=ulid_ms(after) if after else None,

@@ -77,7 +77,7 @@ class Batch:
         claimed = claim_keys(self.tx, keyed, self.now) if keyed else set()
         rows: dict[Table, list[Row]] = {RUNS: []}
         fields: set[tuple[str, str]] = set()
-        item_ids = new_ulids(len(plans))
+        item_ids = new_ulids(len(plans), self.now)
         for plan, item_id in zip(plans, item_ids, strict=True):
             key = None if plan.idempotency_key is None else f"run:{plan.idempotency_key}"
             if key is not None and key not in claimed:

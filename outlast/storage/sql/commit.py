@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +23,7 @@ def commit(tx: Tx, planner: Planner, c: Commit) -> CommitResult:
     if not _hold(tx, c):
         return CommitResult(ok=False, reason="lost")
     for write in c.steps:
-        write_step(tx, c.run_id, write)
+        write_step(tx, c.run_id, write, c.now_ms)
     for wait in c.waits:
         add_wait(tx, c.run_id, wait, c.now_ms)
     if c.waits:
@@ -59,7 +58,7 @@ def is_checkpoint(c: Commit) -> bool:
 
 def checkpoint(tx: Tx, c: Commit) -> CommitResult:
     """The lease check and the memo write in one statement."""
-    written = tx.run(_CHECKPOINT_SQL, (*_step_values(c.run_id, c.steps[0]), c.item_id, c.lease_token))
+    written = tx.run(_CHECKPOINT_SQL, (*_step_values(c.run_id, c.steps[0], c.now_ms), c.item_id, c.lease_token))
     return _checkpointed(tx, c, bool(written))
 
 
@@ -69,7 +68,7 @@ def checkpoints(tx: Tx, commits: Sequence[Commit]) -> list[CommitResult]:
 
     The runs must differ: one statement may not write the same row twice.
     """
-    rows = [(*_step_values(c.run_id, c.steps[0]), c.item_id, c.lease_token) for c in commits]
+    rows = [(*_step_values(c.run_id, c.steps[0], c.now_ms), c.item_id, c.lease_token) for c in commits]
     written: set[tuple[str, str]] = set()
     for table, params in tx.tables(rows, _CHECKPOINT_TYPES):
         written.update(tx.all(_CHECKPOINTS_SQL.format(table=table), params))
@@ -172,8 +171,8 @@ _CHECKPOINTS_SQL = (
 _STEP_SQL = f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" + _STEP_UPSERT
 
 
-def write_step(tx: Tx, run_id: str, w: StepWrite) -> None:
-    tx.run(_STEP_SQL, _step_values(run_id, w))
+def write_step(tx: Tx, run_id: str, w: StepWrite, now: int) -> None:
+    tx.run(_STEP_SQL, _step_values(run_id, w, now))
     if w.deadline is not None:
         _mark_pending(tx, run_id)
     if w.error is not None:
@@ -195,7 +194,7 @@ def _mark_pending(tx: Tx, run_id: str) -> None:
     tx.run("UPDATE queue SET pending = 1 WHERE run_id = ? AND kind = 'run' AND pending = 0", (run_id,))
 
 
-def _step_values(run_id: str, w: StepWrite) -> tuple[Any, ...]:
+def _step_values(run_id: str, w: StepWrite, now: int) -> tuple[Any, ...]:
     return (
         run_id,
         w.key,
@@ -210,7 +209,7 @@ def _step_values(run_id: str, w: StepWrite) -> tuple[Any, ...]:
         w.deadline,
         _dumps(w.timeout_output),
         None if w.detail is None else _dumps(w.detail),
-        new_seq(),
+        new_seq(now),
     )
 
 
@@ -218,14 +217,15 @@ _last_seq = 0
 _seq_lock = threading.Lock()
 
 
-def new_seq() -> int:
+def new_seq(now_ms: int) -> int:
     """Orders a run's steps in the trace by first write: strictly increasing in this process.
 
-    Wall-clock microseconds, so that rows written by different processes interleave in time order.
+    The caller's time in microseconds (or one more than the last given out), so that rows written
+    by different processes interleave in time order.
     """
     global _last_seq
     with _seq_lock:
-        _last_seq = max(_last_seq + 1, time.time_ns() // 1000)
+        _last_seq = max(_last_seq + 1, now_ms * 1000)
         return _last_seq
 
 

@@ -87,6 +87,7 @@ def sync_crons(tx: Tx, app_id: str, now: int) -> None:
                 kind="cron",
                 run_id=None,
                 due=next_tick(payload, now),
+                now=now,
                 payload=payload,
                 item_id=item_id,
             )

@@ -234,6 +234,7 @@ def _start_runs(tx: Tx, runs: list[Any], now: int) -> list[Any]:
                 kind="timeout",
                 run_id=row[0],
                 due=now + row[8],
+                now=now,
                 payload={"type": "finish"},
             )
     return [(*r[:3], "running", *r[4:7], now, *r[8:]) if r[3] == "queued" else r for r in runs]

@@ -1,9 +1,12 @@
-"""Putting items on the queue (the one INSERT every kind of item goes through)."""
+"""The queue's items: putting them on the queue (the one INSERT every kind of item goes through),
+what a claim reads of them, and a run's items as listed (`run_jobs`)."""
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from outlast.core import jsonutil
+from outlast.core.jobs import QueueJob
 from outlast.storage.sql.rows import QUEUE, queue_row
 from outlast.storage.sql.tx import Tx
 
@@ -16,6 +19,7 @@ def enqueue(
     kind: str,
     run_id: str | None,
     due: int,
+    now: int,
     payload: Any = None,
     concurrency: list[tuple[str, int]] | None = None,
     item_id: str | None = None,
@@ -28,6 +32,7 @@ def enqueue(
             kind=kind,
             run_id=run_id,
             due=due,
+            now=now,
             payload=payload,
             concurrency=concurrency,
             item_id=item_id,
@@ -57,3 +62,23 @@ class Leased(NamedTuple):
     #: attempts in a row that stopped their worker without progress (see `crashes`)
     crashes: int
     crash_progress: int | None
+
+
+def run_jobs(tx: Tx, run_id: str, limit: int) -> list[QueueJob]:
+    """The run's queue items by due time, each with how many items of its app are due before it."""
+    rows = tx.all(
+        "SELECT q.id, q.kind, q.due_at, q.lease_token IS NOT NULL, q.payload,"
+        " (SELECT COUNT(*) FROM queue p WHERE p.app_id = q.app_id"
+        "  AND (p.due_at < q.due_at OR (p.due_at = q.due_at AND p.id < q.id)))"
+        " FROM queue q WHERE q.run_id = ? ORDER BY q.due_at, q.id LIMIT ?",
+        (run_id, limit),
+    )
+    return [
+        QueueJob(id=r[0], kind=r[1], due_at=r[2], leased=bool(r[3]), position=int(r[5]), timeout=_timeout_type(r[4]))
+        for r in rows
+    ]
+
+
+def _timeout_type(payload: Any) -> str | None:
+    value = jsonutil.loads(payload) if payload else None
+    return value.get("type") if isinstance(value, dict) else None

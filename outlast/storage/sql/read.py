@@ -1,6 +1,7 @@
-"""Reads: events, runs with their steps and failure histories, listings with cursors, and what
-each event did. Every listing is newest first by id (ULIDs: creation order), and pages with
-`before` (an id cursor), so a deep page costs an index seek, not an offset scan."""
+"""Reads: events, runs with their steps and failure histories, listings with cursors, what
+each event did, and the event names worth suggesting. Every listing is newest first by id (ULIDs:
+creation order), and pages with `before` (an id cursor), so a deep page costs an index seek, not
+an offset scan."""
 
 from __future__ import annotations
 
@@ -74,6 +75,16 @@ def event_effects(tx: Tx, event_id: str) -> list[EventEffect]:
         (event_id, event_id),
     )
     return [EventEffect(run_id=r[0], effect=r[1], app_id=r[2], function_id=r[3], status=r[4]) for r in rows]
+
+
+def event_names(tx: Tx, recent: int) -> list[str]:
+    """Names of the newest `recent` events and of every stored function's event triggers, sorted."""
+    names = {
+        r[0] for r in tx.all("SELECT name FROM (SELECT name FROM events ORDER BY id DESC LIMIT ?) newest", (recent,))
+    }
+    for (config,) in tx.all("SELECT config FROM functions ORDER BY app_id, function_id"):
+        names.update(t["event"] for t in jsonutil.loads(config).get("triggers") or [] if "event" in t)
+    return sorted(names)
 
 
 def get_run(tx: Tx, run_id: str) -> Run | None:

@@ -37,7 +37,7 @@ def rerun(
             (plan.run_id, origin_run_id, *keep_keys),
         )
     if edited is not None:
-        write_step(tx, plan.run_id, edited)
+        write_step(tx, plan.run_id, edited, now)
     tx.run(
         "INSERT INTO reruns (run_id, origin_run_id, from_step_key, edited, created_at) VALUES (?, ?, ?, ?, ?)",
         (plan.run_id, origin_run_id, from_step_key, int(edited is not None), now),

@@ -106,12 +106,14 @@ def queue_row(
     run_id: str | None,
     due: int,
     payload: Any = None,
+    now: int,
     concurrency: list[tuple[str, int]] | None = None,
     item_id: str | None = None,
 ) -> Row:
+    """A queue row; a new item's id is a ULID of `now`, the caller's time."""
     (ck1, lim1), (ck2, lim2) = [*(concurrency or []), (None, None), (None, None)][:2]
     return (
-        item_id or new_ulid(),
+        item_id or new_ulid(now),
         app_id,
         function_id,
         kind,
@@ -156,6 +158,7 @@ def start_rows(plan: RunPlan, due: int, now: int, item_id: str | None = None) ->
                 kind="run",
                 run_id=plan.run_id,
                 due=due,
+                now=now,
                 concurrency=plan.concurrency,
                 item_id=item_id,
             ),
@@ -172,6 +175,7 @@ def start_rows(plan: RunPlan, due: int, now: int, item_id: str | None = None) ->
                     kind="timeout",
                     run_id=plan.run_id,
                     due=plan.start_deadline,
+                    now=now,
                     payload={"type": "start"},
                 ),
             )

@@ -1,4 +1,5 @@
-"""The async Store over the shared SQL; backends supply `_run` (one transaction) and `_run_now`."""
+"""The async `Store` and `Reads` over the shared SQL (a `Backend`); backends supply `_run` (one
+transaction)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,20 @@ from outlast.core.upkeep import PruneResult, QueueStats
 from outlast.core.views import FunctionStats, RerunLinks, StatusCounts
 from outlast.errors import StoreError
 from outlast.storage.base import DEFAULT_MAX_CRASHES, PlannerSlot, SyncMode
-from outlast.storage.sql import apps, commit, functions, ingest, inngest_reads, queue, read, retention, run_end, workers
-from outlast.storage.sql import dashboard as dash
+from outlast.storage.sql import (
+    apps,
+    commit,
+    functions,
+    ingest,
+    links,
+    queue,
+    queue_items,
+    read,
+    retention,
+    run_end,
+    stats,
+    workers,
+)
 from outlast.storage.sql import rerun as reruns
 from outlast.storage.sql.batches import CheckpointRequest, FinishRequest
 from outlast.storage.sql.tx import Tx
@@ -50,9 +63,8 @@ class SqlStore(PlannerSlot):
         that can tells idle workers in other processes (PostgreSQL: NOTIFY; SQLite: `wakeup`)."""
         raise NotImplementedError
 
-    def _run_now(self, fn: Callable[[Any], T]) -> T:
-        """Run `fn(tx)` in one transaction and block until it is done."""
-        raise NotImplementedError
+    def add_listener(self, callback: Callable[[], None]) -> bool:
+        return False  # in memory: no other process commits work; SQLite files and PostgreSQL override this
 
     # -- functions -----------------------------------------------------------------------------
 
@@ -130,31 +142,25 @@ class SqlStore(PlannerSlot):
     async def run_logs(self, run_id: str) -> list[LogLine]:
         return await self._run(lambda tx: read.run_logs(tx, run_id))
 
-    def get_run_now(self, run_id: str) -> Run | None:
-        return self._run_now(lambda tx: read.get_run(tx, run_id))
-
-    def list_runs_now(self, flt: RunFilter) -> list[Run]:
-        return self._run_now(lambda tx: read.list_runs(tx, flt))
-
-    # -- reads for Inngest's REST and GraphQL APIs -----------------------------------------------
+    # -- how runs link to events and to each other ----------------------------------------------
 
     async def runs_for_events(self, event_ids: list[str], limit_per_event: int = 100) -> dict[str, list[Run]]:
-        return await self._run(lambda tx: inngest_reads.runs_for_events(tx, event_ids, limit_per_event))
+        return await self._run(lambda tx: links.runs_for_events(tx, event_ids, limit_per_event))
 
     async def run_jobs(self, run_id: str, limit: int = 100) -> list[QueueJob]:
-        return await self._run(lambda tx: inngest_reads.run_jobs(tx, run_id, limit))
+        return await self._run(lambda tx: queue_items.run_jobs(tx, run_id, limit))
 
     async def active_runs_with_triggers(
         self, *, app_id: str, function_id: str, since: int | None, until: int, after: str | None, limit: int
     ) -> list[tuple[str, EventRecord | None]]:
         return await self._run(
-            lambda tx: inngest_reads.active_runs_with_triggers(
+            lambda tx: links.active_runs_with_triggers(
                 tx, app_id=app_id, function_id=function_id, since=since, until=until, after=after, limit=limit
             )
         )
 
     async def child_runs(self, run_id: str, limit: int = 1000) -> list[tuple[str, EventRecord]]:
-        return await self._run(lambda tx: inngest_reads.child_runs(tx, run_id, limit))
+        return await self._run(lambda tx: links.child_runs(tx, run_id, limit))
 
     # -- apps served over HTTP (official Inngest SDKs) -----------------------------------------
 
@@ -210,22 +216,22 @@ class SqlStore(PlannerSlot):
         if problem is not None:
             raise StoreError(problem)
 
-    # -- dashboard and read API ----------------------------------------------------------------
+    # -- numbers, links and suggestions -----------------------------------------------------------
 
     async def count_runs(self, flt: RunFilter, cap: int) -> StatusCounts:
-        return await self._run(lambda tx: dash.count_runs(tx, flt, cap))
+        return await self._run(lambda tx: stats.count_runs(tx, flt, cap))
 
     async def runs_with_triggers(self, flt: RunFilter) -> list[tuple[Run, EventRecord | None]]:
-        return await self._run(lambda tx: dash.runs_with_triggers(tx, flt))
+        return await self._run(lambda tx: links.runs_with_triggers(tx, flt))
 
     async def function_stats(self, now_ms: int, functions: list[tuple[str, str]]) -> list[FunctionStats]:
-        return await self._run(lambda tx: dash.function_stats(tx, now_ms, functions))
+        return await self._run(lambda tx: stats.function_stats(tx, now_ms, functions))
 
     async def run_links(self, run_id: str) -> RerunLinks:
-        return await self._run(lambda tx: dash.run_links(tx, run_id))
+        return await self._run(lambda tx: links.run_links(tx, run_id))
 
     async def event_names(self, recent: int = 500) -> list[str]:
-        return await self._run(lambda tx: dash.event_names(tx, recent))
+        return await self._run(lambda tx: read.event_names(tx, recent))
 
     async def rerun(
         self,

@@ -1,16 +1,15 @@
-"""Reads for Inngest's REST and GraphQL APIs that the shared reads (`read.py`) do not cover:
-the runs of many events at once, a run's queue items, a function's active runs with their
-trigger events (bulk cancellation), and the runs a run invoked. Every listing is ordered and
-bounded by its caller's limit."""
+"""How runs link to events and to each other: the runs of many events at once, runs with their
+first trigger event (a page of runs, or a function's active runs), the runs a run invoked, and
+its reruns. Every listing is ordered and bounded by its caller's limit."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from outlast.core import jsonutil
 from outlast.core.ids import ulid_floor
-from outlast.core.jobs import QueueJob
-from outlast.core.models import EventRecord, Run
+from outlast.core.models import EventRecord, Run, RunFilter
+from outlast.core.views import RerunLinks
+from outlast.storage.sql import read
 from outlast.storage.sql.read import EVENT_COLUMNS, RUN_COLUMNS, event_from_row, run_from_row
 from outlast.storage.sql.tx import Tx, marks
 
@@ -36,26 +35,6 @@ def runs_for_events(tx: Tx, event_ids: list[str], limit_per_event: int) -> dict[
         if len(runs) < limit_per_event:
             runs.append(run_from_row(row[1:]))
     return out
-
-
-def run_jobs(tx: Tx, run_id: str, limit: int) -> list[QueueJob]:
-    """The run's queue items by due time, each with how many items of its app are due before it."""
-    rows = tx.all(
-        "SELECT q.id, q.kind, q.due_at, q.lease_token IS NOT NULL, q.payload,"
-        " (SELECT COUNT(*) FROM queue p WHERE p.app_id = q.app_id"
-        "  AND (p.due_at < q.due_at OR (p.due_at = q.due_at AND p.id < q.id)))"
-        " FROM queue q WHERE q.run_id = ? ORDER BY q.due_at, q.id LIMIT ?",
-        (run_id, limit),
-    )
-    return [
-        QueueJob(id=r[0], kind=r[1], due_at=r[2], leased=bool(r[3]), position=int(r[5]), timeout=_timeout_type(r[4]))
-        for r in rows
-    ]
-
-
-def _timeout_type(payload: Any) -> str | None:
-    value = jsonutil.loads(payload) if payload else None
-    return value.get("type") if isinstance(value, dict) else None
 
 
 def active_runs_with_triggers(
@@ -92,3 +71,26 @@ def child_runs(tx: Tx, run_id: str, limit: int) -> list[tuple[str, EventRecord]]
         (run_id, limit),
     )
     return [(r[0], event_from_row(r[1:])) for r in rows]
+
+
+def runs_with_triggers(tx: Tx, f: RunFilter) -> list[tuple[Run, EventRecord | None]]:
+    """A page of `list_runs`, each run with its first trigger event (for searching by expression)."""
+    runs = read.list_runs(tx, f)
+    events = {e.id: e for e in read.get_events(tx, sorted({r.event_ids[0] for r in runs if r.event_ids}))}
+    return [(r, events.get(r.event_ids[0]) if r.event_ids else None) for r in runs]
+
+
+def run_links(tx: Tx, run_id: str) -> RerunLinks:
+    """The run this one reran (if any), its own reruns, and the runs it invoked."""
+    links = RerunLinks()
+    row = tx.one("SELECT origin_run_id, from_step_key, edited FROM reruns WHERE run_id = ?", (run_id,))
+    if row is not None:
+        links.rerun_of, links.from_step_key, links.edited = row[0], row[1], bool(row[2])
+    links.reruns = [
+        r[0] for r in tx.all("SELECT run_id FROM reruns WHERE origin_run_id = ? ORDER BY run_id", (run_id,))
+    ]
+    links.children = [
+        (r[0], r[1], r[2])
+        for r in tx.all("SELECT id, function_id, status FROM runs WHERE parent_run_id = ? ORDER BY id", (run_id,))
+    ]
+    return links

@@ -1,5 +1,5 @@
-"""Reads for the dashboard and the read API: counts per status, per-function numbers, apps, and
-how runs relate (reruns, invoked children).
+"""Numbers about runs: how many are in each status, and per function, runs and failures over
+time, durations and the backlog.
 
 Every query is bounded: counts stop at a cap (an index range scan of at most `cap` entries per
 status), percentiles come from the newest finished runs only, and the per-function numbers read
@@ -8,10 +8,9 @@ the runs of one window through `runs_by_function_status` (migration 7).
 
 from __future__ import annotations
 
-from outlast.core import jsonutil
 from outlast.core.ids import ulid_floor
-from outlast.core.models import EventRecord, Run, RunFilter
-from outlast.core.views import Bucket, FunctionStats, RerunLinks, StatusCounts, WindowStats
+from outlast.core.models import RunFilter
+from outlast.core.views import Bucket, FunctionStats, StatusCounts, WindowStats
 from outlast.storage.sql import read
 from outlast.storage.sql.tx import Tx
 
@@ -36,16 +35,6 @@ def count_runs(tx: Tx, f: RunFilter, cap: int) -> StatusCounts:
         )
         counts[status] = int(row[0]) if row else 0
     return StatusCounts(counts=counts, cap=cap)
-
-
-def runs_with_triggers(tx: Tx, f: RunFilter) -> list[tuple[Run, EventRecord | None]]:
-    """A page of `list_runs`, each run with its first trigger event (for searching by expression)."""
-    runs = read.list_runs(tx, f)
-    events = {e.id: e for e in read.get_events(tx, sorted({r.event_ids[0] for r in runs if r.event_ids}))}
-    return [(r, events.get(r.event_ids[0]) if r.event_ids else None) for r in runs]
-
-
-# -- functions -----------------------------------------------------------------------------------
 
 
 def function_stats(tx: Tx, now: int, functions: list[tuple[str, str]]) -> list[FunctionStats]:
@@ -103,31 +92,3 @@ def _backlog(tx: Tx, app_id: str, fn: str, now: int) -> int:
         (app_id, now, fn),
     )
     return int(row[0]) if row else 0
-
-
-# -- how runs relate -----------------------------------------------------------------------------
-
-
-def run_links(tx: Tx, run_id: str) -> RerunLinks:
-    links = RerunLinks()
-    row = tx.one("SELECT origin_run_id, from_step_key, edited FROM reruns WHERE run_id = ?", (run_id,))
-    if row is not None:
-        links.rerun_of, links.from_step_key, links.edited = row[0], row[1], bool(row[2])
-    links.reruns = [
-        r[0] for r in tx.all("SELECT run_id FROM reruns WHERE origin_run_id = ? ORDER BY run_id", (run_id,))
-    ]
-    links.children = [
-        (r[0], r[1], r[2])
-        for r in tx.all("SELECT id, function_id, status FROM runs WHERE parent_run_id = ? ORDER BY id", (run_id,))
-    ]
-    return links
-
-
-def event_names(tx: Tx, recent: int) -> list[str]:
-    """Names of the newest `recent` events and of every stored function's event triggers, sorted."""
-    names = {
-        r[0] for r in tx.all("SELECT name FROM (SELECT name FROM events ORDER BY id DESC LIMIT ?) newest", (recent,))
-    }
-    for (config,) in tx.all("SELECT config FROM functions ORDER BY app_id, function_id"):
-        names.update(t["event"] for t in jsonutil.loads(config).get("triggers") or [] if "event" in t)
-    return sorted(names)
