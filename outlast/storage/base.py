@@ -68,7 +68,7 @@ from outlast.core.models import (
 from outlast.core.upkeep import PruneResult, QueueStats
 from outlast.core.views import FunctionStats, RerunLinks, StatusCounts
 
-SyncMode = Literal["merge", "replace"]
+SyncMode = Literal["merge", "replace", "provisional"]
 MAX_LOGS_PER_RUN = 1000
 #: crashed attempts in a row, without progress, after which a claim fails the run
 DEFAULT_MAX_CRASHES = 3
@@ -130,11 +130,15 @@ class Store(Protocol):
         """Store an app's function configurations; True when any stored configuration changed,
         appeared or was removed (the version then changes).
 
-        `merge` (a worker or client of a local app starting): each given configuration replaces
-        the stored one of the same id and is marked seen at `now_ms`; other functions of the app
-        are kept (another version of the app may still serve them). `replace` (a served app
-        synced): the app's functions become exactly `configs`, never pruned (see
-        `prune_functions`). Either way the app's cron items follow its stored functions: one per
+        `merge` (a worker of a local app starting): each given configuration replaces the stored
+        one of the same id and is marked seen at `now_ms`; the app's other functions are kept
+        (another version of the app may still serve them), except provisional ones, which are
+        deleted. `replace` (a served app synced): the app's functions become exactly `configs`,
+        never pruned (see `prune_functions`). `provisional` (a process that serves nothing, such
+        as a script that only sends events): when the app has no stored function at all, store
+        `configs` as provisional (never pruned; events start their runs until the first worker
+        that serves the app replaces them); otherwise change nothing, so that a sender never
+        changes what live workers serve. Each mode's cron items follow the stored functions: one per
         cron trigger; an unchanged one keeps its due time, a new or changed one is due at its
         next tick after `now_ms`, and those of functions gone are deleted.
         """
