@@ -215,6 +215,35 @@ async def test_retry_after_error_sets_the_next_attempt_time(app: outlast.Outlast
     assert run.status == "completed" and times[1] - times[0] == 120_000
 
 
+@pytest.mark.parametrize("when", ["soon", -5, float("nan")])
+async def test_a_retry_after_error_with_an_unusable_time_fails_its_step_at_once_naming_it(
+    app: outlast.Outlast, engine: TestEngine, when: object
+) -> None:
+    attempts: list[int] = []
+
+    @app.function(id="bad-ra", trigger="t/bad-ra", retries=3)
+    async def bad_ra(ctx: Context) -> str:
+        def body() -> str:
+            attempts.append(ctx.attempt)
+            raise RetryAfterError("slow down", when)  # type: ignore[arg-type]
+
+        try:
+            return str(await ctx.step.run("call", body))
+        except StepError as exc:
+            return f"caught: {exc.message}"
+
+    async with engine as t:
+        await t.send(Event(name="t/bad-ra"))
+        await t.run_until_idle()
+        [run] = t.runs()
+    assert attempts == [0]
+    [step] = run.steps
+    assert step.id == "call" and step.status == "failed" and step.attempts == 1
+    assert step.error is not None and step.error["name"] == "RetryAfterError"
+    assert repr(when) in step.error["message"] and "retry_after" in step.error["message"]
+    assert run.status == "completed" and run.output == f"caught: {step.error['message']}"
+
+
 async def test_a_function_error_is_retried_by_replay_until_attempts_are_spent(
     app: outlast.Outlast, engine: TestEngine
 ) -> None:
