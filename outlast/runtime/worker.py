@@ -174,6 +174,7 @@ class Worker:
             engine.clock.now_ms(),
             engine.settings.lease_ms,
             max_crashes=engine.settings.max_crashed_attempts,
+            crash_backoff_scale=engine.settings.backoff_scale,
         )
         for item in claimed:
             self.leases[item.item_id] = item.lease_token

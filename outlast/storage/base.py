@@ -29,7 +29,10 @@ crash: one more if the run made no progress since the previous crash (no step ro
 attempt or function-level retry was committed), else 1 again; a `Suspend` resets the count.
 When the count reaches the claim's `max_crashes` the run fails with `WorkerCrashedError` ("its
 attempts stopped their worker N times in a row without progress: ...") instead of being
-claimed. A run with 2 crashes in a row is a suspect: at most one suspect is leased at a time
+claimed. Below it, the run waits the retry backoff of its crash count (15 s, 30 s, ... scaled
+like step retries) before it is claimed again, so that a burst of kills (a deploy, a node
+drain) cannot exhaust the bound in seconds; each such crash is recorded on the run with the
+time it runs again. A run with 2 crashes in a row is a suspect: at most one suspect is leased at a time
 (claims pass over the others while one is), so a poison run cannot keep killing the runs that
 share its worker: on its account they reach 2 crashes at most, so with `max_crashes >= 3` they
 are not failed with it. (On PostgreSQL two claims racing may each take a suspect.)
@@ -219,6 +222,7 @@ class Store(Protocol):
         lease_ms: int,
         *,
         max_crashes: int = DEFAULT_MAX_CRASHES,
+        crash_backoff_scale: float = 1.0,
     ) -> list[Claimed]:
         """Lease up to `limit` due items within `scope`, the earliest due first (by due_at, then
         item id), and return the run items among them, ordered by item id, with their runs
@@ -228,7 +232,11 @@ class Store(Protocol):
 
         Besides leasing, in the same transaction, in item id order: an abandoned run item
         counts a crash, and at `max_crashes` (`Settings.max_crashed_attempts`; 0 turns the
-        bound off) its run fails and emits `inngest/function.failed` and `.finished`; due
+        bound off) its run fails and emits `inngest/function.failed` and `.finished`; below it,
+        the crash is recorded on the run (a function-level failure named `WorkerCrashedError`
+        with its `retry_at`) and the item is not leased but due again after the retry backoff
+        of the crash count (`backoff_table_ms`, times `crash_backoff_scale`; at 0 it is leased
+        at once); due
         `timeout` items fire (a start timeout cancels a run still queued, a finish timeout
         cancels a run not yet ended) and are deleted; due `cron` items ingest an
         `inngest/scheduled.timer` event for their function and move to their next tick after

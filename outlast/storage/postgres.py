@@ -267,10 +267,19 @@ class PostgresStore(SqlStore):
         lease_ms: int,
         *,
         max_crashes: int = DEFAULT_MAX_CRASHES,
+        crash_backoff_scale: float = 1.0,
     ) -> list[Claimed]:
         return await self._run(
             lambda tx: work_queue.claim(
-                tx, self.planner, scope, owner, limit, now_ms, lease_ms, max_crashes=max_crashes
+                tx,
+                self.planner,
+                scope,
+                owner,
+                limit,
+                now_ms,
+                lease_ms,
+                max_crashes=max_crashes,
+                crash_backoff_scale=crash_backoff_scale,
             ),
             claim=True,
         )
