@@ -80,14 +80,22 @@ class Worker:
         Only a claim that started with no attempt running and found nothing proves there is
         nothing left: one that started while an attempt ran may have read the queue before that
         attempt's last commit (its runs may have made more work due, or freed a concurrency slot).
+        A claim that returns no run may still have fired cron ticks or timeouts whose runs are
+        due now: when work is still due, one more claim takes them (a second empty one means
+        what is due is held back by flow control).
         """
         self._attach()
         try:
+            claimed_again = False
             while True:
                 started_idle = not self.tasks
                 claimed = await self._claim(self.concurrency - len(self.tasks))
                 if not claimed and not self.tasks and started_idle:
-                    return
+                    if claimed_again or not await self._due_now():
+                        return
+                    claimed_again = True
+                    continue
+                claimed_again = False
                 if self.tasks and (not claimed or len(self.tasks) >= self.concurrency):
                     await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -130,6 +138,10 @@ class Worker:
         await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for w in waiters:
             w.cancel()
+
+    async def _due_now(self) -> bool:
+        due = await self._next_due()
+        return due is not None and due <= self.engine.clock.now_ms()
 
     async def _next_due(self) -> int | None:
         times = []
