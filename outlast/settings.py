@@ -70,13 +70,20 @@ class Settings:
             raise SettingsError(problems)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        """Defaults, then `OUTLAST_<FIELD>` variables, then explicit overrides (None: not given).
+    def from_env(
+        cls, env: dict[str, str] | None = None, *, defaults: dict[str, Any] | None = None, **overrides: Any
+    ) -> Settings:
+        """Defaults (the class's, then a mode's `defaults`, such as `outlast dev`'s shorter
+        backoff), then `OUTLAST_<FIELD>` variables, then explicit overrides (None: not given).
         Raises SettingsError naming every bad value, by its variable or option name."""
         env = dict(os.environ) if env is None else env
-        defaults = cls()
         values: dict[str, Any] = {}
         problems: list[str] = []
+        try:
+            defaults_ = replace(cls(), **(defaults or {}))
+        except SettingsError as exc:
+            problems += exc.problems
+            defaults_ = cls()
         for f in fields(cls):
             var = f"OUTLAST_{f.name.upper()}"
             raw = env.get(var)
@@ -84,7 +91,7 @@ class Settings:
                 continue
             try:
                 values[f.name] = (
-                    _duration(raw) if f.name in DURATION_FIELDS else _convert(raw, type(getattr(defaults, f.name)))
+                    _duration(raw) if f.name in DURATION_FIELDS else _convert(raw, type(getattr(defaults_, f.name)))
                 )
             except ValueError as exc:
                 problems.append(f"{var}: {exc}")
@@ -99,7 +106,7 @@ class Settings:
                 problems.append(f"{name}: {problem}")
         if problems:
             raise SettingsError(problems)
-        return replace(defaults, **values)
+        return replace(defaults_, **values)
 
 
 # -- checks --------------------------------------------------------------------------------------
