@@ -57,6 +57,9 @@ class Settings:
     #: ms a finished run (with its steps) and an unreferenced event are kept; 0 keeps everything.
     #: `OUTLAST_RETENTION` takes a duration ("7d", "12h"; a bare number must be 0)
     retention: int = 7 * 86_400_000
+    #: `/ready` reports not ready when the disk holding a SQLite database has less free space
+    #: than this (MiB; 0 turns the check off)
+    min_free_disk_mb: int = 64
 
     def __post_init__(self) -> None:
         """Numbers are range-checked here, whoever makes the settings; the database URL is checked
@@ -122,6 +125,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "max_steps_per_run": (1, 100_000),
     "backoff_scale": (0, 1_000),
     "refresh_functions_ms": (10, 3_600_000),
+    "min_free_disk_mb": (0, 1_000_000_000),
 }
 
 

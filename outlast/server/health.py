@@ -1,5 +1,6 @@
-"""`/health`: the process is up and serving. `/ready`: it can do its work: the database answers and
-every migration of this version is applied (503 with the reason otherwise)."""
+"""`/health`: the process is up and serving. `/ready`: it can do its work: the database answers,
+every migration of this version is applied, and a SQLite database's disk is not full (503 with
+the reason otherwise)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 from outlast.errors import StoreError
 from outlast.runtime.engine import Engine
 from outlast.server.config import ServerConfig
+from outlast.storage.disk import disk_problem
 
 #: a database that has not answered in this long is not ready (a probe must not hang)
 READY_TIMEOUT_S = 2.0
@@ -31,6 +33,8 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
                 {"status": "unavailable", "error": f"the database did not answer within {READY_TIMEOUT_S:g} s"},
                 status_code=503,
             )
+        if problem := await asyncio.to_thread(disk_problem, engine.store, engine.settings.min_free_disk_mb):
+            return JSONResponse({"status": "unavailable", "error": problem}, status_code=503)
         return JSONResponse({"status": "ready"})
 
     return [Route("/health", health, methods=["GET"]), Route("/ready", ready, methods=["GET"])]
