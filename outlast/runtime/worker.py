@@ -13,6 +13,7 @@ from typing import Any
 from outlast.core.ids import new_token
 from outlast.core.models import AppScope, Claimed, WorkerInfo
 from outlast.errors import StoreError
+from outlast.runtime.deploys import restore_own_configs
 from outlast.runtime.drivers.base import Driver
 from outlast.runtime.engine import Engine
 from outlast.runtime.executor import Executor
@@ -272,21 +273,31 @@ class Worker:
         ]
 
     async def _announce(self, stop: asyncio.Event) -> None:
-        """Heartbeat the worker's rows (which also keeps the functions it serves known), and forget
-        local functions nobody has served for a while."""
         started = self.engine.clock.now_ms()
         while not stop.is_set():
             try:
-                for info in self.info(started):
-                    await self.engine.store.heartbeat(info)
-                gone = await self.engine.store.prune_functions(self.engine.clock.now_ms() - WORKER_TIMEOUT_MS)
-                if gone:
-                    log.info("no live worker serves %s any more", ", ".join(f"{app}/{fn}" for app, fn in gone))
-                    await self.engine.refresh_registry(force=True)
+                await self.announce(started)
             except StoreError as exc:
                 self.last_error = str(exc)
                 log.warning("worker heartbeat failed: %s", exc)
             await asyncio.sleep(HEARTBEAT_S)
+
+    async def announce(self, started: int) -> None:
+        """One heartbeat of the worker's rows (which also keeps the functions it serves known);
+        then put back the configurations of functions this worker is the newest to serve (see
+        `deploys`), and forget local functions nobody has served for a while."""
+        rows = self.info(started)
+        for info in rows:
+            await self.engine.store.heartbeat(info)
+        stale_before = self.engine.clock.now_ms() - WORKER_TIMEOUT_MS
+        live = await self.engine.store.list_workers(stale_before)
+        restored = await restore_own_configs(self.engine, worker_ids={r.id for r in rows}, live=live)
+        if restored:
+            log.info("the newest live worker of %s again: its configuration is stored", ", ".join(restored))
+        gone = await self.engine.store.prune_functions(stale_before)
+        if gone:
+            log.info("no live worker serves %s any more", ", ".join(f"{app}/{fn}" for app, fn in gone))
+            await self.engine.refresh_registry(force=True)
 
     async def _leave(self) -> None:
         """A worker that stops cleanly leaves the workers list at once."""

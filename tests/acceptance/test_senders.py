@@ -1,6 +1,6 @@
 """A process that only sends events (it imports an app and calls `send`, serving nothing) never
 changes what live workers serve, whichever starts first: the stored functions are the live
-workers', and events start the live functions' runs."""
+workers' (each the newest live worker's configuration), and events start the live functions' runs."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import pytest
 
 import outlast
 from outlast import Context, Event
+from outlast.core.clock import VirtualClock
 from outlast.core.config import EventTrigger
 from outlast.core.models import RunFilter
 from outlast.runtime.engine import Engine
-from outlast.runtime.worker import Worker
+from outlast.runtime.worker import WORKER_TIMEOUT_MS, Worker
 from tests.conftest import PG_URL, new_store_url
 
 
@@ -68,6 +69,7 @@ async def stored(engine: Engine) -> dict[str, tuple[list[str], int]]:
     return {c.id: ([t.event for t in c.triggers if isinstance(t, EventTrigger)], c.retries) for c in configs}
 
 
+T0 = 1_800_000_000_000
 LIVE = {"charge": (["d/order.created"], 2), "ship": (["d/ship"], 4)}
 
 
@@ -102,3 +104,32 @@ async def test_a_sender_first_on_a_fresh_database_is_replaced_by_the_first_worke
     finally:
         await sender.close_async()
     assert await outcomes(worker) == [("charge", "completed", "charged")] * 2
+
+
+async def test_when_the_newest_worker_goes_the_newest_left_puts_its_configuration_back(url: str) -> None:
+    """A rolling deploy: the live version's worker, then an old version's restarted beside it
+    (newest: its configuration is stored while it lives), which is then killed."""
+    clock = VirtualClock(T0)
+    live_engine, old_engine = (Engine.from_settings(outlast.Settings(database_url=url), clock=clock) for _ in "ab")
+    await live_engine.add_source(live_version())
+    await old_engine.add_source(old_version())
+    live, old = Worker(live_engine), Worker(old_engine)
+    try:
+        await live_engine.open()
+        await live.announce(T0)
+        clock.advance(1_000)
+        await old_engine.open()
+        await old.announce(T0 + 1_000)
+        await live.announce(T0)
+        assert (await stored(live_engine))["charge"] == (["d/order"], 0)  # the newest worker's, while it lives
+        clock.advance(WORKER_TIMEOUT_MS + 1)  # the old worker was killed: no heartbeat since
+        await live.announce(T0)
+        assert await stored(live_engine) == LIVE  # charge put back, legacy forgotten
+        version = await live_engine.store.functions_version()
+        await live.announce(T0)
+        assert await live_engine.store.functions_version() == version  # settled: nothing rewritten
+        await live_engine.send([Event(name="d/order.created"), Event(name="d/order")])
+        assert await outcomes(live_engine) == [("charge", "completed", "charged")]
+    finally:
+        await live_engine.close()
+        await old_engine.close()
