@@ -120,12 +120,15 @@ class Outlast:
     # -- the engine behind the client ----------------------------------------------------------
 
     async def engine_async(self) -> Engine:
-        """The app's engine on its configured store, opened (and functions synced) on first use."""
+        """The app's engine on its configured store, opened on first use. It sends and reads; it
+        serves nothing, so the app's functions are stored only if nobody ever served the app
+        (`Engine.add_sender`): a script with an older version of the app never changes what the
+        live workers serve."""
         from outlast.runtime.engine import Engine
 
         if self._engine is None:
             self._engine = Engine.from_settings(self.settings)
-            await self._engine.add_source(self)
+            await self._engine.add_sender(self)
         await self._engine.open()
         return self._engine
 

@@ -57,6 +57,9 @@ class Settings:
     #: ms a finished run (with its steps) and an unreferenced event are kept; 0 keeps everything.
     #: `OUTLAST_RETENTION` takes a duration ("7d", "12h"; a bare number must be 0)
     retention: int = 7 * 86_400_000
+    #: `/ready` reports not ready when the disk holding a SQLite database has less free space
+    #: than this (MiB; 0 turns the check off)
+    min_free_disk_mb: int = 64
 
     def __post_init__(self) -> None:
         """Numbers are range-checked here, whoever makes the settings; the database URL is checked
@@ -70,13 +73,20 @@ class Settings:
             raise SettingsError(problems)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        """Defaults, then `OUTLAST_<FIELD>` variables, then explicit overrides (None: not given).
+    def from_env(
+        cls, env: dict[str, str] | None = None, *, defaults: dict[str, Any] | None = None, **overrides: Any
+    ) -> Settings:
+        """Defaults (the class's, then a mode's `defaults`, such as `outlast dev`'s shorter
+        backoff), then `OUTLAST_<FIELD>` variables, then explicit overrides (None: not given).
         Raises SettingsError naming every bad value, by its variable or option name."""
         env = dict(os.environ) if env is None else env
-        defaults = cls()
         values: dict[str, Any] = {}
         problems: list[str] = []
+        try:
+            defaults_ = replace(cls(), **(defaults or {}))
+        except SettingsError as exc:
+            problems += exc.problems
+            defaults_ = cls()
         for f in fields(cls):
             var = f"OUTLAST_{f.name.upper()}"
             raw = env.get(var)
@@ -84,7 +94,7 @@ class Settings:
                 continue
             try:
                 values[f.name] = (
-                    _duration(raw) if f.name in DURATION_FIELDS else _convert(raw, type(getattr(defaults, f.name)))
+                    _duration(raw) if f.name in DURATION_FIELDS else _convert(raw, type(getattr(defaults_, f.name)))
                 )
             except ValueError as exc:
                 problems.append(f"{var}: {exc}")
@@ -99,7 +109,7 @@ class Settings:
                 problems.append(f"{name}: {problem}")
         if problems:
             raise SettingsError(problems)
-        return replace(defaults, **values)
+        return replace(defaults_, **values)
 
 
 # -- checks --------------------------------------------------------------------------------------
@@ -115,6 +125,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "max_steps_per_run": (1, 100_000),
     "backoff_scale": (0, 1_000),
     "refresh_functions_ms": (10, 3_600_000),
+    "min_free_disk_mb": (0, 1_000_000_000),
 }
 
 

@@ -58,8 +58,9 @@ def command(
     return c
 
 
-def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
-    return Settings.from_env(database_url=getattr(args, "database_url", None), **overrides)
+def settings_from(args: argparse.Namespace, *, defaults: dict[str, Any] | None = None, **overrides: Any) -> Settings:
+    """The settings: `defaults` (a mode's), then `OUTLAST_*` variables, then flags."""
+    return Settings.from_env(defaults=defaults, database_url=getattr(args, "database_url", None), **overrides)
 
 
 async def with_engine(args: argparse.Namespace, work: Callable[[Engine], Awaitable[T]], *, create: bool = False) -> T:

@@ -35,9 +35,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"runs": runs, "next": cursor})
         return 0
-    print(f"{'RUN':<26}  {'FUNCTION':<24}  {'STATUS':<10}  {'CREATED (local)':<19}  DURATION")
+    print(f"{'RUN':<26}  {'FUNCTION':<32}  {'STATUS':<10}  {'CREATED (local)':<19}  DURATION")
     for run in runs:
-        print(f"{run.id:<26}  {run.function_id:<24}  {run.status:<10}  {local_time(run.created_at):<19}  {_span(run)}")
+        name = clip(function_name(run), 32)
+        print(f"{run.id:<26}  {name:<32}  {run.status:<10}  {local_time(run.created_at):<19}  {_span(run)}")
     if cursor is not None:
         print(f"(more: add --before {cursor})")
     return 0
@@ -56,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print_json({"run": run, "logs": logs})
         return 0
     print(
-        f"run {run.id}  function {run.app_id}/{run.function_id}  status {run.status}"
+        f"run {run.id}  function {function_name(run)}  status {run.status}"
         f"  started {local_time(run.started_at)}  ended {local_time(run.ended_at)}"
     )
     if run.output is not None:
@@ -86,6 +87,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             step = f" [{line.step_id}]" if line.step_id else ""
             print(f"  {local_time(line.ts)}  {line.level:<7}{step} {clip(line.message, SHOWN_CHARS)}")
     return 0
+
+
+def function_name(run: Run) -> str:
+    """How every command names a run's function: `app/function`, as `send` and `event` do."""
+    return f"{run.app_id}/{run.function_id}"
 
 
 def _error(error: dict[str, Any]) -> str:

@@ -153,11 +153,16 @@ def cmd_dev(args: argparse.Namespace) -> int:
     if args.reload:
         return reload_on_change(args)
     configure_logs(level=args.log_level or "info", fmt=args.log_format)
-    settings = settings_from(args, backoff_scale=DEV_BACKOFF_SCALE)
+    settings = dev_settings(args)
     app = load_app(args.app) if args.app else None
     http = Http(host=args.host, port=args.port, mode="dev", sdk_urls=tuple(args.sdk_url or ()))
     asyncio.run(run(app, settings, verbose=True, http=http, devlog=args.log_format != "json"))
     return 0
+
+
+def dev_settings(args: argparse.Namespace) -> Settings:
+    """`outlast dev`'s settings: retries wait 1 % of their backoff unless `OUTLAST_BACKOFF_SCALE` says otherwise."""
+    return settings_from(args, defaults={"backoff_scale": DEV_BACKOFF_SCALE})
 
 
 def reload_on_change(args: argparse.Namespace) -> int:

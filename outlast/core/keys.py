@@ -12,12 +12,27 @@ def step_key(step_id: str, index: int) -> str:
 
 
 class StepCounter:
-    """Counts repeats of each user step id within one attempt of a run."""
+    """Numbers the step ids of one attempt of a run, as inngest-js does.
+
+    An id not used yet in the attempt keeps its own key; a repeat takes the next `id:n` not used
+    yet. So an explicit id that equals an earlier repeat's key (`s`, `s` keyed `s:1`, then `s:1`)
+    is a repeat of `s:1`, keyed `s:1:1`: it runs its own body, never answered from another's memo.
+    """
 
     def __init__(self) -> None:
-        self._seen: dict[str, int] = {}
+        self._used: set[str] = set()
+        #: the next repeat index to try for each id
+        self._next: dict[str, int] = {}
 
     def next_key(self, step_id: str) -> str:
-        index = self._seen.get(step_id, 0)
-        self._seen[step_id] = index + 1
-        return step_key(step_id, index)
+        raw = step_id
+        if step_id in self._used or step_id in self._next:
+            index = self._next.get(step_id, 1)
+            while f"{step_id}:{index}" in self._used:
+                index += 1
+            raw = f"{step_id}:{index}"
+            self._next[step_id] = index + 1
+        else:
+            self._next[step_id] = 1
+        self._used.add(raw)
+        return hashlib.sha1(raw.encode()).hexdigest()

@@ -58,9 +58,14 @@ def next_try(error: ErrorInfo, *, failed_attempts: int, policy: RetryPolicy, now
 
 def backoff_ms(failed_attempts: int, *, scale: float = 1.0, rng: random.Random) -> int:
     """Inngest's table value for `failed_attempts` (>= 1) plus up to 10 % jitter (at most 30 s)."""
-    base = BACKOFF_TABLE_S[min(failed_attempts - 1, len(BACKOFF_TABLE_S) - 1)] * 1000
+    base = backoff_table_ms(failed_attempts)
     jitter = rng.uniform(0, min(base * 0.1, MAX_JITTER_MS))
     return max(1, int((base + jitter) * scale))
+
+
+def backoff_table_ms(failed_attempts: int) -> int:
+    """Inngest's table value for `failed_attempts` (>= 1), without jitter or scale."""
+    return BACKOFF_TABLE_S[min(failed_attempts - 1, len(BACKOFF_TABLE_S) - 1)] * 1000
 
 
 def clamp_retry_at(at_ms: int, now_ms: int) -> int:

@@ -34,7 +34,7 @@ from outlast.runtime.drivers.base import Driver
 from outlast.settings import Settings
 
 if TYPE_CHECKING:
-    from outlast.storage.base import Backend, Reads, Store
+    from outlast.storage.base import Backend, Reads, Store, SyncMode
 
 log = logging.getLogger("outlast")
 EventsInput = Any  # one event (a JSON object or anything with `to_dict()`), or a list of them
@@ -52,7 +52,10 @@ class Engine:
         self.rng = rng or random.Random()
         self.planner = Planner()
         self.registry_version = -1
+        #: apps whose functions this engine's workers run
         self.sources: dict[str, FunctionSource] = {}
+        #: apps this process only sends for (their functions are stored provisionally, see `add_sender`)
+        self.senders: dict[str, FunctionSource] = {}
         self.drivers: dict[str, Driver] = {}
         self.bus = Bus()
         self.wakers: list[Callable[[], None]] = []
@@ -85,6 +88,8 @@ class Engine:
         if self.opened:
             return
         await self.store.open()
+        for source in self.senders.values():
+            await self._sync(source, mode="provisional")
         for source in self.sources.values():
             await self._sync(source)
         await self.refresh_registry(force=True)
@@ -122,9 +127,20 @@ class Engine:
             await self._sync(source)
             await self.refresh_registry(force=True)
 
-    async def _sync(self, source: FunctionSource) -> None:
+    async def add_sender(self, source: FunctionSource) -> None:
+        """Send events for an app whose functions this process does not serve (a client).
+
+        Its functions never change what live workers serve: they are stored only when the app
+        has no stored function at all, provisionally, so that events sent before any worker
+        started still start runs; the first worker that serves the app replaces them."""
+        self.senders[source.id] = source
+        if self.opened:
+            await self._sync(source, mode="provisional")
+            await self.refresh_registry(force=True)
+
+    async def _sync(self, source: FunctionSource, *, mode: SyncMode = "merge") -> None:
         configs = [fn.config for fn in source.functions.values()]
-        await self.store.sync_functions(source.id, configs, self.clock.now_ms(), mode="merge")
+        await self.store.sync_functions(source.id, configs, self.clock.now_ms(), mode=mode)
 
     async def refresh_registry(self, *, force: bool = False) -> None:
         if not force and await self.store.functions_version() == self.registry_version:
@@ -194,6 +210,10 @@ class Engine:
         `allow_system`: accept `inngest/` names (the dashboard's and the API's invoke event)."""
         records = self.validate(events, allow_system=allow_system)
         carry_trace(records, trace or current_trace())
+        if (
+            self.senders and not self.sources
+        ):  # no worker here refreshes the functions: the live workers' may have changed
+            await self.refresh_registry()
         ids = await self.store.ingest(records, self.clock.now_ms())
         self.wake()
         if self.bus:

@@ -13,6 +13,7 @@ from typing import Any
 from outlast.core.ids import new_token
 from outlast.core.models import AppScope, Claimed, WorkerInfo
 from outlast.errors import StoreError
+from outlast.runtime.deploys import restore_own_configs
 from outlast.runtime.drivers.base import Driver
 from outlast.runtime.engine import Engine
 from outlast.runtime.executor import Executor
@@ -80,14 +81,22 @@ class Worker:
         Only a claim that started with no attempt running and found nothing proves there is
         nothing left: one that started while an attempt ran may have read the queue before that
         attempt's last commit (its runs may have made more work due, or freed a concurrency slot).
+        A claim that returns no run may still have fired cron ticks or timeouts whose runs are
+        due now: when work is still due, one more claim takes them (a second empty one means
+        what is due is held back by flow control).
         """
         self._attach()
         try:
+            claimed_again = False
             while True:
                 started_idle = not self.tasks
                 claimed = await self._claim(self.concurrency - len(self.tasks))
                 if not claimed and not self.tasks and started_idle:
-                    return
+                    if claimed_again or not await self._due_now():
+                        return
+                    claimed_again = True
+                    continue
+                claimed_again = False
                 if self.tasks and (not claimed or len(self.tasks) >= self.concurrency):
                     await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -129,6 +138,10 @@ class Worker:
         await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for w in waiters:
             w.cancel()
+
+    async def _due_now(self) -> bool:
+        due = await self._next_due()
+        return due is not None and due <= self.engine.clock.now_ms()
 
     async def _next_due(self) -> int | None:
         times = []
@@ -173,6 +186,7 @@ class Worker:
             engine.clock.now_ms(),
             engine.settings.lease_ms,
             max_crashes=engine.settings.max_crashed_attempts,
+            crash_backoff_scale=engine.settings.backoff_scale,
         )
         for item in claimed:
             self.leases[item.item_id] = item.lease_token
@@ -258,21 +272,31 @@ class Worker:
         ]
 
     async def _announce(self, stop: asyncio.Event) -> None:
-        """Heartbeat the worker's rows (which also keeps the functions it serves known), and forget
-        local functions nobody has served for a while."""
         started = self.engine.clock.now_ms()
         while not stop.is_set():
             try:
-                for info in self.info(started):
-                    await self.engine.store.heartbeat(info)
-                gone = await self.engine.store.prune_functions(self.engine.clock.now_ms() - WORKER_TIMEOUT_MS)
-                if gone:
-                    log.info("no live worker serves %s any more", ", ".join(f"{app}/{fn}" for app, fn in gone))
-                    await self.engine.refresh_registry(force=True)
+                await self.announce(started)
             except StoreError as exc:
                 self.last_error = str(exc)
                 log.warning("worker heartbeat failed: %s", exc)
             await asyncio.sleep(HEARTBEAT_S)
+
+    async def announce(self, started: int) -> None:
+        """One heartbeat of the worker's rows (which also keeps the functions it serves known);
+        then put back the configurations of functions this worker is the newest to serve (see
+        `deploys`), and forget local functions nobody has served for a while."""
+        rows = self.info(started)
+        for info in rows:
+            await self.engine.store.heartbeat(info)
+        stale_before = self.engine.clock.now_ms() - WORKER_TIMEOUT_MS
+        live = await self.engine.store.list_workers(stale_before)
+        restored = await restore_own_configs(self.engine, worker_ids={r.id for r in rows}, live=live)
+        if restored:
+            log.info("the newest live worker of %s again: its configuration is stored", ", ".join(restored))
+        gone = await self.engine.store.prune_functions(stale_before)
+        if gone:
+            log.info("no live worker serves %s any more", ", ".join(f"{app}/{fn}" for app, fn in gone))
+            await self.engine.refresh_registry(force=True)
 
     async def _leave(self) -> None:
         """A worker that stops cleanly leaves the workers list at once."""

@@ -1,5 +1,6 @@
-"""`/health`: the process is up and serving. `/ready`: it can do its work: the database answers and
-every migration of this version is applied (503 with the reason otherwise)."""
+"""`/health`: the process is up and serving. `/ready`: it can do its work: the database answers,
+every migration of this version is applied, and a SQLite database's disk is not full (503 with
+the reason otherwise)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from outlast.errors import StoreError
 from outlast.server.services import services
+from outlast.storage.disk import disk_problem
 
 #: a database that has not answered in this long is not ready (a probe must not hang)
 READY_TIMEOUT_S = 2.0
@@ -22,8 +24,9 @@ async def health(request: Request) -> JSONResponse:
 
 
 async def ready(request: Request) -> JSONResponse:
+    engine = services(request).engine
     try:
-        await asyncio.wait_for(services(request).engine.store.check(), READY_TIMEOUT_S)
+        await asyncio.wait_for(engine.store.check(), READY_TIMEOUT_S)
     except StoreError as exc:
         return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
     except TimeoutError:
@@ -31,6 +34,8 @@ async def ready(request: Request) -> JSONResponse:
             {"status": "unavailable", "error": f"the database did not answer within {READY_TIMEOUT_S:g} s"},
             status_code=503,
         )
+    if problem := await asyncio.to_thread(disk_problem, engine.store, engine.settings.min_free_disk_mb):
+        return JSONResponse({"status": "unavailable", "error": problem}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 

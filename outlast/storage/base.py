@@ -38,7 +38,10 @@ crash: one more if the run made no progress since the previous crash (no step ro
 attempt or function-level retry was committed), else 1 again; a `Suspend` resets the count.
 When the count reaches the claim's `max_crashes` the run fails with `WorkerCrashedError` ("its
 attempts stopped their worker N times in a row without progress: ...") instead of being
-claimed. A run with 2 crashes in a row is a suspect: at most one suspect is leased at a time
+claimed. Below it, the run waits the retry backoff of its crash count (15 s, 30 s, ... scaled
+like step retries) before it is claimed again, so that a burst of kills (a deploy, a node
+drain) cannot exhaust the bound in seconds; each such crash is recorded on the run with the
+time it runs again. A run with 2 crashes in a row is a suspect: at most one suspect is leased at a time
 (claims pass over the others while one is), so a poison run cannot keep killing the runs that
 share its worker: on its account they reach 2 crashes at most, so with `max_crashes >= 3` they
 are not failed with it. (On PostgreSQL two claims racing may each take a suspect.)
@@ -78,7 +81,7 @@ from outlast.core.models import (
 from outlast.core.upkeep import PruneResult, QueueStats
 from outlast.core.views import FunctionStats, RerunLinks, StatusCounts
 
-SyncMode = Literal["merge", "replace"]
+SyncMode = Literal["merge", "replace", "provisional"]
 MAX_LOGS_PER_RUN = 1000
 #: crashed attempts in a row, without progress, after which a claim fails the run
 DEFAULT_MAX_CRASHES = 3
@@ -116,7 +119,7 @@ class PlannerSlot:
 
 
 class Lookups(Protocol):
-    """Reads the engine needs as much as the dashboard: a run, runs, events, an app."""
+    """Reads the engine needs as much as the dashboard: a run, runs, events, an app, live workers."""
 
     async def get_run(self, run_id: str) -> Run | None:
         """The run with its steps in first-write order (then by key) and their failure histories
@@ -133,6 +136,11 @@ class Lookups(Protocol):
 
     async def get_app(self, app_id: str) -> SyncedApp | None:
         """The app with its function ids (sorted); None if no such app was ever synced."""
+        ...
+
+    async def list_workers(self, since_ms: int) -> list[WorkerInfo]:
+        """Workers whose last heartbeat is at or after `since_ms`, by start time then id; older
+        rows are forgotten."""
         ...
 
 
@@ -174,11 +182,15 @@ class Store(Lookups, Protocol):
         """Store an app's function configurations; True when any stored configuration changed,
         appeared or was removed (the version then changes).
 
-        `merge` (a worker or client of a local app starting): each given configuration replaces
-        the stored one of the same id and is marked seen at `now_ms`; other functions of the app
-        are kept (another version of the app may still serve them). `replace` (a served app
-        synced): the app's functions become exactly `configs`, never pruned (see
-        `prune_functions`). Either way the app's cron items follow its stored functions: one per
+        `merge` (a worker of a local app starting): each given configuration replaces the stored
+        one of the same id and is marked seen at `now_ms`; the app's other functions are kept
+        (another version of the app may still serve them), except provisional ones, which are
+        deleted. `replace` (a served app synced): the app's functions become exactly `configs`,
+        never pruned (see `prune_functions`). `provisional` (a process that serves nothing, such
+        as a script that only sends events): when the app has no stored function at all, store
+        `configs` as provisional (never pruned; events start their runs until the first worker
+        that serves the app replaces them); otherwise change nothing, so that a sender never
+        changes what live workers serve. Each mode's cron items follow the stored functions: one per
         cron trigger; an unchanged one keeps its due time, a new or changed one is due at its
         next tick after `now_ms`, and those of functions gone are deleted.
         """
@@ -246,6 +258,7 @@ class Store(Lookups, Protocol):
         lease_ms: int,
         *,
         max_crashes: int = DEFAULT_MAX_CRASHES,
+        crash_backoff_scale: float = 1.0,
     ) -> list[Claimed]:
         """Lease up to `limit` due items within `scope`, the earliest due first (by due_at, then
         item id), and return the run items among them, ordered by item id, with their runs
@@ -255,7 +268,11 @@ class Store(Lookups, Protocol):
 
         Besides leasing, in the same transaction, in item id order: an abandoned run item
         counts a crash, and at `max_crashes` (`Settings.max_crashed_attempts`; 0 turns the
-        bound off) its run fails and emits `inngest/function.failed` and `.finished`; due
+        bound off) its run fails and emits `inngest/function.failed` and `.finished`; below it,
+        the crash is recorded on the run (a function-level failure named `WorkerCrashedError`
+        with its `retry_at`) and the item is not leased but due again after the retry backoff
+        of the crash count (`backoff_table_ms`, times `crash_backoff_scale`; at 0 it is leased
+        at once); due
         `timeout` items fire (a start timeout cancels a run still queued, a finish timeout
         cancels a run not yet ended) and are deleted; due `cron` items ingest an
         `inngest/scheduled.timer` event for their function and move to their next tick after
@@ -461,11 +478,6 @@ class Reads(Lookups, Protocol):
 
     async def list_apps(self) -> list[SyncedApp]:
         """Every synced app, by id, with its function ids."""
-        ...
-
-    async def list_workers(self, since_ms: int) -> list[WorkerInfo]:
-        """Workers whose last heartbeat is at or after `since_ms`, by start time then id; older
-        rows are forgotten."""
         ...
 
     async def queue_stats(self, now_ms: int) -> QueueStats:

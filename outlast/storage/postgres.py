@@ -273,10 +273,19 @@ class PostgresStore(GroupCommitStore):
         lease_ms: int,
         *,
         max_crashes: int = DEFAULT_MAX_CRASHES,
+        crash_backoff_scale: float = 1.0,
     ) -> list[Claimed]:
         claimed: list[Claimed] = await self._submit(
             lambda tx: work_queue.claim(
-                tx, self.planner, scope, owner, limit, now_ms, lease_ms, max_crashes=max_crashes
+                tx,
+                self.planner,
+                scope,
+                owner,
+                limit,
+                now_ms,
+                lease_ms,
+                max_crashes=max_crashes,
+                crash_backoff_scale=crash_backoff_scale,
             ),
             Reply.for_running_loop(),
             claim=True,

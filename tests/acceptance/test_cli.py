@@ -126,9 +126,11 @@ def test_send_shows_the_runs_each_event_started_and_runs_can_be_filtered_paged_a
     assert json.loads(cli(db, "runs", "--until", "2001-01-01", "--json").out)["runs"] == []
     table = cli(db, "runs", "--limit", "1").out.splitlines()
     assert table[0].split()[:3] == ["RUN", "FUNCTION", "STATUS"] and table[-1].startswith("(more: add --before ")
+    listed_row = next(line for line in cli(db, "runs", "--event", event_id).out.splitlines() if run_id in line)
+    assert listed_row.split()[:3] == [run_id, "shop/order", "completed"]  # named as `run`, `send` and `event` do
 
     trace = cli(db, "run", run_id).out
-    assert "status completed" in trace and '"charged"' in trace
+    assert f"run {run_id}  function shop/order  status completed" in trace and '"charged"' in trace
     assert "FAILED ATTEMPTS" in trace and "step 'charge' attempt 1: ConnectionError: provider timed out" in trace
     assert "LOGS" in trace and "order 1" in trace
 

@@ -37,6 +37,7 @@ def start_worker(
         "OUTLAST_POLL_INTERVAL_MS": "20",
         "OUTLAST_WORKER_CONCURRENCY": str(concurrency),
         "OUTLAST_TEST_STEP_SECONDS": str(step_seconds),
+        "OUTLAST_BACKOFF_SCALE": "0.01",  # a crashed attempt waits 150 ms, not 15 s, before it runs again
         "PYTHONPATH": str(ROOT),
     }
     return subprocess.Popen(

@@ -215,6 +215,35 @@ async def test_retry_after_error_sets_the_next_attempt_time(app: outlast.Outlast
     assert run.status == "completed" and times[1] - times[0] == 120_000
 
 
+@pytest.mark.parametrize("when", ["soon", -5, float("nan")])
+async def test_a_retry_after_error_with_an_unusable_time_fails_its_step_at_once_naming_it(
+    app: outlast.Outlast, engine: TestEngine, when: object
+) -> None:
+    attempts: list[int] = []
+
+    @app.function(id="bad-ra", trigger="t/bad-ra", retries=3)
+    async def bad_ra(ctx: Context) -> str:
+        def body() -> str:
+            attempts.append(ctx.attempt)
+            raise RetryAfterError("slow down", when)  # type: ignore[arg-type]
+
+        try:
+            return str(await ctx.step.run("call", body))
+        except StepError as exc:
+            return f"caught: {exc.message}"
+
+    async with engine as t:
+        await t.send(Event(name="t/bad-ra"))
+        await t.run_until_idle()
+        [run] = t.runs()
+    assert attempts == [0]
+    [step] = run.steps
+    assert step.id == "call" and step.status == "failed" and step.attempts == 1
+    assert step.error is not None and step.error["name"] == "RetryAfterError"
+    assert repr(when) in step.error["message"] and "retry_after" in step.error["message"]
+    assert run.status == "completed" and run.output == f"caught: {step.error['message']}"
+
+
 async def test_a_function_error_is_retried_by_replay_until_attempts_are_spent(
     app: outlast.Outlast, engine: TestEngine
 ) -> None:
@@ -283,6 +312,37 @@ async def test_repeated_step_ids_get_numbered_keys(app: outlast.Outlast, engine:
 
     assert run.output == [0, 1, 2]
     assert [s.key for s in run.steps] == [hashlib.sha1(k.encode()).hexdigest() for k in ("item", "item:1", "item:2")]
+
+
+async def test_an_explicit_step_id_equal_to_a_repeats_key_runs_its_own_body(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
+    """`s`, `s` (keyed `s:1`), then `s:1`: as inngest-js does, the third takes the next free key
+    (`s:1:1`), so its body runs and it is never answered from the second `s`'s memo."""
+    calls: Counter[str] = Counter()
+
+    def work(name: str) -> str:
+        calls[name] += 1
+        return name
+
+    @app.function(id="collide", trigger="t/collide")
+    async def collide(ctx: Context) -> list[str]:
+        first = [await ctx.step.run("s", work, "first s"), await ctx.step.run("s", work, "second s")]
+        await ctx.step.sleep("nap", "1m")  # the rest replays from the memo
+        return [*first, await ctx.step.run("s:1", work, "explicit s:1"), await ctx.step.run("s", work, "third s")]
+
+    async with engine as t:
+        await t.send(Event(name="t/collide"))
+        await t.run_until_idle()
+        t.advance("1m")
+        await t.run_until_idle()
+        [run] = t.runs()
+    import hashlib
+
+    assert run.output == ["first s", "second s", "explicit s:1", "third s"]
+    assert calls == {"first s": 1, "second s": 1, "explicit s:1": 1, "third s": 1}
+    raw = ("s", "s:1", "nap", "s:1:1", "s:2")
+    assert [s.key for s in run.steps] == [hashlib.sha1(k.encode()).hexdigest() for k in raw]
 
 
 async def test_the_logger_does_not_repeat_lines_on_replay(

@@ -204,6 +204,17 @@ async def test_cron_fires_once_per_tick_and_catches_up_once(app: outlast.Outlast
         assert len(t.runs()) == 3
 
 
+async def test_one_run_until_idle_runs_a_cron_tick_that_came_due(app: outlast.Outlast, make_store: Any) -> None:
+    @app.function(id="hourly", trigger=outlast.TriggerCron("0 * * * *"))
+    async def hourly(ctx: Context) -> str:
+        return await ctx.step.run("report", lambda: "reported")
+
+    async with TestEngine(app, store=make_store(), start_ms=MIDNIGHT) as t:
+        t.advance("1h")
+        await t.run_until_idle()
+        assert [(r.status, r.output) for r in t.runs()] == [("completed", "reported")]
+
+
 async def test_cron_fires_once_per_tick_across_two_workers(app: outlast.Outlast, tmp_path: Any) -> None:
     @app.function(id="every-minute", trigger=outlast.TriggerCron("* * * * *"))
     async def every_minute(ctx: Context) -> None:

@@ -1,7 +1,9 @@
-"""`/health` (the process is up) and `/ready` (the database answers, migrations applied), over HTTP."""
+"""`/health` (the process is up) and `/ready` (the database answers, migrations applied, its disk
+not full), over HTTP."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -27,6 +29,23 @@ async def test_ready_when_the_database_answers_and_is_migrated(tmp_path: Path) -
     assert health.status_code == 200 and health.json()["status"] == "ok"
     assert ready.status_code == 200 and ready.json() == {"status": "ready"}
     assert behind.status_code == 503 and "migrations not applied: [9]" in behind.json()["error"]
+
+
+async def test_not_ready_while_the_databases_disk_is_full_saying_so(tmp_path: Path) -> None:
+    """Full: less free than `min_free_disk_mb`, here set a GiB above what this disk has free."""
+    free_mb = shutil.disk_usage(tmp_path).free // (1024 * 1024)
+    async with (
+        TestEngine(
+            outlast.Outlast("h"), database_url=f"sqlite:///{tmp_path}/h.db", min_free_disk_mb=free_mb + 1024
+        ) as t,
+        serving(t.engine) as url,
+        httpx.AsyncClient() as client,
+    ):
+        full = await client.get(f"{url}/ready")
+        health = await client.get(f"{url}/health")
+    assert full.status_code == 503 and full.json()["status"] == "unavailable"
+    assert f"the disk holding {tmp_path}/h.db is full" in full.json()["error"]
+    assert health.status_code == 200  # the process itself is up
 
 
 @pytest.mark.skipif(not PG_URL, reason="OUTLAST_TEST_POSTGRES_URL is not set")

@@ -12,6 +12,7 @@ from tests.storage.contract import (
     APP_ID,
     FN,
     LEASE,
+    NO_CRASH_BACKOFF,
     T0,
     claim_one,
     commit,
@@ -134,7 +135,7 @@ async def test_a_finish_timeout_counts_from_the_start_and_cancels_a_run_not_ende
     await store.ingest([event("c/b")], T0)
     assert await store.claim(APP, "w", 10, T0 + 1_000, LEASE) != []  # starts at T0+1s: ends by T0+6s
     c = (await runs(store))[0]
-    claimed = await store.claim(APP, "w", 10, T0 + 3_000, LEASE)  # the first lease expired
+    claimed = await store.claim(APP, "w", 10, T0 + 3_000, LEASE, **NO_CRASH_BACKOFF)  # the first lease expired
     assert (await store.commit(commit(claimed[0], T0 + 3_000, outcome=Suspend(due_at=T0 + 60_000)))).ok
     assert await store.claim(APP, "w", 10, T0 + 5_999, LEASE) == []
     assert await store.claim(APP, "w", 10, T0 + 6_000, LEASE) == []

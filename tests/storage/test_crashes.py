@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from outlast.core.models import Claimed, Finish, Suspend
 from outlast.storage.base import DEFAULT_MAX_CRASHES, Store
-from tests.storage.contract import APP, LEASE, T0, claim_one, commit, event, event_names, run, step
+from tests.storage.contract import APP, LEASE, NO_CRASH_BACKOFF, T0, claim_one, commit, event, event_names, run, step
 
 MESSAGE = "its attempts stopped their worker 3 times in a row without progress: killed, os._exit, out of memory?"
 
 
-async def crash(store: Store, at: int, **options: int) -> list[Claimed]:
-    """Claim at `at` and let the lease expire (the process that claimed died)."""
-    return await store.claim(APP, "w", 10, at, LEASE, **options)
+async def crash(store: Store, at: int, **options: float) -> list[Claimed]:
+    """Claim at `at` and let the lease expire (the process that claimed died). Without backoff
+    unless `options` say otherwise: the count is under test, not the wait."""
+    return await store.claim(APP, "w", 10, at, LEASE, **{**NO_CRASH_BACKOFF, **options})
 
 
 async def test_a_run_whose_attempts_keep_stopping_their_worker_fails_at_the_bound(store: Store) -> None:
@@ -33,6 +34,42 @@ async def test_a_run_whose_attempts_keep_stopping_their_worker_fails_at_the_boun
     [event_failed] = await event_names(store, "inngest/function.failed")
     assert event_failed.data["run_id"] == first.run.run_id
     assert not (await store.commit(commit(first, T0 + 3 * LEASE, steps=[step("late")]))).ok
+
+
+async def test_a_crashed_attempt_waits_the_backoff_of_its_count_recorded_on_the_run(store: Store) -> None:
+    """Crash n makes the run wait the n-th retry delay (15 s, 30 s, ...); a poison run still fails
+    at the bound, only later."""
+    await store.ingest([event()], T0)
+    [first] = await store.claim(APP, "w", 10, T0, LEASE)
+    now = T0 + LEASE
+    for count, delay in ((1, 15_000), (2, 30_000)):
+        assert await store.claim(APP, "w", 10, now, LEASE) == []  # the crash is seen: not run now
+        assert await store.next_due_at(APP) == now + delay
+        crashed = (await run(store, first.run.run_id)).failures[-1]
+        assert crashed.error["name"] == "WorkerCrashedError" and crashed.error["retry_at"] == now + delay
+        assert f"crash {count} of 3 in a row" in crashed.error["message"] and crashed.ended_at == now
+        assert await store.claim(APP, "w", 10, now + delay - 1, LEASE) == []
+        assert len(await store.claim(APP, "w", 10, now + delay, LEASE)) == 1  # and its worker dies again
+        now += delay + LEASE
+    assert await store.claim(APP, "w", 10, now, LEASE) == []
+    failed = await run(store, first.run.run_id)
+    assert (failed.status, failed.error, len(failed.failures)) == (
+        "failed",
+        {"name": "WorkerCrashedError", "message": MESSAGE},
+        2,
+    )
+
+
+async def test_a_burst_of_kills_does_not_fail_a_healthy_run(store: Store) -> None:
+    """Workers killed every second for 20 s (a deploy): the run crashes twice, not three times,
+    and completes once the burst is over."""
+    await store.ingest([event()], T0)
+    for now in range(T0, T0 + 20_000, LEASE):
+        await store.claim(APP, "w", 10, now, LEASE)  # whatever it takes dies with its worker
+    [survivor] = await store.claim(APP, "w", 10, T0 + 47_000, LEASE)
+    assert (await store.commit(commit(survivor, T0 + 47_001, outcome=Finish(status="completed")))).ok
+    done = await run(store, survivor.run.run_id)
+    assert done.status == "completed" and [f.error["retry_at"] for f in done.failures] == [T0 + 16_000, T0 + 47_000]
 
 
 async def test_progress_between_crashes_starts_the_count_again(store: Store) -> None:
@@ -94,7 +131,7 @@ async def test_suspects_are_leased_one_at_a_time_beside_other_work(store: Store)
     await crash(store, T0)
     await crash(store, T0 + LEASE)  # each run: 1 crash
     await store.ingest([event(at=T0 + 2 * LEASE, n=9)], T0 + 2 * LEASE)
-    claimed = await store.claim(APP, "w", 10, T0 + 2 * LEASE, LEASE)  # 2 crashes: three suspects
+    claimed = await store.claim(APP, "w", 10, T0 + 2 * LEASE, LEASE, **NO_CRASH_BACKOFF)  # 2 crashes: three suspects
     assert sorted(c.run.events[0].data["n"] for c in claimed) == [0, 9]  # one suspect, and the fresh run
     suspect = next(c for c in claimed if c.run.events[0].data["n"] == 0)
     assert await store.claim(APP, "x", 10, T0 + 2 * LEASE + 1, LEASE) == []  # the others wait
@@ -116,7 +153,7 @@ async def test_a_poison_run_fails_while_the_runs_it_took_down_complete(store: St
     await store.ingest([event(n=i, poison=i == 0) for i in range(4)], T0)
     now, finished = T0, set()
     for _ in range(20):
-        claimed = await store.claim(APP, "w", 10, now, LEASE)
+        claimed = await store.claim(APP, "w", 10, now, LEASE, **NO_CRASH_BACKOFF)
         if not any(c.run.events[0].data["poison"] for c in claimed):
             for c in claimed:  # the worker survives: the others complete
                 assert (await store.commit(commit(c, now, outcome=Finish(status="completed")))).ok

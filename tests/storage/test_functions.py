@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from outlast.core.config import Runtime
+from outlast.core.config import FunctionConfig, Runtime
 from outlast.core.cron import parse_schedule
 from outlast.core.models import AppScope, WorkerInfo
 from outlast.storage.base import Store
@@ -60,3 +60,23 @@ async def test_prune_forgets_local_functions_nobody_served_lately_and_their_cron
     assert await store.next_due_at(APP) is None
     assert await ids(store) == [("served-app", "served")]
     assert await store.next_due_at(AppScope(app_id="served-app")) is None
+
+
+async def test_a_provisional_sync_stores_only_for_an_app_nobody_served_and_the_first_merge_replaces_it(
+    store: Store,
+) -> None:
+    assert await store.sync_functions("script", [fn("old"), fn("kept")], T0, mode="provisional")
+    assert await ids(store) == [(APP_ID, "fn"), ("script", "kept"), ("script", "old")]
+    assert await store.prune_functions(T0 + HOUR) == [(APP_ID, "fn")]  # provisional ones wait for a worker
+    assert await store.sync_functions("script", [fn("kept", "c/other"), fn("new")], T0 + 1)
+    assert await ids(store) == [("script", "kept"), ("script", "new")]
+    version = await store.functions_version()
+    assert not await store.sync_functions("script", [fn("kept"), fn("old")], T0 + 2, mode="provisional")
+    assert await ids(store) == [("script", "kept"), ("script", "new")]
+    triggers = [c.triggers for c in (await store.load_functions())[1]]
+    assert triggers == [fn("kept", "c/other").triggers, fn("new").triggers]
+    assert await store.functions_version() == version
+
+
+def fn(fid: str, trigger: str = "c/go") -> FunctionConfig:
+    return replace(function(fid, trigger), app_id="script")

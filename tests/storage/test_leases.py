@@ -10,7 +10,7 @@ import pytest
 
 from outlast.core.models import Finish, LogLine, Suspend
 from outlast.storage.base import Store
-from tests.storage.contract import APP, LEASE, T0, claim_one, commit, event, event_names, run, step
+from tests.storage.contract import APP, LEASE, NO_CRASH_BACKOFF, T0, claim_one, commit, event, event_names, run, step
 
 
 async def test_a_checkpoint_leaves_the_lease_as_it_is(store: Store) -> None:
@@ -79,7 +79,8 @@ async def test_a_lost_lease_changes_nothing(store: Store) -> None:
         assert (result.ok, result.reason) == (False, "lost")
     assert (await store.commit(commit(old, T0 + LEASE, steps=[step("only")]))).reason == "lost"  # the fast path
     stale = await run(store, old.run.run_id)
-    assert (stale.status, stale.steps, stale.failures) == ("running", [], [])
+    assert (stale.status, stale.steps) == ("running", [])
+    assert [f.error["name"] for f in stale.failures] == ["WorkerCrashedError"]  # the takeover's, only
     assert await store.get_events([sent.id]) == [] and await store.run_logs(old.run.run_id) == []
     assert await store.next_due_at(APP) == T0 + 2 * LEASE  # the new owner's lease, untouched
     assert (await store.commit(commit(new, T0 + LEASE + 1, outcome=Finish(status="completed")))).ok
@@ -122,5 +123,5 @@ async def test_an_extension_skips_an_item_another_transaction_holds_instead_of_w
         other.execute("SELECT 1 FROM queue WHERE id = %s FOR UPDATE", (a.item_id,))
         lost = await asyncio.wait_for(store.extend_leases("a", tokens, T0 + 10 * LEASE), timeout=5)
         assert lost == set()  # held, but still ours
-    [taken] = await store.claim(APP, "z", 10, T0 + LEASE, LEASE)
+    [taken] = await store.claim(APP, "z", 10, T0 + LEASE, LEASE, **NO_CRASH_BACKOFF)
     assert taken.item_id == a.item_id  # a was skipped, so not extended; b was

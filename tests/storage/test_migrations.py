@@ -46,6 +46,7 @@ async def test_sqlite_has_the_documented_tables(tmp_path: Path) -> None:
     columns = await sqlite_columns(tmp_path)
     assert set(columns) == TABLES
     assert {"lease_token", "due_at", "ck1", "ck2"} <= columns["queue"]
+    assert {"last_seen_at", "provisional"} <= columns["functions"]
 
 
 async def test_opening_twice_applies_each_migration_once(tmp_path: Path) -> None:

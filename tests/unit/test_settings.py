@@ -77,3 +77,20 @@ async def test_an_unreachable_postgresql_is_said_once_clearly(
     assert message.startswith("cannot open PostgreSQL database someone@127.0.0.1:1/nowhere: ")
     assert "Connection refused" in message and "(gave up after 0.5 s)" in message and "secret" not in message
     assert not [r for r in caplog.records if r.name.startswith("psycopg")], "no driver warning per retry"
+
+
+def test_outlast_dev_retries_at_one_percent_of_the_backoff_unless_the_variable_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import argparse
+
+    from outlast.cli.serve import dev_settings
+
+    args = argparse.Namespace(database_url="memory://")
+    monkeypatch.delenv("OUTLAST_BACKOFF_SCALE", raising=False)
+    assert dev_settings(args).backoff_scale == 0.01
+    monkeypatch.setenv("OUTLAST_BACKOFF_SCALE", "1")
+    assert dev_settings(args).backoff_scale == 1.0
+    monkeypatch.setenv("OUTLAST_BACKOFF_SCALE", "-1")
+    with pytest.raises(SettingsError, match="OUTLAST_BACKOFF_SCALE: must be from 0"):
+        dev_settings(args)

@@ -18,6 +18,7 @@ import contextvars
 import functools
 import inspect
 import logging
+import math
 import traceback
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -367,18 +368,26 @@ def error_info(exc: BaseException, now_ms: int) -> ErrorInfo:
     name = exc.name if isinstance(exc, StepErrorRaised) else type(exc).__name__
     message = getattr(exc, "message", None) if isinstance(exc, (*FINAL_ERRORS, RetryAfterError)) else None
     stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    retry_at = retry_after_ms(exc.retry_after, now_ms) if isinstance(exc, RetryAfterError) else None
+    no_retry, retry_at = isinstance(exc, FINAL_ERRORS), None
+    if isinstance(exc, RetryAfterError):
+        try:
+            retry_at = retry_after_ms(exc.retry_after, now_ms)
+        except (ValueError, TypeError, OverflowError) as problem:  # a programming error: no retry would help
+            message, no_retry = f"{message}; unusable retry time: {problem}", True
     return ErrorInfo(
         name=name or type(exc).__name__,
         message=message if message is not None else str(exc),
         stack=stack,
-        no_retry=isinstance(exc, FINAL_ERRORS),
+        no_retry=no_retry,
         retry_at=retry_at,
     )
 
 
 def retry_after_ms(value: Any, now_ms: int) -> int:
-    """The absolute time a RetryAfterError asks for (a duration from now, or a datetime)."""
+    """The absolute time a RetryAfterError asks for (a duration from now, or a datetime); a
+    ValueError names the value when it is none of those."""
     if isinstance(value, datetime):
         return int(value.timestamp() * 1000)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"retry_after: expected a finite number of milliseconds, got {value!r}")
     return now_ms + to_ms(value, what="retry_after")

@@ -6,6 +6,10 @@ attempt some other way: the process was killed, called `os._exit`, ran out of me
 That claim counts a crash. If the run made no progress since the previous crash (the same
 `progress_of` the run), the count grows; otherwise it starts again at 1. A Suspend clears it.
 At `max_crashes` the run fails with `WorkerCrashedError`, instead of killing workers forever.
+Below it the claim does not take the item: it is due again after the retry backoff of the
+count, and the crash is recorded on the run (a function-level failure, under `CRASH_KEY`, with
+its `retry_at`). Healthy runs caught in a burst of kills (a deploy) so outlive the burst, while a
+poison run still reaches the bound, only later.
 
 Quarantine. A run with SUSPECT crashes in a row is a suspect: at most one suspect is leased at
 a time, so a poison run cannot keep taking the runs that share its worker down with it (they
@@ -18,8 +22,13 @@ statement that leases) and a filter that short-circuits on `crashes < 2`; nothin
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from outlast.core import jsonutil
 from outlast.core.models import EventRecord
+from outlast.core.retry import backoff_table_ms
 from outlast.storage.sql.queue_items import Leased
+from outlast.storage.sql.read import CRASH_KEY
 from outlast.storage.sql.run_end import fail_run
 from outlast.storage.sql.tx import Tx
 
@@ -40,10 +49,11 @@ def needs_care(items: list[Leased]) -> bool:
 
 
 def settle(
-    tx: Tx, items: list[Leased], *, token: str, now: int, max_crashes: int
+    tx: Tx, items: list[Leased], *, token: str, now: int, max_crashes: int, backoff_scale: float = 1.0
 ) -> tuple[list[Leased], list[EventRecord]]:
-    """Count the crashes among leased `items` (in order), fail runs at the bound, and keep at most
-    one suspect. Returns the items still leased and the events the failed runs cause."""
+    """Count the crashes among leased `items` (in order), fail runs at the bound, put the others
+    back until their backoff passed, and keep at most one suspect. Returns the items still
+    leased and the events the failed runs cause."""
     kept: list[Leased] = []
     follow_ups: list[EventRecord] = []
     suspect_taken = False
@@ -53,6 +63,13 @@ def settle(
             count = _count_crash(tx, item, item.run_id)
             if max_crashes and count >= max_crashes:
                 follow_ups += fail_run(tx, item.run_id, now, error(count))
+                continue
+            retry_at = now + int(backoff_table_ms(count) * backoff_scale)
+            _record_crash(tx, item.run_id, count=count, max_crashes=max_crashes, now=now, retry_at=retry_at)
+            if retry_at > now:
+                tx.run(
+                    "UPDATE queue SET lease_token = NULL, owner = NULL, due_at = ? WHERE id = ?", (retry_at, item.id)
+                )
                 continue
         if count >= SUSPECT:
             if suspect_taken or _suspect_leased(tx, now, token):
@@ -69,6 +86,24 @@ def error(count: int) -> dict[str, str]:
         "message": f"its attempts stopped their worker {count} times in a row without"
         " progress: killed, os._exit, out of memory?",
     }
+
+
+def _record_crash(tx: Tx, run_id: str, *, count: int, max_crashes: int, now: int, retry_at: int) -> None:
+    """The crash as the run's page and `outlast run` show it: a failure with its retry time."""
+    bound = f" of {max_crashes}" if max_crashes else ""
+    when = datetime.fromtimestamp(retry_at / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    failure = {
+        "name": ERROR_NAME,
+        "message": f"its worker stopped during the attempt (crash {count}{bound} in a row without progress:"
+        f" killed, os._exit, out of memory?); it runs again at {when}",
+        "retry_at": retry_at,
+    }
+    row = tx.one("SELECT COUNT(*) FROM step_failures WHERE run_id = ? AND step_key = ?", (run_id, CRASH_KEY))
+    tx.run(
+        "INSERT INTO step_failures (run_id, step_key, attempt, error, started_at, ended_at)"
+        " VALUES (?, ?, ?, ?, NULL, ?) ON CONFLICT DO NOTHING",
+        (run_id, CRASH_KEY, int(row[0]) + 1 if row else 1, jsonutil.dumps(failure), now),
+    )
 
 
 def progress_of(tx: Tx, run_id: str) -> int:

@@ -10,20 +10,31 @@ from outlast.storage.sql.tx import Tx, marks
 
 
 def sync_functions(tx: Tx, app_id: str, configs: list[FunctionConfig], now: int, mode: str) -> bool:
-    stored = {r[0]: r[1] for r in tx.all("SELECT function_id, config FROM functions WHERE app_id = ?", (app_id,))}
+    """Store an app's functions (see `Store.sync_functions` for the modes); all in the caller's transaction."""
+    stored = {
+        r[0]: (r[1], bool(r[2]))
+        for r in tx.all("SELECT function_id, config, provisional FROM functions WHERE app_id = ?", (app_id,))
+    }
+    if mode == "provisional" and stored:
+        return False  # someone serves (or served) the app: a process that serves nothing changes nothing
     wanted = {c.id: jsonutil.dumps(c.to_json()) for c in configs}
-    changed = [fid for fid, text in wanted.items() if stored.get(fid) != text]
-    removed = [fid for fid in stored if fid not in wanted] if mode == "replace" else []
-    seen = None if mode == "replace" else now
+    provisional = mode == "provisional"
+    changed = [fid for fid, text in wanted.items() if stored.get(fid) != (text, provisional)]
+    removed = [
+        fid
+        for fid, (_, was_provisional) in stored.items()
+        if fid not in wanted and (mode == "replace" or was_provisional)
+    ]
+    seen = None if mode != "merge" else now
     if removed:
         tx.run(f"DELETE FROM functions WHERE app_id = ? AND function_id IN ({marks(len(removed))})", (app_id, *removed))
     for fid in wanted:
         tx.run(
-            "INSERT INTO functions (app_id, function_id, config, updated_at, last_seen_at) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (app_id, function_id) DO UPDATE SET config = excluded.config,"
+            "INSERT INTO functions (app_id, function_id, config, updated_at, last_seen_at, provisional)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (app_id, function_id) DO UPDATE SET config = excluded.config,"
             " updated_at = CASE WHEN functions.config = excluded.config THEN functions.updated_at"
-            " ELSE excluded.updated_at END, last_seen_at = excluded.last_seen_at",
-            (app_id, fid, wanted[fid], now, seen),
+            " ELSE excluded.updated_at END, last_seen_at = excluded.last_seen_at, provisional = 0",
+            (app_id, fid, wanted[fid], now, seen, int(provisional)),
         )
     sync_crons(tx, app_id, now)  # also mends items a crash or an older version left wrong
     if not (changed or removed):

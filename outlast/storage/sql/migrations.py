@@ -247,6 +247,14 @@ CREATE INDEX runs_by_end ON runs (ended_at) WHERE ended_at IS NOT NULL;
 DROP INDEX events_by_name;
 """,
     ),
+    # -- 11 (hardening): functions stored by a process that serves nothing (a sender, before any
+    # worker served the app) are provisional: the first worker that serves the app replaces them --
+    (
+        11,
+        """
+ALTER TABLE functions ADD COLUMN provisional INTEGER NOT NULL DEFAULT 0;
+""",
+    ),
 ]
 
 #: statements only PostgreSQL runs, in the same transaction as the shared script of their version

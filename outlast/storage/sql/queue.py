@@ -28,7 +28,16 @@ _CANDIDATE_COLUMNS = CLAIM_COLUMNS.replace("abandoned", "CASE WHEN lease_token I
 
 
 def claim(
-    tx: Tx, planner: Planner, scope: AppScope, owner: str, limit: int, now: int, lease_ms: int, *, max_crashes: int
+    tx: Tx,
+    planner: Planner,
+    scope: AppScope,
+    owner: str,
+    limit: int,
+    now: int,
+    lease_ms: int,
+    *,
+    max_crashes: int,
+    crash_backoff_scale: float = 1.0,
 ) -> list[Claimed]:
     limited = planner.has_concurrency_limits()
     if limited and tx.claim_lock:
@@ -45,7 +54,9 @@ def claim(
     leased.sort(key=lambda i: i.id)  # RETURNING order is unspecified: item id order, on every backend
     follow_ups: list[EventRecord] = []
     if crashes.needs_care(leased):
-        leased, follow_ups = crashes.settle(tx, leased, token=token, now=now, max_crashes=max_crashes)
+        leased, follow_ups = crashes.settle(
+            tx, leased, token=token, now=now, max_crashes=max_crashes, backoff_scale=crash_backoff_scale
+        )
     run_items: list[tuple[str, str]] = []
     for item in leased:
         if item.kind == "timeout":

@@ -22,6 +22,10 @@ from outlast.core.models import (
 )
 from outlast.storage.sql.tx import Tx, marks
 
+#: the `step_failures` key of crashed attempts (see `crashes`): step keys are SHA-1 hex, and a
+#: function's own failures are ''
+CRASH_KEY = "crash"
+
 RUN_COLUMNS = (
     "id, app_id, function_id, status, event_ids, output, error, created_at, started_at, ended_at,"
     " parent_run_id, skip_reason"
@@ -101,7 +105,7 @@ def get_run(tx: Tx, run_id: str) -> Run | None:
         failures.setdefault(key, []).append(
             AttemptRecord(attempt=attempt, error=_loads(error), started_at=started, ended_at=ended)
         )
-    run.failures = failures.pop("", [])
+    run.failures = sorted(failures.pop("", []) + failures.pop(CRASH_KEY, []), key=lambda f: f.ended_at or 0)
     run.steps = [
         StepRecord(
             id=r[0],

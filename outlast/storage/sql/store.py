@@ -105,9 +105,20 @@ class SqlStore(PlannerSlot):
         lease_ms: int,
         *,
         max_crashes: int = DEFAULT_MAX_CRASHES,
+        crash_backoff_scale: float = 1.0,
     ) -> list[Claimed]:
         return await self._run(
-            lambda tx: queue.claim(tx, self.planner, scope, owner, limit, now_ms, lease_ms, max_crashes=max_crashes)
+            lambda tx: queue.claim(
+                tx,
+                self.planner,
+                scope,
+                owner,
+                limit,
+                now_ms,
+                lease_ms,
+                max_crashes=max_crashes,
+                crash_backoff_scale=crash_backoff_scale,
+            )
         )
 
     async def extend_leases(self, owner: str, tokens: dict[str, str], until_ms: int) -> set[str]:
