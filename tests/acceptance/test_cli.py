@@ -287,4 +287,5 @@ def test_a_closed_pipe_ends_the_output_quietly(tmp_path: Path) -> None:
     assert reader.stdout is not None and reader.stderr is not None
     reader.stdout.close()  # like `| head -0`: the reader is gone before the output is written
     assert reader.wait(30) == 0
-    assert "Traceback" not in reader.stderr.read()
+    with reader.stderr:
+        assert "Traceback" not in reader.stderr.read()
