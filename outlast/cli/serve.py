@@ -113,7 +113,7 @@ async def run(
 
 def _server(engine: Engine, http: Http) -> Any:
     from outlast.server.app import create_app, http_server
-    from outlast.server.config import ServerConfig
+    from outlast.server.mode import ServerConfig
 
     config = ServerConfig(
         mode="production" if http.mode == "production" else "dev",

@@ -24,7 +24,7 @@ from outlast.runtime.worker import WORKER_TIMEOUT_MS
 from outlast.server import actions, reads
 from outlast.server.appsync import url_problem
 from outlast.server.bulk import Action
-from outlast.server.config import ServerConfig
+from outlast.server.mode import ServerConfig
 from outlast.server.openapi import openapi
 from outlast.server.services import Services
 from outlast.server.shapes import (

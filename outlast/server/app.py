@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute
 
 from outlast.runtime.engine import Engine
 from outlast.server import api, dashboard, events, health, inngest_api, metrics, sync
-from outlast.server.config import ServerConfig
+from outlast.server.mode import ServerConfig
 
 ROUTE_MODULES = (events, health, metrics, inngest_api, sync, api, dashboard)  # the dashboard's catch-alls last
 

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from outlast.server.config import ServerConfig
+from outlast.server.mode import ServerConfig
 
 SESSION_COOKIE = "outlast_session"
 CSRF_COOKIE = "outlast_csrf"

@@ -18,7 +18,7 @@ from outlast.core import jsonutil
 from outlast.core.trace_context import trace_headers
 from outlast.errors import InvalidEventError, PayloadTooLargeError, StoreDataError, StoreError
 from outlast.runtime.engine import Engine
-from outlast.server.config import ServerConfig
+from outlast.server.mode import ServerConfig
 
 MAX_EVENTS_PER_REQUEST = 5000
 MAX_BODY_BYTES = 16 * 1024 * 1024

@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Route
 
 from outlast.errors import StoreError
 from outlast.runtime.engine import Engine
-from outlast.server.config import ServerConfig
+from outlast.server.mode import ServerConfig
 
 #: a database that has not answered in this long is not ready (a probe must not hang)
 READY_TIMEOUT_S = 2.0

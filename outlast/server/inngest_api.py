@@ -28,7 +28,6 @@ from outlast.errors import StoreError
 from outlast.runtime.engine import Engine
 from outlast.server import inngest_gql
 from outlast.server.bearer import BearerGuard
-from outlast.server.config import ServerConfig
 from outlast.server.inngest_cancel import CancellationError, cancel_runs, parse_request
 from outlast.server.inngest_shapes import (
     REST_STATUS,
@@ -40,6 +39,7 @@ from outlast.server.inngest_shapes import (
     parse_ulid,
     run_json,
 )
+from outlast.server.mode import ServerConfig
 
 log = logging.getLogger("outlast.server")
 DEFAULT_EVENTS = 20

@@ -8,7 +8,7 @@ from starlette.routing import BaseRoute, Route
 
 from outlast.observability.metrics import install_metrics
 from outlast.runtime.engine import Engine
-from outlast.server.config import ServerConfig
+from outlast.server.mode import ServerConfig
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

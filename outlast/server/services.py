@@ -10,8 +10,8 @@ from outlast.runtime.engine import Engine
 from outlast.server.appsync import AppSync
 from outlast.server.auth import Auth
 from outlast.server.bulk import Bulk
-from outlast.server.config import ServerConfig
 from outlast.server.live import Live
+from outlast.server.mode import ServerConfig
 
 _made: weakref.WeakKeyDictionary[Engine, Services] = weakref.WeakKeyDictionary()
 

@@ -28,7 +28,7 @@ from outlast.protocol.sync import SyncError, parse_register
 from outlast.runtime.engine import Engine
 from outlast.runtime.synced_apps import record_sync_error, register_app, remove_app
 from outlast.server.bearer import BearerGuard
-from outlast.server.config import ServerConfig
+from outlast.server.mode import ServerConfig
 
 MAX_REGISTER_BYTES = 16 * 1024 * 1024
 SERVER_KIND_HEADER = "X-Inngest-Server-Kind"

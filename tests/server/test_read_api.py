@@ -186,7 +186,7 @@ async def test_openapi_describes_every_api_route(api: tuple[httpx.AsyncClient, E
     spec = (await client.get("/api/openapi.json")).json()
     assert spec["openapi"].startswith("3.") and spec["info"]["title"] == "Outlast read API"
     from outlast.server import api as api_module
-    from outlast.server.config import ServerConfig
+    from outlast.server.mode import ServerConfig
 
     served = {getattr(r, "path", "") for r in api_module.routes(engine, ServerConfig())} - {"/api/openapi.json"}
     assert served == set(spec["paths"])

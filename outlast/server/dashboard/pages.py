@@ -20,9 +20,9 @@ from outlast.runtime.rerun import UNSET
 from outlast.runtime.worker import WORKER_TIMEOUT_MS
 from outlast.server import actions, reads
 from outlast.server.auth import SESSION_COOKIE, SESSION_SECONDS, csrf_ok, safe_next
-from outlast.server.config import ServerConfig
 from outlast.server.dashboard.render import HERE, redirect, render
 from outlast.server.dashboard.timeline import invoked_children, timeline
+from outlast.server.mode import ServerConfig
 from outlast.server.services import Services
 
 TEMPLATES_PER_NAME = 5

@@ -35,10 +35,10 @@ from outlast.core import jsonutil
 from outlast.errors import StoreError
 from outlast.runtime.engine import Engine
 from outlast.server.bearer import BearerGuard
-from outlast.server.config import ServerConfig
 from outlast.server.inngest_gql.loader import Loader, QueryError
 from outlast.server.inngest_gql.resolvers import RESOLVERS
 from outlast.server.inngest_gql.schema import build
+from outlast.server.mode import ServerConfig
 
 log = logging.getLogger("outlast.server")
 MAX_QUERY_BYTES = 64 * 1024
