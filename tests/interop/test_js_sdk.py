@@ -11,6 +11,9 @@ import pytest
 
 from tests.interop.harness import EVENT_KEY, SIGNING_KEY, Outlast, SdkApp, effects, js_app
 
+#: the first test of a fresh checkout runs `npm ci` (up to 600 s, harness.node_ready) before its app starts
+pytestmark = pytest.mark.timeout(720)
+
 
 @pytest.fixture
 def app(tmp_path: Path, outlast: Outlast) -> Iterator[SdkApp]:
