@@ -65,7 +65,7 @@ async def one_send(url: str, n: int) -> float:
 async def serve(url: str, port: int) -> None:
     """The server process: the event API (and the rest of the app) on loopback, no workers."""
     from outlast.server.app import create_app, http_server
-    from outlast.server.config import ServerConfig
+    from outlast.server.mode import ServerConfig
 
     engine = await open_engine(app, url)
     config = ServerConfig(mode="production", event_keys=(EVENT_KEY,), dashboard_password="bench")

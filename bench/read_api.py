@@ -34,7 +34,7 @@ from outlast.core.clock import SystemClock
 from outlast.core.ids import new_ulid
 from outlast.runtime.engine import Engine
 from outlast.server.app import create_app
-from outlast.server.config import ServerConfig
+from outlast.server.mode import ServerConfig
 from outlast.settings import Settings
 from outlast.storage import open_store
 from outlast.storage.sql.read import RUN_COLUMNS, run_conditions

@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
-from outlast.core.config import DEFAULT_RETRIES
 from outlast.core.models import Run, RunFilter
 from outlast.core.trace_context import current_trace
 from outlast.errors import FunctionConfigError, OutlastError
 from outlast.events import FUNCTION_FAILED, Event
-from outlast.function import Function, Trigger, build_config
-from outlast.options import (
-    Batch,
-    Cancel,
-    Concurrency,
-    Debounce,
-    Priority,
-    RateLimit,
-    Singleton,
-    Throttle,
-    Timeouts,
-    TriggerEvent,
-)
+from outlast.function import Function, FunctionOptions, build_config
+from outlast.options import TriggerEvent
 from outlast.settings import Settings
 
 if TYPE_CHECKING:
@@ -55,44 +43,13 @@ class Outlast:
     # -- defining functions --------------------------------------------------------------------
 
     def function(
-        self,
-        *,
-        id: str,
-        trigger: Trigger | list[Trigger] | None = None,
-        name: str | None = None,
-        retries: int = DEFAULT_RETRIES,
-        on_failure: Callable[..., Any] | None = None,
-        cancel: list[Cancel] | None = None,
-        timeouts: Timeouts | None = None,
-        idempotency: str | None = None,
-        concurrency: Concurrency | list[Concurrency] | None = None,
-        throttle: Throttle | None = None,
-        rate_limit: RateLimit | None = None,
-        debounce: Debounce | None = None,
-        batch: Batch | None = None,
-        priority: Priority | None = None,
-        singleton: Singleton | None = None,
+        self, *, id: str, on_failure: Callable[..., Any] | None = None, **options: Unpack[FunctionOptions]
     ) -> Callable[[Callable[..., Any]], Function]:
-        """Register a handler (`async def f(ctx)` or `def f(ctx)`) as a durable function."""
+        """Register a handler (`async def f(ctx)` or `def f(ctx)`) as a durable function; the
+        options are `FunctionOptions` (API.md, "Functions")."""
         if id in self.functions:
             raise FunctionConfigError(f"function {id!r}: option 'id': another function of app {self.id!r} has it")
-        config = build_config(
-            self.id,
-            id=id,
-            trigger=trigger,
-            name=name,
-            retries=retries,
-            cancel=cancel,
-            timeouts=timeouts,
-            idempotency=idempotency,
-            concurrency=concurrency,
-            throttle=throttle,
-            rate_limit=rate_limit,
-            debounce=debounce,
-            batch=batch,
-            priority=priority,
-            singleton=singleton,
-        )
+        config = build_config(self.id, id, options)
 
         def register(handler: Callable[..., Any]) -> Function:
             if not callable(handler):
@@ -110,9 +67,8 @@ class Outlast:
         if fid in self.functions:
             raise FunctionConfigError(f"function {parent.id!r}: option 'on_failure': id {fid!r} is taken")
         trigger = TriggerEvent(FUNCTION_FAILED, if_=f"event.data.function_id == {parent.slug!r}")
-        config = build_config(
-            self.id, id=fid, name=f"{parent.name} (failure)", retries=0, trigger=[trigger], failure_of=parent.id
-        )
+        options: FunctionOptions = {"name": f"{parent.name} (failure)", "retries": 0, "trigger": [trigger]}
+        config = build_config(self.id, fid, options, failure_of=parent.id)
         fn = Function(handler, config)
         self.functions[fid] = fn
         return fn

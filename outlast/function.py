@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
 from outlast.core.config import (
     DEFAULT_RETRIES,
@@ -79,11 +79,51 @@ class Function:
         return f"<outlast.Function {self.id!r}>"
 
 
+class FunctionOptions(TypedDict, total=False):
+    """A function's options, written once: `Outlast.function` takes them as keywords (so editors
+    complete them and mypy checks them) and `build_config` translates them. API.md says what each
+    one means; `id` and `on_failure` are the decorator's own keywords."""
+
+    trigger: Trigger | list[Trigger] | None
+    name: str | None
+    retries: int
+    cancel: list[Cancel] | None
+    timeouts: Timeouts | None
+    idempotency: str | None
+    concurrency: Concurrency | list[Concurrency] | None
+    throttle: Throttle | None
+    rate_limit: RateLimit | None
+    debounce: Debounce | None
+    batch: Batch | None
+    priority: Priority | None
+    singleton: Singleton | None
+
+
+#: the option types the rule options take, with the form an error shows, in the order they are checked
+_RULE_TYPES: tuple[tuple[str, type, str], ...] = (
+    ("throttle", Throttle, "Throttle(limit=..., period=...)"),
+    ("rate_limit", RateLimit, "RateLimit(limit=..., period=...)"),
+    ("debounce", Debounce, "Debounce(period=...)"),
+    ("batch", Batch, "Batch(...)"),
+    ("priority", Priority, "Priority(run='<expression>')"),
+    ("singleton", Singleton, "Singleton(...)"),
+    ("timeouts", Timeouts, "Timeouts(...)"),
+)
+
+
 class _Options:
     """Translates one function's option values, naming the option in every error."""
 
-    def __init__(self, fn_id: str) -> None:
+    def __init__(self, fn_id: str, options: FunctionOptions) -> None:
         self.fn_id = fn_id
+        self.options = options
+        unknown = sorted(set(options) - FunctionOptions.__optional_keys__)
+        if unknown:
+            known = ", ".join(["id", *FunctionOptions.__annotations__, "on_failure"])
+            raise TypeError(f"function {fn_id!r}: unknown option {unknown[0]!r}; the options are {known}")
+        for option, kind, example in _RULE_TYPES:
+            if options.get(option) is not None:
+                self.expect(options.get(option), kind, option, example)
 
     def fail(self, option: str, problem: str) -> FunctionConfigError:
         return FunctionConfigError(f"function {self.fn_id!r}: option {option!r}: {problem}")
@@ -106,7 +146,8 @@ class _Options:
             raise self.fail(option, "a duration is required")
         return ms
 
-    def triggers(self, trigger: Any) -> tuple[ConfigTrigger, ...]:
+    def triggers(self) -> tuple[ConfigTrigger, ...]:
+        trigger = self.options.get("trigger")
         items = trigger if isinstance(trigger, list) else [] if trigger is None else [trigger]
         out: list[ConfigTrigger] = []
         for item in items:
@@ -120,7 +161,8 @@ class _Options:
                 raise self.fail("trigger", f"expected an event name, TriggerEvent or TriggerCron, got {item!r}")
         return tuple(out)
 
-    def cancels(self, cancels: Any) -> tuple[CancelRule, ...]:
+    def cancels(self) -> tuple[CancelRule, ...]:
+        cancels = self.options.get("cancel") or []
         if not isinstance(cancels, (list, tuple)):
             raise self.fail("cancel", f"expected a list of Cancel(...), got {cancels!r}")
         out = []
@@ -143,101 +185,87 @@ class _Options:
             )
         return tuple(out)
 
-    def concurrency(self, value: Any) -> tuple[ConcurrencyRule, ...]:
+    def concurrency(self) -> tuple[ConcurrencyRule, ...]:
+        value = self.options.get("concurrency")
         items = [] if value is None else value if isinstance(value, list) else [value]
         for item in items:
             self.expect(item, Concurrency, "concurrency", "Concurrency(limit=...)")
         return tuple(ConcurrencyRule(limit=c.limit, key=c.key, scope=c.scope) for c in items)
 
+    def timeouts(self) -> TimeoutRule | None:
+        if (t := self.options.get("timeouts")) is None:
+            return None
+        return TimeoutRule(start_ms=self.ms(t.start, "timeouts.start"), finish_ms=self.ms(t.finish, "timeouts.finish"))
 
-def build_config(
-    app_id: str,
-    *,
-    id: str,
-    trigger: Trigger | list[Trigger] | None,
-    name: str | None = None,
-    retries: int = DEFAULT_RETRIES,
-    cancel: list[Cancel] | None = None,
-    timeouts: Timeouts | None = None,
-    idempotency: str | None = None,
-    failure_of: str | None = None,
-    concurrency: Concurrency | list[Concurrency] | None = None,
-    throttle: Throttle | None = None,
-    rate_limit: RateLimit | None = None,
-    debounce: Debounce | None = None,
-    batch: Batch | None = None,
-    priority: Priority | None = None,
-    singleton: Singleton | None = None,
-) -> FunctionConfig:
-    """Translate and validate options; raise FunctionConfigError naming the function and option."""
+    def throttle(self) -> ThrottleRule | None:
+        if (t := self.options.get("throttle")) is None:
+            return None
+        return ThrottleRule(
+            limit=t.limit, period_ms=self.required_ms(t.period, "throttle.period"), burst=t.burst, key=t.key
+        )
+
+    def rate_limit(self) -> RateLimitRule | None:
+        if (r := self.options.get("rate_limit")) is None:
+            return None
+        return RateLimitRule(limit=r.limit, period_ms=self.required_ms(r.period, "rate_limit.period"), key=r.key)
+
+    def debounce(self) -> DebounceRule | None:
+        if (d := self.options.get("debounce")) is None:
+            return None
+        return DebounceRule(
+            period_ms=self.required_ms(d.period, "debounce.period"),
+            timeout_ms=self.ms(d.timeout, "debounce.timeout"),
+            key=d.key,
+        )
+
+    def batch(self) -> BatchRule | None:
+        if (b := self.options.get("batch")) is None:
+            return None
+        return BatchRule(
+            max_size=b.max_size, timeout_ms=self.required_ms(b.timeout, "batch.timeout"), key=b.key, expression=b.if_
+        )
+
+    def priority(self) -> str | None:
+        if (p := self.options.get("priority")) is None:
+            return None
+        if not isinstance(p.run, str):
+            raise self.fail("priority", f"expected Priority(run='<expression>'), got {p!r}")
+        return p.run
+
+    def singleton(self) -> SingletonRule | None:
+        s = self.options.get("singleton")
+        return None if s is None else SingletonRule(key=s.key, mode=s.mode)
+
+
+def build_config(app_id: str, id: str, options: FunctionOptions, *, failure_of: str | None = None) -> FunctionConfig:
+    """Translate and validate options; raise FunctionConfigError naming the function and option
+    (TypeError for an option that does not exist). `failure_of` marks an on-failure handler."""
     from outlast.core.validation import validate  # compiles CEL and cron: loaded when a function is defined
 
     if not isinstance(id, str) or not id.strip():
         raise FunctionConfigError("a function needs a non-empty string id")
-    o = _Options(id)
-    for value, kind, option, example in (
-        (throttle, Throttle, "throttle", "Throttle(limit=..., period=...)"),
-        (rate_limit, RateLimit, "rate_limit", "RateLimit(limit=..., period=...)"),
-        (debounce, Debounce, "debounce", "Debounce(period=...)"),
-        (batch, Batch, "batch", "Batch(...)"),
-        (priority, Priority, "priority", "Priority(run='<expression>')"),
-        (singleton, Singleton, "singleton", "Singleton(...)"),
-        (timeouts, Timeouts, "timeouts", "Timeouts(...)"),
-    ):
-        if value is not None:
-            o.expect(value, kind, option, example)
-    if priority is not None and not isinstance(priority.run, str):
-        raise o.fail("priority", f"expected Priority(run='<expression>'), got {priority!r}")
+    o = _Options(id, options)
+    priority = o.priority()  # checked with the other option types, before any is translated
     return validate(
         FunctionConfig(
             app_id=app_id,
             id=id,
-            name=name or id,
-            retries=retries,
-            triggers=o.triggers(trigger),
-            cancel=o.cancels(cancel or []),
-            idempotency=idempotency,
+            name=options.get("name") or id,
+            retries=options.get("retries", DEFAULT_RETRIES),
+            triggers=o.triggers(),
+            cancel=o.cancels(),
+            idempotency=options.get("idempotency"),
             failure_of=failure_of,
-            timeouts=None
-            if timeouts is None
-            else TimeoutRule(
-                start_ms=o.ms(timeouts.start, "timeouts.start"), finish_ms=o.ms(timeouts.finish, "timeouts.finish")
-            ),
-            concurrency=o.concurrency(concurrency),
-            throttle=None
-            if throttle is None
-            else ThrottleRule(
-                limit=throttle.limit,
-                period_ms=o.required_ms(throttle.period, "throttle.period"),
-                burst=throttle.burst,
-                key=throttle.key,
-            ),
-            rate_limit=None
-            if rate_limit is None
-            else RateLimitRule(
-                limit=rate_limit.limit,
-                period_ms=o.required_ms(rate_limit.period, "rate_limit.period"),
-                key=rate_limit.key,
-            ),
-            debounce=None
-            if debounce is None
-            else DebounceRule(
-                period_ms=o.required_ms(debounce.period, "debounce.period"),
-                timeout_ms=o.ms(debounce.timeout, "debounce.timeout"),
-                key=debounce.key,
-            ),
-            batch=None
-            if batch is None
-            else BatchRule(
-                max_size=batch.max_size,
-                timeout_ms=o.required_ms(batch.timeout, "batch.timeout"),
-                key=batch.key,
-                expression=batch.if_,
-            ),
-            priority=None if priority is None else priority.run,
-            singleton=None if singleton is None else SingletonRule(key=singleton.key, mode=singleton.mode),
+            timeouts=o.timeouts(),
+            concurrency=o.concurrency(),
+            throttle=o.throttle(),
+            rate_limit=o.rate_limit(),
+            debounce=o.debounce(),
+            batch=o.batch(),
+            priority=priority,
+            singleton=o.singleton(),
         )
     )
 
 
-__all__ = ["Function", "build_config"]
+__all__ = ["Function", "FunctionOptions", "build_config"]

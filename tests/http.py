@@ -11,7 +11,7 @@ import uvicorn
 
 from outlast.runtime.engine import Engine
 from outlast.server.app import create_app
-from outlast.server.config import ServerConfig
+from outlast.server.mode import ServerConfig
 
 
 def free_port() -> int:

@@ -121,7 +121,7 @@ async def _serve_until_stopped(engine: Engine, http: Http | None, dev: DevLog | 
 
 def _server(engine: Engine, http: Http) -> Any:
     from outlast.server.app import create_app, http_server
-    from outlast.server.config import ServerConfig
+    from outlast.server.mode import ServerConfig
 
     config = ServerConfig(
         mode="production" if http.mode == "production" else "dev",

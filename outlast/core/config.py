@@ -10,7 +10,7 @@ Durations are integer milliseconds here; parsing "1h30m" is the builders' job.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 MAX_TRIGGERS = 10
@@ -145,15 +145,6 @@ class FunctionConfig:
     @property
     def max_attempts(self) -> int:
         return self.retries + 1
-
-    @property
-    def cron_triggers(self) -> list[CronTrigger]:
-        return [t for t in self.triggers if isinstance(t, CronTrigger)]
-
-    def with_runtime(self, runtime: Runtime) -> FunctionConfig:
-        return replace(self, runtime=runtime)
-
-    # -- validation ----------------------------------------------------------------------------
 
     # -- the stored form -----------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ from outlast.errors import InvalidEventError, PayloadTooLargeError
 MAX_NAME_LENGTH = 512
 #: the last millisecond of year 9999: every backend stores it, every date library reads it
 MAX_TS = 253_402_300_799_999
-DEFAULT_MAX_EVENT_BYTES = 512 * 1024
 SYSTEM_PREFIX = "inngest/"
 FUNCTION_FAILED = "inngest/function.failed"
 FUNCTION_FINISHED = "inngest/function.finished"

@@ -1,10 +1,11 @@
 """The op vocabulary drivers report in, and its one translation into a `Commit`.
 
 A driver (in-process or over HTTP) runs the user's code and says what happened in ops: a step
-returned (`StepRun`), failed once (`StepError`) or for good (`StepFailed`), asked to sleep, to
+returned (`StepRun`), failed once (`StepAttemptFailed`) or for good (`StepFailed`), asked to sleep, to
 wait for an event, to invoke a function or to send events; the attempt then ends with
 `RunComplete`, `FunctionError` or `Suspended`. The names are Inngest's opcodes, so the HTTP
-driver maps them one to one.
+driver maps them one to one, but for `StepAttemptFailed` (opcode `StepError`: that name is the
+public exception's, `outlast.StepError`).
 
 `step_commit` and `outcome_commit` are pure: the run's state, the ops, the time and the rules
 in; the rows to write out. Retry decisions, limits (sleeps up to a year, output sizes, steps
@@ -70,7 +71,7 @@ class StepRun:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StepError:
+class StepAttemptFailed:
     """One attempt of a step failed; the retry decision says whether it runs again."""
 
     key: str
@@ -138,7 +139,7 @@ class SendEvent:
     events: list[EventRecord]
 
 
-StepOp = StepRun | StepError | StepFailed | Sleep | WaitForEvent | InvokeFunction | SendEvent
+StepOp = StepRun | StepAttemptFailed | StepFailed | Sleep | WaitForEvent | InvokeFunction | SendEvent
 
 
 # -- attempt outcomes ----------------------------------------------------------------------------
@@ -273,7 +274,7 @@ def _translate(run: RunState, op: StepOp, commit: Commit, now: int, rules: OpRul
     started = _started(op, previous, now)
     if isinstance(op, StepRun):
         commit.steps.append(_step_run(op, attempts, started, now, rules))
-    elif isinstance(op, StepError):
+    elif isinstance(op, StepAttemptFailed):
         due = next_try(op.error, failed_attempts=attempts, policy=rules.policy, now_ms=now)
         commit.steps.append(
             StepWrite(

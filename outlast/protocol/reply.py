@@ -23,7 +23,7 @@ from outlast.core.ops import (
     InvokeFunction,
     RunComplete,
     Sleep,
-    StepError,
+    StepAttemptFailed,
     StepFailed,
     StepOp,
     StepPlanned,
@@ -230,7 +230,7 @@ def to_op(
         kind = "send_event" if opts.get("type") == "step.sendEvent" else "run"
         return StepRun(key=key, step_id=step_id, output=data, kind=kind)
     if op == "steperror":
-        return StepError(
+        return StepAttemptFailed(
             key=key, step_id=step_id, error=error_info(item.get("error"), no_retry=no_retry, retry_at=retry_at)
         )
     if op == "stepfailed":

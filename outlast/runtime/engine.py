@@ -29,7 +29,6 @@ from outlast.core.planner import Planner
 from outlast.core.registry import Registry
 from outlast.core.sources import FunctionSource, LocalFunction
 from outlast.core.trace_context import carry_trace, current_trace
-from outlast.errors import StoreError
 from outlast.runtime.drivers.base import Driver
 from outlast.settings import Settings
 
@@ -247,4 +246,4 @@ def _skip_invalid(config: FunctionConfig, exc: Exception) -> None:
     )
 
 
-__all__ = ["Engine", "StoreError"]
+__all__ = ["Engine"]

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute
 
 from outlast.runtime.engine import Engine
 from outlast.server import api, dashboard, events, health, inngest_api, metrics, sync
-from outlast.server.config import ServerConfig
+from outlast.server.mode import ServerConfig
 from outlast.server.services import Services
 
 ROUTES: list[BaseRoute] = [

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from outlast.server.body import read_form
-from outlast.server.config import ServerConfig
+from outlast.server.mode import ServerConfig
 
 SESSION_COOKIE = "outlast_session"
 CSRF_COOKIE = "outlast_csrf"

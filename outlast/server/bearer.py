@@ -14,7 +14,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from outlast.protocol.signing import bearer_matches, bearer_token, validate_key
-from outlast.server.config import ServerConfig
+from outlast.server.mode import ServerConfig
 
 
 class BearerGuard:

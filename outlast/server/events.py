@@ -19,7 +19,7 @@ from outlast.core import jsonutil
 from outlast.core.trace_context import trace_headers
 from outlast.errors import InvalidEventError, PayloadTooLargeError, StoreDataError, StoreError
 from outlast.server.body import BodyTooLargeError, read_body
-from outlast.server.config import ServerConfig
+from outlast.server.mode import ServerConfig
 from outlast.server.services import services
 
 MAX_EVENTS_PER_REQUEST = 5000

@@ -13,8 +13,8 @@ from outlast.runtime.engine import Engine
 from outlast.server.auth import Auth
 from outlast.server.bearer import BearerGuard
 from outlast.server.bulk import Bulk
-from outlast.server.config import ServerConfig
 from outlast.server.live import Live
+from outlast.server.mode import ServerConfig
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -29,7 +29,7 @@ from outlast.protocol.sync import SyncError, parse_register
 from outlast.runtime.engine import Engine
 from outlast.runtime.synced_apps import record_sync_error, register_app, remove_app
 from outlast.server.body import BodyTooLargeError, read_body
-from outlast.server.config import ServerConfig
+from outlast.server.mode import ServerConfig
 from outlast.server.services import services
 
 SERVER_KIND_HEADER = "X-Inngest-Server-Kind"

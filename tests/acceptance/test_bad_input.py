@@ -80,6 +80,14 @@ def test_function_definitions_are_validated_when_defined() -> None:
     assert list(app.functions) == ["taken"]
 
 
+def test_an_option_that_does_not_exist_is_named_with_the_options_there_are() -> None:
+    app = outlast.Outlast("cfg", database_url="memory://")
+    for option in ("retry", "failure_of"):  # a typo, and an option of the engine's own
+        with pytest.raises(TypeError, match=f"function 'fn': unknown option '{option}'; the options are id, "):
+            app.function(id="fn", trigger="t/x", **{option: 1})
+    assert app.functions == {}
+
+
 async def test_a_step_output_that_is_not_json_fails_the_step_without_retry(
     app: outlast.Outlast, engine: TestEngine
 ) -> None:

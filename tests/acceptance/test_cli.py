@@ -27,6 +27,7 @@ import outlast
 from outlast import Context
 from outlast.cli import main, parser
 from outlast.core.clock import SystemClock
+from outlast.core.models import AppScope
 from outlast.runtime.engine import Engine
 from outlast.runtime.worker import Worker
 from outlast.settings import Settings
@@ -90,8 +91,12 @@ def run_app(db: Path, app: outlast.Outlast) -> None:
         await engine.add_source(app)
         await engine.open()
         try:
-            for _ in range(3):  # a retry is due again at once (backoff scale 0)
+            for _ in range(10):  # with backoff scale 0 a retry is due 1 ms after its failure: drain again then
                 await Worker(engine).drain()
+                due = await engine.store.next_due_at(AppScope(app_id=app.id))
+                if due is None or due > engine.clock.now_ms() + 1_000:  # e.g. only the nap's 1 h sleep left
+                    break
+                await asyncio.sleep(max(0, due - engine.clock.now_ms()) / 1000)
         finally:
             await engine.close()
 
@@ -289,4 +294,5 @@ def test_a_closed_pipe_ends_the_output_quietly(tmp_path: Path) -> None:
     assert reader.stdout is not None and reader.stderr is not None
     reader.stdout.close()  # like `| head -0`: the reader is gone before the output is written
     assert reader.wait(30) == 0
-    assert "Traceback" not in reader.stderr.read()
+    with reader.stderr:
+        assert "Traceback" not in reader.stderr.read()

@@ -335,3 +335,45 @@ async def test_invoke_of_something_that_is_not_a_function_is_an_error(app: outla
         await t.run_until_idle()
         [run] = t.runs()
     assert run.status == "failed" and run.error is not None and "'call'" in run.error["message"]
+
+
+async def test_invoking_a_function_nobody_serves_fails_the_step_at_once(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
+    elsewhere = outlast.Outlast("never-started")
+
+    @elsewhere.function(id="ghost", trigger="t/ghost")
+    async def ghost(ctx: Context) -> None:
+        return None
+
+    @app.function(id="caller", trigger="t/call", retries=0)
+    async def caller(ctx: Context) -> Any:
+        return await ctx.step.invoke("call-ghost", function=ghost)
+
+    async with engine as t:
+        await t.send(Event(name="t/call"))
+        await t.run_until_idle()
+        [run] = t.runs()
+    assert run.status == "failed" and run.steps[0].kind == "invoke" and run.steps[0].status == "failed"
+    assert (
+        run.error is not None
+        and "cannot invoke 'never-started-ghost': no live worker or synced app serves it" in run.error["message"]
+    )
+
+
+async def test_a_cancelled_run_marks_its_pending_step_cancelled_and_keeps_the_steps_that_ran(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
+    @app.function(id="long", trigger="t/long")
+    async def long(ctx: Context) -> None:
+        await ctx.step.run("side-effect", lambda: "done")
+        await ctx.step.wait_for_event("approval", event="t/approve", timeout="1d")
+
+    async with engine as t:
+        await t.send(Event(name="t/long"))
+        await t.run_until_idle()
+        [run] = t.runs()
+        assert await t.cancel_run(run.id)
+        [run] = t.runs()
+    assert run.status == "cancelled"
+    assert [(s.id, s.status) for s in run.steps] == [("side-effect", "completed"), ("approval", "cancelled")]

@@ -391,3 +391,25 @@ async def test_logged_lines_are_kept_with_the_run_once_even_across_retries(
         assert run.status == "completed"
         lines = await t.store.run_logs(run.id)
     assert [(line.level, line.message) for line in lines] == [("INFO", "between first and flaky"), ("WARNING", "done")]
+
+
+async def test_a_bare_except_around_a_sleep_cannot_finish_the_run_early(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
+    @app.function(id="swallow", trigger="t/swallow")
+    async def swallow(ctx: Context) -> str:
+        try:
+            await ctx.step.sleep("nap", "1h")
+        except BaseException:  # the trial's code: it must not end the run
+            return "swallowed"
+        return "slept"
+
+    async with engine as t:
+        await t.send(Event(name="t/swallow"))
+        await t.run_until_idle()
+        [run] = t.runs()
+        assert run.status == "running" and run.steps[0].status == "sleeping"
+        t.advance("1h")
+        await t.run_until_idle()
+        [run] = t.runs()
+    assert (run.status, run.output) == ("completed", "slept")

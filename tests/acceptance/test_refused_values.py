@@ -1,5 +1,6 @@
 """Values a database cannot hold: validation refuses what it can name, and a commit the database
-still refuses fails the step or run at once, saying so, instead of being retried as an outage."""
+still refuses fails the step or run at once, saying so, instead of being retried as an outage; an
+output over the size limit fails its run and is not copied into the run's events."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 import outlast
 from outlast import Context, Event, InvalidEventError
-from outlast.core.models import Commit, CommitResult
+from outlast.core.models import Commit, CommitResult, EventFilter
 from outlast.errors import StoreDataError
 from outlast.storage.base import Store
 from outlast.testing import TestEngine
@@ -90,3 +91,21 @@ async def test_a_refused_outcome_fails_the_run_saying_why(
         await t.run_until_idle()
         [run] = t.runs()
     assert run.status == "failed" and (run.error or {})["name"] == "StoreDataError" and store.refused == 1
+
+
+async def test_a_function_output_over_the_limit_fails_the_run_and_is_not_copied_into_events(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
+    @app.function(id="huge", trigger="t/huge")
+    async def huge(ctx: Context) -> str:
+        return "y" * (5 * 1024 * 1024)
+
+    async with engine as t:
+        await t.send(Event(name="t/huge"))
+        await t.run_until_idle()
+        [run] = t.runs()
+        finished = await t.store.list_events(EventFilter(name="inngest/function.finished"))
+    assert run.status == "failed" and run.output is None
+    assert run.error is not None and run.error["name"] == "PayloadTooLargeError"
+    assert "5242882 bytes, the limit is 4194304 bytes" in run.error["message"]
+    assert [e.data.get("result") for e in finished] == [None]

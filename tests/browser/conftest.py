@@ -63,14 +63,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "PYTHONPATH": str(ROOT),
         "OUTLAST_POLL_INTERVAL_MS": "20",
     }
-    log = (tmp / "dev.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "outlast.cli", "dev", "tests.apps.shop:app", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=log,
-    )
+    with (tmp / "dev.log").open("w") as log:  # the child writes to its own copy
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "outlast.cli", "dev", "tests.apps.shop:app", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:

@@ -108,10 +108,20 @@ def test_rerun_from_a_step_with_an_edited_output(page: Any, server: str) -> None
     expect(page.locator("details.wf-step", has_text="get-user")).to_contain_text("kept from the original run")
 
 
+#: keeps each EventSource the page opens in `window.__streams`, so a test can wait for it to be open
+STREAMS_SEEN = """
+window.__streams = [];
+window.EventSource = class extends window.EventSource {
+  constructor(url, init) { super(url, init); window.__streams.push(this); }
+};
+"""
+
+
 def test_a_new_run_appears_without_a_reload(page: Any, server: str) -> None:
+    page.add_init_script(STREAMS_SEEN)
     page.goto("/")
     page.evaluate("window.__same_page = true")
-    page.wait_for_timeout(300)  # the event stream is open
+    page.wait_for_function("window.__streams.some(function (s) { return s.readyState === EventSource.OPEN; })")
     run_id = run_of(server, send(server, "shop/ship", {"order_id": "live"}))
     row = page.locator(f'tr[data-id="{run_id}"]')
     expect(row).to_be_visible()

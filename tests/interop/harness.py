@@ -47,10 +47,10 @@ class Proc:
         self.start()
 
     def start(self) -> None:
-        handle = self.log.open("ab")
-        self.popen = subprocess.Popen(
-            self.args, cwd=self.cwd, env=self.env, stdout=handle, stderr=handle, start_new_session=True
-        )
+        with self.log.open("ab") as handle:  # the child writes to its own copy
+            self.popen = subprocess.Popen(
+                self.args, cwd=self.cwd, env=self.env, stdout=handle, stderr=handle, start_new_session=True
+            )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.popen is not None and self.popen.poll() is None:

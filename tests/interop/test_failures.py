@@ -4,7 +4,6 @@ is lost, and no committed step's body is called again."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from pathlib import Path
 
@@ -85,8 +84,12 @@ async def test_resync_with_a_step_and_a_function_removed(outlast: Outlast, py_ap
     assert run.status == "failed" and run.error is not None and run.error["name"] == "FunctionNotFoundError"
     assert "sleeper" in run.error["message"] and "not served" in run.error["message"]
 
-    [sent] = await outlast.send({"name": "py/sent", "data": {"i": 1}})  # `receiver` is gone: nothing runs
-    await asyncio.sleep(1)
+    # `receiver` is gone: its event starts nothing. Runs start in the transaction that stores their
+    # event, so `three`, sent with it, shows the send was planned against the synced functions.
+    sent, three = await outlast.send({"name": "py/sent", "data": {"i": 1}}, {"name": "py/three"})
+    assert [r.function_id for r in await outlast.runs_of(three)] == ["three-steps"]
+    assert await outlast.runs_of(sent) == []
+    assert (await outlast.finished_run(three)).status == "completed"
     assert await outlast.runs_of(sent) == []
 
 

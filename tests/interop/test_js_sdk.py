@@ -11,6 +11,9 @@ import pytest
 
 from tests.interop.harness import EVENT_KEY, SIGNING_KEY, Outlast, SdkApp, effects, js_app
 
+#: the first test of a fresh checkout runs `npm ci` (up to 600 s, harness.node_ready) before its app starts
+pytestmark = pytest.mark.timeout(720)
+
 
 @pytest.fixture
 def app(tmp_path: Path, outlast: Outlast) -> Iterator[SdkApp]:
@@ -34,40 +37,52 @@ async def test_sync_from_the_js_sdk(outlast: Outlast, app: SdkApp) -> None:
     assert by_id["flaky"].retries == 2 and by_id["doomed-failure"].failure_of == "doomed"
 
 
-async def test_every_step_kind(outlast: Outlast, app: SdkApp, tmp_path: Path) -> None:
+async def test_run_steps_and_sleeps_are_memoized(outlast: Outlast, app: SdkApp, tmp_path: Path) -> None:
     await app.sync()
-    ids = await outlast.send(
-        {"name": "js/steps", "data": {"n": 1}},
-        {"name": "js/parallel"},
-        {"name": "js/parent", "data": {"x": 21}},
-        {"name": "js/parent", "data": {"x": 1, "fail": True}},
-        {"name": "js/send"},
-        {"name": "js/wait", "data": {"id": "late", "timeout": "1s"}},
-        {"name": "js/wait", "data": {"id": "w1"}},
-    )
-    steps, parallel, parent_ok, parent_fail, sender, timed_out, matched = ids
+    [steps] = await outlast.send({"name": "js/steps", "data": {"n": 1}})
     run = await outlast.finished_run(steps)
     assert (run.status, run.output) == ("completed", {"a": 1, "b": 2, "n": 1})
     assert [(s.id, s.kind) for s in run.steps] == [("one", "run"), ("two", "run"), ("nap", "sleep"), ("until", "sleep")]
+    ran = effects(tmp_path)
+    assert ran["one:1"] == ran["two:1"] == 1
 
+
+async def test_parallel_steps_each_run_once(outlast: Outlast, app: SdkApp, tmp_path: Path) -> None:
+    await app.sync()
+    [parallel] = await outlast.send({"name": "js/parallel"})
     run = await outlast.finished_run(parallel)
-    assert run.output == ["left", "right", "middle", "after"]
+    assert (run.status, run.output) == ("completed", ["left", "right", "middle", "after"])
+    ran = effects(tmp_path)
+    assert ran["branch:left"] == ran["branch:right"] == ran["branch:middle"] == 1
+
+
+async def test_invoke_returns_the_childs_output_or_raises_its_error(outlast: Outlast, app: SdkApp) -> None:
+    await app.sync()
+    parent_ok, parent_fail = await outlast.send(
+        {"name": "js/parent", "data": {"x": 21}}, {"name": "js/parent", "data": {"x": 1, "fail": True}}
+    )
     assert (await outlast.finished_run(parent_ok)).output == {"doubled": 42}
     assert (await outlast.finished_run(parent_fail)).output == {"child_failed": "child refused"}
 
+
+async def test_send_event_starts_the_runs_of_the_sent_events(outlast: Outlast, app: SdkApp) -> None:
+    await app.sync()
+    [sender] = await outlast.send({"name": "js/send"})
     run = await outlast.finished_run(sender)
     assert run.steps[0].kind == "send_event" and len(run.output) == 2
     received = [await outlast.finished_run(i) for i in run.output]
     assert sorted(r.output["i"] for r in received) == [0, 1]
 
+
+async def test_wait_for_event_times_out_or_gets_the_matching_event(outlast: Outlast, app: SdkApp) -> None:
+    await app.sync()
+    timed_out, matched = await outlast.send(
+        {"name": "js/wait", "data": {"id": "late", "timeout": "1s"}}, {"name": "js/wait", "data": {"id": "w1"}}
+    )
     assert (await outlast.finished_run(timed_out, timeout=15)).output == {"approved": None}
     await outlast.wait(lambda: _waiting(outlast, matched), 15, "the wait to be stored")
     await outlast.send({"name": "js/approved", "data": {"id": "w1"}})
     assert (await outlast.finished_run(matched)).output == {"approved": {"id": "w1"}}
-
-    ran = effects(tmp_path)
-    assert ran["one:1"] == ran["two:1"] == 1
-    assert ran["branch:left"] == ran["branch:right"] == ran["branch:middle"] == 1
 
 
 async def _waiting(outlast: Outlast, event_id: str) -> bool:

@@ -175,14 +175,14 @@ def test_outlast_worker_metrics_port(tmp_path: Path) -> None:
         "PYTHONPATH": str(ROOT),
         "OUTLAST_TEST_EFFECTS": str(tmp_path / "effects.db"),
     }
-    log = (tmp_path / "worker.log").open("w")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "outlast.cli", "worker", "tests.apps.effects:app", "--metrics-port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=log,
-    )
+    with (tmp_path / "worker.log").open("w") as log:  # the child writes to its own copy
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "outlast.cli", "worker", "tests.apps.effects:app", "--metrics-port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+        )
     try:
         text, deadline = "", time.monotonic() + 30
         while "outlast_queue_depth" not in text and time.monotonic() < deadline:

@@ -13,7 +13,7 @@ import uvicorn
 import outlast
 from outlast.runtime.engine import Engine
 from outlast.server.app import create_app
-from outlast.server.config import ServerConfig
+from outlast.server.mode import ServerConfig
 from outlast.testing import TestEngine
 
 SIGNING_KEY = "signkey-test-0123456789abcdef0123456789abcdef"

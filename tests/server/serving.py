@@ -14,7 +14,7 @@ from outlast.core.clock import SystemClock
 from outlast.runtime.engine import Engine
 from outlast.runtime.worker import Worker
 from outlast.server.app import create_app
-from outlast.server.config import ServerConfig
+from outlast.server.mode import ServerConfig
 from outlast.settings import Settings
 from outlast.storage import open_store
 from tests.apps.shop import app as shop

@@ -16,7 +16,7 @@ import outlast
 from outlast.core.clock import SystemClock
 from outlast.runtime.engine import Engine
 from outlast.server.app import create_app
-from outlast.server.config import ServerConfig
+from outlast.server.mode import ServerConfig
 from outlast.storage import open_store
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from outlast.protocol.signing import bearer_token
 from outlast.server.app import create_app
-from outlast.server.config import ServerConfig
+from outlast.server.mode import ServerConfig
 from outlast.storage import open_store
 from outlast.testing import TestEngine
 from tests.server.inngest_served import EVENT_KEY, SIGNING_KEY, serving, shop_app

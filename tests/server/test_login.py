@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from outlast.server.config import ServerConfig
+from outlast.server.mode import ServerConfig
 from tests.server.serving import serve
 
 PASSWORD = "correct horse battery staple"

@@ -82,14 +82,35 @@ async def test_a_pending_sleep_resolves_when_its_run_is_claimed_after_the_deadli
 
 
 async def test_finish_ends_the_run_and_emits_system_events(store: Store) -> None:
-    e = event()
+    e = event(n=1)
     await store.ingest([e], T0)
     c = await claim_one(store, "a", T0)
-    assert (await store.commit(commit(c, T0, outcome=Finish(status="failed", error={"name": "E", "message": "m"})))).ok
+    error = {"name": "E", "message": "m"}
+    assert (await store.commit(commit(c, T0 + 5, outcome=Finish(status="failed", error=error)))).ok
     run = await store.get_run(c.run.run_id)
-    assert run is not None and run.status == "failed" and run.error == {"name": "E", "message": "m"}
+    assert run is not None and run.status == "failed" and run.error == error
     assert await store.next_due_at(APP) is None
     assert not await store.cancel_run(c.run.run_id, T0)  # not active any more
+
+    [finished] = await store.list_events(EventFilter(name="inngest/function.finished"))
+    [failed] = await store.list_events(EventFilter(name="inngest/function.failed"))
+    assert await store.list_events(EventFilter(name="inngest/function.cancelled")) == []
+    assert finished.data == failed.data and (finished.ts, failed.ts) == (T0 + 5, T0 + 5)
+    assert finished.data["function_id"] == "contract-fn" and finished.data["run_id"] == c.run.run_id
+    assert finished.data["event"]["id"] == e.id and finished.data["event"]["data"] == {"n": 1}
+    assert [x["id"] for x in finished.data["events"]] == [e.id]
+    assert finished.data["error"] == error and "result" not in finished.data
+    assert finished.data["_inngest"]["status"] == "failed"
+
+
+async def test_a_completed_run_emits_only_function_finished_with_its_result(store: Store) -> None:
+    await store.ingest([event()], T0)
+    c = await claim_one(store, "a", T0)
+    assert (await store.commit(commit(c, T0, outcome=Finish(status="completed", output={"v": 1})))).ok
+    [finished] = await store.list_events(EventFilter(name="inngest/function.finished"))
+    assert (finished.data["run_id"], finished.data["result"]) == (c.run.run_id, {"v": 1})
+    assert "error" not in finished.data and finished.data["_inngest"]["status"] == "completed"
+    assert await store.list_events(EventFilter(name="inngest/function.failed")) == []
 
 
 async def test_cancel_run_makes_the_owner_lose_its_lease(store: Store) -> None:

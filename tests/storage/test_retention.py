@@ -208,16 +208,20 @@ async def test_events_behind_long_lived_runs_are_still_pruned(
 @pytest.mark.skipif(not PG_URL, reason="OUTLAST_TEST_POSTGRES_URL is not set")
 async def test_a_wait_committed_while_wait_fields_shrink_keeps_its_entry() -> None:
     """PostgreSQL: a shrink on another connection while a transaction storing a wait is still open
-    must not drop that wait's index entry (which the open transaction found already there)."""
+    must not drop that wait's index entry (which the open transaction found already there): the
+    shrink waits for that transaction to end, then sees its wait."""
     import asyncio
-    import time
+    import threading
 
     from outlast.core.models import WaitSpec
     from outlast.storage.postgres import PostgresStore
     from outlast.storage.sql.waits import add_wait
     from tests.conftest import pg_database
 
-    store = PostgresStore(pg_database())
+    url = pg_database()
+    store = PostgresStore(url)
+    # a lock timeout of 10 s, not 200 ms: a busy machine must not end the shrink's wait early
+    store._wait_fields_lock = tuple(s.replace("'200ms'", "'10s'") for s in store._wait_fields_lock)
     await store.open()
     spec = WaitSpec(
         kind="wait",
@@ -228,22 +232,45 @@ async def test_a_wait_committed_while_wait_fields_shrink_keeps_its_entry() -> No
         expires_at=10**13,
         step_key="w",
     )
+    stored, release = threading.Event(), threading.Event()
 
-    def slow_wait(tx: Any) -> None:
+    def open_wait(tx: Any) -> None:
         add_wait(tx, "run-2", spec, 1)
-        time.sleep(0.1)  # the transaction stays open while the shrink runs
+        stored.set()
+        assert release.wait(30), "the test never let the transaction end"
 
     try:
         await store._run(lambda tx: add_wait(tx, "run-1", spec, 1))  # the entry exists
         await store._run(lambda tx: tx.run("DELETE FROM waits"))  # ... with no wait behind it
-        storing = asyncio.ensure_future(store._run(slow_wait))
-        await asyncio.sleep(0.03)
-        await store.shrink_wait_fields()
+        storing = asyncio.ensure_future(store._run(open_wait))
+        assert await asyncio.to_thread(stored.wait, 10)  # the transaction is open, its wait stored
+        shrinking = asyncio.ensure_future(store.shrink_wait_fields())
+        await asyncio.to_thread(wait_for_lock_wait, url, "wait_fields")
+        release.set()
         await storing
+        assert await shrinking == 0
         entries = await store._run(lambda tx: tx.all("SELECT event_name, match_field FROM wait_fields"))
         assert entries == [("t/e", "data.k")]
     finally:
+        release.set()
         await store.close()
+
+
+def wait_for_lock_wait(url: str, table: str) -> None:
+    """Return once a session of this database waits for a lock on `table`."""
+    import time
+
+    import psycopg
+
+    query = (
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND relation = %s::regclass"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
+    )
+    with psycopg.connect(url, autocommit=True) as conn:
+        deadline = time.monotonic() + 10
+        while not conn.execute(query, (table,)).fetchone()[0]:  # type: ignore[index]
+            assert time.monotonic() < deadline, f"nothing waited for a lock on {table}"
+            time.sleep(0.005)
 
 
 @pytest.mark.skipif(not PG_URL, reason="OUTLAST_TEST_POSTGRES_URL is not set")

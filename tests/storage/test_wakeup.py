@@ -71,9 +71,11 @@ def worker(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
 def test_an_idle_worker_in_another_process_starts_each_sent_event_without_waiting_for_its_poll(
     tmp_path: Path, worker: subprocess.Popen[bytes]
 ) -> None:
+    """The worker listens before its first claim, so no send is missed. It may take order 0 in that
+    first claim, and an order in the claim it makes on finishing a run; every other order reaches a
+    worker idle until its poll, ten minutes away: only a wake-up starts it within PROMPTLY_S."""
     db = tmp_path / "shop.db"
     wait_until(lambda: bool(sockets(db)), "the worker listening")
-    time.sleep(0.5)  # the worker is idle, waiting for its 600 s poll or a wake-up
     sender = outlast.Outlast(shop.id, database_url=f"sqlite:///{db}")
     try:
         for order in range(3):

@@ -19,7 +19,7 @@ from outlast.core.ops import (
     RunComplete,
     SendEvent,
     Sleep,
-    StepError,
+    StepAttemptFailed,
     StepFailed,
     StepRun,
     Suspended,
@@ -72,25 +72,25 @@ def test_a_late_duplicate_of_a_final_step_writes_nothing() -> None:
 
 def test_a_step_error_is_retried_on_the_backoff_table_until_its_attempts_are_spent() -> None:
     error = ErrorInfo(name="ConnectionError", message="down")
-    first = commit_of(StepError(key="k", step_id="s", error=error)).steps[0]
+    first = commit_of(StepAttemptFailed(key="k", step_id="s", error=error)).steps[0]
     assert (first.status, first.attempts) == ("retrying", 1)
     assert NOW + 15_000 <= first.deadline <= NOW + 16_500  # 15 s plus up to 10 % jitter
     second_try = MemoEntry(key="k", step_id="s", kind="run", status="retrying", attempts=2, started_at=NOW - 60_000)
-    last = commit_of(StepError(key="k", step_id="s", error=error), state=run_state(second_try)).steps[0]
+    last = commit_of(StepAttemptFailed(key="k", step_id="s", error=error), state=run_state(second_try)).steps[0]
     assert (last.status, last.attempts, last.error, last.started_at) == ("failed", 3, error.to_json(), NOW - 60_000)
 
 
 def test_a_non_retriable_error_or_a_step_failure_is_final_at_once() -> None:
     no_retry = ErrorInfo(name="NonRetriableError", message="no", no_retry=True)
-    assert commit_of(StepError(key="k", step_id="s", error=no_retry)).steps[0].status == "failed"
+    assert commit_of(StepAttemptFailed(key="k", step_id="s", error=no_retry)).steps[0].status == "failed"
     assert commit_of(StepFailed(key="k", step_id="s", error=no_retry)).steps[0].status == "failed"
 
 
 def test_retry_after_is_honoured_and_clamped_between_one_second_and_a_day() -> None:
     soon = ErrorInfo(name="E", message="m", retry_at=NOW + 10)
     late = ErrorInfo(name="E", message="m", retry_at=NOW + 10 * 86_400_000)
-    assert commit_of(StepError(key="k", step_id="s", error=soon)).steps[0].deadline == NOW + 1_000
-    assert commit_of(StepError(key="k", step_id="s", error=late)).steps[0].deadline == NOW + 86_400_000
+    assert commit_of(StepAttemptFailed(key="k", step_id="s", error=soon)).steps[0].deadline == NOW + 1_000
+    assert commit_of(StepAttemptFailed(key="k", step_id="s", error=late)).steps[0].deadline == NOW + 86_400_000
 
 
 def test_an_output_over_the_limit_fails_the_step_with_payload_too_large() -> None:

@@ -13,7 +13,7 @@ from outlast.core.ops import (
     InvokeFunction,
     RunComplete,
     Sleep,
-    StepError,
+    StepAttemptFailed,
     StepFailed,
     StepRun,
     WaitForEvent,
@@ -120,7 +120,7 @@ def test_206_opcodes_become_ops() -> None:
 def test_step_errors_carry_the_retry_headers() -> None:
     body = b'[{"op":"StepError","id":"k","displayName":"s","error":{"name":"ValueError","message":"no"}}]'
     reply = parse_reply(206, {**SDK, "x-inngest-no-retry": "true"}, body, now_ms=NOW)
-    assert isinstance(reply, Ops) and isinstance(reply.steps[0], StepError) and reply.steps[0].error.no_retry
+    assert isinstance(reply, Ops) and isinstance(reply.steps[0], StepAttemptFailed) and reply.steps[0].error.no_retry
     reply = parse_reply(206, {**SDK, "retry-after": "2024-01-01T00:00:00.000Z"}, body, now_ms=NOW)
     assert isinstance(reply, Ops) and reply.steps[0].error.retry_at == 1_704_067_200_000  # type: ignore[union-attr]
     reply = parse_reply(206, {**SDK, "retry-after": "30"}, body, now_ms=NOW)

@@ -37,7 +37,7 @@ class AttemptHost(Protocol):
     def now_ms(self) -> int: ...
 
     async def apply(self, ops: Sequence[StepOp]) -> list[MemoEntry]:
-        """Commit step ops under the lease; return their memo entries as stored (a `StepError`
+        """Commit step ops under the lease; return their memo entries as stored (a `StepAttemptFailed`
         comes back `retrying` or, if its retries are spent, `failed`). Raises `LeaseLost`."""
         ...
 
@@ -56,4 +56,4 @@ class Driver(Protocol):
         ...
 
 
-__all__ = ["AttemptHost", "Driver", "Sequence"]
+__all__ = ["AttemptHost", "Driver"]

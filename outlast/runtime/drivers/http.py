@@ -36,7 +36,7 @@ from outlast.core.ops import (
     FunctionError,
     Outcome,
     RunComplete,
-    StepError,
+    StepAttemptFailed,
     StepOp,
     StepPlanned,
     Suspended,
@@ -245,13 +245,13 @@ class HttpAttempt:
             return reply  # the function returned without reaching the step (it was removed)
         op: StepOp
         if isinstance(reply, FunctionError):
-            op = StepError(key=planned.key, step_id=planned.step_id, error=reply.error)
+            op = StepAttemptFailed(key=planned.key, step_id=planned.step_id, error=reply.error)
         else:
             found = [s for s in reply.steps if s.key == planned.key]
             op = (
                 found[0]
                 if found
-                else StepError(
+                else StepAttemptFailed(
                     key=planned.key,
                     step_id=planned.step_id,
                     error=ErrorInfo(

@@ -39,7 +39,7 @@ from outlast.core.ops import (
     RunComplete,
     SendEvent,
     Sleep,
-    StepError,
+    StepAttemptFailed,
     StepFailed,
     StepOp,
     StepRun,
@@ -48,15 +48,21 @@ from outlast.core.ops import (
 )
 from outlast.core.retry import ErrorInfo
 from outlast.core.sources import LocalFunction
-from outlast.errors import InvalidEventError, NonRetriableError, PayloadTooLargeError, RetryAfterError, StepUsageError
-from outlast.errors import StepError as StepErrorRaised
+from outlast.errors import (
+    InvalidEventError,
+    NonRetriableError,
+    PayloadTooLargeError,
+    RetryAfterError,
+    StepError,
+    StepUsageError,
+)
 from outlast.events import Event
 from outlast.runtime.drivers.base import AttemptHost
 from outlast.step import Step, SyncStep
 
 user_log = logging.getLogger("outlast.run")
 #: errors that fail at once, inside a step body or outside
-FINAL_ERRORS = (NonRetriableError, StepUsageError, PayloadTooLargeError, StepErrorRaised)
+FINAL_ERRORS = (NonRetriableError, StepUsageError, PayloadTooLargeError, StepError)
 Validate = Callable[[list[Any]], list[EventRecord]]
 
 
@@ -262,7 +268,7 @@ class LocalAttempt:
         ok, value = await self._call_body(fn, args, kwargs)
         op: StepOp
         if not ok:
-            op = StepError(key=key, step_id=step_id, error=error_info(value, self.now_ms()), started_at=started)
+            op = StepAttemptFailed(key=key, step_id=step_id, error=error_info(value, self.now_ms()), started_at=started)
         else:
             try:
                 output, text = jsonutil.roundtrip(value)
@@ -332,7 +338,7 @@ def result_of(entry: MemoEntry) -> Any:
     """A finished step's value, or its error raised as StepError."""
     if entry.status == "failed":
         err = entry.error or {}
-        raise StepErrorRaised(
+        raise StepError(
             err.get("message", ""), name=err.get("name", "Error"), step_id=entry.step_id, stack=err.get("stack", "")
         )
     return entry.output
@@ -365,7 +371,7 @@ def _call_captured(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[s
 
 def error_info(exc: BaseException, now_ms: int) -> ErrorInfo:
     """An exception as the retry decision and the trace see it."""
-    name = exc.name if isinstance(exc, StepErrorRaised) else type(exc).__name__
+    name = exc.name if isinstance(exc, StepError) else type(exc).__name__
     message = getattr(exc, "message", None) if isinstance(exc, (*FINAL_ERRORS, RetryAfterError)) else None
     stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     no_retry, retry_at = isinstance(exc, FINAL_ERRORS), None
