@@ -1,11 +1,13 @@
 """The dashboard's pages as a user loads them: a long run's trace in pages, repeated step ids with
-their call number, a failed run's links to its failure handler and its reruns, and the security
-headers (Content-Security-Policy, no framing) on every page."""
+their call number, a failed run's links to its failure handler and its reruns, Send event and the
+security headers (Content-Security-Policy, no framing) on every page, times in UTC for the
+viewer's browser to convert (tests/browser checks it does)."""
 
 from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +165,22 @@ async def test_every_page_has_a_content_security_policy_and_no_inline_script_or_
             assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html) == [], path
             assert " style=" not in html and "javascript:" not in html, path
             assert re.findall(r"\son[a-z]+=", html) == [], path
+
+
+async def test_every_page_offers_send_event_and_writes_times_in_utc(tmp_path: Path) -> None:
+    run_id, event_id = await build_long_run(tmp_path / "server.db", 3)
+    async with serve(tmp_path) as (url, engine), httpx.AsyncClient(base_url=url) as http:
+        for path in PAGES:
+            if path == "/login":
+                continue
+            html = (await http.get(path.format(run_id=run_id, event_id=event_id, key=step_key("s", 0)))).text
+            form = re.search(r'<details class="global-send".*?</details>', html, re.S)
+            assert form is not None, path
+            assert '<form method="post" action="/events"' in form[0] and 'name="csrf_token"' in form[0], path
+        run = await engine.store.get_run(run_id)
+        assert run is not None
+        page = (await http.get(f"/runs/{run_id}")).text
+        created = datetime.fromtimestamp(run.created_at / 1000, UTC)
+        iso = created.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        assert f'<time datetime="{iso}"' in page
+        assert f">{created:%Y-%m-%d %H:%M:%S} UTC</time>" in page
