@@ -57,6 +57,9 @@ class Settings:
     #: ms a finished run (with its steps) and an unreferenced event are kept; 0 keeps everything.
     #: `OUTLAST_RETENTION` takes a duration ("7d", "12h"; a bare number must be 0)
     retention: int = 7 * 86_400_000
+    #: PostgreSQL connections a process keeps for its reads and writes (each has a thread); a
+    #: process also opens one for LISTEN (when it runs workers) and one for upkeep (pruning)
+    postgres_pool_size: int = 4
 
     def __post_init__(self) -> None:
         """Numbers are range-checked here, whoever makes the settings; the database URL is checked
@@ -115,6 +118,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "max_steps_per_run": (1, 100_000),
     "backoff_scale": (0, 1_000),
     "refresh_functions_ms": (10, 3_600_000),
+    "postgres_pool_size": (1, 100),
 }
 
 
