@@ -24,6 +24,7 @@ from outlast.server.dashboard.timeline import occurrences
 from outlast.server.reads import RunQuery
 from outlast.storage import open_store
 from tests.server.serving import serve, wait_for
+from tests.server.test_one_ingest_path import csrf
 from tests.storage.contract import FN, claim_one, commit, define, event, step
 
 LONG = 10_000
@@ -184,3 +185,12 @@ async def test_every_page_offers_send_event_and_writes_times_in_utc(tmp_path: Pa
         iso = created.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         assert f'<time datetime="{iso}"' in page
         assert f">{created:%Y-%m-%d %H:%M:%S} UTC</time>" in page
+
+
+async def test_invoke_from_the_dashboard_lands_on_the_run_it_started(tmp_path: Path) -> None:
+    async with serve(tmp_path) as (url, engine), httpx.AsyncClient(base_url=url) as http:
+        token = csrf((await http.get("/functions/shop/ship")).text)
+        reply = await http.post("/functions/shop/ship/invoke", data={"data": '{"order_id": "x"}', "csrf_token": token})
+        assert reply.status_code == 303 and reply.headers["location"].startswith("/runs/"), reply.headers
+        run = await engine.store.get_run(reply.headers["location"].removeprefix("/runs/"))
+        assert run is not None and run.function_id == "ship"
