@@ -194,3 +194,32 @@ async def test_invoke_from_the_dashboard_lands_on_the_run_it_started(tmp_path: P
         assert reply.status_code == 303 and reply.headers["location"].startswith("/runs/"), reply.headers
         run = await engine.store.get_run(reply.headers["location"].removeprefix("/runs/"))
         assert run is not None and run.function_id == "ship"
+
+
+def _repeating_app() -> outlast.Outlast:
+    app = outlast.Outlast("repeating")
+
+    @app.function(id="thrice", trigger="repeating/go")
+    async def thrice(ctx: Context) -> list[int]:
+        return [await ctx.step.run("s", lambda n=n: n) for n in range(3)]
+
+    return app
+
+
+async def test_a_rerun_from_a_repeated_step_names_which_call_of_it(tmp_path: Path) -> None:
+    async with serve(tmp_path, source=_repeating_app()) as (url, engine), httpx.AsyncClient(base_url=url) as http:
+        [event_id] = await actions.send_event(engine, {"name": "repeating/go", "data": {}}, trace={})
+        ended: list[str] = []
+
+        async def done() -> bool:
+            runs = [await engine.store.get_run(e.run_id) for e in await engine.store.event_effects(event_id)]
+            ended[:] = [r.id for r in runs if r is not None and r.status == "completed"]
+            return bool(ended)
+
+        await wait_for(done)
+        page = (await http.get(f"/runs/{ended[0]}")).text
+        assert STEP_NAMES.findall(page) == ["s", "s #2", "s #3"]
+        form = (await http.get(f"/runs/{ended[0]}/rerun", params={"step": step_key("s", 1)})).text
+        assert "<h1>Rerun from step <code>s #2</code></h1>" in form
+        rerun = await actions.rerun_run(engine, ended[0], from_step=step_key("s", 1), output=UNSET)
+        assert "from step <code>s #2</code>" in (await http.get(f"/runs/{rerun}")).text

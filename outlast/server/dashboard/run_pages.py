@@ -17,7 +17,7 @@ from outlast.runtime.rerun import UNSET
 from outlast.server import actions, reads
 from outlast.server.body import read_form
 from outlast.server.dashboard.render import redirect, render
-from outlast.server.dashboard.timeline import BadPageError, invoked_children, timeline, trace_page
+from outlast.server.dashboard.timeline import BadPageError, invoked_children, step_label, timeline, trace_page
 from outlast.server.services import services
 
 
@@ -74,6 +74,7 @@ async def run(request: Request) -> Response:
         tl=timeline(detail.run, now, invoked_children(children), page=page),
         failure_runs=await _failure_handlers(engine, detail.run),
         failure_of=_failed_run(detail.events),
+        from_step=await _from_step(engine, detail),
         live="" if detail.run.ended_at else f"run:{detail.run.id}",
     )
 
@@ -103,6 +104,7 @@ async def rerun_form(request: Request) -> Response:
         nav="runs",
         run=detail.run,
         step=step,
+        label=step_label(detail.run.steps, step.key),
         output=jsonutil.dumps(step.output) if step.status == "completed" else "null",
     )
 
@@ -124,6 +126,18 @@ async def rerun(request: Request) -> Response:
         return redirect(f"/runs/{run_id}", message=str(exc), kind="error")
     what = f"from step {from_step!r}" if from_step else "from the start"
     return redirect(f"/runs/{new_id}", message=f"Rerun of {run_id} started {what}.")
+
+
+async def _from_step(engine: Engine, detail: reads.RunDetail) -> str | None:
+    """How the trace names the step a rerun started from: in this run once it ran there, else in
+    the run it reran (before, this run holds only the steps ahead of it)."""
+    key, origin_id = detail.links.from_step_key, detail.links.rerun_of
+    if key is None:
+        return None
+    found = step_label(detail.run.steps, key)
+    if found is None and origin_id is not None and (origin := await engine.store.get_run(origin_id)) is not None:
+        found = step_label(origin.steps, key)
+    return found
 
 
 async def _failure_handlers(engine: Engine, run: Run) -> list[EventEffect]:

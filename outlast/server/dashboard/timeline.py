@@ -34,7 +34,7 @@ class Bar:
 
     @property
     def label(self) -> str:
-        return self.step.id if self.occurrence == 1 else f"{self.step.id} #{self.occurrence}"
+        return _label(self.step.id, self.occurrence)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -159,6 +159,18 @@ def occurrences(steps: list[StepRecord]) -> list[int]:
             keys[s.id] = {step_key(s.id, n): n + 1 for n in range(counts[s.id])}
         out.append(keys[s.id].get(s.key, seen[s.id]))
     return out
+
+
+def step_label(steps: list[StepRecord], key: str) -> str | None:
+    """How the trace names the step with `key` ("s", or "s #2" for the first repeat of "s")."""
+    for step, occurrence in zip(steps, occurrences(steps), strict=True):
+        if step.key == key:
+            return _label(step.id, occurrence)
+    return None
+
+
+def _label(step_id: str, occurrence: int) -> str:
+    return step_id if occurrence == 1 else f"{step_id} #{occurrence}"
 
 
 def _ticks(span: int) -> list[tuple[float, int]]:
