@@ -60,6 +60,9 @@ class Settings:
     #: `/ready` reports not ready when the disk holding a SQLite database has less free space
     #: than this (MiB; 0 turns the check off)
     min_free_disk_mb: int = 64
+    #: PostgreSQL connections a process keeps for its reads and writes (each has a thread); a
+    #: process also opens one for LISTEN (when it runs workers) and one for upkeep (pruning)
+    postgres_pool_size: int = 4
 
     def __post_init__(self) -> None:
         """Numbers are range-checked here, whoever makes the settings; the database URL is checked
@@ -126,6 +129,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "backoff_scale": (0, 1_000),
     "refresh_functions_ms": (10, 3_600_000),
     "min_free_disk_mb": (0, 1_000_000_000),
+    "postgres_pool_size": (1, 100),
 }
 
 

@@ -73,7 +73,7 @@ async def with_engine(args: argparse.Namespace, work: Callable[[Engine], Awaitab
     from outlast.storage import open_store
 
     settings = settings_from(args)
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, postgres_pool_size=settings.postgres_pool_size)
     path = getattr(store, "path", None)
     if not create and isinstance(path, str) and path != ":memory:" and not os.path.exists(path):
         raise OutlastError(

@@ -75,7 +75,8 @@ class Engine:
         from outlast.core.clock import SystemClock
         from outlast.storage import open_store
 
-        return cls(open_store(database_url or settings.database_url), clock or SystemClock(), settings, rng=rng)
+        store = open_store(database_url or settings.database_url, postgres_pool_size=settings.postgres_pool_size)
+        return cls(store, clock or SystemClock(), settings, rng=rng)
 
     @property
     def registry(self) -> Registry:

@@ -10,9 +10,10 @@ from outlast.storage.base import Backend
 SCHEMES = "memory://, sqlite:///path.db, postgresql://user@host/db"
 
 
-def open_store(url: str) -> Backend:
+def open_store(url: str, *, postgres_pool_size: int = 4) -> Backend:
     """A store for a URL: `memory://` (SQLite in memory, inline), `sqlite:///path.db`, or
-    `postgresql://...`. `sqlite:///:memory:` is `memory://`."""
+    `postgresql://...` (with `postgres_pool_size` pooled connections). `sqlite:///:memory:` is
+    `memory://`."""
     if url.startswith("memory:") or url == "sqlite:///:memory:":
         from outlast.storage.memory import MemoryStore
 
@@ -26,7 +27,7 @@ def open_store(url: str) -> Backend:
             from outlast.storage.postgres import PostgresStore
         except ImportError:
             raise StoreError("PostgreSQL needs the postgres extra: pip install 'outlast[postgres]'") from None
-        return PostgresStore(url)
+        return PostgresStore(url, pool_size=postgres_pool_size)
     raise StoreError(f"database_url: unsupported scheme in {url!r} (use {SCHEMES})")
 
 

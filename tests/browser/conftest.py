@@ -19,6 +19,8 @@ import pytest
 from tests.server.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the browser's time zone (the dashboard shows times in it): not UTC, so a time left in UTC shows
+VIEWER_TIME_ZONE = "Asia/Tokyo"
 CHROMIUM = os.environ.get("OUTLAST_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
     "--headless",
@@ -94,11 +96,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def page(browser: Any, server: str) -> Iterator[Any]:
-    context = browser.new_context(base_url=server, viewport={"width": 1400, "height": 900})
+    context = browser.new_context(
+        base_url=server, viewport={"width": 1400, "height": 900}, timezone_id=VIEWER_TIME_ZONE
+    )
     context.set_default_timeout(15_000)
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    blocked: list[str] = []  # what the Content-Security-Policy refused: a page that needs it is broken
+    tab.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
     yield tab
     context.close()
     assert errors == [], f"JavaScript errors: {errors}"
+    assert blocked == [], f"refused by the Content-Security-Policy: {blocked}"

@@ -7,10 +7,14 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from playwright.sync_api import expect
+
+from tests.browser.conftest import VIEWER_TIME_ZONE
 
 
 def send(server: str, name: str, data: dict[str, Any]) -> str:
@@ -128,3 +132,43 @@ def test_a_new_run_appears_without_a_reload(page: Any, server: str) -> None:
     expect(row).to_contain_text("ship")
     expect(row).to_contain_text("Completed")
     assert page.evaluate("window.__same_page") is True
+
+
+def test_send_an_event_from_any_page(page: Any, server: str) -> None:
+    page.goto("/functions")
+    page.locator("summary", has_text="Send event").click()
+    page.get_by_label("Event name").fill("shop/ship")
+    page.get_by_label("Payload (JSON object)").fill('{"order_id": "from-anywhere"}')
+    page.get_by_role("button", name="Send", exact=True).click()
+    expect(page.locator(".flash")).to_contain_text("Event 'shop/ship' sent.")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("shop/ship")
+
+
+def test_times_are_shown_in_the_viewers_time_zone(page: Any, server: str) -> None:
+    event_id = send(server, "shop/ship", {"order_id": "tz"})
+    run_id = run_of(server, event_id, "completed")
+    created = httpx.get(f"{server}/api/runs/{run_id}", timeout=10).json()["run"]["created_at"]
+    page.goto(f"/runs/{run_id}")
+    tokyo = datetime.fromtimestamp(created / 1000, ZoneInfo(VIEWER_TIME_ZONE)).strftime("%Y-%m-%d %H:%M:%S")
+    shown = page.locator(".facts div", has_text="Created").locator("time")
+    expect(shown).to_have_text(tokyo)
+    expect(shown).to_have_attribute("title", re.compile(r" UTC \(shown in Asia/Tokyo\)$"))
+    expect(page.locator("#tz-name")).to_have_text(VIEWER_TIME_ZONE)
+
+
+def test_a_live_update_that_fails_says_so(page: Any, server: str) -> None:
+    run_id = run_of(server, send(server, "shop/nap", {"for": "1d"}), "running")
+
+    def refuse_live_updates(route: Any) -> None:
+        if route.request.headers.get("x-live"):
+            route.fulfill(status=503, body="down for maintenance")
+        else:
+            route.continue_()
+
+    page.route(f"**/runs/{run_id}", refuse_live_updates)
+    page.goto(f"/runs/{run_id}")  # the stream opens, the page asks for what changed: 503
+    expect(page.locator("#live-status")).to_contain_text("Live update failed (the server answered 503")
+    page.unroute(f"**/runs/{run_id}")
+    page.route("**/api/stream**", lambda route: route.abort())
+    page.goto(f"/runs/{run_id}")
+    expect(page.locator("#live-status")).to_contain_text("Live updates")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import uvicorn
 
+import outlast
 from outlast.core.clock import SystemClock
 from outlast.runtime.engine import Engine
 from outlast.runtime.worker import Worker
@@ -28,12 +29,15 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def serve(
-    tmp_path: Path, config: ServerConfig | None = None, database_url: str | None = None
+    tmp_path: Path,
+    config: ServerConfig | None = None,
+    database_url: str | None = None,
+    source: outlast.Outlast = shop,
 ) -> AsyncIterator[tuple[str, Engine]]:
     engine = Engine(
         open_store(database_url or f"sqlite:///{tmp_path}/server.db"), SystemClock(), Settings(poll_interval_ms=20)
     )
-    await engine.add_source(shop)
+    await engine.add_source(source)
     await engine.open()
     port = free_port()
     server = uvicorn.Server(

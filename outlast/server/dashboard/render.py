@@ -4,7 +4,7 @@ messages carried across a redirect. Every page sees the server's `config` (from 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
@@ -18,6 +18,27 @@ from outlast.server.services import services
 
 HERE = Path(__file__).parent
 FLASH_COOKIE = "outlast_flash"
+#: every page's: scripts, styles and images only from the dashboard's own files (no inline script or
+#: style attribute runs, so injected markup cannot either), no framing (clickjacking), forms only to itself
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 STATUS_ICONS = {
     "queued": "◷",
     "running": "◉",
@@ -34,18 +55,23 @@ STATUS_ICONS = {
 }
 
 
-def _ts(ms: int | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+#: the formats of `<time>` (see macros.html): the fallback text in UTC, until app.js shows local time
+TIME_FORMATS = {"": "%Y-%m-%d %H:%M:%S", "short": "%m-%d %H:%M:%S", "clock": "%H:%M:%S.%f"}
+
+
+def _ts(ms: int | None, format: str = "") -> str:
+    """A UTC time, readable without the dashboard's script ("2026-12-07 15:45:33 UTC")."""
     if ms is None:
         return "—"
-    return datetime.fromtimestamp(ms / 1000).strftime(fmt)
-
-
-def _clock(ms: int | None) -> str:
-    return _ts(ms, "%H:%M:%S.%f")[:-3] if ms is not None else "—"
+    text = datetime.fromtimestamp(ms / 1000, UTC).strftime(TIME_FORMATS[format])
+    return f"{text[:-3] if format == 'clock' else text} UTC"
 
 
 def _iso(ms: int | None) -> str:
-    return "" if ms is None else datetime.fromtimestamp(ms / 1000).astimezone().isoformat(timespec="milliseconds")
+    """The `datetime` of a `<time>`: UTC, to the millisecond ("2026-12-07T15:45:33.120Z")."""
+    if ms is None:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def duration(ms: int | None) -> str:
@@ -79,7 +105,6 @@ def _env() -> Environment:
     )
     env.filters.update(
         ts=_ts,
-        clock=_clock,
         iso=_iso,
         duration=duration,
         json=_json,
@@ -102,9 +127,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         path=request.url.path,
         config=services(request).config,
     )
-    response = HTMLResponse(
-        ENV.get_template(template).render(**context), status_code=status, headers={"Cache-Control": "no-store"}
-    )
+    response = HTMLResponse(ENV.get_template(template).render(**context), status_code=status, headers=PAGE_HEADERS)
     if flash is not None:
         response.delete_cookie(FLASH_COOKIE, path="/")
     ensure_csrf_cookie(request, response)

@@ -9,13 +9,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from outlast.core import jsonutil
+from outlast.core.events import FUNCTION_FAILED
+from outlast.core.models import EventEffect, EventFilter, EventRecord, Run
 from outlast.errors import OutlastError
 from outlast.runtime.engine import Engine
 from outlast.runtime.rerun import UNSET
 from outlast.server import actions, reads
 from outlast.server.body import read_form
 from outlast.server.dashboard.render import redirect, render
-from outlast.server.dashboard.timeline import invoked_children, timeline
+from outlast.server.dashboard.timeline import BadPageError, invoked_children, step_label, timeline, trace_page
 from outlast.server.services import services
 
 
@@ -56,6 +58,10 @@ async def run(request: Request) -> Response:
             message=f"No run {request.path_params['run_id']!r}.",
             title="Run not found",
         )
+    try:
+        page = trace_page(detail.run, request.query_params.get("steps_page"))
+    except BadPageError as exc:
+        return render(request, "error.html", status=400, message=str(exc), back=f"/runs/{detail.run.id}")
     children = await _child_events(engine, [c[0] for c in detail.links.children])
     now = engine.clock.now_ms()
     return render(
@@ -65,7 +71,10 @@ async def run(request: Request) -> Response:
         d=detail,
         run=detail.run,
         now=now,
-        tl=timeline(detail.run, now, invoked_children(children)),
+        tl=timeline(detail.run, now, invoked_children(children), page=page),
+        failure_runs=await _failure_handlers(engine, detail.run),
+        failure_of=_failed_run(detail.events),
+        from_step=await _from_step(engine, detail),
         live="" if detail.run.ended_at else f"run:{detail.run.id}",
     )
 
@@ -95,6 +104,7 @@ async def rerun_form(request: Request) -> Response:
         nav="runs",
         run=detail.run,
         step=step,
+        label=step_label(detail.run.steps, step.key),
         output=jsonutil.dumps(step.output) if step.status == "completed" else "null",
     )
 
@@ -116,6 +126,40 @@ async def rerun(request: Request) -> Response:
         return redirect(f"/runs/{run_id}", message=str(exc), kind="error")
     what = f"from step {from_step!r}" if from_step else "from the start"
     return redirect(f"/runs/{new_id}", message=f"Rerun of {run_id} started {what}.")
+
+
+async def _from_step(engine: Engine, detail: reads.RunDetail) -> str | None:
+    """How the trace names the step a rerun started from: in this run once it ran there, else in
+    the run it reran (before, this run holds only the steps ahead of it)."""
+    key, origin_id = detail.links.from_step_key, detail.links.rerun_of
+    if key is None:
+        return None
+    found = step_label(detail.run.steps, key)
+    if found is None and origin_id is not None and (origin := await engine.reads.get_run(origin_id)) is not None:
+        found = step_label(origin.steps, key)
+    return found
+
+
+async def _failure_handlers(engine: Engine, run: Run) -> list[EventEffect]:
+    """The runs a failed run's `inngest/function.failed` event started: its `on_failure` handler
+    (and any function that handles every failure). The event was ingested in the transaction that
+    failed the run, with an id of that moment: a read of that millisecond finds it."""
+    if run.status != "failed" or run.ended_at is None:
+        return []
+    window = EventFilter(name=FUNCTION_FAILED, since=run.ended_at, until=run.ended_at + 1, limit=1000)
+    for event in await engine.reads.list_events(window):
+        if isinstance(event.data, dict) and event.data.get("run_id") == run.id:
+            return [x for x in await engine.reads.event_effects(event.id) if x.effect == "started"]
+    return []
+
+
+def _failed_run(events: list[EventRecord]) -> str | None:
+    """The run whose failure this run handles (its trigger is that run's `function.failed`)."""
+    first = events[0] if events else None
+    if first is None or first.name != FUNCTION_FAILED or not isinstance(first.data, dict):
+        return None
+    run_id = first.data.get("run_id")
+    return run_id if isinstance(run_id, str) else None
 
 
 async def _child_events(engine: Engine, child_ids: list[str]) -> list[tuple[str, Any]]:

@@ -1,4 +1,4 @@
-// Outlast dashboard: live updates (server-sent events), JSON checking, confirmations and charts.
+// Outlast dashboard: live updates (server-sent events), local times, JSON checking, confirmations and charts.
 // Everything works without this script; it only makes pages livelier.
 (function () {
   "use strict";
@@ -71,36 +71,74 @@
     });
   }
 
+  // -- times in the viewer's time zone ---------------------------------------------------------
+  // The server writes UTC (<time datetime="...Z">2026-12-07 15:45:33 UTC</time>); shown here in local time.
+  function pad(n, width) { return String(n).padStart(width || 2, "0"); }
+  function localTimes(root) {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "your time zone";
+    var name = document.getElementById("tz-name");
+    if (name) name.textContent = zone;
+    root.querySelectorAll("time[datetime]").forEach(function (el) {
+      var d = new Date(el.getAttribute("datetime"));
+      if (isNaN(d.getTime())) return;
+      var date = d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate());
+      var clock = pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+      var format = el.dataset.format;
+      el.textContent = format === "clock" ? clock + "." + pad(d.getMilliseconds(), 3)
+        : format === "short" ? date.slice(5) + " " + clock : date + " " + clock;
+      el.title = el.getAttribute("datetime").replace("T", " ").replace("Z", " UTC") + " (shown in " + zone + ")";
+    });
+  }
+
   // -- live regions -------------------------------------------------------------------------
+  // A live update that fails says so (#live-status) and is tried again; it is never swallowed.
+  var RETRY_MS = 3000;
   var refreshing = false, again = false, timer = null;
+  function liveStatus(message) {
+    var el = document.getElementById("live-status");
+    if (!el) return;
+    el.textContent = message || "";
+    el.hidden = !message;
+  }
   function seenIds() {
     var ids = {};
     document.querySelectorAll("tr[data-id]").forEach(function (tr) { ids[tr.dataset.id] = true; });
     return ids;
+  }
+  function update(html, before) {
+    var doc = new DOMParser().parseFromString(html, "text/html");
+    document.querySelectorAll("[data-live-region]").forEach(function (region) {
+      var fresh = doc.getElementById(region.id);
+      if (!fresh) return;
+      var open = {};
+      region.querySelectorAll("details[id][open]").forEach(function (d) { open[d.id] = true; });
+      region.innerHTML = fresh.innerHTML;
+      Array.prototype.forEach.call(fresh.attributes, function (a) { region.setAttribute(a.name, a.value); });
+      if (!fresh.hasAttribute("data-poll")) region.removeAttribute("data-poll");
+      region.querySelectorAll("details[id]").forEach(function (d) { if (open[d.id]) d.open = true; });
+      region.querySelectorAll("tr[data-id]").forEach(function (tr) { if (!before[tr.dataset.id]) tr.classList.add("fresh"); });
+      drawCharts(region);
+      localTimes(region);
+    });
   }
   function refresh() {
     if (refreshing) { again = true; return; }
     refreshing = true;
     var before = seenIds();
     fetch(window.location.href, { headers: { "X-Live": "1" }, credentials: "same-origin" })
-      .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) {
-        if (!html) return;
-        var doc = new DOMParser().parseFromString(html, "text/html");
-        document.querySelectorAll("[data-live-region]").forEach(function (region) {
-          var fresh = doc.getElementById(region.id);
-          if (!fresh) return;
-          var open = {};
-          region.querySelectorAll("details[id][open]").forEach(function (d) { open[d.id] = true; });
-          region.innerHTML = fresh.innerHTML;
-          Array.prototype.forEach.call(fresh.attributes, function (a) { region.setAttribute(a.name, a.value); });
-          if (!fresh.hasAttribute("data-poll")) region.removeAttribute("data-poll");
-          region.querySelectorAll("details[id]").forEach(function (d) { if (open[d.id]) d.open = true; });
-          region.querySelectorAll("tr[data-id]").forEach(function (tr) { if (!before[tr.dataset.id]) tr.classList.add("fresh"); });
-          drawCharts(region);
-        });
+      .then(function (r) {
+        if (!r.ok) throw new Error("the server answered " + r.status + (r.statusText ? " " + r.statusText : ""));
+        return r.text();
       })
-      .catch(function () {})
+      .then(function (html) {
+        update(html, before);
+        liveStatus("");
+      })
+      .catch(function (err) {
+        liveStatus("Live update failed (" + (err && err.message ? err.message : "no answer") +
+                    "): this page may be out of date. Trying again…");
+        setTimeout(schedule, RETRY_MS);
+      })
       .then(function () {
         refreshing = false;
         if (again) { again = false; schedule(); }
@@ -121,12 +159,18 @@
     var url = "/api/stream" + (live.indexOf("run:") === 0 ? "?run=" + encodeURIComponent(live.slice(4)) : "");
     var source = new EventSource(url);
     source.onmessage = function () { schedule(); };
-    source.onopen = function () { schedule(); };  // whatever changed before the stream was open
+    source.onopen = function () { liveStatus(""); schedule(); };  // whatever changed before the stream was open
+    source.onerror = function () {
+      liveStatus(source.readyState === EventSource.CLOSED
+        ? "Live updates stopped: the server refused the update stream. Reload the page to see changes."
+        : "Live updates lost: the connection to the server broke. Reconnecting…");
+    };
     window.addEventListener("pagehide", function () { source.close(); });
   }
 
   function start() {
     setupJson(document);
+    localTimes(document);
     drawCharts(document);
     listen();
     poll();
