@@ -9,7 +9,7 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
-from outlast.cli import served
+from outlast.cli import reload, served
 from outlast.cli.common import Subparsers, command, settings_from, zoned_time
 from outlast.cli.devlog import DevLog
 from outlast.cli.loader import load_app
@@ -144,6 +144,7 @@ def _print_banner(app: Outlast | None, settings: Settings, now_ms: int) -> None:
 def cmd_dev(args: argparse.Namespace) -> int:
     if args.reload:
         return reload_on_change(args)
+    reload.die_with_parent()
     configure_logs(level=args.log_level or "info", fmt=args.log_format)
     settings = settings_from(args, backoff_scale=DEV_BACKOFF_SCALE)
     app = load_app(args.app) if args.app else None
@@ -155,31 +156,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
 def reload_on_change(args: argparse.Namespace) -> int:
     """`dev --reload`: run `dev` in a child process, restarted (stopped cleanly first) whenever a
     Python file under the app's directory changes."""
-    try:
-        import watchfiles
-    except ImportError:
-        raise OutlastError("--reload needs watchfiles: pip install 'outlast[server]'") from None
     where = (
         os.path.dirname(os.path.abspath(args.app.partition(":")[0]))
         if args.app and (args.app.endswith(".py") or os.sep in args.app)
         else os.getcwd()
     )
-    argv = [a for a in args.argv if a != "--reload"]
-    print(f"outlast: watching {where} for changes to *.py", flush=True)
-    watchfiles.run_process(
-        where,
-        target=_dev_child,
-        args=(argv,),
-        watch_filter=watchfiles.PythonFilter(),
-        callback=lambda changes: print(f"outlast: {len(changes)} file(s) changed, restarting", flush=True),
-    )
-    return 0
-
-
-def _dev_child(argv: list[str]) -> None:
-    from outlast.cli import main
-
-    raise SystemExit(main(argv))
+    return reload.supervise(where, [a for a in args.argv if a != "--reload"])
 
 
 def cmd_start(args: argparse.Namespace) -> int:
