@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from outlast.cli import reload, served
-from outlast.cli.common import Subparsers, command, settings_from, zoned_time
+from outlast.cli.common import Subparsers, command, settings_from, whole_number, zoned_time
 from outlast.cli.devlog import DevLog
 from outlast.cli.loader import load_app
 from outlast.cli.logs import configure as configure_logs
@@ -231,7 +231,9 @@ def _http_options(c: argparse.ArgumentParser, *, app_required: bool) -> None:
         + ("" if app_required else " (none: serve apps on the official Inngest SDKs only)"),
     )
     c.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    c.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+    c.add_argument(
+        "--port", type=whole_number(0, 65535), default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})"
+    )
     c.add_argument(
         "--sdk-url",
         action="append",
@@ -267,7 +269,7 @@ def register(sub: Subparsers) -> None:
     w.add_argument("-v", "--verbose", action="store_true", help="print every run state change")
     w.add_argument(
         "--metrics-port",
-        type=int,
+        type=whole_number(0, 65535),
         default=None,
         metavar="P",
         help="serve Prometheus metrics on http://HOST:P/metrics (needs outlast[metrics])",

@@ -222,6 +222,33 @@ def test_every_option_has_help_and_global_options_go_before_or_after_the_command
     assert "{queued,running,completed,failed,cancelled,skipped}" in sub.choices["runs"].format_help()
 
 
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["worker", "/etc/passwd"], "APP: '/etc/passwd' is not a Python file"),
+        (["worker", "/tmp"], "APP: '/tmp' is a directory"),
+        (["worker", ":"], "APP: ':' is not path/to/file.py, module or module:attr"),
+        (["worker", "no_such_module_here"], "APP: no module named 'no_such_module_here'"),
+        (["runs", "--limit", "0"], "--limit: expected a whole number from 1 to 100,000, got '0'"),
+        (["events", "--limit", "0"], "--limit: expected a whole number from 1 to 100,000, got '0'"),
+        (["dev", "--port", "70000"], "--port: expected a whole number from 0 to 65,535"),
+    ],
+)
+def test_a_bad_app_or_number_gets_a_clear_error_not_a_traceback(tmp_path: Path, args: list[str], fragment: str) -> None:
+    db = tmp_path / "cli.db"
+    cli(db, "send", "x/y")  # a database to read
+    result = subprocess.run(
+        [sys.executable, "-m", "outlast.cli", "--database-url", f"sqlite:///{db}", *args],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and fragment in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def outlast_process(db: Path, *args: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.Popen[str]:
     env = {
         **os.environ,
