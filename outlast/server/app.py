@@ -10,11 +10,13 @@ import contextlib
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from outlast.runtime.engine import Engine
 from outlast.server import api, dashboard, events, health, inngest_api, metrics, sync
 from outlast.server.config import ServerConfig
+from outlast.server.nul import RefuseNulInUrls
 
 ROUTE_MODULES = (events, health, metrics, inngest_api, sync, api, dashboard)  # the dashboard's catch-alls last
 
@@ -23,7 +25,7 @@ def create_app(engine: Engine, config: ServerConfig) -> Starlette:
     routes: list[BaseRoute] = []
     for module in ROUTE_MODULES:
         routes += module.routes(engine, config)
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(RefuseNulInUrls)])
 
 
 def http_server(app: Starlette, *, host: str, port: int) -> Any:
