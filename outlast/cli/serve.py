@@ -184,6 +184,7 @@ def cmd_start(args: argparse.Namespace) -> int:
             "start: production mode needs a dashboard password (OUTLAST_DASHBOARD_PASSWORD): "
             "the dashboard and /api/ require a login"
         )
+    served.refuse_weak_secrets(event_keys=keys, signing_keys=signing, password=password)
     configure_logs(level=args.log_level or "warning", fmt=args.log_format)
     settings = settings_from(args)
     app = load_app(args.app) if args.app else None

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute
 from outlast.runtime.engine import Engine
 from outlast.server import api, dashboard, events, health, inngest_api, metrics, sync
 from outlast.server.config import ServerConfig
+from outlast.server.guesses import TooManyGuessesError, too_many_guesses
 from outlast.server.nul import RefuseNulInUrls
 
 ROUTE_MODULES = (events, health, metrics, inngest_api, sync, api, dashboard)  # the dashboard's catch-alls last
@@ -25,7 +26,11 @@ def create_app(engine: Engine, config: ServerConfig) -> Starlette:
     routes: list[BaseRoute] = []
     for module in ROUTE_MODULES:
         routes += module.routes(engine, config)
-    return Starlette(routes=routes, middleware=[Middleware(RefuseNulInUrls)])
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RefuseNulInUrls)],
+        exception_handlers={TooManyGuessesError: too_many_guesses},
+    )
 
 
 def http_server(app: Starlette, *, host: str, port: int) -> Any:

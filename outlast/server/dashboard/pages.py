@@ -23,6 +23,7 @@ from outlast.server.auth import SESSION_COOKIE, SESSION_SECONDS, csrf_ok, safe_n
 from outlast.server.config import ServerConfig
 from outlast.server.dashboard.render import HERE, redirect, render
 from outlast.server.dashboard.timeline import invoked_children, timeline
+from outlast.server.guesses import TooManyGuessesError
 from outlast.server.services import Services
 
 TEMPLATES_PER_NAME = 5
@@ -309,8 +310,22 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
                 required=True,
                 error="The form expired. Nothing was changed; try again.",
             )
-        if not services.auth.password_ok(fields.get("password", "")):
-            await asyncio.sleep(0.3)  # slows guessing
+        try:
+            right = services.auth.try_password(request, fields.get("password", ""))
+        except TooManyGuessesError as exc:
+            refused = render(
+                request,
+                "login.html",
+                bare=True,
+                status=429,
+                next=target,
+                locked=services.auth.locked,
+                required=True,
+                error=f"{exc}.",
+            )
+            refused.headers["Retry-After"] = str(exc.retry_after_s)
+            return refused
+        if not right:
             return render(
                 request,
                 "login.html",
