@@ -16,8 +16,9 @@ from starlette.routing import BaseRoute
 from outlast.runtime.engine import Engine
 from outlast.server import api, dashboard, events, health, inngest_api, metrics, sync
 from outlast.server.config import ServerConfig
-from outlast.server.guesses import TooManyGuessesError, too_many_guesses
+from outlast.server.guesses import GuessLimiter, TooManyGuessesError, too_many_guesses
 from outlast.server.nul import RefuseNulInUrls
+from outlast.server.offloop import ReadsOffTheLoop
 
 ROUTE_MODULES = (events, health, metrics, inngest_api, sync, api, dashboard)  # the dashboard's catch-alls last
 
@@ -26,11 +27,13 @@ def create_app(engine: Engine, config: ServerConfig) -> Starlette:
     routes: list[BaseRoute] = []
     for module in ROUTE_MODULES:
         routes += module.routes(engine, config)
-    return Starlette(
+    app = Starlette(
         routes=routes,
-        middleware=[Middleware(RefuseNulInUrls)],
+        middleware=[Middleware(RefuseNulInUrls), Middleware(ReadsOffTheLoop)],
         exception_handlers={TooManyGuessesError: too_many_guesses},
     )
+    app.state.guesses = GuessLimiter(config.guess_limits)  # one per server, shared by its guards
+    return app
 
 
 def http_server(app: Starlette, *, host: str, port: int) -> Any:
