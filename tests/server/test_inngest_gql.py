@@ -608,20 +608,17 @@ async def test_a_query_reading_too_many_rows_or_answering_too_much_gets_an_error
     assert "the limit is 100; ask for fewer fields" in reply.json()["errors"][0]["message"], reply.text
 
 
+#: one read, then much pure Python: 1,000 events of 240 (aliased) fields each, about 6.7 MB of answer
 HEAVY = (
-    "{ "
-    + " ".join(
-        f"s{i}: stream(query: {{limit: 1000, includeInternalEvents: true}}) "
-        "{ id trigger type createdAt inBatch runs { id } }"
-        for i in range(20)
-    )
-    + " }"
+    "{ stream(query: {limit: 1000, includeInternalEvents: true}) { "
+    + " ".join(f"i{i}: id t{i}: trigger c{i}: createdAt" for i in range(80))
+    + " } }"
 )
 
 
 async def test_an_event_is_taken_in_while_a_heavy_query_runs(on_sqlite: Gql) -> None:
-    """The heaviest query the limits allow runs off the loop that takes events in: events sent
-    meanwhile wait a small part of the query's time, not all of it."""
+    """A heavy query runs off the loop that takes events in: events sent meanwhile wait a small part
+    of the query's time (on the loop they waited for most of it: 0.9 of it, measured)."""
     await on_sqlite.send(*({"name": "x/noise", "data": {"i": i, "pad": "p" * 50}} for i in range(1000)))
     started = time.monotonic()
     heavy = asyncio.create_task(on_sqlite.http.post("/v0/gql", json={"query": HEAVY}, timeout=120))
@@ -632,8 +629,8 @@ async def test_an_event_is_taken_in_while_a_heavy_query_runs(on_sqlite: Gql) -> 
         waits.append(time.monotonic() - sent)
     took = time.monotonic() - started
     answer = heavy.result()
-    assert answer.status_code == 200 and len(answer.json()["data"]["s19"]) == 1000
-    assert len(waits) >= 3 and max(waits) < took / 3, (waits, took)
+    assert answer.status_code == 200 and len(answer.json()["data"]["stream"]) == 1000
+    assert len(waits) >= 3 and max(waits) < took / 2, (waits, took)
 
 
 def test_reads_leave_the_loop_and_writes_streams_and_health_stay() -> None:
