@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
+from outlast.core.events import text_problem
 from outlast.core.models import Run, RunFilter
 from outlast.core.trace_context import current_trace
 from outlast.errors import FunctionConfigError, OutlastError
@@ -33,6 +34,8 @@ class Outlast:
     def __init__(self, app_id: str, *, database_url: str | None = None, settings: Settings | None = None) -> None:
         if not isinstance(app_id, str) or not app_id.strip():
             raise FunctionConfigError("an app needs a non-empty string id")
+        if (problem := text_problem(app_id)) is not None:
+            raise FunctionConfigError(f"app id {app_id!r}: {problem}")
         self.id = app_id
         self.settings = settings or Settings.from_env(database_url=database_url)
         self.functions: dict[str, Function] = {}

@@ -19,6 +19,8 @@ from outlast.settings import Settings
 T = TypeVar("T")
 Subparsers = Any  # argparse's private _SubParsersAction
 LOG_LEVELS = ("debug", "info", "warning", "error")
+#: the most rows one `runs` or `events` command lists (page on with --before)
+MAX_LISTED = 100_000
 
 
 def global_options(p: argparse.ArgumentParser, *, top: bool) -> None:
@@ -56,6 +58,18 @@ def command(
     global_options(c, top=False)
     c.set_defaults(func=func)
     return c
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse `type`: a whole number from `low` to `high` (argparse names the option)."""
+
+    def parse(text: str) -> int:
+        value = int(text) if text.strip().lstrip("-").isdigit() else None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high:,}, got {text!r}")
+        return value
+
+    return parse
 
 
 def settings_from(args: argparse.Namespace, *, defaults: dict[str, Any] | None = None, **overrides: Any) -> Settings:

@@ -9,7 +9,17 @@ import sys
 import time
 from typing import Any
 
-from outlast.cli.common import Subparsers, clip, command, local_time, parse_time, print_json, with_engine
+from outlast.cli.common import (
+    MAX_LISTED,
+    Subparsers,
+    clip,
+    command,
+    local_time,
+    parse_time,
+    print_json,
+    whole_number,
+    with_engine,
+)
 from outlast.core.models import EventFilter
 from outlast.runtime.engine import Engine
 
@@ -94,7 +104,9 @@ def register(sub: Subparsers) -> None:
         default=False,
         help="include inngest/... system events (default: only events sent to the database)",
     )
-    ls.add_argument("--limit", type=int, default=50, help="at most this many events (default 50)")
+    ls.add_argument(
+        "--limit", type=whole_number(1, MAX_LISTED), default=50, help="at most this many events (default 50)"
+    )
     ls.add_argument("--before", metavar="EVENT_ID", help="the next page: events older than this one (the last shown)")
     ls.add_argument("--json", action="store_true", help="print the events as JSON, with the cursor of the next page")
     one = command(sub, "event", cmd_event, "show an event and the runs it started, resumed or cancelled")

@@ -9,7 +9,17 @@ import sys
 import time
 from typing import Any, get_args
 
-from outlast.cli.common import Subparsers, clip, command, local_time, parse_time, print_json, with_engine
+from outlast.cli.common import (
+    MAX_LISTED,
+    Subparsers,
+    clip,
+    command,
+    local_time,
+    parse_time,
+    print_json,
+    whole_number,
+    with_engine,
+)
 from outlast.core.models import AttemptRecord, Run, RunFilter, RunStatus
 from outlast.runtime.engine import Engine
 
@@ -114,7 +124,7 @@ def register(sub: Subparsers) -> None:
     r.add_argument("--event", metavar="EVENT_ID", help="only runs this event started (as `outlast send` prints it)")
     r.add_argument("--since", metavar="TIME", help="only runs created at or after TIME: '2h' ago, or an ISO time")
     r.add_argument("--until", metavar="TIME", help="only runs created before TIME (same forms as --since)")
-    r.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
+    r.add_argument("--limit", type=whole_number(1, MAX_LISTED), default=50, help="at most this many runs (default 50)")
     r.add_argument("--before", metavar="RUN_ID", help="the next page: runs older than this run (the last one shown)")
     r.add_argument("--json", action="store_true", help="print the runs as JSON, with the cursor of the next page")
     one = command(sub, "run", cmd_run, "show a run: its output or error, steps, failed attempts and logs")

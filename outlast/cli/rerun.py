@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from typing import Any
 
 from outlast.cli.common import Subparsers, command, with_engine
+from outlast.core import jsonutil
 from outlast.errors import OutlastError
 from outlast.runtime.rerun import UNSET, rerun
 
@@ -18,8 +18,8 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         if args.from_step is None:
             raise OutlastError("--output needs --from-step (the step whose output it replaces)")
         try:
-            output = json.loads(args.output)
-        except json.JSONDecodeError as exc:
+            output = jsonutil.loads(args.output)  # strict, and bounded in depth as `send --data` is
+        except ValueError as exc:
             raise OutlastError(f"--output: not valid JSON: {exc}") from None
     new_id = asyncio.run(
         with_engine(args, lambda engine: rerun(engine, args.run_id, from_step=args.from_step, output=output))

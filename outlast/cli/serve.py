@@ -9,8 +9,8 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
-from outlast.cli import served
-from outlast.cli.common import Subparsers, command, settings_from, zoned_time
+from outlast.cli import reload, served
+from outlast.cli.common import Subparsers, command, settings_from, whole_number, zoned_time
 from outlast.cli.devlog import DevLog
 from outlast.cli.loader import load_app
 from outlast.cli.logs import configure as configure_logs
@@ -152,6 +152,7 @@ def _print_banner(app: Outlast | None, settings: Settings, now_ms: int) -> None:
 def cmd_dev(args: argparse.Namespace) -> int:
     if args.reload:
         return reload_on_change(args)
+    reload.die_with_parent()
     configure_logs(level=args.log_level or "info", fmt=args.log_format)
     settings = dev_settings(args)
     app = load_app(args.app) if args.app else None
@@ -168,31 +169,12 @@ def dev_settings(args: argparse.Namespace) -> Settings:
 def reload_on_change(args: argparse.Namespace) -> int:
     """`dev --reload`: run `dev` in a child process, restarted (stopped cleanly first) whenever a
     Python file under the app's directory changes."""
-    try:
-        import watchfiles
-    except ImportError:
-        raise OutlastError("--reload needs watchfiles: pip install 'outlast[server]'") from None
     where = (
         os.path.dirname(os.path.abspath(args.app.partition(":")[0]))
         if args.app and (args.app.endswith(".py") or os.sep in args.app)
         else os.getcwd()
     )
-    argv = [a for a in args.argv if a != "--reload"]
-    print(f"outlast: watching {where} for changes to *.py", flush=True)
-    watchfiles.run_process(
-        where,
-        target=_dev_child,
-        args=(argv,),
-        watch_filter=watchfiles.PythonFilter(),
-        callback=lambda changes: print(f"outlast: {len(changes)} file(s) changed, restarting", flush=True),
-    )
-    return 0
-
-
-def _dev_child(argv: list[str]) -> None:
-    from outlast.cli import main
-
-    raise SystemExit(main(argv))
+    return reload.supervise(where, [a for a in args.argv if a != "--reload"])
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -215,6 +197,7 @@ def cmd_start(args: argparse.Namespace) -> int:
             "start: production mode needs a dashboard password (OUTLAST_DASHBOARD_PASSWORD): "
             "the dashboard and /api/ require a login"
         )
+    served.refuse_weak_secrets(event_keys=keys, signing_keys=signing, password=password)
     configure_logs(level=args.log_level or "warning", fmt=args.log_format)
     settings = settings_from(args)
     app = load_app(args.app) if args.app else None
@@ -262,7 +245,9 @@ def _http_options(c: argparse.ArgumentParser, *, app_required: bool) -> None:
         + ("" if app_required else " (none: serve apps on the official Inngest SDKs only)"),
     )
     c.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    c.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+    c.add_argument(
+        "--port", type=whole_number(0, 65535), default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})"
+    )
     c.add_argument(
         "--sdk-url",
         action="append",
@@ -298,7 +283,7 @@ def register(sub: Subparsers) -> None:
     w.add_argument("-v", "--verbose", action="store_true", help="print every run state change")
     w.add_argument(
         "--metrics-port",
-        type=int,
+        type=whole_number(0, 65535),
         default=None,
         metavar="P",
         help="serve Prometheus metrics on http://HOST:P/metrics (needs outlast[metrics])",

@@ -36,6 +36,35 @@ def signing_keys(args: argparse.Namespace, env: dict[str, str] | None = None) ->
     return tuple(keys)
 
 
+#: the shortest secrets `outlast start` accepts: anything shorter can be guessed or remembered
+MIN_EVENT_KEY_CHARS = 16
+MIN_SIGNING_KEY_HEX = 32  # 128 bits; Inngest's own keys have 64
+MIN_PASSWORD_CHARS = 12
+
+
+def refuse_weak_secrets(*, event_keys: tuple[str, ...], signing_keys: tuple[str, ...], password: str) -> None:
+    """Production secrets must be long enough to be secret; the error says the minimum, never the
+    secret itself."""
+    for i, key in enumerate(event_keys):
+        if len(key) < MIN_EVENT_KEY_CHARS:
+            raise OutlastError(
+                f"start: event key #{i + 1} has {len(key)} characters; an event key needs at least "
+                f"{MIN_EVENT_KEY_CHARS} (e.g. python -c 'import secrets; print(secrets.token_hex(16))')"
+            )
+    for key in signing_keys:
+        digits = len(key.rpartition("-")[2])
+        if digits < MIN_SIGNING_KEY_HEX:
+            raise OutlastError(
+                f"start: the signing key has {digits} hex digits after 'signkey-<env>-'; it needs at least "
+                f"{MIN_SIGNING_KEY_HEX} (e.g. signkey-prod-$(python -c 'import secrets; print(secrets.token_hex(32))'))"
+            )
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise OutlastError(
+            f"start: the dashboard password (OUTLAST_DASHBOARD_PASSWORD) has {len(password)} characters; "
+            f"it needs at least {MIN_PASSWORD_CHARS}"
+        )
+
+
 def event_keys(args: argparse.Namespace, env: dict[str, str] | None = None) -> tuple[str, ...]:
     """Accepted event keys, comma-separated (flag, OUTLAST_EVENT_KEY or INNGEST_EVENT_KEY)."""
     env = dict(os.environ) if env is None else env

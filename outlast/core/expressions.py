@@ -15,6 +15,7 @@ comes from the expression's outermost operator or call (`_result_kind`); a bare 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -317,9 +318,15 @@ def match_to_expression(match: str, *, what: str) -> str:
 
 
 def key_value(expression: Expression, event: dict[str, Any]) -> str:
-    """The string a key expression gives for an event (flow-control keys are strings)."""
+    """The string a key expression gives for an event (flow-control keys are strings).
+
+    A key is stored as text, which on PostgreSQL cannot hold NUL: a string with a NUL is kept as
+    its JSON form (`"a\\u0000"`, quotes included), the same on every backend, so an event whose
+    data is storable is never refused for the key a function derives from it."""
     try:
         value = expression.evaluate({"event": event})
     except Exception:
         value = None
-    return value if isinstance(value, str) else repr(value) if value is not None else ""
+    if isinstance(value, str):
+        return json.dumps(value) if "\x00" in value else value
+    return repr(value) if value is not None else ""

@@ -26,7 +26,7 @@ from outlast.core.config import (
 )
 from outlast.core.cron import parse_schedule
 from outlast.core.durations import format_ms
-from outlast.core.events import name_problem
+from outlast.core.events import name_problem, text_problem
 from outlast.core.registry import Fail, compile_function
 from outlast.errors import FunctionConfigError
 
@@ -36,6 +36,9 @@ def validate(config: FunctionConfig, *, field_name: Callable[[str], str] = str) 
     function and the option (`field_name` maps our option names to the caller's)."""
     if not isinstance(config.id, str) or not config.id.strip():
         raise FunctionConfigError("a function needs a non-empty string id")
+    for option, text in (("id", config.id), ("app_id", config.app_id), ("name", config.name)):
+        if isinstance(text, str) and (problem := text_problem(text)) is not None:
+            raise FunctionConfigError(f"function {config.id!r}: option {field_name(option)!r}: {problem}")
 
     def fail(option: str, problem: str) -> FunctionConfigError:
         return FunctionConfigError(f"function {config.id!r}: option {field_name(option)!r}: {problem}")

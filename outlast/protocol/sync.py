@@ -37,7 +37,7 @@ from outlast.core.config import (
     TimeoutRule,
     Trigger,
 )
-from outlast.core.events import FUNCTION_FAILED
+from outlast.core.events import FUNCTION_FAILED, text_problem
 from outlast.core.validation import validate
 from outlast.errors import FunctionConfigError
 from outlast.protocol.jcs import canonical
@@ -99,6 +99,8 @@ def parse_register(payload: Any) -> SyncRequest:
     url = body.get("url")
     if not isinstance(url, str) or not url.strip():
         raise SyncError("the register request has no url")
+    for field in ("appName", "url", "sdk", "framework", "appVersion"):
+        _storable_text(body.get(field), field)
     raw_functions = body.get("functions")
     if not isinstance(raw_functions, list):
         raise SyncError("the register request's functions must be a list")
@@ -117,6 +119,12 @@ def parse_register(payload: Any) -> SyncRequest:
         checksum=hashlib.sha256(canonical(payload)).hexdigest(),
         app_version=body.get("appVersion") if isinstance(body.get("appVersion"), str) else None,
     )
+
+
+def _storable_text(value: Any, field: str) -> None:
+    """A string kept as text must be storable on every backend (PostgreSQL refuses NUL)."""
+    if isinstance(value, str) and (problem := text_problem(value)) is not None:
+        raise SyncError(f"{field}: {problem}")
 
 
 class _Keys:
@@ -140,6 +148,8 @@ def function_config(app_id: str, raw: Any, *, index: int = 0) -> FunctionConfig:
     slug = fn.get("id")
     if not isinstance(slug, str) or not slug.strip():
         raise SyncError(f"functions[{index}] has no id")
+    _storable_text(slug, f"functions[{index}].id")
+    _storable_text(fn.get("name"), f"functions[{index}].name")
     fid = slug[len(app_id) + 1 :] if slug.startswith(f"{app_id}-") and len(slug) > len(app_id) + 1 else slug
     reader = _Function(slug, fn)
     triggers = reader.triggers()

@@ -12,11 +12,15 @@ import contextlib
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from outlast.runtime.engine import Engine
 from outlast.server import api, dashboard, events, health, inngest_api, metrics, sync
+from outlast.server.guesses import GuessLimiter, TooManyGuessesError, too_many_guesses
 from outlast.server.mode import ServerConfig
+from outlast.server.nul import RefuseNulInUrls
+from outlast.server.offloop import ReadsOffTheLoop
 from outlast.server.services import Services
 
 ROUTES: list[BaseRoute] = [
@@ -33,8 +37,13 @@ ROUTES: list[BaseRoute] = [
 def create_app(engine: Engine, config: ServerConfig) -> Starlette:
     """The server for `engine`; raises ValueError for a config it cannot serve safely."""
     events.check_event_keys(config)
-    app = Starlette(routes=ROUTES if config.production else [*sync.DEV_ROUTES, *ROUTES])
+    app = Starlette(
+        routes=ROUTES if config.production else [*sync.DEV_ROUTES, *ROUTES],
+        middleware=[Middleware(RefuseNulInUrls), Middleware(ReadsOffTheLoop)],
+        exception_handlers={TooManyGuessesError: too_many_guesses},
+    )
     app.state.services = Services.build(engine, config)
+    app.state.guesses = GuessLimiter(config.guess_limits)  # one per server, shared by its guards
     return app
 
 

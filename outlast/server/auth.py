@@ -24,6 +24,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
+from outlast.server import guesses
 from outlast.server.body import read_form
 from outlast.server.mode import ServerConfig
 
@@ -74,15 +75,20 @@ class Auth:
         digest = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
+    def try_password(self, request: Request, candidate: str) -> bool:
+        """Whether `candidate` is the password; raises TooManyGuessesError when this client (or
+        everyone) failed too often to have it checked now."""
+        return guesses.check(request, self.config.guess_limits, lambda: self.password_ok(candidate))
+
     def logged_in(self, request: Request) -> bool:
         if not self.required:
             return True
         if self.locked:
             return False
+        if self.session_ok(request.cookies.get(SESSION_COOKIE)):
+            return True  # a session is not a guess: never slowed
         bearer = request.headers.get("authorization", "")
-        if bearer.lower().startswith("bearer ") and self.password_ok(bearer[7:].strip()):
-            return True
-        return self.session_ok(request.cookies.get(SESSION_COOKIE))
+        return bearer.lower().startswith("bearer ") and self.try_password(request, bearer[7:].strip())
 
 
 def json_request(request: Request) -> bool:

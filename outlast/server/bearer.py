@@ -6,7 +6,8 @@ development mode nothing is required, as on Inngest's dev server. The refusal sa
 wrong with the key, never echoing it. A production server started without any signing key
 refuses every request to these APIs (secure by default) rather than failing to start: its
 other endpoints (the event API, health) keep working; `outlast start` is where a missing key
-is reported.
+is reported. Wrong tokens are counted per client and overall (`outlast.server.guesses`): a
+guesser is answered 429 with Retry-After.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from outlast.protocol.signing import bearer_matches, bearer_token, validate_key
+from outlast.server import guesses
 from outlast.server.mode import ServerConfig
 
 
@@ -21,6 +23,7 @@ class BearerGuard:
     def __init__(self, config: ServerConfig) -> None:
         self.required = config.production
         self.keys = config.signing_keys
+        self.limits = config.guess_limits
         for key in self.keys if self.required else ():
             bearer_token(validate_key(key))  # a bad key fails at start, not on a request
 
@@ -39,6 +42,6 @@ class BearerGuard:
             )
         if not header.startswith("Bearer "):
             return "signing key required: the Authorization header must use the Bearer scheme"
-        if not bearer_matches(header, self.keys):
+        if not guesses.check(request, self.limits, lambda: bearer_matches(header, self.keys)):
             return "signing key not accepted: the bearer token is not the hashed form of this server's signing key"
         return None

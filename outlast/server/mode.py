@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from outlast.server.guesses import GuessLimits
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerConfig:
@@ -17,6 +19,8 @@ class ServerConfig:
     # -- dashboard -------------------------------------------------------------------------------
     #: the dashboard and read API login (production mode); empty in production locks them
     dashboard_password: str = field(default="", repr=False)
+    #: how failed logins and Bearer credentials slow a guesser down (`outlast.server.guesses`)
+    guess_limits: GuessLimits = field(default_factory=GuessLimits)
 
     @property
     def production(self) -> bool:

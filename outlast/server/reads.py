@@ -26,6 +26,8 @@ COUNT_CAP = 10_000
 #: an expression search looks at most this many runs per request, then offers to go on
 SEARCH_SCAN = 5_000
 _SEARCH_BATCH = 500
+#: the last millisecond of year 9999 (UTC, less a day so any local time zone can show it)
+LATEST_MS = 253_402_300_799_999 - 86_400_000
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")
 
 
@@ -108,14 +110,16 @@ def parse_run_query(params: Any, now: int) -> RunQuery:
 
 
 def _parse_time(name: str, raw: str | None) -> int | None:
+    """Milliseconds since the epoch, within what a page can show again (years 1970 to 9999)."""
     if not raw:
         return None
-    if raw.isdigit():
-        return int(raw)
     try:
-        return int(datetime.fromisoformat(raw).timestamp() * 1000)
-    except ValueError:
+        ms = int(raw) if raw.isdigit() else int(datetime.fromisoformat(raw).timestamp() * 1000)
+    except (ValueError, OverflowError):
         raise BadQueryError(f"{name}: expected a time like 2025-01-31T14:30 or milliseconds, got {raw!r}") from None
+    if not 0 <= ms <= LATEST_MS:
+        raise BadQueryError(f"{name}: expected a time from 1970-01-01 to 9999-12-30, got {raw!r}")
+    return ms
 
 
 def _format_local(ms: int | None) -> str | None:

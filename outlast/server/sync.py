@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from outlast.core import jsonutil
+from outlast.core.events import text_problem
 from outlast.errors import FunctionConfigError, StoreError
 from outlast.protocol.request import event_json, memo_map
 from outlast.protocol.sync import SyncError, parse_register
@@ -129,7 +130,8 @@ def _named_app(payload: Any) -> tuple[str | None, str | None]:
         return None, None
     lowered = {str(k).lower(): v for k, v in payload.items()}
     app_id, url = lowered.get("appname"), lowered.get("url")
-    return (app_id if isinstance(app_id, str) and app_id.strip() else None, url if isinstance(url, str) else None)
+    usable = isinstance(app_id, str) and app_id.strip() and text_problem(app_id) is None
+    return (app_id if usable else None, url if isinstance(url, str) and text_problem(url) is None else None)
 
 
 # -- syncing apps by URL (the dashboard and `--sdk-url` use these) --------------------------------

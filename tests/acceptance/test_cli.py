@@ -229,6 +229,57 @@ def test_every_option_has_help_and_global_options_go_before_or_after_the_command
     assert "{queued,running,completed,failed,cancelled,skipped}" in sub.choices["runs"].format_help()
 
 
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["worker", "/etc/passwd"], "APP: '/etc/passwd' is not a Python file"),
+        (["worker", "/tmp"], "APP: '/tmp' is a directory"),
+        (["worker", ":"], "APP: ':' is not path/to/file.py, module or module:attr"),
+        (["worker", "no_such_module_here"], "APP: no module named 'no_such_module_here'"),
+        (["runs", "--limit", "0"], "--limit: expected a whole number from 1 to 100,000, got '0'"),
+        (["events", "--limit", "0"], "--limit: expected a whole number from 1 to 100,000, got '0'"),
+        (["dev", "--port", "70000"], "--port: expected a whole number from 0 to 65,535"),
+    ],
+)
+def test_a_bad_app_or_number_gets_a_clear_error_not_a_traceback(tmp_path: Path, args: list[str], fragment: str) -> None:
+    db = tmp_path / "cli.db"
+    cli(db, "send", "x/y")  # a database to read
+    result = subprocess.run(
+        [sys.executable, "-m", "outlast.cli", "--database-url", f"sqlite:///{db}", *args],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and fragment in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"OUTLAST_EVENT_KEY": "short"}, "event key #1 has 5 characters; an event key needs at least 16"),
+        ({"OUTLAST_EVENT_KEY": "a-long-enough-event-key,k"}, "event key #2 has 1 characters"),
+        ({"OUTLAST_SIGNING_KEY": "signkey-prod-abcd"}, "the signing key has 4 hex digits"),
+        ({"OUTLAST_DASHBOARD_PASSWORD": "hunter2"}, "password (OUTLAST_DASHBOARD_PASSWORD) has 7 characters"),
+    ],
+)
+def test_start_refuses_secrets_too_short_to_be_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], fragment: str
+) -> None:
+    strong = {
+        "OUTLAST_EVENT_KEY": "a-long-enough-event-key",
+        "OUTLAST_SIGNING_KEY": "signkey-prod-" + "0f" * 32,
+        "OUTLAST_DASHBOARD_PASSWORD": "a long passphrase",
+    }
+    for name, value in {**strong, **env}.items():
+        monkeypatch.setenv(name, value)
+    result = cli(tmp_path / "cli.db", "start", "--port", "0")
+    assert result.rc == 2 and fragment in result.err, result.err
+    assert "at least" in result.err and all(v not in result.err for v in env.values() if len(v) > 1)
+
+
 def outlast_process(db: Path, *args: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.Popen[str]:
     env = {
         **os.environ,

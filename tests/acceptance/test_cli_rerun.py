@@ -37,3 +37,9 @@ async def test_rerun_from_the_command_line(tmp_path: Path) -> None:
     assert unknown.rc == 2 and "has no step 'nope'" in unknown.err and "Traceback" not in unknown.err
     lonely = await asyncio.to_thread(cli, db, "rerun", failed.id, "--output", "1")
     assert lonely.rc == 2 and "--output needs --from-step" in lonely.err
+    for deep, fragment in [
+        ("[" * 100_000, "--output: not valid JSON"),
+        ("[" * 300 + "]" * 300, "nested more than 254 levels deep"),
+    ]:
+        refused = await asyncio.to_thread(cli, db, "rerun", failed.id, "--from-step", "charge", "--output", deep)
+        assert refused.rc == 2 and fragment in refused.err and "Traceback" not in refused.err

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -123,6 +126,54 @@ async def newbie(ctx: Context) -> str:
         wait_for_text(out, f"{run_id}  newbie                   completed")
     finally:
         stop(dev)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie waiting for its reaper has stopped running)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def until(check: Callable[[], bool], timeout: float) -> float:
+    """Seconds until `check()` holds; fails after `timeout`."""
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < timeout, f"not within {timeout}s"
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_dev_reload_stops_its_child_promptly_and_the_child_dies_with_it(tmp_path: Path, sig: signal.Signals) -> None:
+    """Started as a background job is (SIGINT ignored), `dev --reload` still stops on SIGINT, and a
+    killed supervisor leaves no server behind holding the port."""
+    pytest.importorskip("watchfiles")
+    (tmp_path / "devapp.py").write_text(DEV_APP)
+    port, out = free_port(), tmp_path / "dev.log"
+    args = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", sys.executable, "-m", "outlast.cli", "dev"]
+    with out.open("w") as sink:
+        supervisor = subprocess.Popen(
+            [*args, str(tmp_path / "devapp.py"), "--reload", "--port", str(port)],
+            env={**os.environ, "OUTLAST_DATABASE_URL": f"sqlite:///{tmp_path}/dev.db", "PYTHONPATH": str(ROOT)},
+            cwd=ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_text(out, "serving on")
+        listed = Path(f"/proc/{supervisor.pid}/task/{supervisor.pid}/children").read_text()
+        children = [int(pid) for pid in listed.split()]
+        supervisor.send_signal(sig)
+        until(lambda: supervisor.poll() is not None, timeout=10)
+        assert supervisor.returncode == (-signal.SIGKILL if sig == signal.SIGKILL else 0)
+        until(lambda: not any(pid_alive(child) for child in children), timeout=10)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))  # the port is free again
+    finally:
+        supervisor.kill()
+        supervisor.wait()
 
 
 def test_the_examples_send_nothing_when_imported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,6 +39,28 @@ async def test_a_log_line_with_a_nul_is_kept_on_every_backend(app: outlast.Outla
     assert run.status == "completed" and [line.message for line in lines] == ["odd \ufffd byte"]
 
 
+async def test_a_flow_control_key_with_a_nul_is_kept_on_every_backend(app: outlast.Outlast, engine: TestEngine) -> None:
+    @app.function(id="keyed", trigger="t/keyed", concurrency=outlast.Concurrency(limit=1, key="event.data.k"))
+    async def keyed(ctx: Context) -> str:
+        return str(ctx.event.data["k"])
+
+    async with engine as t:
+        await t.send([Event(name="t/keyed", data={"k": "a\x00"}), Event(name="t/keyed", data={"k": "a"})])
+        await t.run_until_idle()
+        assert sorted(r.output for r in t.runs()) == ["a", "a\x00"]
+
+
+def test_an_app_or_function_id_with_a_nul_is_refused() -> None:
+    with pytest.raises(outlast.FunctionConfigError, match=r"app id 'a\\x00': must not contain a NUL"):
+        outlast.Outlast("a\x00", database_url="memory://")
+    app = outlast.Outlast("fine", database_url="memory://")
+    with pytest.raises(outlast.FunctionConfigError, match="option 'id': must not contain a NUL"):
+
+        @app.function(id="f\x00", trigger="t/x")
+        async def f(ctx: Context) -> None:
+            return None
+
+
 class RefusingStore:
     """A real store that refuses commits carrying a given step output, as a database refuses a
     value it cannot hold (validation leaves nothing that reaches this on the real backends)."""

@@ -202,11 +202,18 @@ class SdkApp:
 
 
 def sdk_env(tmp: Path, outlast: Outlast, *, production: bool = False, signing_key: str = SIGNING_KEY) -> dict[str, str]:
-    env = {**base_env(tmp), "INNGEST_BASE_URL": outlast.url}
+    """Every SDK's mode and server URLs, set explicitly: an SDK left to infer its mode (the JS SDK
+    without INNGEST_DEV or NODE_ENV) looks for a dev server on :8288 and registers there."""
+    env = {
+        **base_env(tmp),
+        "INNGEST_BASE_URL": outlast.url,
+        "INNGEST_API_BASE_URL": outlast.url,
+        "INNGEST_EVENT_API_BASE_URL": outlast.url,
+    }
     if production:
-        env.update(INNGEST_SIGNING_KEY=signing_key, INNGEST_EVENT_KEY=EVENT_KEY)
+        env.update(INNGEST_SIGNING_KEY=signing_key, INNGEST_EVENT_KEY=EVENT_KEY, INNGEST_DEV="0", NODE_ENV="production")
     else:
-        env.update(INNGEST_DEV="1")
+        env.update(INNGEST_DEV="1", NODE_ENV="development")
     return env
 
 

@@ -6,7 +6,9 @@ named), and the test asserts what that helper reads from the answer.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from outlast.server.inngest_gql import limits
+from outlast.server.offloop import is_read
 from outlast.storage import open_store
 from outlast.storage.base import Store
 from outlast.testing import TestEngine
@@ -562,6 +566,81 @@ async def test_deeply_nested_queries_are_refused_before_they_run(on_sqlite: Gql)
     query = f'{{ event(query: {{eventId: "01ARZ3NDEKTSV4RRFFQ69G5FAV"}}) {{ {nested} }} }}'
     reply = await post(on_sqlite, {"query": query})
     assert reply.status_code == 422 and "nested deeper" in reply.json()["errors"][0]["message"]
+
+
+FRAGMENT_CHAIN = list(zip("ABCDEFGHIJ", "BCDEFGHIJK", strict=True))  # each spreads the next three times
+
+
+def aliases(count: int) -> str:
+    return "{ " + " ".join(f"f{i}: functions {{ slug }}" for i in range(count)) + " }"
+
+
+@pytest.mark.parametrize(
+    ("query", "fragment"),
+    [
+        (aliases(1270), "asks for 1270 top-level fields (aliases count), the limit is 20"),
+        ("{ functions { " + "slug " * 1001 + "} }", "selects 1002 fields, the limit is 1000"),
+        (
+            "{ functions { ...A } } "
+            + " ".join(f"fragment {a} on Function {{ ...{b} ...{b} ...{b} }}" for a, b in FRAGMENT_CHAIN)
+            + " fragment K on Function { slug }",
+            "the query makes over 4000 selections",
+        ),
+    ],
+)
+async def test_costly_queries_are_refused_before_they_run(on_sqlite: Gql, query: str, fragment: str) -> None:
+    assert len(query.encode()) <= 64 * 1024
+    reply = await post(on_sqlite, {"query": query})
+    assert reply.status_code == 422 and fragment in reply.json()["errors"][0]["message"], reply.text
+
+
+async def test_a_query_reading_too_many_rows_or_answering_too_much_gets_an_error(
+    on_sqlite: Gql, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await on_sqlite.send(*({"name": "x/noise", "data": {"i": i}} for i in range(10)))
+    stream = "{ stream(query: {limit: 10}) { id } }"
+    monkeypatch.setattr(limits, "MAX_ROWS", 5)
+    reply = await post(on_sqlite, {"query": stream})
+    assert reply.status_code == 200 and "reads more than 5 rows" in reply.json()["errors"][0]["message"]
+    monkeypatch.setattr(limits, "MAX_ROWS", 100)
+    monkeypatch.setattr(limits, "MAX_ANSWER_BYTES", 100)
+    reply = await post(on_sqlite, {"query": stream})
+    assert "the limit is 100; ask for fewer fields" in reply.json()["errors"][0]["message"], reply.text
+
+
+#: one read, then much pure Python: 1,000 events of 240 (aliased) fields each, about 6.7 MB of answer
+HEAVY = (
+    "{ stream(query: {limit: 1000, includeInternalEvents: true}) { "
+    + " ".join(f"i{i}: id t{i}: trigger c{i}: createdAt" for i in range(80))
+    + " } }"
+)
+
+
+async def test_an_event_is_taken_in_while_a_heavy_query_runs(on_sqlite: Gql) -> None:
+    """A heavy query runs off the loop that takes events in: events sent meanwhile wait a small part
+    of the query's time (on the loop they waited for most of it: 0.9 of it, measured)."""
+    await on_sqlite.send(*({"name": "x/noise", "data": {"i": i, "pad": "p" * 50}} for i in range(1000)))
+    started = time.monotonic()
+    heavy = asyncio.create_task(on_sqlite.http.post("/v0/gql", json={"query": HEAVY}, timeout=120))
+    waits = []
+    while not heavy.done():
+        sent = time.monotonic()
+        assert (await on_sqlite.http.post("/e/k", json={"name": "x/ping"})).status_code == 200
+        waits.append(time.monotonic() - sent)
+    took = time.monotonic() - started
+    answer = heavy.result()
+    assert answer.status_code == 200 and len(answer.json()["data"]["stream"]) == 1000
+    assert len(waits) >= 3 and max(waits) < took / 2, (waits, took)
+
+
+def test_reads_leave_the_loop_and_writes_streams_and_health_stay() -> None:
+    def scope(method: str, path: str) -> dict[str, Any]:
+        return {"type": "http", "method": method, "path": path}
+
+    reads = [("GET", "/"), ("GET", "/runs/X"), ("GET", "/api/runs"), ("GET", "/v1/events"), ("POST", "/v0/gql")]
+    stays = [("POST", "/e/key"), ("POST", "/api/events"), ("GET", "/api/stream"), ("GET", "/ready"), ("PUT", "/fn/x")]
+    assert all(is_read(scope(*r)) for r in reads)
+    assert not any(is_read(scope(*r)) for r in stays)
 
 
 async def test_an_internal_failure_is_logged_and_answered_opaquely(

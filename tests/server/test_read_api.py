@@ -181,6 +181,19 @@ async def test_bad_input_is_refused_with_a_message_naming_it(api: tuple[httpx.As
     assert (await client.get("/api/runs")).json()["runs"] == []
 
 
+@pytest.mark.parametrize("value", ["253402300800000", "99999999999999999999999", "9999-12-31T23:59"])
+@pytest.mark.parametrize("name", ["since", "until"])
+async def test_a_time_beyond_year_9999_is_refused_by_the_api_and_the_dashboard(
+    api: tuple[httpx.AsyncClient, Engine], name: str, value: str
+) -> None:
+    client, _ = api
+    reply = await client.get("/api/runs", params={name: value})
+    page = await client.get("/", params={name: value})
+    message = f"{name}: expected a time from 1970-01-01 to 9999-12-30"
+    assert reply.status_code == 400 and message in reply.json()["error"], reply.text
+    assert page.status_code == 400 and message in page.text
+
+
 async def test_openapi_describes_every_api_route(api: tuple[httpx.AsyncClient, Engine]) -> None:
     client, _ = api
     spec = (await client.get("/api/openapi.json")).json()

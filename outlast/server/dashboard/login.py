@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from outlast.server.auth import SESSION_COOKIE, SESSION_SECONDS, csrf_ok, safe_next
 from outlast.server.body import read_form
 from outlast.server.dashboard.render import redirect, render
+from outlast.server.guesses import TooManyGuessesError
 from outlast.server.services import services
-
-#: a wrong password is answered this late, to slow guessing
-WRONG_PASSWORD_DELAY_S = 0.3
 
 
 async def login_form(request: Request) -> Response:
@@ -34,8 +30,13 @@ async def login(request: Request) -> Response:
     target = safe_next(fields.get("next"))
     if not await csrf_ok(request):
         return _refused(request, target, 403, "The form expired. Nothing was changed; try again.")
-    if not auth.password_ok(fields.get("password", "")):
-        await asyncio.sleep(WRONG_PASSWORD_DELAY_S)
+    try:
+        right = auth.try_password(request, fields.get("password", ""))
+    except TooManyGuessesError as exc:  # slowed per client and overall (`outlast.server.guesses`)
+        refused = _refused(request, target, 429, f"{exc}.")
+        refused.headers["Retry-After"] = str(exc.retry_after_s)
+        return refused
+    if not right:
         return _refused(request, target, 401, "Wrong password. You are not logged in; nothing was changed.")
     response = redirect(target)
     response.set_cookie(

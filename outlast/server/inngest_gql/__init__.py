@@ -5,7 +5,7 @@ event's runs), executed by graphql-core over the schema in `schema.py`.
 Answers follow GraphQL over HTTP as gqlgen (Inngest's server) does: a query that cannot be
 parsed or does not fit the schema gets 422 with `errors`; a query that runs gets 200 with
 `data` and, for fields that failed (an unknown run, a bad id), `errors`. Queries are bounded
-(text size, selection depth); an unexpected failure is logged and answered as "internal error".
+(text size, and their cost: `limits.py`); an unexpected failure is logged and answered as "internal error".
 """
 
 from __future__ import annotations
@@ -14,27 +14,22 @@ import logging
 from typing import Any
 
 from graphql import (
-    DocumentNode,
     ExecutionResult,
-    FieldNode,
-    FragmentDefinitionNode,
-    FragmentSpreadNode,
     GraphQLError,
     GraphQLObjectType,
     GraphQLSchema,
-    InlineFragmentNode,
-    SelectionSetNode,
     execute,
     parse,
     validate,
 )
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from outlast.core import jsonutil
 from outlast.errors import StoreError
 from outlast.server.body import BodyTooLargeError, read_body
+from outlast.server.inngest_gql import limits
 from outlast.server.inngest_gql.loader import Loader, QueryError
 from outlast.server.inngest_gql.resolvers import RESOLVERS
 from outlast.server.inngest_gql.schema import build
@@ -42,7 +37,6 @@ from outlast.server.services import services
 
 log = logging.getLogger("outlast.server")
 MAX_QUERY_BYTES = 64 * 1024
-MAX_DEPTH = 12
 
 
 def _executable_schema() -> GraphQLSchema:
@@ -58,7 +52,7 @@ def _executable_schema() -> GraphQLSchema:
 SCHEMA = _executable_schema()
 
 
-async def endpoint(request: Request) -> JSONResponse:
+async def endpoint(request: Request) -> Response:
     refusal = services(request).bearer.refusal(request, what="the GraphQL API (/v0/gql)")
     if refusal:
         return _errors(401, refusal)
@@ -75,7 +69,7 @@ async def endpoint(request: Request) -> JSONResponse:
         document = parse(payload["query"])
     except GraphQLError as exc:
         return JSONResponse({"errors": [exc.formatted], "data": None}, status_code=422)
-    errors = validate(SCHEMA, document) or _depth_errors(document)
+    errors = limits.cost_errors(document) or validate(SCHEMA, document)
     if errors:
         return JSONResponse({"errors": [e.formatted for e in errors], "data": None}, status_code=422)
     result = execute(
@@ -105,7 +99,7 @@ def _payload_problem(payload: Any) -> str | None:
     return None
 
 
-def _result(result: ExecutionResult) -> JSONResponse:
+def _result(result: ExecutionResult) -> Response:
     """The result as JSON; errors that are not the API's own answers are logged and made opaque."""
     errors = []
     for error in result.errors or []:
@@ -120,34 +114,13 @@ def _result(result: ExecutionResult) -> JSONResponse:
     body: dict[str, Any] = {"data": result.data}
     if errors:
         body["errors"] = errors
-    return JSONResponse(body)
+    answer = jsonutil.encode(body)
+    if len(answer) > limits.MAX_ANSWER_BYTES:
+        return _errors(
+            200, f"the answer is {len(answer)} bytes, the limit is {limits.MAX_ANSWER_BYTES}; ask for fewer fields"
+        )
+    return Response(answer, media_type="application/json")
 
 
 def _errors(status: int, message: str) -> JSONResponse:
     return JSONResponse({"errors": [{"message": message}], "data": None}, status_code=status)
-
-
-def _depth_errors(document: DocumentNode) -> list[GraphQLError]:
-    """A query nested deeper than MAX_DEPTH (fragments followed) is refused before it runs."""
-    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-
-    def depth(selection_set: SelectionSetNode | None, seen: frozenset[str]) -> int:
-        if selection_set is None:
-            return 0
-        deepest = 0
-        for selection in selection_set.selections:
-            if isinstance(selection, FieldNode):
-                deepest = max(deepest, 1 + depth(selection.selection_set, seen))
-            elif isinstance(selection, InlineFragmentNode):
-                deepest = max(deepest, depth(selection.selection_set, seen))
-            elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
-                fragment = fragments.get(selection.name.value)
-                if fragment is not None:
-                    deepest = max(deepest, depth(fragment.selection_set, seen | {selection.name.value}))
-        return deepest
-
-    for definition in document.definitions:
-        selection_set = getattr(definition, "selection_set", None)
-        if not isinstance(definition, FragmentDefinitionNode) and depth(selection_set, frozenset()) > MAX_DEPTH:
-            return [GraphQLError(f"the query is nested deeper than {MAX_DEPTH} levels")]
-    return []

@@ -15,7 +15,7 @@ import inngest
 import inngest.fast_api
 
 client = inngest.Inngest(
-    app_id=os.environ.get("PY_APP_ID", "py-app"), is_production=os.environ.get("INNGEST_DEV") is None
+    app_id=os.environ.get("PY_APP_ID", "py-app"), is_production=os.environ.get("INNGEST_DEV", "0") in ("0", "false")
 )
 EFFECTS = os.environ.get("OUTLAST_TEST_EFFECTS", "")
 
