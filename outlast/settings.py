@@ -57,6 +57,9 @@ class Settings:
     #: ms a finished run (with its steps) and an unreferenced event are kept; 0 keeps everything.
     #: `OUTLAST_RETENTION` takes a duration ("7d", "12h"; a bare number must be 0)
     retention: int = 7 * 86_400_000
+    #: ms a realtime message is kept for subscribers resuming with `since`; 0 keeps every message.
+    #: `OUTLAST_REALTIME_RETENTION` takes a duration ("1h", "10m")
+    realtime_retention: int = 3_600_000
 
     def __post_init__(self) -> None:
         """Numbers are range-checked here, whoever makes the settings; the database URL is checked
@@ -121,7 +124,7 @@ LIMITS: dict[str, tuple[float, float]] = {
 #: the settings that may be fractional
 FRACTIONAL = frozenset({"backoff_scale"})
 #: the settings whose variable is a duration with a unit ("7d", "12h"; a bare number must be 0)
-DURATION_FIELDS = frozenset({"retention"})
+DURATION_FIELDS = frozenset({"retention", "realtime_retention"})
 
 
 def _duration(raw: str) -> int:

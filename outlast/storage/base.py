@@ -45,6 +45,7 @@ touch it. Cancelling a run marks its pending and retrying rows `cancelled`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 from outlast.core.config import FunctionConfig
@@ -65,6 +66,7 @@ from outlast.core.models import (
     SyncedApp,
     WorkerInfo,
 )
+from outlast.core.realtime import Message, MessageRecord
 from outlast.core.upkeep import PruneResult, QueueStats
 from outlast.core.views import FunctionStats, RerunLinks, StatusCounts
 
@@ -452,4 +454,38 @@ class Store(Protocol):
         cancel waits and start timeout; no idempotency, rate limit, debounce, batch or singleton);
         copy the origin's final memo rows whose keys are in `keep_keys`; write `edited` (the step
         the rerun starts from, completed with an edited output); record the link to the origin."""
+        ...
+
+    # -- realtime messages (storage/sql/realtime.py) --------------------------------------------
+
+    async def publish(self, messages: list[MessageRecord]) -> None:
+        """Publish messages outside any run's commit (Inngest's publish route), in one transaction,
+        in order. A step's messages are written by `commit` with its memo row instead."""
+        ...
+
+    async def read_messages(
+        self,
+        *,
+        channels: list[str] | None,
+        after_id: int,
+        topics: list[str] | None = None,
+        limit: int = 1000,
+        until_id: int | None = None,
+    ) -> list[Message]:
+        """Up to `limit` kept messages with ids above `after_id` (and up to `until_id`), oldest
+        first, of `channels` (None: all) and `topics` (None: any). Ids increase in commit order, so
+        reading on from the last id seen misses nothing committed later."""
+        ...
+
+    async def last_message_id(self) -> int:
+        """The highest message id published so far (0 when none is kept)."""
+        ...
+
+    async def prune_messages(self, *, before_ms: int, limit: int) -> int:
+        """Delete up to `limit` messages published before `before_ms`; return how many."""
+        ...
+
+    def add_message_listener(self, callback: Callable[[], None]) -> bool:
+        """Call `callback()` (from a thread) once messages are committed, by this process or another.
+        False when other processes' messages will not be heard of (the caller must poll)."""
         ...

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from outlast.errors import StoreError
+from outlast.storage.message_bell import MessageBell
 from outlast.storage.sql.store import SqlStore
 from outlast.storage.sqlite import SqliteTx, migrate, store_error
 
@@ -52,6 +53,7 @@ class MemoryStore(SqlStore):
         self._conn: sqlite3.Connection | None = None
         self._tx: SqliteTx | None = None
         self._lock = threading.Lock()
+        self._messages = MessageBell(":memory:")
 
     async def open(self) -> None:
         with self._lock:
@@ -74,7 +76,19 @@ class MemoryStore(SqlStore):
         self.group_observer(1, time.perf_counter() - started)  # each request is its own transaction
         return result
 
+    def add_message_listener(self, callback: Callable[[], None]) -> bool:
+        self._messages.callbacks.append(callback)
+        return True  # nothing outside this process can publish here
+
     def _run_now(self, fn: Callable[[SqliteTx], T]) -> T:
+        result = self._transaction(fn)
+        if self._messages.callbacks:
+            with self._lock:
+                if self._conn is not None:
+                    self._messages.after_group(self._conn)
+        return result
+
+    def _transaction(self, fn: Callable[[SqliteTx], T]) -> T:
         with self._lock:
             conn, tx = self._conn, self._tx
             if conn is None or tx is None:

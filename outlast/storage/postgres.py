@@ -51,7 +51,7 @@ from outlast.storage.base import DEFAULT_MAX_CRASHES
 from outlast.storage.sql import queue as work_queue
 from outlast.storage.sql.batches import run_together
 from outlast.storage.sql.intake import Intake
-from outlast.storage.sql.migrations import migrations_for
+from outlast.storage.sql.migrations import MESSAGES_NOTIFY_CHANNEL, migrations_for, statements
 from outlast.storage.sql.migrations import tables as migrated_tables
 from outlast.storage.sql.replies import Outbox, Reply
 from outlast.storage.sql.store import SqlStore
@@ -170,6 +170,7 @@ class PostgresStore(SqlStore):
         self._writers: list[threading.Thread] = []
         self._listener: threading.Thread | None = None
         self._callbacks: list[Callable[[], None]] = []
+        self._message_callbacks: list[Callable[[], None]] = []
         self._stopping = threading.Event()
         self._upkeep: Conn | None = None
         self._upkeep_lock = threading.Lock()
@@ -188,6 +189,13 @@ class PostgresStore(SqlStore):
         """Call `callback()` (from a thread) whenever some process commits new or newly due work.
         True: it will (the listener reconnects after a failure)."""
         self._callbacks.append(callback)
+        if self._writers and self._listener is None:
+            self._start_listener()
+        return True
+
+    def add_message_listener(self, callback: Callable[[], None]) -> bool:
+        """Messages are announced by NOTIFY on `outlast_messages` (migration 11's trigger)."""
+        self._message_callbacks.append(callback)
         if self._writers and self._listener is None:
             self._start_listener()
         return True
@@ -222,7 +230,7 @@ class PostgresStore(SqlStore):
         for thread in self._writers:
             thread.start()
         self._requests.open()
-        if self._callbacks:
+        if self._callbacks or self._message_callbacks:
             self._start_listener()
 
     def _stop(self) -> None:
@@ -457,14 +465,16 @@ class PostgresStore(SqlStore):
             try:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=int(_CONNECT_TIMEOUT_S)) as conn:
                     conn.execute("LISTEN outlast_work")
+                    conn.execute(f"LISTEN {MESSAGES_NOTIFY_CHANNEL}")
                     conn.execute(f"LISTEN {self._stop_channel}")
                     failures = 0
                     self._wake()  # whatever was committed while we were not listening
+                    self._wake(messages=True)
                     while not self._stopping.is_set():
                         for note in conn.notifies(timeout=0.25):
                             if note.channel == self._stop_channel:
                                 break
-                            self._wake()
+                            self._wake(messages=note.channel == MESSAGES_NOTIFY_CHANNEL)
             except psycopg.Error as exc:
                 failures += 1
                 log.warning("LISTEN connection to %s failed (%s); reconnecting", self.where, _oneline(exc))
@@ -480,8 +490,8 @@ class PostgresStore(SqlStore):
         with contextlib.suppress(Exception):  # at worst the listener notices within its 0.25 s poll
             self._submit(lambda tx: tx.one("SELECT pg_notify(?, '')", (channel,)), Reply.blocking()).result(5)
 
-    def _wake(self) -> None:
-        for callback in list(self._callbacks):
+    def _wake(self, *, messages: bool = False) -> None:
+        for callback in list(self._message_callbacks if messages else self._callbacks):
             try:
                 callback()
             except Exception:
@@ -568,6 +578,6 @@ def migrate(conn: Conn) -> None:
         for version, script in migrations_for("postgresql"):
             if version in done:
                 continue
-            for statement in filter(str.strip, script.split(";")):
+            for statement in statements(script):
                 conn.execute(statement.encode())
             conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
