@@ -23,7 +23,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from outlast.core.realtime import Message, channel_problem, topics_problem
+from outlast.core.realtime import MAX_CHANNEL_CHARS, Message, name_problem, topics_problem
 from outlast.errors import StoreError, SubscriptionError
 
 if TYPE_CHECKING:
@@ -45,19 +45,29 @@ class Hub:
         self.buffer_limit = buffer_limit
         #: the last id read for the live subscribers; None while there are none
         self.cursor: int | None = None
-        self._live: dict[str, set[Subscription]] = {}
+        self._live: dict[tuple[str, str], set[Subscription]] = {}
         self._poke = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._heard = store.add_message_listener(self._poke_threadsafe)
         self._task = self._loop.create_task(self._pump(), name="outlast-realtime-hub")
 
     async def subscribe(
-        self, channel: str, *, topics: Iterable[str] | None = None, since: int | None = None
+        self,
+        channel: str | None,
+        *,
+        topics: Iterable[str] | None = None,
+        since: int | None = None,
+        run_id: str | None = None,
     ) -> Subscription:
-        """A subscription to `channel` (with one of `topics`, or any), after message `since`
+        """A subscription to `channel` (or, with `run_id` instead, to every message that run
+        published, its own channel's too), with one of `topics` (or any), after message `since`
         (or after the newest one). SubscriptionError when an argument is bad."""
         wanted = list(topics) if topics is not None and not isinstance(topics, str) else topics
-        problem = channel_problem(channel) or topics_problem(wanted)
+        if (channel is None) == (run_id is None):
+            raise SubscriptionError("subscribe to a channel or to a run's messages (run_id), not both or neither")
+        key = ("channel", channel) if channel is not None else ("run", run_id or "")
+        what = "channel" if channel is not None else "run_id"
+        problem = name_problem(key[1], what=what, limit=MAX_CHANNEL_CHARS) or topics_problem(wanted)
         if problem is not None:
             raise SubscriptionError(problem)
         newest = await self.store.last_message_id()
@@ -67,7 +77,7 @@ class Hub:
             raise SubscriptionError(f"since must be a message id (a whole number from 0), got {since!r}")
         elif since > newest:
             raise SubscriptionError(f"since {since} is in the future: the newest message id is {newest}")
-        subscription = Subscription(self, channel, None if wanted is None else frozenset(wanted), since)
+        subscription = Subscription(self, key, None if wanted is None else frozenset(wanted), since)
         await subscription.catch_up()  # live from here on, unless `since` left more to read than a buffer
         return subscription
 
@@ -88,16 +98,16 @@ class Hub:
             return False
         if self.cursor is None:
             self.cursor = caught_up_to
-        self._live.setdefault(subscription.channel, set()).add(subscription)
+        self._live.setdefault(subscription.key, set()).add(subscription)
         self._poke.set()  # what was committed while nobody was live has not been read yet
         return True
 
     def leave(self, subscription: Subscription) -> None:
-        subscribers = self._live.get(subscription.channel)
+        subscribers = self._live.get(subscription.key)
         if subscribers is not None:
             subscribers.discard(subscription)
             if not subscribers:
-                del self._live[subscription.channel]
+                del self._live[subscription.key]
         if not self._live:
             self.cursor = None
 
@@ -127,20 +137,24 @@ class Hub:
         if self.cursor is None or not page:
             return False
         for message in page:
-            for subscription in list(self._live.get(message.channel, ())):
+            for subscription in [*self._live.get(("channel", message.channel), ()), *self._by_run(message)]:
                 subscription.offer(message)
         if self.cursor is None:  # every subscriber left (or fell behind) meanwhile
             return False
         self.cursor = max(self.cursor, page[-1].id)
         return len(page) == READ_BATCH
 
+    def _by_run(self, message: Message) -> set[Subscription]:
+        return self._live.get(("run", message.run_id), set()) if message.run_id is not None else set()
+
 
 class Subscription:
     """Messages of one channel in id order: `async for m in subscription` (or `await next_message()`)."""
 
-    def __init__(self, hub: Hub, channel: str, topics: frozenset[str] | None, since: int) -> None:
+    def __init__(self, hub: Hub, key: tuple[str, str], topics: frozenset[str] | None, since: int) -> None:
         self.hub = hub
-        self.channel = channel
+        #: ("channel", name) or ("run", run id)
+        self.key = key
         self.topics = topics
         #: the id of the last message put in the buffer (resume after it)
         self.cursor = since
@@ -159,7 +173,7 @@ class Subscription:
             self.overflows += 1
             self.live = False
             self.hub.leave(self)
-            log.info("a subscriber of %r fell behind after id %d; it reads on", self.channel, self.cursor)
+            log.info("a subscriber of %s %r fell behind after id %d; it reads on", *self.key, self.cursor)
         else:
             self._buffer.append(message)
             self.cursor = message.id
@@ -181,8 +195,14 @@ class Subscription:
         """Read what the store holds after the cursor; go live once nothing falls in between."""
         newest = await self.hub.store.last_message_id()
         topics = None if self.topics is None else sorted(self.topics)
+        kind, name = self.key
         page = await self.hub.store.read_messages(
-            channels=[self.channel], after_id=self.cursor, topics=topics, limit=self.hub.buffer_limit, until_id=newest
+            channels=[name] if kind == "channel" else None,
+            run_id=name if kind == "run" else None,
+            after_id=self.cursor,
+            topics=topics,
+            limit=self.hub.buffer_limit,
+            until_id=newest,
         )
         if self.closed or self.live:
             return
@@ -209,7 +229,7 @@ class Subscription:
 class Subscribing:
     """`async with app.subscribe(channel, topics=, since=) as messages: async for m in messages`."""
 
-    def __init__(self, hub: Callable[[], Awaitable[Hub]], channel: str, **options: Any) -> None:
+    def __init__(self, hub: Callable[[], Awaitable[Hub]], channel: str | None, **options: Any) -> None:
         self._hub = hub
         self._channel = channel
         self._options = options

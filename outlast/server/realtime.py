@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from outlast.core.realtime import Message, channel_problem, topics_problem
+from outlast.core.realtime import Message, channel_problem, run_channel, topics_problem
 from outlast.errors import StoreError, SubscriptionError
 from outlast.runtime.engine import Engine
 from outlast.runtime.realtime import Subscription
@@ -48,23 +48,24 @@ class RealtimeHttp:
 
     async def stream(self, request: Request) -> Response:
         params = request.query_params
-        channel = params.get("channel", "")
+        channel, run_id = params.get("channel"), params.get("run_id")
+        if (channel is None) == (run_id is None):
+            return error(400, "give channel= (or run_id= for every message of one run), not both or neither")
         topics = split_topics(params.get("topics"))
-        if (problem := channel_problem(channel) or topics_problem(topics)) is not None:
-            return error(400, problem)
         token = params.get("token")
         if token or self.config.production:
+            # a run's messages are granted by a token for its own channel
+            granted = channel if channel is not None else run_channel(run_id or "")
             try:
-                grant = self.tokens.check(
-                    token or "", channel=channel, topics=topics, now_ms=self.engine.clock.now_ms()
-                )
+                now = self.engine.clock.now_ms()
+                grant = self.tokens.check(token or "", channel=granted, topics=topics, now_ms=now)
             except TokenError as exc:
                 return error(401, str(exc) if token else "a channel token is required: POST /api/realtime/token")
             topics = topics if topics is not None else (None if grant.topics is None else list(grant.topics))
         since = request.headers.get("last-event-id") or params.get("since")
         try:
             hub = await self.engine.realtime()
-            subscription = await hub.subscribe(channel, topics=topics, since=parse_since(since))
+            subscription = await hub.subscribe(channel, topics=topics, since=parse_since(since), run_id=run_id)
         except SubscriptionError as exc:
             return error(400, str(exc))
         except StoreError as exc:

@@ -471,9 +471,11 @@ class Store(Protocol):
         topics: list[str] | None = None,
         limit: int = 1000,
         until_id: int | None = None,
+        run_id: str | None = None,
     ) -> list[Message]:
         """Up to `limit` kept messages with ids above `after_id` (and up to `until_id`), oldest
-        first, of `channels` (None: all) and `topics` (None: any). Ids increase in commit order, so
+        first, of `channels` (None: all) and `topics` (None: any), published by `run_id` (None: any;
+        a run's own channel is written with its id). Ids increase in commit order, so
         reading on from the last id seen misses nothing committed later."""
         ...
 

@@ -96,7 +96,8 @@ async def test_bad_stream_requests_get_a_clear_400(tmp_path: Path) -> None:
         for params, headers, expected in [
             ({"channel": "x" * 257}, {}, "channel is 257 characters long, the limit is 256"),
             ({"channel": "a\tb"}, {}, "control characters"),
-            ({}, {}, "channel must not be empty"),
+            ({}, {}, "give channel= (or run_id="),
+            ({"channel": ""}, {}, "channel must not be empty"),
             ({"channel": "c", "since": "99"}, {}, "since 99 is in the future: the newest message id is"),
             ({"channel": "c"}, {"Last-Event-ID": "abc"}, "must be a message id"),
         ]:

@@ -21,6 +21,7 @@ from outlast.runtime.worker import WORKER_TIMEOUT_MS
 from outlast.server import actions, reads
 from outlast.server.auth import SESSION_COOKIE, SESSION_SECONDS, csrf_ok, safe_next
 from outlast.server.config import ServerConfig
+from outlast.server.dashboard.realtime_page import realtime_page
 from outlast.server.dashboard.render import HERE, redirect, render
 from outlast.server.dashboard.timeline import invoked_children, timeline
 from outlast.server.services import Services
@@ -370,6 +371,7 @@ def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
         Route("/apps/{app_id}/resync", c(p(resync_app)), methods=["POST"]),
         Route("/apps/{app_id}/remove", c(p(remove_app)), methods=["POST"]),
         Route("/workers", c(p(workers)), methods=["GET"]),
+        Route("/realtime", c(p(realtime_page)), methods=["GET"]),
         Route("/bulk", c(p(bulk)), methods=["GET"]),
         Route("/bulk", c(p(bulk_start)), methods=["POST"]),
     ]

@@ -264,6 +264,7 @@ CREATE TABLE messages (
 );
 CREATE INDEX messages_by_channel ON messages (channel, id);
 CREATE INDEX messages_by_ts ON messages (ts);
+CREATE INDEX messages_by_run ON messages (run_id, id);
 """
 _RUN_STATUS_VALUES = "('run:' || NEW.id, 'status', {json}('status', NEW.status){cast}, NEW.id,"
 _RUN_STATUS_VALUES += " COALESCE(NEW.ended_at, NEW.started_at, NEW.created_at))"

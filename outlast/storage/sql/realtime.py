@@ -33,11 +33,16 @@ def read_messages(
     topics: Sequence[str] | None,
     limit: int,
     until_id: int | None = None,
+    run_id: str | None = None,
 ) -> list[Message]:
     """Messages with ids above `after_id` (and up to `until_id`), oldest first: of `channels`
-    (None: every channel), with one of `topics` (None: any)."""
+    (None: every channel), with one of `topics` (None: any), published by run `run_id` (None: by
+    anyone)."""
     where: list[str] = ["id > ?"]
     params: list[object] = [after_id]
+    if run_id is not None:
+        where.append("run_id = ?")
+        params.append(run_id)
     if until_id is not None:
         where.append("id <= ?")
         params.append(until_id)

@@ -265,10 +265,11 @@ class SqlStore(PlannerSlot):
         topics: list[str] | None = None,
         limit: int = 1000,
         until_id: int | None = None,
+        run_id: str | None = None,
     ) -> list[Message]:
         return await self._run(
             lambda tx: realtime.read_messages(
-                tx, channels=channels, after_id=after_id, topics=topics, limit=limit, until_id=until_id
+                tx, channels=channels, after_id=after_id, topics=topics, limit=limit, until_id=until_id, run_id=run_id
             )
         )
 
