@@ -187,3 +187,20 @@ async def test_inngest_publish_needs_a_signing_key_in_production(tmp_path: Path)
         kept = await engine.store.read_messages(channels=["c"], after_id=0)
     assert refused.status_code == 401 and "signing key required" in refused.json()["error"]
     assert accepted.status_code == 200 and [m.data for m in kept] == [1]
+
+
+async def test_a_stream_can_follow_every_message_of_one_run(tmp_path: Path) -> None:
+    async with serve(tmp_path) as (url, engine), httpx.AsyncClient(base_url=url, timeout=30) as client:
+        now = engine.clock.now_ms()
+        await engine.store.publish(
+            [
+                MessageRecord(channel="order:7", topic="status", data="mine", ts=now, run_id="R1"),
+                MessageRecord(channel="order:7", topic="status", data="not mine", ts=now, run_id="R2"),
+                MessageRecord(channel="run:R1", topic="step", data={"id": "a"}, ts=now, run_id="R1"),
+            ]
+        )
+        async with client.stream("GET", "/api/realtime", params={"run_id": "R1", "since": "0"}) as stream:
+            got = await sse(stream.aiter_lines(), 2)
+        both = await client.get("/api/realtime", params={"run_id": "R1", "channel": "order:7"})
+    assert [(m["channel"], m["data"]) for _, m in got] == [("order:7", "mine"), ("run:R1", {"id": "a"})]
+    assert both.status_code == 400 and "not both" in both.json()["error"]
