@@ -120,7 +120,8 @@ class Hub:
     async def _pump(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), SAFETY_POLL_S if self._heard else POLL_S)
+                async with asyncio.timeout(SAFETY_POLL_S if self._heard else POLL_S):
+                    await self._poke.wait()
             self._poke.clear()
             try:
                 while self.cursor is not None and await self._read_once():
@@ -179,12 +180,13 @@ class Subscription:
             self.cursor = message.id
         self._ready.set()
 
-    async def next_message(self) -> Message:
+    async def next_message(self) -> Message | None:
+        """The next message, waiting for it; None once the subscription is closed."""
         while True:
             if self._buffer:
                 return self._buffer.popleft()
             if self.closed:
-                raise StopAsyncIteration
+                return None
             if not self.live:
                 await self.catch_up()
                 continue
@@ -223,7 +225,10 @@ class Subscription:
         return self
 
     async def __anext__(self) -> Message:
-        return await self.next_message()
+        message = await self.next_message()
+        if message is None:
+            raise StopAsyncIteration
+        return message
 
 
 class Subscribing:

@@ -104,10 +104,13 @@ async def sse_events(
         yield f"retry: {RECONNECT_MS}\n\n"
         while True:
             try:
-                message = await asyncio.wait_for(subscription.next_message(), KEEPALIVE_S)
+                async with asyncio.timeout(KEEPALIVE_S):
+                    message = await subscription.next_message()
             except TimeoutError:
                 yield ": keepalive\n\n"
                 continue
+            if message is None:  # the server is stopping
+                return
             if subscription.overflows != told:
                 told = subscription.overflows
                 yield f"event: overflow\ndata: {json.dumps({'after_id': last, 'overflows': told})}\n\n"

@@ -22,7 +22,9 @@ ARRIVAL_S = 10
 
 
 async def take(subscription: Subscription, n: int) -> list[Message]:
-    return [await asyncio.wait_for(subscription.next_message(), ARRIVAL_S) for _ in range(n)]
+    got = [await asyncio.wait_for(subscription.next_message(), ARRIVAL_S) for _ in range(n)]
+    assert None not in got, "the subscription closed"
+    return [m for m in got if m is not None]
 
 
 def published(messages: list[Message]) -> list[tuple[str, str, Any]]:
@@ -220,3 +222,14 @@ async def test_messages_older_than_the_realtime_retention_are_pruned(app: outlas
         kept = await t.store.read_messages(channels=["ticks"], after_id=0)
     assert removed >= 1
     assert [m.data for m in kept] == [2]
+
+
+async def test_closing_the_engine_ends_a_subscribers_loop(app: outlast.Outlast, engine: TestEngine) -> None:
+    async def drain(messages: Subscription) -> list[Message]:
+        return [m async for m in messages]
+
+    async with engine as t, t.subscribe("quiet") as messages:
+        reading = asyncio.ensure_future(drain(messages))
+        await asyncio.sleep(0)  # the loop is waiting for a message
+        await t.engine.close()
+        assert await asyncio.wait_for(reading, ARRIVAL_S) == []
