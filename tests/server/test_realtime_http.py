@@ -204,3 +204,31 @@ async def test_a_stream_can_follow_every_message_of_one_run(tmp_path: Path) -> N
         both = await client.get("/api/realtime", params={"run_id": "R1", "channel": "order:7"})
     assert [(m["channel"], m["data"]) for _, m in got] == [("order:7", "mine"), ("run:R1", {"id": "a"})]
     assert both.status_code == 400 and "not both" in both.json()["error"]
+
+
+async def test_a_teed_stream_reaches_inngest_sse_subscribers_as_raw_bytes(tmp_path: Path) -> None:
+    async with serve(tmp_path) as (url, engine), httpx.AsyncClient(base_url=url, timeout=30) as client:
+        token = await client.post("/v1/realtime/token", json=[{"channel": "R9", "name": "status", "kind": "run"}])
+        async with client.stream("GET", "/v1/realtime/sse", params={"token": token.json()["jwt"]}) as raw:
+            await asyncio.wait_for(stream_started(engine), ARRIVAL_S)
+
+            async def body() -> AsyncIterator[bytes]:
+                yield b"data: first\n\n"
+                yield b"data: second\n\n"
+
+            teed = await client.post("/v1/realtime/publish/tee", params={"channel": "R9"}, content=body())
+            lines = raw.aiter_lines()
+            seen = await asyncio.wait_for(_lines_until(lines, "data: second"), ARRIVAL_S)
+        refused = await client.get("/v1/realtime/sse", params={"token": "nope"})
+    assert teed.status_code == 200 and teed.json()["bytes"] == 27
+    assert "data: first" in seen and "data: second" in seen
+    assert refused.status_code == 401 and "not a channel token" in refused.json()["error"]
+
+
+async def _lines_until(lines: AsyncIterator[str], last: str) -> list[str]:
+    seen: list[str] = []
+    async for line in lines:
+        seen.append(line)
+        if line == last:
+            return seen
+    raise AssertionError("the stream ended")
