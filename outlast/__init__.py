@@ -12,6 +12,7 @@ from outlast.errors import (
     StepError,
     StepUsageError,
     StoreError,
+    SubscriptionError,
 )
 from outlast.events import Event
 from outlast.function import Function
@@ -55,6 +56,7 @@ __all__ = [
     "StepRecord",
     "StepUsageError",
     "StoreError",
+    "SubscriptionError",
     "SyncContext",
     "Throttle",
     "Timeouts",

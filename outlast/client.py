@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from outlast.runtime.engine import Engine
+    from outlast.runtime.realtime import Hub, Subscribing
 
 T = TypeVar("T")
 EventInput = Event | dict[str, Any] | list[Event | dict[str, Any]]
@@ -162,6 +163,16 @@ class Outlast:
 
     def cancel_run(self, run_id: str) -> bool:
         return self._call(lambda: self.cancel_run_async(run_id))
+
+    def subscribe(self, channel: str, *, topics: list[str] | None = None, since: int | None = None) -> Subscribing:
+        """Realtime messages of `channel` (with one of `topics`): `async with app.subscribe(...) as
+        messages: async for m in messages`. From the newest on, or after message id `since`."""
+        from outlast.runtime.realtime import Subscribing
+
+        async def hub() -> Hub:
+            return await (await self.engine_async()).realtime()
+
+        return Subscribing(hub, channel, topics=topics, since=since)
 
     async def close_async(self) -> None:
         if self._engine is not None:

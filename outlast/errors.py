@@ -11,6 +11,7 @@
      +-- StoreError               the store could not be reached or refused a write; nothing applied
           +-- StoreDataError      the database refused a value (retrying the same call fails again)
      +-- RerunError               a run cannot be rerun as asked; nothing was written
+     +-- SubscriptionError        a realtime subscription was refused (channel, topics, since)
 
 Control flow inside a run (suspending at a sleep, ending an attempt) uses exceptions derived
 from ``BaseException`` in ``outlast.core.interrupts`` so that ``except Exception`` in user code
@@ -50,6 +51,10 @@ class StoreDataError(StoreError):
 
 class RerunError(OutlastError):
     """A rerun was refused (unknown run or step, run still active, function gone, bad output)."""
+
+
+class SubscriptionError(OutlastError):
+    """A realtime subscription was refused: the message names the bad channel, topic or `since`."""
 
 
 class StepUsageError(OutlastError):

@@ -63,6 +63,9 @@ class Settings:
     #: PostgreSQL connections a process keeps for its reads and writes (each has a thread); a
     #: process also opens one for LISTEN (when it runs workers) and one for upkeep (pruning)
     postgres_pool_size: int = 4
+    #: ms a realtime message is kept for subscribers resuming with `since`; 0 keeps every message.
+    #: `OUTLAST_REALTIME_RETENTION` takes a duration ("1h", "10m")
+    realtime_retention: int = 3_600_000
 
     def __post_init__(self) -> None:
         """Numbers are range-checked here, whoever makes the settings; the database URL is checked
@@ -136,7 +139,7 @@ LIMITS: dict[str, tuple[float, float]] = {
 #: the settings that may be fractional
 FRACTIONAL = frozenset({"backoff_scale"})
 #: the settings whose variable is a duration with a unit ("7d", "12h"; a bare number must be 0)
-DURATION_FIELDS = frozenset({"retention"})
+DURATION_FIELDS = frozenset({"retention", "realtime_retention"})
 
 
 def _duration(raw: str) -> int:

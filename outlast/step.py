@@ -11,10 +11,11 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from outlast.core import scope
+from outlast.core import jsonutil, scope
 from outlast.core.durations import Duration, to_ms
 from outlast.core.expressions import EVENT_AND_ASYNC, ExpressionError, compile_expression, match_to_expression
 from outlast.core.ops import MAX_SLEEP_MS, wait_problem
+from outlast.core.realtime import channel_problem, topic_problem
 from outlast.core.step_host import StepHost
 from outlast.errors import StepUsageError
 from outlast.events import Event
@@ -77,6 +78,12 @@ class Step:
         expires = None if timeout is None else self._host.now_ms() + _ms(step_id, timeout, what="timeout")
         return await self._host.invoke(step_id, function_slug=slug, data=data or {}, expires_at=expires)
 
+    async def publish(self, step_id: str, *, channel: str, topic: str, data: Any = None) -> None:
+        """Publish a realtime message on `channel` once for this run, in step order (a step: a
+        replay or a retried attempt does not send it again). Subscribers see it once committed."""
+        value, size = _message(step_id, channel, topic, data)
+        await self._host.publish(step_id, channel=channel, topic=topic, data=value, data_bytes=size)
+
     async def parallel(self, *steps: Coroutine[Any, Any, Any]) -> list[Any]:
         """Run step calls concurrently (the same as `asyncio.gather`)."""
         return list(await asyncio.gather(*steps))
@@ -123,6 +130,9 @@ class SyncStep:
     ) -> Any:
         return self._call(self._step.invoke(step_id, function=function, data=data, timeout=timeout))
 
+    def publish(self, step_id: str, *, channel: str, topic: str, data: Any = None) -> None:
+        self._call(self._step.publish(step_id, channel=channel, topic=topic, data=data))
+
     def parallel(self, calls: list[Callable[[], Any]] | tuple[Callable[[], Any], ...]) -> list[Any]:
         """Run callables that make step calls (`lambda: step.run(...)`) concurrently, in threads.
 
@@ -136,6 +146,18 @@ class SyncStep:
             futures = [pool.submit(contextvars.copy_context().run, call) for call in calls]
             concurrent.futures.wait(futures)
         return [f.result() for f in futures]
+
+
+def _message(step_id: str, channel: str, topic: str, data: Any) -> tuple[Any, int]:
+    """The message's data as plain JSON and its size, once its channel and topic are checked."""
+    problem = channel_problem(channel) or topic_problem(topic)
+    if problem is not None:
+        raise StepUsageError(f"step {step_id!r}: {problem}")
+    try:
+        value, text = jsonutil.roundtrip(data)
+    except jsonutil.NotJSONError as exc:
+        raise StepUsageError(f"step {step_id!r}: published data is not JSON-serialisable: {exc}") from None
+    return value, len(text.encode())
 
 
 def _ms(step_id: str, duration: Duration, what: str = "duration") -> int:

@@ -20,6 +20,7 @@ from outlast.core.clock import VirtualClock
 from outlast.core.durations import Duration, to_ms
 from outlast.core.models import Run, RunFilter
 from outlast.runtime.engine import Engine
+from outlast.runtime.realtime import Subscribing
 from outlast.runtime.worker import Worker
 
 if TYPE_CHECKING:
@@ -91,6 +92,10 @@ class TestEngine:
 
     def get_run(self, run_id: str) -> Run | None:
         return _wait_for(lambda: self.store.get_run(run_id))
+
+    def subscribe(self, channel: str, *, topics: list[str] | None = None, since: int | None = None) -> Subscribing:
+        """Realtime messages of `channel`, as `Outlast.subscribe` (on this engine's store)."""
+        return Subscribing(self.engine.realtime, channel, topics=topics, since=since)
 
     async def cancel_run(self, run_id: str) -> bool:
         return await self.engine.cancel_run(run_id)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from outlast.core.realtime import MessageRecord
+
 RunStatus = Literal["queued", "running", "completed", "failed", "cancelled", "skipped"]
 StepKind = Literal["run", "sleep", "wait_for_event", "send_event", "invoke"]
 ACTIVE_STATUSES = ("queued", "running")
@@ -189,6 +191,8 @@ class Commit:
     waits: list[WaitSpec] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)
     logs: list[LogLine] = field(default_factory=list)
+    #: realtime messages published by the commit's steps (`step.publish`), stored with their memo rows
+    messages: list[MessageRecord] = field(default_factory=list)
     outcome: Suspend | Finish | None = None
 
 

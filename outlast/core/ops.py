@@ -44,6 +44,7 @@ from outlast.core.models import (
     WaitSpec,
 )
 from outlast.core.planner import wait_spec
+from outlast.core.realtime import MessageRecord
 from outlast.core.retry import ErrorInfo, RetryPolicy, next_try
 
 MAX_SLEEP_MS = YEAR_MS
@@ -139,7 +140,19 @@ class SendEvent:
     events: list[EventRecord]
 
 
-StepOp = StepRun | StepAttemptFailed | StepFailed | Sleep | WaitForEvent | InvokeFunction | SendEvent
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Publish:
+    """Publish a realtime message exactly once for the run (its channel and topic already checked)."""
+
+    key: str
+    step_id: str
+    channel: str
+    topic: str
+    data: Any
+    data_bytes: int
+
+
+StepOp = StepRun | StepAttemptFailed | StepFailed | Sleep | WaitForEvent | InvokeFunction | SendEvent | Publish
 
 
 # -- attempt outcomes ----------------------------------------------------------------------------
@@ -312,8 +325,32 @@ def _translate(run: RunState, op: StepOp, commit: Commit, now: int, rules: OpRul
             )
         )
         commit.events.extend(op.events)
+    elif isinstance(op, Publish):
+        _publish(run, op, commit, now, rules)
     else:
         raise TypeError(f"not a step op that can be committed: {op!r}")
+
+
+def _publish(run: RunState, op: Publish, commit: Commit, now: int, rules: OpRules) -> None:
+    """The memo row and the message, in one commit: sent once per run, in step order."""
+    if op.data_bytes > rules.max_output_bytes:
+        message = f"published data is {op.data_bytes} bytes, the limit is {rules.max_output_bytes} bytes"
+        error = ErrorInfo(name="PayloadTooLargeError", message=f"step {op.step_id!r}: {message}", no_retry=True)
+        commit.steps.append(_failed(op.key, op.step_id, "publish", error, 1, now, now))
+        return
+    commit.steps.append(
+        StepWrite(
+            key=op.key,
+            step_id=op.step_id,
+            kind="publish",
+            status="completed",
+            attempts=1,
+            started_at=now,
+            ended_at=now,
+            detail={"channel": op.channel, "topic": op.topic},
+        )
+    )
+    commit.messages.append(MessageRecord(channel=op.channel, topic=op.topic, data=op.data, ts=now, run_id=run.run_id))
 
 
 def _started(op: StepOp, previous: MemoEntry | None, now: int) -> int:

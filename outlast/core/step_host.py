@@ -33,3 +33,7 @@ class StepHost(Protocol):
     async def send_events(self, step_id: str, events: list[Any]) -> list[str]:
         """Validate and send events once for the run; their ids."""
         ...
+
+    async def publish(self, step_id: str, *, channel: str, topic: str, data: Any, data_bytes: int) -> None:
+        """Publish a realtime message once for the run (`data` is plain JSON already)."""
+        ...

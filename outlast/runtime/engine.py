@@ -33,6 +33,7 @@ from outlast.runtime.drivers.base import Driver
 from outlast.settings import Settings
 
 if TYPE_CHECKING:
+    from outlast.runtime.realtime import Hub
     from outlast.storage.base import Backend, Reads, Store, SyncMode
 
 log = logging.getLogger("outlast")
@@ -60,6 +61,7 @@ class Engine:
         self.wakers: list[Callable[[], None]] = []
         self.opened = False
         self._threads: list[ThreadPoolExecutor] = []
+        self._hub: Hub | None = None
         store.bind(self.planner)
 
     @classmethod
@@ -95,7 +97,19 @@ class Engine:
         await self.refresh_registry(force=True)
         self.opened = True
 
+    async def realtime(self) -> Hub:
+        """This process's realtime fan-out over the engine's store (made on first use)."""
+        from outlast.runtime.realtime import Hub
+
+        await self.open()
+        if self._hub is None:
+            self._hub = Hub(self.store)
+        return self._hub
+
     async def close(self) -> None:
+        if self._hub is not None:
+            await self._hub.close()
+            self._hub = None
         await self.store.close()
         for pool in self._threads:
             pool.shutdown(wait=False, cancel_futures=True)

@@ -48,7 +48,7 @@ class Pruner:
         database does not vacuum itself and, every `prune_interval_ms`, prune."""
         retention = self.engine.settings.retention
         interval = prune_interval_ms(retention)
-        next_prune = 0
+        next_prune = next_messages = 0
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), min(interval, CHORE_TICK_MS) / 1000)
@@ -64,6 +64,10 @@ class Pruner:
                     removed = await self.prune(self.engine.clock.now_ms() - retention, stop=stop)
                     if removed:
                         log.info("retention removed %s", removed.describe())
+                kept_for, now = self.engine.settings.realtime_retention, self.engine.clock.now_ms()
+                if kept_for > 0 and now >= next_messages:
+                    next_messages = now + prune_interval_ms(kept_for)
+                    await self.prune_messages(now - kept_for)
                 await self._vacuum(pruned=bool(removed))
             except StoreError as exc:
                 log.warning("pruning failed, will try again: %s", exc)
@@ -102,3 +106,14 @@ class Pruner:
         except StoreError as exc:  # busy (it gives way to transactions storing waits): next time
             log.info("unused wait_fields entries not removed this time: %s", exc)
         return total
+
+    async def prune_messages(self, before_ms: int) -> int:
+        """Delete realtime messages published before `before_ms`, batch after batch; how many went."""
+        removed = 0
+        while batch := await self.engine.store.prune_messages(before_ms=before_ms, limit=PRUNE_BATCH):
+            removed += batch
+            if batch < PRUNE_BATCH:
+                break
+        if removed:
+            log.info("realtime retention removed %d messages", removed)
+        return removed

@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from outlast.runtime.engine import Engine
-from outlast.server import api, dashboard, events, health, inngest_api, metrics, sync
+from outlast.server import api, dashboard, events, health, inngest_api, inngest_realtime, metrics, realtime, sync
 from outlast.server.guesses import GuessLimiter, TooManyGuessesError, too_many_guesses
 from outlast.server.mode import ServerConfig
 from outlast.server.nul import RefuseNulInUrls
@@ -28,7 +28,9 @@ ROUTES: list[BaseRoute] = [
     *health.ROUTES,
     *metrics.ROUTES,
     *inngest_api.ROUTES,
+    *inngest_realtime.ROUTES,
     *sync.ROUTES,
+    *realtime.ROUTES,
     *api.ROUTES,
     *dashboard.ROUTES,
 ]

@@ -9,7 +9,8 @@ request and response messages cross back to the server's loop. The interpreter l
 server's loop run between the read's slices (every few milliseconds), so an event is taken in while
 a heavy read goes on. The store takes calls from any loop.
 
-Kept on the server's loop: the live update stream (`/api/stream`, its waiters belong to that loop)
+Kept on the server's loop: the live update and realtime streams (`/api/stream`, `/api/realtime`,
+`/v1/realtime/sse`: their waiters belong to that loop)
 and `/health` and `/ready` (they must say how that loop is doing).
 """
 
@@ -24,7 +25,7 @@ from typing import TypeVar
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 T = TypeVar("T")
-ON_SERVER_LOOP = frozenset({"/api/stream", "/health", "/ready"})
+ON_SERVER_LOOP = frozenset({"/api/stream", "/api/realtime", "/v1/realtime/sse", "/health", "/ready"})
 READ_POSTS = frozenset({"/v0/gql"})
 
 _lock = threading.Lock()

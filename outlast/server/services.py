@@ -15,6 +15,7 @@ from outlast.server.bearer import BearerGuard
 from outlast.server.bulk import Bulk
 from outlast.server.live import Live
 from outlast.server.mode import ServerConfig
+from outlast.server.realtime_tokens import ChannelTokens
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,6 +26,8 @@ class Services:
     bearer: BearerGuard
     live: Live
     bulk: Bulk
+    #: realtime channel tokens (one signer per server, so every route accepts the others' tokens)
+    tokens: ChannelTokens
     #: None when prometheus_client is not installed (`/metrics` answers 501)
     metrics: Metrics | None
 
@@ -37,6 +40,7 @@ class Services:
             bearer=BearerGuard(config),
             live=Live(engine),
             bulk=Bulk(engine),
+            tokens=ChannelTokens(config),
             metrics=install_metrics(engine),
         )
 

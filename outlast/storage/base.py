@@ -78,6 +78,7 @@ from outlast.core.models import (
     SyncedApp,
     WorkerInfo,
 )
+from outlast.core.realtime import Message, MessageRecord
 from outlast.core.upkeep import PruneResult, QueueStats
 from outlast.core.views import FunctionStats, RerunLinks, StatusCounts
 
@@ -404,6 +405,42 @@ class Store(Lookups, Protocol):
     async def shrink_wait_fields(self) -> int:
         """Forget `wait_fields` entries that no stored wait needs; return how many. A wait stored
         concurrently keeps (or gets back) its entry."""
+        ...
+
+    # -- realtime messages (storage/sql/realtime.py) --------------------------------------------
+
+    async def publish(self, messages: list[MessageRecord]) -> None:
+        """Publish messages outside any run's commit (Inngest's publish route), in one transaction,
+        in order. A step's messages are written by `commit` with its memo row instead."""
+        ...
+
+    async def read_messages(
+        self,
+        *,
+        channels: list[str] | None,
+        after_id: int,
+        topics: list[str] | None = None,
+        limit: int = 1000,
+        until_id: int | None = None,
+        run_id: str | None = None,
+    ) -> list[Message]:
+        """Up to `limit` kept messages with ids above `after_id` (and up to `until_id`), oldest
+        first, of `channels` (None: all) and `topics` (None: any), published by `run_id` (None: any;
+        a run's own channel is written with its id). Ids increase in commit order, so
+        reading on from the last id seen misses nothing committed later."""
+        ...
+
+    async def last_message_id(self) -> int:
+        """The highest message id published so far (0 when none is kept)."""
+        ...
+
+    async def prune_messages(self, *, before_ms: int, limit: int) -> int:
+        """Delete up to `limit` messages published before `before_ms`; return how many."""
+        ...
+
+    def add_message_listener(self, callback: Callable[[], None]) -> bool:
+        """Call `callback()` (from a thread) once messages are committed, by this process or another.
+        False when other processes' messages will not be heard of (the caller must poll)."""
         ...
 
 

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from outlast.errors import StoreError
+from outlast.storage.message_bell import MessageBell
 from outlast.storage.sql.store import SqlStore
 from outlast.storage.sqlite import SqliteTx, migrate, store_error
 
@@ -52,6 +53,7 @@ class MemoryStore(SqlStore):
         self._conn: sqlite3.Connection | None = None
         self._tx: SqliteTx | None = None
         self._lock = threading.Lock()
+        self._messages = MessageBell(":memory:")
 
     async def open(self) -> None:
         with self._lock:
@@ -67,12 +69,21 @@ class MemoryStore(SqlStore):
                 self._conn = self._tx = None
 
     async def _run(self, fn: Callable[[SqliteTx], T], notify: bool = False) -> T:
-        if self.group_observer is None:
+        if self.group_observer is None and not self._messages.callbacks:
             return self._transaction(fn)
         started = time.perf_counter()
         result = self._transaction(fn)
-        self.group_observer(1, time.perf_counter() - started)  # each request is its own transaction
+        if self.group_observer is not None:
+            self.group_observer(1, time.perf_counter() - started)  # each request is its own transaction
+        if self._messages.callbacks:
+            with self._lock:
+                if self._conn is not None:
+                    self._messages.after_group(self._conn)  # tell subscribers if it published
         return result
+
+    def add_message_listener(self, callback: Callable[[], None]) -> bool:
+        self._messages.callbacks.append(callback)
+        return True  # nothing outside this process can publish here
 
     def _transaction(self, fn: Callable[[SqliteTx], T]) -> T:
         with self._lock:

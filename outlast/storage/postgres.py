@@ -50,7 +50,7 @@ from outlast.errors import StoreDataError, StoreError
 from outlast.storage.base import DEFAULT_MAX_CRASHES
 from outlast.storage.sql import queue as work_queue
 from outlast.storage.sql.group_commit import GroupCommitStore, Outcomes, Request, deliver, refuse, run_group
-from outlast.storage.sql.migrations import migrations_for
+from outlast.storage.sql.migrations import MESSAGES_NOTIFY_CHANNEL, migrations_for, statements
 from outlast.storage.sql.migrations import tables as migrated_tables
 from outlast.storage.sql.replies import Reply
 from outlast.storage.sql.tx import Row
@@ -189,6 +189,7 @@ class PostgresStore(GroupCommitStore):
         self._writers: list[threading.Thread] = []
         self._listener: threading.Thread | None = None
         self._callbacks: list[Callable[[], None]] = []
+        self._message_callbacks: list[Callable[[], None]] = []
         self._stopping = threading.Event()
         self._upkeep: Conn | None = None
         self._upkeep_lock = threading.Lock()
@@ -207,6 +208,13 @@ class PostgresStore(GroupCommitStore):
         """Call `callback()` (from a thread) whenever some process commits new or newly due work.
         True: it will (the listener reconnects after a failure)."""
         self._callbacks.append(callback)
+        if self._writers and self._listener is None:
+            self._start_listener()
+        return True
+
+    def add_message_listener(self, callback: Callable[[], None]) -> bool:
+        """Messages are announced by NOTIFY on `outlast_messages` (the realtime migration's trigger)."""
+        self._message_callbacks.append(callback)
         if self._writers and self._listener is None:
             self._start_listener()
         return True
@@ -241,7 +249,7 @@ class PostgresStore(GroupCommitStore):
         for thread in self._writers:
             thread.start()
         self._requests.open()
-        if self._callbacks:
+        if self._callbacks or self._message_callbacks:
             self._start_listener()
 
     def _stop(self) -> None:
@@ -416,14 +424,16 @@ class PostgresStore(GroupCommitStore):
             try:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=int(_CONNECT_TIMEOUT_S)) as conn:
                     conn.execute("LISTEN outlast_work")
+                    conn.execute(f"LISTEN {MESSAGES_NOTIFY_CHANNEL}")
                     conn.execute(f"LISTEN {self._stop_channel}")
                     failures = 0
                     self._wake()  # whatever was committed while we were not listening
+                    self._wake(messages=True)
                     while not self._stopping.is_set():
                         for note in conn.notifies(timeout=0.25):
                             if note.channel == self._stop_channel:
                                 break
-                            self._wake()
+                            self._wake(messages=note.channel == MESSAGES_NOTIFY_CHANNEL)
             except psycopg.Error as exc:
                 failures += 1
                 log.warning("LISTEN connection to %s failed (%s); reconnecting", self.where, _oneline(exc))
@@ -439,8 +449,8 @@ class PostgresStore(GroupCommitStore):
         with contextlib.suppress(Exception):  # at worst the listener notices within its 0.25 s poll
             self._submit(lambda tx: tx.one("SELECT pg_notify(?, '')", (channel,)), Reply.blocking()).result(5)
 
-    def _wake(self) -> None:
-        for callback in list(self._callbacks):
+    def _wake(self, *, messages: bool = False) -> None:
+        for callback in list(self._message_callbacks if messages else self._callbacks):
             try:
                 callback()
             except Exception:
@@ -514,6 +524,6 @@ def migrate(conn: Conn) -> None:
         for version, script in migrations_for("postgresql"):
             if version in done:
                 continue
-            for statement in filter(str.strip, script.split(";")):
+            for statement in statements(script):
                 conn.execute(statement.encode())
             conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))

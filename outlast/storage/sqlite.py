@@ -33,6 +33,7 @@ from itertools import chain
 from typing import Any
 
 from outlast.errors import StoreDataError, StoreError
+from outlast.storage.message_bell import MessageBell, messages_directory
 from outlast.storage.sql.group_commit import (
     GroupCommitStore,
     Outcomes,
@@ -41,7 +42,7 @@ from outlast.storage.sql.group_commit import (
     refuse,
     run_group,
 )
-from outlast.storage.sql.migrations import MIGRATIONS
+from outlast.storage.sql.migrations import migrations_for, statements
 from outlast.storage.sql.tx import Row, marks
 from outlast.storage.wakeup import Doorbell, Listener, wake_directory
 
@@ -193,6 +194,7 @@ class SqliteStore(GroupCommitStore):
         self._doorbell = Doorbell(self._wake_dir) if self._wake_dir is not None else None
         self._callbacks: list[Callable[[], None]] = []
         self._listener: Listener | None = None
+        self._messages = MessageBell(path)
 
     async def open(self) -> None:
         if self._thread is not None:
@@ -205,6 +207,8 @@ class SqliteStore(GroupCommitStore):
         self._closing.clear()
         if self._callbacks:
             self._listen()
+        if self._messages.callbacks:
+            self._messages.listen()
         if self.path == ":memory:":
             return  # nothing to checkpoint
         self._checkpointer = threading.Thread(
@@ -226,6 +230,13 @@ class SqliteStore(GroupCommitStore):
         self._thread = self._checkpointer = None
         if self._doorbell is not None:
             self._doorbell.close()
+        await asyncio.to_thread(self._messages.stop)
+
+    def add_message_listener(self, callback: Callable[[], None]) -> bool:
+        self._messages.callbacks.append(callback)
+        if self._thread is not None:
+            return self._messages.listen()
+        return messages_directory(self.path) is not None  # it listens once open
 
     def add_listener(self, callback: Callable[[], None]) -> bool:
         """Call `callback()` (from a thread) whenever another process commits new or newly due work
@@ -324,6 +335,7 @@ class SqliteStore(GroupCommitStore):
         deliver(group, outcomes)
         if session.ring and self._doorbell is not None:
             self._doorbell.ring()
+        self._messages.after_group(session.conn)
         if self.group_observer is not None:
             self.group_observer(len(group), time.perf_counter() - started)
 
@@ -349,10 +361,10 @@ def migrate(conn: sqlite3.Connection) -> None:
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
         done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-        for version, script in MIGRATIONS:
+        for version, script in migrations_for("sqlite"):
             if version in done:
                 continue
-            for statement in filter(str.strip, script.split(";")):
+            for statement in statements(script):
                 conn.execute(statement)
             conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
         conn.execute("COMMIT")

@@ -54,3 +54,19 @@ async def raiser(ctx: Context) -> dict[str, Any]:
     except StepError as exc:
         return {"caught": exc.name}
     return {"caught": None}
+
+
+def _die_once(marker: str) -> None:
+    """End the process the first time (as if killed mid-run), succeed when the run resumes."""
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(POISON_EXIT_CODE)
+
+
+@app.function(id="publisher", trigger="crash/publish")
+async def publisher(ctx: Context) -> str:
+    channel = f"crash:{ctx.event.data['id']}"
+    await ctx.step.publish("before", channel=channel, topic="progress", data="before")
+    await ctx.step.run("die-once", _die_once, ctx.event.data["marker"])
+    await ctx.step.publish("after", channel=channel, topic="progress", data="after")
+    return "done"

@@ -10,10 +10,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-from outlast.server.mode import ServerConfig
 
 from outlast.protocol.signing import bearer_token
 from outlast.server.guesses import GuessLimiter, GuessLimits, TooManyGuessesError
+from outlast.server.mode import ServerConfig
 from tests.server.serving import serve
 
 PASSWORD = "correct horse battery staple"

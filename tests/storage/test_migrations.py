@@ -19,6 +19,7 @@ TABLES = {
     "functions",
     "gathering",
     "gcra",
+    "messages",
     "meta",
     "queue",
     "reruns",
@@ -38,7 +39,8 @@ async def sqlite_columns(tmp_path: Path) -> dict[str, set[str]]:
     await store.open()
     await store.close()
     with sqlite3.connect(tmp_path / "schema.db") as conn:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        listed = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        tables = [r[0] for r in listed]
         return {t: {r[1] for r in conn.execute(f"PRAGMA table_info({t})")} for t in tables}
 
 

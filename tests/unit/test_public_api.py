@@ -26,6 +26,7 @@ PUBLIC = [
     "StepRecord",
     "StepUsageError",
     "StoreError",
+    "SubscriptionError",
     "SyncContext",
     "Throttle",
     "Timeouts",

@@ -36,6 +36,7 @@ from outlast.core.ops import (
     FunctionError,
     InvokeFunction,
     Outcome,
+    Publish,
     RunComplete,
     SendEvent,
     Sleep,
@@ -332,6 +333,13 @@ class LocalAttempt:
                 raise StepUsageError(f"step {step_id!r}: {exc}") from None
             entry = await self._record(SendEvent(key=key, step_id=step_id, events=records))
         return result_of(entry)  # type: ignore[no-any-return]
+
+    async def publish(self, step_id: str, *, channel: str, topic: str, data: Any, data_bytes: int) -> None:
+        key = self._key(step_id)
+        entry = self._found(key) or await self._record(
+            Publish(key=key, step_id=step_id, channel=channel, topic=topic, data=data, data_bytes=data_bytes)
+        )
+        result_of(entry)  # a refused message (too large) raises StepError
 
 
 def result_of(entry: MemoEntry) -> Any:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from outlast.server.dashboard import app_pages, event_pages, function_pages, login, run_pages
+from outlast.server.dashboard import app_pages, event_pages, function_pages, login, realtime_page, run_pages
 from outlast.server.dashboard.render import HERE
 from outlast.server.guards import form_post, page
 
@@ -35,4 +35,5 @@ ROUTES: list[BaseRoute] = [
     Route("/workers", page(app_pages.workers), methods=["GET"]),
     Route("/bulk", page(app_pages.bulk), methods=["GET"]),
     Route("/bulk", page(app_pages.bulk_start), methods=["POST"]),
+    Route("/realtime", page(realtime_page.realtime_page), methods=["GET"]),
 ]

@@ -10,6 +10,7 @@ from outlast.core import jsonutil
 from outlast.core.models import Commit, CommitResult, EventRecord, Finish, LogLine, StepWrite, Suspend
 from outlast.storage.base import MAX_LOGS_PER_RUN, Planner
 from outlast.storage.sql.ingest import ingest
+from outlast.storage.sql.realtime import insert_messages
 from outlast.storage.sql.run_end import ENDED_COLUMNS, end_run
 from outlast.storage.sql.tx import Tx
 from outlast.storage.sql.waits import add_wait
@@ -22,6 +23,8 @@ def commit(tx: Tx, planner: Planner, c: Commit) -> CommitResult:
         return checkpoint(tx, c)
     if not _hold(tx, c):
         return CommitResult(ok=False, reason="lost")
+    if c.messages:
+        insert_messages(tx, c.messages)
     for write in c.steps:
         write_step(tx, c.run_id, write, c.now_ms)
     for wait in c.waits:
@@ -53,7 +56,8 @@ def _hold(tx: Tx, c: Commit) -> bool:
 
 def is_checkpoint(c: Commit) -> bool:
     """One step's result and nothing else: the hot path, which group commit may batch."""
-    return len(c.steps) == 1 and not (c.waits or c.events or c.logs or c.outcome) and c.steps[0].error is None
+    extras = c.waits or c.events or c.logs or c.messages or c.outcome
+    return len(c.steps) == 1 and not extras and c.steps[0].error is None
 
 
 def checkpoint(tx: Tx, c: Commit) -> CommitResult:
@@ -77,7 +81,7 @@ def checkpoints(tx: Tx, commits: Sequence[Commit]) -> list[CommitResult]:
 
 def is_plain_finish(c: Commit) -> bool:
     """The end of a run and nothing else (the common last commit), which group commit may batch."""
-    return isinstance(c.outcome, Finish) and not (c.steps or c.waits or c.events or c.logs)
+    return isinstance(c.outcome, Finish) and not (c.steps or c.waits or c.events or c.logs or c.messages)
 
 
 def finishes(tx: Tx, planner: Planner, commits: Sequence[Commit]) -> list[CommitResult]:

@@ -255,7 +255,74 @@ DROP INDEX events_by_name;
 ALTER TABLE functions ADD COLUMN provisional INTEGER NOT NULL DEFAULT 0;
 """,
     ),
+    # -- 12 (realtime): published messages; a run's own channel written by triggers, so every status
+    # change and step end is published in the transaction that makes it. The table and triggers
+    # differ by dialect (DIALECT_ONLY); ids increase in commit order on both backends ------------
+    (12, ""),
 ]
+
+_MESSAGES_TABLE = """
+CREATE TABLE messages (
+    id {id},
+    channel TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    data TEXT NOT NULL,
+    run_id TEXT,
+    ts BIGINT NOT NULL
+);
+CREATE INDEX messages_by_channel ON messages (channel, id);
+CREATE INDEX messages_by_ts ON messages (ts);
+CREATE INDEX messages_by_run ON messages (run_id, id);
+"""
+_RUN_STATUS_VALUES = "('run:' || NEW.id, 'status', {json}('status', NEW.status){cast}, NEW.id,"
+_RUN_STATUS_VALUES += " COALESCE(NEW.ended_at, NEW.started_at, NEW.created_at))"
+_STEP_END_VALUES = "('run:' || NEW.run_id, 'step', {json}('id', NEW.step_id, 'status', NEW.status){cast}, NEW.run_id,"
+_STEP_END_VALUES += " COALESCE(NEW.ended_at, NEW.started_at, 0))"
+_MESSAGE_COLUMNS = "INSERT INTO messages (channel, topic, data, run_id, ts) VALUES "
+_ENDED = "NEW.status IN ('completed', 'failed', 'cancelled')"
+#: PostgreSQL: an id is taken under a transaction-scoped advisory lock, so ids are handed out in
+#: commit order (a subscriber that resumes after id n can never miss a smaller id committed later);
+#: the NOTIFY reaches subscribers in every process once the transaction commits
+MESSAGE_ID_LOCK = 7_424_115_301
+MESSAGES_NOTIFY_CHANNEL = "outlast_messages"
+
+DIALECT_ONLY: dict[str, dict[int, str]] = {
+    "sqlite": {
+        12: _MESSAGES_TABLE.format(id="INTEGER PRIMARY KEY AUTOINCREMENT")
+        + f"""
+CREATE TRIGGER runs_status_message AFTER UPDATE OF status ON runs WHEN NEW.status <> OLD.status
+BEGIN {_MESSAGE_COLUMNS}{_RUN_STATUS_VALUES.format(json="json_object", cast="")}; END;
+CREATE TRIGGER steps_end_message AFTER INSERT ON steps WHEN {_ENDED}
+BEGIN {_MESSAGE_COLUMNS}{_STEP_END_VALUES.format(json="json_object", cast="")}; END;
+CREATE TRIGGER steps_end_change_message AFTER UPDATE OF status ON steps WHEN NEW.status <> OLD.status AND {_ENDED}
+BEGIN {_MESSAGE_COLUMNS}{_STEP_END_VALUES.format(json="json_object", cast="")}; END;
+""",
+    },
+    "postgresql": {
+        12: _MESSAGES_TABLE.format(id="BIGINT PRIMARY KEY")
+        + f"""
+CREATE SEQUENCE messages_ids;
+CREATE FUNCTION outlast_message_id() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock({MESSAGE_ID_LOCK});
+    NEW.id := nextval('messages_ids');
+    PERFORM pg_notify('{MESSAGES_NOTIFY_CHANNEL}', '');
+    RETURN NEW;
+END $$;
+CREATE TRIGGER messages_in_commit_order BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION outlast_message_id();
+CREATE FUNCTION outlast_run_status_message() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN {_MESSAGE_COLUMNS}{_RUN_STATUS_VALUES.format(json="json_build_object", cast="::text")}; RETURN NULL; END $$;
+CREATE TRIGGER runs_status_message AFTER UPDATE OF status ON runs FOR EACH ROW
+    WHEN (NEW.status IS DISTINCT FROM OLD.status) EXECUTE FUNCTION outlast_run_status_message();
+CREATE FUNCTION outlast_step_end_message() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN {_MESSAGE_COLUMNS}{_STEP_END_VALUES.format(json="json_build_object", cast="::text")}; RETURN NULL; END $$;
+CREATE TRIGGER steps_end_message AFTER INSERT ON steps FOR EACH ROW WHEN ({_ENDED})
+    EXECUTE FUNCTION outlast_step_end_message();
+CREATE TRIGGER steps_end_change_message AFTER UPDATE OF status ON steps FOR EACH ROW
+    WHEN (NEW.status IS DISTINCT FROM OLD.status AND {_ENDED}) EXECUTE FUNCTION outlast_step_end_message();
+""",
+    },
+}
 
 #: statements only PostgreSQL runs, in the same transaction as the shared script of their version
 POSTGRES_ONLY: dict[int, str] = {
@@ -276,11 +343,37 @@ ALTER TABLE meta SET (fillfactor = 50, autovacuum_vacuum_scale_factor = 0, autov
 
 def migrations_for(backend: str) -> list[tuple[int, str]]:
     """The migrations as `backend` ("sqlite" or "postgresql") applies them."""
-    extra = POSTGRES_ONLY if backend == "postgresql" else {}
-    return [(version, script + (";" + extra[version] if version in extra else "")) for version, script in MIGRATIONS]
+    extras = [POSTGRES_ONLY if backend == "postgresql" else {}, DIALECT_ONLY[backend]]
+    return [
+        (version, ";".join([script, *(extra[version] for extra in extras if version in extra)]))
+        for version, script in MIGRATIONS
+    ]
+
+
+def statements(script: str) -> list[str]:
+    """A migration's statements: split at semicolons, except inside `$$` bodies (PostgreSQL
+    functions) and `BEGIN ... END` trigger bodies (SQLite)."""
+    found: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending = f"{pending};{piece}" if pending else piece
+        in_dollars = pending.count("$$") % 2 == 1
+        in_trigger = bool(_TRIGGER_BODY.search(pending)) and not _TRIGGER_END.search(pending)
+        if not (in_dollars or in_trigger):
+            if pending.strip():
+                found.append(pending)
+            pending = ""
+    if pending.strip():
+        found.append(pending)
+    return found
+
+
+_TRIGGER_BODY = re.compile(r"CREATE\s+TRIGGER\b[^$]*\bBEGIN\b", re.IGNORECASE)
+_TRIGGER_END = re.compile(r"\bEND\s*$", re.IGNORECASE)
 
 
 @functools.cache
 def tables() -> tuple[str, ...]:
     """The tables the migrations create (upkeep analyzes these, and no one else's)."""
-    return tuple(sorted({name for _, script in MIGRATIONS for name in re.findall(r"CREATE TABLE (\w+)", script)}))
+    scripts = [script for _, script in migrations_for("sqlite")]
+    return tuple(sorted({name for script in scripts for name in re.findall(r"CREATE TABLE (\w+)", script)}))

@@ -24,6 +24,7 @@ from outlast.core.models import (
     SyncedApp,
     WorkerInfo,
 )
+from outlast.core.realtime import Message, MessageRecord
 from outlast.core.upkeep import PruneResult, QueueStats
 from outlast.core.views import FunctionStats, RerunLinks, StatusCounts
 from outlast.errors import StoreError
@@ -37,6 +38,7 @@ from outlast.storage.sql import (
     queue,
     queue_items,
     read,
+    realtime,
     retention,
     run_end,
     stats,
@@ -255,6 +257,33 @@ class SqlStore(PlannerSlot):
         now_ms: int,
     ) -> None:
         await self._run(lambda tx: reruns.rerun(tx, plan, origin_run_id, keep_keys, edited, from_step_key, now_ms))
+
+    # -- realtime messages ---------------------------------------------------------------------
+
+    async def publish(self, messages: list[MessageRecord]) -> None:
+        await self._run(lambda tx: realtime.insert_messages(tx, messages))
+
+    async def read_messages(
+        self,
+        *,
+        channels: list[str] | None,
+        after_id: int,
+        topics: list[str] | None = None,
+        limit: int = 1000,
+        until_id: int | None = None,
+        run_id: str | None = None,
+    ) -> list[Message]:
+        return await self._run(
+            lambda tx: realtime.read_messages(
+                tx, channels=channels, after_id=after_id, topics=topics, limit=limit, until_id=until_id, run_id=run_id
+            )
+        )
+
+    async def last_message_id(self) -> int:
+        return await self._run(realtime.last_message_id)
+
+    async def prune_messages(self, *, before_ms: int, limit: int) -> int:
+        return await self._maintain(lambda tx: realtime.prune_messages(tx, before_ms=before_ms, limit=limit))
 
 
 def cancel_with_events(tx: Tx, store: SqlStore, run_id: str, now: int, reason: str) -> bool:

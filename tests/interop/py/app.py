@@ -13,6 +13,7 @@ import os
 import fastapi
 import inngest
 import inngest.fast_api
+from inngest.experimental import realtime
 
 client = inngest.Inngest(
     app_id=os.environ.get("PY_APP_ID", "py-app"), is_production=os.environ.get("INNGEST_DEV", "0") in ("0", "false")
@@ -205,6 +206,16 @@ async def sleeper(ctx: inngest.Context) -> str:
     return await ctx.step.run("after", lambda: "after")
 
 
+@client.create_function(fn_id="publisher", trigger=inngest.TriggerEvent(event="py/publish"))
+async def publisher(ctx: inngest.Context) -> str:
+    async def publish() -> None:
+        channel = f"py-progress:{ctx.event.data['id']}"
+        await realtime.publish(client, channel=channel, topic="status", data={"stage": "published"})
+
+    await ctx.step.run("publish", publish)
+    return "published"
+
+
 FUNCTIONS = [
     steps,
     three_steps,
@@ -224,6 +235,7 @@ FUNCTIONS = [
     evolving,
     sleeper,
     slow_steps,
+    publisher,
 ]
 if VARIANT == "v2":  # a new version of the app: two functions are gone
     FUNCTIONS = [f for f in FUNCTIONS if f not in (receiver, sleeper)]
