@@ -201,6 +201,19 @@ class Outlast:
     def cancel_run(self, run_id: str) -> bool:
         return self._call(lambda: self.cancel_run_async(run_id))
 
+    # -- signals and paused functions ---------------------------------------------------------
+
+    async def send_signal_async(
+        self, signal: str, data: dict[str, Any] | None = None, *, hold: Any = None
+    ) -> str | None:
+        """Resume the run waiting on `signal` with `data`; return its id, or None when no run
+        waits (the signal is dropped, or kept for `hold`, e.g. "10m", for the first wait to begin)."""
+        engine = await self.engine_async()
+        return await engine.send_signal(signal, data, hold=hold)
+
+    def send_signal(self, signal: str, data: dict[str, Any] | None = None, *, hold: Any = None) -> str | None:
+        return self._call(lambda: self.send_signal_async(signal, data, hold=hold))
+
     async def close_async(self) -> None:
         if self._engine is not None:
             await self._engine.close()

@@ -15,6 +15,7 @@ from outlast.core import scope
 from outlast.core.durations import Duration, to_ms
 from outlast.core.expressions import EVENT_AND_ASYNC, ExpressionError, compile_expression, match_to_expression
 from outlast.core.ops import MAX_SLEEP_MS, wait_problem
+from outlast.core.signals import ON_CONFLICT, signal_problem
 from outlast.core.step_host import StepHost
 from outlast.errors import StepUsageError
 from outlast.events import Event
@@ -59,6 +60,21 @@ class Step:
         expires = self._host.now_ms() + _ms(step_id, timeout, what="timeout")
         found = await self._host.wait_for_event(step_id, event=event, expression=expression, expires_at=expires)
         return None if found is None else Event.from_dict(found)
+
+    async def wait_for_signal(
+        self, step_id: str, *, signal: str, timeout: Duration | None = None, on_conflict: str = "fail"
+    ) -> dict[str, Any] | None:
+        """The data of the signal sent to `signal` (`{}` without data), or None on timeout. One run
+        waits on a name at a time: a second wait fails with SignalConflictError, or takes the name
+        over with `on_conflict="replace"`."""
+        if timeout is None:
+            raise StepUsageError(f"step {step_id!r}: wait_for_signal needs a timeout")
+        if (problem := signal_problem(signal)) is not None:
+            raise StepUsageError(f"step {step_id!r}: {problem}")
+        if on_conflict not in ON_CONFLICT:
+            raise StepUsageError(f"step {step_id!r}: on_conflict: expected 'fail' or 'replace', got {on_conflict!r}")
+        expires = self._host.now_ms() + _ms(step_id, timeout, what="timeout")
+        return await self._host.wait_for_signal(step_id, signal=signal, expires_at=expires, on_conflict=on_conflict)
 
     async def send_event(self, step_id: str, events: EventsInput) -> list[str]:
         """Send events exactly once for this run; they are stored with the step's result."""
@@ -114,6 +130,11 @@ class SyncStep:
         if_: str | None = None,
     ) -> Event | None:
         return self._call(self._step.wait_for_event(step_id, event=event, timeout=timeout, match=match, if_=if_))
+
+    def wait_for_signal(
+        self, step_id: str, *, signal: str, timeout: Duration | None = None, on_conflict: str = "fail"
+    ) -> dict[str, Any] | None:
+        return self._call(self._step.wait_for_signal(step_id, signal=signal, timeout=timeout, on_conflict=on_conflict))
 
     def send_event(self, step_id: str, events: EventsInput) -> list[str]:
         return self._call(self._step.send_event(step_id, events))

@@ -86,3 +86,7 @@ class TestEngine:
 
     async def cancel_run(self, run_id: str) -> bool:
         return await self.engine.cancel_run(run_id)
+
+    async def send_signal(self, signal: str, data: dict[str, Any] | None = None, *, hold: Any = None) -> str | None:
+        """As `Outlast.send_signal`, on the virtual clock (a hold runs out as the clock advances)."""
+        return await self.engine.send_signal(signal, data, hold=hold)

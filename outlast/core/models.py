@@ -119,6 +119,17 @@ class WaitSpec:
     step_key: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalWait:
+    """A stored wait for the signal `signal`: one run waits on a name at a time. `replace` takes
+    the name over from another run's wait; otherwise that wait makes this step fail."""
+
+    signal: str
+    step_key: str
+    expires_at: int
+    replace: bool = False
+
+
 @dataclass(slots=True, kw_only=True)
 class StepWrite:
     """A memo/trace row to write. Final rows are insert-once; pending and retrying ones may be
@@ -190,6 +201,7 @@ class Commit:
     events: list[EventRecord] = field(default_factory=list)
     logs: list[LogLine] = field(default_factory=list)
     outcome: Suspend | Finish | None = None
+    signal_waits: list[SignalWait] = field(default_factory=list)
 
 
 @dataclass(slots=True, kw_only=True)

@@ -38,12 +38,14 @@ from outlast.core.models import (
     LogLine,
     MemoEntry,
     RunState,
+    SignalWait,
     StepWrite,
     Suspend,
     WaitSpec,
 )
 from outlast.core.planner import wait_spec
 from outlast.core.retry import ErrorInfo, RetryPolicy, next_try
+from outlast.core.signals import ON_CONFLICT, signal_problem
 
 MAX_SLEEP_MS = YEAR_MS
 WAITABLE_SYSTEM_EVENTS = (FUNCTION_FAILED, FUNCTION_FINISHED, FUNCTION_CANCELLED)
@@ -117,6 +119,18 @@ class WaitForEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WaitForSignal:
+    """Wait until `expires_at` for the signal `signal` (one run waits on a name at a time); the
+    step's value is the signal's data, or None at the timeout."""
+
+    key: str
+    step_id: str
+    signal: str
+    expires_at: int
+    on_conflict: str = "fail"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InvokeFunction:
     """Run the function `function_slug` (`<app>-<fn>`) with `data` as a child run and wait for it."""
 
@@ -138,7 +152,7 @@ class SendEvent:
     events: list[EventRecord]
 
 
-StepOp = StepRun | StepError | StepFailed | Sleep | WaitForEvent | InvokeFunction | SendEvent
+StepOp = StepRun | StepError | StepFailed | Sleep | WaitForEvent | WaitForSignal | InvokeFunction | SendEvent
 
 
 # -- attempt outcomes ----------------------------------------------------------------------------
@@ -294,6 +308,8 @@ def _translate(run: RunState, op: StepOp, commit: Commit, now: int, rules: OpRul
         _sleep(op, commit, now)
     elif isinstance(op, WaitForEvent):
         _wait(run, op, commit, now)
+    elif isinstance(op, WaitForSignal):
+        _wait_signal(op, commit, now)
     elif isinstance(op, InvokeFunction):
         _invoke(run, op, commit, now, rules)
     elif isinstance(op, SendEvent):
@@ -444,6 +460,36 @@ def _wait(run: RunState, op: WaitForEvent, commit: Commit, now: int) -> None:
             trigger=trigger,
             expires_at=op.expires_at,
             step_key=op.key,
+        )
+    )
+
+
+def _wait_signal(op: WaitForSignal, commit: Commit, now: int) -> None:
+    """A signal wait: its step row pending until `expires_at`, and the name taken in the same commit
+    (the store resolves the step at once from a held signal, or fails it on a conflict)."""
+    problem = signal_problem(op.signal)
+    if problem is None and op.on_conflict not in ON_CONFLICT:
+        problem = f"on_conflict: expected 'fail' or 'replace', got {op.on_conflict!r}"
+    if problem is None and op.expires_at - now > MAX_SLEEP_MS:
+        problem = "a wait cannot last longer than one year"
+    if problem is not None:
+        commit.steps.append(_usage_error(op, problem, now, "wait_for_signal"))
+        return
+    commit.steps.append(
+        StepWrite(
+            key=op.key,
+            step_id=op.step_id,
+            kind="wait_for_signal",
+            status="waiting",
+            attempts=1,
+            started_at=now,
+            deadline=max(op.expires_at, now),
+            detail={"signal": op.signal, "until": op.expires_at},
+        )
+    )
+    commit.signal_waits.append(
+        SignalWait(
+            signal=op.signal, step_key=op.key, expires_at=max(op.expires_at, now), replace=op.on_conflict == "replace"
         )
     )
 

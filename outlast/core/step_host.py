@@ -26,6 +26,12 @@ class StepHost(Protocol):
         """The matching event (Inngest's shape) or None when the wait timed out."""
         ...
 
+    async def wait_for_signal(
+        self, step_id: str, *, signal: str, expires_at: int, on_conflict: str
+    ) -> dict[str, Any] | None:
+        """The signal's data, or None when the wait timed out; StepError on a conflict."""
+        ...
+
     async def invoke(self, step_id: str, *, function_slug: str, data: dict[str, Any], expires_at: int | None) -> Any:
         """The invoked function's output; StepError when it failed, timed out or does not exist."""
         ...

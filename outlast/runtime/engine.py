@@ -24,6 +24,7 @@ from outlast.core.models import AppScope, Commit, CommitResult, EventRecord, Fin
 from outlast.core.observe import Bus, EventsReceived
 from outlast.core.planner import Planner
 from outlast.core.registry import Registry
+from outlast.core.signals import checked_signal
 from outlast.core.sources import FunctionSource, LocalFunction
 from outlast.core.trace_context import carry_trace, current_trace
 from outlast.errors import StoreError
@@ -198,6 +199,15 @@ class Engine:
         done = await self.store.cancel_run(run_id, self.clock.now_ms())
         self.wake()
         return done
+
+    async def send_signal(self, signal: Any, data: Any = None, *, hold: Any = None) -> str | None:
+        """Resume the run waiting on `signal` and return its id (None when no run waits: the signal
+        is then dropped, or held for `hold`). Bad input raises InvalidSignalError; nothing changes."""
+        data, hold_ms = checked_signal(signal, data, hold, max_bytes=self.settings.max_event_bytes)
+        now = self.clock.now_ms()
+        run_id = await self.store.send_signal(signal, data, now, None if hold_ms is None else now + hold_ms)
+        self.wake()
+        return run_id
 
     # -- attempts ------------------------------------------------------------------------------
 

@@ -276,6 +276,23 @@ class Store(Protocol):
         (finished, or no such run); then nothing changes."""
         ...
 
+    # -- coordination: signals and paused functions ----------------------------------------------
+
+    async def send_signal(self, signal: str, data: dict[str, Any], now_ms: int, hold_until: int | None) -> str | None:
+        """Deliver a signal, atomically: the wait on `signal` that has not expired is deleted and its
+        step (`wait_for_signal`, status `waiting`) completes with `data` as output, its run woken
+        (as an event wakes a wait); returns that run's id. Of two calls racing for one wait, one
+        resumes it and the other finds none. With no such wait: held until `hold_until` (when
+        given) for the first signal wait on the name that a commit stores, and None is returned.
+
+        Signal waits are stored by `commit` (`Commit.signal_waits`, after the step rows): the
+        oldest signal held for the name and not expired is consumed and completes the step at
+        once; else the wait takes the name unless another unexpired wait holds it, which it takes
+        over only with `replace` (the other's step keeps waiting to its deadline); a refused wait
+        fails its step with `SignalConflictError`. Either way the run is woken. A run's signal
+        waits go when it ends; a timed-out one's step resolves at its deadline like any wait."""
+        ...
+
     # -- reads ---------------------------------------------------------------------------------
 
     async def get_run(self, run_id: str) -> Run | None:

@@ -44,6 +44,7 @@ from outlast.core.ops import (
     StepRun,
     Suspended,
     WaitForEvent,
+    WaitForSignal,
 )
 from outlast.core.retry import ErrorInfo
 from outlast.core.sources import LocalFunction
@@ -307,6 +308,16 @@ class LocalAttempt:
             WaitForEvent(key=key, step_id=step_id, event=event, expression=expression, expires_at=expires_at)
         )
         return result_of(entry)  # type: ignore[no-any-return]
+
+    async def wait_for_signal(
+        self, step_id: str, *, signal: str, expires_at: int, on_conflict: str
+    ) -> dict[str, Any] | None:
+        key = self._key(step_id)
+        entry = self._found(key) or await self._record(
+            WaitForSignal(key=key, step_id=step_id, signal=signal, expires_at=expires_at, on_conflict=on_conflict)
+        )
+        found = result_of(entry)
+        return None if found is None else dict(found)
 
     async def invoke(self, step_id: str, *, function_slug: str, data: dict[str, Any], expires_at: int | None) -> Any:
         key = self._key(step_id)

@@ -12,6 +12,7 @@ from outlast.core.models import Commit, CommitResult, EventRecord, Finish, LogLi
 from outlast.storage.base import MAX_LOGS_PER_RUN, Planner
 from outlast.storage.sql.ingest import ingest
 from outlast.storage.sql.run_end import ENDED_COLUMNS, end_run
+from outlast.storage.sql.signals import add_signal_wait
 from outlast.storage.sql.tx import Tx
 from outlast.storage.sql.waits import add_wait
 
@@ -27,7 +28,9 @@ def commit(tx: Tx, planner: Planner, c: Commit) -> CommitResult:
         write_step(tx, c.run_id, write)
     for wait in c.waits:
         add_wait(tx, c.run_id, wait, c.now_ms)
-    if c.waits:
+    for signal_wait in c.signal_waits:
+        add_signal_wait(tx, c.run_id, signal_wait, c.now_ms)
+    if c.waits or c.signal_waits:
         tx.run("UPDATE runs SET has_waits = 1 WHERE id = ? AND has_waits = 0", (c.run_id,))
     if c.logs:
         _keep_logs(tx, c.run_id, c.logs)
@@ -54,7 +57,11 @@ def _hold(tx: Tx, c: Commit) -> bool:
 
 def is_checkpoint(c: Commit) -> bool:
     """One step's result and nothing else: the hot path, which group commit may batch."""
-    return len(c.steps) == 1 and not (c.waits or c.events or c.logs or c.outcome) and c.steps[0].error is None
+    return (
+        len(c.steps) == 1
+        and not (c.waits or c.signal_waits or c.events or c.logs or c.outcome)
+        and c.steps[0].error is None
+    )
 
 
 def checkpoint(tx: Tx, c: Commit) -> CommitResult:
@@ -78,7 +85,7 @@ def checkpoints(tx: Tx, commits: Sequence[Commit]) -> list[CommitResult]:
 
 def is_plain_finish(c: Commit) -> bool:
     """The end of a run and nothing else (the common last commit), which group commit may batch."""
-    return isinstance(c.outcome, Finish) and not (c.steps or c.waits or c.events or c.logs)
+    return isinstance(c.outcome, Finish) and not (c.steps or c.waits or c.signal_waits or c.events or c.logs)
 
 
 def finishes(tx: Tx, planner: Planner, commits: Sequence[Commit]) -> list[CommitResult]:

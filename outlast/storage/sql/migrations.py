@@ -247,6 +247,29 @@ CREATE INDEX runs_by_end ON runs (ended_at) WHERE ended_at IS NOT NULL;
 DROP INDEX events_by_name;
 """,
     ),
+    # -- 11 (coordination): signal names waited on (one run per name), signals held for a wait ------
+    (
+        11,
+        """
+CREATE TABLE signal_waits (
+    signal TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    step_key TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX signal_waits_by_run ON signal_waits (run_id);
+CREATE TABLE held_signals (
+    id TEXT PRIMARY KEY,
+    signal TEXT NOT NULL,
+    data TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX held_signals_by_name ON held_signals (signal, id);
+CREATE INDEX held_signals_by_expiry ON held_signals (expires_at);
+""",
+    ),
 ]
 
 #: statements only PostgreSQL runs, in the same transaction as the shared script of their version

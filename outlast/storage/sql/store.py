@@ -30,6 +30,7 @@ from outlast.storage.base import DEFAULT_MAX_CRASHES, PlannerSlot, SyncMode
 from outlast.storage.sql import apps, commit, functions, ingest, inngest_reads, queue, read, retention, run_end, workers
 from outlast.storage.sql import dashboard as dash
 from outlast.storage.sql import rerun as reruns
+from outlast.storage.sql import signals as signal_sql
 from outlast.storage.sql.batches import CheckpointRequest, FinishRequest
 from outlast.storage.sql.tx import Tx
 
@@ -118,6 +119,11 @@ class SqlStore(PlannerSlot):
 
     async def cancel_run(self, run_id: str, now_ms: int, reason: str = "cancelled by request") -> bool:
         return await self._run(lambda tx: cancel_with_events(tx, self, run_id, now_ms, reason), notify=True)
+
+    # -- coordination: signals and paused functions ----------------------------------------------
+
+    async def send_signal(self, signal: str, data: dict[str, Any], now_ms: int, hold_until: int | None) -> str | None:
+        return await self._run(lambda tx: signal_sql.send_signal(tx, signal, data, now_ms, hold_until), notify=True)
 
     # -- reads ---------------------------------------------------------------------------------
 

@@ -1,0 +1,43 @@
+"""Commands that coordinate runs: `signal` (resume the run waiting on a signal)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from outlast.cli.act import read_data
+from outlast.cli.common import Subparsers, command, print_json, with_engine
+from outlast.runtime.engine import Engine
+
+
+def cmd_signal(args: argparse.Namespace) -> int:
+    data = read_data(args.data) if args.data is not None else None
+
+    async def send(engine: Engine) -> str | None:
+        return await engine.send_signal(args.name, data, hold=args.hold)
+
+    run_id = asyncio.run(with_engine(args, send))
+    if args.json:
+        print_json({"run_id": run_id, "held": run_id is None and args.hold is not None})
+    elif run_id is not None:
+        print(f"resumed run {run_id}")
+    elif args.hold is not None:
+        print(f"no run waits for {args.name!r}: held for {args.hold} for the first wait that begins")
+    else:
+        print(f"outlast: no run waits for signal {args.name!r} (it was dropped; --hold keeps it)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(sub: Subparsers) -> None:
+    s = command(sub, "signal", cmd_signal, "send a signal: resume the run waiting on NAME")
+    s.add_argument("name", help="the signal name a run waits on (step.wait_for_signal's signal=)")
+    s.add_argument(
+        "--data",
+        default=None,
+        metavar="JSON|@FILE|-",
+        help="the signal's data, a JSON object: inline, @path/to/file.json, or - for standard input",
+    )
+    s.add_argument("--hold", default=None, metavar="D", help="when no run waits, keep it this long (e.g. 10m, ≤ 7d)")
+    s.add_argument("--json", action="store_true", help="print the resumed run's id as JSON")
