@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from outlast.core import scope
 from outlast.core.durations import Duration, to_ms
 from outlast.core.expressions import EVENT_AND_ASYNC, ExpressionError, compile_expression, match_to_expression
-from outlast.core.ops import MAX_SLEEP_MS, wait_problem
+from outlast.core.ops import MAX_SLEEP_MS, lookback_problem, wait_problem
 from outlast.core.signals import ON_CONFLICT, signal_problem
 from outlast.core.step_host import StepHost
 from outlast.errors import StepUsageError
@@ -52,13 +52,19 @@ class Step:
         timeout: Duration | None = None,
         match: str | None = None,
         if_: str | None = None,
+        lookback: Duration | None = None,
     ) -> Event | None:
-        """The first matching event that arrives after this wait is stored, or None on timeout."""
+        """The first matching event that arrives after this wait is stored, or None on timeout.
+        With `lookback` (at most 7 days), the earliest matching event received that long before
+        the wait began, and not returned by an earlier wait of this run, resolves it at once."""
         if timeout is None:
             raise StepUsageError(f"step {step_id!r}: wait_for_event needs a timeout")
         expression = _wait_expression(step_id, event, match, if_)
         expires = self._host.now_ms() + _ms(step_id, timeout, what="timeout")
-        found = await self._host.wait_for_event(step_id, event=event, expression=expression, expires_at=expires)
+        lookback_ms = _lookback_ms(step_id, lookback)
+        found = await self._host.wait_for_event(
+            step_id, event=event, expression=expression, expires_at=expires, lookback_ms=lookback_ms
+        )
         return None if found is None else Event.from_dict(found)
 
     async def wait_for_signal(
@@ -128,8 +134,11 @@ class SyncStep:
         timeout: Duration | None = None,
         match: str | None = None,
         if_: str | None = None,
+        lookback: Duration | None = None,
     ) -> Event | None:
-        return self._call(self._step.wait_for_event(step_id, event=event, timeout=timeout, match=match, if_=if_))
+        return self._call(
+            self._step.wait_for_event(step_id, event=event, timeout=timeout, match=match, if_=if_, lookback=lookback)
+        )
 
     def wait_for_signal(
         self, step_id: str, *, signal: str, timeout: Duration | None = None, on_conflict: str = "fail"
@@ -166,6 +175,15 @@ def _ms(step_id: str, duration: Duration, what: str = "duration") -> int:
         raise StepUsageError(str(exc)) from None
     if ms > MAX_SLEEP_MS:
         raise StepUsageError(f"step {step_id!r}: {what} cannot be longer than one year")
+    return ms
+
+
+def _lookback_ms(step_id: str, lookback: Duration | None) -> int | None:
+    if lookback is None:
+        return None
+    ms = _ms(step_id, lookback, what="lookback")
+    if (problem := lookback_problem(ms)) is not None:
+        raise StepUsageError(f"step {step_id!r}: {problem}")
     return ms
 
 

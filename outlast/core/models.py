@@ -117,6 +117,9 @@ class WaitSpec:
     match_value: str | None
     expires_at: int
     step_key: str | None = None
+    #: a wait with lookback is resolved at once by the earliest matching event received at most
+    #: this long before it was stored (and not returned by an earlier wait of the run)
+    lookback_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -48,6 +48,7 @@ from outlast.core.retry import ErrorInfo, RetryPolicy, next_try
 from outlast.core.signals import ON_CONFLICT, signal_problem
 
 MAX_SLEEP_MS = YEAR_MS
+MAX_LOOKBACK_MS = 7 * 24 * 3600 * 1000
 WAITABLE_SYSTEM_EVENTS = (FUNCTION_FAILED, FUNCTION_FINISHED, FUNCTION_CANCELLED)
 INVOKE_TIMEOUT_ERROR = {
     "name": "InngestInvokeTimeoutError",
@@ -116,6 +117,8 @@ class WaitForEvent:
     event: str
     expression: str | None
     expires_at: int
+    #: resolve at once with the earliest match received this long before the wait (≤ 7 days)
+    lookback_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -423,10 +426,12 @@ def _wait(run: RunState, op: WaitForEvent, commit: Commit, now: int) -> None:
     problem = wait_problem(op.event, op.expression)
     if problem is None and op.expires_at - now > MAX_SLEEP_MS:
         problem = "a wait cannot last longer than one year"
+    if problem is None:
+        problem = lookback_problem(op.lookback_ms)
     if problem is not None:
         commit.steps.append(_usage_error(op, problem, now, "wait_for_event"))
         return
-    if op.expires_at <= now:  # an empty timeout: expired already
+    if op.expires_at <= now and not op.lookback_ms:  # an empty timeout: expired already
         commit.steps.append(
             StepWrite(
                 key=op.key,
@@ -460,8 +465,15 @@ def _wait(run: RunState, op: WaitForEvent, commit: Commit, now: int) -> None:
             trigger=trigger,
             expires_at=op.expires_at,
             step_key=op.key,
+            lookback_ms=op.lookback_ms,
         )
     )
+
+
+def lookback_problem(lookback_ms: int | None) -> str | None:
+    if lookback_ms is not None and not 0 <= lookback_ms <= MAX_LOOKBACK_MS:
+        return "lookback: must be at most 7 days"
+    return None
 
 
 def _wait_signal(op: WaitForSignal, commit: Commit, now: int) -> None:

@@ -21,7 +21,7 @@ class StepHost(Protocol):
     async def sleep_until(self, step_id: str, until_ms: int) -> None: ...
 
     async def wait_for_event(
-        self, step_id: str, *, event: str, expression: str | None, expires_at: int
+        self, step_id: str, *, event: str, expression: str | None, expires_at: int, lookback_ms: int | None = None
     ) -> dict[str, Any] | None:
         """The matching event (Inngest's shape) or None when the wait timed out."""
         ...

@@ -301,11 +301,18 @@ class LocalAttempt:
             await self._record(Sleep(key=key, step_id=step_id, until_ms=until_ms))
 
     async def wait_for_event(
-        self, step_id: str, *, event: str, expression: str | None, expires_at: int
+        self, step_id: str, *, event: str, expression: str | None, expires_at: int, lookback_ms: int | None = None
     ) -> dict[str, Any] | None:
         key = self._key(step_id)
         entry = self._found(key) or await self._record(
-            WaitForEvent(key=key, step_id=step_id, event=event, expression=expression, expires_at=expires_at)
+            WaitForEvent(
+                key=key,
+                step_id=step_id,
+                event=event,
+                expression=expression,
+                expires_at=expires_at,
+                lookback_ms=lookback_ms,
+            )
         )
         return result_of(entry)  # type: ignore[no-any-return]
 

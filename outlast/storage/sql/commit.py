@@ -27,7 +27,7 @@ def commit(tx: Tx, planner: Planner, c: Commit) -> CommitResult:
     for write in c.steps:
         write_step(tx, c.run_id, write)
     for wait in c.waits:
-        add_wait(tx, c.run_id, wait, c.now_ms)
+        add_wait(tx, c.run_id, wait, c.now_ms, planner)
     for signal_wait in c.signal_waits:
         add_signal_wait(tx, c.run_id, signal_wait, c.now_ms)
     if c.waits or c.signal_waits:

@@ -13,6 +13,7 @@ from outlast.core import jsonutil
 from outlast.core.expressions import lookup
 from outlast.core.models import PENDING_STEP_STATUSES, EventRecord, WaitSpec
 from outlast.storage.base import Planner
+from outlast.storage.sql.lookback import earliest_match
 from outlast.storage.sql.rows import EXPRESSION_FIELD, WAITS, wait_field, wait_row
 from outlast.storage.sql.run_end import cancel_run, record_effect
 from outlast.storage.sql.tx import Tx, marks
@@ -20,7 +21,14 @@ from outlast.storage.sql.tx import Tx, marks
 _WAIT_COLUMNS = "w.id, w.run_id, w.kind, w.step_key, w.expires_at"
 
 
-def add_wait(tx: Tx, run_id: str, w: WaitSpec, now: int) -> None:
+def add_wait(tx: Tx, run_id: str, w: WaitSpec, now: int, planner: Planner | None = None) -> None:
+    """Store a wait; one with lookback whose event already came resolves its step (written by
+    this transaction) at once instead."""
+    found = earliest_match(tx, planner, run_id, w, now) if w.lookback_ms and w.step_key and planner else None
+    if found is not None and w.step_key is not None:
+        if complete_wait(tx, run_id, w.kind, w.step_key, found[1], now):
+            record_effect(tx, found[0], run_id, "resumed")
+        return
     tx.run(WAITS.insert_sql, wait_row(run_id, w, now))
     add_wait_field(tx, *wait_field(w))
 
