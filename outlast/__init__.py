@@ -31,6 +31,7 @@ from outlast.options import (
     Timeouts,
     TriggerCron,
     TriggerEvent,
+    WaitFor,
 )
 from outlast.settings import Settings
 
@@ -66,4 +67,5 @@ __all__ = [
     "Timeouts",
     "TriggerCron",
     "TriggerEvent",
+    "WaitFor",
 ]

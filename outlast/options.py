@@ -80,3 +80,13 @@ class Timeouts:
 class Singleton:
     key: str | None = None
     mode: Literal["skip", "cancel"] = "skip"
+
+
+@dataclass(frozen=True)
+class WaitFor:
+    """One wait of `step.wait_for_any` / `step.wait_for_all`: an event name, and `match` or `if_`
+    as in `step.wait_for_event`."""
+
+    event: str
+    match: str | None = None
+    if_: str | None = None

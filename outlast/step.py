@@ -14,11 +14,12 @@ from typing import Any, TypeVar
 from outlast.core import scope
 from outlast.core.durations import Duration, to_ms
 from outlast.core.expressions import EVENT_AND_ASYNC, ExpressionError, compile_expression, match_to_expression
-from outlast.core.ops import MAX_SLEEP_MS, lookback_problem, wait_problem
+from outlast.core.ops import MAX_SLEEP_MS, lookback_problem, many_problem, wait_problem
 from outlast.core.signals import ON_CONFLICT, signal_problem
 from outlast.core.step_host import StepHost
 from outlast.errors import StepUsageError
 from outlast.events import Event
+from outlast.options import WaitFor
 
 T = TypeVar("T")
 EventsInput = Event | dict[str, Any] | list[Event | dict[str, Any]]
@@ -66,6 +67,37 @@ class Step:
             step_id, event=event, expression=expression, expires_at=expires, lookback_ms=lookback_ms
         )
         return None if found is None else Event.from_dict(found)
+
+    async def wait_for_any(
+        self, step_id: str, waits: list[WaitFor], *, timeout: Duration | None = None, lookback: Duration | None = None
+    ) -> Event | None:
+        """The first event matching any of `waits` (up to 10), or None on timeout; the other
+        waits end with it."""
+        found = await self._wait_many(step_id, "any", waits, timeout, lookback)
+        return None if found is None else Event.from_dict(found)
+
+    async def wait_for_all(
+        self, step_id: str, waits: list[WaitFor], *, timeout: Duration | None = None, lookback: Duration | None = None
+    ) -> list[Event | None]:
+        """The first event matching each of `waits` (up to 10), in their order; at the timeout,
+        None stands for those that did not come."""
+        found = await self._wait_many(step_id, "all", waits, timeout, lookback)
+        return [None if e is None else Event.from_dict(e) for e in found or [None] * len(waits)]
+
+    async def _wait_many(
+        self, step_id: str, mode: str, waits: Any, timeout: Duration | None, lookback: Duration | None
+    ) -> Any:
+        if timeout is None:
+            raise StepUsageError(f"step {step_id!r}: wait_for_{mode} needs a timeout")
+        if not isinstance(waits, (list, tuple)) or not all(isinstance(w, WaitFor) for w in waits):
+            raise StepUsageError(f"step {step_id!r}: waits: expected a list of outlast.WaitFor")
+        if (problem := many_problem(mode, len(waits))) is not None:
+            raise StepUsageError(f"step {step_id!r}: {problem}")
+        parts = tuple((w.event, _wait_expression(step_id, w.event, w.match, w.if_)) for w in waits)
+        expires = self._host.now_ms() + _ms(step_id, timeout, what="timeout")
+        return await self._host.wait_for_many(
+            step_id, mode=mode, parts=parts, expires_at=expires, lookback_ms=_lookback_ms(step_id, lookback)
+        )
 
     async def wait_for_signal(
         self, step_id: str, *, signal: str, timeout: Duration | None = None, on_conflict: str = "fail"
@@ -139,6 +171,16 @@ class SyncStep:
         return self._call(
             self._step.wait_for_event(step_id, event=event, timeout=timeout, match=match, if_=if_, lookback=lookback)
         )
+
+    def wait_for_any(
+        self, step_id: str, waits: list[WaitFor], *, timeout: Duration | None = None, lookback: Duration | None = None
+    ) -> Event | None:
+        return self._call(self._step.wait_for_any(step_id, waits, timeout=timeout, lookback=lookback))
+
+    def wait_for_all(
+        self, step_id: str, waits: list[WaitFor], *, timeout: Duration | None = None, lookback: Duration | None = None
+    ) -> list[Event | None]:
+        return self._call(self._step.wait_for_all(step_id, waits, timeout=timeout, lookback=lookback))
 
     def wait_for_signal(
         self, step_id: str, *, signal: str, timeout: Duration | None = None, on_conflict: str = "fail"

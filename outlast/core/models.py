@@ -110,7 +110,8 @@ class WaitSpec:
     expected value is precomputed (`match_field`/`match_value`) so events find waits by index.
     """
 
-    kind: Literal["wait", "invoke", "cancel"]
+    #: "wait", "invoke", "cancel"; "any" for a part of a wait_for_any, "all:<i>" for the i-th of a wait_for_all
+    kind: str
     event_name: str
     expression: str | None
     match_field: str | None

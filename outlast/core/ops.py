@@ -49,6 +49,7 @@ from outlast.core.signals import ON_CONFLICT, signal_problem
 
 MAX_SLEEP_MS = YEAR_MS
 MAX_LOOKBACK_MS = 7 * 24 * 3600 * 1000
+MAX_WAITS = 10
 WAITABLE_SYSTEM_EVENTS = (FUNCTION_FAILED, FUNCTION_FINISHED, FUNCTION_CANCELLED)
 INVOKE_TIMEOUT_ERROR = {
     "name": "InngestInvokeTimeoutError",
@@ -122,6 +123,20 @@ class WaitForEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WaitForMany:
+    """Wait for several events at once: `mode` "any" ends at the first match of any part (the
+    step's value is that event), "all" when each part has matched (a list, in part order, with
+    None for parts without a match at the timeout). `parts` are (event name, expression)."""
+
+    key: str
+    step_id: str
+    mode: str
+    parts: tuple[tuple[str, str | None], ...]
+    expires_at: int
+    lookback_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WaitForSignal:
     """Wait until `expires_at` for the signal `signal` (one run waits on a name at a time); the
     step's value is the signal's data, or None at the timeout."""
@@ -155,7 +170,9 @@ class SendEvent:
     events: list[EventRecord]
 
 
-StepOp = StepRun | StepError | StepFailed | Sleep | WaitForEvent | WaitForSignal | InvokeFunction | SendEvent
+StepOp = (
+    StepRun | StepError | StepFailed | Sleep | WaitForEvent | WaitForMany | WaitForSignal | InvokeFunction | SendEvent
+)
 
 
 # -- attempt outcomes ----------------------------------------------------------------------------
@@ -313,6 +330,8 @@ def _translate(run: RunState, op: StepOp, commit: Commit, now: int, rules: OpRul
         _wait(run, op, commit, now)
     elif isinstance(op, WaitForSignal):
         _wait_signal(op, commit, now)
+    elif isinstance(op, WaitForMany):
+        _wait_many(run, op, commit, now)
     elif isinstance(op, InvokeFunction):
         _invoke(run, op, commit, now, rules)
     elif isinstance(op, SendEvent):
@@ -468,6 +487,54 @@ def _wait(run: RunState, op: WaitForEvent, commit: Commit, now: int) -> None:
             lookback_ms=op.lookback_ms,
         )
     )
+
+
+def _wait_many(run: RunState, op: WaitForMany, commit: Commit, now: int) -> None:
+    """One step row for all the parts, and one wait row per part (kind "any", or "all:<i>"): the
+    store resolves the step at the first match (any) or once each part matched (all), keeping
+    the matches so far as the step's timeout output."""
+    kind = f"wait_for_{op.mode}"
+    problem = many_problem(op.mode, len(op.parts)) or lookback_problem(op.lookback_ms)
+    problem = problem or next((p for e, x in op.parts if (p := wait_problem(e, x)) is not None), None)
+    if problem is None and op.expires_at - now > MAX_SLEEP_MS:
+        problem = "a wait cannot last longer than one year"
+    if problem is not None:
+        commit.steps.append(_usage_error(op, problem, now, kind))
+        return
+    commit.steps.append(
+        StepWrite(
+            key=op.key,
+            step_id=op.step_id,
+            kind=kind,
+            status="waiting",
+            attempts=1,
+            started_at=now,
+            deadline=max(op.expires_at, now),
+            timeout_output=None if op.mode == "any" else [None] * len(op.parts),
+            detail={"waits": [{"event": e, "if": x} for e, x in op.parts], "until": op.expires_at},
+        )
+    )
+    trigger = run.events[0].to_dict() if run.events else {}
+    for i, (event, expression) in enumerate(op.parts):
+        commit.waits.append(
+            wait_spec(
+                kind="any" if op.mode == "any" else f"all:{i}",
+                event_name=event,
+                expression=expression,
+                trigger=trigger,
+                expires_at=max(op.expires_at, now),
+                step_key=op.key,
+                lookback_ms=op.lookback_ms,
+            )
+        )
+
+
+def many_problem(mode: str, count: int) -> str | None:
+    if mode not in ("any", "all"):
+        return f"mode: expected 'any' or 'all', got {mode!r}"
+    if not 1 <= count <= MAX_WAITS:
+        return f"waits: expected 1 to {MAX_WAITS} WaitFor, got {count}"
+    return None
 
 
 def lookback_problem(lookback_ms: int | None) -> str | None:

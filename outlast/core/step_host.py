@@ -26,6 +26,18 @@ class StepHost(Protocol):
         """The matching event (Inngest's shape) or None when the wait timed out."""
         ...
 
+    async def wait_for_many(
+        self,
+        step_id: str,
+        *,
+        mode: str,
+        parts: tuple[tuple[str, str | None], ...],
+        expires_at: int,
+        lookback_ms: int | None,
+    ) -> Any:
+        """wait_for_any's event (None on timeout), or wait_for_all's list of events and Nones."""
+        ...
+
     async def wait_for_signal(
         self, step_id: str, *, signal: str, expires_at: int, on_conflict: str
     ) -> dict[str, Any] | None:

@@ -34,6 +34,7 @@ PUBLIC = [
     "Timeouts",
     "TriggerCron",
     "TriggerEvent",
+    "WaitFor",
 ]
 
 

@@ -44,6 +44,7 @@ from outlast.core.ops import (
     StepRun,
     Suspended,
     WaitForEvent,
+    WaitForMany,
     WaitForSignal,
 )
 from outlast.core.retry import ErrorInfo
@@ -315,6 +316,23 @@ class LocalAttempt:
             )
         )
         return result_of(entry)  # type: ignore[no-any-return]
+
+    async def wait_for_many(
+        self,
+        step_id: str,
+        *,
+        mode: str,
+        parts: tuple[tuple[str, str | None], ...],
+        expires_at: int,
+        lookback_ms: int | None,
+    ) -> Any:
+        key = self._key(step_id)
+        entry = self._found(key) or await self._record(
+            WaitForMany(
+                key=key, step_id=step_id, mode=mode, parts=parts, expires_at=expires_at, lookback_ms=lookback_ms
+            )
+        )
+        return result_of(entry)
 
     async def wait_for_signal(
         self, step_id: str, *, signal: str, expires_at: int, on_conflict: str
