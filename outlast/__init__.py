@@ -20,6 +20,7 @@ from outlast.events import Event
 from outlast.function import Function
 from outlast.models import Run, StepRecord
 from outlast.options import (
+    Backoff,
     Batch,
     Cancel,
     Concurrency,
@@ -27,6 +28,7 @@ from outlast.options import (
     Priority,
     RateLimit,
     Singleton,
+    StepOptions,
     Throttle,
     Timeouts,
     TriggerCron,
@@ -36,6 +38,7 @@ from outlast.options import (
 from outlast.settings import Settings
 
 __all__ = [
+    "Backoff",
     "Batch",
     "Cancel",
     "Concurrency",
@@ -58,6 +61,7 @@ __all__ = [
     "SignalConflictError",
     "Singleton",
     "StepError",
+    "StepOptions",
     "StepRecord",
     "StepTimeoutError",
     "StepUsageError",

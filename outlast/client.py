@@ -13,6 +13,7 @@ from outlast.errors import FunctionConfigError, OutlastError
 from outlast.events import FUNCTION_FAILED, Event
 from outlast.function import Function, Trigger, build_config
 from outlast.options import (
+    Backoff,
     Batch,
     Cancel,
     Concurrency,
@@ -72,6 +73,7 @@ class Outlast:
         batch: Batch | None = None,
         priority: Priority | None = None,
         singleton: Singleton | None = None,
+        backoff: Backoff | None = None,
     ) -> Callable[[Callable[..., Any]], Function]:
         """Register a handler (`async def f(ctx)` or `def f(ctx)`) as a durable function."""
         if id in self.functions:
@@ -92,6 +94,7 @@ class Outlast:
             batch=batch,
             priority=priority,
             singleton=singleton,
+            backoff=backoff,
         )
 
         def register(handler: Callable[..., Any]) -> Function:

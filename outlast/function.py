@@ -27,8 +27,10 @@ from outlast.core.config import (
 from outlast.core.config import Trigger as ConfigTrigger
 from outlast.core.durations import to_ms
 from outlast.core.expressions import ExpressionError, match_to_expression
+from outlast.core.retry import BackoffRule, backoff_rule
 from outlast.errors import FunctionConfigError
 from outlast.options import (
+    Backoff,
     Batch,
     Cancel,
     Concurrency,
@@ -100,6 +102,12 @@ class _Options:
         except ValueError as exc:
             raise self.fail(option, str(exc).removeprefix(f"{option}: ")) from None
 
+    def backoff(self, value: Backoff) -> BackoffRule:
+        try:
+            return backoff_rule(initial=value.initial, factor=value.factor, max=value.max, jitter=value.jitter)
+        except ValueError as exc:
+            raise self.fail("backoff", str(exc)) from None
+
     def required_ms(self, value: Any, option: str) -> int:
         ms = self.ms(value, option)
         if ms is None:
@@ -168,6 +176,7 @@ def build_config(
     batch: Batch | None = None,
     priority: Priority | None = None,
     singleton: Singleton | None = None,
+    backoff: Backoff | None = None,
 ) -> FunctionConfig:
     """Translate and validate options; raise FunctionConfigError naming the function and option."""
     from outlast.core.validation import validate  # compiles CEL and cron: loaded when a function is defined
@@ -183,6 +192,7 @@ def build_config(
         (priority, Priority, "priority", "Priority(run='<expression>')"),
         (singleton, Singleton, "singleton", "Singleton(...)"),
         (timeouts, Timeouts, "timeouts", "Timeouts(...)"),
+        (backoff, Backoff, "backoff", "Backoff(initial=..., factor=..., max=...)"),
     ):
         if value is not None:
             o.expect(value, kind, option, example)
@@ -236,6 +246,7 @@ def build_config(
             ),
             priority=None if priority is None else priority.run,
             singleton=None if singleton is None else SingletonRule(key=singleton.key, mode=singleton.mode),
+            backoff=None if backoff is None else o.backoff(backoff),
         )
     )
 

@@ -15,11 +15,12 @@ from outlast.core import scope
 from outlast.core.durations import Duration, to_ms
 from outlast.core.expressions import EVENT_AND_ASYNC, ExpressionError, compile_expression, match_to_expression
 from outlast.core.ops import MAX_SLEEP_MS, lookback_problem, many_problem, wait_problem
+from outlast.core.retry import StepPolicy, backoff_rule
 from outlast.core.signals import ON_CONFLICT, signal_problem
 from outlast.core.step_host import StepHost
 from outlast.errors import StepUsageError
 from outlast.events import Event
-from outlast.options import WaitFor
+from outlast.options import Backoff, StepOptions, WaitFor
 
 T = TypeVar("T")
 EventsInput = Event | dict[str, Any] | list[Event | dict[str, Any]]
@@ -32,8 +33,13 @@ class Step:
     def __init__(self, host: StepHost) -> None:
         self._host = host
 
-    def run(self, step_id: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
-        """Run `fn(*args, **kwargs)` once for this run and return its (JSON) result."""
+    def run(
+        self, step_id: str | StepOptions, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Coroutine[Any, Any, Any]:
+        """Run `fn(*args, **kwargs)` once for this run and return its (JSON) result. `step_id` may
+        be a `StepOptions` (the step's own retries, timeout per attempt and backoff)."""
+        if isinstance(step_id, StepOptions):
+            return self._host.run(step_id.id, fn, args, kwargs, _step_policy(step_id))
         return self._host.run(step_id, fn, args, kwargs)
 
     async def sleep(self, step_id: str, duration: Duration) -> None:
@@ -149,7 +155,7 @@ class SyncStep:
             raise StepUsageError("a step is called inside another step; steps cannot be nested")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def run(self, step_id: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Any:
+    def run(self, step_id: str | StepOptions, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Any:
         return self._call(self._step.run(step_id, fn, *args, **kwargs))
 
     def sleep(self, step_id: str, duration: Duration) -> None:
@@ -218,6 +224,27 @@ def _ms(step_id: str, duration: Duration, what: str = "duration") -> int:
     if ms > MAX_SLEEP_MS:
         raise StepUsageError(f"step {step_id!r}: {what} cannot be longer than one year")
     return ms
+
+
+def _step_policy(options: StepOptions) -> StepPolicy:
+    """A StepOptions checked (StepUsageError naming the step and the option) as the host takes it."""
+    where = f"step {options.id!r}"
+    retries = options.retries
+    if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 20):
+        raise StepUsageError(f"{where}: retries: expected an integer from 0 to 20, got {retries!r}")
+    timeout_ms = None if options.timeout is None else _ms(str(options.id), options.timeout, what="timeout")
+    if timeout_ms is not None and timeout_ms <= 0:
+        raise StepUsageError(f"{where}: timeout: must be more than 0")
+    backoff = None
+    if options.backoff is not None:
+        b = options.backoff
+        if not isinstance(b, Backoff):
+            raise StepUsageError(f"{where}: backoff: expected outlast.Backoff(...), got {b!r}")
+        try:
+            backoff = backoff_rule(initial=b.initial, factor=b.factor, max=b.max, jitter=b.jitter)
+        except ValueError as exc:
+            raise StepUsageError(f"{where}: backoff: {exc}") from None
+    return StepPolicy(max_attempts=None if retries is None else retries + 1, timeout_ms=timeout_ms, backoff=backoff)
 
 
 def _lookback_ms(step_id: str, lookback: Duration | None) -> int | None:

@@ -14,7 +14,7 @@ per run), wait indexing and the invoke protocol live here and nowhere else.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from outlast.core import jsonutil
@@ -44,7 +44,7 @@ from outlast.core.models import (
     WaitSpec,
 )
 from outlast.core.planner import wait_spec
-from outlast.core.retry import ErrorInfo, RetryPolicy, next_try
+from outlast.core.retry import BackoffRule, ErrorInfo, RetryPolicy, next_try
 from outlast.core.signals import ON_CONFLICT, signal_problem
 
 MAX_SLEEP_MS = YEAR_MS
@@ -81,6 +81,9 @@ class StepError:
     step_id: str
     error: ErrorInfo
     started_at: int | None = None
+    #: the step's own policy (`StepOptions`), over the function's
+    max_attempts: int | None = None
+    backoff: BackoffRule | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -308,7 +311,7 @@ def _translate(run: RunState, op: StepOp, commit: Commit, now: int, rules: OpRul
     if isinstance(op, StepRun):
         commit.steps.append(_step_run(op, attempts, started, now, rules))
     elif isinstance(op, StepError):
-        due = next_try(op.error, failed_attempts=attempts, policy=rules.policy, now_ms=now)
+        due = next_try(op.error, failed_attempts=attempts, policy=_step_policy(op, rules.policy), now_ms=now)
         commit.steps.append(
             StepWrite(
                 key=op.key,
@@ -351,6 +354,14 @@ def _translate(run: RunState, op: StepOp, commit: Commit, now: int, rules: OpRul
         commit.events.extend(op.events)
     else:
         raise TypeError(f"not a step op that can be committed: {op!r}")
+
+
+def _step_policy(op: StepError, policy: RetryPolicy) -> RetryPolicy:
+    if op.max_attempts is not None:
+        policy = replace(policy, max_attempts=op.max_attempts)
+    if op.backoff is not None:
+        policy = replace(policy, backoff=op.backoff)
+    return policy
 
 
 def _started(op: StepOp, previous: MemoEntry | None, now: int) -> int:

@@ -10,11 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from outlast.core.retry import StepPolicy
+
 
 class StepHost(Protocol):
     def now_ms(self) -> int: ...
 
-    async def run(self, step_id: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def run(
+        self,
+        step_id: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        policy: StepPolicy | None = None,
+    ) -> Any:
         """`fn(*args, **kwargs)`'s JSON value, memoized; StepError once its retries are spent."""
         ...
 

@@ -3,6 +3,7 @@
 import outlast
 
 PUBLIC = [
+    "Backoff",
     "Batch",
     "Cancel",
     "Concurrency",
@@ -25,6 +26,7 @@ PUBLIC = [
     "SignalConflictError",
     "Singleton",
     "StepError",
+    "StepOptions",
     "StepRecord",
     "StepTimeoutError",
     "StepUsageError",
