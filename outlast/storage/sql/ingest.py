@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 
 from outlast.core.collector import GC_PAUSE_MIN, gc_paused
+from outlast.core.events import start_time
 from outlast.core.models import EventRecord, RunPlan
 from outlast.storage.base import Planner
 from outlast.storage.sql import flow
@@ -38,18 +39,19 @@ def _ingest(tx: Tx, planner: Planner, events: list[EventRecord], now: int, batch
         elif not _admit(tx, event, now):
             continue
         plans = None
+        start = start_time(event, now)  # a delayed start: its runs are planned, queued and admitted as of then
         if batch is not None:
-            if not batch.waited(event.name):
+            if not batch.waited(event.name) and start == now:
                 plans = planner.plan(event, now)  # it resolves no wait: planning first changes nothing
                 if batch.add(plans):
                     continue
             batch.flush()
         work += resolve_waits(tx, planner, event, now)
-        plans = planner.plan(event, now) if plans is None else plans
+        plans = planner.plan(event, start) if plans is None else plans
         if batch is not None:
             batch.note(plans)
         for plan in plans:
-            work += create_run(tx, plan, now)
+            work += create_run(tx, plan, start)
     if batch is not None:
         batch.flush()
     return [e.id for e in events]
