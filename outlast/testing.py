@@ -12,10 +12,11 @@ import random
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from outlast.client import EventInput, Outlast
+from outlast.client import EventInput, Outlast, _function_id
 from outlast.core.clock import VirtualClock
 from outlast.core.durations import Duration, to_ms
 from outlast.core.models import Run, RunFilter
+from outlast.function import Function
 from outlast.runtime.engine import Engine
 from outlast.runtime.worker import Worker
 
@@ -90,3 +91,10 @@ class TestEngine:
     async def send_signal(self, signal: str, data: dict[str, Any] | None = None, *, hold: Any = None) -> str | None:
         """As `Outlast.send_signal`, on the virtual clock (a hold runs out as the clock advances)."""
         return await self.engine.send_signal(signal, data, hold=hold)
+
+    async def pause_function(self, function: Function | str) -> bool:
+        """As `Outlast.pause_function`, on this engine."""
+        return await self.engine.set_paused(self.app.id, _function_id(function), paused=True)
+
+    async def resume_function(self, function: Function | str) -> bool:
+        return await self.engine.set_paused(self.app.id, _function_id(function), paused=False)

@@ -27,8 +27,9 @@ from outlast.core.registry import Registry
 from outlast.core.signals import checked_signal
 from outlast.core.sources import FunctionSource, LocalFunction
 from outlast.core.trace_context import carry_trace, current_trace
-from outlast.errors import StoreError
+from outlast.errors import OutlastError, StoreError
 from outlast.runtime.drivers.base import Driver
+from outlast.runtime.pausing import PausedFunctions
 from outlast.settings import Settings
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class Engine:
         self.wakers: list[Callable[[], None]] = []
         self.opened = False
         self._threads: list[ThreadPoolExecutor] = []
+        self.paused = PausedFunctions(store)
         store.bind(self.planner)
 
     @classmethod
@@ -208,6 +210,17 @@ class Engine:
         run_id = await self.store.send_signal(signal, data, now, None if hold_ms is None else now + hold_ms)
         self.wake()
         return run_id
+
+    async def set_paused(self, app_id: str, function_id: str, *, paused: bool) -> bool:
+        """Pause or resume a function some live worker or synced app serves (else OutlastError naming
+        it); True when that changed anything."""
+        await self.refresh_registry()
+        if self.function(app_id, function_id) is None:
+            raise OutlastError(f"function {function_id!r} of app {app_id!r}: no live worker or synced app serves it")
+        changed = await self.store.set_paused(app_id, function_id, paused, self.clock.now_ms())
+        self.paused.forget()
+        self.wake()
+        return changed
 
     # -- attempts ------------------------------------------------------------------------------
 

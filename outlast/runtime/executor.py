@@ -70,6 +70,9 @@ class Attempt:
     def log(self, line: LogLine) -> None:
         self._logs.append(line)
 
+    async def paused(self) -> bool:
+        return await self.engine.paused.is_paused(self._run.app_id, self._run.function_id)
+
     def completion_order(self) -> list[str]:
         done = [m for m in self._run.memo.values() if m.final]
         return [m.key for m in sorted(done, key=lambda m: (m.ended_at or 0, m.seq))]

@@ -13,10 +13,20 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from outlast.runtime.engine import Engine
-from outlast.server import api, dashboard, events, health, inngest_api, metrics, signals, sync
+from outlast.server import api, dashboard, events, health, inngest_api, metrics, pausing, signals, sync
 from outlast.server.config import ServerConfig
 
-ROUTE_MODULES = (events, health, metrics, inngest_api, signals, sync, api, dashboard)  # the dashboard's catch-alls last
+ROUTE_MODULES = (
+    events,
+    health,
+    metrics,
+    inngest_api,
+    signals,
+    sync,
+    pausing,
+    api,
+    dashboard,
+)  # the dashboard's catch-alls last
 
 
 def create_app(engine: Engine, config: ServerConfig) -> Starlette:

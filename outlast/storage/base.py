@@ -293,6 +293,17 @@ class Store(Protocol):
         waits go when it ends; a timed-out one's step resolves at its deadline like any wait."""
         ...
 
+    async def set_paused(self, app_id: str, function_id: str, paused: bool, now_ms: int) -> bool:
+        """Pause or resume a function; True when that changed anything. While it is paused,
+        `ingest` records each run it would start as `skipped` with the reason "paused", and claims
+        (and `next_due_at`) pass over its run items, so its runs in flight run no step; once
+        resumed, those items are due as before. Kept across restarts, shared by every process."""
+        ...
+
+    async def paused_functions(self) -> list[tuple[str, str]]:
+        """The paused functions as (app id, function id), in that order."""
+        ...
+
     # -- reads ---------------------------------------------------------------------------------
 
     async def get_run(self, run_id: str) -> Run | None:

@@ -51,3 +51,19 @@ async def test_outlast_signal_refuses_bad_input_without_a_traceback(tmp_path: Pa
     ]:
         done = outlast_cli(db, "signal", *args, check=False)
         assert done.returncode == 2 and fragment in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+async def test_outlast_pause_and_resume_a_function(tmp_path: Path) -> None:
+    db = tmp_path / "pause.db"
+    app = approval_app()
+    async with TestEngine(app, database_url=f"sqlite:///{db}", start_ms=int(time.time() * 1000)) as t:
+        paused = outlast_cli(db, "pause", "approve")
+        assert paused.stdout.strip() == "paused cli-signals/approve"
+        await t.send(Event(name="t/doc"))
+        await t.run_until_idle()
+        assert [r.skip_reason for r in t.runs()] == ["paused"]
+        assert outlast_cli(db, "resume", "approve").stdout.strip() == "resumed cli-signals/approve"
+        assert "already resumed" in outlast_cli(db, "resume", "approve").stdout
+        ghost = outlast_cli(db, "pause", "ghost", check=False)
+        assert ghost.returncode == 2 and "function 'ghost': no live worker" in ghost.stderr
+        assert "Traceback" not in ghost.stderr

@@ -96,3 +96,21 @@ async def test_production_requires_a_signing_key(make_store: Callable[[], Store]
     ):
         reply = await http.post("/v1/signals", json={"signal": "go"})
         assert reply.status_code == 401
+
+
+async def test_a_function_is_paused_and_resumed_over_http(served: tuple[TestEngine, httpx.AsyncClient]) -> None:
+    t, http = served
+    reply = await http.post("/api/functions/signals/wait/pause", json={})
+    assert reply.status_code == 200 and reply.json() == {
+        "app_id": "signals",
+        "function_id": "wait",
+        "paused": True,
+        "changed": True,
+    }
+    await t.send(Event(name="t/wait", data={"name": "p"}))
+    await t.run_until_idle()
+    assert [r.skip_reason for r in t.runs()] == ["paused"]
+    resumed = await http.post("/api/functions/signals/wait/resume", json={})
+    assert resumed.status_code == 200 and resumed.json()["changed"] is True
+    ghost = await http.post("/api/functions/signals/ghost/pause", json={})
+    assert ghost.status_code == 404 and "no live worker" in ghost.json()["error"]

@@ -21,6 +21,7 @@ TABLES = {
     "gcra",
     "held_signals",
     "meta",
+    "paused_functions",
     "queue",
     "reruns",
     "runs",

@@ -233,6 +233,8 @@ class LocalAttempt:
         the handler awaits the step's reply, so giving up on the step does not stop its commit."""
         key = self._key(step_id)
         entry = self._found(key)
+        if entry is None and await self.host.paused():
+            raise StepSuspended()  # the function is paused: no new step body until it is resumed
         if entry is None:
             previous = self.host.run.memo.get(key)
             step_context = contextvars.copy_context()  # the body's: it is in a step, and logs name it

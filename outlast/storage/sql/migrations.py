@@ -247,7 +247,8 @@ CREATE INDEX runs_by_end ON runs (ended_at) WHERE ended_at IS NOT NULL;
 DROP INDEX events_by_name;
 """,
     ),
-    # -- 11 (coordination): signal names waited on (one run per name), signals held for a wait ------
+    # -- 11 (coordination): signal names waited on (one run per name), signals held for a wait, and
+    # paused functions -------------------------------------------------------------------------------
     (
         11,
         """
@@ -268,6 +269,12 @@ CREATE TABLE held_signals (
 );
 CREATE INDEX held_signals_by_name ON held_signals (signal, id);
 CREATE INDEX held_signals_by_expiry ON held_signals (expires_at);
+CREATE TABLE paused_functions (
+    app_id TEXT NOT NULL,
+    function_id TEXT NOT NULL,
+    paused_at BIGINT NOT NULL,
+    PRIMARY KEY (app_id, function_id)
+);
 """,
     ),
 ]

@@ -27,7 +27,19 @@ from outlast.core.upkeep import PruneResult, QueueStats
 from outlast.core.views import FunctionStats, RerunLinks, StatusCounts
 from outlast.errors import StoreError
 from outlast.storage.base import DEFAULT_MAX_CRASHES, PlannerSlot, SyncMode
-from outlast.storage.sql import apps, commit, functions, ingest, inngest_reads, queue, read, retention, run_end, workers
+from outlast.storage.sql import (
+    apps,
+    commit,
+    functions,
+    ingest,
+    inngest_reads,
+    pausing,
+    queue,
+    read,
+    retention,
+    run_end,
+    workers,
+)
 from outlast.storage.sql import dashboard as dash
 from outlast.storage.sql import rerun as reruns
 from outlast.storage.sql import signals as signal_sql
@@ -124,6 +136,12 @@ class SqlStore(PlannerSlot):
 
     async def send_signal(self, signal: str, data: dict[str, Any], now_ms: int, hold_until: int | None) -> str | None:
         return await self._run(lambda tx: signal_sql.send_signal(tx, signal, data, now_ms, hold_until), notify=True)
+
+    async def set_paused(self, app_id: str, function_id: str, paused: bool, now_ms: int) -> bool:
+        return await self._run(lambda tx: pausing.set_paused(tx, app_id, function_id, paused, now_ms), notify=True)
+
+    async def paused_functions(self) -> list[tuple[str, str]]:
+        return await self._run(pausing.paused_functions)
 
     # -- reads ---------------------------------------------------------------------------------
 

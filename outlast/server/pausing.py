@@ -1,0 +1,39 @@
+"""Pausing from HTTP, in the read API: `POST /api/functions/{app_id}/{function_id}/pause` and
+`.../resume` answer `{"app_id", "function_id", "paused", "changed"}`; a function nobody serves is
+a 404. Guarded like the rest of `/api/` (login in production; a JSON body or a CSRF token)."""
+
+from __future__ import annotations
+
+import functools
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from outlast.errors import OutlastError, StoreError
+from outlast.runtime.engine import Engine
+from outlast.server.config import ServerConfig
+from outlast.server.services import Services
+
+
+def routes(engine: Engine, config: ServerConfig) -> list[BaseRoute]:
+    guard = Services.of(engine, config).auth.api
+    return [
+        Route(
+            f"/api/functions/{{app_id}}/{{function_id}}/{action}",
+            guard(functools.partial(set_paused, engine, action == "pause")),
+            methods=["POST"],
+        )
+        for action in ("pause", "resume")
+    ]
+
+
+async def set_paused(engine: Engine, paused: bool, request: Request) -> Response:
+    app_id, function_id = request.path_params["app_id"], request.path_params["function_id"]
+    try:
+        changed = await engine.set_paused(app_id, function_id, paused=paused)
+    except StoreError as exc:
+        return JSONResponse({"error": f"store unavailable, retry: {exc}"}, status_code=503)
+    except OutlastError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=404)
+    return JSONResponse({"app_id": app_id, "function_id": function_id, "paused": paused, "changed": changed})
