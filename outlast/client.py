@@ -235,6 +235,19 @@ class Outlast:
     def resume_function(self, function: Function | str) -> bool:
         return self._call(lambda: self.resume_function_async(function))
 
+    async def replay_async(
+        self, *, function_id: str, status: str = "failed", since: Any = None, until: Any = None
+    ) -> int:
+        """Rerun the runs of a function with `status` (failed by default; a paused function's
+        `skipped` runs too) created between `since` and `until` (datetimes or ms); how many."""
+        from outlast.runtime.replay import replay
+
+        engine = await self.engine_async()
+        return await replay(engine, app_id=self.id, function_id=function_id, status=status, since=since, until=until)
+
+    def replay(self, *, function_id: str, status: str = "failed", since: Any = None, until: Any = None) -> int:
+        return self._call(lambda: self.replay_async(function_id=function_id, status=status, since=since, until=until))
+
     async def close_async(self) -> None:
         if self._engine is not None:
             await self._engine.close()

@@ -18,6 +18,7 @@ from outlast.core.durations import Duration, to_ms
 from outlast.core.models import Run, RunFilter
 from outlast.function import Function
 from outlast.runtime.engine import Engine
+from outlast.runtime.replay import replay
 from outlast.runtime.worker import Worker
 
 if TYPE_CHECKING:
@@ -98,3 +99,9 @@ class TestEngine:
 
     async def resume_function(self, function: Function | str) -> bool:
         return await self.engine.set_paused(self.app.id, _function_id(function), paused=False)
+
+    async def replay(self, *, function_id: str, status: str = "failed", since: Any = None, until: Any = None) -> int:
+        """As `Outlast.replay`, on this engine."""
+        return await replay(
+            self.engine, app_id=self.app.id, function_id=function_id, status=status, since=since, until=until
+        )

@@ -121,3 +121,45 @@ async def test_pausing_a_function_nobody_serves_is_an_error(app: outlast.Outlast
     async with TestEngine(app) as t:
         with pytest.raises(outlast.OutlastError, match="function 'ghost' of app 'test-app': no live worker"):
             await t.pause_function("ghost")
+
+
+async def test_replay_reruns_the_runs_skipped_while_paused(app: outlast.Outlast, engine: TestEngine) -> None:
+    @app.function(id="replayed", trigger="t/r")
+    async def replayed(ctx: Context) -> int:
+        return int(ctx.event.data["n"])
+
+    async with engine as t:
+        await t.pause_function(replayed)
+        await t.send([Event(name="t/r", data={"n": n}) for n in (1, 2)])
+        await t.run_until_idle()
+        await t.resume_function(replayed)
+        assert await t.replay(function_id="replayed", status="skipped") == 2
+        assert await t.replay(function_id="replayed") == 0  # none failed
+        await t.run_until_idle()
+        done = sorted(r.output for r in t.runs(status="completed"))
+        with pytest.raises(outlast.OutlastError, match="status: expected one of"):
+            await t.replay(function_id="replayed", status="running")
+    assert done == [1, 2]
+
+
+async def test_replay_reruns_failed_runs_in_a_time_range(app: outlast.Outlast, engine: TestEngine) -> None:
+    outcomes = iter([ValueError("first"), ValueError("second"), None])
+
+    @app.function(id="flaky", trigger="t/f", retries=0)
+    async def flaky(ctx: Context) -> str:
+        failure = next(outcomes)
+        if failure is not None:
+            raise failure
+        return "ok"
+
+    async with engine as t:
+        await t.send(Event(name="t/f"))
+        await t.run_until_idle()
+        t.advance("1h")
+        since = t.now_ms()
+        await t.send(Event(name="t/f"))
+        await t.run_until_idle()
+        assert await t.replay(function_id="flaky", since=since) == 1  # only the second
+        await t.run_until_idle()
+        statuses = [r.status for r in t.runs()]
+    assert statuses == ["failed", "failed", "completed"]
