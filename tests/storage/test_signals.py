@@ -111,3 +111,12 @@ async def test_two_senders_racing_resume_one_run_once(make_store: Callable[[], S
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_retention_removes_expired_held_signals(store: Store) -> None:
+    assert await store.send_signal("old", {}, T0, T0 + 1_000) is None
+    assert await store.send_signal("new", {"n": 1}, T0, T0 + 10_000) is None
+    pruned = await store.prune(before_ms=T0, now_ms=T0 + 5_000, limit=100)
+    assert pruned.flow_keys == 1
+    c = await signal_wait(store, "new", at=T0 + 6_000)
+    assert (await step_of(store, c.run.run_id)).output == {"n": 1}  # the unexpired one was kept

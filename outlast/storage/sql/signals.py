@@ -76,3 +76,16 @@ def _fail(tx: Tx, run_id: str, step_key: str, error: dict[str, Any], now: int) -
     )
     if changed:
         wake(tx, run_id, now)
+
+
+def prune_signals(tx: Tx, now: int, limit: int) -> int:
+    """Delete up to `limit` held signals and up to `limit` signal waits that expired (an expired
+    wait's row is ignored already: its step resolves at its deadline); return how many."""
+    deleted = 0
+    for table, key in (("held_signals", "id"), ("signal_waits", "signal")):
+        deleted += tx.run(
+            f"DELETE FROM {table} WHERE {key} IN"
+            f" (SELECT {key} FROM {table} WHERE expires_at <= ? ORDER BY expires_at, {key} LIMIT ?)",
+            (now, limit),
+        )
+    return deleted
