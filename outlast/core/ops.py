@@ -71,6 +71,8 @@ class StepRun:
     kind: str = "run"
     #: the output's JSON size in bytes, when the driver knows it (spares encoding it again)
     output_bytes: int | None = None
+    #: the step's own policy as the trace shows it (`StepOptions`), if it has one
+    policy: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,6 +86,7 @@ class StepError:
     #: the step's own policy (`StepOptions`), over the function's
     max_attempts: int | None = None
     backoff: BackoffRule | None = None
+    policy: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -323,6 +326,7 @@ def _translate(run: RunState, op: StepOp, commit: Commit, now: int, rules: OpRul
                 deadline=due,
                 ended_at=now if due is None else None,
                 error=op.error.to_json(),
+                detail=None if op.policy is None else {"policy": op.policy},
             )
         )
     elif isinstance(op, StepFailed):
@@ -392,6 +396,7 @@ def _step_run(op: StepRun, attempts: int, started: int, now: int, rules: OpRules
         started_at=started,
         ended_at=now,
         output=op.output,
+        detail=None if op.policy is None else {"policy": op.policy},
     )
 
 

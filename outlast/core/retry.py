@@ -110,3 +110,14 @@ class StepPolicy:
     max_attempts: int | None = None
     timeout_ms: int | None = None
     backoff: BackoffRule | None = None
+
+    def describe(self) -> dict[str, Any] | None:
+        """The policy as the trace keeps it (None when the step has none of its own)."""
+        if self.max_attempts is None and self.timeout_ms is None and self.backoff is None:
+            return None
+        backoff = None
+        if self.backoff is not None:
+            b = self.backoff
+            backoff = {"initial_ms": b.initial_ms, "factor": b.factor, "max_ms": b.max_ms, "jitter": b.jitter}
+        retries = None if self.max_attempts is None else self.max_attempts - 1
+        return {"retries": retries, "timeout_ms": self.timeout_ms, "backoff": backoff}

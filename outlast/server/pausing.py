@@ -1,13 +1,15 @@
 """Pausing from HTTP, in the read API: `POST /api/functions/{app_id}/{function_id}/pause` and
 `.../resume` answer `{"app_id", "function_id", "paused", "changed"}`; a function nobody serves is
-a 404. Guarded like the rest of `/api/` (login in production; a JSON body or a CSRF token)."""
+a 404. Guarded like the rest of `/api/` (login in production; a JSON body or a CSRF token); the
+dashboard's button posts a form and is sent back to the function's page."""
 
 from __future__ import annotations
 
 import functools
+from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from outlast.errors import OutlastError, StoreError
@@ -36,4 +38,6 @@ async def set_paused(engine: Engine, paused: bool, request: Request) -> Response
         return JSONResponse({"error": f"store unavailable, retry: {exc}"}, status_code=503)
     except OutlastError as exc:
         return JSONResponse({"error": str(exc)}, status_code=404)
+    if not request.headers.get("content-type", "").startswith("application/json"):  # the dashboard's button
+        return RedirectResponse(f"/functions/{quote(app_id, safe='')}/{quote(function_id, safe='')}", status_code=303)
     return JSONResponse({"app_id": app_id, "function_id": function_id, "paused": paused, "changed": changed})

@@ -36,6 +36,8 @@ async def test_a_step_has_its_own_retry_count(app: outlast.Outlast, engine: Test
         await t.run_until_idle()
         [run] = t.runs()
     assert run.output == "down" and len(calls) == 2 and run.steps[0].attempts == 2
+    backoff = {"initial_ms": 1000, "factor": 2.0, "max_ms": 600_000, "jitter": False}
+    assert run.steps[0].detail == {"policy": {"retries": 1, "timeout_ms": None, "backoff": backoff}}
 
 
 async def test_a_step_backs_off_by_its_own_backoff(app: outlast.Outlast, engine: TestEngine) -> None:

@@ -114,3 +114,26 @@ async def test_a_function_is_paused_and_resumed_over_http(served: tuple[TestEngi
     assert resumed.status_code == 200 and resumed.json()["changed"] is True
     ghost = await http.post("/api/functions/signals/ghost/pause", json={})
     assert ghost.status_code == 404 and "no live worker" in ghost.json()["error"]
+
+
+async def test_the_dashboard_shows_a_signal_wait_and_pauses_from_a_button(
+    served: tuple[TestEngine, httpx.AsyncClient],
+) -> None:
+    import re
+
+    t, http = served
+    await t.send(Event(name="t/wait", data={"name": "go<now>"}))
+    await t.run_until_idle()
+    [run] = t.runs()
+    page = await http.get(f"/runs/{run.id}")
+    assert page.status_code == 200 and "Waits for signal <code>go&lt;now&gt;</code>" in page.text  # escaped
+    fn_page = await http.get("/functions/signals/wait")
+    assert "<dd>Running</dd>" in fn_page.text and ">Pause</button>" in fn_page.text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', fn_page.text)
+    assert token is not None
+    pressed = await http.post(
+        "/api/functions/signals/wait/pause", data={"csrf_token": token.group(1)}, follow_redirects=False
+    )
+    assert pressed.status_code == 303 and pressed.headers["location"] == "/functions/signals/wait"
+    after = await http.get("/functions/signals/wait")
+    assert "<strong>Paused</strong>" in after.text and ">Resume</button>" in after.text

@@ -287,12 +287,18 @@ class LocalAttempt:
                 started_at=started,
                 max_attempts=policy.max_attempts,
                 backoff=policy.backoff,
+                policy=policy.describe(),
             )
         else:
             try:
                 output, text = jsonutil.roundtrip(value)
                 op = StepRun(
-                    key=key, step_id=step_id, output=output, started_at=started, output_bytes=len(text.encode())
+                    key=key,
+                    step_id=step_id,
+                    output=output,
+                    started_at=started,
+                    output_bytes=len(text.encode()),
+                    policy=policy.describe(),
                 )
             except jsonutil.NotJSONError as exc:
                 op = StepFailed(
