@@ -280,7 +280,8 @@ class Store(Protocol):
 
     async def send_signal(self, signal: str, data: dict[str, Any], now_ms: int, hold_until: int | None) -> str | None:
         """Deliver a signal, atomically: the wait on `signal` that has not expired is deleted and its
-        step (`wait_for_signal`, status `waiting`) completes with `data` as output, its run woken
+        step (`wait_for_signal`, status `waiting`) completes with `{"signal": signal, "data": data}`
+        as output (Inngest's shape), its run woken
         (as an event wakes a wait); returns that run's id. Of two calls racing for one wait, one
         resumes it and the other finds none. With no such wait: held until `hold_until` (when
         given) for the first signal wait on the name that a commit stores, and None is returned.

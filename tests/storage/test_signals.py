@@ -35,9 +35,9 @@ async def test_a_signal_completes_the_waiting_step_and_makes_its_run_due(store: 
     assert await store.send_signal("other", {}, T0 + 1, None) is None
     assert await store.send_signal("sig", {"a": 1}, T0 + 2, None) == c.run.run_id
     step = await step_of(store, c.run.run_id)
-    assert (step.status, step.output, step.ended_at) == ("completed", {"a": 1}, T0 + 2)
+    assert (step.status, step.output, step.ended_at) == ("completed", {"signal": "sig", "data": {"a": 1}}, T0 + 2)
     resumed = await claim_one(store, "w", T0 + 2)  # due at once, not at the wait's timeout
-    assert resumed.run.memo["s"].output == {"a": 1}
+    assert resumed.run.memo["s"].output == {"signal": "sig", "data": {"a": 1}}
     assert await store.send_signal("sig", {"a": 2}, T0 + 3, None) is None
 
 
@@ -53,9 +53,9 @@ async def test_a_held_signal_is_given_to_the_first_wait_that_begins_in_time(stor
     assert await store.send_signal("sig", {"n": 1}, T0, T0 + 1_000) is None
     assert await store.send_signal("sig", {"n": 2}, T0 + 1, T0 + 1_000) is None
     first = await signal_wait(store, "sig", at=T0 + 10)
-    assert (await step_of(store, first.run.run_id)).output == {"n": 1}  # oldest first, at once
+    assert (await step_of(store, first.run.run_id)).output["data"] == {"n": 1}  # oldest first, at once
     second = await signal_wait(store, "sig", at=T0 + 20)
-    assert (await step_of(store, second.run.run_id)).output == {"n": 2}
+    assert (await step_of(store, second.run.run_id)).output["data"] == {"n": 2}
     third = await signal_wait(store, "sig", at=T0 + 30)
     assert (await step_of(store, third.run.run_id)).status == "waiting"  # both were consumed
 
@@ -107,7 +107,7 @@ async def test_two_senders_racing_resume_one_run_once(make_store: Callable[[], S
         for i, c in enumerate(waiting):
             pair = results[2 * i : 2 * i + 2]
             assert sorted(pair, key=str) == sorted([c.run.run_id, None], key=str), pair
-            assert (await step_of(stores[0], c.run.run_id)).output in ({"by": 0}, {"by": 1})
+            assert (await step_of(stores[0], c.run.run_id)).output["data"] in ({"by": 0}, {"by": 1})
     finally:
         for s in stores:
             await s.close()
@@ -119,4 +119,4 @@ async def test_retention_removes_expired_held_signals(store: Store) -> None:
     pruned = await store.prune(before_ms=T0, now_ms=T0 + 5_000, limit=100)
     assert pruned.flow_keys == 1
     c = await signal_wait(store, "new", at=T0 + 6_000)
-    assert (await step_of(store, c.run.run_id)).output == {"n": 1}  # the unexpired one was kept
+    assert (await step_of(store, c.run.run_id)).output["data"] == {"n": 1}  # the unexpired one was kept

@@ -389,8 +389,8 @@ class LocalAttempt:
         entry = self._found(key) or await self._record(
             WaitForSignal(key=key, step_id=step_id, signal=signal, expires_at=expires_at, on_conflict=on_conflict)
         )
-        found = result_of(entry)
-        return None if found is None else dict(found)
+        found = result_of(entry)  # Inngest's shape: {"signal": name, "data": {...}}
+        return None if found is None else dict(found["data"])
 
     async def invoke(self, step_id: str, *, function_slug: str, data: dict[str, Any], expires_at: int | None) -> Any:
         key = self._key(step_id)

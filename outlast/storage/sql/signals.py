@@ -25,7 +25,7 @@ def send_signal(tx: Tx, signal: str, data: dict[str, Any], now: int, hold_until:
     taken = tx.one(
         "DELETE FROM signal_waits WHERE signal = ? AND expires_at > ? RETURNING run_id, step_key", (signal, now)
     )
-    if taken is not None and _resolve(tx, taken[0], taken[1], data, now):
+    if taken is not None and _resolve(tx, taken[0], taken[1], {"signal": signal, "data": data}, now):
         return str(taken[0])
     if hold_until is not None:
         tx.run(
@@ -44,7 +44,7 @@ def add_signal_wait(tx: Tx, run_id: str, w: SignalWait, now: int) -> None:
         (w.signal, now),
     )
     if held is not None:
-        _resolve(tx, run_id, w.step_key, jsonutil.loads(held[0]), now)
+        _resolve(tx, run_id, w.step_key, {"signal": w.signal, "data": jsonutil.loads(held[0])}, now)
         return
     taken = tx.one(
         "INSERT INTO signal_waits (signal, run_id, step_key, expires_at, created_at) VALUES (?, ?, ?, ?, ?)"
@@ -57,11 +57,12 @@ def add_signal_wait(tx: Tx, run_id: str, w: SignalWait, now: int) -> None:
         _fail(tx, run_id, w.step_key, conflict_error(w.signal), now)
 
 
-def _resolve(tx: Tx, run_id: str, step_key: str, data: Any, now: int) -> bool:
+def _resolve(tx: Tx, run_id: str, step_key: str, output: dict[str, Any], now: int) -> bool:
+    """Complete the waiting step with `output` (Inngest's shape, `{"signal", "data"}`) and wake its run."""
     changed = tx.run(
         "UPDATE steps SET status = 'completed', output = ?, ended_at = ?, deadline = NULL"
         " WHERE run_id = ? AND key = ? AND status = 'waiting'",
-        (jsonutil.dumps(data), now, run_id, step_key),
+        (jsonutil.dumps(output), now, run_id, step_key),
     )
     if changed:
         wake(tx, run_id, now)
