@@ -1,7 +1,8 @@
 """Signals across processes on PostgreSQL: two sender processes racing resume each waiting run
 exactly once, with the winner's data; a signal racing its wait's timeout is either delivered (the
-run gets its data) or not (the sender is told no run waits), never both; and a worker killed
-after signals arrived leaves nothing lost: another worker resumes every run."""
+run gets its data) or not (the sender is told no run waits), never both; a worker killed after
+signals arrived leaves nothing lost: another worker resumes every run; and a pause from another
+process stops every worker's new step bodies within a second."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,9 +37,11 @@ app.close()
 """
 
 
-def start_worker(db_url: str, effects: Path, **env: str) -> subprocess.Popen[bytes]:
+def start_worker(
+    db_url: str, effects: Path, app: str = "tests.apps.signals:app", **env: str
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "outlast.cli", "worker", "tests.apps.signals:app"],
+        [sys.executable, "-m", "outlast.cli", "worker", app],
         cwd=ROOT,
         env={
             **os.environ,
@@ -176,3 +180,42 @@ def test_a_worker_killed_after_signals_arrived_loses_nothing(
     assert sorted(r.output["n"] for r in finished(client)) == list(range(RUNS))
     after = Counter(run for run, step, *_ in effects_rows(effects) if step == "after")
     assert set(after.values()) == {1} and len(after) == RUNS
+
+
+def test_a_pause_reaches_every_worker_within_a_second(tmp_path: Path) -> None:
+    """Two worker processes run five-step runs; a pause from a third process stops new step bodies
+    on both within a second (plus the step that was running), and a resume lets every run finish
+    with each step run once."""
+    from tests.apps.effects import app as served
+    from tests.apps.effects import five_steps
+
+    db_url = pg_database()
+    client = outlast.Outlast(served.id, database_url=db_url)
+    client.functions = served.functions
+    effects = tmp_path / "effects.db"
+    workers = [start_effects_worker(db_url, effects) for _ in range(2)]
+    try:
+        client.send([Event(name="effects/go", data={"i": i}) for i in range(20)])
+        wait_for(lambda: len(effects_rows(effects)) >= 10)  # mid-run
+        client.pause_function(five_steps)
+        paused_at = time.time()
+        wait_for(lambda: quiet_since(effects, paused_at, 2.0))  # no step body started for two seconds
+        resumed_at = time.time()
+        client.resume_function(five_steps)
+        wait_for(lambda: len(client.list_runs(status="completed", limit=100)) == 20)
+    finally:
+        stop(*workers)
+        client.close()
+    rows = effects_rows(effects)
+    late = [r for r in rows if paused_at + 1.5 < r[3] < resumed_at]
+    assert late == []  # nothing started once every worker saw the pause
+    assert Counter(Counter((run, step) for run, step, *_ in rows).values()) == Counter({1: 100})
+
+
+def start_effects_worker(db_url: str, effects: Path) -> subprocess.Popen[bytes]:
+    return start_worker(db_url, effects, "tests.apps.effects:app", OUTLAST_TEST_STEP_SECONDS="0.1")
+
+
+def quiet_since(effects: Path, since: float, seconds: float) -> bool:
+    latest = max((r[3] for r in effects_rows(effects)), default=0.0)
+    return time.time() - max(latest, since) >= seconds
