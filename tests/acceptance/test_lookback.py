@@ -95,3 +95,26 @@ async def test_a_lookback_over_7_days_fails_the_step_naming_it(
         [run] = t.runs()
     assert run.status == "failed" and run.error is not None
     assert "'the-wait'" in run.error["message"] and fragment in run.error["message"]
+
+
+async def test_events_after_the_first_lookback_wait_are_found_by_index(
+    app: outlast.Outlast, engine: TestEngine
+) -> None:
+    @app.function(id="indexed", trigger="t/start")
+    async def indexed(ctx: Context) -> Any:
+        await ctx.step.sleep("first", ctx.event.data["delay"])
+        got = await ctx.step.wait_for_event("w", event="t/paid", match="data.order", timeout="1h", lookback="1h")
+        return None if got is None else got.data["n"]
+
+    async with engine as t:
+        await t.send(Event(name="t/start", data={"order": "a", "delay": "1m"}))
+        await t.send(Event(name="t/start", data={"order": "b", "delay": "10m"}))
+        await t.run_until_idle()
+        t.advance("1m")
+        await t.run_until_idle()  # a's wait registers the field: from now on ingest indexes it
+        await t.send([Event(name="t/paid", data={"order": "b", "n": i}) for i in range(3)])
+        await t.send(Event(name="t/paid", data={"order": "a", "n": 9}))
+        t.advance("9m")
+        await t.run_until_idle()
+        a, b = t.runs()
+    assert (a.output, b.output) == (9, 0)

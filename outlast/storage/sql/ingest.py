@@ -15,6 +15,7 @@ from outlast.storage.base import Planner
 from outlast.storage.sql import flow
 from outlast.storage.sql.bulk_ingest import BULK_MIN, Batch
 from outlast.storage.sql.dedupe import claim_key
+from outlast.storage.sql.lookback import index_values
 from outlast.storage.sql.pausing import paused_functions
 from outlast.storage.sql.rows import EVENTS, RUNS, event_row, run_row, start_rows, wait_field
 from outlast.storage.sql.tx import Tx
@@ -39,6 +40,7 @@ def _ingest(tx: Tx, planner: Planner, events: list[EventRecord], now: int, batch
                 continue  # stored before, or its dedupe id was taken
         elif not _admit(tx, event, now):
             continue
+        index_values(tx, event)
         plans = None
         start = start_time(event, now)  # a delayed start: its runs are planned, queued and admitted as of then
         if batch is not None:

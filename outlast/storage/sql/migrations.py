@@ -247,8 +247,8 @@ CREATE INDEX runs_by_end ON runs (ended_at) WHERE ended_at IS NOT NULL;
 DROP INDEX events_by_name;
 """,
     ),
-    # -- 11 (coordination): signal names waited on (one run per name), signals held for a wait, and
-    # paused functions -------------------------------------------------------------------------------
+    # -- 11 (coordination): signal names waited on (one run per name), signals held for a wait, the
+    # fields lookback waits match on and the values of events' fields there, and paused functions -----
     (
         11,
         """
@@ -269,6 +269,19 @@ CREATE TABLE held_signals (
 );
 CREATE INDEX held_signals_by_name ON held_signals (signal, id);
 CREATE INDEX held_signals_by_expiry ON held_signals (expires_at);
+CREATE TABLE lookback_fields (
+    event_name TEXT NOT NULL,
+    field TEXT NOT NULL,
+    PRIMARY KEY (event_name, field)
+);
+CREATE TABLE event_values (
+    event_name TEXT NOT NULL,
+    field TEXT NOT NULL,
+    value TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    PRIMARY KEY (event_name, field, value, event_id)
+);
+CREATE INDEX event_values_by_event ON event_values (event_id);
 CREATE TABLE paused_functions (
     app_id TEXT NOT NULL,
     function_id TEXT NOT NULL,
