@@ -5,11 +5,14 @@ from outlast.context import Context, SyncContext
 from outlast.errors import (
     FunctionConfigError,
     InvalidEventError,
+    InvalidSignalError,
     NonRetriableError,
     OutlastError,
     PayloadTooLargeError,
     RetryAfterError,
+    SignalConflictError,
     StepError,
+    StepTimeoutError,
     StepUsageError,
     StoreError,
     SubscriptionError,
@@ -18,6 +21,7 @@ from outlast.events import Event
 from outlast.function import Function
 from outlast.models import Run, StepRecord
 from outlast.options import (
+    Backoff,
     Batch,
     Cancel,
     Concurrency,
@@ -25,14 +29,17 @@ from outlast.options import (
     Priority,
     RateLimit,
     Singleton,
+    StepOptions,
     Throttle,
     Timeouts,
     TriggerCron,
     TriggerEvent,
+    WaitFor,
 )
 from outlast.settings import Settings
 
 __all__ = [
+    "Backoff",
     "Batch",
     "Cancel",
     "Concurrency",
@@ -42,6 +49,7 @@ __all__ = [
     "Function",
     "FunctionConfigError",
     "InvalidEventError",
+    "InvalidSignalError",
     "NonRetriableError",
     "Outlast",
     "OutlastError",
@@ -51,9 +59,12 @@ __all__ = [
     "RetryAfterError",
     "Run",
     "Settings",
+    "SignalConflictError",
     "Singleton",
     "StepError",
+    "StepOptions",
     "StepRecord",
+    "StepTimeoutError",
     "StepUsageError",
     "StoreError",
     "SubscriptionError",
@@ -62,4 +73,5 @@ __all__ = [
     "Timeouts",
     "TriggerCron",
     "TriggerEvent",
+    "WaitFor",
 ]

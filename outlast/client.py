@@ -174,6 +174,50 @@ class Outlast:
 
         return Subscribing(hub, channel, topics=topics, since=since)
 
+    # -- signals and paused functions ---------------------------------------------------------
+
+    async def send_signal_async(
+        self, signal: str, data: dict[str, Any] | None = None, *, hold: Any = None
+    ) -> str | None:
+        """Resume the run waiting on `signal` with `data`; return its id, or None when no run
+        waits (the signal is dropped, or kept for `hold`, e.g. "10m", for the first wait to begin)."""
+        engine = await self.engine_async()
+        return await engine.send_signal(signal, data, hold=hold)
+
+    def send_signal(self, signal: str, data: dict[str, Any] | None = None, *, hold: Any = None) -> str | None:
+        return self._call(lambda: self.send_signal_async(signal, data, hold=hold))
+
+    async def pause_function_async(self, function: Function | str) -> bool:
+        """Pause a function of this app (a `Function` or its id): its events and cron ticks start
+        no run (each is recorded `skipped`, reason "paused") and its runs in flight run no step
+        until it is resumed. Shared by every worker, kept across restarts. True if it was running."""
+        engine = await self.engine_async()
+        return await engine.set_paused(self.id, _function_id(function), paused=True)
+
+    def pause_function(self, function: Function | str) -> bool:
+        return self._call(lambda: self.pause_function_async(function))
+
+    async def resume_function_async(self, function: Function | str) -> bool:
+        """Resume a paused function: its waiting runs go on. True if it was paused."""
+        engine = await self.engine_async()
+        return await engine.set_paused(self.id, _function_id(function), paused=False)
+
+    def resume_function(self, function: Function | str) -> bool:
+        return self._call(lambda: self.resume_function_async(function))
+
+    async def replay_async(
+        self, *, function_id: str, status: str = "failed", since: Any = None, until: Any = None
+    ) -> int:
+        """Rerun the runs of a function with `status` (failed by default; a paused function's
+        `skipped` runs too) created between `since` and `until` (datetimes or ms); how many."""
+        from outlast.runtime.replay import replay
+
+        engine = await self.engine_async()
+        return await replay(engine, app_id=self.id, function_id=function_id, status=status, since=since, until=until)
+
+    def replay(self, *, function_id: str, status: str = "failed", since: Any = None, until: Any = None) -> int:
+        return self._call(lambda: self.replay_async(function_id=function_id, status=status, since=since, until=until))
+
     async def close_async(self) -> None:
         if self._engine is not None:
             await self._engine.close()
@@ -182,3 +226,11 @@ class Outlast:
     def close(self) -> None:
         if self._engine is not None:
             self._call(self.close_async)
+
+
+def _function_id(function: Function | str) -> str:
+    if isinstance(function, Function):
+        return function.id
+    if isinstance(function, str) and function:
+        return function
+    raise OutlastError(f"expected a Function or a function id, got {function!r}")

@@ -12,6 +12,9 @@
           +-- StoreDataError      the database refused a value (retrying the same call fails again)
      +-- RerunError               a run cannot be rerun as asked; nothing was written
      +-- SubscriptionError        a realtime subscription was refused (channel, topics, since)
+     +-- StepTimeoutError         a step attempt ran longer than its StepOptions timeout
+     +-- SignalConflictError      another run already waits on the signal's name
+     +-- InvalidSignalError       a signal to send was rejected (name, data, hold); nothing changed
 
 Control flow inside a run (suspending at a sleep, ending an attempt) uses exceptions derived
 from ``BaseException`` in ``outlast.core.interrupts`` so that ``except Exception`` in user code
@@ -87,3 +90,15 @@ class StepError(OutlastError):
         self.message = message
         self.step_id = step_id
         self.stack = stack
+
+
+class StepTimeoutError(OutlastError):
+    """A step's attempt ran longer than its `StepOptions(timeout=)`; retried like any failure."""
+
+
+class SignalConflictError(OutlastError):
+    """A `wait_for_signal` found another run waiting on the same name (and `on_conflict="fail"`)."""
+
+
+class InvalidSignalError(OutlastError):
+    """A signal to send is malformed (its name, data or hold); the message names the field."""

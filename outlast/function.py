@@ -27,8 +27,10 @@ from outlast.core.config import (
 from outlast.core.config import Trigger as ConfigTrigger
 from outlast.core.durations import to_ms
 from outlast.core.expressions import ExpressionError, match_to_expression
+from outlast.core.retry import BackoffRule, backoff_rule
 from outlast.errors import FunctionConfigError
 from outlast.options import (
+    Backoff,
     Batch,
     Cancel,
     Concurrency,
@@ -97,6 +99,7 @@ class FunctionOptions(TypedDict, total=False):
     batch: Batch | None
     priority: Priority | None
     singleton: Singleton | None
+    backoff: Backoff | None
 
 
 #: the option types the rule options take, with the form an error shows, in the order they are checked
@@ -108,6 +111,7 @@ _RULE_TYPES: tuple[tuple[str, type, str], ...] = (
     ("priority", Priority, "Priority(run='<expression>')"),
     ("singleton", Singleton, "Singleton(...)"),
     ("timeouts", Timeouts, "Timeouts(...)"),
+    ("backoff", Backoff, "Backoff(initial=..., factor=..., max=...)"),
 )
 
 
@@ -236,6 +240,14 @@ class _Options:
         s = self.options.get("singleton")
         return None if s is None else SingletonRule(key=s.key, mode=s.mode)
 
+    def backoff(self) -> BackoffRule | None:
+        if (b := self.options.get("backoff")) is None:
+            return None
+        try:
+            return backoff_rule(initial=b.initial, factor=b.factor, max=b.max, jitter=b.jitter)
+        except ValueError as exc:
+            raise self.fail("backoff", str(exc)) from None
+
 
 def build_config(app_id: str, id: str, options: FunctionOptions, *, failure_of: str | None = None) -> FunctionConfig:
     """Translate and validate options; raise FunctionConfigError naming the function and option
@@ -264,6 +276,7 @@ def build_config(app_id: str, id: str, options: FunctionOptions, *, failure_of: 
             batch=o.batch(),
             priority=priority,
             singleton=o.singleton(),
+            backoff=o.backoff(),
         )
     )
 

@@ -80,3 +80,36 @@ class Timeouts:
 class Singleton:
     key: str | None = None
     mode: Literal["skip", "cancel"] = "skip"
+
+
+@dataclass(frozen=True)
+class WaitFor:
+    """One wait of `step.wait_for_any` / `step.wait_for_all`: an event name, and `match` or `if_`
+    as in `step.wait_for_event`."""
+
+    event: str
+    match: str | None = None
+    if_: str | None = None
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """An exponential retry backoff: `initial`, then `factor` times more before each retry, at
+    most `max`, plus up to 10 % with `jitter`. A function option (`backoff=`) and a step's."""
+
+    initial: Duration = "1s"
+    factor: float = 2.0
+    max: Duration = "10m"
+    jitter: bool = True
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """`step.run`'s first argument, for a step with its own policy: `retries` (0..20) instead of
+    the function's, a wall-clock `timeout` per attempt (an attempt over it fails with
+    StepTimeoutError and is retried like any failure), and its own `backoff`."""
+
+    id: str
+    retries: int | None = None
+    timeout: Duration | None = None
+    backoff: Backoff | None = None

@@ -14,11 +14,14 @@ from typing import Any, TypeVar
 from outlast.core import jsonutil, scope
 from outlast.core.durations import Duration, to_ms
 from outlast.core.expressions import EVENT_AND_ASYNC, ExpressionError, compile_expression, match_to_expression
-from outlast.core.ops import MAX_SLEEP_MS, wait_problem
+from outlast.core.ops import MAX_SLEEP_MS, lookback_problem, many_problem, wait_problem
 from outlast.core.realtime import channel_problem, topic_problem
+from outlast.core.retry import StepPolicy, backoff_rule
+from outlast.core.signals import ON_CONFLICT, signal_problem
 from outlast.core.step_host import StepHost
 from outlast.errors import StepUsageError
 from outlast.events import Event
+from outlast.options import Backoff, StepOptions, WaitFor
 
 T = TypeVar("T")
 EventsInput = Event | dict[str, Any] | list[Event | dict[str, Any]]
@@ -31,8 +34,13 @@ class Step:
     def __init__(self, host: StepHost) -> None:
         self._host = host
 
-    def run(self, step_id: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
-        """Run `fn(*args, **kwargs)` once for this run and return its (JSON) result."""
+    def run(
+        self, step_id: str | StepOptions, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Coroutine[Any, Any, Any]:
+        """Run `fn(*args, **kwargs)` once for this run and return its (JSON) result. `step_id` may
+        be a `StepOptions` (the step's own retries, timeout per attempt and backoff)."""
+        if isinstance(step_id, StepOptions):
+            return self._host.run(step_id.id, fn, args, kwargs, _step_policy(step_id))
         return self._host.run(step_id, fn, args, kwargs)
 
     async def sleep(self, step_id: str, duration: Duration) -> None:
@@ -52,14 +60,66 @@ class Step:
         timeout: Duration | None = None,
         match: str | None = None,
         if_: str | None = None,
+        lookback: Duration | None = None,
     ) -> Event | None:
-        """The first matching event that arrives after this wait is stored, or None on timeout."""
+        """The first matching event that arrives after this wait is stored, or None on timeout.
+        With `lookback` (at most 7 days), the earliest matching event received that long before
+        the wait began, and not returned by an earlier wait of this run, resolves it at once."""
         if timeout is None:
             raise StepUsageError(f"step {step_id!r}: wait_for_event needs a timeout")
         expression = _wait_expression(step_id, event, match, if_)
         expires = self._host.now_ms() + _ms(step_id, timeout, what="timeout")
-        found = await self._host.wait_for_event(step_id, event=event, expression=expression, expires_at=expires)
+        lookback_ms = _lookback_ms(step_id, lookback)
+        found = await self._host.wait_for_event(
+            step_id, event=event, expression=expression, expires_at=expires, lookback_ms=lookback_ms
+        )
         return None if found is None else Event.from_dict(found)
+
+    async def wait_for_any(
+        self, step_id: str, waits: list[WaitFor], *, timeout: Duration | None = None, lookback: Duration | None = None
+    ) -> Event | None:
+        """The first event matching any of `waits` (up to 10), or None on timeout; the other
+        waits end with it."""
+        found = await self._wait_many(step_id, "any", waits, timeout, lookback)
+        return None if found is None else Event.from_dict(found)
+
+    async def wait_for_all(
+        self, step_id: str, waits: list[WaitFor], *, timeout: Duration | None = None, lookback: Duration | None = None
+    ) -> list[Event | None]:
+        """The first event matching each of `waits` (up to 10), in their order; at the timeout,
+        None stands for those that did not come."""
+        found = await self._wait_many(step_id, "all", waits, timeout, lookback)
+        return [None if e is None else Event.from_dict(e) for e in found or [None] * len(waits)]
+
+    async def _wait_many(
+        self, step_id: str, mode: str, waits: Any, timeout: Duration | None, lookback: Duration | None
+    ) -> Any:
+        if timeout is None:
+            raise StepUsageError(f"step {step_id!r}: wait_for_{mode} needs a timeout")
+        if not isinstance(waits, (list, tuple)) or not all(isinstance(w, WaitFor) for w in waits):
+            raise StepUsageError(f"step {step_id!r}: waits: expected a list of outlast.WaitFor")
+        if (problem := many_problem(mode, len(waits))) is not None:
+            raise StepUsageError(f"step {step_id!r}: {problem}")
+        parts = tuple((w.event, _wait_expression(step_id, w.event, w.match, w.if_)) for w in waits)
+        expires = self._host.now_ms() + _ms(step_id, timeout, what="timeout")
+        return await self._host.wait_for_many(
+            step_id, mode=mode, parts=parts, expires_at=expires, lookback_ms=_lookback_ms(step_id, lookback)
+        )
+
+    async def wait_for_signal(
+        self, step_id: str, *, signal: str, timeout: Duration | None = None, on_conflict: str = "fail"
+    ) -> dict[str, Any] | None:
+        """The data of the signal sent to `signal` (`{}` without data), or None on timeout. One run
+        waits on a name at a time: a second wait fails with SignalConflictError, or takes the name
+        over with `on_conflict="replace"`."""
+        if timeout is None:
+            raise StepUsageError(f"step {step_id!r}: wait_for_signal needs a timeout")
+        if (problem := signal_problem(signal)) is not None:
+            raise StepUsageError(f"step {step_id!r}: {problem}")
+        if on_conflict not in ON_CONFLICT:
+            raise StepUsageError(f"step {step_id!r}: on_conflict: expected 'fail' or 'replace', got {on_conflict!r}")
+        expires = self._host.now_ms() + _ms(step_id, timeout, what="timeout")
+        return await self._host.wait_for_signal(step_id, signal=signal, expires_at=expires, on_conflict=on_conflict)
 
     async def send_event(self, step_id: str, events: EventsInput) -> list[str]:
         """Send events exactly once for this run; they are stored with the step's result."""
@@ -102,7 +162,7 @@ class SyncStep:
             raise StepUsageError("a step is called inside another step; steps cannot be nested")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def run(self, step_id: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Any:
+    def run(self, step_id: str | StepOptions, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Any:
         return self._call(self._step.run(step_id, fn, *args, **kwargs))
 
     def sleep(self, step_id: str, duration: Duration) -> None:
@@ -119,8 +179,26 @@ class SyncStep:
         timeout: Duration | None = None,
         match: str | None = None,
         if_: str | None = None,
+        lookback: Duration | None = None,
     ) -> Event | None:
-        return self._call(self._step.wait_for_event(step_id, event=event, timeout=timeout, match=match, if_=if_))
+        return self._call(
+            self._step.wait_for_event(step_id, event=event, timeout=timeout, match=match, if_=if_, lookback=lookback)
+        )
+
+    def wait_for_any(
+        self, step_id: str, waits: list[WaitFor], *, timeout: Duration | None = None, lookback: Duration | None = None
+    ) -> Event | None:
+        return self._call(self._step.wait_for_any(step_id, waits, timeout=timeout, lookback=lookback))
+
+    def wait_for_all(
+        self, step_id: str, waits: list[WaitFor], *, timeout: Duration | None = None, lookback: Duration | None = None
+    ) -> list[Event | None]:
+        return self._call(self._step.wait_for_all(step_id, waits, timeout=timeout, lookback=lookback))
+
+    def wait_for_signal(
+        self, step_id: str, *, signal: str, timeout: Duration | None = None, on_conflict: str = "fail"
+    ) -> dict[str, Any] | None:
+        return self._call(self._step.wait_for_signal(step_id, signal=signal, timeout=timeout, on_conflict=on_conflict))
 
     def send_event(self, step_id: str, events: EventsInput) -> list[str]:
         return self._call(self._step.send_event(step_id, events))
@@ -167,6 +245,36 @@ def _ms(step_id: str, duration: Duration, what: str = "duration") -> int:
         raise StepUsageError(str(exc)) from None
     if ms > MAX_SLEEP_MS:
         raise StepUsageError(f"step {step_id!r}: {what} cannot be longer than one year")
+    return ms
+
+
+def _step_policy(options: StepOptions) -> StepPolicy:
+    """A StepOptions checked (StepUsageError naming the step and the option) as the host takes it."""
+    where = f"step {options.id!r}"
+    retries = options.retries
+    if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 20):
+        raise StepUsageError(f"{where}: retries: expected an integer from 0 to 20, got {retries!r}")
+    timeout_ms = None if options.timeout is None else _ms(str(options.id), options.timeout, what="timeout")
+    if timeout_ms is not None and timeout_ms <= 0:
+        raise StepUsageError(f"{where}: timeout: must be more than 0")
+    backoff = None
+    if options.backoff is not None:
+        b = options.backoff
+        if not isinstance(b, Backoff):
+            raise StepUsageError(f"{where}: backoff: expected outlast.Backoff(...), got {b!r}")
+        try:
+            backoff = backoff_rule(initial=b.initial, factor=b.factor, max=b.max, jitter=b.jitter)
+        except ValueError as exc:
+            raise StepUsageError(f"{where}: backoff: {exc}") from None
+    return StepPolicy(max_attempts=None if retries is None else retries + 1, timeout_ms=timeout_ms, backoff=backoff)
+
+
+def _lookback_ms(step_id: str, lookback: Duration | None) -> int | None:
+    if lookback is None:
+        return None
+    ms = _ms(step_id, lookback, what="lookback")
+    if (problem := lookback_problem(ms)) is not None:
+        raise StepUsageError(f"step {step_id!r}: {problem}")
     return ms
 
 

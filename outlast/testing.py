@@ -15,12 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from outlast.client import EventInput, Outlast
+from outlast.client import EventInput, Outlast, _function_id
 from outlast.core.clock import VirtualClock
 from outlast.core.durations import Duration, to_ms
 from outlast.core.models import Run, RunFilter
+from outlast.function import Function
 from outlast.runtime.engine import Engine
 from outlast.runtime.realtime import Subscribing
+from outlast.runtime.replay import replay
 from outlast.runtime.worker import Worker
 
 if TYPE_CHECKING:
@@ -99,6 +101,23 @@ class TestEngine:
 
     async def cancel_run(self, run_id: str) -> bool:
         return await self.engine.cancel_run(run_id)
+
+    async def send_signal(self, signal: str, data: dict[str, Any] | None = None, *, hold: Any = None) -> str | None:
+        """As `Outlast.send_signal`, on the virtual clock (a hold runs out as the clock advances)."""
+        return await self.engine.send_signal(signal, data, hold=hold)
+
+    async def pause_function(self, function: Function | str) -> bool:
+        """As `Outlast.pause_function`, on this engine."""
+        return await self.engine.set_paused(self.app.id, _function_id(function), paused=True)
+
+    async def resume_function(self, function: Function | str) -> bool:
+        return await self.engine.set_paused(self.app.id, _function_id(function), paused=False)
+
+    async def replay(self, *, function_id: str, status: str = "failed", since: Any = None, until: Any = None) -> int:
+        """As `Outlast.replay`, on this engine."""
+        return await replay(
+            self.engine, app_id=self.app.id, function_id=function_id, status=status, since=since, until=until
+        )
 
 
 def _wait_for(read: Callable[[], Coroutine[Any, Any, T]]) -> T:

@@ -6,11 +6,11 @@ import argparse
 import os
 import sys
 
-from outlast.cli import act, deployment, events, inspect, ops, rerun, serve
+from outlast.cli import act, coordination, deployment, events, inspect, ops, rerun, serve
 from outlast.cli.common import global_options
 from outlast.errors import OutlastError
 
-COMMAND_MODULES = (serve, act, inspect, events, deployment, rerun, ops)
+COMMAND_MODULES = (serve, act, coordination, inspect, events, deployment, rerun, ops)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from outlast.core.retry import BackoffRule
+
 MAX_TRIGGERS = 10
 MAX_RETRIES = 20
 DEFAULT_RETRIES = 4
@@ -136,6 +138,8 @@ class FunctionConfig:
     priority: str | None = None
     singleton: SingletonRule | None = None
     runtime: Runtime = field(default=LOCAL)
+    #: retries' backoff (None: Inngest's table)
+    backoff: BackoffRule | None = None
 
     @property
     def slug(self) -> str:
@@ -174,6 +178,7 @@ class FunctionConfig:
             "priority": None if self.priority is None else {"run": self.priority},
             "singleton": _json(self.singleton),
             "runtime": _json(self.runtime),
+            **({"backoff": _json(self.backoff)} if self.backoff is not None else {}),
         }
 
     @classmethod
@@ -205,6 +210,7 @@ class FunctionConfig:
             priority=(raw.get("priority") or {}).get("run"),
             singleton=SingletonRule(**raw["singleton"]) if raw.get("singleton") else None,
             runtime=Runtime(**raw["runtime"]) if raw.get("runtime") else LOCAL,
+            backoff=BackoffRule(**raw["backoff"]) if raw.get("backoff") else None,
         )
 
 

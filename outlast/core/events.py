@@ -13,6 +13,8 @@ from outlast.errors import InvalidEventError, PayloadTooLargeError
 MAX_NAME_LENGTH = 512
 #: the last millisecond of year 9999: every backend stores it, every date library reads it
 MAX_TS = 253_402_300_799_999
+#: an event's `ts` may be this far ahead: its runs start then (a delayed start)
+MAX_DELAY_MS = 366 * 86_400_000
 SYSTEM_PREFIX = "inngest/"
 FUNCTION_FAILED = "inngest/function.failed"
 FUNCTION_FINISHED = "inngest/function.finished"
@@ -61,6 +63,11 @@ def validate_event(
             f"{_where(index)}.ts: must be integer milliseconds since the epoch (0 to {MAX_TS}, "
             f"the end of year 9999), got {ts!r}"
         )
+    if ts > now_ms + MAX_DELAY_MS:
+        raise InvalidEventError(
+            f"{_where(index)}.ts: a future ts delays the runs the event starts, at most one year ahead;"
+            f" {ts} is {(ts - now_ms) // 86_400_000} days ahead"
+        )
     record = EventRecord(id=internal_id, name=name, data=data, user=user, ts=ts, dedupe_id=dedupe_id or None)
     _check_size(record, index, max_bytes)
     return record
@@ -87,6 +94,11 @@ def name_problem(name: Any, *, what: str) -> str | None:
     if bad is not None:
         return f"{what} must not contain control characters, found {bad.group()!r} at offset {bad.start()}"
     return text_problem(name)
+
+
+def start_time(event: EventRecord, now_ms: int) -> int:
+    """When the runs an event triggers start: its `ts` when that is ahead (at most a year), else now."""
+    return event.ts if now_ms < event.ts <= now_ms + MAX_DELAY_MS else now_ms
 
 
 def text_problem(text: str) -> str | None:

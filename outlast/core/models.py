@@ -112,13 +112,28 @@ class WaitSpec:
     expected value is precomputed (`match_field`/`match_value`) so events find waits by index.
     """
 
-    kind: Literal["wait", "invoke", "cancel"]
+    #: "wait", "invoke", "cancel"; "any" for a part of a wait_for_any, "all:<i>" for the i-th of a wait_for_all
+    kind: str
     event_name: str
     expression: str | None
     match_field: str | None
     match_value: str | None
     expires_at: int
     step_key: str | None = None
+    #: a wait with lookback is resolved at once by the earliest matching event received at most
+    #: this long before it was stored (and not returned by an earlier wait of the run)
+    lookback_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalWait:
+    """A stored wait for the signal `signal`: one run waits on a name at a time. `replace` takes
+    the name over from another run's wait; otherwise that wait makes this step fail."""
+
+    signal: str
+    step_key: str
+    expires_at: int
+    replace: bool = False
 
 
 @dataclass(slots=True, kw_only=True)
@@ -194,6 +209,7 @@ class Commit:
     #: realtime messages published by the commit's steps (`step.publish`), stored with their memo rows
     messages: list[MessageRecord] = field(default_factory=list)
     outcome: Suspend | Finish | None = None
+    signal_waits: list[SignalWait] = field(default_factory=list)
 
 
 @dataclass(slots=True, kw_only=True)

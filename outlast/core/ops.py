@@ -15,7 +15,7 @@ per run), wait indexing and the invoke protocol live here and nowhere else.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from outlast.core import jsonutil
@@ -39,15 +39,19 @@ from outlast.core.models import (
     LogLine,
     MemoEntry,
     RunState,
+    SignalWait,
     StepWrite,
     Suspend,
     WaitSpec,
 )
 from outlast.core.planner import wait_spec
 from outlast.core.realtime import MessageRecord
-from outlast.core.retry import ErrorInfo, RetryPolicy, next_try
+from outlast.core.retry import BackoffRule, ErrorInfo, RetryPolicy, next_try
+from outlast.core.signals import ON_CONFLICT, signal_problem
 
 MAX_SLEEP_MS = YEAR_MS
+MAX_LOOKBACK_MS = 7 * 24 * 3600 * 1000
+MAX_WAITS = 10
 WAITABLE_SYSTEM_EVENTS = (FUNCTION_FAILED, FUNCTION_FINISHED, FUNCTION_CANCELLED)
 INVOKE_TIMEOUT_ERROR = {
     "name": "InngestInvokeTimeoutError",
@@ -69,6 +73,8 @@ class StepRun:
     kind: str = "run"
     #: the output's JSON size in bytes, when the driver knows it (spares encoding it again)
     output_bytes: int | None = None
+    #: the step's own policy as the trace shows it (`StepOptions`), if it has one
+    policy: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +85,10 @@ class StepAttemptFailed:
     step_id: str
     error: ErrorInfo
     started_at: int | None = None
+    #: the step's own policy (`StepOptions`), over the function's
+    max_attempts: int | None = None
+    backoff: BackoffRule | None = None
+    policy: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,6 +126,34 @@ class WaitForEvent:
     event: str
     expression: str | None
     expires_at: int
+    #: resolve at once with the earliest match received this long before the wait (≤ 7 days)
+    lookback_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaitForMany:
+    """Wait for several events at once: `mode` "any" ends at the first match of any part (the
+    step's value is that event), "all" when each part has matched (a list, in part order, with
+    None for parts without a match at the timeout). `parts` are (event name, expression)."""
+
+    key: str
+    step_id: str
+    mode: str
+    parts: tuple[tuple[str, str | None], ...]
+    expires_at: int
+    lookback_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaitForSignal:
+    """Wait until `expires_at` for the signal `signal` (one run waits on a name at a time); the
+    step's value is the signal's data, or None at the timeout."""
+
+    key: str
+    step_id: str
+    signal: str
+    expires_at: int
+    on_conflict: str = "fail"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,7 +190,18 @@ class Publish:
     data_bytes: int
 
 
-StepOp = StepRun | StepAttemptFailed | StepFailed | Sleep | WaitForEvent | InvokeFunction | SendEvent | Publish
+StepOp = (
+    StepRun
+    | StepAttemptFailed
+    | StepFailed
+    | Sleep
+    | WaitForEvent
+    | WaitForMany
+    | WaitForSignal
+    | InvokeFunction
+    | SendEvent
+    | Publish
+)
 
 
 # -- attempt outcomes ----------------------------------------------------------------------------
@@ -288,7 +337,7 @@ def _translate(run: RunState, op: StepOp, commit: Commit, now: int, rules: OpRul
     if isinstance(op, StepRun):
         commit.steps.append(_step_run(op, attempts, started, now, rules))
     elif isinstance(op, StepAttemptFailed):
-        due = next_try(op.error, failed_attempts=attempts, policy=rules.policy, now_ms=now)
+        due = next_try(op.error, failed_attempts=attempts, policy=_step_policy(op, rules.policy), now_ms=now)
         commit.steps.append(
             StepWrite(
                 key=op.key,
@@ -300,6 +349,7 @@ def _translate(run: RunState, op: StepOp, commit: Commit, now: int, rules: OpRul
                 deadline=due,
                 ended_at=now if due is None else None,
                 error=op.error.to_json(),
+                detail=None if op.policy is None else {"policy": op.policy},
             )
         )
     elif isinstance(op, StepFailed):
@@ -308,6 +358,10 @@ def _translate(run: RunState, op: StepOp, commit: Commit, now: int, rules: OpRul
         _sleep(op, commit, now)
     elif isinstance(op, WaitForEvent):
         _wait(run, op, commit, now)
+    elif isinstance(op, WaitForSignal):
+        _wait_signal(op, commit, now)
+    elif isinstance(op, WaitForMany):
+        _wait_many(run, op, commit, now)
     elif isinstance(op, InvokeFunction):
         _invoke(run, op, commit, now, rules)
     elif isinstance(op, SendEvent):
@@ -353,6 +407,14 @@ def _publish(run: RunState, op: Publish, commit: Commit, now: int, rules: OpRule
     commit.messages.append(MessageRecord(channel=op.channel, topic=op.topic, data=op.data, ts=now, run_id=run.run_id))
 
 
+def _step_policy(op: StepAttemptFailed, policy: RetryPolicy) -> RetryPolicy:
+    if op.max_attempts is not None:
+        policy = replace(policy, max_attempts=op.max_attempts)
+    if op.backoff is not None:
+        policy = replace(policy, backoff=op.backoff)
+    return policy
+
+
 def _started(op: StepOp, previous: MemoEntry | None, now: int) -> int:
     explicit = getattr(op, "started_at", None)
     return (previous.started_at if previous is not None else None) or explicit or now
@@ -381,6 +443,7 @@ def _step_run(op: StepRun, attempts: int, started: int, now: int, rules: OpRules
         started_at=started,
         ended_at=now,
         output=op.output,
+        detail=None if op.policy is None else {"policy": op.policy},
     )
 
 
@@ -445,10 +508,12 @@ def _wait(run: RunState, op: WaitForEvent, commit: Commit, now: int) -> None:
     problem = wait_problem(op.event, op.expression)
     if problem is None and op.expires_at - now > MAX_SLEEP_MS:
         problem = "a wait cannot last longer than one year"
+    if problem is None:
+        problem = lookback_problem(op.lookback_ms)
     if problem is not None:
         commit.steps.append(_usage_error(op, problem, now, "wait_for_event"))
         return
-    if op.expires_at <= now:  # an empty timeout: expired already
+    if op.expires_at <= now and not op.lookback_ms:  # an empty timeout: expired already
         commit.steps.append(
             StepWrite(
                 key=op.key,
@@ -482,6 +547,91 @@ def _wait(run: RunState, op: WaitForEvent, commit: Commit, now: int) -> None:
             trigger=trigger,
             expires_at=op.expires_at,
             step_key=op.key,
+            lookback_ms=op.lookback_ms,
+        )
+    )
+
+
+def _wait_many(run: RunState, op: WaitForMany, commit: Commit, now: int) -> None:
+    """One step row for all the parts, and one wait row per part (kind "any", or "all:<i>"): the
+    store resolves the step at the first match (any) or once each part matched (all), keeping
+    the matches so far as the step's timeout output."""
+    kind = f"wait_for_{op.mode}"
+    problem = many_problem(op.mode, len(op.parts)) or lookback_problem(op.lookback_ms)
+    problem = problem or next((p for e, x in op.parts if (p := wait_problem(e, x)) is not None), None)
+    if problem is None and op.expires_at - now > MAX_SLEEP_MS:
+        problem = "a wait cannot last longer than one year"
+    if problem is not None:
+        commit.steps.append(_usage_error(op, problem, now, kind))
+        return
+    commit.steps.append(
+        StepWrite(
+            key=op.key,
+            step_id=op.step_id,
+            kind=kind,
+            status="waiting",
+            attempts=1,
+            started_at=now,
+            deadline=max(op.expires_at, now),
+            timeout_output=None if op.mode == "any" else [None] * len(op.parts),
+            detail={"waits": [{"event": e, "if": x} for e, x in op.parts], "until": op.expires_at},
+        )
+    )
+    trigger = run.events[0].to_dict() if run.events else {}
+    for i, (event, expression) in enumerate(op.parts):
+        commit.waits.append(
+            wait_spec(
+                kind="any" if op.mode == "any" else f"all:{i}",
+                event_name=event,
+                expression=expression,
+                trigger=trigger,
+                expires_at=max(op.expires_at, now),
+                step_key=op.key,
+                lookback_ms=op.lookback_ms,
+            )
+        )
+
+
+def many_problem(mode: str, count: int) -> str | None:
+    if mode not in ("any", "all"):
+        return f"mode: expected 'any' or 'all', got {mode!r}"
+    if not 1 <= count <= MAX_WAITS:
+        return f"waits: expected 1 to {MAX_WAITS} WaitFor, got {count}"
+    return None
+
+
+def lookback_problem(lookback_ms: int | None) -> str | None:
+    if lookback_ms is not None and not 0 <= lookback_ms <= MAX_LOOKBACK_MS:
+        return "lookback: must be at most 7 days"
+    return None
+
+
+def _wait_signal(op: WaitForSignal, commit: Commit, now: int) -> None:
+    """A signal wait: its step row pending until `expires_at`, and the name taken in the same commit
+    (the store resolves the step at once from a held signal, or fails it on a conflict)."""
+    problem = signal_problem(op.signal)
+    if problem is None and op.on_conflict not in ON_CONFLICT:
+        problem = f"on_conflict: expected 'fail' or 'replace', got {op.on_conflict!r}"
+    if problem is None and op.expires_at - now > MAX_SLEEP_MS:
+        problem = "a wait cannot last longer than one year"
+    if problem is not None:
+        commit.steps.append(_usage_error(op, problem, now, "wait_for_signal"))
+        return
+    commit.steps.append(
+        StepWrite(
+            key=op.key,
+            step_id=op.step_id,
+            kind="wait_for_signal",
+            status="waiting",
+            attempts=1,
+            started_at=now,
+            deadline=max(op.expires_at, now),
+            detail={"signal": op.signal, "until": op.expires_at},
+        )
+    )
+    commit.signal_waits.append(
+        SignalWait(
+            signal=op.signal, step_key=op.key, expires_at=max(op.expires_at, now), replace=op.on_conflict == "replace"
         )
     )
 

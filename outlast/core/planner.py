@@ -51,6 +51,7 @@ def wait_spec(
     trigger: dict[str, Any],
     expires_at: int,
     step_key: str | None = None,
+    lookback_ms: int | None = None,
 ) -> WaitSpec:
     """A wait on `event_name`; an equality with the trigger becomes an indexed wait (value precomputed)."""
     eq = as_equality(expression) if expression else None
@@ -63,6 +64,7 @@ def wait_spec(
             match_value=None,
             expires_at=expires_at,
             step_key=step_key,
+            lookback_ms=lookback_ms,
         )
     return WaitSpec(
         kind=kind,
@@ -72,6 +74,7 @@ def wait_spec(
         match_value=jsonutil.dumps(lookup(trigger, eq.trigger_path)),
         expires_at=expires_at,
         step_key=step_key,
+        lookback_ms=lookback_ms,
     )
 
 

@@ -29,6 +29,7 @@ from outlast.core.ops import (
     StepPlanned,
     StepRun,
     WaitForEvent,
+    WaitForSignal,
 )
 from outlast.core.retry import ErrorInfo
 from outlast.protocol.timestr import TimeError, duration_ms, retry_after_ms, sleep_until_ms
@@ -39,7 +40,7 @@ RETRY_AFTER_HEADER = "retry-after"
 #: a response body larger than this is refused (Inngest's MaxSDKResponseBodySize)
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 MAX_OPS_PER_RESPONSE = 1000
-UNSUPPORTED = {"aigateway": "step.ai.infer", "gateway": "step.fetch", "waitforsignal": "step.waitForSignal"}
+UNSUPPORTED = {"aigateway": "step.ai.infer", "gateway": "step.fetch"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -264,6 +265,15 @@ def _async_op(op: str, key: str, step_id: str, item: dict[str, Any], opts: dict[
             expression=opts.get("if") or None,
             expires_at=expires,
         )
+    if op == "waitforsignal":
+        timeout = opts.get("timeout")
+        return WaitForSignal(
+            key=key,
+            step_id=step_id,
+            signal=str(opts.get("signal") or item.get("name") or ""),
+            expires_at=now_ms + (duration_ms(timeout) if timeout else 0),
+            on_conflict=str(opts.get("conflict") or "fail"),
+        )
     if op == "invokefunction":
         payload: dict[str, Any] = opts["payload"] if isinstance(opts.get("payload"), dict) else {}
         data: dict[str, Any] = payload["data"] if isinstance(payload.get("data"), dict) else {}
@@ -295,6 +305,6 @@ def _user_id(item: dict[str, Any]) -> str:
     if isinstance(item.get("displayName"), str) and item["displayName"]:
         return str(item["displayName"])
     name = item.get("name")  # a sleep's or a wait's name is its time or event, not its id
-    if isinstance(name, str) and name and str(item["op"]).lower() not in ("sleep", "waitforevent"):
+    if isinstance(name, str) and name and str(item["op"]).lower() not in ("sleep", "waitforevent", "waitforsignal"):
         return name
     return str(item.get("id") or "")

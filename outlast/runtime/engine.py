@@ -27,9 +27,12 @@ from outlast.core.models import AppScope, Commit, CommitResult, EventRecord, Fin
 from outlast.core.observe import Bus, EventsReceived
 from outlast.core.planner import Planner
 from outlast.core.registry import Registry
+from outlast.core.signals import checked_signal
 from outlast.core.sources import FunctionSource, LocalFunction
 from outlast.core.trace_context import carry_trace, current_trace
+from outlast.errors import OutlastError
 from outlast.runtime.drivers.base import Driver
+from outlast.runtime.pausing import PausedFunctions
 from outlast.settings import Settings
 
 if TYPE_CHECKING:
@@ -62,6 +65,7 @@ class Engine:
         self.opened = False
         self._threads: list[ThreadPoolExecutor] = []
         self._hub: Hub | None = None
+        self.paused = PausedFunctions(store)
         store.bind(self.planner)
 
     @classmethod
@@ -242,6 +246,26 @@ class Engine:
         done = await self.store.cancel_run(run_id, self.clock.now_ms())
         self.wake()
         return done
+
+    async def send_signal(self, signal: Any, data: Any = None, *, hold: Any = None) -> str | None:
+        """Resume the run waiting on `signal` and return its id (None when no run waits: the signal
+        is then dropped, or held for `hold`). Bad input raises InvalidSignalError; nothing changes."""
+        data, hold_ms = checked_signal(signal, data, hold, max_bytes=self.settings.max_event_bytes)
+        now = self.clock.now_ms()
+        run_id = await self.store.send_signal(signal, data, now, None if hold_ms is None else now + hold_ms)
+        self.wake()
+        return run_id
+
+    async def set_paused(self, app_id: str, function_id: str, *, paused: bool) -> bool:
+        """Pause or resume a function some live worker or synced app serves (else OutlastError naming
+        it); True when that changed anything."""
+        await self.refresh_registry()
+        if self.function(app_id, function_id) is None:
+            raise OutlastError(f"function {function_id!r} of app {app_id!r}: no live worker or synced app serves it")
+        changed = await self.store.set_paused(app_id, function_id, paused, self.clock.now_ms())
+        self.paused.forget()
+        self.wake()
+        return changed
 
     # -- attempts ------------------------------------------------------------------------------
 

@@ -43,7 +43,10 @@ class Attempt:
         self.lease = Lease(item_id=claimed.item_id, token=claimed.lease_token)
         self.rules = OpRules(
             policy=RetryPolicy(
-                max_attempts=function.max_attempts, backoff_scale=engine.settings.backoff_scale, rng=engine.rng
+                max_attempts=function.max_attempts,
+                backoff_scale=engine.settings.backoff_scale,
+                rng=engine.rng,
+                backoff=function.backoff,
             ),
             max_output_bytes=engine.settings.max_step_output_bytes,
             max_steps_per_run=engine.settings.max_steps_per_run,
@@ -66,6 +69,9 @@ class Attempt:
 
     def log(self, line: LogLine) -> None:
         self._logs.append(line)
+
+    async def paused(self) -> bool:
+        return await self.engine.paused.is_paused(self._run.app_id, self._run.function_id)
 
     def completion_order(self) -> list[str]:
         done = [m for m in self._run.memo.values() if m.final]

@@ -16,7 +16,19 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from outlast.runtime.engine import Engine
-from outlast.server import api, dashboard, events, health, inngest_api, inngest_realtime, metrics, realtime, sync
+from outlast.server import (
+    api,
+    dashboard,
+    events,
+    health,
+    inngest_api,
+    inngest_realtime,
+    metrics,
+    pausing,
+    realtime,
+    signals,
+    sync,
+)
 from outlast.server.guesses import GuessLimiter, TooManyGuessesError, too_many_guesses
 from outlast.server.mode import ServerConfig
 from outlast.server.nul import RefuseNulInUrls
@@ -29,8 +41,10 @@ ROUTES: list[BaseRoute] = [
     *metrics.ROUTES,
     *inngest_api.ROUTES,
     *inngest_realtime.ROUTES,
+    *signals.ROUTES,
     *sync.ROUTES,
     *realtime.ROUTES,
+    *pausing.ROUTES,
     *api.ROUTES,
     *dashboard.ROUTES,
 ]

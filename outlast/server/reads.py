@@ -231,13 +231,17 @@ async def run_detail(engine: Engine, run_id: str) -> RunDetail | None:
 class FunctionView:
     config: FunctionConfig
     stats: FunctionStats
+    paused: bool = False
 
 
 async def functions_overview(engine: Engine) -> list[FunctionView]:
     await engine.refresh_registry()
     configs = [f.config for f in sorted(engine.registry.functions.values(), key=lambda f: (f.app_id, f.id))]
     stats = await engine.reads.function_stats(engine.clock.now_ms(), [(c.app_id, c.id) for c in configs])
-    return [FunctionView(config=c, stats=s) for c, s in zip(configs, stats, strict=True)]
+    paused = set(await engine.store.paused_functions())
+    return [
+        FunctionView(config=c, stats=s, paused=(c.app_id, c.id) in paused) for c, s in zip(configs, stats, strict=True)
+    ]
 
 
 @dataclass(slots=True, kw_only=True)

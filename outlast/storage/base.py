@@ -342,6 +342,35 @@ class Store(Lookups, Protocol):
         the rerun starts from, completed with an edited output); record the link to the origin."""
         ...
 
+    # -- coordination: signals and paused functions ----------------------------------------------
+
+    async def send_signal(self, signal: str, data: dict[str, Any], now_ms: int, hold_until: int | None) -> str | None:
+        """Deliver a signal, atomically: the wait on `signal` that has not expired is deleted and its
+        step (`wait_for_signal`, status `waiting`) completes with `{"signal": signal, "data": data}`
+        as output (Inngest's shape), its run woken
+        (as an event wakes a wait); returns that run's id. Of two calls racing for one wait, one
+        resumes it and the other finds none. With no such wait: held until `hold_until` (when
+        given) for the first signal wait on the name that a commit stores, and None is returned.
+
+        Signal waits are stored by `commit` (`Commit.signal_waits`, after the step rows): the
+        oldest signal held for the name and not expired is consumed and completes the step at
+        once; else the wait takes the name unless another unexpired wait holds it, which it takes
+        over only with `replace` (the other's step keeps waiting to its deadline); a refused wait
+        fails its step with `SignalConflictError`. Either way the run is woken. A run's signal
+        waits go when it ends; a timed-out one's step resolves at its deadline like any wait."""
+        ...
+
+    async def set_paused(self, app_id: str, function_id: str, paused: bool, now_ms: int) -> bool:
+        """Pause or resume a function; True when that changed anything. While it is paused,
+        `ingest` records each run it would start as `skipped` with the reason "paused", and claims
+        (and `next_due_at`) pass over its run items, so its runs in flight run no step; once
+        resumed, those items are due as before. Kept across restarts, shared by every process."""
+        ...
+
+    async def paused_functions(self) -> list[tuple[str, str]]:
+        """The paused functions as (app id, function id), in that order."""
+        ...
+
     # -- apps served over HTTP (official Inngest SDKs) ----------------------------------------
 
     async def sync_app(self, app: SyncedApp, configs: list[FunctionConfig], now_ms: int) -> bool:

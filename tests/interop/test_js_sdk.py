@@ -110,6 +110,19 @@ async def test_retries_on_failure_and_flow_control(outlast: Outlast, app: SdkApp
     assert (await outlast.finished_run(debounced[0], timeout=15)).output == 2  # the last event wins
 
 
+async def test_wait_for_signal_and_send_signal(outlast: Outlast, app: SdkApp) -> None:
+    """step.waitForSignal and step.sendSignal (which posts to /v1/signals) on the same machinery."""
+    await app.sync()
+    [waiting] = await outlast.send({"name": "js/signal-wait", "data": {"signal": "js-sig"}})
+    await outlast.wait(lambda: _waiting(outlast, waiting), 15, "the signal wait to be stored")
+    [sending] = await outlast.send({"name": "js/signal-send", "data": {"signal": "js-sig", "data": {"ok": True}}})
+    run = await outlast.finished_run(waiting)
+    assert run.output == {"got": {"signal": "js-sig", "data": {"ok": True}}}
+    assert (await outlast.finished_run(sending)).output == {"run_id": run.id}
+    [nobody] = await outlast.send({"name": "js/signal-send", "data": {"signal": "nobody"}})
+    assert (await outlast.finished_run(nobody)).output == {"run_id": None}  # a 404 is "no run", not an error
+
+
 async def _ran(tmp_path: Path, name: str) -> bool:
     return effects(tmp_path)[name] > 0
 

@@ -17,6 +17,7 @@ from outlast.core.ops import (
     StepFailed,
     StepRun,
     WaitForEvent,
+    WaitForSignal,
 )
 from outlast.protocol.jcs import canonical
 from outlast.protocol.reply import Ops, parse_reply
@@ -166,3 +167,26 @@ def test_garbage_206_is_an_error_not_a_crash() -> None:
         assert isinstance(reply, FunctionError) and reply.error.name == "InvalidSDKResponseError"
     complete = parse_reply(206, SDK, b'[{"op":"RunComplete","id":"c","data":7}]', now_ms=NOW)
     assert isinstance(complete, Ops) and complete.complete == RunComplete(output=7)
+
+
+def test_wait_for_signal_is_a_signal_wait() -> None:
+    body = json.dumps(
+        [
+            {
+                "op": "WaitForSignal",
+                "id": "k1",
+                "name": "approve:1",
+                "displayName": "approval",
+                "opts": {"signal": "approve:1", "timeout": "1h", "conflict": "replace"},
+            },
+            {"op": "WaitForSignal", "id": "k2", "name": "s", "opts": {"signal": "s", "timeout": "10s"}},
+        ]
+    ).encode()
+    reply = parse_reply(206, SDK, body, now_ms=NOW)
+    assert isinstance(reply, Ops)
+    assert reply.steps == [
+        WaitForSignal(
+            key="k1", step_id="approval", signal="approve:1", expires_at=NOW + 3_600_000, on_conflict="replace"
+        ),
+        WaitForSignal(key="k2", step_id="k2", signal="s", expires_at=NOW + 10_000, on_conflict="fail"),
+    ]

@@ -3,6 +3,7 @@
 import outlast
 
 PUBLIC = [
+    "Backoff",
     "Batch",
     "Cancel",
     "Concurrency",
@@ -12,6 +13,7 @@ PUBLIC = [
     "Function",
     "FunctionConfigError",
     "InvalidEventError",
+    "InvalidSignalError",
     "NonRetriableError",
     "Outlast",
     "OutlastError",
@@ -21,9 +23,12 @@ PUBLIC = [
     "RetryAfterError",
     "Run",
     "Settings",
+    "SignalConflictError",
     "Singleton",
     "StepError",
+    "StepOptions",
     "StepRecord",
+    "StepTimeoutError",
     "StepUsageError",
     "StoreError",
     "SubscriptionError",
@@ -32,6 +37,7 @@ PUBLIC = [
     "Timeouts",
     "TriggerCron",
     "TriggerEvent",
+    "WaitFor",
 ]
 
 

@@ -45,6 +45,10 @@ class AttemptHost(Protocol):
         """Keep a line the function logged; it is stored with the attempt's next commit."""
         ...
 
+    async def paused(self) -> bool:
+        """Whether the run's function is paused (then no new step body may start)."""
+        ...
+
     def completion_order(self) -> list[str]:
         """Keys of the run's finished steps in the order they finished (Inngest's `ctx.stack`)."""
         ...

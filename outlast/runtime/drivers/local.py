@@ -46,8 +46,10 @@ from outlast.core.ops import (
     StepRun,
     Suspended,
     WaitForEvent,
+    WaitForMany,
+    WaitForSignal,
 )
-from outlast.core.retry import ErrorInfo
+from outlast.core.retry import ErrorInfo, StepPolicy
 from outlast.core.sources import LocalFunction
 from outlast.errors import (
     InvalidEventError,
@@ -55,6 +57,7 @@ from outlast.errors import (
     PayloadTooLargeError,
     RetryAfterError,
     StepError,
+    StepTimeoutError,
     StepUsageError,
 )
 from outlast.events import Event
@@ -65,6 +68,9 @@ user_log = logging.getLogger("outlast.run")
 #: errors that fail at once, inside a step body or outside
 FINAL_ERRORS = (NonRetriableError, StepUsageError, PayloadTooLargeError, StepError)
 Validate = Callable[[list[Any]], list[EventRecord]]
+#: a step body to call: the function, its arguments and the step's own policy
+StepCall = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], StepPolicy]
+NO_POLICY = StepPolicy()
 
 
 class LocalDriver:
@@ -217,18 +223,28 @@ class LocalAttempt:
 
     # -- StepHost ------------------------------------------------------------------------------
 
-    async def run(self, step_id: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def run(
+        self,
+        step_id: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        policy: StepPolicy | None = None,
+    ) -> Any:
         """A new step's body and its commit run in one task of their own, in the step's context;
         the handler awaits the step's reply, so giving up on the step does not stop its commit."""
         key = self._key(step_id)
         entry = self._found(key)
+        if entry is None and await self.host.paused():
+            raise StepSuspended()  # the function is paused: no new step body until it is resumed
         if entry is None:
             previous = self.host.run.memo.get(key)
             step_context = contextvars.copy_context()  # the body's: it is in a step, and logs name it
             step_context.run(_enter_step, step_id, previous.attempts if previous else 0)
             loop = asyncio.get_running_loop()
             reply: asyncio.Future[MemoEntry] = loop.create_future()
-            task = loop.create_task(self._step(reply, key, step_id, fn, args, kwargs), context=step_context)
+            call = (fn, args, kwargs, policy or NO_POLICY)
+            task = loop.create_task(self._step(reply, key, step_id, call), context=step_context)
             self.inflight.add(task)
             entry = await reply
         return result_of(entry)
@@ -238,16 +254,14 @@ class LocalAttempt:
         reply: asyncio.Future[MemoEntry],
         key: str,
         step_id: str,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        call: StepCall,
     ) -> MemoEntry | None:
         """`_execute`, its outcome handed to the waiting handler. This is `asyncio.shield` without
         its extra future and loop turn (about 5 % of the 3-step benchmark's time): once the
         handler has given up (`reply` cancelled), the task stays in `inflight` and ends as
         `_execute` did, so `_settle` sees a lost lease."""
         try:
-            entry = await self._execute(key, step_id, fn, args, kwargs)
+            entry = await self._execute(key, step_id, call)
         except asyncio.CancelledError:
             reply.cancel()
             raise
@@ -262,19 +276,31 @@ class LocalAttempt:
             reply.set_result(entry)
         return entry
 
-    async def _execute(
-        self, key: str, step_id: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> MemoEntry:
+    async def _execute(self, key: str, step_id: str, call: StepCall) -> MemoEntry:
+        fn, args, kwargs, policy = call
         started = self.now_ms()
-        ok, value = await self._call_body(fn, args, kwargs)
+        ok, value = await self._call_body(fn, args, kwargs, policy.timeout_ms)
         op: StepOp
         if not ok:
-            op = StepAttemptFailed(key=key, step_id=step_id, error=error_info(value, self.now_ms()), started_at=started)
+            op = StepAttemptFailed(
+                key=key,
+                step_id=step_id,
+                error=error_info(value, self.now_ms()),
+                started_at=started,
+                max_attempts=policy.max_attempts,
+                backoff=policy.backoff,
+                policy=policy.describe(),
+            )
         else:
             try:
                 output, text = jsonutil.roundtrip(value)
                 op = StepRun(
-                    key=key, step_id=step_id, output=output, started_at=started, output_bytes=len(text.encode())
+                    key=key,
+                    step_id=step_id,
+                    output=output,
+                    started_at=started,
+                    output_bytes=len(text.encode()),
+                    policy=policy.describe(),
                 )
             except jsonutil.NotJSONError as exc:
                 op = StepFailed(
@@ -290,10 +316,28 @@ class LocalAttempt:
         return await self._record(op)
 
     async def _call_body(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout_ms: int | None = None
     ) -> tuple[bool, Any]:
         """(True, value) or (False, the exception it raised, whatever its class). Runs in the step's
-        own task and context (`run`); a plain function runs in a thread, in a copy of that context."""
+        own task and context (`run`); a plain function runs in a thread, in a copy of that context.
+
+        With a `timeout_ms` (wall-clock, whatever the engine's clock), an attempt over it is
+        (False, StepTimeoutError): an async body is cancelled; a plain one's thread cannot be, so
+        its late result is dropped, never committed."""
+        if timeout_ms is None:
+            return await self._body(fn, args, kwargs)
+        limit = asyncio.timeout(timeout_ms / 1000)
+        try:
+            async with limit:
+                done = await self._body(fn, args, kwargs)
+        except TimeoutError:
+            if not limit.expired():
+                raise
+        if limit.expired():
+            return False, StepTimeoutError(f"the attempt ran longer than the step's timeout of {timeout_ms} ms")
+        return done
+
+    async def _body(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, Any]:
         if inspect.iscoroutinefunction(fn):
             return await _captured(lambda: fn(*args, **kwargs))
         in_thread = functools.partial(contextvars.copy_context().run, _call_captured, fn, args, kwargs)
@@ -308,13 +352,47 @@ class LocalAttempt:
             await self._record(Sleep(key=key, step_id=step_id, until_ms=until_ms))
 
     async def wait_for_event(
-        self, step_id: str, *, event: str, expression: str | None, expires_at: int
+        self, step_id: str, *, event: str, expression: str | None, expires_at: int, lookback_ms: int | None = None
     ) -> dict[str, Any] | None:
         key = self._key(step_id)
         entry = self._found(key) or await self._record(
-            WaitForEvent(key=key, step_id=step_id, event=event, expression=expression, expires_at=expires_at)
+            WaitForEvent(
+                key=key,
+                step_id=step_id,
+                event=event,
+                expression=expression,
+                expires_at=expires_at,
+                lookback_ms=lookback_ms,
+            )
         )
         return result_of(entry)  # type: ignore[no-any-return]
+
+    async def wait_for_many(
+        self,
+        step_id: str,
+        *,
+        mode: str,
+        parts: tuple[tuple[str, str | None], ...],
+        expires_at: int,
+        lookback_ms: int | None,
+    ) -> Any:
+        key = self._key(step_id)
+        entry = self._found(key) or await self._record(
+            WaitForMany(
+                key=key, step_id=step_id, mode=mode, parts=parts, expires_at=expires_at, lookback_ms=lookback_ms
+            )
+        )
+        return result_of(entry)
+
+    async def wait_for_signal(
+        self, step_id: str, *, signal: str, expires_at: int, on_conflict: str
+    ) -> dict[str, Any] | None:
+        key = self._key(step_id)
+        entry = self._found(key) or await self._record(
+            WaitForSignal(key=key, step_id=step_id, signal=signal, expires_at=expires_at, on_conflict=on_conflict)
+        )
+        found = result_of(entry)  # Inngest's shape: {"signal": name, "data": {...}}
+        return None if found is None else dict(found["data"])
 
     async def invoke(self, step_id: str, *, function_slug: str, data: dict[str, Any], expires_at: int | None) -> Any:
         key = self._key(step_id)

@@ -12,6 +12,7 @@ from outlast.storage.base import MAX_LOGS_PER_RUN, Planner
 from outlast.storage.sql.ingest import ingest
 from outlast.storage.sql.realtime import insert_messages
 from outlast.storage.sql.run_end import ENDED_COLUMNS, end_run
+from outlast.storage.sql.signals import add_signal_wait
 from outlast.storage.sql.tx import Tx
 from outlast.storage.sql.waits import add_wait
 
@@ -28,8 +29,10 @@ def commit(tx: Tx, planner: Planner, c: Commit) -> CommitResult:
     for write in c.steps:
         write_step(tx, c.run_id, write, c.now_ms)
     for wait in c.waits:
-        add_wait(tx, c.run_id, wait, c.now_ms)
-    if c.waits:
+        add_wait(tx, c.run_id, wait, c.now_ms, planner)
+    for signal_wait in c.signal_waits:
+        add_signal_wait(tx, c.run_id, signal_wait, c.now_ms)
+    if c.waits or c.signal_waits:
         tx.run("UPDATE runs SET has_waits = 1 WHERE id = ? AND has_waits = 0", (c.run_id,))
     if c.logs:
         _keep_logs(tx, c.run_id, c.logs)
@@ -56,7 +59,7 @@ def _hold(tx: Tx, c: Commit) -> bool:
 
 def is_checkpoint(c: Commit) -> bool:
     """One step's result and nothing else: the hot path, which group commit may batch."""
-    extras = c.waits or c.events or c.logs or c.messages or c.outcome
+    extras = c.waits or c.signal_waits or c.events or c.logs or c.messages or c.outcome
     return len(c.steps) == 1 and not extras and c.steps[0].error is None
 
 
@@ -81,7 +84,9 @@ def checkpoints(tx: Tx, commits: Sequence[Commit]) -> list[CommitResult]:
 
 def is_plain_finish(c: Commit) -> bool:
     """The end of a run and nothing else (the common last commit), which group commit may batch."""
-    return isinstance(c.outcome, Finish) and not (c.steps or c.waits or c.events or c.logs or c.messages)
+    return isinstance(c.outcome, Finish) and not (
+        c.steps or c.waits or c.signal_waits or c.events or c.logs or c.messages
+    )
 
 
 def finishes(tx: Tx, planner: Planner, commits: Sequence[Commit]) -> list[CommitResult]:

@@ -9,11 +9,14 @@ from __future__ import annotations
 import contextlib
 
 from outlast.core.collector import GC_PAUSE_MIN, gc_paused
+from outlast.core.events import start_time
 from outlast.core.models import EventRecord, RunPlan
 from outlast.storage.base import Planner
 from outlast.storage.sql import flow
 from outlast.storage.sql.bulk_ingest import BULK_MIN, Batch
 from outlast.storage.sql.dedupe import claim_key
+from outlast.storage.sql.lookback import index_values
+from outlast.storage.sql.pausing import paused_functions
 from outlast.storage.sql.rows import EVENTS, RUNS, event_row, run_row, start_rows, wait_field
 from outlast.storage.sql.tx import Tx
 from outlast.storage.sql.waits import add_wait_field, resolve_waits
@@ -37,19 +40,21 @@ def _ingest(tx: Tx, planner: Planner, events: list[EventRecord], now: int, batch
                 continue  # stored before, or its dedupe id was taken
         elif not _admit(tx, event, now):
             continue
+        index_values(tx, event)
         plans = None
+        start = start_time(event, now)  # a delayed start: its runs are planned, queued and admitted as of then
         if batch is not None:
-            if not batch.waited(event.name):
+            if not batch.waited(event.name) and start == now:
                 plans = planner.plan(event, now)  # it resolves no wait: planning first changes nothing
-                if batch.add(plans):
+                if not _any_paused(tx, plans) and batch.add(plans):
                     continue
             batch.flush()
         work += resolve_waits(tx, planner, event, now)
-        plans = planner.plan(event, now) if plans is None else plans
+        plans = planner.plan(event, start) if plans is None else plans
         if batch is not None:
             batch.note(plans)
         for plan in plans:
-            work += create_run(tx, plan, now)
+            work += create_run(tx, plan, start)
     if batch is not None:
         batch.flush()
     return [e.id for e in events]
@@ -68,7 +73,9 @@ def create_run(tx: Tx, plan: RunPlan, now: int) -> list[EventRecord]:
     Returns the events this causes (a singleton in cancel mode ends the run it replaces).
     """
     follow_ups: list[EventRecord] = []
-    if plan.rate_limit and not flow.rate_admitted(tx, plan.rate_limit, now):
+    if _any_paused(tx, [plan]):
+        _insert_run(tx, plan, now, skip="paused")
+    elif plan.rate_limit and not flow.rate_admitted(tx, plan.rate_limit, now):
         _insert_run(tx, plan, now, skip="rate_limit")
     elif plan.idempotency_key is not None and not claim_key(tx, f"run:{plan.idempotency_key}", now):
         _insert_run(tx, plan, now, skip="idempotency")
@@ -77,6 +84,13 @@ def create_run(tx: Tx, plan: RunPlan, now: int) -> list[EventRecord]:
     elif not ((plan.debounce or plan.batch) and flow.gathered(tx, plan, now)):
         _start(tx, plan, now)
     return follow_ups
+
+
+def _any_paused(tx: Tx, plans: list[RunPlan]) -> bool:
+    if not plans:
+        return False
+    paused = paused_functions(tx)
+    return bool(paused) and any((p.app_id, p.function_id) in paused for p in plans)
 
 
 def _start(tx: Tx, plan: RunPlan, now: int) -> None:

@@ -259,6 +259,49 @@ ALTER TABLE functions ADD COLUMN provisional INTEGER NOT NULL DEFAULT 0;
     # change and step end is published in the transaction that makes it. The table and triggers
     # differ by dialect (DIALECT_ONLY); ids increase in commit order on both backends ------------
     (12, ""),
+    # -- 13 (coordination): signal names waited on (one run per name), signals held for a wait, the
+    # fields lookback waits match on and the values of events' fields there, and paused functions -----
+    (
+        13,
+        """
+CREATE TABLE signal_waits (
+    signal TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    step_key TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX signal_waits_by_run ON signal_waits (run_id);
+CREATE TABLE held_signals (
+    id TEXT PRIMARY KEY,
+    signal TEXT NOT NULL,
+    data TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX held_signals_by_name ON held_signals (signal, id);
+CREATE INDEX held_signals_by_expiry ON held_signals (expires_at);
+CREATE TABLE lookback_fields (
+    event_name TEXT NOT NULL,
+    field TEXT NOT NULL,
+    PRIMARY KEY (event_name, field)
+);
+CREATE TABLE event_values (
+    event_name TEXT NOT NULL,
+    field TEXT NOT NULL,
+    value TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    PRIMARY KEY (event_name, field, value, event_id)
+);
+CREATE INDEX event_values_by_event ON event_values (event_id);
+CREATE TABLE paused_functions (
+    app_id TEXT NOT NULL,
+    function_id TEXT NOT NULL,
+    paused_at BIGINT NOT NULL,
+    PRIMARY KEY (app_id, function_id)
+);
+""",
+    ),
 ]
 
 _MESSAGES_TABLE = """

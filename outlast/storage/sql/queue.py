@@ -12,6 +12,7 @@ from outlast.core.models import PENDING_STEP_STATUSES, AppScope, Claimed, EventR
 from outlast.storage.base import Planner
 from outlast.storage.sql import crashes
 from outlast.storage.sql.ingest import ingest
+from outlast.storage.sql.pausing import NOT_PAUSED
 from outlast.storage.sql.queue_items import CLAIM_COLUMNS, Leased, enqueue
 from outlast.storage.sql.read import get_events
 from outlast.storage.sql.run_end import cancel_run
@@ -95,6 +96,7 @@ def _lease(
     """Lease the earliest due items in one statement (no concurrency limits to respect)."""
     rows = tx.all(
         f"{_TAKE} WHERE id IN (SELECT id FROM queue WHERE {where} AND due_at <= ? AND {crashes.NOT_QUARANTINED}"
+        f" AND {NOT_PAUSED}"
         f" ORDER BY due_at, id LIMIT ? {tx.lock_suffix}) RETURNING {CLAIM_COLUMNS}",
         (token, owner, now + lease_ms, *params, now, now, limit),
     )
@@ -116,7 +118,7 @@ def _lease_within_limits(
         )
     rows = tx.all(
         f"SELECT {_CANDIDATE_COLUMNS} FROM queue WHERE {where} AND due_at <= ?"
-        f" AND {crashes.NOT_QUARANTINED}{skip_full} ORDER BY due_at, id LIMIT ? {tx.lock_suffix}",
+        f" AND {crashes.NOT_QUARANTINED} AND {NOT_PAUSED}{skip_full} ORDER BY due_at, id LIMIT ? {tx.lock_suffix}",
         (*params, now, now, *full, *full, limit * 2 if busy else limit),
     )
     taken = _within_limits([Leased(*r) for r in rows], busy, limit)
@@ -306,5 +308,5 @@ def release(tx: Tx, item_id: str, token: str, due_at: int) -> None:
 
 def next_due_at(tx: Tx, scope: AppScope) -> int | None:
     where, params = _scope_filter(scope)
-    row = tx.one(f"SELECT MIN(due_at) FROM queue WHERE {where}", params)
+    row = tx.one(f"SELECT MIN(due_at) FROM queue WHERE {where} AND {NOT_PAUSED}", params)
     return None if row is None or row[0] is None else int(row[0])

@@ -15,7 +15,9 @@ from outlast.core import jsonutil
 from outlast.core.ids import ulid_floor
 from outlast.core.models import FINAL_STATUSES
 from outlast.core.upkeep import PruneResult, QueueStat, QueueStats
+from outlast.storage.sql.lookback import prune_values
 from outlast.storage.sql.migrations import MIGRATIONS
+from outlast.storage.sql.signals import prune_signals
 from outlast.storage.sql.tx import Tx, marks
 
 #: rows that belong to a run and go with it (each has an index leading with its run id)
@@ -38,7 +40,8 @@ def take_chore(tx: Tx, name: str, owner: str, now: int, lease_ms: int) -> bool:
 def prune(tx: Tx, before: int, now: int, limit: int) -> PruneResult:
     """One batch: up to `limit` finished runs that ended before `before` with their rows and their
     trigger events, up to `limit` other events received before it that nothing refers to, up to
-    `limit` expired dedupe keys, and stale flow-control keys (`_prune_flow_state`)."""
+    `limit` expired dedupe keys, and stale flow-control keys (`_prune_flow_state`), expired held
+    signals, signal waits and lookback's indexed values of events older than 7 days counted with them."""
     runs, steps, triggers = _prune_runs(tx, before, limit)
     events, more = _prune_events(tx, before, limit)
     return PruneResult(
@@ -46,7 +49,7 @@ def prune(tx: Tx, before: int, now: int, limit: int) -> PruneResult:
         steps=steps,
         events=triggers + events,
         dedupe_keys=_prune_dedupe(tx, now, limit),
-        flow_keys=_prune_flow_state(tx, before, limit),
+        flow_keys=_prune_flow_state(tx, before, limit) + prune_signals(tx, now, limit) + prune_values(tx, now, limit),
         more=more or runs == limit,
     )
 

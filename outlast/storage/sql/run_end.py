@@ -75,6 +75,7 @@ def end_run(
         tx.run("DELETE FROM queue WHERE run_id = ?", (run_id,))
     if has_waits:
         tx.run("DELETE FROM waits WHERE run_id = ?", (run_id,))
+        tx.run("DELETE FROM signal_waits WHERE run_id = ?", (run_id,))
     events = known_events if known_events is not None else get_events(tx, jsonutil.loads(event_ids))
     return run_ended_events(
         app_id=app_id,

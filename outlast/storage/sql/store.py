@@ -35,6 +35,7 @@ from outlast.storage.sql import (
     functions,
     ingest,
     links,
+    pausing,
     queue,
     queue_items,
     read,
@@ -45,6 +46,7 @@ from outlast.storage.sql import (
     workers,
 )
 from outlast.storage.sql import rerun as reruns
+from outlast.storage.sql import signals as signal_sql
 from outlast.storage.sql.batches import CheckpointRequest, FinishRequest
 from outlast.storage.sql.tx import Tx
 
@@ -143,6 +145,17 @@ class SqlStore(PlannerSlot):
 
     async def cancel_run(self, run_id: str, now_ms: int, reason: str = "cancelled by request") -> bool:
         return await self._run(lambda tx: cancel_with_events(tx, self, run_id, now_ms, reason), notify=True)
+
+    # -- coordination: signals and paused functions ----------------------------------------------
+
+    async def send_signal(self, signal: str, data: dict[str, Any], now_ms: int, hold_until: int | None) -> str | None:
+        return await self._run(lambda tx: signal_sql.send_signal(tx, signal, data, now_ms, hold_until), notify=True)
+
+    async def set_paused(self, app_id: str, function_id: str, paused: bool, now_ms: int) -> bool:
+        return await self._run(lambda tx: pausing.set_paused(tx, app_id, function_id, paused, now_ms), notify=True)
+
+    async def paused_functions(self) -> list[tuple[str, str]]:
+        return await self._run(pausing.paused_functions)
 
     # -- reads ---------------------------------------------------------------------------------
 

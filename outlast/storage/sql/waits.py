@@ -13,16 +13,65 @@ from outlast.core import jsonutil
 from outlast.core.expressions import lookup
 from outlast.core.models import PENDING_STEP_STATUSES, EventRecord, WaitSpec
 from outlast.storage.base import Planner
+from outlast.storage.sql.lookback import earliest_match
 from outlast.storage.sql.rows import EXPRESSION_FIELD, WAITS, wait_field, wait_row
 from outlast.storage.sql.run_end import cancel_run, record_effect
 from outlast.storage.sql.tx import Tx, marks
 
 _WAIT_COLUMNS = "w.id, w.run_id, w.kind, w.step_key, w.expires_at"
+#: the wait kinds that are parts of one step (wait_for_any's "any"; wait_for_all's "all:<i>")
+PART_KINDS = ("any",)
 
 
-def add_wait(tx: Tx, run_id: str, w: WaitSpec, now: int) -> None:
+def add_wait(tx: Tx, run_id: str, w: WaitSpec, now: int, planner: Planner | None = None) -> None:
+    """Store a wait; one with lookback whose event already came resolves its step (written by
+    this transaction) at once instead. A part of a wait_for_any/all whose step another part
+    already resolved is not stored."""
+    if (w.kind in PART_KINDS or w.kind.startswith("all:")) and not _pending(tx, run_id, str(w.step_key)):
+        return
+    found = earliest_match(tx, planner, run_id, w, now) if w.lookback_ms and w.step_key and planner else None
+    if found is not None and w.step_key is not None:
+        if resolve_step(tx, run_id, w.kind, w.step_key, found[1], now):
+            record_effect(tx, found[0], run_id, "resumed")
+        if w.kind.startswith("all:") or not _pending(tx, run_id, w.step_key):
+            return
     tx.run(WAITS.insert_sql, wait_row(run_id, w, now))
     add_wait_field(tx, *wait_field(w))
+
+
+def _pending(tx: Tx, run_id: str, step_key: str) -> bool:
+    return (
+        tx.one("SELECT 1 FROM steps WHERE run_id = ? AND key = ? AND status = 'waiting'", (run_id, step_key))
+        is not None
+    )
+
+
+def resolve_step(tx: Tx, run_id: str, kind: str, step_key: str, payload: Any, now: int) -> bool:
+    """Resolve the step a wait belongs to with the event that matched it (a wait_for_all part
+    records its match, and resolves the step once every part has one)."""
+    if kind.startswith("all:"):
+        return complete_part(tx, run_id, step_key, int(kind[4:]), payload, now)
+    return complete_wait(tx, run_id, kind, step_key, payload, now)
+
+
+def complete_part(tx: Tx, run_id: str, step_key: str, index: int, payload: Any, now: int) -> bool:
+    """Keep the first match of part `index` of a wait_for_all (in the step's timeout output, so a
+    timeout returns the matches so far); the last part to match completes the step."""
+    row = tx.one(
+        f"SELECT timeout_output FROM steps WHERE run_id = ? AND key = ? AND status = 'waiting' {tx.row_lock}",
+        (run_id, step_key),
+    )
+    parts = jsonutil.loads(row[0]) if row is not None else None
+    if not isinstance(parts, list) or not 0 <= index < len(parts) or parts[index] is not None:
+        return False
+    parts[index] = payload
+    tx.run("DELETE FROM waits WHERE run_id = ? AND step_key = ? AND kind = ?", (run_id, step_key, f"all:{index}"))
+    if all(p is not None for p in parts):
+        return complete_wait(tx, run_id, "all", step_key, parts, now)
+    tx.run(
+        "UPDATE steps SET timeout_output = ? WHERE run_id = ? AND key = ?", (jsonutil.dumps(parts), run_id, step_key)
+    )
+    return True
 
 
 def add_wait_field(tx: Tx, event_name: str, match_field: str) -> None:
@@ -79,7 +128,7 @@ def resolve_waits(tx: Tx, planner: Planner, event: EventRecord, now: int) -> lis
             continue  # timed out: its run's claim resolves it
         if kind == "cancel":
             follow_ups += cancel_run(tx, run_id, now, "cancelled by event " + event.name, by_event=event.id) or []
-        elif complete_wait(tx, run_id, kind, step_key, payload, now):
+        elif resolve_step(tx, run_id, kind, step_key, payload, now):
             record_effect(tx, event.id, run_id, "resumed")
     return follow_ups
 
@@ -97,7 +146,7 @@ def _expression_waits(tx: Tx, planner: Planner, name: str, payload: dict[str, An
     return matched
 
 
-def complete_wait(tx: Tx, run_id: str, kind: str, step_key: str, payload: dict[str, Any], now: int) -> bool:
+def complete_wait(tx: Tx, run_id: str, kind: str, step_key: str, payload: Any, now: int) -> bool:
     """Resolve a wait or invoke step with the event that matched it, and wake its run."""
     status, error = "completed", None
     output: Any = payload

@@ -47,6 +47,24 @@ const waiter = inngest.createFunction(
   },
 );
 
+const signalWaiter = inngest.createFunction(
+  { id: "signal-waiter" },
+  { event: "js/signal-wait" },
+  async ({ event, step }) => {
+    const got = await step.waitForSignal("approval", { signal: event.data.signal, timeout: "30s", onConflict: "fail" });
+    return { got };
+  },
+);
+
+const signalSender = inngest.createFunction(
+  { id: "signal-sender" },
+  { event: "js/signal-send" },
+  async ({ event, step }) => {
+    const sent = await step.sendSignal("send", { signal: event.data.signal, data: event.data.data });
+    return { run_id: sent ? sent.runId || null : null };
+  },
+);
+
 const child = inngest.createFunction(
   { id: "child" },
   { event: "js/child" },
@@ -126,6 +144,6 @@ const app = express();
 app.use(express.json({ limit: "20mb" }));
 app.use("/api/inngest", serve({
   client: inngest,
-  functions: [steps, parallel, waiter, child, parent, sender, receiver, flaky, doomed, limited, batched, debounced],
+  functions: [steps, parallel, waiter, signalWaiter, signalSender, child, parent, sender, receiver, flaky, doomed, limited, batched, debounced],
 }));
 app.listen(Number(process.env.PORT), "127.0.0.1");
