@@ -148,7 +148,7 @@ class Engine:
     def claim_scopes(self) -> list[AppScope]:
         """What this engine's workers may claim: each local app's functions served here (plus
         runs of functions nobody serves any more, to fail them clearly), and every function of
-        each served app when an HTTP driver is installed."""
+        each served app when a driver for it (HTTP, Connect) is installed."""
         apps = self.registry.apps()
         scopes = [
             AppScope(
@@ -158,11 +158,12 @@ class Engine:
             )
             for app_id, source in sorted(self.sources.items())
         ]
-        if "http" in self.drivers:
+        served = {kind for kind in self.drivers if kind != "local"}  # http, connect
+        if served:
             scopes += [
                 AppScope(app_id=app_id)
                 for app_id, fns in sorted(apps.items())
-                if app_id not in self.sources and any(f.config.runtime.kind == "http" for f in fns)
+                if app_id not in self.sources and any(f.config.runtime.kind in served for f in fns)
             ]
         return scopes
 

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from outlast.runtime.engine import Engine
-from outlast.server import api, dashboard, events, health, inngest_api, metrics, sync
+from outlast.server import api, connect, dashboard, events, health, inngest_api, metrics, sync
 from outlast.server.config import ServerConfig
 from outlast.server.services import Services
 
@@ -25,6 +25,7 @@ ROUTES: list[BaseRoute] = [
     *metrics.ROUTES,
     *inngest_api.ROUTES,
     *sync.ROUTES,
+    *connect.ROUTES,
     *api.ROUTES,
     *dashboard.ROUTES,
 ]

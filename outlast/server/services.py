@@ -14,6 +14,7 @@ from outlast.server.auth import Auth
 from outlast.server.bearer import BearerGuard
 from outlast.server.bulk import Bulk
 from outlast.server.config import ServerConfig
+from outlast.server.gateway import Gateway
 from outlast.server.live import Live
 
 
@@ -27,6 +28,8 @@ class Services:
     bulk: Bulk
     #: None when prometheus_client is not installed (`/metrics` answers 501)
     metrics: Metrics | None
+    #: Inngest Connect: the driver of connected workers and their session tokens
+    connect: Gateway
 
     @classmethod
     def build(cls, engine: Engine, config: ServerConfig) -> Services:
@@ -38,6 +41,7 @@ class Services:
             live=Live(engine),
             bulk=Bulk(engine),
             metrics=install_metrics(engine),
+            connect=Gateway.build(engine, config),
         )
 
 

@@ -1,0 +1,47 @@
+"""What the Connect routes of one server share (`Services.connect`): the Connect driver its
+workers run Connect apps through, the session tokens, and counts for metrics.
+
+The gateway is served by the same Starlette app, on the same host and port as everything else
+(`ws://<host>:<port>/v0/connect`), rather than on a port of its own as Inngest's gateway is
+(8289): `/v0/connect/start` answers with the gateway URL the worker reached it by, so a worker
+needs only the one address it already has (`INNGEST_BASE_URL`), one port is opened in a firewall,
+and `--host`/`--port` (and a TLS-terminating proxy) apply to both alike.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+
+from outlast.protocol import connect as wire
+from outlast.runtime.drivers.connect import ConnectDriver
+from outlast.runtime.engine import Engine
+from outlast.server.config import ServerConfig
+
+
+@dataclass(slots=True, kw_only=True)
+class Gateway:
+    #: None when the `connect` extra is not installed (`/v0/connect/start` answers 501)
+    driver: ConnectDriver | None
+    sessions: wire.Sessions
+    #: connections accepted, closed for bad input, messages by kind: for metrics
+    counts: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def build(cls, engine: Engine, config: ServerConfig) -> Gateway:
+        """Install the Connect driver in `engine` (its workers then run Connect apps' functions).
+
+        Session tokens are signed with the signing key in production, so that any server process
+        sharing the database and the key accepts a token another one issued; in development
+        there is no key and a per-process secret serves (any worker is admitted anyway)."""
+        secret = config.signing_keys[0].encode() if config.signing_keys else os.urandom(32)
+        driver: ConnectDriver | None = None
+        if wire.available():
+            existing = engine.drivers.get("connect")
+            if isinstance(existing, ConnectDriver):
+                driver = existing
+            else:
+                driver = ConnectDriver(request_timeout_s=engine.settings.http_request_timeout_ms / 1000)
+                engine.drivers["connect"] = driver
+        return cls(driver=driver, sessions=wire.Sessions(secret))
