@@ -113,28 +113,30 @@ class Session:
         self.gateway: Gateway = found.connect
         self.connection: Connection | None = None
         self.peer = f"{ws.client.host}:{ws.client.port}" if ws.client else "?"
+        #: why the connection ended, for the log and for requests it had in flight
+        self.closed_for = "the worker closed the connection"
 
     async def run(self) -> None:
-        reason, code = "the worker closed the connection", 1000
+        code = 1000
         try:
             await self.say("GATEWAY_HELLO")
             await self.handshake()
             while True:
                 await self.handle(*await self.receive(wire.HEARTBEAT_INTERVAL_S * MISSED_HEARTBEATS))
         except CloseConnectionError as exc:
-            reason, code = str(exc), exc.code
+            self.closed_for, code = str(exc), exc.code
             self.gateway.counts["closed_bad_input"] += 1
-            log.warning("Connect: closing connection %s from %s: %s", self._id(), self.peer, reason)
-            await _close(self.ws, code, reason)
+            log.warning("Connect: closing connection %s from %s: %s", self._id(), self.peer, self.closed_for)
+            await _close(self.ws, code, self.closed_for)
         except (WebSocketDisconnect, RuntimeError):
             pass  # the worker went away (a RuntimeError is a send after its close)
         except asyncio.CancelledError:
-            reason = "the server is shutting down"
+            self.closed_for = "the server is shutting down"
             raise
         finally:
             if self.connection is not None:
-                self.driver.dropped(self.connection.id, reason)
-                log.info("Connect: connection %s closed: %s", self.connection.id, reason)
+                self.driver.dropped(self.connection.id, self.closed_for)
+                log.info("Connect: connection %s closed: %s", self.connection.id, self.closed_for)
 
     def _id(self) -> str:
         return self.connection.id if self.connection else "(before WORKER_CONNECT)"
@@ -241,6 +243,7 @@ class Session:
 
     async def close(self, reason: str) -> None:
         log.warning("Connect: closing connection %s: %s", self._id(), reason)
+        self.closed_for = reason
         await _close(self.ws, POLICY_VIOLATION, reason)
 
 

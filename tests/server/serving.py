@@ -28,10 +28,15 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def serve(
-    tmp_path: Path, config: ServerConfig | None = None, database_url: str | None = None
+    tmp_path: Path,
+    config: ServerConfig | None = None,
+    database_url: str | None = None,
+    settings: Settings | None = None,
 ) -> AsyncIterator[tuple[str, Engine]]:
     engine = Engine(
-        open_store(database_url or f"sqlite:///{tmp_path}/server.db"), SystemClock(), Settings(poll_interval_ms=20)
+        open_store(database_url or f"sqlite:///{tmp_path}/server.db"),
+        SystemClock(),
+        settings or Settings(poll_interval_ms=20),
     )
     await engine.add_source(shop)
     await engine.open()

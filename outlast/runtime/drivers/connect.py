@@ -62,6 +62,10 @@ class Pending:
     reply: asyncio.Future[Any]
     acked: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def __post_init__(self) -> None:
+        # a drop fails the reply even when the request already gave up waiting for it
+        self.reply.add_done_callback(lambda f: f.cancelled() or f.exception())
+
 
 @dataclass(slots=True, kw_only=True)
 class Connection:
