@@ -36,6 +36,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from outlast.core.ids import new_ulid
+from outlast.core.models import WorkerInfo
 from outlast.errors import FunctionConfigError, StoreError
 from outlast.protocol import connect as wire
 from outlast.protocol.sync import SyncError, SyncRequest, parse_register
@@ -112,6 +113,8 @@ class Session:
         self.services, self.driver, self.ws = found, driver, ws
         self.gateway: Gateway = found.connect
         self.connection: Connection | None = None
+        #: each app's function ids, as the connection synced them
+        self.functions: dict[str, list[str]] = {}
         self.peer = f"{ws.client.host}:{ws.client.port}" if ws.client else "?"
         #: why the connection ended, for the log and for requests it had in flight
         self.closed_for = "the worker closed the connection"
@@ -136,6 +139,7 @@ class Session:
         finally:
             if self.connection is not None:
                 self.driver.dropped(self.connection.id, self.closed_for)
+                await self.forget()
                 log.info("Connect: connection %s closed: %s", self.connection.id, self.closed_for)
 
     def _id(self) -> str:
@@ -186,12 +190,14 @@ class Session:
             connected_at_ms=now,
             last_heartbeat_ms=now,
         )
-        self.driver.connected(self.connection)
-        self.gateway.counts["connections"] += 1
         ready = wire.pb().GatewayConnectionReadyData(
             heartbeat_interval=f"{wire.HEARTBEAT_INTERVAL_S}s", extend_lease_interval=f"{wire.EXTEND_LEASE_INTERVAL_S}s"
         )
-        await self.say("GATEWAY_CONNECTION_READY", ready)
+        await self.say("GATEWAY_CONNECTION_READY", ready)  # before any request: the SDKs expect it first
+        self.driver.connected(self.connection)
+        self.gateway.counts["connections"] += 1
+        self.functions = {app: sorted(c.id for c in self.services.engine.registry.apps().get(app, ())) for app in apps}
+        await self.announce()
         log.info("Connect: worker %s (%s) connected apps %s", self.connection.id, self.connection.sdk, sorted(apps))
 
     async def sync(self, app: Any, hello: Any) -> str:
@@ -208,6 +214,43 @@ class Session:
             raise CloseConnectionError(1011, f"the store is unavailable, reconnect later: {exc}") from None
         return request.app_id
 
+    # -- visibility: a connection is a worker in `outlast workers`, /api/workers and the dashboard
+
+    def _worker_ids(self) -> dict[str, str]:
+        assert self.connection is not None
+        apps = sorted(self.connection.app_ids)
+        return {app: self.connection.id if len(apps) == 1 else f"{self.connection.id}/{app}" for app in apps}
+
+    async def announce(self) -> None:
+        """Record the connection as a live worker of each of its apps (in the store, so that every
+        server process and the CLI see it); a store that cannot be written is logged, not fatal."""
+        c = self.connection
+        assert c is not None
+        capacity = "unbounded" if c.capacity is None else str(c.capacity)
+        try:
+            for app, worker_id in self._worker_ids().items():
+                await self.services.engine.store.heartbeat(
+                    WorkerInfo(
+                        id=worker_id,
+                        app_id=app,
+                        host=f"{c.instance_id} via Connect ({c.sdk}, capacity {capacity}, from {self.peer})",
+                        pid=0,
+                        started_at=c.connected_at_ms,
+                        heartbeat_at=c.last_heartbeat_ms,
+                        functions=self.functions.get(app, []),
+                        in_flight=len(c.in_flight),
+                    )
+                )
+        except StoreError as exc:
+            log.warning("Connect: could not record connection %s as a worker: %s", c.id, exc)
+
+    async def forget(self) -> None:
+        try:
+            for worker_id in self._worker_ids().values():
+                await self.services.engine.store.forget_worker(worker_id)
+        except StoreError as exc:
+            log.warning("Connect: could not forget connection %s: %s", self._id(), exc)
+
     # -- after the handshake ---------------------------------------------------------------------
 
     async def handle(self, kind: str, payload: bytes) -> None:
@@ -217,6 +260,7 @@ class Session:
         if kind == "WORKER_HEARTBEAT":
             connection.last_heartbeat_ms = self.services.engine.clock.now_ms()
             await self.say("GATEWAY_HEARTBEAT")
+            await self.announce()
         elif kind == "WORKER_REQUEST_ACK":
             self.driver.acked(connection.id, wire.parse("WorkerRequestAckData", payload).request_id)
         elif kind == "WORKER_REQUEST_EXTEND_LEASE":

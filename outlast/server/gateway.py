@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
+from outlast.observability.metrics import Metrics
 from outlast.protocol import connect as wire
 from outlast.runtime.drivers.connect import ConnectDriver
 from outlast.runtime.engine import Engine
@@ -29,7 +32,7 @@ class Gateway:
     counts: Counter[str] = field(default_factory=Counter)
 
     @classmethod
-    def build(cls, engine: Engine, config: ServerConfig) -> Gateway:
+    def build(cls, engine: Engine, config: ServerConfig, metrics: Metrics | None = None) -> Gateway:
         """Install the Connect driver in `engine` (its workers then run Connect apps' functions).
 
         Session tokens are signed with the signing key in production, so that any server process
@@ -44,4 +47,45 @@ class Gateway:
             else:
                 driver = ConnectDriver(request_timeout_s=engine.settings.http_request_timeout_ms / 1000)
                 engine.drivers["connect"] = driver
-        return cls(driver=driver, sessions=wire.Sessions(secret))
+        gateway = cls(driver=driver, sessions=wire.Sessions(secret))
+        if metrics is not None and driver is not None:
+            metrics.registry.register(_Collector(gateway, driver))
+        return gateway
+
+
+class _Collector:
+    """Connect's metric families, made from the gateway's counts when scraped."""
+
+    def __init__(self, gateway: Gateway, driver: ConnectDriver) -> None:
+        self.gateway, self.driver = gateway, driver
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        live = GaugeMetricFamily(
+            "outlast_connect_connections", "Connect workers connected now, by app.", labels=["app"]
+        )
+        in_flight = GaugeMetricFamily(
+            "outlast_connect_requests_in_flight", "Requests sent to Connect workers and not yet answered."
+        )
+        by_app = Counter(app for c in self.driver.connections.values() for app in c.app_ids)
+        for app, count in sorted(by_app.items()):
+            live.add_metric([app], count)
+        in_flight.add_metric([], sum(len(c.in_flight) for c in self.driver.connections.values()))
+        accepted = CounterMetricFamily("outlast_connect_connections_accepted", "Connect handshakes completed.")
+        accepted.add_metric([], self.gateway.counts["connections"])
+        refused = CounterMetricFamily(
+            "outlast_connect_connections_closed_bad_input", "Connections closed for bad input, a wrong key or silence."
+        )
+        refused.add_metric([], self.gateway.counts["closed_bad_input"])
+        messages = CounterMetricFamily(
+            "outlast_connect_messages", "Connect messages, by direction and kind.", labels=["direction", "kind"]
+        )
+        for key, count in sorted(self.gateway.counts.items()):
+            direction, _, kind = key.partition(":")
+            if kind:
+                messages.add_metric([direction, kind], count)
+        yield from (live, in_flight, accepted, refused, messages)

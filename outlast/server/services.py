@@ -33,6 +33,7 @@ class Services:
 
     @classmethod
     def build(cls, engine: Engine, config: ServerConfig) -> Services:
+        metrics = install_metrics(engine)
         return cls(
             engine=engine,
             config=config,
@@ -40,8 +41,8 @@ class Services:
             bearer=BearerGuard(config),
             live=Live(engine),
             bulk=Bulk(engine),
-            metrics=install_metrics(engine),
-            connect=Gateway.build(engine, config),
+            metrics=metrics,
+            connect=Gateway.build(engine, config, metrics),
         )
 
 

@@ -139,6 +139,11 @@ async def test_capacity_is_honoured(server: tuple[str, Engine]) -> None:
     worker = await ready(base, capacity=1)
     assert (await engine.reads.get_app(APP)) is not None
     async with httpx.AsyncClient() as client:
+        listed = (await client.get(f"{base}/api/workers")).json()["workers"]
+    [shown] = [w for w in listed if w["app_id"] == APP]
+    assert shown["id"] == worker.id and shown["app_id"] == APP and shown["functions"] == ["go"]
+    assert "raw via Connect (raw:v0.0.1, capacity 1" in shown["host"]
+    async with httpx.AsyncClient() as client:
         await client.post(f"{base}/e/key", json=[{"name": "raw/go", "data": {"i": 1}}, {"name": "raw/go"}])
     first = pb.GatewayExecutorRequestData.FromString(await worker.receive_kind("GATEWAY_EXECUTOR_REQUEST"))
     await worker.ws.send(message("WORKER_REQUEST_ACK", pb.WorkerRequestAckData(request_id=first.request_id)))
@@ -150,6 +155,13 @@ async def test_capacity_is_honoured(server: tuple[str, Engine]) -> None:
     # the second request comes only once the first is answered (its ack comes first)
     kinds = [(await worker.receive())[0] for _ in range(2)]
     assert kinds == ["WORKER_REPLY_ACK", "GATEWAY_EXECUTOR_REQUEST"]
+    await worker.ws.close()
+    while any(w.app_id == APP for w in await engine.reads.list_workers(0)):  # closed: no worker any more
+        await asyncio.sleep(0.02)
+    async with httpx.AsyncClient() as client:
+        scraped = (await client.get(f"{base}/metrics")).text
+    assert "outlast_connect_connections_accepted_total 1.0" in scraped
+    assert 'outlast_connect_messages_total{direction="received",kind="WORKER_REPLY"} 1.0' in scraped
 
 
 async def test_a_worker_that_never_acks_is_closed_and_its_run_retried(server: tuple[str, Engine]) -> None:
@@ -165,6 +177,7 @@ async def test_a_worker_that_never_acks_is_closed_and_its_run_retried(server: tu
     assert code == 1008 and "did not acknowledge a request within 0.5s" in reason
     helpful = await ready(base)
     request = pb.GatewayExecutorRequestData.FromString(await helpful.receive_kind("GATEWAY_EXECUTOR_REQUEST"))
+    await helpful.ws.send(message("WORKER_REQUEST_ACK", pb.WorkerRequestAckData(request_id=request.request_id)))
     reply = pb.SDKResponse(request_id=request.request_id, status=pb.DONE, body=b'"done"', sdk_version="raw:v0")
     await helpful.ws.send(message("WORKER_REPLY", reply))
     await helpful.receive_kind("WORKER_REPLY_ACK")
