@@ -185,3 +185,24 @@ async def test_a_worker_that_never_acks_is_closed_and_its_run_retried(server: tu
         await asyncio.sleep(0.02)  # polling for the commit that follows the reply
     run = await engine.reads.get_run(runs[0].id)
     assert run is not None and run.output == "done" and "did not acknowledge" in run.failures[0].error["message"]
+
+
+async def test_a_draining_server_tells_its_workers_and_sends_them_nothing_more(server: tuple[str, Engine]) -> None:
+    base, engine = server
+    driver = engine.drivers["connect"]
+    assert isinstance(driver, ConnectDriver)
+    driver.connection_wait_s = 0.2
+    worker = await ready(base)
+    await driver.drain()
+    assert await worker.receive_kind("GATEWAY_CLOSING") == b""
+    async with httpx.AsyncClient() as client:
+        await client.post(f"{base}/e/key", json={"name": "raw/go"})
+    while (
+        not (runs := await engine.reads.list_runs(RunFilter(app_id=APP)))
+        or not (run := await engine.reads.get_run(runs[0].id)).failures
+    ):
+        await asyncio.sleep(0.02)  # polling for the attempt that found no worker to send to
+    assert (
+        run is not None and "no Connect worker of app 'raw-app' with free capacity" in run.failures[0].error["message"]
+    )
+    await still_served(worker)  # the connection stays open for replies to requests in flight

@@ -22,6 +22,7 @@ arrived commits nothing: a step is never committed twice, though its body may ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -122,6 +123,17 @@ class ConnectDriver(HttpDriver):
             if not pending.reply.done():
                 pending.reply.set_exception(ConnectionLostError(reason))
             connection.in_flight.pop(request_id, None)
+        self.changed()
+
+    async def drain(self) -> None:
+        """The server is stopping: send no more requests and tell every worker (`GATEWAY_CLOSING`),
+        so it reconnects, to another server process when there is one. Replies to requests in
+        flight are still taken, on whichever connection of the worker they arrive (see `replied`)."""
+        closing = wire.frame("GATEWAY_CLOSING")
+        for connection in list(self.connections.values()):
+            connection.draining = True
+            with contextlib.suppress(Exception):  # a worker already gone is dropped by the gateway
+                await connection.link.send(closing)
         self.changed()
 
     def acked(self, connection_id: str, request_id: str) -> None:
