@@ -133,13 +133,18 @@ def sync_payload(app: Any, *, sdk_language: str, sdk_version: str) -> dict[str, 
     payload: dict[str, Any] = {
         "appName": app.app_name,
         "url": app_url(app.app_name),
-        "sdk": f"{sdk_language}:v{sdk_version}" if sdk_language else "",
+        "sdk": sdk_name(sdk_language, sdk_version),
         "framework": "connect",
         "functions": functions,
     }
     if app.HasField("app_version") and app.app_version:
         payload["appVersion"] = app.app_version
     return payload
+
+
+def sdk_name(language: str, version: str) -> str:
+    """`py:v0.5.19`, `typescript:v4.24.0` (the JS SDK's version already starts with a v)."""
+    return f"{language}:v{version.removeprefix('v')}" if language else ""
 
 
 # -- replies ---------------------------------------------------------------------------------------

@@ -185,7 +185,7 @@ class Session:
             link=self,
             app_ids=frozenset(apps),
             instance_id=hello.instance_id,
-            sdk=f"{hello.sdk_language}:v{hello.sdk_version}",
+            sdk=wire.sdk_name(hello.sdk_language, hello.sdk_version),
             capacity=capacity if capacity > 0 else None,
             connected_at_ms=now,
             last_heartbeat_ms=now,

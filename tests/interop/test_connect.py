@@ -11,12 +11,14 @@ from pathlib import Path
 import httpx
 
 from tests.interop.harness import (
+    JS_CONNECT_DIR,
     OTHER_SIGNING_KEY,
     PY_APP_DIR,
     SIGNING_KEY,
     Outlast,
     Proc,
     effects,
+    node_ready,
     sdk_env,
 )
 
@@ -44,10 +46,25 @@ class ConnectWorker:
         }
         if capacity is not None:
             env["CONNECT_MAX_CONCURRENCY"] = str(capacity)
-        self.proc = Proc(name, [sys.executable, "connect_worker.py"], cwd=PY_APP_DIR, env=env, log=tmp / f"{name}.log")
+        self.proc = Proc(name, self.command(env), cwd=self.cwd, env=env, log=tmp / f"{name}.log")
+
+    cwd = PY_APP_DIR
+
+    def command(self, env: dict[str, str]) -> list[str]:
+        return [sys.executable, "connect_worker.py"]
 
     def ran(self) -> Counter[str]:
         return Counter(self.effects.read_text().splitlines()) if self.effects.exists() else Counter()
+
+
+class JsConnectWorker(ConnectWorker):
+    """`tests/interop/js-connect/worker.js` on `inngest@4` (Node 20 needs --experimental-websocket)."""
+
+    cwd = JS_CONNECT_DIR
+
+    def command(self, env: dict[str, str]) -> list[str]:
+        env["NODE_OPTIONS"] = "--experimental-websocket"  # its worker threads need it too
+        return ["node", "worker.js"]
 
 
 async def connected(outlast: Outlast, count: int = 1, timeout: float = 30.0) -> None:
@@ -170,3 +187,36 @@ async def test_production_requires_the_signing_key(tmp_path: Path) -> None:
         wrong.proc.stop()
         right.proc.stop()
         await production.close()
+
+
+async def test_a_js_connect_worker_on_inngest_4_runs_steps_retries_and_waits(outlast: Outlast, tmp_path: Path) -> None:
+    node_ready(JS_CONNECT_DIR)
+    worker = JsConnectWorker(tmp_path, outlast, "js-connect")
+    try:
+        await connected(outlast)
+        app = await (await outlast.store()).get_app("js-connect")
+        assert app is not None and app.framework == "connect" and app.sdk.startswith("typescript:v4.")
+        steps, parallel, flaky, waiting = await outlast.send(
+            {"name": "jsc/steps", "data": {"n": 1}},
+            {"name": "jsc/parallel"},
+            {"name": "jsc/flaky"},
+            {"name": "jsc/wait", "data": {"id": "w1"}},
+        )
+        run = await outlast.finished_run(steps)
+        assert (run.status, run.output) == ("completed", {"a": 1, "b": 2, "n": 1})
+        assert [(s.id, s.kind) for s in run.steps] == [("one", "run"), ("two", "run"), ("nap", "sleep")]
+        assert (await outlast.finished_run(parallel)).output == ["left", "right", "after"]
+        assert (await outlast.finished_run(flaky)).output == "ok at 2"
+
+        async def waiting_stored() -> bool:
+            runs = await outlast.runs_of(waiting)
+            return bool(runs) and any(s.status == "waiting" for s in (await outlast.run(runs[0].id)).steps)
+
+        await outlast.wait(waiting_stored, 15, "the wait to be stored")
+        await outlast.send({"name": "jsc/approved", "data": {"id": "w1"}})
+        assert (await outlast.finished_run(waiting)).output == {"approved": {"id": "w1"}}
+        ran = worker.ran()
+        assert ran["one:1"] == ran["two:1"] == ran["branch:left"] == ran["branch:right"] == 1
+        assert [ran[f"flaky:{i}"] for i in range(3)] == [1, 1, 1]
+    finally:
+        worker.proc.stop()
