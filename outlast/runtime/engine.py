@@ -30,7 +30,7 @@ from outlast.core.registry import Registry
 from outlast.core.sources import FunctionSource, LocalFunction
 from outlast.core.trace_context import carry_trace, current_trace
 from outlast.errors import StoreError
-from outlast.runtime.drivers.base import Driver
+from outlast.runtime.drivers.base import Connected, Driver
 from outlast.settings import Settings
 
 if TYPE_CHECKING:
@@ -158,14 +158,20 @@ class Engine:
             )
             for app_id, source in sorted(self.sources.items())
         ]
-        served = {kind for kind in self.drivers if kind != "local"}  # http, connect
-        if served:
+        if len(self.drivers) > ("local" in self.drivers):  # http, connect
             scopes += [
                 AppScope(app_id=app_id)
                 for app_id, fns in sorted(apps.items())
-                if app_id not in self.sources and any(f.config.runtime.kind in served for f in fns)
+                if app_id not in self.sources and any(self._serves(f.config.runtime.kind, app_id) for f in fns)
             ]
         return scopes
+
+    def _serves(self, kind: str, app_id: str) -> bool:
+        """Whether this process can run functions of runtime `kind` of a served app: HTTP apps
+        wherever the driver is installed; Connect apps only while one of their workers is
+        connected here (another server process claims the runs of workers connected to it)."""
+        driver = self.drivers.get(kind) if kind != "local" else None
+        return driver is not None and (not isinstance(driver, Connected) or driver.serves(app_id))
 
     # -- events --------------------------------------------------------------------------------
 

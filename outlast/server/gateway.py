@@ -46,6 +46,7 @@ class Gateway:
                 driver = existing
             else:
                 driver = ConnectDriver(request_timeout_s=engine.settings.http_request_timeout_ms / 1000)
+                driver.listeners.append(engine.wake)  # a new connection may have runs waiting for it
                 engine.drivers["connect"] = driver
         gateway = cls(driver=driver, sessions=wire.Sessions(secret))
         if metrics is not None and driver is not None:

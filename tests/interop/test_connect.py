@@ -9,7 +9,11 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 
+from outlast.core.models import RunFilter
+from outlast.storage import open_store
+from tests.conftest import PG_URL, pg_database
 from tests.interop.harness import (
     JS_CONNECT_DIR,
     OTHER_SIGNING_KEY,
@@ -220,3 +224,40 @@ async def test_a_js_connect_worker_on_inngest_4_runs_steps_retries_and_waits(out
         assert [ran[f"flaky:{i}"] for i in range(3)] == [1, 1, 1]
     finally:
         worker.proc.stop()
+
+
+@pytest.mark.skipif(not PG_URL, reason="OUTLAST_TEST_POSTGRES_URL is not set")
+async def test_two_servers_on_one_postgresql_database_share_a_connection(tmp_path: Path) -> None:
+    """A worker connected to server A gets the runs of events sent to server B: only the process
+    holding a connection of the app claims its runs, so B neither runs nor fails them."""
+    database = pg_database()
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    a = Outlast(tmp_path / "a", env={"OUTLAST_DATABASE_URL": database}, args=("--log-level", "info"))
+    store = open_store(database)
+    await store.open()
+    worker = ConnectWorker(tmp_path, a, "worker-a")
+    try:
+        await connected(a)
+        # B starts after the sync: a server reads the functions at start and on its own claims,
+        # not when another process syncs an app (true of HTTP apps alike)
+        b = Outlast(tmp_path / "b", env={"OUTLAST_DATABASE_URL": database})
+        ids = await b.send(*({"name": "py/slow", "data": {"n": i}} for i in range(8)))
+
+        async def all_done() -> bool:
+            return len(await store.list_runs(RunFilter(function_id="slow-steps", status="completed"))) == len(ids)
+
+        await b.wait(all_done, 90, "every run to complete")
+        for run in await store.list_runs(RunFilter(function_id="slow-steps")):
+            assert (await store.get_run(run.id)).failures == []  # type: ignore[union-attr]
+        assert sum(worker.ran().values()) == 8 * 3  # each step body ran once
+        async with httpx.AsyncClient() as client:
+            listed = (await client.get(f"{b.url}/api/workers")).json()["workers"]
+        shown = [w["host"] for w in listed if w["app_id"] == "py-app"]
+        assert len(shown) == 1 and "worker-a via Connect" in shown[0]  # B shows A's connection (shared database)
+    finally:
+        worker.proc.stop()
+        await store.close()
+        await a.close()
+        if "b" in locals():
+            await b.close()

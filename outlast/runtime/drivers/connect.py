@@ -105,7 +105,7 @@ class ConnectDriver(HttpDriver):
         self.connection_wait_s = connection_wait_s
         self.connections: dict[str, Connection] = {}
         self._changed = asyncio.Event()
-        #: called with each connection change (metrics, the dashboard's live updates)
+        #: called when a connection opens or closes (the engine's workers then claim anew)
         self.listeners: list[Callable[[], None]] = []
 
     # -- the gateway's side ----------------------------------------------------------------------
@@ -113,6 +113,7 @@ class ConnectDriver(HttpDriver):
     def connected(self, connection: Connection) -> None:
         self.connections[connection.id] = connection
         self.changed()
+        self._tell()
 
     def dropped(self, connection_id: str, reason: str) -> None:
         """The connection is gone: fail what it had in flight (the executor retries it elsewhere)."""
@@ -124,6 +125,7 @@ class ConnectDriver(HttpDriver):
                 pending.reply.set_exception(ConnectionLostError(reason))
             connection.in_flight.pop(request_id, None)
         self.changed()
+        self._tell()
 
     async def drain(self) -> None:
         """The server is stopping: send no more requests and tell every worker (`GATEWAY_CLOSING`),
@@ -135,6 +137,7 @@ class ConnectDriver(HttpDriver):
             with contextlib.suppress(Exception):  # a worker already gone is dropped by the gateway
                 await connection.link.send(closing)
         self.changed()
+        self._tell()
 
     def acked(self, connection_id: str, request_id: str) -> None:
         pending = self._pending(connection_id, request_id)
@@ -152,6 +155,10 @@ class ConnectDriver(HttpDriver):
                 return True
         return False
 
+    def serves(self, app_id: str) -> bool:
+        """Whether a worker of `app_id` is connected here (`Connected`: its runs are claimed here)."""
+        return any(app_id in c.app_ids and not c.draining for c in self.connections.values())
+
     def in_flight(self, connection_id: str, request_id: str) -> bool:
         return self._pending(connection_id, request_id) is not None
 
@@ -160,9 +167,11 @@ class ConnectDriver(HttpDriver):
         return None if connection is None else connection.in_flight.get(request_id)
 
     def changed(self) -> None:
-        """Connections or their room changed: wake requests waiting for one; tell listeners."""
+        """Connections or their room changed: wake requests waiting for one."""
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def _tell(self) -> None:
         for listener in self.listeners:
             listener()
 
