@@ -201,3 +201,13 @@ async def test_a_draining_server_tells_its_workers_and_sends_them_nothing_more(s
     await fresh.receive_kind("GATEWAY_EXECUTOR_REQUEST")
     await drained.ws.send(message("WORKER_HEARTBEAT"))
     assert (await drained.receive())[0] == "GATEWAY_HEARTBEAT"  # open for replies, but sent no request
+
+
+async def test_a_connect_app_is_not_resynced_by_url(server: tuple[str, Engine]) -> None:
+    base, engine = server
+    await ready(base)
+    async with httpx.AsyncClient() as client:
+        reply = await client.post(f"{base}/api/apps/{APP}/resync", json={})
+    assert reply.status_code == 502 and "syncs over Connect" in reply.json()["message"]
+    app = await engine.reads.get_app(APP)
+    assert app is not None and app.error is None  # the app keeps no error for it
