@@ -168,6 +168,28 @@ async def test_a_worker_killed_mid_step_has_its_work_finished_by_another(outlast
         survivor.proc.stop()
 
 
+async def test_a_worker_stopped_gracefully_finishes_its_requests_first(outlast: Outlast, tmp_path: Path) -> None:
+    leaving = ConnectWorker(tmp_path, outlast, "leaving")
+    await connected(outlast)
+    count = 8
+    ids = await outlast.send(*({"name": "py/slow", "data": {"n": i}} for i in range(count)))
+
+    async def some_done() -> bool:
+        return len(await outlast.runs(function_id="slow-steps", status="completed")) >= 1
+
+    await outlast.wait(some_done, 30, "a run to complete")
+    leaving.proc.stop()  # SIGTERM: the SDK sends WORKER_PAUSE and finishes what it has in flight
+    staying = ConnectWorker(tmp_path, outlast, "staying")
+    try:
+        runs = [await outlast.finished_run(event, timeout=90) for event in ids]
+        assert [r.status for r in runs] == ["completed"] * count
+        ran = leaving.ran() + staying.ran()
+        assert sorted(ran) == sorted(f"{s}:{i}" for i in range(count) for s in ("s1", "s2", "s3"))
+        assert set(ran.values()) == {1}  # drained, not dropped: no step body ran twice
+    finally:
+        staying.proc.stop()
+
+
 async def test_production_requires_the_signing_key(tmp_path: Path) -> None:
     production = Outlast(
         tmp_path,
