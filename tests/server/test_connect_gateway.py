@@ -211,3 +211,13 @@ async def test_a_connect_app_is_not_resynced_by_url(server: tuple[str, Engine]) 
     assert reply.status_code == 502 and "syncs over Connect" in reply.json()["message"]
     app = await engine.reads.get_app(APP)
     assert app is not None and app.error is None  # the app keeps no error for it
+
+
+async def test_a_silent_worker_is_closed(server: tuple[str, Engine], monkeypatch: pytest.MonkeyPatch) -> None:
+    base, engine = server
+    monkeypatch.setattr("outlast.server.connect.MISSED_HEARTBEATS", 0.05)  # half a second, not 30
+    silent = await ready(base)
+    code, reason = await silent.closed()
+    assert code == 1008 and reason == "the worker sent nothing for 0.5s"
+    while any(w.app_id == APP for w in await engine.reads.list_workers(0)):
+        await asyncio.sleep(0.02)  # polling: the closed connection leaves the workers list
