@@ -65,7 +65,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Setup:
-    """`outlast dev` (and, for HTTP, the SDK app) on a fresh SQLite file."""
+    """`outlast dev` (and, for HTTP or Connect, the SDK app) on a fresh SQLite file."""
 
     def __init__(self, tmp: Path, driver: str, *, profile: Path | None = None) -> None:
         self.driver = driver
@@ -96,13 +96,21 @@ class Setup:
             )
             wait_port(app_port, self.app)
             args += ["--sdk-url", f"http://127.0.0.1:{app_port}/api/inngest"]
-        else:
+        elif driver == "local":
             args.insert(1, "bench.apps.local_app:app")
         runner = ["-m", "cProfile", "-o", str(profile), "-m", "outlast.cli"] if profile else ["-m", "outlast.cli"]
         self.server = subprocess.Popen(
             [sys.executable, *runner, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         wait_port(self.port, self.server)
+        if driver == "connect":  # the worker dials out to the server: no port of its own
+            self.app = subprocess.Popen(
+                [sys.executable, "-m", "bench.apps.inngest_connect"],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={**env, "INNGEST_DEV": "1", "INNGEST_BASE_URL": self.url},
+            )
         self.store = open_store(f"sqlite:///{self.db}")
 
     async def ready(self) -> None:

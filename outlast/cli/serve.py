@@ -20,6 +20,7 @@ from outlast.client import Outlast
 from outlast.core.collector import tuned_for_service
 from outlast.core.config import CronTrigger
 from outlast.errors import OutlastError
+from outlast.runtime.drivers.connect import ConnectDriver
 from outlast.runtime.drivers.http import HttpDriver
 from outlast.runtime.engine import Engine
 from outlast.runtime.worker import Worker
@@ -112,6 +113,9 @@ async def _serve_until_stopped(engine: Engine, http: Http | None, dev: DevLog | 
                 served.sync_sdk_urls(engine, list(http.sdk_urls), server, production=production)
             )
         await stop.wait()
+        connect = engine.drivers.get("connect")
+        if isinstance(connect, ConnectDriver):
+            await connect.drain()
         if server is not None:
             server.should_exit = True
         if syncing is not None:

@@ -108,9 +108,10 @@ class SingletonRule:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Runtime:
-    """Where the function's code runs: in a worker process (`local`), or in a served app (`http`)."""
+    """Where the function's code runs: in a worker process (`local`), in a served app (`http`), or
+    in a worker connected over Inngest's Connect (`connect`; `url` names the app and function)."""
 
-    kind: Literal["local", "http"] = "local"
+    kind: Literal["local", "http", "connect"] = "local"
     url: str | None = None
 
 

@@ -31,7 +31,7 @@ from outlast.core.signals import checked_signal
 from outlast.core.sources import FunctionSource, LocalFunction
 from outlast.core.trace_context import carry_trace, current_trace
 from outlast.errors import OutlastError
-from outlast.runtime.drivers.base import Driver
+from outlast.runtime.drivers.base import Connected, Driver
 from outlast.runtime.pausing import PausedFunctions
 from outlast.settings import Settings
 
@@ -182,7 +182,7 @@ class Engine:
     def claim_scopes(self) -> list[AppScope]:
         """What this engine's workers may claim: each local app's functions served here (plus
         runs of functions nobody serves any more, to fail them clearly), and every function of
-        each served app when an HTTP driver is installed."""
+        each served app when a driver for it (HTTP, Connect) is installed."""
         apps = self.registry.apps()
         scopes = [
             AppScope(
@@ -192,13 +192,20 @@ class Engine:
             )
             for app_id, source in sorted(self.sources.items())
         ]
-        if "http" in self.drivers:
+        if len(self.drivers) > ("local" in self.drivers):  # http, connect
             scopes += [
                 AppScope(app_id=app_id)
                 for app_id, fns in sorted(apps.items())
-                if app_id not in self.sources and any(f.config.runtime.kind == "http" for f in fns)
+                if app_id not in self.sources and any(self._serves(f.config.runtime.kind, app_id) for f in fns)
             ]
         return scopes
+
+    def _serves(self, kind: str, app_id: str) -> bool:
+        """Whether this process can run functions of runtime `kind` of a served app: HTTP apps
+        wherever the driver is installed; Connect apps only while one of their workers is
+        connected here (another server process claims the runs of workers connected to it)."""
+        driver = self.drivers.get(kind) if kind != "local" else None
+        return driver is not None and (not isinstance(driver, Connected) or driver.serves(app_id))
 
     # -- events --------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute
 from outlast.runtime.engine import Engine
 from outlast.server import (
     api,
+    connect,
     dashboard,
     events,
     health,
@@ -45,6 +46,7 @@ ROUTES: list[BaseRoute] = [
     *sync.ROUTES,
     *realtime.ROUTES,
     *pausing.ROUTES,
+    *connect.ROUTES,
     *api.ROUTES,
     *dashboard.ROUTES,
 ]

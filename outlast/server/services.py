@@ -13,6 +13,7 @@ from outlast.runtime.engine import Engine
 from outlast.server.auth import Auth
 from outlast.server.bearer import BearerGuard
 from outlast.server.bulk import Bulk
+from outlast.server.gateway import Gateway
 from outlast.server.live import Live
 from outlast.server.mode import ServerConfig
 from outlast.server.realtime_tokens import ChannelTokens
@@ -30,9 +31,12 @@ class Services:
     tokens: ChannelTokens
     #: None when prometheus_client is not installed (`/metrics` answers 501)
     metrics: Metrics | None
+    #: Inngest Connect: the driver of connected workers and their session tokens
+    connect: Gateway
 
     @classmethod
     def build(cls, engine: Engine, config: ServerConfig) -> Services:
+        metrics = install_metrics(engine)
         return cls(
             engine=engine,
             config=config,
@@ -41,7 +45,8 @@ class Services:
             live=Live(engine),
             bulk=Bulk(engine),
             tokens=ChannelTokens(config),
-            metrics=install_metrics(engine),
+            metrics=metrics,
+            connect=Gateway.build(engine, config, metrics),
         )
 
 

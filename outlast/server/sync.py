@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 from outlast.core import jsonutil
 from outlast.core.events import text_problem
 from outlast.errors import FunctionConfigError, StoreError
+from outlast.protocol.connect import CONNECT_SCHEME
 from outlast.protocol.request import event_json, memo_map
 from outlast.protocol.sync import SyncError, parse_register
 from outlast.runtime.engine import Engine
@@ -194,6 +195,9 @@ async def resync_app(engine: Engine, app_id: str, *, production: bool = False) -
     app = await engine.reads.get_app(app_id)
     if app is None or not app.url:
         return None
+    if app.url.startswith(f"{CONNECT_SCHEME}://"):  # nothing to call: its workers sync as they connect
+        message = f"app {app_id!r} syncs over Connect, each time a worker connects: restart a worker to sync again"
+        return SyncResult(ok=False, url=app.url, message=message)
     result = await sync_app_url(engine, app.url, production=production)
     if not result.ok:
         await record_sync_error(engine, app_id, app.url, result.message)

@@ -33,9 +33,12 @@ async def serve(
     config: ServerConfig | None = None,
     database_url: str | None = None,
     source: outlast.Outlast = shop,
+    settings: Settings | None = None,
 ) -> AsyncIterator[tuple[str, Engine]]:
     engine = Engine(
-        open_store(database_url or f"sqlite:///{tmp_path}/server.db"), SystemClock(), Settings(poll_interval_ms=20)
+        open_store(database_url or f"sqlite:///{tmp_path}/server.db"),
+        SystemClock(),
+        settings or Settings(poll_interval_ms=20),
     )
     await engine.add_source(source)
     await engine.open()

@@ -16,7 +16,7 @@ ends: `RunComplete`, `FunctionError` or `Suspended`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from outlast.core.config import FunctionConfig
 from outlast.core.models import LogLine, MemoEntry, RunState
@@ -60,4 +60,12 @@ class Driver(Protocol):
         ...
 
 
-__all__ = ["AttemptHost", "Driver"]
+@runtime_checkable
+class Connected(Protocol):
+    """A driver that reaches an app only through connections held by this process (Connect):
+    its runs are claimed only where one of the app's workers is connected."""
+
+    def serves(self, app_id: str) -> bool: ...
+
+
+__all__ = ["AttemptHost", "Connected", "Driver"]
