@@ -26,6 +26,7 @@ from outlast.storage.base import Store
 ROOT = Path(__file__).resolve().parents[2]
 PY_APP_DIR = ROOT / "tests" / "interop" / "py"
 JS_APP_DIR = ROOT / "tests" / "interop" / "js"
+JS4_APP_DIR = ROOT / "tests" / "interop" / "js4"
 SIGNING_KEY = "signkey-test-" + "5eed" * 16
 OTHER_SIGNING_KEY = "signkey-test-" + "baad" * 16
 EVENT_KEY = "interop-event-key"
@@ -224,27 +225,40 @@ def python_app(
     return SdkApp("py-app", args, cwd=PY_APP_DIR, env=full_env, tmp=tmp, port=port)
 
 
-def node_ready() -> None:
+def node_ready(app_dir: Path = JS_APP_DIR) -> None:
     """Fail (not skip) with a clear message when Node or the JS app's packages are missing."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         raise AssertionError("the JS interop tests need node and npm on PATH (Node 20); install them")
-    if not (JS_APP_DIR / "node_modules" / "inngest").exists():
+    if not (app_dir / "node_modules" / "inngest").exists():
         result = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"], cwd=JS_APP_DIR, capture_output=True, text=True, timeout=600
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=app_dir, capture_output=True, text=True, timeout=600
         )
         if result.returncode != 0:
             raise AssertionError(
-                f"`npm ci` in {JS_APP_DIR} failed; the JS interop tests cannot run:\n"
+                f"`npm ci` in {app_dir} failed; the JS interop tests cannot run:\n"
                 f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
             )
 
 
-def js_app(tmp: Path, outlast: Outlast, *, production: bool = False, env: dict[str, str] | None = None) -> SdkApp:
-    node_ready()
+def js_app(
+    tmp: Path,
+    outlast: Outlast,
+    *,
+    production: bool = False,
+    env: dict[str, str] | None = None,
+    app_dir: Path = JS_APP_DIR,
+) -> SdkApp:
+    """The Express app in `app_dir` (`js`: inngest@3; `js4`: inngest@4) on a free port."""
+    node_ready(app_dir)
     port = free_port()
     full_env = {**sdk_env(tmp, outlast, production=production), "PORT": str(port), **(env or {})}
-    return SdkApp("js-app", ["node", "app.js"], cwd=JS_APP_DIR, env=full_env, tmp=tmp, port=port)
+    return SdkApp(f"{app_dir.name}-app", ["node", "app.js"], cwd=app_dir, env=full_env, tmp=tmp, port=port)
+
+
+def js4_app(tmp: Path, outlast: Outlast, *, production: bool = False, env: dict[str, str] | None = None) -> SdkApp:
+    """The Express app on inngest@4 (the SDK `npm install inngest` gives today)."""
+    return js_app(tmp, outlast, production=production, env=env, app_dir=JS4_APP_DIR)
 
 
 def effects(tmp: Path) -> Counter[str]:
