@@ -26,6 +26,9 @@ from outlast.runtime.worker import Worker
 from outlast.settings import Settings
 
 DEV_BACKOFF_SCALE = 0.01  # dev mode: a 15 s retry waits 150 ms
+#: dev mode takes events as large as Inngest's dev server does (its AbsoluteMaxEventSize);
+#: production keeps the `max_event_bytes` setting (512 KiB, Inngest's DefaultMaxEventSize)
+DEV_MAX_EVENT_BYTES = 3 * 1024 * 1024
 DEFAULT_PORT = 8288
 
 
@@ -153,7 +156,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
     if args.reload:
         return reload_on_change(args)
     configure_logs(level=args.log_level or "info", fmt=args.log_format)
-    settings = settings_from(args, backoff_scale=DEV_BACKOFF_SCALE)
+    dev_event_bytes = None if "OUTLAST_MAX_EVENT_BYTES" in os.environ else DEV_MAX_EVENT_BYTES
+    settings = settings_from(args, backoff_scale=DEV_BACKOFF_SCALE, max_event_bytes=dev_event_bytes)
     app = load_app(args.app) if args.app else None
     http = Http(host=args.host, port=args.port, mode="dev", sdk_urls=tuple(args.sdk_url or ()))
     asyncio.run(run(app, settings, verbose=True, http=http, devlog=args.log_format != "json"))

@@ -19,7 +19,18 @@ from typing import TYPE_CHECKING
 from outlast.core import logcontext
 from outlast.core.config import FunctionConfig
 from outlast.core.interrupts import LeaseLost
-from outlast.core.models import Claimed, Commit, CommitResult, Finish, LogLine, MemoEntry, RunState, StepWrite, Suspend
+from outlast.core.models import (
+    RETRYING,
+    Claimed,
+    Commit,
+    CommitResult,
+    Finish,
+    LogLine,
+    MemoEntry,
+    RunState,
+    StepWrite,
+    Suspend,
+)
 from outlast.core.observe import AttemptEnded, AttemptStarted, StepEnded
 from outlast.core.ops import FunctionError, Lease, OpRules, Outcome, StepFailed, StepOp, outcome_commit, step_commit
 from outlast.core.retry import ErrorInfo, RetryPolicy
@@ -51,6 +62,8 @@ class Attempt:
         )
         #: a step of this attempt is pending or due to retry: the attempt can only suspend
         self.suspended = False
+        #: this attempt made progress after function-level failures: the count starts again
+        self.attempts_reset = False
         self._logs: list[LogLine] = []
 
     @property
@@ -94,6 +107,7 @@ class Attempt:
             now=self.now_ms(),
             rules=self.rules,
             suspended_in_attempt=self.suspended,
+            attempts_reset=self.attempts_reset,
             logs=self._take_logs(),
         )
         try:
@@ -111,9 +125,17 @@ class Attempt:
                 now=self.now_ms(),
                 rules=self.rules,
                 suspended_in_attempt=self.suspended,
+                attempts_reset=self.attempts_reset,
             )
             await self._commit(commit)
         return commit
+
+    def _progressed(self) -> None:
+        """A step finished or an async step began: as on Inngest, where the next call is a new
+        queue item, function-level attempts count afresh (`ctx.attempt` 0, all retries again)."""
+        if self._run.attempt:
+            self._run.attempt = 0
+            self.attempts_reset = True
 
     def _take_logs(self) -> list[LogLine]:
         logs, self._logs = self._logs, []
@@ -136,6 +158,8 @@ class Attempt:
         )
         if w.status not in ("completed", "failed"):
             self.suspended = True
+        if w.status != RETRYING:
+            self._progressed()
         if self.engine.bus:
             self.engine.bus.emit(
                 StepEnded(
@@ -254,4 +278,4 @@ def _describe(commit: Commit) -> tuple[str, dict[str, object] | None]:
     if isinstance(outcome, Finish):
         return outcome.status, outcome.error
     assert isinstance(outcome, Suspend)
-    return ("retrying", outcome.error) if outcome.attempt is not None else ("suspended", None)
+    return ("retrying", outcome.error) if outcome.error is not None else ("suspended", None)

@@ -11,8 +11,10 @@ One attempt of a run is a conversation with the app (`outlast.protocol` has the 
 3. Step results are committed as they arrive (`host.apply`), so a committed step's body is
    never called again. Planned steps are called concurrently, each targeted; while such a
    parallel group is open (a response with more than one opcode), later calls carry
-   `disable_immediate_execution`. Then discovery again, until the function returns, fails, or
-   waits (a sleep, a wait, an invoke or a step retry pending: the attempt suspends).
+   `disable_immediate_execution`. Once the group has resolved, discovery again (without the
+   flag), until the function returns, fails, or waits (a sleep, a wait, an invoke or a step
+   retry pending: the attempt suspends). An SDK's own error answer to a targeted call is the
+   function's error, as on Inngest.
 
 Transport failures (connection refused, a hung app past the request timeout, a connection
 closed mid-body, garbage, a 2xx without `X-Inngest-SDK`) are function errors on a discovery
@@ -218,7 +220,7 @@ class HttpAttempt:
         if reply.complete is not None:
             return reply.complete
         if planned:
-            return await self._call_steps(planned)
+            return await self._call_group(planned)
         if fresh and all(e.final for e in entries):
             return None  # steps ran inline: on to the next ones
         if fresh or any(not m.final for m in self.memo.values()):
@@ -232,6 +234,18 @@ class HttpAttempt:
             )
         )
 
+    async def _call_group(self, planned: Sequence[StepPlanned]) -> Outcome | None:
+        """Run a group of planned steps; discover again only once the whole group has resolved,
+        as Inngest does: while one of its steps sleeps, waits, invokes or retries, the attempt
+        suspends (no extra request), and the call after the group runs the next step at once."""
+        ended = await self._call_steps(planned)
+        if ended is not None:
+            return ended
+        if any(not m.final for m in self.memo.values()):
+            return Suspended()
+        self.force_plan = False
+        return None
+
     async def _call_steps(self, planned: Sequence[StepPlanned]) -> Outcome | None:
         """Call planned (or retrying) steps concurrently, committing each result as it comes."""
         results = await asyncio.gather(*(self._call_step(p) for p in planned))
@@ -243,6 +257,8 @@ class HttpAttempt:
         reply = await self._request(planned.key, attempt=attempt)
         if isinstance(reply, RunComplete):
             return reply  # the function returned without reaching the step (it was removed)
+        if isinstance(reply, FunctionError) and reply.error.sent is not None:
+            return reply  # the SDK's own error (e.g. an unexpected step): the function's, as on Inngest
         op: StepOp
         if isinstance(reply, FunctionError):
             op = StepError(key=planned.key, step_id=planned.step_id, error=reply.error)

@@ -11,6 +11,7 @@ import datetime
 import os
 
 import fastapi
+import fidelity
 import inngest
 import inngest.fast_api
 
@@ -225,6 +226,7 @@ FUNCTIONS = [
     sleeper,
     slow_steps,
 ]
+FUNCTIONS += fidelity.functions(client, effect)
 if VARIANT == "v2":  # a new version of the app: two functions are gone
     FUNCTIONS = [f for f in FUNCTIONS if f not in (receiver, sleeper)]
 app = fastapi.FastAPI()
