@@ -5,6 +5,7 @@ const fs = require("node:fs");
 const express = require("express");
 const { Inngest } = require("inngest");
 const { serve } = require("inngest/express");
+const { createDefer } = require("inngest/experimental");
 
 const inngest = new Inngest({ id: process.env.JS_APP_ID || "js4-app" });
 const effect = (name) => fs.appendFileSync(process.env.OUTLAST_TEST_EFFECTS, `${name}\n`);
@@ -19,7 +20,24 @@ const steps = inngest.createFunction(
   },
 );
 
+// defer(): the deferred function should run after its parent ends (Outlast does not run it
+// yet, and so must fail the parent rather than complete it without it)
+const later = createDefer(inngest, { id: "later" }, async ({ event }) => {
+  effect(`deferred:${event.data.n}`);
+  return "deferred done";
+});
+
+const deferring = inngest.createFunction(
+  { id: "deferring", triggers: [{ event: "js4/defer" }] },
+  async ({ event, step, defer }) => {
+    await step.run("before", () => 1);
+    defer("later-1", { function: later, data: { n: event.data.n } });
+    await step.run("after", () => 2);
+    return "parent done";
+  },
+);
+
 const app = express();
 app.use(express.json({ limit: "10mb" }));
-app.use("/api/inngest", serve({ client: inngest, functions: [steps] }));
+app.use("/api/inngest", serve({ client: inngest, functions: [steps, deferring, later] }));
 app.listen(Number(process.env.PORT), "127.0.0.1");

@@ -1,0 +1,41 @@
+"""An Express app on `inngest@4` (what `npm install inngest` gives), synced to a real
+`outlast dev` on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.interop.harness import Outlast, SdkApp, effects, js4_app
+
+
+@pytest.fixture
+def app(tmp_path: Path, outlast: Outlast) -> Iterator[SdkApp]:
+    served = js4_app(tmp_path, outlast)
+    yield served
+    served.proc.stop()
+
+
+async def test_steps_run_once_each(outlast: Outlast, app: SdkApp, tmp_path: Path) -> None:
+    await app.sync()
+    (event_id,) = await outlast.send({"name": "js4/steps", "data": {"n": 1}})
+    run = await outlast.finished_run(event_id)
+    assert (run.status, run.output) == ("completed", {"a": 1, "b": 2, "c": 3, "n": 1})
+    assert [s.id for s in run.steps] == ["one", "two", "three"]
+    assert effects(tmp_path) == {"one:1": 1, "two:1": 1, "three:1": 1}
+
+
+async def test_an_opcode_outlast_does_not_support_fails_the_run(
+    outlast: Outlast, app: SdkApp, tmp_path: Path
+) -> None:
+    """v4's defer() sends DeferAdd; until Outlast carries it out, the run fails saying so rather
+    than completing without the deferred function."""
+    await app.sync()
+    (event_id,) = await outlast.send({"name": "js4/defer", "data": {"n": 7}})
+    run = await outlast.finished_run(event_id)
+    assert run.status == "failed" and run.error is not None
+    assert run.error["name"] == "UnsupportedOpcodeError"
+    assert "'DeferAdd'" in run.error["message"] and "defer()" in run.error["message"]
+    assert len(run.failures) == 0  # not retried: it would fail the same way
