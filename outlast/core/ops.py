@@ -95,6 +95,8 @@ class StepPlanned:
 
     key: str
     step_id: str
+    #: its group is in race mode (`parallelMode: "race"`): discover again after each of its steps
+    race: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

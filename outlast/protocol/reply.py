@@ -266,7 +266,7 @@ def to_op(
             key=key, step_id=step_id, error=error_info(item.get("error") or item.get("data"), no_retry=True)
         )
     if op == "stepplanned":
-        return StepPlanned(key=key, step_id=step_id)
+        return StepPlanned(key=key, step_id=step_id, race=opts.get("parallelMode") == "race")
     try:
         return _async_op(op, key, step_id, item, opts, now_ms)
     except TimeError as exc:

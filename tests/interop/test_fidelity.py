@@ -6,7 +6,8 @@ official inngest-py function suite (`tests/test_inngest/test_function`) checks, 
 - a dev server takes a 1 MiB event (Inngest's dev server takes up to 3 MiB);
 - a parallel group costs the requests it costs on Inngest, and the step after it runs at once;
 - a step that disappears from a parallel group fails the run with the SDK's own error;
-- function-level attempts count afresh once the function makes progress.
+- function-level attempts count afresh once the function makes progress;
+- race mode (`parallel_mode=RACE`) discovers again after each step of the group.
 """
 
 from __future__ import annotations
@@ -104,3 +105,15 @@ async def test_attempts_count_afresh_after_progress(outlast: Outlast, py_app: Sd
     run = await outlast.finished_run(event_id)
     assert (run.status, run.output) == ("completed", "done")
     assert [s.id for s in run.steps] == ["step_1", "step_2", "step_3"]
+
+
+async def test_race_mode_discovers_after_each_step(outlast: Outlast, py_app: SdkApp, tmp_path: Path) -> None:
+    """Each branch goes on at its own pace: the fast one's second step runs before the slow one's
+    first ends; 9 requests (a plan, 4 steps, a discovery after each), as on Inngest."""
+    await py_app.sync()
+    (event_id,) = await outlast.send({"name": "py/race"})
+    run = await outlast.finished_run(event_id)
+    assert run.status == "completed"
+    order = [line for line in (tmp_path / "effects.log").read_text().splitlines() if line.startswith("order:")]
+    assert order == ["order:a.1", "order:a.2", "order:b.1", "order:b.2"]
+    assert effects(tmp_path)["request:race"] == 9

@@ -27,9 +27,7 @@ async def test_steps_run_once_each(outlast: Outlast, app: SdkApp, tmp_path: Path
     assert effects(tmp_path) == {"one:1": 1, "two:1": 1, "three:1": 1}
 
 
-async def test_an_opcode_outlast_does_not_support_fails_the_run(
-    outlast: Outlast, app: SdkApp, tmp_path: Path
-) -> None:
+async def test_an_opcode_outlast_does_not_support_fails_the_run(outlast: Outlast, app: SdkApp, tmp_path: Path) -> None:
     """v4's defer() sends DeferAdd; until Outlast carries it out, the run fails saying so rather
     than completing without the deferred function."""
     await app.sync()
@@ -39,3 +37,17 @@ async def test_an_opcode_outlast_does_not_support_fails_the_run(
     assert run.error["name"] == "UnsupportedOpcodeError"
     assert "'DeferAdd'" in run.error["message"] and "defer()" in run.error["message"]
     assert len(run.failures) == 0  # not retried: it would fail the same way
+
+
+async def test_race_mode_goes_on_with_the_winner(outlast: Outlast, app: SdkApp, tmp_path: Path) -> None:
+    """`group.parallel` + `Promise.race`: the function goes on with the fast step's result while
+    the slow one still runs (without race mode it would wait for the whole group). As on
+    Inngest, the SDK still reports the slow step until it ends, so it runs once, to its end."""
+    await app.sync()
+    (event_id,) = await outlast.send({"name": "js4/race"})
+    run = await outlast.finished_run(event_id)
+    assert (run.status, run.output) == ("completed", "fast won")
+    ended = {s.id: s.ended_at for s in run.steps}
+    assert sorted(ended) == ["after", "fast", "slow"]
+    assert ended["after"] is not None and ended["slow"] is not None and ended["after"] < ended["slow"]
+    assert effects(tmp_path) == {"fast": 1, "after": 1, "slow:start": 1}

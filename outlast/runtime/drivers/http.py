@@ -220,7 +220,7 @@ class HttpAttempt:
         if reply.complete is not None:
             return reply.complete
         if planned:
-            return await self._call_group(planned)
+            return await (self._race(planned) if any(p.race for p in planned) else self._call_group(planned))
         if fresh and all(e.final for e in entries):
             return None  # steps ran inline: on to the next ones
         if fresh or any(not m.final for m in self.memo.values()):
@@ -241,6 +241,37 @@ class HttpAttempt:
         ended = await self._call_steps(planned)
         if ended is not None:
             return ended
+        if any(not m.final for m in self.memo.values()):
+            return Suspended()
+        self.force_plan = False
+        return None
+
+    async def _race(self, planned: Sequence[StepPlanned]) -> Outcome | None:
+        """A group in race mode, as on Inngest: discover again as soon as each of its steps ends,
+        so each branch goes on at its own pace and the function continues with the first to
+        finish. When the function returns (or fails), steps still running are ended."""
+        running = {p.key: asyncio.ensure_future(self._call_step(p)) for p in planned}
+        try:
+            while running:
+                done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+                for key in [k for k, task in running.items() if task in done]:
+                    if (ended := running.pop(key).result()) is not None:
+                        return ended
+                self.force_plan = True
+                reply = await self._request(DISCOVERY, attempt=self.host.run.attempt)
+                if not isinstance(reply, Ops):
+                    return reply
+                if fresh := [op for op in reply.steps if op.key not in self.memo]:
+                    await self.host.apply(fresh)
+                if reply.complete is not None:
+                    return reply.complete
+                for p in reply.planned:
+                    if p.key not in self.memo and p.key not in running:
+                        running[p.key] = asyncio.ensure_future(self._call_step(p))
+        finally:
+            for task in running.values():
+                task.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
         if any(not m.final for m in self.memo.values()):
             return Suspended()
         self.force_plan = False

@@ -37,7 +37,23 @@ const deferring = inngest.createFunction(
   },
 );
 
+// race mode: the function goes on with the first branch to finish, the slow one still runs
+const race = inngest.createFunction(
+  { id: "race", triggers: [{ event: "js4/race" }] },
+  async ({ step, group }) => {
+    const winner = await group.parallel(async () => Promise.race([
+      step.run("fast", () => { effect("fast"); return "fast"; }),
+      step.run("slow", async () => {
+        effect("slow:start");
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        return "slow";
+      }),
+    ]));
+    return await step.run("after", () => { effect("after"); return `${winner} won`; });
+  },
+);
+
 const app = express();
 app.use(express.json({ limit: "10mb" }));
-app.use("/api/inngest", serve({ client: inngest, functions: [steps, deferring, later] }));
+app.use("/api/inngest", serve({ client: inngest, functions: [steps, deferring, later, race] }));
 app.listen(Number(process.env.PORT), "127.0.0.1");

@@ -8,6 +8,7 @@ the requests a run cost.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from collections import Counter
 from typing import Any
@@ -85,4 +86,22 @@ def functions(client: inngest.Inngest, effect: Any) -> list[inngest.Function[Any
         await ctx.step.run("step_3", step_3)
         return "done"
 
-    return [coded, nap_child, fan, converge, disappears, fresh_attempts]
+    @client.create_function(fn_id="race", trigger=inngest.TriggerEvent(event="py/race"), retries=0)
+    async def race(ctx: inngest.Context) -> None:
+        effect("request:race")
+
+        async def fast() -> None:
+            await ctx.step.run("a.1", lambda: effect("order:a.1"))
+            await ctx.step.run("a.2", lambda: effect("order:a.2"))
+
+        async def slow_step(name: str) -> None:
+            await asyncio.sleep(0.5)
+            effect(f"order:{name}")
+
+        async def slow() -> None:
+            await ctx.step.run("b.1", slow_step, "b.1")
+            await ctx.step.run("b.2", slow_step, "b.2")
+
+        await ctx.group.parallel((fast, slow), parallel_mode=inngest.ParallelMode.RACE)
+
+    return [coded, nap_child, fan, converge, disappears, fresh_attempts, race]
