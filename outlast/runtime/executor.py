@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from outlast.core import logcontext
@@ -28,6 +29,7 @@ from outlast.core.models import (
     LogLine,
     MemoEntry,
     RunState,
+    StepRecord,
     StepWrite,
     Suspend,
 )
@@ -52,14 +54,7 @@ class Attempt:
         self._run = claimed.run
         self._function = function
         self.lease = Lease(item_id=claimed.item_id, token=claimed.lease_token)
-        self.rules = OpRules(
-            policy=RetryPolicy(
-                max_attempts=function.max_attempts, backoff_scale=engine.settings.backoff_scale, rng=engine.rng
-            ),
-            max_output_bytes=engine.settings.max_step_output_bytes,
-            max_steps_per_run=engine.settings.max_steps_per_run,
-            known_function=engine.known_function,
-        )
+        self.rules = op_rules(engine, function)
         #: a step of this attempt is pending or due to retry: the attempt can only suspend
         self.suspended = False
         #: this attempt made progress after function-level failures: the count starts again
@@ -69,6 +64,24 @@ class Attempt:
     @property
     def run(self) -> RunState:
         return self._run
+
+    @property
+    def dispatch(self) -> Lease:
+        return self.lease
+
+    async def refresh(self) -> None:
+        """Take in steps an SDK checkpointed under this attempt's lease (`runtime.checkpoints`)."""
+        if self.lease.item_id not in self.engine.checkpointed:
+            return
+        self.engine.checkpointed.discard(self.lease.item_id)
+        run = await self.engine.reads.get_run(self._run.run_id)
+        if run is None:
+            return
+        for key, entry in memo_of(run.steps).items():
+            if key not in self._run.memo:
+                self._run.memo[key] = replace(entry, seq=len(self._run.memo))
+                if entry.final:
+                    self._progressed()
 
     @property
     def function(self) -> FunctionConfig:
@@ -208,6 +221,38 @@ def _refused(op: StepOp, exc: StoreDataError) -> StepFailed:
         error=ErrorInfo(
             name="StoreDataError", no_retry=True, message=f"the database refused step {op.step_id!r}'s result: {exc}"
         ),
+    )
+
+
+def memo_of(steps: Sequence[StepRecord]) -> dict[str, MemoEntry]:
+    """A run's stored steps as an attempt's memo."""
+    return {
+        s.key: MemoEntry(
+            key=s.key,
+            step_id=s.id,
+            kind=s.kind,
+            status=s.status,
+            attempts=s.attempts,
+            output=s.output,
+            error=s.error,
+            started_at=s.started_at,
+            ended_at=s.ended_at,
+            deadline=s.deadline,
+            seq=i,
+        )
+        for i, s in enumerate(steps)
+    }
+
+
+def op_rules(engine: Engine, function: FunctionConfig) -> OpRules:
+    """What translating ops needs besides the run: the function's retry policy, the limits."""
+    return OpRules(
+        policy=RetryPolicy(
+            max_attempts=function.max_attempts, backoff_scale=engine.settings.backoff_scale, rng=engine.rng
+        ),
+        max_output_bytes=engine.settings.max_step_output_bytes,
+        max_steps_per_run=engine.settings.max_steps_per_run,
+        known_function=engine.known_function,
     )
 
 

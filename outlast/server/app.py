@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from outlast.runtime.engine import Engine
-from outlast.server import api, dashboard, events, health, inngest_api, metrics, sync
+from outlast.server import api, checkpoint, dashboard, events, health, inngest_api, metrics, sync
 from outlast.server.config import ServerConfig
 from outlast.server.services import Services
 
@@ -24,6 +24,7 @@ ROUTES: list[BaseRoute] = [
     *health.ROUTES,
     *metrics.ROUTES,
     *inngest_api.ROUTES,
+    *checkpoint.ROUTES,
     *sync.ROUTES,
     *api.ROUTES,
     *dashboard.ROUTES,

@@ -24,7 +24,18 @@ async def test_steps_run_once_each(outlast: Outlast, app: SdkApp, tmp_path: Path
     run = await outlast.finished_run(event_id)
     assert (run.status, run.output) == ("completed", {"a": 1, "b": 2, "c": 3, "n": 1})
     assert [s.id for s in run.steps] == ["one", "two", "three"]
-    assert effects(tmp_path) == {"one:1": 1, "two:1": 1, "three:1": 1}
+    assert effects(tmp_path) == {"one:1": 1, "two:1": 1, "three:1": 1, "request:js4-app-steps": 1}
+
+
+async def test_a_run_that_never_suspends_costs_one_request(outlast: Outlast, app: SdkApp, tmp_path: Path) -> None:
+    """Async checkpointing (on by default in v4): the call carries `ctx.qi_id`, the SDK posts
+    each step to `/v1/checkpoint/{run}/async` and returns the result in the same request."""
+    await app.sync()
+    ids = await outlast.send(*({"name": "js4/steps", "data": {"n": n}} for n in range(5)))
+    runs = [await outlast.finished_run(event_id) for event_id in ids]
+    assert [r.status for r in runs] == ["completed"] * 5
+    assert all([s.id for s in r.steps] == ["one", "two", "three"] for r in runs)
+    assert effects(tmp_path)["request:js4-app-steps"] == 5
 
 
 async def test_an_opcode_outlast_does_not_support_fails_the_run(outlast: Outlast, app: SdkApp, tmp_path: Path) -> None:
@@ -50,4 +61,8 @@ async def test_race_mode_goes_on_with_the_winner(outlast: Outlast, app: SdkApp, 
     ended = {s.id: s.ended_at for s in run.steps}
     assert sorted(ended) == ["after", "fast", "slow"]
     assert ended["after"] is not None and ended["slow"] is not None and ended["after"] < ended["slow"]
-    assert effects(tmp_path) == {"fast": 1, "after": 1, "slow:start": 1}
+    assert {k: v for k, v in effects(tmp_path).items() if not k.startswith("request:")} == {
+        "fast": 1,
+        "after": 1,
+        "slow:start": 1,
+    }

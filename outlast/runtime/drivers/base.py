@@ -20,7 +20,7 @@ from typing import Protocol
 
 from outlast.core.config import FunctionConfig
 from outlast.core.models import LogLine, MemoEntry, RunState
-from outlast.core.ops import Outcome, StepOp
+from outlast.core.ops import Lease, Outcome, StepOp
 
 
 class AttemptHost(Protocol):
@@ -43,6 +43,15 @@ class AttemptHost(Protocol):
 
     def log(self, line: LogLine) -> None:
         """Keep a line the function logged; it is stored with the attempt's next commit."""
+        ...
+
+    @property
+    def dispatch(self) -> Lease:
+        """The lease this attempt runs under (an SDK names it when it checkpoints: `ctx.qi_id`)."""
+        ...
+
+    async def refresh(self) -> None:
+        """Take in steps the SDK checkpointed on its own since the last call."""
         ...
 
     def completion_order(self) -> list[str]:

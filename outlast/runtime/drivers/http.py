@@ -44,6 +44,7 @@ from outlast.core.ops import (
     Suspended,
 )
 from outlast.core.retry import ErrorInfo
+from outlast.protocol.checkpoint import dispatch_id
 from outlast.protocol.reply import MAX_RESPONSE_BYTES, Ops, Reply, parse_reply
 from outlast.protocol.request import DISCOVERY, MAX_INLINE_STATE_BYTES, REQUEST_VERSION, CallContext, call_body
 from outlast.protocol.signing import SIGNATURE_HEADER, sign
@@ -313,6 +314,8 @@ class HttpAttempt:
 
     async def _request(self, step: str, *, attempt: int) -> Reply:
         host, run = self.host, self.host.run
+        await host.refresh()
+        lease = host.dispatch
         ctx = CallContext(
             run_id=run.run_id,
             function_slug=host.function.slug,
@@ -321,6 +324,7 @@ class HttpAttempt:
             stack=host.completion_order(),
             disable_immediate_execution=self.force_plan,
             step_id=step,
+            queue_item_id=dispatch_id(lease) if step == DISCOVERY and not self.force_plan else "",
         )
         body = call_body(
             events=run.events, memo=self.memo.values(), ctx=ctx, max_inline_bytes=self.driver.max_inline_bytes

@@ -55,5 +55,10 @@ const race = inngest.createFunction(
 
 const app = express();
 app.use(express.json({ limit: "10mb" }));
+// every call request is counted, so tests can say what a run cost
+app.use("/api/inngest", (req, _res, next) => {
+  if (req.method === "POST") effect(`request:${req.query.fnId}`);
+  next();
+});
 app.use("/api/inngest", serve({ client: inngest, functions: [steps, deferring, later, race] }));
 app.listen(Number(process.env.PORT), "127.0.0.1");
