@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from outlast.core.ops import Lease, RunComplete, StepOp, StepPlanned
-from outlast.protocol.reply import Discovery, Unsupported, to_op
+from outlast.protocol.reply import Discovery, GatewayRequest, Unsupported, to_op
 
 #: the opcodes a checkpoint may carry (in lower case, as `to_op` matches them)
 STEP_RESULTS = frozenset({"steprun", "step", "steperror", "stepfailed"})
@@ -59,7 +59,7 @@ def parse_checkpoint(body: Any, *, run_id: str, now_ms: int) -> CheckpointReques
     for item in steps:
         op = to_op(item, now_ms=now_ms) if str(item["op"]).lower() in STEP_RESULTS else None
         # a sleep, a wait or an invoke ends the call, a plan or the run's end is its response
-        if op is None or isinstance(op, StepPlanned | Discovery | Unsupported | RunComplete):
+        if op is None or isinstance(op, StepPlanned | Discovery | Unsupported | RunComplete | GatewayRequest):
             raise CheckpointBodyError(f"steps: only step results can be checkpointed here, not {item['op']!r}")
         ops.append(op)
     return CheckpointRequest(run_id=run_id, dispatch=lease, ops=ops)

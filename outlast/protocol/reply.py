@@ -41,7 +41,6 @@ MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 MAX_OPS_PER_RESPONSE = 1000
 UNSUPPORTED = {
     "aigateway": "step.ai.infer",
-    "gateway": "step.fetch",
     "waitforsignal": "step.waitForSignal",
     "deferadd": "defer()",
     "deferabort": "defer() aborts",
@@ -62,12 +61,27 @@ class Ops:
     steps: list[StepOp] = field(default_factory=list)
     planned: list[StepPlanned] = field(default_factory=list)
     complete: RunComplete | None = None
+    #: requests the server makes for the function (`step.fetch`), each a step
+    gateways: list[GatewayRequest] = field(default_factory=list)
     discovery: bool = False
     #: how many opcodes the response held (>1 opens a parallel group)
     count: int = 0
 
 
 Reply = RunComplete | FunctionError | Ops
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayRequest:
+    """A `Gateway` opcode (`step.fetch`): an HTTP request the server makes, durably, as a step
+    (`outlast.runtime.gateways`); the response is the step's output."""
+
+    key: str
+    step_id: str
+    url: str
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -230,6 +244,8 @@ def _ops(body: bytes, headers: Mapping[str, str], now_ms: int, url: str) -> Repl
             return FunctionError(error=parsed.error(url))
         if isinstance(parsed, RunComplete):
             out.complete = parsed
+        elif isinstance(parsed, GatewayRequest):
+            out.gateways.append(parsed)
         elif isinstance(parsed, StepPlanned):
             out.planned.append(parsed)
         elif isinstance(parsed, Discovery):
@@ -241,7 +257,7 @@ def _ops(body: bytes, headers: Mapping[str, str], now_ms: int, url: str) -> Repl
 
 def to_op(
     item: dict[str, Any], *, now_ms: int, no_retry: bool = False, retry_at: int | None = None
-) -> StepOp | StepPlanned | RunComplete | Discovery | Unsupported:
+) -> StepOp | StepPlanned | RunComplete | Discovery | GatewayRequest | Unsupported:
     """One opcode as an op. Names match exactly or in lower case, as Inngest accepts them."""
     op = str(item["op"]).lower()
     key = str(item.get("id") or "")
@@ -279,7 +295,7 @@ def to_op(
 
 def _async_op(
     op: str, key: str, step_id: str, item: dict[str, Any], opts: dict[str, Any], now_ms: int
-) -> StepOp | Unsupported:
+) -> StepOp | GatewayRequest | Unsupported:
     if op == "sleep":
         return Sleep(
             key=key, step_id=step_id, until_ms=sleep_until_ms(opts.get("duration") or item.get("name"), now_ms)
@@ -307,7 +323,22 @@ def _async_op(
             user=user,
             expires_at=now_ms + duration_ms(timeout) if timeout else None,
         )
+    if op == "gateway":
+        return _gateway(key, step_id, opts)
     return Unsupported(op=str(item["op"]), step_id=step_id, feature=UNSUPPORTED.get(op, f"the {item['op']!r} opcode"))
+
+
+def _gateway(key: str, step_id: str, opts: dict[str, Any]) -> GatewayRequest:
+    headers = opts.get("headers")
+    body = opts.get("body")
+    return GatewayRequest(
+        key=key,
+        step_id=step_id,
+        url=str(opts.get("url") or ""),
+        method=str(opts.get("method") or "GET").upper(),
+        headers={str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {},
+        body=body if isinstance(body, str) or body is None else orjson.dumps(body).decode(),
+    )
 
 
 def _user_id(item: dict[str, Any]) -> str:

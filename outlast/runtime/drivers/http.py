@@ -49,6 +49,7 @@ from outlast.protocol.reply import MAX_RESPONSE_BYTES, Ops, Reply, parse_reply
 from outlast.protocol.request import DISCOVERY, MAX_INLINE_STATE_BYTES, REQUEST_VERSION, CallContext, call_body
 from outlast.protocol.signing import SIGNATURE_HEADER, sign
 from outlast.runtime.drivers.base import AttemptHost
+from outlast.runtime.gateways import fetch, is_gateway_retry
 
 DEFAULT_REQUEST_TIMEOUT_S = 900.0
 #: connection pools per event loop (see `HttpDriver.client`)
@@ -191,12 +192,13 @@ class HttpAttempt:
         # each round trip makes progress (a committed op) or ends the attempt; bound it anyway
         for _ in range(4 * self.host.function.max_attempts + 2 * max(100, len(self.memo)) + 10):
             due = [m for m in self.memo.values() if m.status == RETRYING and (m.deadline or 0) <= self.host.now_ms()]
-            if due:
-                ended = await self._call_steps([StepPlanned(key=m.key, step_id=m.step_id) for m in due])
+            if targeted := [m for m in due if not is_gateway_retry(m)]:
+                ended = await self._call_steps([StepPlanned(key=m.key, step_id=m.step_id) for m in targeted])
                 if ended is not None:
                     return ended
                 continue
-            if any(m.status == RETRYING for m in self.memo.values()):
+            # a due `step.fetch` is made again when discovery reports it (the SDK cannot run it)
+            if any(m.status == RETRYING and m not in due for m in self.memo.values()):
                 return Suspended()
             outcome = await self._discover()
             if outcome is not None:
@@ -215,6 +217,7 @@ class HttpAttempt:
         if not isinstance(reply, Ops):
             return reply
         fresh = [op for op in reply.steps if op.key not in self.memo]
+        fresh += await self._fetch(reply)
         planned = [p for p in reply.planned if p.key not in self.memo]
         self.force_plan = reply.count > 1 or (self.force_plan and reply.count == 0)
         entries = await self.host.apply(fresh) if fresh else []
@@ -278,6 +281,18 @@ class HttpAttempt:
         self.force_plan = False
         return None
 
+    async def _fetch(self, reply: Ops, *, only: str | None = None) -> list[StepOp]:
+        """Make the requests the reply asks the server for (`step.fetch`), concurrently."""
+        now = self.host.now_ms()
+        wanted = [
+            g
+            for g in reply.gateways
+            if (only is None or g.key == only)
+            and ((m := self.memo.get(g.key)) is None or (m.status == RETRYING and (m.deadline or 0) <= now))
+        ]
+        client = self.driver.client()
+        return list(await asyncio.gather(*(fetch(client, g) for g in wanted)))
+
     async def _call_steps(self, planned: Sequence[StepPlanned]) -> Outcome | None:
         """Call planned (or retrying) steps concurrently, committing each result as it comes."""
         results = await asyncio.gather(*(self._call_step(p) for p in planned))
@@ -295,7 +310,7 @@ class HttpAttempt:
         if isinstance(reply, FunctionError):
             op = StepError(key=planned.key, step_id=planned.step_id, error=reply.error)
         else:
-            found = [s for s in reply.steps if s.key == planned.key]
+            found = [s for s in reply.steps if s.key == planned.key] or await self._fetch(reply, only=planned.key)
             op = (
                 found[0]
                 if found

@@ -53,6 +53,20 @@ const race = inngest.createFunction(
   },
 );
 
+// step.fetch: the server makes the request, durably; the response is the step's output
+const fetcher = inngest.createFunction(
+  { id: "fetcher", retries: 1, triggers: [{ event: "js4/fetch" }] },
+  async ({ event, step }) => {
+    const res = await step.fetch(event.data.url, {
+      method: "POST",
+      headers: { authorization: "Bearer s3cret-token", "content-type": "application/json" },
+      body: JSON.stringify({ n: event.data.n }),
+    });
+    const text = await res.text();
+    return { status: res.status, body: JSON.parse(text), type: res.headers.get("content-type") };
+  },
+);
+
 const app = express();
 app.use(express.json({ limit: "10mb" }));
 // every call request is counted, so tests can say what a run cost
@@ -60,5 +74,5 @@ app.use("/api/inngest", (req, _res, next) => {
   if (req.method === "POST") effect(`request:${req.query.fnId}`);
   next();
 });
-app.use("/api/inngest", serve({ client: inngest, functions: [steps, deferring, later, race] }));
+app.use("/api/inngest", serve({ client: inngest, functions: [steps, deferring, later, race, fetcher] }));
 app.listen(Number(process.env.PORT), "127.0.0.1");
