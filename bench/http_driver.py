@@ -2,6 +2,11 @@
 Python SDK, through `outlast dev` on SQLite, beside the same function on the local driver.
 
     python -m bench.http_driver [--runs 500] [--latency-runs 100] [--profile]
+    python -m bench.http_driver --sdks [--runs 200] [--latency-runs 50]
+
+--sdks runs the same function on each official SDK (inngest-py, inngest@3 and inngest@4, the
+TypeScript apps from tests/interop's packages) and says what a run costs in requests (inngest@4
+checkpoints its steps) and in time.
 
 Both run as real processes on loopback: `outlast dev` (with the local app, or with no app and
 the SDK app synced by `--sdk-url`), and for HTTP the FastAPI app under uvicorn. Throughput:
@@ -38,6 +43,11 @@ from outlast.storage import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 3
+#: the same function on the official TypeScript SDK, by major version (the interop apps' packages)
+JS_APPS = {
+    "js3": ROOT / "tests" / "interop" / "js" / "node_modules",
+    "js4": ROOT / "tests" / "interop" / "js4" / "node_modules",
+}
 
 
 def free_port() -> int:
@@ -76,8 +86,26 @@ class Setup:
         env.update(PYTHONPATH=str(ROOT), OUTLAST_DATABASE_URL=f"sqlite:///{self.db}")
         self.app: subprocess.Popen[bytes] | None = None
         args = ["dev", "--port", str(self.port)]
-        if driver == "http":
-            app_port = free_port()
+        self.app_port = free_port()
+        app_port = self.app_port
+        if driver in JS_APPS:
+            self.app = subprocess.Popen(
+                ["node", str(ROOT / "bench" / "apps" / "inngest_js_app.js")],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={
+                    **env,
+                    "INNGEST_DEV": "1",
+                    "INNGEST_BASE_URL": self.url,
+                    "PORT": str(app_port),
+                    "NODE_PATH": str(JS_APPS[driver]),
+                    "BENCH_INNGEST_MAJOR": driver.removeprefix("js"),
+                },
+            )
+            wait_port(app_port, self.app)
+            args += ["--sdk-url", f"http://127.0.0.1:{app_port}/api/inngest"]
+        elif driver == "http":
             self.app = subprocess.Popen(
                 [
                     sys.executable,
@@ -112,6 +140,8 @@ class Setup:
                 env={**env, "INNGEST_DEV": "1", "INNGEST_BASE_URL": self.url},
             )
         self.store = open_store(f"sqlite:///{self.db}")
+        #: runs completed before the throughput measurement (warm-up, latency)
+        self.finished_before = 0
 
     async def ready(self) -> None:
         await self.store.open()
@@ -140,6 +170,13 @@ class Setup:
             await asyncio.sleep(0.02)
         return runs
 
+    async def requests(self) -> int | None:
+        """How many call requests the SDK app answered (None on the local driver)."""
+        if self.app is None:
+            return None
+        async with httpx.AsyncClient() as client:
+            return int((await client.get(f"http://127.0.0.1:{self.app_port}/requests")).json()["requests"])
+
     def cpu(self) -> dict[str, float]:
         out = {"server": cpu_seconds(self.server.pid)}
         if self.app is not None:
@@ -155,12 +192,12 @@ class Setup:
 
 
 async def throughput(setup: Setup, runs: int) -> dict[str, Any]:
-    before = setup.cpu()
+    before, requests_before = setup.cpu(), await setup.requests()
     started = time.perf_counter()
     await setup.send(runs)
-    await setup.wait_completed(runs)
+    await setup.wait_completed(runs + setup.finished_before)
     seconds = time.perf_counter() - started
-    after = setup.cpu()
+    after, requests_after = setup.cpu(), await setup.requests()
     steps = runs * STEPS
     row = {
         "driver": setup.driver,
@@ -172,12 +209,16 @@ async def throughput(setup: Setup, runs: int) -> dict[str, Any]:
     }
     if "app" in after:
         row["app_cpu_ms_per_step"] = (after["app"] - before["app"]) * 1000 / steps
+    if requests_before is not None and requests_after is not None:
+        row["requests_per_run"] = (requests_after - requests_before) / runs
     return row
 
 
-async def latency(setup: Setup, runs: int) -> list[float]:
-    """Gaps (ms) between consecutive step starts, one run at a time."""
+async def latency(setup: Setup, runs: int) -> tuple[list[float], list[float]]:
+    """Gaps (ms) between consecutive step starts, and each run's wall time (ms, from its
+    creation to its end as stored), one run at a time."""
     gaps: list[float] = []
+    walls: list[float] = []
     done = len(await setup.completed())
     for _ in range(runs):
         await setup.send(1)
@@ -185,7 +226,8 @@ async def latency(setup: Setup, runs: int) -> list[float]:
         finished = await setup.wait_completed(done)
         times = finished[0].output  # newest first
         gaps += [(b - a) * 1000 for a, b in itertools.pairwise(times)]
-    return gaps
+        walls.append(float((finished[0].ended_at or 0) - finished[0].created_at))
+    return gaps, walls
 
 
 def pct(values: list[float], q: float) -> float:
@@ -220,10 +262,12 @@ async def measure(tmp: Path, driver: str, args: argparse.Namespace) -> tuple[dic
         await setup.ready()
         await setup.send(20)  # warm up
         await setup.wait_completed(20)
-        gaps = await latency(setup, args.latency_runs)
+        gaps, walls = await latency(setup, args.latency_runs)
+        setup.finished_before = len(await setup.completed())
         row = await throughput(setup, args.runs)
     finally:
         await setup.close()
+    row["run_ms_p50"] = pct(walls, 0.5)
     return row, gaps
 
 
@@ -239,7 +283,25 @@ async def profiled(tmp: Path, runs: int) -> list[dict[str, Any]]:
     return profile_summary(path, runs * STEPS)
 
 
+async def compare_sdks(args: argparse.Namespace) -> None:
+    """The same 3-step function on each official SDK: requests per run (checkpointing) and time."""
+    with tempfile.TemporaryDirectory() as name:
+        rows = [(await measure(Path(name), driver, args))[0] for driver in ("http", "js3", "js4")]
+    for row, sdk in zip(rows, ("inngest-py", "inngest@3", "inngest@4"), strict=True):
+        row["sdk"] = sdk
+    print(
+        f"3-step function through `outlast dev` on SQLite, per official SDK: {args.runs} runs at once, "
+        f"run wall time over {args.latency_runs} sequential runs "
+        f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores)\n"
+    )
+    columns = ["sdk", "requests_per_run", "run_ms_p50", "runs_per_s", "server_cpu_ms_per_step", "app_cpu_ms_per_step"]
+    print(table(rows, columns))
+
+
 async def main_async(args: argparse.Namespace) -> None:
+    if args.sdks:
+        await compare_sdks(args)
+        return
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         local_row, local_gaps = await measure(tmp, "local", args)
@@ -285,6 +347,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--latency-runs", type=int, default=100)
     parser.add_argument("--profile", action="store_true", help="also profile the server (cProfile)")
+    parser.add_argument(
+        "--sdks", action="store_true", help="compare the official SDKs instead (inngest-py, inngest@3, inngest@4)"
+    )
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -27,6 +27,9 @@ from outlast.runtime.worker import Worker
 from outlast.settings import Settings
 
 DEV_BACKOFF_SCALE = 0.01  # dev mode: a 15 s retry waits 150 ms
+#: dev mode takes events as large as Inngest's dev server does (its AbsoluteMaxEventSize);
+#: production keeps the `max_event_bytes` setting (512 KiB, Inngest's DefaultMaxEventSize)
+DEV_MAX_EVENT_BYTES = 3 * 1024 * 1024
 DEFAULT_PORT = 8288
 
 
@@ -166,8 +169,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def dev_settings(args: argparse.Namespace) -> Settings:
-    """`outlast dev`'s settings: retries wait 1 % of their backoff unless `OUTLAST_BACKOFF_SCALE` says otherwise."""
-    return settings_from(args, defaults={"backoff_scale": DEV_BACKOFF_SCALE})
+    """`outlast dev`'s settings: retries wait 1 % of their backoff and events may be as large as on
+    Inngest's dev server, unless `OUTLAST_BACKOFF_SCALE` or `OUTLAST_MAX_EVENT_BYTES` say otherwise."""
+    return settings_from(args, defaults={"backoff_scale": DEV_BACKOFF_SCALE, "max_event_bytes": DEV_MAX_EVENT_BYTES})
 
 
 def reload_on_change(args: argparse.Namespace) -> int:

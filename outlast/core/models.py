@@ -185,6 +185,9 @@ class Finish:
     status: Literal["completed", "failed"]
     output: Any = None
     error: dict[str, Any] | None = None
+    #: the error `inngest/function.finished` and `.failed` carry when it is not `error` itself
+    #: (for an app's error answer Inngest adds `"error": "invalid status code: N"`)
+    event_error: dict[str, Any] | None = None
     #: the run's trigger events, when the caller has them (saves the store a read)
     trigger_events: list[EventRecord] | None = None
 

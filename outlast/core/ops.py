@@ -107,6 +107,8 @@ class StepPlanned:
 
     key: str
     step_id: str
+    #: its group is in race mode (`parallelMode: "race"`): discover again after each of its steps
+    race: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -271,6 +273,7 @@ def outcome_commit(
     now: int,
     rules: OpRules,
     suspended_in_attempt: bool = False,
+    attempts_reset: bool = False,
     logs: Sequence[LogLine] = (),
 ) -> Commit:
     """The commit that ends an attempt.
@@ -278,17 +281,23 @@ def outcome_commit(
     `suspended_in_attempt`: a step of this attempt is pending or due to retry. The attempt then
     ends as a suspension whatever the handler did after its step suspended it (a bare `except:`
     can swallow the signal, but cannot finish the run early).
+    `attempts_reset`: the attempt made progress, so `run.attempt` went back to 0 (stored so).
     """
     commit = Commit(item_id=lease.item_id, lease_token=lease.token, run_id=run.run_id, now_ms=now, logs=list(logs))
     if suspended_in_attempt or isinstance(outcome, Suspended):
-        commit.outcome = Suspend(due_at=wake_time(run.memo.values(), now))
+        commit.outcome = Suspend(due_at=wake_time(run.memo.values(), now), attempt=0 if attempts_reset else None)
     elif isinstance(outcome, RunComplete):
         commit.outcome = _complete(run, outcome, rules)
     else:
         failed = run.attempt + 1
         due = next_try(outcome.error, failed_attempts=failed, policy=rules.policy, now_ms=now)
         commit.outcome = (
-            Finish(status="failed", error=outcome.error.to_json(), trigger_events=run.events)
+            Finish(
+                status="failed",
+                error=outcome.error.to_json(),
+                event_error=outcome.error.event_json(),
+                trigger_events=run.events,
+            )
             if due is None
             else Suspend(due_at=due, attempt=failed, error=outcome.error.to_json())
         )

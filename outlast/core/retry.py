@@ -30,11 +30,31 @@ class ErrorInfo:
     no_retry: bool = False
     #: retry at this time, in ms (RetryAfterError, `Retry-After`), instead of by backoff
     retry_at: int | None = None
+    #: the SDK's own error object when an app sent one: stored whole, as Inngest stores it, so
+    #: what the SDK put there (inngest-py's `code`, an explicit `"stack": null`) reaches the run's
+    #: output, the memo and `inngest/function.failed`
+    sent: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    #: the HTTP status of the app's error answer that carried it (a function-level error)
+    status: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The stored and emitted form (Inngest's error shape)."""
+        if self.sent is not None:
+            return {**self.sent, "name": self.name, "message": self.message}
         out = {"name": self.name, "message": self.message}
         if self.stack:
+            out["stack"] = self.stack
+        return out
+
+    def event_json(self) -> dict[str, Any] | None:
+        """The error in `inngest/function.failed` when it differs from the stored one: Inngest
+        describes an app's error answer by its status, beside the SDK's name, message and stack."""
+        if self.status is None:
+            return None
+        out = {"error": f"invalid status code: {self.status}", "name": self.name, "message": self.message}
+        if self.sent is not None and "stack" in self.sent:
+            out["stack"] = self.sent["stack"]
+        elif self.stack:
             out["stack"] = self.stack
         return out
 

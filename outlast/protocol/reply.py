@@ -13,7 +13,7 @@ A 2xx without `X-Inngest-SDK` is not an SDK talking: it is an error. `X-Inngest-
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -40,7 +40,7 @@ RETRY_AFTER_HEADER = "retry-after"
 #: a response body larger than this is refused (Inngest's MaxSDKResponseBodySize)
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 MAX_OPS_PER_RESPONSE = 1000
-UNSUPPORTED = {"aigateway": "step.ai.infer", "gateway": "step.fetch"}
+UNSUPPORTED = {"aigateway": "step.ai.infer", "deferadd": "defer()", "deferabort": "defer() aborts"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,12 +57,44 @@ class Ops:
     steps: list[StepOp] = field(default_factory=list)
     planned: list[StepPlanned] = field(default_factory=list)
     complete: RunComplete | None = None
+    #: requests the server makes for the function (`step.fetch`), each a step
+    gateways: list[GatewayRequest] = field(default_factory=list)
     discovery: bool = False
     #: how many opcodes the response held (>1 opens a parallel group)
     count: int = 0
 
 
 Reply = RunComplete | FunctionError | Ops
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayRequest:
+    """A `Gateway` opcode (`step.fetch`): an HTTP request the server makes, durably, as a step
+    (`outlast.runtime.gateways`); the response is the step's output."""
+
+    key: str
+    step_id: str
+    url: str
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unsupported:
+    """An opcode Outlast does not carry out. It fails the run (no retry): a run that went on
+    without it would complete having silently skipped what the user asked for."""
+
+    op: str
+    step_id: str
+    feature: str
+
+    def error(self, url: str) -> ErrorInfo:
+        return ErrorInfo(
+            name="UnsupportedOpcodeError",
+            no_retry=True,
+            message=f"{url} sent {self.op!r} for step {self.step_id!r}: Outlast does not support {self.feature}",
+        )
 
 
 def parse_reply(status: int, headers: Mapping[str, str], body: bytes, *, now_ms: int, url: str = "the app") -> Reply:
@@ -142,6 +174,7 @@ def error_info(
             stack=stack if isinstance(stack, str) else "",
             no_retry=no_retry,
             retry_at=retry_at,
+            sent=raw,
         )
     return ErrorInfo(name=default_name, message="" if raw is None else str(raw), no_retry=no_retry, retry_at=retry_at)
 
@@ -167,8 +200,10 @@ def _function_error(status: int, headers: Mapping[str, str], body: bytes, now_ms
         )
     info = error_info(raw, no_retry=no_retry, retry_at=retry_at)
     if not info.message and raw is None:
-        return ErrorInfo(name=info.name, message=f"{url} answered {status}", no_retry=no_retry, retry_at=retry_at)
-    return info
+        return ErrorInfo(
+            name=info.name, message=f"{url} answered {status}", no_retry=no_retry, retry_at=retry_at, status=status
+        )
+    return replace(info, status=status)
 
 
 def _ops(body: bytes, headers: Mapping[str, str], now_ms: int, url: str) -> Reply:
@@ -201,8 +236,12 @@ def _ops(body: bytes, headers: Mapping[str, str], now_ms: int, url: str) -> Repl
                 )
             )
         parsed = to_op(item, now_ms=now_ms, no_retry=no_retry, retry_at=retry_at)
+        if isinstance(parsed, Unsupported):
+            return FunctionError(error=parsed.error(url))
         if isinstance(parsed, RunComplete):
             out.complete = parsed
+        elif isinstance(parsed, GatewayRequest):
+            out.gateways.append(parsed)
         elif isinstance(parsed, StepPlanned):
             out.planned.append(parsed)
         elif isinstance(parsed, Discovery):
@@ -214,7 +253,7 @@ def _ops(body: bytes, headers: Mapping[str, str], now_ms: int, url: str) -> Repl
 
 def to_op(
     item: dict[str, Any], *, now_ms: int, no_retry: bool = False, retry_at: int | None = None
-) -> StepOp | StepPlanned | RunComplete | Discovery:
+) -> StepOp | StepPlanned | RunComplete | Discovery | GatewayRequest | Unsupported:
     """One opcode as an op. Names match exactly or in lower case, as Inngest accepts them."""
     op = str(item["op"]).lower()
     key = str(item.get("id") or "")
@@ -239,7 +278,7 @@ def to_op(
             key=key, step_id=step_id, error=error_info(item.get("error") or item.get("data"), no_retry=True)
         )
     if op == "stepplanned":
-        return StepPlanned(key=key, step_id=step_id)
+        return StepPlanned(key=key, step_id=step_id, race=opts.get("parallelMode") == "race")
     try:
         return _async_op(op, key, step_id, item, opts, now_ms)
     except TimeError as exc:
@@ -250,7 +289,9 @@ def to_op(
         )
 
 
-def _async_op(op: str, key: str, step_id: str, item: dict[str, Any], opts: dict[str, Any], now_ms: int) -> StepOp:
+def _async_op(
+    op: str, key: str, step_id: str, item: dict[str, Any], opts: dict[str, Any], now_ms: int
+) -> StepOp | GatewayRequest | Unsupported:
     if op == "sleep":
         return Sleep(
             key=key, step_id=step_id, until_ms=sleep_until_ms(opts.get("duration") or item.get("name"), now_ms)
@@ -287,13 +328,21 @@ def _async_op(op: str, key: str, step_id: str, item: dict[str, Any], opts: dict[
             user=user,
             expires_at=now_ms + duration_ms(timeout) if timeout else None,
         )
-    feature = UNSUPPORTED.get(op, f"the {item['op']!r} opcode")
-    return StepFailed(
+    if op == "gateway":
+        return _gateway(key, step_id, opts)
+    return Unsupported(op=str(item["op"]), step_id=step_id, feature=UNSUPPORTED.get(op, f"the {item['op']!r} opcode"))
+
+
+def _gateway(key: str, step_id: str, opts: dict[str, Any]) -> GatewayRequest:
+    headers = opts.get("headers")
+    body = opts.get("body")
+    return GatewayRequest(
         key=key,
         step_id=step_id,
-        error=ErrorInfo(
-            name="UnsupportedStepError", no_retry=True, message=f"step {step_id!r}: Outlast does not support {feature}"
-        ),
+        url=str(opts.get("url") or ""),
+        method=str(opts.get("method") or "GET").upper(),
+        headers={str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {},
+        body=body if isinstance(body, str) or body is None else orjson.dumps(body).decode(),
     )
 
 

@@ -36,6 +36,9 @@ class CallContext:
     stack: list[str] = field(default_factory=list)
     disable_immediate_execution: bool = False
     step_id: str = DISCOVERY
+    #: names the dispatch (queue item and lease) so the SDK may checkpoint steps under it
+    #: (inngest@4's async checkpointing, `/v1/checkpoint/{run}/async`); "" for none
+    queue_item_id: str = ""
 
 
 def event_json(event: EventRecord) -> dict[str, Any]:
@@ -114,6 +117,7 @@ def _body(
                 "max_attempts": int(ctx.max_attempts),
                 "stack": {"stack": list(ctx.stack), "current": len(ctx.stack)},
                 "disable_immediate_execution": ctx.disable_immediate_execution,
+                "qi_id": ctx.queue_item_id,
                 "use_api": use_api,
             },
         }

@@ -14,12 +14,25 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from outlast.core import logcontext
 from outlast.core.config import FunctionConfig
 from outlast.core.interrupts import LeaseLost
-from outlast.core.models import Claimed, Commit, CommitResult, Finish, LogLine, MemoEntry, RunState, StepWrite, Suspend
+from outlast.core.models import (
+    RETRYING,
+    Claimed,
+    Commit,
+    CommitResult,
+    Finish,
+    LogLine,
+    MemoEntry,
+    RunState,
+    StepRecord,
+    StepWrite,
+    Suspend,
+)
 from outlast.core.observe import AttemptEnded, AttemptStarted, StepEnded
 from outlast.core.ops import FunctionError, Lease, OpRules, Outcome, StepFailed, StepOp, outcome_commit, step_commit
 from outlast.core.retry import ErrorInfo, RetryPolicy
@@ -41,24 +54,34 @@ class Attempt:
         self._run = claimed.run
         self._function = function
         self.lease = Lease(item_id=claimed.item_id, token=claimed.lease_token)
-        self.rules = OpRules(
-            policy=RetryPolicy(
-                max_attempts=function.max_attempts,
-                backoff_scale=engine.settings.backoff_scale,
-                rng=engine.rng,
-                backoff=function.backoff,
-            ),
-            max_output_bytes=engine.settings.max_step_output_bytes,
-            max_steps_per_run=engine.settings.max_steps_per_run,
-            known_function=engine.known_function,
-        )
+        self.rules = op_rules(engine, function)
         #: a step of this attempt is pending or due to retry: the attempt can only suspend
         self.suspended = False
+        #: this attempt made progress after function-level failures: the count starts again
+        self.attempts_reset = False
         self._logs: list[LogLine] = []
 
     @property
     def run(self) -> RunState:
         return self._run
+
+    @property
+    def dispatch(self) -> Lease:
+        return self.lease
+
+    async def refresh(self) -> None:
+        """Take in steps an SDK checkpointed under this attempt's lease (`runtime.checkpoints`)."""
+        if self.lease.item_id not in self.engine.checkpointed:
+            return
+        self.engine.checkpointed.discard(self.lease.item_id)
+        run = await self.engine.reads.get_run(self._run.run_id)
+        if run is None:
+            return
+        for key, entry in memo_of(run.steps).items():
+            if key not in self._run.memo:
+                self._run.memo[key] = replace(entry, seq=len(self._run.memo))
+                if entry.final:
+                    self._progressed()
 
     @property
     def function(self) -> FunctionConfig:
@@ -100,6 +123,7 @@ class Attempt:
             now=self.now_ms(),
             rules=self.rules,
             suspended_in_attempt=self.suspended,
+            attempts_reset=self.attempts_reset,
             logs=self._take_logs(),
         )
         try:
@@ -117,9 +141,17 @@ class Attempt:
                 now=self.now_ms(),
                 rules=self.rules,
                 suspended_in_attempt=self.suspended,
+                attempts_reset=self.attempts_reset,
             )
             await self._commit(commit)
         return commit
+
+    def _progressed(self) -> None:
+        """A step finished or an async step began: as on Inngest, where the next call is a new
+        queue item, function-level attempts count afresh (`ctx.attempt` 0, all retries again)."""
+        if self._run.attempt:
+            self._run.attempt = 0
+            self.attempts_reset = True
 
     def _take_logs(self) -> list[LogLine]:
         logs, self._logs = self._logs, []
@@ -142,6 +174,8 @@ class Attempt:
         )
         if w.status not in ("completed", "failed"):
             self.suspended = True
+        if w.status != RETRYING:
+            self._progressed()
         if self.engine.bus:
             self.engine.bus.emit(
                 StepEnded(
@@ -190,6 +224,41 @@ def _refused(op: StepOp, exc: StoreDataError) -> StepFailed:
         error=ErrorInfo(
             name="StoreDataError", no_retry=True, message=f"the database refused step {op.step_id!r}'s result: {exc}"
         ),
+    )
+
+
+def memo_of(steps: Sequence[StepRecord]) -> dict[str, MemoEntry]:
+    """A run's stored steps as an attempt's memo."""
+    return {
+        s.key: MemoEntry(
+            key=s.key,
+            step_id=s.id,
+            kind=s.kind,
+            status=s.status,
+            attempts=s.attempts,
+            output=s.output,
+            error=s.error,
+            started_at=s.started_at,
+            ended_at=s.ended_at,
+            deadline=s.deadline,
+            seq=i,
+        )
+        for i, s in enumerate(steps)
+    }
+
+
+def op_rules(engine: Engine, function: FunctionConfig) -> OpRules:
+    """What translating ops needs besides the run: the function's retry policy, the limits."""
+    return OpRules(
+        policy=RetryPolicy(
+            max_attempts=function.max_attempts,
+            backoff_scale=engine.settings.backoff_scale,
+            rng=engine.rng,
+            backoff=function.backoff,
+        ),
+        max_output_bytes=engine.settings.max_step_output_bytes,
+        max_steps_per_run=engine.settings.max_steps_per_run,
+        known_function=engine.known_function,
     )
 
 
@@ -260,4 +329,4 @@ def _describe(commit: Commit) -> tuple[str, dict[str, object] | None]:
     if isinstance(outcome, Finish):
         return outcome.status, outcome.error
     assert isinstance(outcome, Suspend)
-    return ("retrying", outcome.error) if outcome.attempt is not None else ("suspended", None)
+    return ("retrying", outcome.error) if outcome.error is not None else ("suspended", None)

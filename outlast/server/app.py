@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute
 from outlast.runtime.engine import Engine
 from outlast.server import (
     api,
+    checkpoint,
     connect,
     dashboard,
     events,
@@ -43,6 +44,7 @@ ROUTES: list[BaseRoute] = [
     *inngest_api.ROUTES,
     *inngest_realtime.ROUTES,
     *signals.ROUTES,
+    *checkpoint.ROUTES,
     *sync.ROUTES,
     *realtime.ROUTES,
     *pausing.ROUTES,

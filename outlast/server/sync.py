@@ -28,6 +28,7 @@ from outlast.errors import FunctionConfigError, StoreError
 from outlast.protocol.connect import CONNECT_SCHEME
 from outlast.protocol.request import event_json, memo_map
 from outlast.protocol.sync import SyncError, parse_register
+from outlast.protocol.sync_refusal import sync_refusal
 from outlast.runtime.engine import Engine
 from outlast.runtime.synced_apps import record_sync_error, register_app, remove_app
 from outlast.server.body import BodyTooLargeError, read_body
@@ -174,9 +175,15 @@ async def sync_app_url(
     body = body if isinstance(body, dict) else {}
     message = str(body.get("message") or body.get("error") or "")
     if response.status_code >= 300:
-        return SyncResult(
-            ok=False, url=url, message=f"{url} answered {response.status_code}: {message or response.text[:200]}"
+        refusal = sync_refusal(
+            url=url,
+            status=response.status_code,
+            headers=response.headers,
+            body=body,
+            text=response.text,
+            production=production,
         )
+        return SyncResult(ok=False, url=url, message=refusal)
     changed = [a for a in await engine.reads.list_apps() if before.get(a.id) != (a.synced_at, a.error)]
     if not changed:
         said = message if message and "success" not in message.lower() else ""

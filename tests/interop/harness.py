@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PY_APP_DIR = ROOT / "tests" / "interop" / "py"
 JS_APP_DIR = ROOT / "tests" / "interop" / "js"
 JS_CONNECT_DIR = ROOT / "tests" / "interop" / "js-connect"
+JS4_APP_DIR = ROOT / "tests" / "interop" / "js4"
 SIGNING_KEY = "signkey-test-" + "5eed" * 16
 OTHER_SIGNING_KEY = "signkey-test-" + "baad" * 16
 EVENT_KEY = "interop-event-key"
@@ -248,11 +249,24 @@ def node_ready(app_dir: Path = JS_APP_DIR) -> None:
             )
 
 
-def js_app(tmp: Path, outlast: Outlast, *, production: bool = False, env: dict[str, str] | None = None) -> SdkApp:
-    node_ready()
+def js_app(
+    tmp: Path,
+    outlast: Outlast,
+    *,
+    production: bool = False,
+    env: dict[str, str] | None = None,
+    app_dir: Path = JS_APP_DIR,
+) -> SdkApp:
+    """The Express app in `app_dir` (`js`: inngest@3; `js4`: inngest@4) on a free port."""
+    node_ready(app_dir)
     port = free_port()
     full_env = {**sdk_env(tmp, outlast, production=production), "PORT": str(port), **(env or {})}
-    return SdkApp("js-app", ["node", "app.js"], cwd=JS_APP_DIR, env=full_env, tmp=tmp, port=port)
+    return SdkApp(f"{app_dir.name}-app", ["node", "app.js"], cwd=app_dir, env=full_env, tmp=tmp, port=port)
+
+
+def js4_app(tmp: Path, outlast: Outlast, *, production: bool = False, env: dict[str, str] | None = None) -> SdkApp:
+    """The Express app on inngest@4 (the SDK `npm install inngest` gives today)."""
+    return js_app(tmp, outlast, production=production, env=env, app_dir=JS4_APP_DIR)
 
 
 def effects(tmp: Path) -> Counter[str]:

@@ -14,7 +14,6 @@ from outlast.core.ops import (
     RunComplete,
     Sleep,
     StepAttemptFailed,
-    StepFailed,
     StepRun,
     WaitForEvent,
     WaitForSignal,
@@ -98,12 +97,11 @@ def test_206_opcodes_become_ops() -> None:
                 "opts": {"function_id": "app-child", "payload": {"data": {"a": 1}}, "timeout": "10s"},
             },
             {"op": "StepPlanned", "id": "k8", "displayName": "later"},
-            {"op": "AIGateway", "id": "k9", "displayName": "ai"},
         ]
     ).encode()
     reply = parse_reply(206, SDK, body, now_ms=NOW)
-    assert isinstance(reply, Ops) and reply.count == 9
-    run, send, past_sleep, sleep, wait, expired, invoke, unsupported = reply.steps
+    assert isinstance(reply, Ops) and reply.count == 8
+    run, send, past_sleep, sleep, wait, expired, invoke = reply.steps
     assert run == StepRun(key="k1", step_id="one", output=5) and send.kind == "send_event"  # type: ignore[union-attr]
     assert past_sleep == Sleep(key="k3", step_id="nap", until_ms=NOW)  # a past date: now
     assert sleep == Sleep(key="k4", step_id="nap2", until_ms=NOW + 5_400_000)
@@ -114,8 +112,18 @@ def test_206_opcodes_become_ops() -> None:
     assert invoke == InvokeFunction(
         key="k7", step_id="k7", function_slug="app-child", data={"a": 1}, expires_at=NOW + 10_000
     )
-    assert isinstance(unsupported, StepFailed) and "step.ai.infer" in unsupported.error.message
     assert [p.key for p in reply.planned] == ["k8"]
+
+
+def test_an_opcode_outlast_does_not_support_fails_the_run_at_once() -> None:
+    for op, feature in (("AIGateway", "step.ai.infer"), ("DeferAdd", "defer()"), ("Teleport", "the 'Teleport' opcode")):
+        body = json.dumps(
+            [{"op": "StepRun", "id": "k1", "displayName": "one", "data": 5}, {"op": op, "id": "k2", "displayName": "x"}]
+        ).encode()
+        reply = parse_reply(206, SDK, body, now_ms=NOW, url="http://app")
+        assert isinstance(reply, FunctionError), reply
+        assert reply.error.no_retry and reply.error.name == "UnsupportedOpcodeError"
+        assert f"Outlast does not support {feature}" in reply.error.message and "step 'x'" in reply.error.message
 
 
 def test_step_errors_carry_the_retry_headers() -> None:

@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 
 from outlast.core.config import FunctionConfig
 from outlast.core.models import LogLine, MemoEntry, RunState
-from outlast.core.ops import Outcome, StepOp
+from outlast.core.ops import Lease, Outcome, StepOp
 
 
 class AttemptHost(Protocol):
@@ -47,6 +47,15 @@ class AttemptHost(Protocol):
 
     async def paused(self) -> bool:
         """Whether the run's function is paused (then no new step body may start)."""
+        ...
+
+    @property
+    def dispatch(self) -> Lease:
+        """The lease this attempt runs under (an SDK names it when it checkpoints: `ctx.qi_id`)."""
+        ...
+
+    async def refresh(self) -> None:
+        """Take in steps the SDK checkpointed on its own since the last call."""
         ...
 
     def completion_order(self) -> list[str]:

@@ -11,8 +11,10 @@ One attempt of a run is a conversation with the app (`outlast.protocol` has the 
 3. Step results are committed as they arrive (`host.apply`), so a committed step's body is
    never called again. Planned steps are called concurrently, each targeted; while such a
    parallel group is open (a response with more than one opcode), later calls carry
-   `disable_immediate_execution`. Then discovery again, until the function returns, fails, or
-   waits (a sleep, a wait, an invoke or a step retry pending: the attempt suspends).
+   `disable_immediate_execution`. Once the group has resolved, discovery again (without the
+   flag), until the function returns, fails, or waits (a sleep, a wait, an invoke or a step
+   retry pending: the attempt suspends). An SDK's own error answer to a targeted call is the
+   function's error, as on Inngest.
 
 Transport failures (connection refused, a hung app past the request timeout, a connection
 closed mid-body, garbage, a 2xx without `X-Inngest-SDK`) are function errors on a discovery
@@ -42,10 +44,12 @@ from outlast.core.ops import (
     Suspended,
 )
 from outlast.core.retry import ErrorInfo
+from outlast.protocol.checkpoint import dispatch_id
 from outlast.protocol.reply import MAX_RESPONSE_BYTES, Ops, Reply, parse_reply
 from outlast.protocol.request import DISCOVERY, MAX_INLINE_STATE_BYTES, REQUEST_VERSION, CallContext, call_body
 from outlast.protocol.signing import SIGNATURE_HEADER, sign
 from outlast.runtime.drivers.base import AttemptHost
+from outlast.runtime.gateways import fetch, is_gateway_retry
 
 DEFAULT_REQUEST_TIMEOUT_S = 900.0
 #: connection pools per event loop (see `HttpDriver.client`)
@@ -188,12 +192,13 @@ class HttpAttempt:
         # each round trip makes progress (a committed op) or ends the attempt; bound it anyway
         for _ in range(4 * self.host.function.max_attempts + 2 * max(100, len(self.memo)) + 10):
             due = [m for m in self.memo.values() if m.status == RETRYING and (m.deadline or 0) <= self.host.now_ms()]
-            if due:
-                ended = await self._call_steps([StepPlanned(key=m.key, step_id=m.step_id) for m in due])
+            if targeted := [m for m in due if not is_gateway_retry(m)]:
+                ended = await self._call_steps([StepPlanned(key=m.key, step_id=m.step_id) for m in targeted])
                 if ended is not None:
                     return ended
                 continue
-            if any(m.status == RETRYING for m in self.memo.values()):
+            # a due `step.fetch` is made again when discovery reports it (the SDK cannot run it)
+            if any(m.status == RETRYING and m not in due for m in self.memo.values()):
                 return Suspended()
             outcome = await self._discover()
             if outcome is not None:
@@ -212,13 +217,14 @@ class HttpAttempt:
         if not isinstance(reply, Ops):
             return reply
         fresh = [op for op in reply.steps if op.key not in self.memo]
+        fresh += await self._fetch(reply)
         planned = [p for p in reply.planned if p.key not in self.memo]
         self.force_plan = reply.count > 1 or (self.force_plan and reply.count == 0)
         entries = await self.host.apply(fresh) if fresh else []
         if reply.complete is not None:
             return reply.complete
         if planned:
-            return await self._call_steps(planned)
+            return await (self._race(planned) if any(p.race for p in planned) else self._call_group(planned))
         if fresh and all(e.final for e in entries):
             return None  # steps ran inline: on to the next ones
         if fresh or any(not m.final for m in self.memo.values()):
@@ -232,6 +238,61 @@ class HttpAttempt:
             )
         )
 
+    async def _call_group(self, planned: Sequence[StepPlanned]) -> Outcome | None:
+        """Run a group of planned steps; discover again only once the whole group has resolved,
+        as Inngest does: while one of its steps sleeps, waits, invokes or retries, the attempt
+        suspends (no extra request), and the call after the group runs the next step at once."""
+        ended = await self._call_steps(planned)
+        if ended is not None:
+            return ended
+        if any(not m.final for m in self.memo.values()):
+            return Suspended()
+        self.force_plan = False
+        return None
+
+    async def _race(self, planned: Sequence[StepPlanned]) -> Outcome | None:
+        """A group in race mode, as on Inngest: discover again as soon as each of its steps ends,
+        so each branch goes on at its own pace and the function continues with the first to
+        finish. When the function returns (or fails), steps still running are ended."""
+        running = {p.key: asyncio.ensure_future(self._call_step(p)) for p in planned}
+        try:
+            while running:
+                done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+                for key in [k for k, task in running.items() if task in done]:
+                    if (ended := running.pop(key).result()) is not None:
+                        return ended
+                self.force_plan = True
+                reply = await self._request(DISCOVERY, attempt=self.host.run.attempt)
+                if not isinstance(reply, Ops):
+                    return reply
+                if fresh := [op for op in reply.steps if op.key not in self.memo]:
+                    await self.host.apply(fresh)
+                if reply.complete is not None:
+                    return reply.complete
+                for p in reply.planned:
+                    if p.key not in self.memo and p.key not in running:
+                        running[p.key] = asyncio.ensure_future(self._call_step(p))
+        finally:
+            for task in running.values():
+                task.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
+        if any(not m.final for m in self.memo.values()):
+            return Suspended()
+        self.force_plan = False
+        return None
+
+    async def _fetch(self, reply: Ops, *, only: str | None = None) -> list[StepOp]:
+        """Make the requests the reply asks the server for (`step.fetch`), concurrently."""
+        now = self.host.now_ms()
+        wanted = [
+            g
+            for g in reply.gateways
+            if (only is None or g.key == only)
+            and ((m := self.memo.get(g.key)) is None or (m.status == RETRYING and (m.deadline or 0) <= now))
+        ]
+        client = self.driver.client()
+        return list(await asyncio.gather(*(fetch(client, g) for g in wanted)))
+
     async def _call_steps(self, planned: Sequence[StepPlanned]) -> Outcome | None:
         """Call planned (or retrying) steps concurrently, committing each result as it comes."""
         results = await asyncio.gather(*(self._call_step(p) for p in planned))
@@ -243,11 +304,13 @@ class HttpAttempt:
         reply = await self._request(planned.key, attempt=attempt)
         if isinstance(reply, RunComplete):
             return reply  # the function returned without reaching the step (it was removed)
+        if isinstance(reply, FunctionError) and reply.error.sent is not None:
+            return reply  # the SDK's own error (e.g. an unexpected step): the function's, as on Inngest
         op: StepOp
         if isinstance(reply, FunctionError):
             op = StepAttemptFailed(key=planned.key, step_id=planned.step_id, error=reply.error)
         else:
-            found = [s for s in reply.steps if s.key == planned.key]
+            found = [s for s in reply.steps if s.key == planned.key] or await self._fetch(reply, only=planned.key)
             op = (
                 found[0]
                 if found
@@ -266,6 +329,8 @@ class HttpAttempt:
 
     async def _request(self, step: str, *, attempt: int) -> Reply:
         host, run = self.host, self.host.run
+        await host.refresh()
+        lease = host.dispatch
         ctx = CallContext(
             run_id=run.run_id,
             function_slug=host.function.slug,
@@ -274,6 +339,7 @@ class HttpAttempt:
             stack=host.completion_order(),
             disable_immediate_execution=self.force_plan,
             step_id=step,
+            queue_item_id=dispatch_id(lease) if step == DISCOVERY and not self.force_plan else "",
         )
         body = call_body(
             events=run.events, memo=self.memo.values(), ctx=ctx, max_inline_bytes=self.driver.max_inline_bytes

@@ -111,7 +111,7 @@ def finishes(tx: Tx, planner: Planner, commits: Sequence[Commit]) -> list[Commit
                 run,
                 status=f.status,
                 output=f.output,
-                error=f.error,
+                error=f.event_error or f.error,
                 now=c.now_ms,
                 known_events=f.trigger_events,
             )
@@ -278,7 +278,7 @@ def _finish(tx: Tx, c: Commit, f: Finish) -> list[EventRecord]:
         ended,
         status=f.status,
         output=f.output,
-        error=f.error,
+        error=f.event_error or f.error,
         now=c.now_ms,
         known_events=f.trigger_events,
     )

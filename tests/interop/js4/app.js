@@ -1,10 +1,75 @@
-// An Express app on the official Inngest TypeScript SDK v4 (`inngest@4` from npm), publishing
-// realtime messages as a user would. Run by tests/interop/test_realtime_interop.py.
+// An Express app on the official Inngest TypeScript SDK (`inngest@4` from npm), written as a
+// user would write it (v4: triggers inside the options). Run by tests/interop; every step body
+// appends a line to OUTLAST_TEST_EFFECTS (when set) so tests can assert that no committed step
+// ran twice. The publisher publishes realtime messages (tests/interop/test_realtime_interop.py).
+const fs = require("node:fs");
 const express = require("express");
 const { Inngest, realtime } = require("inngest");
 const { serve } = require("inngest/express");
+const { createDefer } = require("inngest/experimental");
 
 const inngest = new Inngest({ id: process.env.JS_APP_ID || "js4-app" });
+const effect = (name) => {
+  if (process.env.OUTLAST_TEST_EFFECTS) fs.appendFileSync(process.env.OUTLAST_TEST_EFFECTS, `${name}\n`);
+};
+
+const steps = inngest.createFunction(
+  { id: "steps", triggers: [{ event: "js4/steps" }] },
+  async ({ event, step }) => {
+    const a = await step.run("one", () => { effect(`one:${event.data.n}`); return 1; });
+    const b = await step.run("two", () => { effect(`two:${event.data.n}`); return a + 1; });
+    const c = await step.run("three", () => { effect(`three:${event.data.n}`); return b + 1; });
+    return { a, b, c, n: event.data.n };
+  },
+);
+
+// defer(): the deferred function should run after its parent ends (Outlast does not run it
+// yet, and so must fail the parent rather than complete it without it)
+const later = createDefer(inngest, { id: "later" }, async ({ event }) => {
+  effect(`deferred:${event.data.n}`);
+  return "deferred done";
+});
+
+const deferring = inngest.createFunction(
+  { id: "deferring", triggers: [{ event: "js4/defer" }] },
+  async ({ event, step, defer }) => {
+    await step.run("before", () => 1);
+    defer("later-1", { function: later, data: { n: event.data.n } });
+    await step.run("after", () => 2);
+    return "parent done";
+  },
+);
+
+// race mode: the function goes on with the first branch to finish, the slow one still runs
+const race = inngest.createFunction(
+  { id: "race", triggers: [{ event: "js4/race" }] },
+  async ({ step, group }) => {
+    const winner = await group.parallel(async () => Promise.race([
+      step.run("fast", () => { effect("fast"); return "fast"; }),
+      step.run("slow", async () => {
+        effect("slow:start");
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        return "slow";
+      }),
+    ]));
+    return await step.run("after", () => { effect("after"); return `${winner} won`; });
+  },
+);
+
+// step.fetch: the server makes the request, durably; the response is the step's output
+const fetcher = inngest.createFunction(
+  { id: "fetcher", retries: 1, triggers: [{ event: "js4/fetch" }] },
+  async ({ event, step }) => {
+    const res = await step.fetch(event.data.url, {
+      method: "POST",
+      headers: { authorization: "Bearer s3cret-token", "content-type": "application/json" },
+      body: JSON.stringify({ n: event.data.n }),
+    });
+    const text = await res.text();
+    return { status: res.status, body: JSON.parse(text), type: res.headers.get("content-type") };
+  },
+);
+
 const progress = realtime.channel({ name: (id) => `progress:${id}`, topics: { status: {} } });
 
 const publisher = inngest.createFunction(
@@ -20,5 +85,10 @@ const publisher = inngest.createFunction(
 
 const app = express();
 app.use(express.json({ limit: "20mb" }));
-app.use("/api/inngest", serve({ client: inngest, functions: [publisher] }));
+// every call request is counted, so tests can say what a run cost
+app.use("/api/inngest", (req, _res, next) => {
+  if (req.method === "POST") effect(`request:${req.query.fnId}`);
+  next();
+});
+app.use("/api/inngest", serve({ client: inngest, functions: [steps, deferring, later, race, fetcher, publisher] }));
 app.listen(Number(process.env.PORT), "127.0.0.1");

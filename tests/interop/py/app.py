@@ -11,6 +11,7 @@ import datetime
 import os
 
 import fastapi
+import fidelity
 import inngest
 import inngest.fast_api
 from inngest.experimental import realtime
@@ -237,6 +238,7 @@ FUNCTIONS = [
     slow_steps,
     publisher,
 ]
+FUNCTIONS += fidelity.functions(client, effect)
 if VARIANT == "v2":  # a new version of the app: two functions are gone
     FUNCTIONS = [f for f in FUNCTIONS if f not in (receiver, sleeper)]
 app = fastapi.FastAPI()

@@ -1,0 +1,119 @@
+"""What Inngest's own dev server does, checked on a real inngest-py app: the behaviours the
+official inngest-py function suite (`tests/test_inngest/test_function`) checks, one test each.
+
+- an app's error object is stored whole (its `code`), and `inngest/function.failed` describes
+  it as Inngest does (`"error": "invalid status code: 500"`);
+- a dev server takes a 1 MiB event (Inngest's dev server takes up to 3 MiB);
+- a parallel group costs the requests it costs on Inngest, and the step after it runs at once;
+- a step that disappears from a parallel group fails the run with the SDK's own error;
+- function-level attempts count afresh once the function makes progress;
+- race mode (`parallel_mode=RACE`) discovers again after each step of the group.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.interop.harness import Outlast, SdkApp, effects
+
+
+async def _failed_output(outlast: Outlast, **data: Any) -> dict[str, Any]:
+    (event_id,) = await outlast.send({"name": "py/coded", "data": data})
+    run = await outlast.finished_run(event_id)
+    assert run.status == "failed", run
+    assert isinstance(run.error, dict)
+    return run.error
+
+
+async def test_error_codes_are_the_sdks(outlast: Outlast, py_app: SdkApp) -> None:
+    await py_app.sync()
+    refused = await _failed_output(outlast, case="non_retriable")
+    assert (refused["code"], refused["name"], refused["message"]) == (
+        "non_retriable_error",
+        "NonRetriableError",
+        "no retries for this",
+    )
+    assert (await _failed_output(outlast, case="unserializable"))["code"] == "output_unserializable"
+    nested = await _failed_output(outlast, case="nested")
+    assert nested["code"] == "step_errored" and "Nested steps are not supported" in nested["message"]
+
+
+async def test_the_failure_event_describes_the_answer_as_inngest_does(outlast: Outlast, py_app: SdkApp) -> None:
+    await py_app.sync()
+    (event_id,) = await outlast.send({"name": "py/coded", "data": {"case": "non_retriable"}})
+    await outlast.finished_run(event_id)
+    async with httpx.AsyncClient(base_url=outlast.url) as client:
+        found = (await client.get("/v1/events", params={"name": "inngest/function.failed"})).json()["data"]
+    failed = [e for e in found if e["data"]["event"]["id"] == event_id]
+    assert len(failed) == 1
+    error = failed[0]["data"]["error"]
+    assert error["error"] == "invalid status code: 500"
+    assert (error["name"], error["message"]) == ("NonRetriableError", "no retries for this")
+    assert "code" not in error
+
+
+async def test_a_dev_server_takes_a_one_mib_event(outlast: Outlast) -> None:
+    async with httpx.AsyncClient(base_url=outlast.url) as client:
+        reply = await client.post("/e/dev-key", json={"name": "py/big-event", "data": {"x": "x" * (1024 * 1024)}})
+    assert reply.status_code == 200, reply.text
+    assert len(reply.json()["ids"]) == 1
+
+
+async def test_a_parallel_group_costs_the_requests_it_costs_on_inngest(
+    outlast: Outlast, py_app: SdkApp, tmp_path: Path
+) -> None:
+    await py_app.sync()
+    (event_id,) = await outlast.send({"name": "py/fan"})
+    run = await outlast.finished_run(event_id)
+    assert run.status == "completed"
+    # discovery; 1a, 1b and send targeted; the invoke resumes the run, which runs `after` at
+    # once; the last call returns: 6, as on Inngest (no discovery while the invoke is pending)
+    assert effects(tmp_path)["request:fan"] == 6
+    assert effects(tmp_path)["after:fan"] == 1
+
+
+async def test_the_step_after_a_group_is_run_at_once_not_planned(
+    outlast: Outlast, py_app: SdkApp, tmp_path: Path
+) -> None:
+    await py_app.sync()
+    (event_id,) = await outlast.send({"name": "py/converge"})
+    run = await outlast.finished_run(event_id)
+    assert (run.status, run.output) == ("completed", "done")
+    # discovery, 1.1, 1.2, then one call runs `converge` (StepRun, not StepPlanned), one returns
+    assert effects(tmp_path)["request:converge"] == 5
+
+
+async def test_a_parallel_step_that_disappears_fails_the_run(outlast: Outlast, py_app: SdkApp) -> None:
+    await py_app.sync()
+    (event_id,) = await outlast.send({"name": "py/disappears"})
+    run = await outlast.finished_run(event_id)
+    assert run.status == "failed"
+    assert run.error == {
+        "code": "step_unexpected",
+        "message": 'found step "after" when targeting a different step',
+        "name": "StepUnexpectedError",
+        "stack": None,
+    }
+
+
+async def test_attempts_count_afresh_after_progress(outlast: Outlast, py_app: SdkApp) -> None:
+    await py_app.sync()
+    (event_id,) = await outlast.send({"name": "py/fresh"})
+    run = await outlast.finished_run(event_id)
+    assert (run.status, run.output) == ("completed", "done")
+    assert [s.id for s in run.steps] == ["step_1", "step_2", "step_3"]
+
+
+async def test_race_mode_discovers_after_each_step(outlast: Outlast, py_app: SdkApp, tmp_path: Path) -> None:
+    """Each branch goes on at its own pace: the fast one's second step runs before the slow one's
+    first ends; 9 requests (a plan, 4 steps, a discovery after each), as on Inngest."""
+    await py_app.sync()
+    (event_id,) = await outlast.send({"name": "py/race"})
+    run = await outlast.finished_run(event_id)
+    assert run.status == "completed"
+    order = [line for line in (tmp_path / "effects.log").read_text().splitlines() if line.startswith("order:")]
+    assert order == ["order:a.1", "order:a.2", "order:b.1", "order:b.2"]
+    assert effects(tmp_path)["request:race"] == 9
