@@ -319,7 +319,7 @@ class Conjunction:
         return INDEX_SEPARATOR.join(t.incoming_path for t in self.terms)
 
     def value(self, trigger: dict[str, Any]) -> str:
-        """The `match_value` an incoming event must give for `field` (see `incoming_value`)."""
+        """The `match_value` an incoming event must give for `field` (see `incoming_values`)."""
         return _index_value([t.expected(trigger) for t in self.terms])
 
 
@@ -327,13 +327,29 @@ class Conjunction:
 INDEX_SEPARATOR = ","
 
 
-def incoming_value(field: str, payload: dict[str, Any]) -> str:
-    """What an incoming event gives for a stored `match_field`, to compare with `match_value`."""
-    return _index_value([lookup(payload, path) for path in field.split(INDEX_SEPARATOR)])
+def incoming_values(field: str, payload: dict[str, Any]) -> tuple[str, ...]:
+    """What an incoming event gives for a stored `match_field`, to compare with `match_value`: the
+    canonical text, and, where it differs, the plain JSON text that waits stored before values
+    were made canonical hold."""
+    values = [lookup(payload, path) for path in field.split(INDEX_SEPARATOR)]
+    canonical = _index_value(values)
+    plain = jsonutil.dumps(values[0] if len(values) == 1 else values)
+    return (canonical,) if plain == canonical else (canonical, plain)
 
 
 def _index_value(values: list[Any]) -> str:
-    return jsonutil.dumps(values[0] if len(values) == 1 else values)
+    return jsonutil.dumps(_canonical(values[0] if len(values) == 1 else values))
+
+
+def _canonical(value: Any) -> Any:
+    """A value as CEL's equality sees it: 1.0 is 1, and a map's keys have no order."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
 
 
 _LITERALS = {"true": True, "false": False, "null": None}

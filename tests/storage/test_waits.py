@@ -211,6 +211,9 @@ CONJUNCTIONS = [
     ("event.data.id == async.data.id || async.data.any == true", {"id": 1}, {"id": 2}),
     ("!(event.data.id == async.data.id)", {"id": 1}, {"id": 2}),
     ("!(event.data.id == async.data.id)", {"id": 1}, {"id": 1}),
+    ("event.data.id == async.data.id", {"id": 1}, {"id": 1.0}),
+    ("async.data.n == 2 && async.data.m == event.data.m", {"m": 3.0}, {"n": 2.0, "m": 3}),
+    ("event.data.o == async.data.o", {"o": {"a": 1, "b": [2.0]}}, {"o": {"b": [2], "a": 1.0}}),
 ]
 
 
@@ -237,3 +240,21 @@ def test_equalities_with_the_trigger_or_a_literal_make_a_wait_indexed() -> None:
     assert spec("async.data.kind == 'paid'").match_field == "data.kind"
     either = spec("event.data.id == async.data.id || async.data.n > 2")
     assert (either.match_field, either.expression) == (None, "event.data.id == async.data.id || async.data.n > 2")
+
+
+async def test_a_wait_stored_before_values_were_canonical_is_still_found(store: Store) -> None:
+    await store.ingest([event(order=1.0)], T0)
+    c = await claim_one(store, "w", T0)
+    spec = WaitSpec(
+        kind="wait",
+        event_name="c/paid",
+        expression=None,
+        match_field="data.order",
+        match_value="1.0",  # as the trigger's 1.0 was stored before: plain JSON text
+        expires_at=T0 + WAIT_MS,
+        step_key="w",
+    )
+    row = pending("w", kind="wait_for_event", status="waiting", deadline=T0 + WAIT_MS)
+    assert (await store.commit(commit(c, T0, steps=[row], waits=[spec], outcome=Suspend(due_at=T0 + WAIT_MS)))).ok
+    await store.ingest([event("c/paid", at=T0 + 10, order=1.0)], T0 + 10)
+    assert (await step_of(store, c.run.run_id)).status == "completed"

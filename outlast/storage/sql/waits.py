@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from outlast.core import jsonutil
-from outlast.core.expressions import incoming_value
+from outlast.core.expressions import incoming_values
 from outlast.core.models import PENDING_STEP_STATUSES, EventRecord, WaitSpec
 from outlast.storage.base import Planner
 from outlast.storage.sql.rows import EXPRESSION_FIELD, WAITS, wait_field, wait_row
@@ -85,10 +85,11 @@ def resolve_waits(tx: Tx, planner: Planner, event: EventRecord, now: int) -> lis
 def _indexed_waits(tx: Tx, planner: Planner, name: str, field: str, payload: dict[str, Any]) -> list[Any]:
     """The waits the index finds for this field's value; a wait whose expression says more than
     its indexed equalities (`expression` kept) must also match it, evaluated with its trigger."""
+    values = incoming_values(field, payload)
     rows = tx.all(
         f"SELECT {_WAIT_COLUMNS}, w.expression FROM waits w"
-        " WHERE w.event_name = ? AND w.match_field = ? AND w.match_value = ?",
-        (name, field, incoming_value(field, payload)),
+        f" WHERE w.event_name = ? AND w.match_field = ? AND w.match_value IN ({marks(len(values))})",
+        (name, field, *values),
     )
     return [row[:5] for row in rows if row[5] is None or _matches(tx, planner, row[1], row[5], payload)]
 
