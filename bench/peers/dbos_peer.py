@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.peers.peer_process import child_json
+
 APP_NAME = "outlast-bench-dbos"
 STEPS_PER_RUN = 3
 EXECUTOR_THREADS = 8
@@ -87,8 +89,17 @@ def _reset_sqlite() -> None:
         Path(stem + suffix).unlink(missing_ok=True)
 
 
-def _child(n_runs: int, database_url: str | None) -> float:
-    """Launch DBOS, time ``n_runs`` workflow runs, shut DBOS down; return seconds."""
+def dbos_latency(samples: int, *, database_url: str | None = None, workdir: str) -> list[float]:
+    """Milliseconds of each of ``samples`` workflows run one at a time (start, then get_result)."""
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "bench.peers.dbos_peer", "--child", "--runs", str(samples), "--one-at-a-time"]
+    if database_url:
+        cmd += ["--database-url", database_url]
+    return list(child_json(cmd, system="dbos", cwd=workdir)["latencies_ms"])
+
+
+def _child(n_runs: int, database_url: str | None, *, one_at_a_time: bool = False) -> dict[str, Any]:
+    """Launch DBOS, time ``n_runs`` workflow runs (all at once, or one at a time), shut DBOS down."""
     from dbos import DBOS, DBOSConfig
 
     _reset_postgres(database_url) if database_url else _reset_sqlite()
@@ -107,6 +118,8 @@ def _child(n_runs: int, database_url: str | None) -> float:
     DBOS(config=config)
     DBOS.launch()
     try:
+        if one_at_a_time:
+            return {"latencies_ms": _one_at_a_time(n_runs, three_steps)}
         start = time.perf_counter()
         handles = [DBOS.start_workflow(three_steps, i) for i in range(n_runs)]
         results = [h.get_result() for h in handles]
@@ -115,7 +128,21 @@ def _child(n_runs: int, database_url: str | None) -> float:
         DBOS.destroy()
     if results != [6] * n_runs:
         raise RuntimeError("unexpected DBOS workflow results")
-    return seconds
+    return {"seconds": seconds}
+
+
+def _one_at_a_time(samples: int, workflow: Any) -> list[float]:
+    from dbos import DBOS
+
+    DBOS.start_workflow(workflow, -1).get_result()  # warm-up
+    latencies = []
+    for i in range(samples):
+        time.sleep(0.02)
+        start = time.perf_counter()
+        if DBOS.start_workflow(workflow, i).get_result() != 6:
+            raise RuntimeError("unexpected DBOS workflow result")
+        latencies.append((time.perf_counter() - start) * 1000)
+    return latencies
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -125,9 +152,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--workdir", default=None, help="default: a fresh temp dir")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--one-at-a-time", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps({"seconds": _child(args.runs, args.database_url)}))
+        print(json.dumps(_child(args.runs, args.database_url, one_at_a_time=args.one_at_a_time)))
         return
     result: dict[str, Any]
     if args.workdir:

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
+from outlast.core import jsonutil
+
 _PATH = re.compile(r"(?<![\w.])(event|async)((?:\.[A-Za-z_]\w*)+)")
-_EQUALITY = re.compile(r"^\s*(event|async)((?:\.[A-Za-z_]\w*)+)\s*==\s*(event|async)((?:\.[A-Za-z_]\w*)+)\s*$")
 _FIELD = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
 
 
@@ -294,20 +295,140 @@ def lookup(obj: Any, dotted: str) -> Any:
 
 
 @dataclass(frozen=True)
-class Equality:
-    """`event.<trigger_path> == async.<incoming_path>`: indexable without evaluating CEL."""
+class Term:
+    """`async.<incoming_path> == event.<trigger_path>` (or `== <literal>`): one indexable equality."""
 
-    trigger_path: str
     incoming_path: str
+    trigger_path: str | None = None
+    literal: Any = None
+
+    def expected(self, trigger: dict[str, Any]) -> Any:
+        return lookup(trigger, self.trigger_path) if self.trigger_path is not None else self.literal
 
 
-def as_equality(source: str) -> Equality | None:
-    m = _EQUALITY.match(source)
-    if not m or m.group(1) == m.group(3):
+@dataclass(frozen=True)
+class Conjunction:
+    """The equalities of a wait's `&&` conjunction that an index can find, sorted by incoming path;
+    `exact` when they are the whole expression (else the rest is evaluated on what the index finds)."""
+
+    terms: tuple[Term, ...]
+    exact: bool
+
+    @property
+    def field(self) -> str:
+        """The incoming fields, as stored in `match_field` (one path, or paths joined by ',')."""
+        return INDEX_SEPARATOR.join(t.incoming_path for t in self.terms)
+
+    def value(self, trigger: dict[str, Any]) -> str:
+        """The `match_value` an incoming event must give for `field` (see `incoming_values`)."""
+        return _index_value([t.expected(trigger) for t in self.terms])
+
+
+#: joins the paths of a composite `match_field` (a field path never holds one)
+INDEX_SEPARATOR = ","
+
+
+def incoming_values(field: str, payload: dict[str, Any]) -> tuple[str, ...]:
+    """What an incoming event gives for a stored `match_field`, to compare with `match_value`: the
+    canonical text, and, where it differs, the plain JSON text that waits stored before values
+    were made canonical hold."""
+    values = [lookup(payload, path) for path in field.split(INDEX_SEPARATOR)]
+    canonical = _index_value(values)
+    plain = jsonutil.dumps(values[0] if len(values) == 1 else values)
+    return (canonical,) if plain == canonical else (canonical, plain)
+
+
+def _index_value(values: list[Any]) -> str:
+    return jsonutil.dumps(_canonical(values[0] if len(values) == 1 else values))
+
+
+def _canonical(value: Any) -> Any:
+    """A value as CEL's equality sees it: 1.0 is 1, and a map's keys have no order."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
+
+
+_LITERALS = {"true": True, "false": False, "null": None}
+_SIMPLE_STRING = re.compile(r"""^(?:"([^"\\\n]*)"|'([^'\\\n]*)')$""")
+
+
+def indexable(source: str) -> Conjunction | None:
+    """The equalities between `async` and the trigger (`event`) or a literal in a conjunction
+    (`event.data.id == async.data.id && async.data.kind == "paid" && async.data.n > 2`), or None
+    when there are none (or the expression is not a plain conjunction: `||`, `?:` at the top)."""
+    tokens = _tokens(source)
+    if tokens is None:
         return None
-    left, right = (m.group(1), m.group(2)[1:]), (m.group(3), m.group(4)[1:])
-    trig, inc = (left, right) if left[0] == "event" else (right, left)
-    return Equality(trigger_path=trig[1], incoming_path=inc[1])
+    tokens = _unwrap(tokens)
+    top = _top_level(tokens)
+    if any(op in top for op in ("||", "?", ":")):
+        return None
+    parts = _split(tokens, top, ("&&",))
+    terms = [t for t in (_term(_unwrap(part)) for part in parts) if t is not None]
+    if not terms:
+        return None
+    return Conjunction(terms=tuple(sorted(terms, key=lambda t: t.incoming_path)), exact=len(terms) == len(parts))
+
+
+def _tokens(source: str) -> list[Token] | None:
+    """The tokens of the whole source, or None when some text is not a token `_TOKEN` knows."""
+    tokens, end = [], 0
+    for m in _TOKEN.finditer(source):
+        if m.start() != end:
+            return None
+        tokens.append((m.lastgroup or "", m.group(m.lastgroup or 0)))
+        end = m.end()
+    return tokens if source[end:].strip() == "" else None
+
+
+def _unwrap(tokens: list[Token]) -> list[Token]:
+    while len(tokens) > 2 and tokens[0] == ("op", "(") and _closing(tokens, 0) == len(tokens) - 1:
+        tokens = tokens[1:-1]
+    return tokens
+
+
+def _term(tokens: list[Token]) -> Term | None:
+    top = _top_level(tokens)
+    if set(top) - {"==", "."} or len(top.get("==", [])) != 1:
+        return None
+    eq = top["=="][0]
+    left, right = _operand(tokens[:eq]), _operand(tokens[eq + 1 :])
+    if left is None or right is None:
+        return None
+    if left[0] != "async":
+        left, right = right, left
+    if left[0] != "async" or right[0] == "async":
+        return None
+    if right[0] == "event":
+        return Term(incoming_path=left[1], trigger_path=right[1])
+    return Term(incoming_path=left[1], literal=right[1])
+
+
+def _operand(tokens: list[Token]) -> tuple[str, Any] | None:
+    """("event" | "async", dotted path after the root) or ("literal", value), or None."""
+    texts = [text for _, text in tokens]
+    if len(tokens) >= 3 and texts[0] in ("event", "async") and len(tokens) % 2 == 1:
+        names, dots = tokens[2::2], texts[1::2]
+        if all(d == "." for d in dots) and all(kind == "id" for kind, _ in names):
+            return texts[0], ".".join(text for _, text in names)
+        return None
+    if len(tokens) == 2 and texts[0] == "-" and tokens[1][0] == "num" and texts[1].isdigit():
+        return "literal", -int(texts[1])
+    if len(tokens) != 1:
+        return None
+    kind, text = tokens[0]
+    if kind == "num" and text.isdigit():
+        return "literal", int(text)
+    if kind == "id" and text in _LITERALS:
+        return "literal", _LITERALS[text]
+    if kind == "str" and (m := _SIMPLE_STRING.match(text)):
+        return "literal", m.group(1) if m.group(1) is not None else m.group(2)
+    return None
 
 
 def match_to_expression(match: str, *, what: str) -> str:

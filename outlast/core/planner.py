@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from outlast.core import jsonutil
 from outlast.core.config import PRIORITY_LIMIT_S, YEAR_MS
 from outlast.core.events import FUNCTION_INVOKED, SCHEDULED_TIMER
-from outlast.core.expressions import as_equality, compile_expression, key_value, lookup
+from outlast.core.expressions import compile_expression, indexable, key_value, lookup
 from outlast.core.ids import new_ulid
 from outlast.core.models import EventRecord, RunPlan, WaitSpec
 from outlast.core.registry import CompiledFunction, Registry
@@ -53,25 +52,15 @@ def wait_spec(
     step_key: str | None = None,
     lookback_ms: int | None = None,
 ) -> WaitSpec:
-    """A wait on `event_name`; an equality with the trigger becomes an indexed wait (value precomputed)."""
-    eq = as_equality(expression) if expression else None
-    if eq is None:
-        return WaitSpec(
-            kind=kind,
-            event_name=event_name,
-            expression=expression or "true",
-            match_field=None,
-            match_value=None,
-            expires_at=expires_at,
-            step_key=step_key,
-            lookback_ms=lookback_ms,
-        )
+    """A wait on `event_name`. Equalities with the trigger or a literal make it an indexed wait
+    (value precomputed); what else its expression says is kept and evaluated on what the index finds."""
+    conj = indexable(expression) if expression else None
     return WaitSpec(
         kind=kind,
         event_name=event_name,
-        expression=None,
-        match_field=eq.incoming_path,
-        match_value=jsonutil.dumps(lookup(trigger, eq.trigger_path)),
+        expression=None if conj is not None and conj.exact else expression or "true",
+        match_field=conj.field if conj else None,
+        match_value=conj.value(trigger) if conj else None,
         expires_at=expires_at,
         step_key=step_key,
         lookback_ms=lookback_ms,

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from outlast.core.config import CancelRule
+from outlast.core.expressions import compile_expression
 from outlast.core.models import Claimed, Finish, Suspend, WaitSpec
 from outlast.core.planner import wait_spec
 from outlast.storage.base import Store
@@ -187,3 +190,71 @@ async def test_a_wait_resolved_during_an_attempt_makes_its_suspend_due_now(store
     assert (await store.commit(commit(c, T0 + 20, outcome=Suspend(due_at=T0 + WAIT_MS)))).ok
     assert await store.next_due_at(APP) == T0 + 20
     assert (await claim_one(store, "w", T0 + 20)).run.memo["w"].status == "completed"
+
+
+#: (wait expression, trigger data, incoming data): conjunctions of equalities with the trigger or a
+#: literal are indexed (with what else they say evaluated on the waits found); others are evaluated
+CONJUNCTIONS = [
+    ("event.data.id == async.data.id && async.data.x == event.data.y", {"id": 1, "y": "a"}, {"id": 1, "x": "a"}),
+    ("event.data.id == async.data.id && async.data.x == event.data.y", {"id": 1, "y": "a"}, {"id": 1, "x": "b"}),
+    ("event.data.id == async.data.id && async.data.x == event.data.y", {"id": 1, "y": "a"}, {"id": 2, "x": "a"}),
+    ("(async.data.id == event.data.id) && async.data.kind == 'paid'", {"id": "o"}, {"id": "o", "kind": "paid"}),
+    ("(async.data.id == event.data.id) && async.data.kind == 'paid'", {"id": "o"}, {"id": "o", "kind": "due"}),
+    ("event.data.id == async.data.id && async.data.n > 2", {"id": 7}, {"id": 7, "n": 3}),
+    ("event.data.id == async.data.id && async.data.n > 2", {"id": 7}, {"id": 7, "n": 2}),
+    ("event.data.id == async.data.id && async.data.n > 2", {"id": 7}, {"id": 8, "n": 3}),
+    ("event.data.missing == async.data.missing && async.data.on == true", {}, {"on": True}),
+    ("event.data.missing == async.data.missing && async.data.on == true", {}, {"on": True, "missing": 1}),
+    ("async.data.n == -3 && async.data.a.b == event.data.a.b", {"a": {"b": [1]}}, {"n": -3, "a": {"b": [1]}}),
+    ("async.data.n == -3 && async.data.a.b == event.data.a.b", {"a": {"b": [1]}}, {"n": 3, "a": {"b": [1]}}),
+    ("event.data.id == async.data.id || async.data.any == true", {"id": 1}, {"id": 2, "any": True}),
+    ("event.data.id == async.data.id || async.data.any == true", {"id": 1}, {"id": 2}),
+    ("!(event.data.id == async.data.id)", {"id": 1}, {"id": 2}),
+    ("!(event.data.id == async.data.id)", {"id": 1}, {"id": 1}),
+    ("event.data.id == async.data.id", {"id": 1}, {"id": 1.0}),
+    ("async.data.n == 2 && async.data.m == event.data.m", {"m": 3.0}, {"n": 2.0, "m": 3}),
+    ("event.data.o == async.data.o", {"o": {"a": 1, "b": [2.0]}}, {"o": {"b": [2], "a": 1.0}}),
+]
+
+
+@pytest.mark.parametrize(("expression", "trigger", "incoming"), CONJUNCTIONS)
+async def test_a_conjunction_wait_resolves_exactly_when_its_expression_holds(
+    store: Store, expression: str, trigger: dict[str, Any], incoming: dict[str, Any]
+) -> None:
+    holds = compile_expression(expression).matches({"event": {"data": trigger}, "async": {"data": incoming}})
+    c = await waiting_run(store, expression=expression, **trigger)
+    await store.ingest([event("c/paid", at=T0 + 1, **incoming)], T0 + 1)
+    assert (await step_of(store, c.run.run_id)).status == ("completed" if holds else "waiting")
+
+
+def test_equalities_with_the_trigger_or_a_literal_make_a_wait_indexed() -> None:
+    def spec(expression: str) -> WaitSpec:
+        trigger = {"data": {"id": 1, "y": "a"}}
+        return wait_spec(kind="wait", event_name="c/paid", expression=expression, trigger=trigger, expires_at=T0)
+
+    both = spec("async.data.x == event.data.y && event.data.id == async.data.id")
+    assert (both.match_field, both.match_value, both.expression) == ("data.id,data.x", '[1,"a"]', None)
+    partly = spec("event.data.id == async.data.id && async.data.n > 2")
+    assert (partly.match_field, partly.match_value, partly.expression) == ("data.id", "1", partly.expression)
+    assert partly.expression is not None
+    assert spec("async.data.kind == 'paid'").match_field == "data.kind"
+    either = spec("event.data.id == async.data.id || async.data.n > 2")
+    assert (either.match_field, either.expression) == (None, "event.data.id == async.data.id || async.data.n > 2")
+
+
+async def test_a_wait_stored_before_values_were_canonical_is_still_found(store: Store) -> None:
+    await store.ingest([event(order=1.0)], T0)
+    c = await claim_one(store, "w", T0)
+    spec = WaitSpec(
+        kind="wait",
+        event_name="c/paid",
+        expression=None,
+        match_field="data.order",
+        match_value="1.0",  # as the trigger's 1.0 was stored before: plain JSON text
+        expires_at=T0 + WAIT_MS,
+        step_key="w",
+    )
+    row = pending("w", kind="wait_for_event", status="waiting", deadline=T0 + WAIT_MS)
+    assert (await store.commit(commit(c, T0, steps=[row], waits=[spec], outcome=Suspend(due_at=T0 + WAIT_MS)))).ok
+    await store.ingest([event("c/paid", at=T0 + 10, order=1.0)], T0 + 10)
+    assert (await step_of(store, c.run.run_id)).status == "completed"

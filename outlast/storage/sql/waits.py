@@ -1,6 +1,7 @@
 """Waits: stored by steps and cancel rules, found by incoming events (by index when they can be).
 
-`wait_fields` lists, per event name, the incoming fields equality waits index on, plus
+`wait_fields` lists, per event name, the incoming fields equality waits index on (a conjunction's
+several fields joined by ','), plus
 EXPRESSION_FIELD when any expression wait was ever stored; one read tells an event what to
 look up.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from outlast.core import jsonutil
-from outlast.core.expressions import lookup
+from outlast.core.expressions import incoming_values
 from outlast.core.models import PENDING_STEP_STATUSES, EventRecord, WaitSpec
 from outlast.storage.base import Planner
 from outlast.storage.sql.lookback import earliest_match
@@ -117,11 +118,8 @@ def resolve_waits(tx: Tx, planner: Planner, event: EventRecord, now: int) -> lis
     for field in wait_fields(tx, event.name):
         if field == EXPRESSION_FIELD:
             found += _expression_waits(tx, planner, event.name, payload)
-            continue
-        found += tx.all(
-            f"SELECT {_WAIT_COLUMNS} FROM waits w WHERE w.event_name = ? AND w.match_field = ? AND w.match_value = ?",
-            (event.name, field, jsonutil.dumps(lookup(payload, field))),
-        )
+        else:
+            found += _indexed_waits(tx, planner, event.name, field, payload)
     follow_ups: list[EventRecord] = []
     for _wait_id, run_id, kind, step_key, expires_at in sorted(found, key=lambda r: r[0]):
         if expires_at <= now:
@@ -131,6 +129,27 @@ def resolve_waits(tx: Tx, planner: Planner, event: EventRecord, now: int) -> lis
         elif resolve_step(tx, run_id, kind, step_key, payload, now):
             record_effect(tx, event.id, run_id, "resumed")
     return follow_ups
+
+
+def _indexed_waits(tx: Tx, planner: Planner, name: str, field: str, payload: dict[str, Any]) -> list[Any]:
+    """The waits the index finds for this field's value; a wait whose expression says more than
+    its indexed equalities (`expression` kept) must also match it, evaluated with its trigger."""
+    values = incoming_values(field, payload)
+    rows = tx.all(
+        f"SELECT {_WAIT_COLUMNS}, w.expression FROM waits w"
+        f" WHERE w.event_name = ? AND w.match_field = ? AND w.match_value IN ({marks(len(values))})",
+        (name, field, *values),
+    )
+    return [row[:5] for row in rows if row[5] is None or _matches(tx, planner, row[1], row[5], payload)]
+
+
+def _matches(tx: Tx, planner: Planner, run_id: str, expression: str, payload: dict[str, Any]) -> bool:
+    trigger = tx.one(
+        "SELECT e.name, e.data, e.user_data, e.ts, e.dedupe_id, e.id"
+        " FROM runs r JOIN events e ON e.id = r.first_event_id WHERE r.id = ?",
+        (run_id,),
+    )
+    return trigger is not None and planner.matches(expression, _event_row_dict(trigger), payload)
 
 
 def _expression_waits(tx: Tx, planner: Planner, name: str, payload: dict[str, Any]) -> list[Any]:

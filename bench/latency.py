@@ -1,0 +1,140 @@
+"""Idle latency: one 3-step run, from send to its stored end, on an idle engine.
+
+    python -m bench.latency [--samples 200] [--url postgresql://...] [--no-peers]
+
+An engine with one in-process worker, idle, on a fresh SQLite file and a fresh PostgreSQL
+database; then, --samples times, one event of the 3-step function is sent and the clock stops
+when the run's end is committed (the executor reports the attempt's end once the store returned
+from the commit of the run's end), then waits a little, so each run starts on an idle engine.
+The peers do the same one invocation at a time where it is cheap to measure (see their scripts):
+DBOS (start_workflow + get_result), Restate (one ingress call at a time, timed by curl) and
+Temporal (execute_workflow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from typing import Any
+
+import outlast
+from bench.workloads import app, fresh_sqlite, table
+from outlast.core.clock import SystemClock
+from outlast.core.collector import tuned_for_service
+from outlast.core.observe import AttemptEnded, Observation
+from outlast.runtime.engine import Engine
+from outlast.runtime.worker import Worker
+from outlast.settings import Settings
+from outlast.storage import open_store
+from tests.pg import fresh_database_url
+
+#: the pause between samples, so each run meets an idle engine (its wake-ups and windows closed)
+IDLE_S = 0.02
+
+
+async def outlast_latency(url: str, samples: int) -> list[float]:
+    """Milliseconds from `send` to the stored end of each run, one run at a time."""
+    engine = Engine(open_store(url), SystemClock(), Settings(database_url=url))
+    await engine.add_source(app)
+    await engine.open()
+    ended = Ends()
+
+    def on_end(o: Observation) -> None:
+        if isinstance(o, AttemptEnded) and o.outcome == "completed":
+            ended.record(o.run_id)
+
+    engine.bus.subscribe(on_end)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(Worker(engine).run(stop))
+    delays = []
+    try:
+        await _one(engine, ended)  # warm-up: imports, prepared statements, the first claim
+        for _ in range(samples):
+            await asyncio.sleep(IDLE_S)
+            delays.append(await _one(engine, ended))
+    finally:
+        stop.set()
+        await worker
+        await engine.close()
+    return delays
+
+
+class Ends:
+    """When each run's end was committed (the executor's report), and a way to wait for one."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, float] = {}
+        self.changed = asyncio.Event()
+
+    def record(self, run_id: str) -> None:
+        self.at[run_id] = time.perf_counter()
+        self.changed.set()
+
+    async def of(self, run_id: str) -> float:
+        while run_id not in self.at:
+            self.changed.clear()
+            await asyncio.wait_for(self.changed.wait(), 30)
+        return self.at.pop(run_id)
+
+
+async def _one(engine: Engine, ended: Ends) -> float:
+    started = time.perf_counter()
+    [event_id] = await engine.send(outlast.Event(name="bench/go", data={}))
+    [run] = await engine.store.list_runs(_by_event(event_id))
+    return (await ended.of(run.id) - started) * 1000
+
+
+def _by_event(event_id: str) -> Any:
+    from outlast.core.models import RunFilter
+
+    return RunFilter(event_id=event_id, limit=1)
+
+
+def summary(system: str, delays: list[float]) -> dict[str, Any]:
+    ordered = sorted(delays)
+    return {
+        "system": system,
+        "samples": len(ordered),
+        "p50_ms": statistics.median(ordered),
+        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        "max_ms": ordered[-1],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--no-peers", action="store_true")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, tuned_for_service():
+        sqlite = asyncio.run(outlast_latency(fresh_sqlite(f"{tmp}/latency.db"), args.samples))
+        rows.append(summary("outlast, sqlite", sqlite))
+        postgres = asyncio.run(outlast_latency(fresh_database_url(args.url, "outlast_bench_latency"), args.samples))
+        rows.append(summary("outlast, postgresql", postgres))
+        if not args.no_peers:
+            rows += peer_rows(args.samples, args.url, tmp)
+    print(f"one 3-step run from send to its stored end, idle engine, one run at a time, {args.samples} samples\n")
+    print(table(rows, ["system", "samples", "p50_ms", "p99_ms", "max_ms"]))
+
+
+def peer_rows(samples: int, url: str, tmp: str) -> list[dict[str, Any]]:
+    from bench.peers.dbos_peer import dbos_latency
+    from bench.peers.restate_peer import restate_latency
+    from bench.peers.temporal_peer import temporal_latency
+
+    dbos_url = url.rsplit("/", 1)[0] + "/outlast_bench_dbos"
+    return [
+        summary("dbos, sqlite", dbos_latency(samples, workdir=tmp)),
+        summary("dbos, postgresql", dbos_latency(samples, database_url=dbos_url, workdir=tmp)),
+        summary("restate", restate_latency(samples, workdir=tmp)),
+        summary("temporal", temporal_latency(samples, workdir=tmp)),
+    ]
+
+
+if __name__ == "__main__":
+    main()
