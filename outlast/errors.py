@@ -11,6 +11,10 @@
      +-- StoreError               the store could not be reached or refused a write; nothing applied
           +-- StoreDataError      the database refused a value (retrying the same call fails again)
      +-- RerunError               a run cannot be rerun as asked; nothing was written
+     +-- RunNotFoundError         no run has this id
+     +-- RunFailedError           a run awaited with `RunHandle.result` failed (`.error`)
+     +-- RunCancelledError        a run awaited with `RunHandle.result` was cancelled
+     +-- RunSkippedError          a run awaited with `RunHandle.result` was skipped (`.reason`)
 
 Control flow inside a run (suspending at a sleep, ending an attempt) uses exceptions derived
 from ``BaseException`` in ``outlast.core.interrupts`` so that ``except Exception`` in user code
@@ -50,6 +54,37 @@ class StoreDataError(StoreError):
 
 class RerunError(OutlastError):
     """A rerun was refused (unknown run or step, run still active, function gone, bad output)."""
+
+
+class RunNotFoundError(OutlastError):
+    """No run has the id asked for (it never existed, or retention removed it)."""
+
+
+class RunFailedError(OutlastError):
+    """The run ended failed; `error` is its stored error (`name`, `message`, `stack`, ...)."""
+
+    def __init__(self, run_id: str, error: dict[str, object] | None) -> None:
+        error = error or {}
+        super().__init__(f"run {run_id} failed: {error.get('name', 'Error')}: {error.get('message', '')}")
+        self.run_id = run_id
+        self.error = error
+
+
+class RunCancelledError(OutlastError):
+    """The run was cancelled before it ended."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id} was cancelled")
+        self.run_id = run_id
+
+
+class RunSkippedError(OutlastError):
+    """The run never ran (a rate limit, an idempotency key, a paused function: `reason`)."""
+
+    def __init__(self, run_id: str, reason: str | None) -> None:
+        super().__init__(f"run {run_id} was skipped ({reason or 'no reason recorded'})")
+        self.run_id = run_id
+        self.reason = reason
 
 
 class StepUsageError(OutlastError):
