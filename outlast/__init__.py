@@ -3,6 +3,7 @@
 from outlast.client import Outlast
 from outlast.context import Context, SyncContext
 from outlast.errors import (
+    EventValidationError,
     FunctionConfigError,
     InvalidEventError,
     NonRetriableError,
@@ -17,7 +18,7 @@ from outlast.errors import (
     StepUsageError,
     StoreError,
 )
-from outlast.events import Event
+from outlast.events import Event, EventType
 from outlast.function import Function
 from outlast.models import Run, StepRecord
 from outlast.options import (
@@ -42,6 +43,8 @@ __all__ = [
     "Context",
     "Debounce",
     "Event",
+    "EventType",
+    "EventValidationError",
     "Function",
     "FunctionConfigError",
     "InvalidEventError",

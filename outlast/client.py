@@ -10,7 +10,7 @@ from outlast.core.models import Run, RunFilter
 from outlast.core.trace_context import current_trace
 from outlast.errors import FunctionConfigError, OutlastError
 from outlast.events import FUNCTION_FAILED, Event
-from outlast.function import Function, FunctionOptions, build_config
+from outlast.function import Function, FunctionOptions, build_config, event_types
 from outlast.options import TriggerEvent
 from outlast.settings import Settings
 
@@ -53,11 +53,12 @@ class Outlast:
         if id in self.functions:
             raise FunctionConfigError(f"function {id!r}: option 'id': another function of app {self.id!r} has it")
         config = build_config(self.id, id, options)
+        types = event_types(id, options, {k: t for f in self.functions.values() for k, t in f.event_types.items()})
 
         def register(handler: Callable[..., Any]) -> Function:
             if not callable(handler):
                 raise FunctionConfigError(f"function {id!r}: the decorated object is not callable")
-            fn = Function(handler, config)
+            fn = Function(handler, config, event_types=types)
             if on_failure is not None:
                 fn.on_failure = self._failure_function(fn, on_failure)
             self.functions[id] = fn

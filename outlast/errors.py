@@ -5,6 +5,7 @@
      +-- FunctionConfigError      a function definition is invalid (names function and option)
      +-- PayloadTooLargeError     an event, step output or run state is over its size limit
      +-- NonRetriableError        raised by user code: fail the step or run at once
+          +-- EventValidationError  a typed function's event does not follow its model
      +-- RetryAfterError          raised by user code: retry at a given time
      +-- StepError                a step spent its retries; raised inside the function, catchable
      +-- StepUsageError           a step API was misused (nested steps, too many steps, bad args)
@@ -117,3 +118,8 @@ class StepError(OutlastError):
         self.message = message
         self.step_id = step_id
         self.stack = stack
+
+
+class EventValidationError(NonRetriableError):
+    """An event that arrived untyped does not follow the model of the typed trigger it matched:
+    that function's run fails at once (no retry); the message names the field and the event id."""

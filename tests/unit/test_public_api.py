@@ -9,6 +9,8 @@ PUBLIC = [
     "Context",
     "Debounce",
     "Event",
+    "EventType",
+    "EventValidationError",
     "Function",
     "FunctionConfigError",
     "InvalidEventError",

@@ -142,7 +142,7 @@ class LocalAttempt:
 
     def _call_handler(self, fn: LocalFunction) -> Awaitable[Any]:
         run = self.host.run
-        events = [Event.from_record(e) for e in run.events]
+        events = fn.parse_events([Event.from_record(e) for e in run.events])  # EventValidationError: run fails
         logger = ReplayAwareLogger(
             user_log,
             lambda: self.replaying,
