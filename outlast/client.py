@@ -7,6 +7,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from outlast.core.models import Run, RunFilter
+from outlast.core.result_types import result_type
 from outlast.core.trace_context import current_trace
 from outlast.errors import FunctionConfigError, OutlastError
 from outlast.events import FUNCTION_FAILED, Event
@@ -58,6 +59,7 @@ class Outlast:
         def register(handler: Callable[..., Any]) -> Function:
             if not callable(handler):
                 raise FunctionConfigError(f"function {id!r}: the decorated object is not callable")
+            result_type(handler)  # its return annotation, which `step.invoke` returns, must be one Pydantic validates
             fn = Function(handler, config, event_types=types)
             if on_failure is not None:
                 fn.on_failure = self._failure_function(fn, on_failure)

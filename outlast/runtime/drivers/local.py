@@ -46,9 +46,11 @@ from outlast.core.ops import (
     Suspended,
     WaitForEvent,
 )
+from outlast.core.result_types import result_type
 from outlast.core.retry import ErrorInfo
 from outlast.core.sources import LocalFunction
 from outlast.errors import (
+    FunctionConfigError,
     InvalidEventError,
     NonRetriableError,
     PayloadTooLargeError,
@@ -220,6 +222,10 @@ class LocalAttempt:
         """A new step's body and its commit run in one task of their own, in the step's context;
         the handler awaits the step's reply, so giving up on the step does not stop its commit."""
         key = self._key(step_id)
+        try:
+            kind = result_type(fn)
+        except FunctionConfigError as exc:
+            raise StepUsageError(f"step {step_id!r}: {exc}") from None
         entry = self._found(key)
         if entry is None:
             previous = self.host.run.memo.get(key)
@@ -230,7 +236,7 @@ class LocalAttempt:
             task = loop.create_task(self._step(reply, key, step_id, fn, args, kwargs), context=step_context)
             self.inflight.add(task)
             entry = await reply
-        return result_of(entry)
+        return result_of(entry) if kind is None else kind.load(result_of(entry))
 
     async def _step(
         self,
@@ -271,7 +277,8 @@ class LocalAttempt:
             op = StepAttemptFailed(key=key, step_id=step_id, error=error_info(value, self.now_ms()), started_at=started)
         else:
             try:
-                output, text = jsonutil.roundtrip(value)
+                kind = result_type(fn)  # checked by `run` already: built, cached
+                output, text = jsonutil.roundtrip(value if kind is None else kind.dump(value))
                 op = StepRun(
                     key=key, step_id=step_id, output=output, started_at=started, output_bytes=len(text.encode())
                 )
