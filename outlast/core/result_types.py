@@ -11,6 +11,7 @@ absent take the fast path: nothing is converted and Pydantic is never imported.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import types
 import typing
 import weakref
@@ -64,10 +65,7 @@ def result_type(fn: Callable[..., Any]) -> ResultType | None:
 
 def _build(fn: Callable[..., Any]) -> ResultType | None:
     name = getattr(fn, "__qualname__", repr(fn))
-    try:
-        annotation = typing.get_type_hints(fn).get("return")
-    except Exception as exc:  # an annotation naming something that does not exist
-        raise FunctionConfigError(f"{name}: its return annotation cannot be resolved: {exc}") from None
+    annotation = _resolved_return(fn)
     if annotation is None or _plain_json(annotation):
         return None
     from pydantic import TypeAdapter
@@ -83,6 +81,26 @@ def _build(fn: Callable[..., Any]) -> ResultType | None:
             f" {problem}"
         ) from None
     return ResultType(annotation, adapter)
+
+
+class _Return:
+    def __init__(self, annotation: Any) -> None:
+        self.__annotations__ = {"return": annotation}
+
+
+def _resolved_return(fn: Callable[..., Any]) -> Any:
+    """`fn`'s return annotation, a string (`from __future__ import annotations`) resolved in its
+    module and closure; None when it names something neither holds (a name imported inside the
+    enclosing function): such a result is left as JSON, as an unannotated one is."""
+    annotation = fn.__annotations__["return"]
+    if not isinstance(annotation, str):
+        return annotation
+    try:
+        nonlocals = inspect.getclosurevars(fn).nonlocals if inspect.isfunction(fn) else {}
+        hints = typing.get_type_hints(_Return(annotation), getattr(fn, "__globals__", {}), dict(nonlocals))
+    except Exception:  # NameError, or a string that is no type expression
+        return None
+    return hints["return"]
 
 
 def _plain_json(annotation: Any) -> bool:
