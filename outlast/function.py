@@ -10,6 +10,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypedDict
 
+from outlast.core import jsonutil
 from outlast.core.config import (
     DEFAULT_RETRIES,
     BatchRule,
@@ -171,7 +172,7 @@ class _Options:
             if isinstance(item, (str, EventType)):
                 item = TriggerEvent(item)
             if isinstance(item, TriggerEvent):
-                out.append(EventTrigger(event=_event_name(item.event), expression=item.if_))
+                out.append(EventTrigger(event=_event_name(item.event), expression=item.if_, schema=_schema(item.event)))
             elif isinstance(item, TriggerCron):
                 out.append(CronTrigger(cron=item.cron, jitter_ms=self.ms(item.jitter, "trigger.jitter")))
             else:
@@ -252,6 +253,12 @@ class _Options:
     def singleton(self) -> SingletonRule | None:
         s = self.options.get("singleton")
         return None if s is None else SingletonRule(key=s.key, mode=s.mode)
+
+
+def _schema(event: str | EventType[Any]) -> str | None:
+    """A typed trigger's JSON Schema as JSON text (stored with the function, shown by
+    `outlast functions --json` and the dashboard)."""
+    return jsonutil.dumps(event.schema) if isinstance(event, EventType) else None
 
 
 def _event_name(event: str | EventType[Any]) -> str:
