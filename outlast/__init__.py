@@ -3,6 +3,7 @@
 from outlast.client import Outlast
 from outlast.context import Context, SyncContext
 from outlast.errors import (
+    EventValidationError,
     FunctionConfigError,
     InvalidEventError,
     InvalidSignalError,
@@ -10,6 +11,10 @@ from outlast.errors import (
     OutlastError,
     PayloadTooLargeError,
     RetryAfterError,
+    RunCancelledError,
+    RunFailedError,
+    RunNotFoundError,
+    RunSkippedError,
     SignalConflictError,
     StepError,
     StepTimeoutError,
@@ -17,7 +22,7 @@ from outlast.errors import (
     StoreError,
     SubscriptionError,
 )
-from outlast.events import Event
+from outlast.events import Event, EventType
 from outlast.function import Function
 from outlast.models import Run, StepRecord
 from outlast.options import (
@@ -46,6 +51,8 @@ __all__ = [
     "Context",
     "Debounce",
     "Event",
+    "EventType",
+    "EventValidationError",
     "Function",
     "FunctionConfigError",
     "InvalidEventError",
@@ -58,6 +65,10 @@ __all__ = [
     "RateLimit",
     "RetryAfterError",
     "Run",
+    "RunCancelledError",
+    "RunFailedError",
+    "RunNotFoundError",
+    "RunSkippedError",
     "Settings",
     "SignalConflictError",
     "Singleton",

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from outlast.core.events import text_problem
 from outlast.core.models import Run, RunFilter
+from outlast.core.result_types import result_type
 from outlast.core.trace_context import current_trace
 from outlast.errors import FunctionConfigError, OutlastError
 from outlast.events import FUNCTION_FAILED, Event
-from outlast.function import Function, FunctionOptions, build_config
+from outlast.function import Function, FunctionOptions, build_config, event_types
 from outlast.options import TriggerEvent
 from outlast.settings import Settings
 
@@ -20,9 +21,12 @@ if TYPE_CHECKING:
 
     from outlast.runtime.engine import Engine
     from outlast.runtime.realtime import Hub, Subscribing
+    from outlast.runtime.run_results import RunHandle
 
 T = TypeVar("T")
 EventInput = Event | dict[str, Any] | list[Event | dict[str, Any]]
+#: `rerun(output=...)` not given: the step runs again (`runtime.rerun.UNSET`, not imported here)
+_UNSET: Any = object()
 
 
 class Outlast:
@@ -54,11 +58,13 @@ class Outlast:
         if id in self.functions:
             raise FunctionConfigError(f"function {id!r}: option 'id': another function of app {self.id!r} has it")
         config = build_config(self.id, id, options)
+        types = event_types(id, options, {k: t for f in self.functions.values() for k, t in f.event_types.items()})
 
         def register(handler: Callable[..., Any]) -> Function:
             if not callable(handler):
                 raise FunctionConfigError(f"function {id!r}: the decorated object is not callable")
-            fn = Function(handler, config)
+            result_type(handler)  # its return annotation, which `step.invoke` returns, must be one Pydantic validates
+            fn = Function(handler, config, event_types=types)
             if on_failure is not None:
                 fn.on_failure = self._failure_function(fn, on_failure)
             self.functions[id] = fn
@@ -93,20 +99,24 @@ class Outlast:
         return self._engine
 
     def _call(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """Run a coroutine from synchronous code on the client's private event loop."""
+        """Run a coroutine from synchronous code on the client's private event loop, in a thread of
+        its own: so this works from any thread, also one whose event loop is running (a notebook,
+        Playwright's sync API), which waits meanwhile. Only the private loop itself cannot wait."""
         import asyncio  # here, not at the top: `import outlast` stays light
 
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is not None and running is not self._loop:
-            raise OutlastError("this is the blocking API; in async code use the *_async methods (send_async, ...)")
+        if self._loop is not None and asyncio._get_running_loop() is self._loop:
+            raise OutlastError("the blocking API was called on the client's own loop; use the *_async methods there")
+        return asyncio.run_coroutine_threadsafe(make(), self._ensure_loop()).result()
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        """The client's private event loop, started on first use in a daemon thread."""
+        import asyncio
+
         with self._lock:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
                 threading.Thread(target=self._loop.run_forever, name="outlast-client", daemon=True).start()
-        return asyncio.run_coroutine_threadsafe(make(), self._loop).result()
+            return self._loop
 
     # -- events and runs -----------------------------------------------------------------------
 
@@ -217,6 +227,48 @@ class Outlast:
 
     def replay(self, *, function_id: str, status: str = "failed", since: Any = None, until: Any = None) -> int:
         return self._call(lambda: self.replay_async(function_id=function_id, status=status, since=since, until=until))
+
+    # -- run handles and managing runs (API.md, "Managing runs from Python") -------------------
+
+    async def invoke_async(self, function: Function | str, data: dict[str, Any] | None = None) -> RunHandle:
+        """Start a run of one of this app's functions now, with `data` as its event's data."""
+        from outlast.runtime.invoke import invoke_run
+
+        return self.run_handle(await invoke_run(await self.engine_async(), self.id, _function_id(function), data))
+
+    def invoke(self, function: Function | str, data: dict[str, Any] | None = None) -> RunHandle:
+        return self._call(lambda: self.invoke_async(function, data))
+
+    def run_handle(self, run_id: str) -> RunHandle:
+        """A handle on any run of the store (an unknown id fails when the handle reads it)."""
+        from outlast.runtime.run_results import RunHandle
+
+        return RunHandle(run_id, engine=self.engine_async, blocking=self._call)
+
+    async def rerun_async(self, run_id: str, *, from_step: str | None = None, output: Any = _UNSET) -> RunHandle:
+        """As `outlast rerun`: a new run of an ended run's function from its events, keeping the
+        memo before `from_step`, whose output is replaced when `output` is given."""
+        from outlast.runtime.rerun import UNSET, rerun
+
+        engine = await self.engine_async()
+        new_id = await rerun(engine, run_id, from_step=from_step, output=UNSET if output is _UNSET else output)
+        return self.run_handle(new_id)
+
+    def rerun(self, run_id: str, *, from_step: str | None = None, output: Any = _UNSET) -> RunHandle:
+        return self._call(lambda: self.rerun_async(run_id, from_step=from_step, output=output))
+
+    async def cancel_runs_async(
+        self, *, function_id: str, if_: str | None = None, since: Any = None, until: Any = None
+    ) -> int:
+        """Cancel the active runs of a function created between `since` and `until` (datetimes
+        or ms; until defaults to now) whose trigger event matches `if_` (CEL); how many."""
+        from outlast.runtime.bulk_cancel import cancel_runs
+
+        engine = await self.engine_async()
+        return await cancel_runs(engine, app_id=self.id, function_id=function_id, if_=if_, since=since, until=until)
+
+    def cancel_runs(self, *, function_id: str, if_: str | None = None, since: Any = None, until: Any = None) -> int:
+        return self._call(lambda: self.cancel_runs_async(function_id=function_id, if_=if_, since=since, until=until))
 
     async def close_async(self) -> None:
         if self._engine is not None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic
 
 from outlast.core import scope
-from outlast.events import Event
+from outlast.events import D, Event
 
 if TYPE_CHECKING:
     from outlast.step import Step, SyncStep
@@ -47,9 +47,12 @@ class ReplayAwareLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 
 @dataclass
-class _BaseContext:
-    event: Event
-    events: list[Event]
+class _BaseContext(Generic[D]):
+    """`Context[Model]`: `ctx.event.data` (and each of `ctx.events`) is the model of the
+    function's typed trigger (`EventType`); a bare `Context` has dict data."""
+
+    event: Event[D]
+    events: list[Event[D]]
     run_id: str
     function_id: str
     logger: ReplayAwareLogger
@@ -63,14 +66,14 @@ class _BaseContext:
 
 
 @dataclass
-class Context(_BaseContext):
+class Context(_BaseContext[D]):
     """The context of an `async def` handler; its steps are awaited."""
 
     step: Step
 
 
 @dataclass
-class SyncContext(_BaseContext):
+class SyncContext(_BaseContext[D]):
     """The context of a plain `def` handler; its steps block instead of being awaited."""
 
     step: SyncStep

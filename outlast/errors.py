@@ -5,6 +5,7 @@
      +-- FunctionConfigError      a function definition is invalid (names function and option)
      +-- PayloadTooLargeError     an event, step output or run state is over its size limit
      +-- NonRetriableError        raised by user code: fail the step or run at once
+          +-- EventValidationError  a typed function's event does not follow its model
      +-- RetryAfterError          raised by user code: retry at a given time
      +-- StepError                a step spent its retries; raised inside the function, catchable
      +-- StepUsageError           a step API was misused (nested steps, too many steps, bad args)
@@ -15,6 +16,10 @@
      +-- StepTimeoutError         a step attempt ran longer than its StepOptions timeout
      +-- SignalConflictError      another run already waits on the signal's name
      +-- InvalidSignalError       a signal to send was rejected (name, data, hold); nothing changed
+     +-- RunNotFoundError         no run has this id
+     +-- RunFailedError           a run awaited with `RunHandle.result` failed (`.error`)
+     +-- RunCancelledError        a run awaited with `RunHandle.result` was cancelled
+     +-- RunSkippedError          a run awaited with `RunHandle.result` was skipped (`.reason`)
 
 Control flow inside a run (suspending at a sleep, ending an attempt) uses exceptions derived
 from ``BaseException`` in ``outlast.core.interrupts`` so that ``except Exception`` in user code
@@ -60,6 +65,37 @@ class SubscriptionError(OutlastError):
     """A realtime subscription was refused: the message names the bad channel, topic or `since`."""
 
 
+class RunNotFoundError(OutlastError):
+    """No run has the id asked for (it never existed, or retention removed it)."""
+
+
+class RunFailedError(OutlastError):
+    """The run ended failed; `error` is its stored error (`name`, `message`, `stack`, ...)."""
+
+    def __init__(self, run_id: str, error: dict[str, object] | None) -> None:
+        error = error or {}
+        super().__init__(f"run {run_id} failed: {error.get('name', 'Error')}: {error.get('message', '')}")
+        self.run_id = run_id
+        self.error = error
+
+
+class RunCancelledError(OutlastError):
+    """The run was cancelled before it ended."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id} was cancelled")
+        self.run_id = run_id
+
+
+class RunSkippedError(OutlastError):
+    """The run never ran (a rate limit, an idempotency key, a paused function: `reason`)."""
+
+    def __init__(self, run_id: str, reason: str | None) -> None:
+        super().__init__(f"run {run_id} was skipped ({reason or 'no reason recorded'})")
+        self.run_id = run_id
+        self.reason = reason
+
+
 class StepUsageError(OutlastError):
     """A step method was used in a way that can never work (nested step, step limit)."""
 
@@ -102,3 +138,8 @@ class SignalConflictError(OutlastError):
 
 class InvalidSignalError(OutlastError):
     """A signal to send is malformed (its name, data or hold); the message names the field."""
+
+
+class EventValidationError(NonRetriableError):
+    """An event that arrived untyped does not follow the model of the typed trigger it matched:
+    that function's run fails at once (no retry); the message names the field and the event id."""

@@ -10,6 +10,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypedDict
 
+from outlast.core import jsonutil
 from outlast.core.config import (
     DEFAULT_RETRIES,
     BatchRule,
@@ -29,6 +30,7 @@ from outlast.core.durations import to_ms
 from outlast.core.expressions import ExpressionError, match_to_expression
 from outlast.core.retry import BackoffRule, backoff_rule
 from outlast.errors import FunctionConfigError
+from outlast.events import Event, EventType
 from outlast.options import (
     Backoff,
     Batch,
@@ -44,18 +46,34 @@ from outlast.options import (
     TriggerEvent,
 )
 
-Trigger = str | TriggerEvent | TriggerCron
+Trigger = str | EventType[Any] | TriggerEvent | TriggerCron
 Handler = Callable[..., Any]
 
 
 class Function:
     """A registered function. Only the engine calls it; pass it to `step.invoke`."""
 
-    def __init__(self, handler: Handler, config: FunctionConfig) -> None:
+    def __init__(
+        self, handler: Handler, config: FunctionConfig, *, event_types: dict[str, EventType[Any]] | None = None
+    ) -> None:
         self.handler = handler
         self.config = config
         self.is_async = inspect.iscoroutinefunction(handler)
         self.on_failure: Function | None = None
+        #: the typed triggers' event types, by event name
+        self.event_types = event_types or {}
+
+    def parse_events(self, events: list[Event]) -> list[Event]:
+        """The run's events with the data of typed ones as their models; EventValidationError
+        (the run fails at once) naming the field and the event id of the first that does not fit."""
+        if not self.event_types:
+            return events
+        return [
+            e
+            if (kind := self.event_types.get(e.name)) is None
+            else Event(name=e.name, data=kind.parse(e.data, event_id=e.id), id=e.id, ts=e.ts, user=e.user)
+            for e in events
+        ]
 
     @property
     def id(self) -> str:
@@ -155,10 +173,10 @@ class _Options:
         items = trigger if isinstance(trigger, list) else [] if trigger is None else [trigger]
         out: list[ConfigTrigger] = []
         for item in items:
-            if isinstance(item, str):
+            if isinstance(item, (str, EventType)):
                 item = TriggerEvent(item)
             if isinstance(item, TriggerEvent):
-                out.append(EventTrigger(event=item.event, expression=item.if_))
+                out.append(EventTrigger(event=_event_name(item.event), expression=item.if_, schema=_schema(item.event)))
             elif isinstance(item, TriggerCron):
                 out.append(CronTrigger(cron=item.cron, jitter_ms=self.ms(item.jitter, "trigger.jitter")))
             else:
@@ -182,7 +200,7 @@ class _Options:
                 parts.append(f"({rule.if_})")
             out.append(
                 CancelRule(
-                    event=rule.event,
+                    event=_event_name(rule.event),
                     expression=" && ".join(parts) or None,
                     timeout_ms=self.ms(rule.timeout, "cancel.timeout"),
                 )
@@ -249,6 +267,36 @@ class _Options:
             raise self.fail("backoff", str(exc)) from None
 
 
+def _schema(event: str | EventType[Any]) -> str | None:
+    """A typed trigger's JSON Schema as JSON text (stored with the function, shown by
+    `outlast functions --json` and the dashboard)."""
+    return jsonutil.dumps(event.schema) if isinstance(event, EventType) else None
+
+
+def _event_name(event: str | EventType[Any]) -> str:
+    return event.name if isinstance(event, EventType) else event
+
+
+def event_types(fn_id: str, options: FunctionOptions, known: dict[str, EventType[Any]]) -> dict[str, EventType[Any]]:
+    """The event types of a function's typed triggers, by name. FunctionConfigError when two of
+    them, or one of them and one in `known` (the app's other functions'), give one name two models."""
+    trigger = options.get("trigger")
+    items = trigger if isinstance(trigger, list) else [] if trigger is None else [trigger]
+    found: dict[str, EventType[Any]] = {}
+    for item in items:
+        kind = item.event if isinstance(item, TriggerEvent) else item
+        if not isinstance(kind, EventType):
+            continue
+        other = found.get(kind.name) or known.get(kind.name)
+        if other is not None and other.model is not kind.model:
+            raise FunctionConfigError(
+                f"function {fn_id!r}: option 'trigger': event {kind.name!r} is typed with two models, "
+                f"{other.model.__name__} and {kind.model.__name__}"
+            )
+        found[kind.name] = kind
+    return found
+
+
 def build_config(app_id: str, id: str, options: FunctionOptions, *, failure_of: str | None = None) -> FunctionConfig:
     """Translate and validate options; raise FunctionConfigError naming the function and option
     (TypeError for an option that does not exist). `failure_of` marks an on-failure handler."""
@@ -281,4 +329,4 @@ def build_config(app_id: str, id: str, options: FunctionOptions, *, failure_of: 
     )
 
 
-__all__ = ["Function", "FunctionOptions", "build_config"]
+__all__ = ["Function", "FunctionOptions", "build_config", "event_types"]

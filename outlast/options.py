@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from outlast.core.durations import Duration
+from outlast.events import EventType
 
 
 @dataclass(frozen=True)
 class TriggerEvent:
-    event: str
+    event: str | EventType[Any]
     if_: str | None = None
 
 
@@ -64,7 +65,7 @@ class Priority:
 
 @dataclass(frozen=True)
 class Cancel:
-    event: str
+    event: str | EventType[Any]
     match: str | None = None
     if_: str | None = None
     timeout: Duration | None = None

@@ -16,6 +16,7 @@ from outlast.core.durations import Duration, to_ms
 from outlast.core.expressions import EVENT_AND_ASYNC, ExpressionError, compile_expression, match_to_expression
 from outlast.core.ops import MAX_SLEEP_MS, lookback_problem, many_problem, wait_problem
 from outlast.core.realtime import channel_problem, topic_problem
+from outlast.core.result_types import result_type
 from outlast.core.retry import StepPolicy, backoff_rule
 from outlast.core.signals import ON_CONFLICT, signal_problem
 from outlast.core.step_host import StepHost
@@ -136,7 +137,9 @@ class Step:
         if data is not None and not isinstance(data, dict):
             raise StepUsageError(f"step {step_id!r}: invoke data must be a dict, got {type(data).__name__}")
         expires = None if timeout is None else self._host.now_ms() + _ms(step_id, timeout, what="timeout")
-        return await self._host.invoke(step_id, function_slug=slug, data=data or {}, expires_at=expires)
+        output = await self._host.invoke(step_id, function_slug=slug, data=data or {}, expires_at=expires)
+        kind = result_type(function.handler)  # checked when `function` was defined
+        return output if kind is None else kind.load(output)
 
     async def publish(self, step_id: str, *, channel: str, topic: str, data: Any = None) -> None:
         """Publish a realtime message on `channel` once for this run, in step order (a step: a

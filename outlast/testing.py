@@ -20,9 +20,13 @@ from outlast.core.clock import VirtualClock
 from outlast.core.durations import Duration, to_ms
 from outlast.core.models import Run, RunFilter
 from outlast.function import Function
+from outlast.runtime.bulk_cancel import cancel_runs
 from outlast.runtime.engine import Engine
+from outlast.runtime.invoke import invoke_run
 from outlast.runtime.realtime import Subscribing
 from outlast.runtime.replay import replay
+from outlast.runtime.rerun import UNSET, rerun
+from outlast.runtime.run_results import RunHandle
 from outlast.runtime.worker import Worker
 
 if TYPE_CHECKING:
@@ -118,6 +122,28 @@ class TestEngine:
         return await replay(
             self.engine, app_id=self.app.id, function_id=function_id, status=status, since=since, until=until
         )
+
+    # -- as the client's (API.md, "Managing runs from Python"), on the virtual clock ------------
+
+    def run_handle(self, run_id: str) -> RunHandle:
+        """A handle on a run: `await h.result_async()` once `run_until_idle` has run it."""
+        return RunHandle(run_id, engine=self._engine, blocking=_wait_for)
+
+    async def invoke(self, function: Function | str, data: dict[str, Any] | None = None) -> RunHandle:
+        return self.run_handle(await invoke_run(self.engine, self.app.id, _function_id(function), data))
+
+    async def rerun(self, run_id: str, *, from_step: str | None = None, output: Any = UNSET) -> RunHandle:
+        return self.run_handle(await rerun(self.engine, run_id, from_step=from_step, output=output))
+
+    async def cancel_runs(
+        self, *, function_id: str, if_: str | None = None, since: Any = None, until: Any = None
+    ) -> int:
+        return await cancel_runs(
+            self.engine, app_id=self.app.id, function_id=function_id, if_=if_, since=since, until=until
+        )
+
+    async def _engine(self) -> Engine:
+        return self.engine
 
 
 def _wait_for(read: Callable[[], Coroutine[Any, Any, T]]) -> T:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from outlast.core import jsonutil
 from outlast.core.retry import BackoffRule
 
 MAX_TRIGGERS = 10
@@ -37,6 +38,11 @@ NOT_WITH_BATCH = ("cancel", "debounce", "singleton", "priority", "idempotency")
 class EventTrigger:
     event: str
     expression: str | None = None
+    #: a typed trigger's JSON Schema of the event's data, as JSON text (kept hashable)
+    schema: str | None = None
+
+    def data_schema(self) -> dict[str, Any] | None:
+        return None if self.schema is None else jsonutil.loads(self.schema)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -234,14 +240,18 @@ def _json(value: Any) -> dict[str, Any] | None:
 
 def _trigger_json(t: Trigger) -> dict[str, Any]:
     if isinstance(t, EventTrigger):
-        return {"event": t.event, "if": t.expression}
+        typed = {} if t.schema is None else {"schema": t.data_schema()}
+        return {"event": t.event, "if": t.expression, **typed}
     return {"cron": t.cron, "jitter_ms": t.jitter_ms}
 
 
 def _trigger_from_json(raw: dict[str, Any]) -> Trigger:
     if "cron" in raw:
         return CronTrigger(cron=raw["cron"], jitter_ms=raw.get("jitter_ms"))
-    return EventTrigger(event=raw["event"], expression=raw.get("if"))
+    schema = raw.get("schema")
+    return EventTrigger(
+        event=raw["event"], expression=raw.get("if"), schema=None if schema is None else jsonutil.dumps(schema)
+    )
 
 
 def _cancel_from_json(raw: dict[str, Any]) -> CancelRule:

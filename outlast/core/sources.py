@@ -20,6 +20,10 @@ class LocalFunction(Protocol):
     @property
     def is_async(self) -> bool: ...
 
+    def parse_events(self, events: list[Any]) -> list[Any]:
+        """The run's events as the handler sees them (typed events' data as their models)."""
+        ...
+
 
 class FunctionSource(Protocol):
     """An app of local functions (`outlast.Outlast`)."""

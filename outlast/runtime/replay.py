@@ -34,8 +34,8 @@ async def replay(
                 app_id=app_id,
                 function_id=function_id,
                 status=status,
-                since=_ms(since, "since"),
-                until=_ms(until, "until"),
+                since=epoch_ms(since, "since"),
+                until=epoch_ms(until, "until"),
                 before=cursor,
                 limit=PAGE,
             )
@@ -48,7 +48,8 @@ async def replay(
         cursor = page[-1].id
 
 
-def _ms(value: Time, option: str) -> int | None:
+def epoch_ms(value: Time, option: str) -> int | None:
+    """A time bound given as a datetime or epoch milliseconds (None: unbounded), as ms."""
     if value is None:
         return None
     if isinstance(value, datetime):

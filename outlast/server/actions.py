@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from outlast.core import jsonutil
-from outlast.core.events import FUNCTION_INVOKED
-from outlast.errors import OutlastError
+from outlast.errors import OutlastError, StoreError
 from outlast.runtime.engine import Engine
+from outlast.runtime.invoke import invoke as start_invoke
 from outlast.runtime.rerun import UNSET, rerun
 
 
@@ -44,16 +44,10 @@ async def send_event(engine: Engine, payload: Any, *, trace: dict[str, str] | No
 async def invoke(
     engine: Engine, app_id: str, function_id: str, data: Any, *, trace: dict[str, str] | None = None
 ) -> str:
-    """Start a run of the function with `data` as its event's data (Inngest's invoke event), sent
-    through the engine's one send path like every other event."""
-    config = engine.function(app_id, function_id)
-    if config is None:
-        await engine.refresh_registry(force=True)
-        config = engine.function(app_id, function_id)
-    if config is None:
-        raise ActionError(f"no function {function_id!r} in app {app_id!r}")
-    if not isinstance(data, dict):
-        raise ActionError(f"data: expected a JSON object, got {type(data).__name__}")
-    event = {"name": FUNCTION_INVOKED, "data": {**data, "_inngest": {"fn_id": config.slug}}}
-    [event_id] = await engine.send(event, trace=trace, allow_system=True)
-    return event_id
+    """Start a run of the function with `data` as its event's data (`runtime.invoke`)."""
+    try:
+        return await start_invoke(engine, app_id, function_id, data, trace=trace)
+    except OutlastError as exc:
+        if isinstance(exc, StoreError):
+            raise
+        raise ActionError(str(exc)) from None

@@ -1,31 +1,20 @@
-"""Bulk cancellation, `POST /v1/cancellations` in Inngest's shape: cancel the active runs of one
-function created in a time window, optionally only those whose trigger event matches an `if`
-expression (CEL, with `event` bound to the run's first trigger event).
-
-Each run is cancelled in its own transaction (it ends cancelled with its waits, items and
-system events, or is left as it was). A request cancels at most `MAX_RUNS_PER_REQUEST` runs and
-reads at most `MAX_SCANNED_PER_REQUEST` candidates, in pages, so its work is bounded. Inngest
-runs bulk cancellations in the background; here the request returns when they are done, with
-how many runs were cancelled and whether more may remain (repeat the request to continue: runs
-already cancelled are not active any more).
+"""Bulk cancellation, `POST /v1/cancellations` in Inngest's shape: the request parsed and the
+answer shaped here; the cancelling itself (`runtime.bulk_cancel`) is the one `app.cancel_runs`
+runs too. Inngest runs bulk cancellations in the background; here the request returns when they
+are done, with how many runs were cancelled and whether more may remain (repeat the request to
+continue: runs already cancelled are not active any more).
 """
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
 from typing import Any
 
-from outlast.core.expressions import EVENT, Expression, ExpressionError, compile_expression
-from outlast.core.ids import new_ulid
+from outlast.core.expressions import EVENT, ExpressionError, compile_expression
 from outlast.core.registry import CompiledFunction
+from outlast.runtime.bulk_cancel import BulkCancellation, cancel_matching
 from outlast.runtime.engine import Engine
 from outlast.server.inngest_shapes import NIL_UUID, app_uuid, function_uuid, iso, parse_time
 
-MAX_RUNS_PER_REQUEST = 10_000
-#: active runs of the window a request looks at, matching its `if` or not
-MAX_SCANNED_PER_REQUEST = 100_000
-PAGE_SIZE = 500
 #: Inngest accepts a `started_before` up to this far in the future (clock skew)
 FUTURE_SLACK_MS = 5_000
 
@@ -36,14 +25,6 @@ class CancellationError(ValueError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BulkCancellation:
-    function: CompiledFunction
-    started_after: int | None
-    started_before: int
-    condition: Expression | None
 
 
 def parse_request(body: Any, engine: Engine, now_ms: int) -> BulkCancellation:
@@ -96,39 +77,10 @@ def _find_function(engine: Engine, app_id: str, function_id: str) -> CompiledFun
 async def cancel_runs(engine: Engine, request: BulkCancellation, now_ms: int) -> dict[str, Any]:
     """Cancel the matching runs; the answer is Inngest's `cqrs.Cancellation` plus `cancelled`
     (how many runs this request cancelled) and `has_more` (whether the limit stopped it)."""
-    cancellation_id = new_ulid(now_ms)
-    reason = f"cancelled by bulk cancellation {cancellation_id}"
+    done = await cancel_matching(engine, request, now_ms)
     fn = request.function
-    cancelled, scanned, after, has_more = 0, 0, None, False
-    while not has_more:
-        page = await engine.reads.active_runs_with_triggers(
-            app_id=fn.app_id,
-            function_id=fn.id,
-            since=request.started_after,
-            until=request.started_before,
-            after=after,
-            limit=PAGE_SIZE,
-        )
-        matching = [
-            run_id
-            for run_id, trigger in page
-            if request.condition is None
-            or request.condition.matches({"event": trigger.to_dict() if trigger is not None else {}})
-        ]
-        room = MAX_RUNS_PER_REQUEST - cancelled
-        has_more = len(matching) > room
-        after = matching[room - 1] if has_more else (page[-1][0] if page else after)
-        # one transaction per run, issued together so the store can group-commit them
-        done = await asyncio.gather(*(engine.store.cancel_run(run_id, now_ms, reason) for run_id in matching[:room]))
-        cancelled += sum(done)
-        scanned += len(page)
-        if len(page) < PAGE_SIZE:
-            break
-        has_more = has_more or scanned >= MAX_SCANNED_PER_REQUEST
-    if cancelled:
-        engine.wake()
     return {
-        "id": cancellation_id,
+        "id": done.id,
         "created_at": iso(now_ms),
         "name": None,
         "account_id": NIL_UUID,
@@ -142,6 +94,6 @@ async def cancel_runs(engine: Engine, request: BulkCancellation, now_ms: int) ->
         "kind": "bulk_run",
         "cause": "API",
         "queue_name": None,
-        "cancelled": cancelled,
-        "has_more": has_more,
+        "cancelled": done.cancelled,
+        "has_more": done.has_more,
     }

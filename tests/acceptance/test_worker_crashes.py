@@ -25,7 +25,7 @@ from tests.conftest import PG_URL
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_worker(db_url: str, **settings: str) -> subprocess.Popen[bytes]:
+def start_worker(db_url: str, app: str = "tests.apps.crashers:app", **settings: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "OUTLAST_DATABASE_URL": db_url,
@@ -36,7 +36,7 @@ def start_worker(db_url: str, **settings: str) -> subprocess.Popen[bytes]:
         **{f"OUTLAST_{k.upper()}": v for k, v in settings.items()},
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "outlast.cli", "worker", "tests.apps.crashers:app"],
+        [sys.executable, "-m", "outlast.cli", "worker", app],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -143,3 +143,33 @@ def test_system_exit_and_keyboard_interrupt_in_a_step_are_the_steps_error(
             time.sleep(0.1)
     finally:
         stop(worker)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_worker_killed_mid_run_leaves_the_same_typed_step_values_to_the_next(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.apps.typed_crash import app
+
+    if backend == "postgres" and not PG_URL:
+        pytest.skip("OUTLAST_TEST_POSTGRES_URL is not set")
+    from tests.conftest import pg_database
+
+    url = pg_database() if backend == "postgres" else f"sqlite:///{tmp_path}/typed.db"
+    effects = tmp_path / "effects"
+    monkeypatch.setenv("OUTLAST_TEST_EFFECTS", str(effects))
+    sender = outlast.Outlast(app.id, database_url=url)
+    sender.functions = app.functions
+    first = start_worker(url, "tests.apps.typed_crash:app")
+    try:
+        handle = sender.invoke("typed", {"id": "u1"})
+        assert first.wait(60) == 3  # it died in `die-once`, after `make` committed
+        second = start_worker(url, "tests.apps.typed_crash:app")
+        try:
+            assert handle.result(timeout=60) == {"type": "User", "id": "u1", "joined": "datetime"}
+        finally:
+            stop(second)
+    finally:
+        stop(first)
+        sender.close()
+    assert effects.read_text() == "make\n"  # replayed from the memo, not run again

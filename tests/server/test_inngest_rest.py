@@ -14,7 +14,7 @@ import pytest
 
 from outlast.core.models import EventFilter, RunFilter
 from outlast.errors import StoreError
-from outlast.server import inngest_cancel
+from outlast.runtime import bulk_cancel
 from outlast.server.inngest_shapes import iso
 from outlast.storage import open_store
 from outlast.storage.base import Store
@@ -198,8 +198,8 @@ async def test_bulk_cancellation_by_function_time_window_and_expression(served: 
 
 
 async def test_bulk_cancellation_is_bounded_per_request(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(inngest_cancel, "MAX_RUNS_PER_REQUEST", 3)
-    monkeypatch.setattr(inngest_cancel, "PAGE_SIZE", 2)
+    monkeypatch.setattr(bulk_cancel, "MAX_RUNS_PER_CALL", 3)
+    monkeypatch.setattr(bulk_cancel, "PAGE_SIZE", 2)
     await served.send(*[{"name": "shop/wait", "data": {"id": n}} for n in range(5)])
     await served.t.run_until_idle()
     body = {"app_id": "shop", "function_id": "waiter", "started_before": iso(served.t.now_ms() + 1)}

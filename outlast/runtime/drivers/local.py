@@ -49,9 +49,11 @@ from outlast.core.ops import (
     WaitForMany,
     WaitForSignal,
 )
+from outlast.core.result_types import result_type
 from outlast.core.retry import ErrorInfo, StepPolicy
 from outlast.core.sources import LocalFunction
 from outlast.errors import (
+    FunctionConfigError,
     InvalidEventError,
     NonRetriableError,
     PayloadTooLargeError,
@@ -149,7 +151,7 @@ class LocalAttempt:
 
     def _call_handler(self, fn: LocalFunction) -> Awaitable[Any]:
         run = self.host.run
-        events = [Event.from_record(e) for e in run.events]
+        events = fn.parse_events([Event.from_record(e) for e in run.events])  # EventValidationError: run fails
         logger = ReplayAwareLogger(
             user_log,
             lambda: self.replaying,
@@ -234,6 +236,10 @@ class LocalAttempt:
         """A new step's body and its commit run in one task of their own, in the step's context;
         the handler awaits the step's reply, so giving up on the step does not stop its commit."""
         key = self._key(step_id)
+        try:
+            kind = result_type(fn)
+        except FunctionConfigError as exc:
+            raise StepUsageError(f"step {step_id!r}: {exc}") from None
         entry = self._found(key)
         if entry is None and await self.host.paused():
             raise StepSuspended()  # the function is paused: no new step body until it is resumed
@@ -247,7 +253,7 @@ class LocalAttempt:
             task = loop.create_task(self._step(reply, key, step_id, call), context=step_context)
             self.inflight.add(task)
             entry = await reply
-        return result_of(entry)
+        return result_of(entry) if kind is None else kind.load(result_of(entry))
 
     async def _step(
         self,
@@ -293,7 +299,8 @@ class LocalAttempt:
             )
         else:
             try:
-                output, text = jsonutil.roundtrip(value)
+                kind = result_type(fn)  # checked by `run` already: built, cached
+                output, text = jsonutil.roundtrip(value if kind is None else kind.dump(value))
                 op = StepRun(
                     key=key,
                     step_id=step_id,

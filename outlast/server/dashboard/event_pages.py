@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from outlast.core import jsonutil
 from outlast.core.models import EventFilter
+from outlast.core.schema_example import example_from_schema, typed_trigger_schema
 from outlast.core.trace_context import trace_headers
 from outlast.errors import OutlastError
 from outlast.runtime.engine import Engine
@@ -89,6 +90,10 @@ async def _send_form(
         found = await engine.reads.get_events([resend])
         if found:
             name, text = found[0].name, text or jsonutil.dumps(found[0].data)
+    if text is None and not templates and name:  # a typed trigger's event never sent yet: its example
+        configs = [f.config for fns in engine.registry.apps().values() for f in fns]
+        schema = typed_trigger_schema(configs, name)
+        text = None if schema is None else jsonutil.dumps(example_from_schema(schema))
     if text is None:
         text = jsonutil.dumps(templates[0]) if templates else "{}"
     return {
