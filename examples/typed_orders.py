@@ -23,7 +23,13 @@ class OrderCreated(BaseModel):
     total: float
 
 
+class OrderPaid(BaseModel):
+    order_id: str
+    amount: float
+
+
 order_created = EventType("shop/order.created", OrderCreated)
+order_paid = EventType("shop/order.paid", OrderPaid)
 
 
 def fetch_user(user_id: str) -> dict[str, str]:
@@ -39,6 +45,12 @@ async def process_order(ctx: Context[OrderCreated]) -> dict[str, Any]:
     await ctx.step.sleep("wait-before-receipt", "2s")
     await ctx.step.run("email-receipt", lambda: f"sent receipt to {user['email']}")
     return {"status": "confirmed", "charged": charged}
+
+
+@app.function(id="await-payment", trigger=order_created)
+async def await_payment(ctx: Context[OrderCreated]) -> float | None:
+    paid = await ctx.step.wait_for_event("paid", event=order_paid, match="data.order_id", timeout="1d")
+    return None if paid is None else paid.data.amount  # an OrderPaid, checked by mypy like ctx.event.data
 
 
 if __name__ == "__main__":  # run as a script (not imported by `outlast dev`): queue a few orders

@@ -60,7 +60,7 @@ class Event(Generic[D]):
 class EventType(Generic[M]):
     """An event name with the model its data follows: `EventType("shop/order.created", OrderCreated)`.
 
-    Use it as a trigger (alone, in `TriggerEvent`, in a list) or in a cancel rule; `create(...)`
+    Use it as a trigger (alone, in `TriggerEvent`, in a list), in a wait or in a cancel rule; `create(...)`
     makes a validated `Event` to send. `model` is a Pydantic model, or any type Pydantic
     validates into a JSON object (a dataclass, a TypedDict)."""
 
@@ -94,6 +94,13 @@ class EventType(Generic[M]):
         value = self.parse(fields if data is None else data, error=InvalidEventError, event_id=id)
         return Event(name=self.name, data=self._adapter.dump_python(value, mode="json"), id=id, ts=ts)
 
+    def typed(self, event: Event) -> Event[M]:
+        """`event` (a typed function's trigger, or a wait's match) with its data as the model;
+        EventValidationError naming the field and the event id when it does not validate."""
+        return Event(
+            name=event.name, data=self.parse(event.data, event_id=event.id), id=event.id, ts=event.ts, user=event.user
+        )
+
     def parse(self, data: Any, *, error: type[Exception] = EventValidationError, event_id: str | None = None) -> M:
         """`data` as the model; `error` (EventValidationError by default) naming the field and the
         event id when it does not validate."""
@@ -106,6 +113,11 @@ class EventType(Generic[M]):
             where = ".".join(str(part) for part in ("data", *first["loc"]))
             of = f"event {self.name!r}" + (f" {event_id}" if event_id else "")
             raise error(f"{of}: {where}: {first['msg']} (model {_name(self.model)})") from None
+
+
+def event_name(event: str | EventType[Any]) -> str:
+    """The name of a trigger's, wait's or cancel rule's event, given as a string or an `EventType`."""
+    return event.name if isinstance(event, EventType) else event
 
 
 def _unjsonable_field(model: Any) -> str | None:

@@ -30,7 +30,7 @@ from outlast.core.durations import to_ms
 from outlast.core.expressions import ExpressionError, match_to_expression
 from outlast.core.retry import BackoffRule, backoff_rule
 from outlast.errors import FunctionConfigError
-from outlast.events import Event, EventType
+from outlast.events import Event, EventType, event_name
 from outlast.options import (
     Backoff,
     Batch,
@@ -68,12 +68,7 @@ class Function:
         (the run fails at once) naming the field and the event id of the first that does not fit."""
         if not self.event_types:
             return events
-        return [
-            e
-            if (kind := self.event_types.get(e.name)) is None
-            else Event(name=e.name, data=kind.parse(e.data, event_id=e.id), id=e.id, ts=e.ts, user=e.user)
-            for e in events
-        ]
+        return [e if (kind := self.event_types.get(e.name)) is None else kind.typed(e) for e in events]
 
     @property
     def id(self) -> str:
@@ -176,7 +171,7 @@ class _Options:
             if isinstance(item, (str, EventType)):
                 item = TriggerEvent(item)
             if isinstance(item, TriggerEvent):
-                out.append(EventTrigger(event=_event_name(item.event), expression=item.if_, schema=_schema(item.event)))
+                out.append(EventTrigger(event=event_name(item.event), expression=item.if_, schema=_schema(item.event)))
             elif isinstance(item, TriggerCron):
                 out.append(CronTrigger(cron=item.cron, jitter_ms=self.ms(item.jitter, "trigger.jitter")))
             else:
@@ -200,7 +195,7 @@ class _Options:
                 parts.append(f"({rule.if_})")
             out.append(
                 CancelRule(
-                    event=_event_name(rule.event),
+                    event=event_name(rule.event),
                     expression=" && ".join(parts) or None,
                     timeout_ms=self.ms(rule.timeout, "cancel.timeout"),
                 )
@@ -271,10 +266,6 @@ def _schema(event: str | EventType[Any]) -> str | None:
     """A typed trigger's JSON Schema as JSON text (stored with the function, shown by
     `outlast functions --json` and the dashboard)."""
     return jsonutil.dumps(event.schema) if isinstance(event, EventType) else None
-
-
-def _event_name(event: str | EventType[Any]) -> str:
-    return event.name if isinstance(event, EventType) else event
 
 
 def event_types(fn_id: str, options: FunctionOptions, known: dict[str, EventType[Any]]) -> dict[str, EventType[Any]]:

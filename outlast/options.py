@@ -85,10 +85,10 @@ class Singleton:
 
 @dataclass(frozen=True)
 class WaitFor:
-    """One wait of `step.wait_for_any` / `step.wait_for_all`: an event name, and `match` or `if_`
-    as in `step.wait_for_event`."""
+    """One wait of `step.wait_for_any` / `step.wait_for_all`: an event name or `EventType` (its
+    match then comes back typed), and `match` or `if_` as in `step.wait_for_event`."""
 
-    event: str
+    event: str | EventType[Any]
     match: str | None = None
     if_: str | None = None
 

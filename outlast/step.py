@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from outlast.core import jsonutil, scope
 from outlast.core.durations import Duration, to_ms
@@ -21,10 +21,11 @@ from outlast.core.retry import StepPolicy, backoff_rule
 from outlast.core.signals import ON_CONFLICT, signal_problem
 from outlast.core.step_host import StepHost
 from outlast.errors import StepUsageError
-from outlast.events import Event
+from outlast.events import Event, EventType, event_name
 from outlast.options import Backoff, StepOptions, WaitFor
 
 T = TypeVar("T")
+M = TypeVar("M")
 EventsInput = Event | dict[str, Any] | list[Event | dict[str, Any]]
 
 
@@ -53,6 +54,19 @@ class Step:
             raise StepUsageError(f"step {step_id!r}: cannot sleep longer than one year")
         await self._host.sleep_until(step_id, at)
 
+    @overload
+    async def wait_for_event(
+        self,
+        step_id: str,
+        *,
+        event: EventType[M],
+        timeout: Duration | None = None,
+        match: str | None = None,
+        if_: str | None = None,
+        lookback: Duration | None = None,
+    ) -> Event[M] | None: ...
+
+    @overload
     async def wait_for_event(
         self,
         step_id: str,
@@ -62,35 +76,51 @@ class Step:
         match: str | None = None,
         if_: str | None = None,
         lookback: Duration | None = None,
-    ) -> Event | None:
+    ) -> Event | None: ...
+
+    async def wait_for_event(
+        self,
+        step_id: str,
+        *,
+        event: str | EventType[Any],
+        timeout: Duration | None = None,
+        match: str | None = None,
+        if_: str | None = None,
+        lookback: Duration | None = None,
+    ) -> Event[Any] | None:
         """The first matching event that arrives after this wait is stored, or None on timeout.
         With `lookback` (at most 7 days), the earliest matching event received that long before
-        the wait began, and not returned by an earlier wait of this run, resolves it at once."""
+        the wait began, and not returned by an earlier wait of this run, resolves it at once.
+        With an `EventType`, its data is the model (EventValidationError if it does not fit)."""
         if timeout is None:
             raise StepUsageError(f"step {step_id!r}: wait_for_event needs a timeout")
-        expression = _wait_expression(step_id, event, match, if_)
+        name = event_name(event)
+        expression = _wait_expression(step_id, name, match, if_)
         expires = self._host.now_ms() + _ms(step_id, timeout, what="timeout")
         lookback_ms = _lookback_ms(step_id, lookback)
         found = await self._host.wait_for_event(
-            step_id, event=event, expression=expression, expires_at=expires, lookback_ms=lookback_ms
+            step_id, event=name, expression=expression, expires_at=expires, lookback_ms=lookback_ms
         )
-        return None if found is None else Event.from_dict(found)
+        return _received(event, found)
 
     async def wait_for_any(
         self, step_id: str, waits: list[WaitFor], *, timeout: Duration | None = None, lookback: Duration | None = None
-    ) -> Event | None:
+    ) -> Event[Any] | None:
         """The first event matching any of `waits` (up to 10), or None on timeout; the other
-        waits end with it."""
+        waits end with it. Its data is the model when its wait names an `EventType`."""
         found = await self._wait_many(step_id, "any", waits, timeout, lookback)
-        return None if found is None else Event.from_dict(found)
+        if found is None:
+            return None
+        kinds = [w.event for w in waits if isinstance(w.event, EventType) and w.event.name == found["name"]]
+        return _received(kinds[0] if kinds else found["name"], found)
 
     async def wait_for_all(
         self, step_id: str, waits: list[WaitFor], *, timeout: Duration | None = None, lookback: Duration | None = None
-    ) -> list[Event | None]:
+    ) -> list[Event[Any] | None]:
         """The first event matching each of `waits` (up to 10), in their order; at the timeout,
-        None stands for those that did not come."""
+        None stands for those that did not come. Data is the model where a wait names an `EventType`."""
         found = await self._wait_many(step_id, "all", waits, timeout, lookback)
-        return [None if e is None else Event.from_dict(e) for e in found or [None] * len(waits)]
+        return [_received(w.event, e) for w, e in zip(waits, found or [None] * len(waits), strict=True)]
 
     async def _wait_many(
         self, step_id: str, mode: str, waits: Any, timeout: Duration | None, lookback: Duration | None
@@ -101,7 +131,10 @@ class Step:
             raise StepUsageError(f"step {step_id!r}: waits: expected a list of outlast.WaitFor")
         if (problem := many_problem(mode, len(waits))) is not None:
             raise StepUsageError(f"step {step_id!r}: {problem}")
-        parts = tuple((w.event, _wait_expression(step_id, w.event, w.match, w.if_)) for w in waits)
+        names = [event_name(w.event) for w in waits]
+        parts = tuple(
+            (name, _wait_expression(step_id, name, w.match, w.if_)) for name, w in zip(names, waits, strict=True)
+        )
         expires = self._host.now_ms() + _ms(step_id, timeout, what="timeout")
         return await self._host.wait_for_many(
             step_id, mode=mode, parts=parts, expires_at=expires, lookback_ms=_lookback_ms(step_id, lookback)
@@ -174,6 +207,19 @@ class SyncStep:
     def sleep_until(self, step_id: str, when: datetime | str) -> None:
         self._call(self._step.sleep_until(step_id, when))
 
+    @overload
+    def wait_for_event(
+        self,
+        step_id: str,
+        *,
+        event: EventType[M],
+        timeout: Duration | None = None,
+        match: str | None = None,
+        if_: str | None = None,
+        lookback: Duration | None = None,
+    ) -> Event[M] | None: ...
+
+    @overload
     def wait_for_event(
         self,
         step_id: str,
@@ -183,19 +229,30 @@ class SyncStep:
         match: str | None = None,
         if_: str | None = None,
         lookback: Duration | None = None,
-    ) -> Event | None:
+    ) -> Event | None: ...
+
+    def wait_for_event(
+        self,
+        step_id: str,
+        *,
+        event: str | EventType[Any],
+        timeout: Duration | None = None,
+        match: str | None = None,
+        if_: str | None = None,
+        lookback: Duration | None = None,
+    ) -> Event[Any] | None:
         return self._call(
             self._step.wait_for_event(step_id, event=event, timeout=timeout, match=match, if_=if_, lookback=lookback)
         )
 
     def wait_for_any(
         self, step_id: str, waits: list[WaitFor], *, timeout: Duration | None = None, lookback: Duration | None = None
-    ) -> Event | None:
+    ) -> Event[Any] | None:
         return self._call(self._step.wait_for_any(step_id, waits, timeout=timeout, lookback=lookback))
 
     def wait_for_all(
         self, step_id: str, waits: list[WaitFor], *, timeout: Duration | None = None, lookback: Duration | None = None
-    ) -> list[Event | None]:
+    ) -> list[Event[Any] | None]:
         return self._call(self._step.wait_for_all(step_id, waits, timeout=timeout, lookback=lookback))
 
     def wait_for_signal(
@@ -279,6 +336,15 @@ def _lookback_ms(step_id: str, lookback: Duration | None) -> int | None:
     if (problem := lookback_problem(ms)) is not None:
         raise StepUsageError(f"step {step_id!r}: {problem}")
     return ms
+
+
+def _received(event: str | EventType[Any], found: dict[str, Any] | None) -> Event[Any] | None:
+    """A wait's match as an `Event`, typed when the wait named an `EventType`: its data is parsed
+    on the first run and on every replay alike (the memo holds the JSON form)."""
+    if found is None:
+        return None
+    received = Event.from_dict(found)
+    return event.typed(received) if isinstance(event, EventType) else received
 
 
 def _wait_expression(step_id: str, event: str, match: str | None, if_: str | None) -> str | None:

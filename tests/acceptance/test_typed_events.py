@@ -21,6 +21,7 @@ from outlast import (
     FunctionConfigError,
     InvalidEventError,
     TriggerEvent,
+    WaitFor,
 )
 from outlast.testing import TestEngine
 
@@ -130,3 +131,74 @@ def test_bad_input_is_refused_naming_the_field() -> None:
     app.function(id="one", trigger=order_created)(lambda ctx: None)
     with pytest.raises(FunctionConfigError, match=r"function 'two': option 'trigger': .* two models"):
         app.function(id="two", trigger=other)
+
+
+class Paid(BaseModel):
+    order_id: str
+    amount: float
+
+
+order_paid = EventType("shop/order.paid", Paid)
+
+
+def waiting_shop(url: str) -> outlast.Outlast:
+    app = outlast.Outlast("typed-waits", database_url=url)
+
+    @app.function(id="await-payment", trigger=order_created)
+    async def await_payment(ctx: Context[OrderCreated]) -> Any:
+        paid = await ctx.step.wait_for_event("paid", event=order_paid, match="data.order_id", timeout="1d")
+        await ctx.step.sleep("settle", "1h")  # the run resumes after it: the wait's match comes from the memo
+        return None if paid is None else [type(paid.data).__name__, paid.data.amount, paid.id]
+
+    @app.function(id="any-and-all", trigger="shop/start")
+    def any_and_all(ctx: Context) -> Any:  # a plain `def` handler: the blocking step API
+        waits = [WaitFor(order_paid, match="data.order_id"), WaitFor("shop/order.refused", match="data.order_id")]
+        first = ctx.step.wait_for_any("first", waits, timeout="1d")
+        both = ctx.step.wait_for_all("both", waits, timeout="1h")
+        ctx.step.sleep("settle", "1h")
+        return [repr(first.data if first else None), [repr(e.data if e else None) for e in both]]
+
+    return app
+
+
+async def test_a_wait_on_an_event_type_returns_the_model_on_first_run_and_replay(store_url: str) -> None:
+    async with TestEngine(waiting_shop(store_url), database_url=store_url) as t:
+        await t.send(order_created.create(order_id="o1", total=5))
+        await t.run_until_idle()
+        [paid_id] = await t.send(order_paid.create(order_id="o1", amount=5))
+        await t.run_until_idle()
+        t.advance("1h")
+        await t.run_until_idle()
+        [run] = t.runs(function_id="await-payment")
+        assert (run.status, run.output) == ("completed", ["Paid", 5.0, paid_id])
+        [wait, _] = run.steps
+        assert wait.output["data"] == {"order_id": "o1", "amount": 5.0}  # the memo keeps the JSON form
+
+
+async def test_a_typed_wait_whose_match_does_not_validate_fails_the_run_naming_field_and_event(store_url: str) -> None:
+    async with TestEngine(waiting_shop(store_url), database_url=store_url) as t:
+        await t.send(order_created.create(order_id="o1", total=5))
+        await t.run_until_idle()
+        [bad_id] = await t.send(Event(name="shop/order.paid", data={"order_id": "o1", "amount": "lots"}))
+        await t.run_until_idle()
+        [run] = t.runs(function_id="await-payment")
+        assert run.status == "failed" and run.error is not None
+        assert run.error["name"] == "EventValidationError"
+        assert f"event 'shop/order.paid' {bad_id}: data.amount:" in run.error["message"]
+        assert "(model Paid)" in run.error["message"]
+
+
+async def test_typed_waits_in_wait_for_any_and_wait_for_all(store_url: str) -> None:
+    async with TestEngine(waiting_shop(store_url), database_url=store_url) as t:
+        await t.send(Event(name="shop/start", data={"order_id": "o1"}))
+        await t.run_until_idle()
+        await t.send(order_paid.create(order_id="o1", amount=7))
+        await t.run_until_idle()
+        await t.send(Event(name="shop/order.refused", data={"order_id": "o1", "why": "late"}))
+        await t.run_until_idle()
+        for _ in ("the wait for all times out", "the sleep ends"):
+            t.advance("1h")
+            await t.run_until_idle()
+        [run] = t.runs(function_id="any-and-all")
+    typed, untyped = "Paid(order_id='o1', amount=7.0)", "{'order_id': 'o1', 'why': 'late'}"
+    assert (run.status, run.output) == ("completed", [typed, ["None", untyped]])

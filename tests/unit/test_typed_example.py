@@ -1,4 +1,4 @@
-"""Type checkers see a typed function's event data as its model: mypy --strict passes on the
+"""Type checkers see a typed function's event data, and a typed wait's, as its model: mypy --strict passes on the
 typed example, and fails on the same handler reading a field the model does not have."""
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ def test_mypy_strict_passes_on_the_typed_example_and_catches_a_field_the_model_l
     checked = mypy_strict(EXAMPLE)
     assert checked.returncode == 0, checked.stdout
     wrong = tmp_path / "wrong.py"
-    wrong.write_text(EXAMPLE.read_text().replace("order.user_id)", "order.customer)"))
+    source = EXAMPLE.read_text()
+    wrong.write_text(source.replace("order.user_id)", "order.customer)").replace("data.amount ", "data.paid_at "))
     refused = mypy_strict(wrong)
     assert refused.returncode == 1
     assert '"OrderCreated" has no attribute "customer"' in refused.stdout
+    assert '"OrderPaid" has no attribute "paid_at"' in refused.stdout  # a typed wait's event
 
 
 def test_import_outlast_does_not_import_pydantic() -> None:
