@@ -9,6 +9,7 @@ from typing import Any
 from outlast.cli.common import Subparsers, clip, command, local_time, print_json, with_engine
 from outlast.core.config import CronTrigger, FunctionConfig
 from outlast.core.durations import format_ms
+from outlast.core.models import WorkerInfo
 from outlast.runtime.engine import Engine
 
 
@@ -70,15 +71,28 @@ def cmd_workers(args: argparse.Namespace) -> int:
         print_json({"workers": rows})
         return 0
     print(
-        f"{'WORKER':<40}  {'APP':<16}  {'PID':>7}  {'STARTED (local)':<19}  {'HEARTBEAT':<8}  {'IN FLIGHT':>9}"
-        "  LAST ERROR"
+        f"{'WORKER':<40}  {'APP':<16}  {'SDK':<10}  {'VERSION':<9}  {'CAPACITY':>9}  {'IN FLIGHT':>9}  {'HEARTBEAT':<9}"
+        f"  {'PID':>7}  {'STARTED (local)':<19}  LAST ERROR"
     )
     for w in rows:
         print(
-            f"{w.id:<40}  {w.app_id:<16}  {w.pid:>7}  {local_time(w.started_at):<19}  "
-            f"{local_time(w.heartbeat_at)[-8:]:<8}  {w.in_flight:>9}  {clip(w.last_error or '-', 80)}"
+            f"{w.id:<40}  {w.app_id:<16}  {_sdk(w):<10}  {w.sdk_version or '-':<9}  {_capacity(w):>9}  "
+            f"{w.in_flight:>9}  "
+            f"{local_time(w.heartbeat_at)[-8:]:<9}  {w.pid or '-':>7}  {local_time(w.started_at):<19}  "
+            f"{clip(w.last_error or '-', 80)}"
         )
     return 0
+
+
+def _sdk(w: WorkerInfo) -> str:
+    """A Connect worker's SDK language; `outlast` for Outlast's own worker processes."""
+    return w.sdk if w.sdk is not None else "outlast"
+
+
+def _capacity(w: WorkerInfo) -> str:
+    if w.capacity is not None:
+        return str(w.capacity)
+    return "unbounded" if w.connected else "-"
 
 
 def register(sub: Subparsers) -> None:

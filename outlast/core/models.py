@@ -369,6 +369,16 @@ class WorkerInfo:
     functions: list[str] = field(default_factory=list)
     in_flight: int = 0
     last_error: str | None = None
+    #: a Connect worker's SDK language (`py`, `typescript`); None for Outlast's own worker processes
+    sdk: str | None = None
+    sdk_version: str | None = None
+    #: a Connect worker's maxWorkerConcurrency (None: unbounded, or not a Connect worker)
+    capacity: int | None = None
+
+    @property
+    def connected(self) -> bool:
+        """Whether this is an Inngest SDK worker connected over Connect."""
+        return self.sdk is not None
 
 
 # -- apps on the official Inngest SDKs (synced over HTTP) -----------------------------------------

@@ -186,6 +186,8 @@ class Session:
             app_ids=frozenset(apps),
             instance_id=hello.instance_id,
             sdk=wire.sdk_name(hello.sdk_language, hello.sdk_version),
+            sdk_language=hello.sdk_language,
+            sdk_version=hello.sdk_version.removeprefix("v"),
             capacity=capacity if capacity > 0 else None,
             connected_at_ms=now,
             last_heartbeat_ms=now,
@@ -226,19 +228,21 @@ class Session:
         server process and the CLI see it); a store that cannot be written is logged, not fatal."""
         c = self.connection
         assert c is not None
-        capacity = "unbounded" if c.capacity is None else str(c.capacity)
         try:
             for app, worker_id in self._worker_ids().items():
                 await self.services.engine.store.heartbeat(
                     WorkerInfo(
                         id=worker_id,
                         app_id=app,
-                        host=f"{c.instance_id} via Connect ({c.sdk}, capacity {capacity}, from {self.peer})",
+                        host=f"{c.instance_id} via Connect from {self.peer}",
                         pid=0,
                         started_at=c.connected_at_ms,
                         heartbeat_at=c.last_heartbeat_ms,
                         functions=self.functions.get(app, []),
                         in_flight=len(c.in_flight),
+                        sdk=c.sdk_language or "unknown",
+                        sdk_version=c.sdk_version or None,
+                        capacity=c.capacity,
                     )
                 )
         except StoreError as exc:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import outlast
 from outlast import Context
 from outlast.cli import main, parser
 from outlast.core.clock import SystemClock
-from outlast.core.models import AppScope
+from outlast.core.models import AppScope, WorkerInfo
 from outlast.runtime.engine import Engine
 from outlast.runtime.worker import Worker
 from outlast.settings import Settings
@@ -298,6 +298,42 @@ def wait_for(check: Any, what: str, timeout: float = 30) -> Any:
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_workers_lists_connect_workers_with_their_sdk_version_and_capacity(tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+
+    async def announce() -> None:
+        store = open_store(f"sqlite:///{db}")
+        await store.open()
+        now = SystemClock().now_ms()
+        own = WorkerInfo(id="own-1", app_id="shop", host="box", pid=42, started_at=now, heartbeat_at=now)
+        try:
+            await store.heartbeat(own)
+            await store.heartbeat(
+                replace(own, id="conn-1", app_id="js-app", pid=0, in_flight=2, sdk="typescript", sdk_version="4.24.0")
+            )
+            await store.heartbeat(replace(own, id="conn-2", app_id="py-app", pid=0, sdk="py", capacity=8))
+        finally:
+            await store.close()
+
+    asyncio.run(announce())
+    head, *rows = cli(db, "workers").out.splitlines()
+    assert head.split()[:7] == ["WORKER", "APP", "SDK", "VERSION", "CAPACITY", "IN", "FLIGHT"]
+    table = {row.split()[0]: row.split()[1:6] for row in rows}
+    assert table == {
+        "own-1": ["shop", "outlast", "-", "-", "0"],
+        "conn-1": ["js-app", "typescript", "4.24.0", "unbounded", "2"],
+        "conn-2": ["py-app", "py", "-", "8", "0"],
+    }
+    listed = {w["id"]: w for w in json.loads(cli(db, "workers", "--json").out)["workers"]}
+    assert {k: listed["conn-1"][k] for k in ("sdk", "sdk_version", "capacity", "in_flight")} == {
+        "sdk": "typescript",
+        "sdk_version": "4.24.0",
+        "capacity": None,
+        "in_flight": 2,
+    }
+    assert (listed["own-1"]["sdk"], listed["conn-2"]["capacity"]) == (None, 8)
 
 
 def test_a_worker_logs_json_lines_about_its_runs_and_leaves_the_list_when_stopped(tmp_path: Path) -> None:

@@ -125,7 +125,8 @@ def test_a_new_run_appears_without_a_reload(page: Any, server: str) -> None:
     page.add_init_script(STREAMS_SEEN)
     page.goto("/")
     page.evaluate("window.__same_page = true")
-    page.wait_for_function("window.__streams.some(function (s) { return s.readyState === EventSource.OPEN; })")
+    # a function, not an expression: Playwright re-evaluates an expression with eval(), which the CSP refuses
+    page.wait_for_function("() => window.__streams.some((s) => s.readyState === EventSource.OPEN)")
     run_id = run_of(server, send(server, "shop/ship", {"order_id": "live"}))
     row = page.locator(f'tr[data-id="{run_id}"]')
     expect(row).to_be_visible()

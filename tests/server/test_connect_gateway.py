@@ -142,7 +142,8 @@ async def test_capacity_is_honoured(server: tuple[str, Engine]) -> None:
         listed = (await client.get(f"{base}/api/workers")).json()["workers"]
     [shown] = [w for w in listed if w["app_id"] == APP]
     assert shown["id"] == worker.id and shown["app_id"] == APP and shown["functions"] == ["go"]
-    assert "raw via Connect (raw:v0.0.1, capacity 1" in shown["host"]
+    assert shown["sdk"] == "raw" and shown["sdk_version"] == "0.0.1" and shown["capacity"] == 1
+    assert shown["host"].startswith("raw via Connect from 127.0.0.1:")
     async with httpx.AsyncClient() as client:
         await client.post(f"{base}/e/key", json=[{"name": "raw/go", "data": {"i": 1}}, {"name": "raw/go"}])
     first = pb.GatewayExecutorRequestData.FromString(await worker.receive_kind("GATEWAY_EXECUTOR_REQUEST"))

@@ -149,6 +149,18 @@ async def test_workers_are_listed_until_they_go_quiet(store: Store) -> None:
     assert await store.list_workers(T0 + 6_000) == []
 
 
+async def test_a_connect_workers_sdk_and_capacity_are_kept(store: Store) -> None:
+    info = WorkerInfo(
+        id="c1", app_id="contract", host="h via Connect", pid=0, started_at=T0, heartbeat_at=T0, in_flight=2
+    )
+    await store.heartbeat(replace(info, sdk="py", sdk_version="0.5.18", capacity=None))
+    await store.heartbeat(replace(info, heartbeat_at=T0 + 1, sdk="py", sdk_version="0.5.19", capacity=4))
+    await store.heartbeat(replace(info, id="w1", sdk=None))
+    connected, own = await store.list_workers(T0)
+    assert (connected.sdk, connected.sdk_version, connected.capacity, connected.in_flight) == ("py", "0.5.19", 4, 2)
+    assert connected.connected and not own.connected and (own.sdk, own.capacity) == (None, None)
+
+
 async def test_runs_page_newest_first_with_a_cursor_and_a_time_window(store: Store) -> None:
     events = [EventRecord(id=new_ulid(T0 + i * 1000), name="c/go", data={"i": i}, user={}, ts=T0) for i in range(5)]
     for i, e in enumerate(events):

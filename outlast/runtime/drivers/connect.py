@@ -76,7 +76,11 @@ class Connection:
     link: Link
     app_ids: frozenset[str]
     instance_id: str
+    #: `py:v0.5.19`, as logs and the SDK's own headers name it
     sdk: str
+    #: the SDK's language and version apart (`py`, `0.5.19`), as the dashboard and CLI show them
+    sdk_language: str = ""
+    sdk_version: str = ""
     #: the SDK's maxWorkerConcurrency; None is unbounded
     capacity: int | None
     connected_at_ms: int

@@ -6,6 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from outlast.core.models import WorkerInfo
 from outlast.errors import OutlastError
 from outlast.runtime.worker import WORKER_TIMEOUT_MS
 from outlast.server import reads, sync
@@ -15,7 +16,14 @@ from outlast.server.services import services
 
 
 async def apps(request: Request) -> Response:
-    return render(request, "apps.html", nav="apps", apps=await reads.apps_overview(services(request).engine))
+    engine = services(request).engine
+    now = engine.clock.now_ms()
+    connected: dict[str, list[WorkerInfo]] = {}
+    for w in await engine.reads.list_workers(now - WORKER_TIMEOUT_MS):
+        if w.connected:
+            connected.setdefault(w.app_id, []).append(w)
+    overview = await reads.apps_overview(engine)
+    return render(request, "apps.html", nav="apps", apps=overview, connected=connected, now=now)
 
 
 async def sync_app(request: Request) -> Response:

@@ -302,6 +302,16 @@ CREATE TABLE paused_functions (
 );
 """,
     ),
+    # -- 14 (connect visibility): what a Connect worker said of itself — its SDK (language), the
+    # SDK's version and its maxWorkerConcurrency. NULL sdk: one of Outlast's own worker processes ---
+    (
+        14,
+        """
+ALTER TABLE workers ADD COLUMN sdk TEXT;
+ALTER TABLE workers ADD COLUMN sdk_version TEXT;
+ALTER TABLE workers ADD COLUMN capacity INTEGER;
+""",
+    ),
 ]
 
 _MESSAGES_TABLE = """

@@ -6,12 +6,19 @@ from outlast.core import jsonutil
 from outlast.core.models import WorkerInfo
 from outlast.storage.sql.tx import Tx, marks
 
+_COLUMNS = (
+    "id, app_id, host, pid, started_at, heartbeat_at, functions, in_flight, last_error, sdk, sdk_version, capacity"
+)
+
 
 def heartbeat(tx: Tx, w: WorkerInfo) -> None:
+    """Insert or refresh one worker's row (one statement: atomic); a Connect worker's SDK and
+    capacity are refreshed too, as a reconnect under the same id may come from a newer SDK."""
     tx.run(
-        "INSERT INTO workers (id, app_id, host, pid, started_at, heartbeat_at, functions, in_flight, last_error)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,"
-        " functions = excluded.functions, in_flight = excluded.in_flight, last_error = excluded.last_error",
+        f"INSERT INTO workers ({_COLUMNS}) VALUES ({marks(12)}) ON CONFLICT (id) DO UPDATE SET"
+        " heartbeat_at = excluded.heartbeat_at, functions = excluded.functions, in_flight = excluded.in_flight,"
+        " last_error = excluded.last_error, sdk = excluded.sdk, sdk_version = excluded.sdk_version,"
+        " capacity = excluded.capacity",
         (
             w.id,
             w.app_id,
@@ -22,6 +29,9 @@ def heartbeat(tx: Tx, w: WorkerInfo) -> None:
             jsonutil.dumps(sorted(w.functions)),
             w.in_flight,
             w.last_error,
+            w.sdk,
+            w.sdk_version,
+            w.capacity,
         ),
     )
     if w.functions:
@@ -50,9 +60,9 @@ def list_workers(tx: Tx, since_ms: int) -> list[WorkerInfo]:
             functions=jsonutil.loads(r[6]),
             in_flight=r[7],
             last_error=r[8],
+            sdk=r[9],
+            sdk_version=r[10],
+            capacity=r[11],
         )
-        for r in tx.all(
-            "SELECT id, app_id, host, pid, started_at, heartbeat_at, functions, in_flight, last_error"
-            " FROM workers ORDER BY started_at, id"
-        )
+        for r in tx.all(f"SELECT {_COLUMNS} FROM workers ORDER BY started_at, id")
     ]
