@@ -1,6 +1,7 @@
-"""Bulk actions: rerun the failed runs of a function over a time range, or cancel the active runs
-matching a filter. A job runs in the background of the server process, page by page (keyset
-cursor), one run at a time, and reports its progress; the dashboard and the read API show it.
+"""Bulk actions: rerun the failed runs of a function over a time range (or those it skipped while
+it was paused), or cancel the active runs matching a filter. A job runs in the background of the
+server process, page by page (keyset cursor), one run at a time, and reports its progress; the
+dashboard and the read API show it.
 
 Jobs live in memory: a server restart forgets them (the runs they created or cancelled stay).
 """
@@ -20,6 +21,8 @@ from outlast.server.actions import rerun_run
 
 log = logging.getLogger("outlast.bulk")
 Action = Literal["replay", "cancel"]
+#: what a replay reruns: failed runs, and the runs a paused function recorded as skipped
+REPLAYABLE = ("failed", "skipped")
 _PAGE = 200
 #: counting what a job will touch stops here (the job itself goes on to the end)
 _COUNT_CAP = 1_000_000
@@ -71,7 +74,12 @@ class Bulk:
         if action == "replay":
             if not (flt.app_id and flt.function_id):
                 raise OutlastError("replay: choose a function (its failed runs are rerun)")
-            flt.status = "failed"
+            flt.status = flt.status or "failed"
+            if flt.status not in REPLAYABLE:
+                raise OutlastError(
+                    f"replay: only failed runs, or runs skipped while the function was paused, are replayed, "
+                    f"not {flt.status!r} ones"
+                )
         elif flt.status not in (None, "queued", "running"):
             raise OutlastError(f"cancel: only active runs (queued, running) can be cancelled, not {flt.status!r}")
         job = Job(

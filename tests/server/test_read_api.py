@@ -221,6 +221,33 @@ async def test_bulk_replay_reruns_the_failed_runs_of_a_function(api: tuple[httpx
     assert sum(1 for r in runs if r["status"] == "failed") == 4
 
 
+async def test_bulk_replay_reruns_the_runs_skipped_while_the_function_was_paused(
+    api: tuple[httpx.AsyncClient, Engine],
+) -> None:
+    client, _ = api
+    paused = await client.post("/api/functions/shop/process-order/pause", json={})
+    assert paused.status_code == 200 and paused.json()["paused"] is True
+    for total in (10, 20):
+        await send(client, "shop/order.created", {"total": total})
+    assert [r["status"] for r in await settled(client, 2)] == ["skipped", "skipped"]
+    refused = await client.post(
+        "/api/bulk", json={"action": "replay", "function": "shop/process-order", "range": "1h", "status": "completed"}
+    )
+    assert refused.status_code == 400 and "not 'completed'" in refused.json()["error"]
+    assert (await client.post("/api/functions/shop/process-order/resume", json={})).status_code == 200
+    job = await client.post(
+        "/api/bulk", json={"action": "replay", "function": "shop/process-order", "range": "1h", "status": "skipped"}
+    )
+    assert job.status_code == 202 and job.json()["total"] == 2
+
+    async def done() -> bool:
+        return bool((await client.get(f"/api/bulk/{job.json()['id']}")).json()["state"] == "done")
+
+    await wait_for(done)
+    runs = await settled(client, 4)
+    assert sorted(r["status"] for r in runs) == ["completed", "completed", "skipped", "skipped"]
+
+
 async def test_apps_sync_by_url_reports_failures_and_remove_forgets_functions(
     api: tuple[httpx.AsyncClient, Engine],
 ) -> None:

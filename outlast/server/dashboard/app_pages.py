@@ -78,7 +78,7 @@ async def bulk_start(request: Request) -> Response:
     action = fields.get("action")
     try:
         if action not in ("replay", "cancel"):
-            raise OutlastError("choose Replay failed runs or Cancel runs")
+            raise OutlastError("choose Replay runs or Cancel runs")
         query = reads.parse_run_query(fields, found.engine.clock.now_ms())
         job = await found.bulk.start(action, query.filter(before=None))  # type: ignore[arg-type]
     except (OutlastError, reads.BadQueryError) as exc:
