@@ -28,9 +28,9 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import chain
-from typing import Any
+from typing import Any, TypeVar
 
 from outlast.errors import StoreDataError, StoreError
 from outlast.storage.message_bell import MessageBell, messages_directory
@@ -46,6 +46,7 @@ from outlast.storage.sql.migrations import migrations_for, statements
 from outlast.storage.sql.tx import Row, marks
 from outlast.storage.wakeup import Doorbell, Listener, wake_directory
 
+T = TypeVar("T")
 _MAX_GROUP = 256
 CHECKPOINT_INTERVAL_S = 0.5
 #: a WAL holding this many frames (about 8 MB of 4 KiB pages) is truncated after its checkpoint
@@ -195,6 +196,9 @@ class SqliteStore(GroupCommitStore):
         self._callbacks: list[Callable[[], None]] = []
         self._listener: Listener | None = None
         self._messages = MessageBell(path)
+        #: the read models' own thread and connection (see `_read`), made on first use
+        self._reader: ThreadPoolExecutor | None = None
+        self._reader_conn: sqlite3.Connection | None = None
 
     async def open(self) -> None:
         if self._thread is not None:
@@ -228,6 +232,10 @@ class SqliteStore(GroupCommitStore):
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.join)
         self._thread = self._checkpointer = None
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await asyncio.wrap_future(reader.submit(self._close_reader))
+            reader.shutdown()
         if self._doorbell is not None:
             self._doorbell.close()
         await asyncio.to_thread(self._messages.stop)
@@ -263,6 +271,37 @@ class SqliteStore(GroupCommitStore):
             callback()
 
     # -- the connection thread ----------------------------------------------------------------
+
+    async def _read(self, fn: Callable[[SqliteTx], T]) -> T:
+        """Read models run on a connection and thread of their own: in WAL mode a reader sees
+        every committed write and neither waits for the writer nor holds it up, so a heavy page or
+        GraphQL query never delays ingest, claims or commits on the writer's thread."""
+        if self._thread is None or self.path == ":memory:":
+            return await self._run(fn)  # closed (refused there) or in memory (one connection)
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="outlast-sqlite-read")
+        return await asyncio.wrap_future(self._reader.submit(self._read_now, fn))
+
+    def _read_now(self, fn: Callable[[SqliteTx], T]) -> T:
+        if self._reader_conn is None:
+            self._reader_conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout_ms / 1000
+            )
+        conn = self._reader_conn
+        tx = SqliteTx(conn)
+        try:
+            tx.begin("BEGIN")  # deferred: one snapshot for the whole read, no write lock
+            try:
+                return fn(tx)
+            finally:
+                conn.execute("ROLLBACK")  # it wrote nothing
+        except sqlite3.Error as exc:
+            raise store_error(exc, f"SQLite read failed ({self.path})") from exc
+
+    def _close_reader(self) -> None:
+        if self._reader_conn is not None:
+            self._reader_conn.close()
+            self._reader_conn = None
 
     def _connect(self) -> sqlite3.Connection:
         """Connect, switch to WAL and migrate: safe when several processes start at once on a new

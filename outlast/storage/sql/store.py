@@ -67,6 +67,11 @@ class SqlStore(PlannerSlot):
         that can tells idle workers in other processes (PostgreSQL: NOTIFY; SQLite: `wakeup`)."""
         raise NotImplementedError
 
+    async def _read(self, fn: Callable[[Any], T]) -> T:
+        """Run the read model `fn(tx)` in one transaction that writes nothing (a backend may serve
+        these apart from the writes, so a long read never holds up ingest or claims)."""
+        return await self._run(fn)
+
     def add_listener(self, callback: Callable[[], None]) -> bool:
         return False  # in memory: no other process commits work; SQLite files and PostgreSQL override this
 
@@ -95,10 +100,10 @@ class SqlStore(PlannerSlot):
         return await self._run(lambda tx: read.get_events(tx, event_ids))
 
     async def list_events(self, flt: EventFilter) -> list[EventRecord]:
-        return await self._run(lambda tx: read.list_events(tx, flt))
+        return await self._read(lambda tx: read.list_events(tx, flt))
 
     async def event_effects(self, event_id: str) -> list[EventEffect]:
-        return await self._run(lambda tx: read.event_effects(tx, event_id))
+        return await self._read(lambda tx: read.event_effects(tx, event_id))
 
     async def claim(
         self,
@@ -166,27 +171,27 @@ class SqlStore(PlannerSlot):
         return await self._run(lambda tx: read.list_runs(tx, flt))
 
     async def run_logs(self, run_id: str) -> list[LogLine]:
-        return await self._run(lambda tx: read.run_logs(tx, run_id))
+        return await self._read(lambda tx: read.run_logs(tx, run_id))
 
     # -- how runs link to events and to each other ----------------------------------------------
 
     async def runs_for_events(self, event_ids: list[str], limit_per_event: int = 100) -> dict[str, list[Run]]:
-        return await self._run(lambda tx: links.runs_for_events(tx, event_ids, limit_per_event))
+        return await self._read(lambda tx: links.runs_for_events(tx, event_ids, limit_per_event))
 
     async def run_jobs(self, run_id: str, limit: int = 100) -> list[QueueJob]:
-        return await self._run(lambda tx: queue_items.run_jobs(tx, run_id, limit))
+        return await self._read(lambda tx: queue_items.run_jobs(tx, run_id, limit))
 
     async def active_runs_with_triggers(
         self, *, app_id: str, function_id: str, since: int | None, until: int, after: str | None, limit: int
     ) -> list[tuple[str, EventRecord | None]]:
-        return await self._run(
+        return await self._read(
             lambda tx: links.active_runs_with_triggers(
                 tx, app_id=app_id, function_id=function_id, since=since, until=until, after=after, limit=limit
             )
         )
 
     async def child_runs(self, run_id: str, limit: int = 1000) -> list[tuple[str, EventRecord]]:
-        return await self._run(lambda tx: links.child_runs(tx, run_id, limit))
+        return await self._read(lambda tx: links.child_runs(tx, run_id, limit))
 
     # -- apps served over HTTP (official Inngest SDKs) -----------------------------------------
 
@@ -200,7 +205,7 @@ class SqlStore(PlannerSlot):
         return await self._run(lambda tx: apps.get_app(tx, app_id))
 
     async def list_apps(self) -> list[SyncedApp]:
-        return await self._run(apps.list_apps)
+        return await self._read(apps.list_apps)
 
     async def remove_app(self, app_id: str, now_ms: int) -> bool:
         return await self._run(lambda tx: apps.remove_app(tx, app_id, now_ms))
@@ -245,19 +250,19 @@ class SqlStore(PlannerSlot):
     # -- numbers, links and suggestions -----------------------------------------------------------
 
     async def count_runs(self, flt: RunFilter, cap: int) -> StatusCounts:
-        return await self._run(lambda tx: stats.count_runs(tx, flt, cap))
+        return await self._read(lambda tx: stats.count_runs(tx, flt, cap))
 
     async def runs_with_triggers(self, flt: RunFilter) -> list[tuple[Run, EventRecord | None]]:
-        return await self._run(lambda tx: links.runs_with_triggers(tx, flt))
+        return await self._read(lambda tx: links.runs_with_triggers(tx, flt))
 
     async def function_stats(self, now_ms: int, functions: list[tuple[str, str]]) -> list[FunctionStats]:
-        return await self._run(lambda tx: stats.function_stats(tx, now_ms, functions))
+        return await self._read(lambda tx: stats.function_stats(tx, now_ms, functions))
 
     async def run_links(self, run_id: str) -> RerunLinks:
-        return await self._run(lambda tx: links.run_links(tx, run_id))
+        return await self._read(lambda tx: links.run_links(tx, run_id))
 
     async def event_names(self, recent: int = 500) -> list[str]:
-        return await self._run(lambda tx: read.event_names(tx, recent))
+        return await self._read(lambda tx: read.event_names(tx, recent))
 
     async def rerun(
         self,
