@@ -69,8 +69,8 @@ async def live(engine: Engine, n: int = 1) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_messages_arrive_as_inngest_frames_in_order_and_since_resumes(tmp_path: Path) -> None:
-    async with serve(tmp_path) as (url, engine):
+async def test_messages_arrive_as_inngest_frames_in_order_and_since_resumes(tmp_path: Path, store_url: str) -> None:
+    async with serve(tmp_path, database_url=store_url) as (url, engine):
         key = await token(url, "order:1", "status")
         async with websockets.connect(ws_url(url, token=key)) as ws:
             await asyncio.wait_for(stream_started(engine), ARRIVAL_S)
@@ -155,9 +155,9 @@ async def test_sub_and_unsub_frames_change_what_a_socket_gets_and_bad_frames_are
     assert (after["channel"], after["data"]) == ("b", "b2")
 
 
-async def test_a_stalled_socket_slows_no_other_and_loses_nothing(tmp_path: Path) -> None:
+async def test_a_stalled_socket_slows_no_other_and_loses_nothing(tmp_path: Path, store_url: str) -> None:
     n, blob = 120, "x" * 100_000  # ~12 MB, sent uncompressed: more than the kernel holds for a stalled socket
-    async with serve(tmp_path) as (url, engine):
+    async with serve(tmp_path, database_url=store_url) as (url, engine):
         (await engine.realtime()).buffer_limit = 20
         key = await token(url, "flood", "t")
         async with (
