@@ -48,7 +48,7 @@ log = logging.getLogger("outlast.realtime")
 CONNECT_PATH = "/v1/realtime/connect"
 #: a client frame is a token or a list of topics
 MAX_CLIENT_FRAME_CHARS = 64 * 1024
-GOING_AWAY = 1001
+GOING_AWAY, INTERNAL_ERROR = 1001, 1011
 NO_TOKEN = "a subscription token is required: ?token= from POST /v1/realtime/token"
 
 
@@ -132,6 +132,11 @@ class RealtimeSocket:
                 feed.sent = message.id
         except (WebSocketDisconnect, RuntimeError, OSError):
             return  # the client went away; the reader sees it too
+        except StoreError as exc:  # reading on from the store after an overflow
+            log.warning("realtime socket closed: the store is unavailable: %s", exc)
+            with contextlib.suppress(RuntimeError, OSError):
+                await self.ws.close(INTERNAL_ERROR, "the store is unavailable; reconnect with since=")
+            return
         if feed.dropped or self._stopping:
             return
         # the hub closed the subscription: the server is stopping
@@ -197,10 +202,10 @@ class RealtimeSocket:
         return await self._resubscribe(grant.channel, wanted | old.subscription.topics)
 
     async def _unsubscribe(self, topics: Any) -> str | None:
-        if not isinstance(topics, list) or not all(isinstance(t, dict) for t in topics):
+        if not isinstance(topics, list) or not all(_is_topic(t) for t in topics):
             return 'an "unsub" frame\'s data must be a list of topics: [{"channel": "...", "name": "..."}]'
-        for channel in {t.get("channel") for t in topics}:
-            feed = self.feeds.get(channel) if isinstance(channel, str) else None
+        for channel in {t["channel"] for t in topics}:
+            feed = self.feeds.get(channel)
             if feed is None:
                 continue
             names = {t.get("name") for t in topics if t.get("channel") == channel}
@@ -236,6 +241,15 @@ class RealtimeSocket:
 def frame(message: Message) -> str:
     """A message as Inngest's WebSocket subscribers read it, with Outlast's id besides."""
     return json.dumps({**inngest_message(message), "id": message.id}, separators=(",", ":"))
+
+
+def _is_topic(topic: Any) -> bool:
+    """Inngest's topic: a channel, and a name (none: the whole channel)."""
+    return (
+        isinstance(topic, dict)
+        and isinstance(topic.get("channel"), str)
+        and isinstance(topic.get("name"), (str, type(None)))
+    )
 
 
 def _token_of(ws: WebSocket) -> str:

@@ -137,7 +137,8 @@ async def test_sub_and_unsub_frames_change_what_a_socket_gets_and_bad_frames_are
         await ws.send(json.dumps({"kind": "sub", "data": "nope"}))
         await ws.send(json.dumps({"kind": "hello"}))
         await ws.send(json.dumps({"kind": "unsub", "data": "a"}))
-        answers = await frames(ws, 4)
+        await ws.send(json.dumps({"kind": "unsub", "data": [{"channel": ["a"], "name": {}}]}))
+        answers = await frames(ws, 5)
         await asyncio.wait_for(live(engine, 2), ARRIVAL_S)
         await publish(engine, "a", "a1")
         await publish(engine, "b", "b1")
@@ -148,7 +149,7 @@ async def test_sub_and_unsub_frames_change_what_a_socket_gets_and_bad_frames_are
         await publish(engine, "a", "a2")
         await publish(engine, "b", "b2")
         [after] = await frames(ws, 1)
-    assert [a["kind"] for a in answers] == ["error"] * 4
+    assert [a["kind"] for a in answers] == ["error"] * 5 and answers[3] == answers[4]
     assert "not JSON" in answers[0]["error"] and "not a channel token" in answers[1]["error"]
     assert "unknown frame kind 'hello'" in answers[2]["error"] and "list of topics" in answers[3]["error"]
     assert sorted((f["channel"], f["data"]) for f in both) == [("a", "a1"), ("b", "b1")]
