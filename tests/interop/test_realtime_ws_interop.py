@@ -1,7 +1,8 @@
 """Inngest's own realtime client subscribes to Outlast: `subscribe()` from `inngest/realtime`
 (inngest@4, Node) opens `/v1/realtime/connect` with a token it asks the server for, and receives,
 in order, what an Outlast run (`ctx.step.publish`) and an inngest@4 app's run
-(`step.realtime.publish`) publish on its channel; a token it may not use is refused."""
+(`step.realtime.publish`) publish on its channel; a token it may not use is refused, and in
+production only a client holding the signing key gets a token."""
 
 from __future__ import annotations
 
@@ -13,9 +14,22 @@ from pathlib import Path
 from queue import Empty, Queue
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.interop.harness import JS4_APP_DIR, ROOT, Outlast, SdkApp, js4_app, node_ready, sdk_env
+from outlast.protocol.signing import bearer_token
+from tests.interop.harness import (
+    EVENT_KEY,
+    JS4_APP_DIR,
+    OTHER_SIGNING_KEY,
+    ROOT,
+    SIGNING_KEY,
+    Outlast,
+    SdkApp,
+    js4_app,
+    node_ready,
+    sdk_env,
+)
 
 ARRIVAL_S = 60
 
@@ -64,14 +78,16 @@ def _websocket_flag() -> list[str]:
 
 
 @pytest.fixture
-def subscriber(tmp_path: Path, outlast: Outlast) -> Iterator[Any]:
+def subscriber(tmp_path: Path) -> Iterator[Any]:
+    """Start `subscribe.js` against a server: `start(server, channel, topics, count, **env)`."""
     node_ready(JS4_APP_DIR)
     started: list[Subscriber] = []
 
-    def start(channel: str, topics: list[str], count: int, **extra: str) -> Subscriber:
-        env = {**sdk_env(tmp_path, outlast), "SUBSCRIBE_CHANNEL": channel, "SUBSCRIBE_TOPICS": ",".join(topics)}
-        log = tmp_path / f"subscriber-{len(started)}.log"
-        started.append(Subscriber({**env, "SUBSCRIBE_COUNT": str(count), **extra}, log))
+    def start(server: Outlast, channel: str, topics: list[str], count: int, **extra: str) -> Subscriber:
+        production = "INNGEST_SIGNING_KEY" in extra
+        env = {**sdk_env(tmp_path, server, production=production), "SUBSCRIBE_CHANNEL": channel}
+        env.update(SUBSCRIBE_TOPICS=",".join(topics), SUBSCRIBE_COUNT=str(count), **extra)
+        started.append(Subscriber(env, tmp_path / f"subscriber-{len(started)}.log"))
         return started[-1]
 
     yield start
@@ -93,7 +109,7 @@ async def test_the_official_client_receives_what_outlast_and_sdk_runs_publish_in
 ) -> None:
     server, app = publishers
     await app.sync()
-    watcher = subscriber("progress:w1", ["status"], 4)
+    watcher = subscriber(server, "progress:w1", ["status"], 4)
     assert watcher.line() == "ready"
     [js_event] = await server.send({"name": "js4/publish", "data": {"id": "w1"}})
     js_run = await server.finished_run(js_event)
@@ -111,6 +127,35 @@ async def test_the_official_client_receives_what_outlast_and_sdk_runs_publish_in
 
 
 async def test_the_official_client_is_refused_with_a_token_it_may_not_use(outlast: Outlast, subscriber: Any) -> None:
-    forged = subscriber("progress:x", ["status"], 1, SUBSCRIBE_TOKEN="v1.eyJjIjoieCJ9.forged")
+    forged = subscriber(outlast, "progress:x", ["status"], 1, SUBSCRIBE_TOKEN="v1.eyJjIjoieCJ9.forged")
     assert forged.line().startswith("refused")
     assert forged.proc.wait(30) == 0
+
+
+async def test_in_production_the_client_subscribes_with_the_signing_key_and_not_without(
+    tmp_path: Path, subscriber: Any
+) -> None:
+    env = {
+        "INNGEST_SIGNING_KEY": SIGNING_KEY,
+        "OUTLAST_EVENT_KEY": EVENT_KEY,
+        "OUTLAST_DASHBOARD_PASSWORD": "dashboard-secret",
+    }
+    server = Outlast(tmp_path, mode="start", env=env)
+    try:
+        watcher = subscriber(server, "orders", ["status"], 1, INNGEST_SIGNING_KEY=SIGNING_KEY)
+        stranger = subscriber(server, "orders", ["status"], 1, INNGEST_SIGNING_KEY=OTHER_SIGNING_KEY)
+        assert watcher.line() == "ready"
+        refused = stranger.line()
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            reply = await client.post(
+                "/v1/realtime/publish",
+                params={"channel": "orders", "topic": "status"},
+                json={"stage": "paid"},
+                headers={"Authorization": f"Bearer {bearer_token(SIGNING_KEY)}"},
+            )
+        assert reply.status_code == 200, reply.text
+        [got] = watcher.messages(1)
+    finally:
+        await server.close()
+    assert (got["topic"], got["data"]) == ("status", {"stage": "paid"})
+    assert refused.startswith("refused") and "401" in refused
