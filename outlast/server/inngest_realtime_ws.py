@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,8 +95,7 @@ class RealtimeSocket:
             return False
         try:
             since = parse_since(self.ws.headers.get("last-event-id") or self.ws.query_params.get("since"))
-            hub = await self.engine.realtime()
-            subscription = await hub.subscribe(grant.channel, topics=grant.topics, since=since)
+            subscription, since = await self._subscription(grant.channel, grant.topics, since)
         except SubscriptionError as exc:
             await self._refuse(400, str(exc))
             return False
@@ -103,8 +103,18 @@ class RealtimeSocket:
             await self._refuse(503, f"the store is unavailable: {exc}")
             return False
         await self.ws.accept()
-        self._start(grant.channel, subscription)
+        self._start(grant.channel, subscription, sent=since)
         return True
+
+    async def _subscription(
+        self, channel: str, topics: Iterable[str] | None, since: int | None
+    ) -> tuple[Subscription, int]:
+        """A hub subscription and where it starts (after the newest message when `since` is None):
+        what its feed has "sent" until it writes a message."""
+        if since is None:
+            since = await self.engine.store.last_message_id()
+        hub: Hub = await self.engine.realtime()
+        return await hub.subscribe(channel, topics=topics, since=since), since
 
     def _grant(self, token: str) -> Grant:
         if not token:
@@ -120,8 +130,8 @@ class RealtimeSocket:
 
     # -- writing -----------------------------------------------------------------------------------
 
-    def _start(self, channel: str, subscription: Subscription) -> None:
-        feed = Feed(subscription, sent=subscription.cursor)
+    def _start(self, channel: str, subscription: Subscription, *, sent: int) -> None:
+        feed = Feed(subscription, sent=sent)
         feed.task = asyncio.create_task(self._write(feed), name=f"outlast-realtime-ws {channel}")
         self.feeds[channel] = feed
 
@@ -230,11 +240,10 @@ class RealtimeSocket:
             await self._drop(old)
             since = old.sent
         try:
-            hub: Hub = await self.engine.realtime()
-            subscription = await hub.subscribe(channel, topics=topics, since=since)
+            subscription, since = await self._subscription(channel, topics, since)
         except (SubscriptionError, StoreError) as exc:
             return f"could not subscribe to {channel!r}: {exc}"
-        self._start(channel, subscription)
+        self._start(channel, subscription, sent=since)
         return None
 
 

@@ -186,3 +186,23 @@ async def test_a_stopping_server_closes_the_socket_as_inngest_does(tmp_path: Pat
         with pytest.raises(websockets.ConnectionClosed):
             await asyncio.wait_for(ws.recv(), ARRIVAL_S)
     assert (ws.close_code, ws.close_reason) == (1001, "closing")
+
+
+async def test_a_sub_frame_widening_a_channels_topics_writes_nothing_twice(tmp_path: Path) -> None:
+    async with (
+        serve(tmp_path) as (url, engine),
+        websockets.connect(ws_url(url, token=await token(url, "a", "t1"))) as ws,
+    ):
+        await asyncio.wait_for(stream_started(engine), ARRIVAL_S)
+        await publish(engine, "a", "x1", topic="t1")
+        [first] = await frames(ws, 1)
+        await publish(engine, "a", "y1", topic="t2")  # not asked for yet, but after what was written
+        await ws.send(json.dumps({"kind": "sub", "data": await token(url, "a", "t2")}))
+        await ws.send(json.dumps({"kind": "marker"}))  # answered once the sub before it is done
+        before = await frames(ws, 2)
+        await publish(engine, "a", "x2", topic="t1")
+        await publish(engine, "a", "y2", topic="t2")
+        after = await frames(ws, 2)
+    data = [(f["topic"], f["data"]) for f in [first, *before, *after] if f["kind"] == "data"]
+    assert data == [("t1", "x1"), ("t2", "y1"), ("t1", "x2"), ("t2", "y2")]
+    assert [f["kind"] for f in before if f["kind"] == "error"] == ["error"]
