@@ -8,12 +8,12 @@
 - `POST /v1/realtime/token`: `[{"channel", "name", "kind"}]` (one channel) → `{"jwt"}`, a channel
   token (the same as `POST /api/realtime/token` mints; opaque to the SDK).
 - `GET /v1/realtime/sse?token=`: the token's channel as server-sent events, each message as
-  Inngest's JSON (`{kind, channel, topic, data, run_id, created_at}`), with Outlast's ids, so
+  Inngest's JSON (`{kind, channel, topic, data, created_at, run_id?}`), with Outlast's ids, so
   `Last-Event-ID` resumes.
 
 Publishing needs a signing key in production, as on Inngest; in development, nothing. Messages
 land on the same channels as `ctx.step.publish`: the dashboard and Python subscribers see them.
-Inngest's WebSocket subscription (`/v1/realtime/connect`) is not served.
+Inngest's WebSocket subscription, `/v1/realtime/connect`, is in `inngest_realtime_ws`.
 """
 
 from __future__ import annotations
@@ -149,20 +149,22 @@ def _data(body: bytes) -> Any:
         return body.decode("utf-8", "replace")
 
 
+def inngest_message(message: Message) -> dict[str, Any]:
+    """A message as Inngest's JSON: no `run_id` when there is none (Inngest omits it, and its
+    client refuses a null one)."""
+    created = datetime.fromtimestamp(message.ts / 1000, UTC).isoformat().replace("+00:00", "Z")
+    body = {"kind": "data", "channel": message.channel, "topic": message.topic, "data": message.data}
+    body["created_at"] = created
+    if message.run_id is not None:
+        body["run_id"] = message.run_id
+    return body
+
+
 def inngest_event(message: Message) -> str:
     """A message as Inngest's SSE subscribers read it; raw stream bytes as they were sent."""
     if message.topic == TEE_TOPIC and isinstance(message.data, str):
         return message.data
-    created = datetime.fromtimestamp(message.ts / 1000, UTC).isoformat().replace("+00:00", "Z")
-    body = {
-        "kind": "data",
-        "channel": message.channel,
-        "topic": message.topic,
-        "data": message.data,
-        "run_id": message.run_id,
-        "created_at": created,
-    }
-    return f"id: {message.id}\ndata: {json.dumps(body, separators=(',', ':'))}\n\n"
+    return f"id: {message.id}\ndata: {json.dumps(inngest_message(message), separators=(',', ':'))}\n\n"
 
 
 async def publish(request: Request) -> Response:
