@@ -1,0 +1,166 @@
+"""Durable Endpoints: runs an HTTP request starts and runs itself (`inngest.endpoint`, inngest@4).
+
+The request is the run's first attempt. `POST /v1/checkpoint` makes the run, already leased to
+that request (`Store.start_held_run`: no worker calls the app while the request runs it), and
+commits the steps the handler has run so far; `POST /v1/checkpoint/{run}/steps` commits more,
+each under that lease, as a worker commits an attempt's ops (`core.ops.step_commit`):
+
+- `RunComplete` ends the run: its output is the endpoint's HTTP response (`{status, headers,
+  body, version}`), which `GET /v1/http/runs/{run}/output` answers with.
+- A step that failed and will be retried, a sleep, a wait, an invoke, parallel steps or a
+  discovery request (the SDK's time budget ran out) end the request's attempt: the run is
+  suspended and goes on in the background. The SDK answers its caller with a redirect to the
+  output URL; a worker calls the endpoint again when the run is due (`drivers.endpoint`).
+
+The endpoint's app is its domain and its function is the endpoint (Inngest's ids: the SDK's
+`fn`, else "METHOD /path"); both are stored the first time a request checkpoints, as a sync
+would, so runs show in the dashboard, the CLI and the API as any run does.
+
+If the request dies without ending its attempt, its lease expires (`HOLD_MS`, extended by each
+checkpoint) and the run is resumed as any abandoned attempt is: through the endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+from weakref import WeakKeyDictionary
+
+from outlast.core.config import FunctionConfig, Runtime
+from outlast.core.models import FINAL_STATUSES, RunPlan, StepWrite, Suspend, SyncedApp
+from outlast.core.ops import Lease, RunComplete, StepOp, StepPlanned, outcome_commit, step_commit
+from outlast.protocol.endpoint import EndpointRequest, NewEndpointRun
+from outlast.protocol.reply import Discovery
+from outlast.runtime.checkpoints import CheckpointError, run_state
+from outlast.runtime.engine import Engine
+from outlast.runtime.executor import op_rules
+
+#: how long a request holds its run between checkpoints (the HTTP driver's request timeout)
+HOLD_MS = 15 * 60_000
+OWNER = "endpoint"
+Op = StepOp | RunComplete | StepPlanned | Discovery
+_registering: WeakKeyDictionary[Engine, asyncio.Lock] = WeakKeyDictionary()
+#: the leases of runs whose endpoint request is still running them, per engine (this process)
+_held: WeakKeyDictionary[Engine, dict[str, Lease]] = WeakKeyDictionary()
+
+
+def run_token(run_id: str, secret: str) -> str:
+    """The token that lets a caller read a run's output (`/v1/http/runs/{run}/output?token=`)."""
+    return hmac.new(secret.encode(), f"endpoint-output:{run_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def token_matches(run_id: str, token: str | None, secret: str) -> bool:
+    return bool(token) and hmac.compare_digest(run_token(run_id, secret), str(token))
+
+
+async def endpoint_function(engine: Engine, request: EndpointRequest, *, retries: int) -> FunctionConfig:
+    """The endpoint's function, stored (with its app) when it is new or its retries changed."""
+    config = FunctionConfig(
+        app_id=request.app_id,
+        id=request.function_id,
+        name=request.function_name,
+        triggers=(),
+        retries=retries,
+        runtime=Runtime(kind="endpoint", url=request.url),
+    )
+    async with _registering.setdefault(engine, asyncio.Lock()):
+        known = engine.function(config.app_id, config.id)
+        if known is not None and known.retries == retries and known.runtime.kind == "endpoint":
+            return known
+        now = engine.clock.now_ms()
+        if await engine.store.get_app(config.app_id) is None:
+            app = SyncedApp(id=config.app_id, url=request.domain, sdk="js", framework="durable-endpoint")
+            await engine.store.sync_app(app, [config], now)
+        else:
+            await engine.store.sync_functions(config.app_id, [config], now, mode="merge")
+        await engine.refresh_registry(force=True)
+    return config
+
+
+async def start(engine: Engine, new: NewEndpointRun) -> Lease:
+    """Make the endpoint's run, held by its request, and commit the ops sent with it. Raises
+    `CheckpointError` (409 when the run exists, 403 when its function is paused)."""
+    function = await endpoint_function(engine, new.request, retries=new.retries)
+    now = engine.clock.now_ms()
+    (record,) = engine.validate([new.event], allow_system=True)
+    plan = RunPlan(
+        run_id=new.run_id,
+        app_id=function.app_id,
+        function_id=function.id,
+        event_ids=[record.id],
+        created_at=now,
+        due_at=now + HOLD_MS,
+    )
+    token = secrets.token_hex(16)
+    item = await engine.store.start_held_run(
+        plan, record, lease_token=token, owner=OWNER, until_ms=now + HOLD_MS, now_ms=now
+    )
+    if item is None:
+        run = await engine.reads.get_run(new.run_id)
+        if run is not None and run.status == "skipped":
+            raise CheckpointError(403, f"function {function.id!r} of app {function.app_id!r} is paused")
+        raise CheckpointError(409, f"run {new.run_id} already exists")
+    lease = Lease(item_id=item, token=token)
+    _held.setdefault(engine, {})[new.run_id] = lease
+    if new.ops:
+        await commit_ops(engine, new.run_id, new.ops, lease=lease)
+    return lease
+
+
+async def checkpoint_steps(engine: Engine, run_id: str, ops: list[Op]) -> None:
+    """Commit ops the endpoint's request checkpointed for its run (see the module's docstring)."""
+    lease = _held.get(engine, {}).get(run_id) or await _held_lease(engine, run_id)
+    await commit_ops(engine, run_id, ops, lease=lease)
+
+
+async def _held_lease(engine: Engine, run_id: str) -> Lease:
+    """The lease of a run whose request checkpointed through another server process."""
+    run = await engine.reads.get_run(run_id)
+    if run is None:
+        raise CheckpointError(404, f"no run {run_id!r}")
+    if run.status in FINAL_STATUSES:
+        raise CheckpointError(409, f"run {run_id} has ended ({run.status})")
+    raise CheckpointError(409, f"run {run_id} is not held by an endpoint request on this server")
+
+
+async def commit_ops(engine: Engine, run_id: str, ops: list[Op], *, lease: Lease) -> None:
+    """One commit under the request's lease: the step results, then the run's end (RunComplete)
+    or, when anything goes on in the background, the end of the request's attempt."""
+    run = await engine.reads.get_run(run_id)
+    if run is None:
+        raise CheckpointError(404, f"no run {run_id!r}")
+    if run.status in FINAL_STATUSES:
+        raise CheckpointError(409, f"run {run_id} has ended ({run.status})")
+    function = engine.function(run.app_id, run.function_id)
+    if function is None:
+        raise CheckpointError(409, f"function {run.function_id!r} of app {run.app_id!r} is no longer known")
+    state, now, rules = run_state(run), engine.clock.now_ms(), op_rules(engine, function)
+    steps = [op for op in ops if not isinstance(op, RunComplete | StepPlanned | Discovery)]
+    commit = step_commit(state, steps, lease=lease, now=now, rules=rules)
+    complete = next((op for op in ops if isinstance(op, RunComplete)), None)
+    if complete is not None:
+        commit.outcome = outcome_commit(state, complete, lease=lease, now=now, rules=rules).outcome
+    elif _goes_on_later(ops, commit.steps):
+        deadlines = [w.deadline for w in commit.steps if w.deadline is not None]
+        deadlines += [m.deadline for m in state.memo.values() if not m.final and m.deadline is not None]
+        commit.outcome = Suspend(due_at=min(deadlines, default=now))
+    else:
+        await engine.store.extend_leases(OWNER, {lease.item_id: lease.token}, now + HOLD_MS)
+    result = await engine.commit(commit)
+    if not result.ok:
+        raise CheckpointError(409, f"run {run_id}: its endpoint request no longer holds it ({result.reason or 'lost'})")
+    if commit.outcome is not None:
+        _held.get(engine, {}).pop(run_id, None)
+        engine.wake()
+
+
+def _goes_on_later(ops: list[Op], written: list[StepWrite]) -> bool:
+    """Whether the request's attempt ends here: the SDK switched the run to the background."""
+    if any(isinstance(op, StepPlanned | Discovery) for op in ops):
+        return True
+    return any(w.status not in ("completed", "failed") for w in written)
+
+
+__all__ = ["HOLD_MS", "checkpoint_steps", "commit_ops", "endpoint_function", "run_token", "start", "token_matches"]
