@@ -17,7 +17,9 @@ The endpoint's app is its domain and its function is the endpoint (Inngest's ids
 would, so runs show in the dashboard, the CLI and the API as any run does.
 
 If the request dies without ending its attempt, its lease expires (`HOLD_MS`, extended by each
-checkpoint) and the run is resumed as any abandoned attempt is: through the endpoint.
+checkpoint) and the run is resumed as any abandoned attempt is: through the endpoint. The lease
+token is made from the run id and the server's secret (`lease_token`), so the request's
+checkpoints may reach any server process on the store.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import secrets
 from weakref import WeakKeyDictionary
 
 from outlast.core.config import FunctionConfig, Runtime
@@ -42,13 +43,18 @@ HOLD_MS = 15 * 60_000
 OWNER = "endpoint"
 Op = StepOp | RunComplete | StepPlanned | Discovery
 _registering: WeakKeyDictionary[Engine, asyncio.Lock] = WeakKeyDictionary()
-#: the leases of runs whose endpoint request is still running them, per engine (this process)
-_held: WeakKeyDictionary[Engine, dict[str, Lease]] = WeakKeyDictionary()
 
 
 def run_token(run_id: str, secret: str) -> str:
     """The token that lets a caller read a run's output (`/v1/http/runs/{run}/output?token=`)."""
     return hmac.new(secret.encode(), f"endpoint-output:{run_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def lease_token(run_id: str, secret: str) -> str:
+    """The lease an endpoint's request holds its run under: made from the run id, so any server
+    process sharing the store (and the secret) commits its checkpoints; a worker that took the
+    run over holds another token, and the request's late checkpoints are refused as stale."""
+    return hmac.new(secret.encode(), f"endpoint-lease:{run_id}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def token_matches(run_id: str, token: str | None, secret: str) -> bool:
@@ -79,7 +85,7 @@ async def endpoint_function(engine: Engine, request: EndpointRequest, *, retries
     return config
 
 
-async def start(engine: Engine, new: NewEndpointRun) -> Lease:
+async def start(engine: Engine, new: NewEndpointRun, *, secret: str) -> Lease:
     """Make the endpoint's run, held by its request, and commit the ops sent with it. Raises
     `CheckpointError` (409 when the run exists, 403 when its function is paused)."""
     function = await endpoint_function(engine, new.request, retries=new.retries)
@@ -93,7 +99,7 @@ async def start(engine: Engine, new: NewEndpointRun) -> Lease:
         created_at=now,
         due_at=now + HOLD_MS,
     )
-    token = secrets.token_hex(16)
+    token = lease_token(new.run_id, secret)
     item = await engine.store.start_held_run(
         plan, record, lease_token=token, owner=OWNER, until_ms=now + HOLD_MS, now_ms=now
     )
@@ -103,26 +109,21 @@ async def start(engine: Engine, new: NewEndpointRun) -> Lease:
             raise CheckpointError(403, f"function {function.id!r} of app {function.app_id!r} is paused")
         raise CheckpointError(409, f"run {new.run_id} already exists")
     lease = Lease(item_id=item, token=token)
-    _held.setdefault(engine, {})[new.run_id] = lease
     if new.ops:
         await commit_ops(engine, new.run_id, new.ops, lease=lease)
     return lease
 
 
-async def checkpoint_steps(engine: Engine, run_id: str, ops: list[Op]) -> None:
+async def checkpoint_steps(engine: Engine, run_id: str, ops: list[Op], *, secret: str) -> None:
     """Commit ops the endpoint's request checkpointed for its run (see the module's docstring)."""
-    lease = _held.get(engine, {}).get(run_id) or await _held_lease(engine, run_id)
-    await commit_ops(engine, run_id, ops, lease=lease)
-
-
-async def _held_lease(engine: Engine, run_id: str) -> Lease:
-    """The lease of a run whose request checkpointed through another server process."""
-    run = await engine.reads.get_run(run_id)
-    if run is None:
-        raise CheckpointError(404, f"no run {run_id!r}")
-    if run.status in FINAL_STATUSES:
+    jobs = await engine.reads.run_jobs(run_id)
+    item = next((job for job in jobs if job.kind == "run"), None)
+    if item is None:
+        run = await engine.reads.get_run(run_id)
+        if run is None:
+            raise CheckpointError(404, f"no run {run_id!r}")
         raise CheckpointError(409, f"run {run_id} has ended ({run.status})")
-    raise CheckpointError(409, f"run {run_id} is not held by an endpoint request on this server")
+    await commit_ops(engine, run_id, ops, lease=Lease(item_id=item.id, token=lease_token(run_id, secret)))
 
 
 async def commit_ops(engine: Engine, run_id: str, ops: list[Op], *, lease: Lease) -> None:
@@ -152,7 +153,6 @@ async def commit_ops(engine: Engine, run_id: str, ops: list[Op], *, lease: Lease
     if not result.ok:
         raise CheckpointError(409, f"run {run_id}: its endpoint request no longer holds it ({result.reason or 'lost'})")
     if commit.outcome is not None:
-        _held.get(engine, {}).pop(run_id, None)
         engine.wake()
 
 
@@ -163,4 +163,13 @@ def _goes_on_later(ops: list[Op], written: list[StepWrite]) -> bool:
     return any(w.status not in ("completed", "failed") for w in written)
 
 
-__all__ = ["HOLD_MS", "checkpoint_steps", "commit_ops", "endpoint_function", "run_token", "start", "token_matches"]
+__all__ = [
+    "HOLD_MS",
+    "checkpoint_steps",
+    "commit_ops",
+    "endpoint_function",
+    "lease_token",
+    "run_token",
+    "start",
+    "token_matches",
+]

@@ -56,7 +56,7 @@ async def new_run(request: Request) -> JSONResponse:
     body = await _json(request)
     try:
         new = parse_new_run(body, now_ms=engine.clock.now_ms())
-        await endpoint_runs.start(engine, new)
+        await endpoint_runs.start(engine, new, secret=_secret(request))
     except EndpointBodyError as exc:
         raise ApiError(400, f"checkpoint: {exc}") from exc
     except CheckpointError as exc:
@@ -78,7 +78,7 @@ async def steps(request: Request) -> JSONResponse:
     try:
         run_id = parse_run_id(request.path_params["run_id"], "the path's run id")
         ops = parse_steps(body, run_id=run_id, now_ms=engine.clock.now_ms())
-        await endpoint_runs.checkpoint_steps(engine, run_id, ops)
+        await endpoint_runs.checkpoint_steps(engine, run_id, ops, secret=_secret(request))
     except EndpointBodyError as exc:
         raise ApiError(400, f"checkpoint: {exc}") from exc
     except CheckpointError as exc:

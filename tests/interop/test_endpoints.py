@@ -56,6 +56,9 @@ async def test_an_endpoint_runs_its_steps_durably(outlast: Outlast, app: SdkApp,
     assert effects(tmp_path) == {"a:4": 1, "b:4": 1}
     cli = await outlast_cli(outlast, "runs", "--function", "get-quick")
     assert run.id in cli
+    async with httpx.AsyncClient(base_url=outlast.url) as client:
+        page = await client.get(f"/runs/{run.id}")
+    assert page.status_code == 200 and "get-quick" in page.text and "inngest/http.request" in page.text
 
 
 async def outlast_cli(outlast: Outlast, *args: str) -> str:
