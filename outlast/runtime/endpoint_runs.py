@@ -7,6 +7,8 @@ each under that lease, as a worker commits an attempt's ops (`core.ops.step_comm
 
 - `RunComplete` ends the run: its output is the endpoint's HTTP response (`{status, headers,
   body, version}`), which `GET /v1/http/runs/{run}/output` answers with.
+- The handler's own error (thrown outside any step) is a function-level error: retried, as
+  any function's is, by calling the endpoint again, or the run fails.
 - A step that failed and will be retried, a sleep, a wait, an invoke, parallel steps or a
   discovery request (the SDK's time budget ran out) end the request's attempt: the run is
   suspended and goes on in the background. The SDK answers its caller with a redirect to the
@@ -27,11 +29,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+from dataclasses import replace
+from typing import TypeGuard
 from weakref import WeakKeyDictionary
 
 from outlast.core.config import FunctionConfig, Runtime
 from outlast.core.models import FINAL_STATUSES, RunPlan, StepWrite, Suspend, SyncedApp
-from outlast.core.ops import Lease, RunComplete, StepOp, StepPlanned, outcome_commit, step_commit
+from outlast.core.ops import (
+    FunctionError,
+    Lease,
+    RunComplete,
+    StepAttemptFailed,
+    StepFailed,
+    StepOp,
+    StepPlanned,
+    outcome_commit,
+    step_commit,
+)
 from outlast.protocol.endpoint import EndpointRequest, NewEndpointRun
 from outlast.protocol.reply import Discovery
 from outlast.runtime.checkpoints import CheckpointError, run_state
@@ -42,6 +56,9 @@ from outlast.runtime.executor import op_rules
 HOLD_MS = 15 * 60_000
 OWNER = "endpoint"
 Op = StepOp | RunComplete | StepPlanned | Discovery
+#: the step id the SDK checkpoints the handler's own error under (`hashId("complete")`)
+HANDLER_ERROR_KEY = hashlib.sha1(b"complete").hexdigest()
+UNSAID = "the endpoint's handler threw an error (the SDK sent no message; its log has it)"
 _registering: WeakKeyDictionary[Engine, asyncio.Lock] = WeakKeyDictionary()
 
 
@@ -138,11 +155,11 @@ async def commit_ops(engine: Engine, run_id: str, ops: list[Op], *, lease: Lease
     if function is None:
         raise CheckpointError(409, f"function {run.function_id!r} of app {run.app_id!r} is no longer known")
     state, now, rules = run_state(run), engine.clock.now_ms(), op_rules(engine, function)
-    steps = [op for op in ops if not isinstance(op, RunComplete | StepPlanned | Discovery)]
+    steps = [op for op in ops if _is_step(op)]
     commit = step_commit(state, steps, lease=lease, now=now, rules=rules)
-    complete = next((op for op in ops if isinstance(op, RunComplete)), None)
-    if complete is not None:
-        commit.outcome = outcome_commit(state, complete, lease=lease, now=now, rules=rules).outcome
+    ending = _ending(ops)
+    if ending is not None:
+        commit.outcome = outcome_commit(state, ending, lease=lease, now=now, rules=rules).outcome
     elif _goes_on_later(ops, commit.steps):
         deadlines = [w.deadline for w in commit.steps if w.deadline is not None]
         deadlines += [m.deadline for m in state.memo.values() if not m.final and m.deadline is not None]
@@ -154,6 +171,27 @@ async def commit_ops(engine: Engine, run_id: str, ops: list[Op], *, lease: Lease
         raise CheckpointError(409, f"run {run_id}: its endpoint request no longer holds it ({result.reason or 'lost'})")
     if commit.outcome is not None:
         engine.wake()
+
+
+def _is_step(op: Op) -> TypeGuard[StepOp]:
+    if isinstance(op, StepAttemptFailed | StepFailed):
+        return op.key != HANDLER_ERROR_KEY
+    return not isinstance(op, RunComplete | StepPlanned | Discovery)
+
+
+def _ending(ops: list[Op]) -> RunComplete | FunctionError | None:
+    """How the request's attempt ends the run: it returned (RunComplete), or the handler itself
+    threw (the SDK checkpoints that as a step error of `HANDLER_ERROR_KEY`): a function-level
+    error, retried (a discovery call through the endpoint) or final as any function's is."""
+    for op in ops:
+        if isinstance(op, RunComplete):
+            return op
+    for op in ops:
+        if isinstance(op, StepAttemptFailed | StepFailed) and op.key == HANDLER_ERROR_KEY:
+            # inngest@4 sends the Error as JSON.stringify makes it: `{}`, without its message
+            blank = not op.error.message and op.error.sent in (None, {})
+            return FunctionError(error=replace(op.error, message=UNSAID, sent=None) if blank else op.error)
+    return None
 
 
 def _goes_on_later(ops: list[Op], written: list[StepWrite]) -> bool:

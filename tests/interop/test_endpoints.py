@@ -178,3 +178,20 @@ async def test_production_needs_the_signing_key(production: Outlast, tmp_path: P
         assert signed.status_code == 200
     finally:
         app.proc.stop()
+
+
+async def test_parallel_steps_and_a_handler_error_go_on_in_the_background(
+    outlast: Outlast, app: SdkApp, tmp_path: Path
+) -> None:
+    """Parallel steps: the caller is redirected and each step is called on its own. The handler's
+    own error (outside any step) is a function-level error: retried through the endpoint."""
+    async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=True) as client:
+        both = await client.get(f"{app.url}/parallel")
+        again = await client.get(f"{app.url}/throws")
+    assert (both.status_code, both.json(), again.status_code, again.json()) == (200, {"both": "xy"}, 200, {"ok": True})
+    (parallel,) = await _ended(outlast, "get-parallel")
+    assert parallel.status == "completed" and sorted(s.id for s in parallel.steps) == ["x", "y"]
+    (thrown,) = await _ended(outlast, "get-throws")
+    assert (thrown.status, thrown.steps, len(thrown.failures)) == ("completed", [], 1)
+    assert "handler threw an error" in thrown.failures[0].error["message"], thrown.failures
+    assert effects(tmp_path) == {"x": 1, "y": 1, "throws": 2}

@@ -39,6 +39,20 @@ const routes = {
     });
     return { value };
   },
+  // two steps at once: the run goes on in the background, each step called on its own
+  "/parallel": async () => {
+    const [x, y] = await Promise.all([
+      step.run("x", () => { effect("x"); return "x"; }),
+      step.run("y", () => { effect("y"); return "y"; }),
+    ]);
+    return { both: x + y };
+  },
+  // the handler itself throws once (outside any step): retried in the background
+  "/throws": async () => {
+    effect("throws");
+    if (ran("throws") < 2) throw new Error("the handler failed on its first attempt");
+    return { ok: true };
+  },
 };
 
 const handler = inngest.endpoint(async (req) => {
