@@ -79,7 +79,8 @@ def token_matches(run_id: str, token: str | None, secret: str) -> bool:
 
 
 async def endpoint_function(engine: Engine, request: EndpointRequest, *, retries: int) -> FunctionConfig:
-    """The endpoint's function, stored (with its app) when it is new or its retries changed."""
+    """The endpoint's function, stored (with its app) when it is new or its retries changed.
+    Raises `CheckpointError` (409) when the app id is another kind of app's."""
     config = FunctionConfig(
         app_id=request.app_id,
         id=request.function_id,
@@ -92,12 +93,15 @@ async def endpoint_function(engine: Engine, request: EndpointRequest, *, retries
         known = engine.function(config.app_id, config.id)
         if known is not None and known.retries == retries and known.runtime.kind == "endpoint":
             return known
-        now = engine.clock.now_ms()
-        if await engine.store.get_app(config.app_id) is None:
-            app = SyncedApp(id=config.app_id, url=request.domain, sdk="js", framework="durable-endpoint")
-            await engine.store.sync_app(app, [config], now)
-        else:
-            await engine.store.sync_functions(config.app_id, [config], now, mode="merge")
+        await engine.refresh_registry(force=True)  # another process may have added endpoints
+        others = [f.config for f in engine.registry.apps().get(config.app_id, []) if f.id != config.id]
+        if config.app_id in engine.sources or any(f.runtime.kind != "endpoint" for f in others):
+            raise CheckpointError(
+                409, f"app id {config.app_id!r} (the endpoint's host) is taken by an app that is not Durable Endpoints"
+            )
+        # stored as a sync stores an app (never pruned), with the app's other endpoints kept
+        app = SyncedApp(id=config.app_id, url=request.domain, sdk="js", framework="durable-endpoint")
+        await engine.store.sync_app(app, [*others, config], engine.clock.now_ms())
         await engine.refresh_registry(force=True)
     return config
 
