@@ -195,3 +195,14 @@ async def test_parallel_steps_and_a_handler_error_go_on_in_the_background(
     assert (thrown.status, thrown.steps, len(thrown.failures)) == ("completed", [], 1)
     assert "handler threw an error" in thrown.failures[0].error["message"], thrown.failures
     assert effects(tmp_path) == {"x": 1, "y": 1, "throws": 2}
+
+
+async def test_an_endpoint_waits_for_an_event(outlast: Outlast, app: SdkApp) -> None:
+    async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+        first = await client.get(f"{app.url}/wait?id=w1")
+        assert first.status_code == 302, first.text  # the wait is stored before the caller is told
+        await outlast.send({"name": "js4/approve", "data": {"id": "w1", "by": "ada"}})
+        done = await client.get(first.headers["location"])
+    assert (done.status_code, done.json()) == (200, {"approved": "ada"})
+    (run,) = await _ended(outlast, "get-wait")
+    assert run.status == "completed" and [s.id for s in run.steps] == ["approval"]

@@ -47,6 +47,15 @@ const routes = {
     ]);
     return { both: x + y };
   },
+  // a wait for an event: resumed through the endpoint when the event comes
+  "/wait": async (url) => {
+    const approval = await step.waitForEvent("approval", {
+      event: "js4/approve",
+      timeout: "1m",
+      if: `async.data.id == "${url.searchParams.get("id")}"`,
+    });
+    return { approved: approval ? approval.data.by : null };
+  },
   // the handler itself throws once (outside any step): retried in the background
   "/throws": async () => {
     effect("throws");
