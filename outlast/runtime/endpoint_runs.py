@@ -18,10 +18,10 @@ The endpoint's app is its domain and its function is the endpoint (Inngest's ids
 `fn`, else "METHOD /path"); both are stored the first time a request checkpoints, as a sync
 would, so runs show in the dashboard, the CLI and the API as any run does.
 
-If the request dies without ending its attempt, its lease expires (`HOLD_MS`, extended by each
-checkpoint) and the run is resumed as any abandoned attempt is: through the endpoint. The lease
-token is made from the run id and the server's secret (`lease_token`), so the request's
-checkpoints may reach any server process on the store.
+If the request dies without ending its attempt, its lease expires (`http_request_timeout_ms`
+after its last checkpoint) and the run is resumed as any abandoned attempt is: through the
+endpoint. The lease token is made from the run id and the server's secret (`lease_token`), so
+the request's checkpoints may reach any server process on the store.
 """
 
 from __future__ import annotations
@@ -52,14 +52,18 @@ from outlast.runtime.checkpoints import CheckpointError, run_state
 from outlast.runtime.engine import Engine
 from outlast.runtime.executor import op_rules
 
-#: how long a request holds its run between checkpoints (the HTTP driver's request timeout)
-HOLD_MS = 15 * 60_000
 OWNER = "endpoint"
 Op = StepOp | RunComplete | StepPlanned | Discovery
 #: the step id the SDK checkpoints the handler's own error under (`hashId("complete")`)
 HANDLER_ERROR_KEY = hashlib.sha1(b"complete").hexdigest()
 UNSAID = "the endpoint's handler threw an error (the SDK sent no message; its log has it)"
 _registering: WeakKeyDictionary[Engine, asyncio.Lock] = WeakKeyDictionary()
+
+
+def _hold_ms(engine: Engine) -> int:
+    """How long a request holds its run between checkpoints: as long as Outlast waits for any
+    call to an app (`http_request_timeout_ms`)."""
+    return engine.settings.http_request_timeout_ms
 
 
 def run_token(run_id: str, secret: str) -> str:
@@ -118,11 +122,11 @@ async def start(engine: Engine, new: NewEndpointRun, *, secret: str) -> Lease:
         function_id=function.id,
         event_ids=[record.id],
         created_at=now,
-        due_at=now + HOLD_MS,
+        due_at=now + _hold_ms(engine),
     )
     token = lease_token(new.run_id, secret)
     item = await engine.store.start_held_run(
-        plan, record, lease_token=token, owner=OWNER, until_ms=now + HOLD_MS, now_ms=now
+        plan, record, lease_token=token, owner=OWNER, until_ms=now + _hold_ms(engine), now_ms=now
     )
     if item is None:
         run = await engine.reads.get_run(new.run_id)
@@ -169,7 +173,7 @@ async def commit_ops(engine: Engine, run_id: str, ops: list[Op], *, lease: Lease
         deadlines += [m.deadline for m in state.memo.values() if not m.final and m.deadline is not None]
         commit.outcome = Suspend(due_at=min(deadlines, default=now))
     else:
-        await engine.store.extend_leases(OWNER, {lease.item_id: lease.token}, now + HOLD_MS)
+        await engine.store.extend_leases(OWNER, {lease.item_id: lease.token}, now + _hold_ms(engine))
     result = await engine.commit(commit)
     if not result.ok:
         raise CheckpointError(409, f"run {run_id}: its endpoint request no longer holds it ({result.reason or 'lost'})")
@@ -206,7 +210,6 @@ def _goes_on_later(ops: list[Op], written: list[StepWrite]) -> bool:
 
 
 __all__ = [
-    "HOLD_MS",
     "checkpoint_steps",
     "commit_ops",
     "endpoint_function",

@@ -206,3 +206,29 @@ async def test_an_endpoint_waits_for_an_event(outlast: Outlast, app: SdkApp) -> 
     assert (done.status_code, done.json()) == (200, {"approved": "ada"})
     (run,) = await _ended(outlast, "get-wait")
     assert run.status == "completed" and [s.id for s in run.steps] == ["approval"]
+
+
+async def test_a_request_that_dies_mid_run_is_resumed_through_the_endpoint(tmp_path: Path) -> None:
+    """The endpoint's app dies while a step runs: once the request's hold on the run lapses
+    (`http_request_timeout_ms` after its last checkpoint), the run is resumed by calling the
+    endpoint again; the step that had finished is not run again."""
+    server = Outlast(tmp_path, env={"OUTLAST_LEASE_MS": "5000", "OUTLAST_HTTP_REQUEST_TIMEOUT_MS": "2000"})
+    app = endpoints_app(tmp_path, server)
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+            request = asyncio.ensure_future(client.get(f"{app.url}/hang"))
+
+            async def hanging() -> bool | None:
+                return effects(tmp_path)["hang"] == 1 or None
+
+            await server.wait(hanging, TIMEOUT, "the step to hang")
+            app.proc.kill()
+            with pytest.raises(httpx.HTTPError):
+                await request
+        app.restart()
+        (run,) = await _ended(server, "get-hang")
+        assert run.status == "completed" and [s.id for s in run.steps] == ["first", "hang"]
+        assert effects(tmp_path) == {"first": 1, "hang": 2}
+    finally:
+        app.proc.stop()
+        await server.close()

@@ -56,6 +56,17 @@ const routes = {
     });
     return { approved: approval ? approval.data.by : null };
   },
+  // a step that hangs on its first attempt (the test kills the app then): resumed once the
+  // request's hold on the run lapses
+  "/hang": async () => {
+    const first = await step.run("first", () => { effect("first"); return 1; });
+    const second = await step.run("hang", async () => {
+      effect("hang");
+      if (ran("hang") < 2) await new Promise(() => {});
+      return first + 1;
+    });
+    return { second };
+  },
   // the handler itself throws once (outside any step): retried in the background
   "/throws": async () => {
     effect("throws");
