@@ -112,10 +112,11 @@ async def endpoint_function(engine: Engine, request: EndpointRequest, *, retries
 
 async def start(engine: Engine, new: NewEndpointRun, *, secret: str) -> Lease:
     """Make the endpoint's run, held by its request, and commit the ops sent with it. Raises
-    `CheckpointError` (409 when the run exists, 403 when its function is paused)."""
+    `CheckpointError` (409 when the run exists, 403 when its function is paused) and
+    `InvalidEventError` (the request's event cannot be stored: too large, say)."""
+    (record,) = engine.validate([new.event], allow_system=True)  # before anything is stored
     function = await endpoint_function(engine, new.request, retries=new.retries)
     now = engine.clock.now_ms()
-    (record,) = engine.validate([new.event], allow_system=True)
     plan = RunPlan(
         run_id=new.run_id,
         app_id=function.app_id,

@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from outlast.core import jsonutil
 from outlast.core.models import FINAL_STATUSES, Run
+from outlast.errors import InvalidEventError, PayloadTooLargeError
 from outlast.protocol.endpoint import EndpointBodyError, http_result, parse_new_run, parse_run_id, parse_steps
 from outlast.runtime import endpoint_runs
 from outlast.runtime.checkpoints import CheckpointError
@@ -57,8 +58,10 @@ async def new_run(request: Request) -> JSONResponse:
     try:
         new = parse_new_run(body, now_ms=engine.clock.now_ms())
         await endpoint_runs.start(engine, new, secret=_secret(request))
-    except EndpointBodyError as exc:
+    except (EndpointBodyError, InvalidEventError) as exc:
         raise ApiError(400, f"checkpoint: {exc}") from exc
+    except PayloadTooLargeError as exc:
+        raise ApiError(413, f"checkpoint: the request's event is too large: {exc}") from exc
     except CheckpointError as exc:
         raise ApiError(exc.status, str(exc)) from exc
     data = {

@@ -128,6 +128,9 @@ async def test_bad_checkpoints_are_refused_and_store_nothing(outlast: Outlast) -
     assert bad_json.status_code == 400 and "not valid JSON" in bad_json.json()["error"]
     huge = await _checkpoint(outlast, "/v1/checkpoint", b"x" * (17 * 1024 * 1024))
     assert huge.status_code == 413 and "over the limit" in huge.json()["error"]
+    big = {**EVENT, "data": {**EVENT["data"], "body": "x" * 8_000_000}}  # over the event limit
+    too_big = await _checkpoint(outlast, "/v1/checkpoint", {"run_id": RUN_ID, "event": big})
+    assert too_big.status_code == 413 and "event is too large" in too_big.json()["error"]
     unknown = await _checkpoint(outlast, f"/v1/checkpoint/{RUN_ID}/steps", {"steps": []})
     assert unknown.status_code == 404 and RUN_ID in unknown.json()["error"]
     assert (await _checkpoint(outlast, "/v1/checkpoint/nope/steps", {"steps": []})).status_code == 400
