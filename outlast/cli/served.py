@@ -11,6 +11,7 @@ from typing import Any
 
 from outlast.errors import OutlastError
 from outlast.protocol.signing import SigningKeyError, validate_key
+from outlast.runtime.drivers.endpoint import EndpointDriver
 from outlast.runtime.drivers.http import HttpDriver
 from outlast.runtime.engine import Engine
 from outlast.settings import Settings
@@ -79,6 +80,7 @@ def install_http_driver(engine: Engine, settings: Settings, keys: tuple[str, ...
         signing_key=keys[0] if keys else None, request_timeout_s=settings.http_request_timeout_ms / 1000
     )
     engine.drivers["http"] = driver
+    engine.drivers["endpoint"] = EndpointDriver(driver)  # Durable Endpoints, over the same pools
     return driver
 
 

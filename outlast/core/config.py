@@ -117,7 +117,7 @@ class Runtime:
     """Where the function's code runs: in a worker process (`local`), in a served app (`http`), or
     in a worker connected over Inngest's Connect (`connect`; `url` names the app and function)."""
 
-    kind: Literal["local", "http", "connect"] = "local"
+    kind: Literal["local", "http", "connect", "endpoint"] = "local"
     url: str | None = None
 
 

@@ -51,7 +51,7 @@ async def checkpoint(engine: Engine, request: CheckpointRequest) -> int:
     function = engine.function(run.app_id, run.function_id)
     if function is None:
         raise CheckpointError(409, f"function {run.function_id!r} of app {run.app_id!r} is no longer served")
-    state = _run_state(run)
+    state = run_state(run)
     commit = step_commit(state, ops, lease=lease, now=engine.clock.now_ms(), rules=op_rules(engine, function))
     result = await engine.commit(commit)
     if not result.ok:
@@ -60,7 +60,8 @@ async def checkpoint(engine: Engine, request: CheckpointRequest) -> int:
     return len(commit.steps)
 
 
-def _run_state(run: Run) -> RunState:
+def run_state(run: Run) -> RunState:
+    """The run as an attempt in progress sees it (its memo from the stored steps)."""
     return RunState(
         run_id=run.id,
         app_id=run.app_id,
@@ -74,4 +75,4 @@ def _run_state(run: Run) -> RunState:
     )
 
 
-__all__ = ["CheckpointError", "checkpoint"]
+__all__ = ["CheckpointError", "checkpoint", "run_state"]

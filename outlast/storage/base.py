@@ -313,6 +313,16 @@ class Store(Lookups, Protocol):
         that claimed an item it cannot run). Nothing happens if the token no longer matches."""
         ...
 
+    async def start_held_run(
+        self, plan: RunPlan, event: EventRecord, *, lease_token: str, owner: str, until_ms: int, now_ms: int
+    ) -> str | None:
+        """In one transaction: store `event` (as `ingest` does) and start the run `plan`
+        describes already `running`, its item leased with `lease_token` until `until_ms` (a
+        Durable Endpoint's request runs the first attempt itself); return the item's id. None,
+        and nothing written, when a run with that id exists; None when the run is skipped
+        (its function is paused)."""
+        ...
+
     async def next_due_at(self, scope: AppScope) -> int | None:
         """The smallest `due_at` among items within `scope` (a leased item's is its lease expiry);
         None if there is none."""

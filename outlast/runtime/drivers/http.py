@@ -127,8 +127,14 @@ class HttpDriver:
         if self.signing_key:
             headers[SIGNATURE_HEADER] = sign(body, self.signing_key, int(self.wall_clock()))
         target = httpx.URL(url).copy_set_param("stepId", step)
+        return await self.exchange("POST", target, body, headers, url=url, now_ms=now_ms)
+
+    async def exchange(
+        self, method: str, target: httpx.URL, body: bytes, headers: dict[str, str], *, url: str, now_ms: int
+    ) -> Reply:
+        """Make one call request; its reply (a transport failure is the function's error)."""
         try:
-            status, reply_headers, content = await self._post(target, body, headers)
+            status, reply_headers, content = await self._post(target, body, headers, method=method)
         except httpx.ConnectError as exc:
             return _transport(url, "SDKUnreachableError", f"could not connect ({_reason(exc)}); is the app running?")
         except httpx.TimeoutException:
@@ -145,8 +151,10 @@ class HttpDriver:
             )
         return parse_reply(status, reply_headers, content, now_ms=now_ms, url=url)
 
-    async def _post(self, url: httpx.URL, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-        async with self.client().stream("POST", url, content=body, headers=headers) as response:
+    async def _post(
+        self, url: httpx.URL, body: bytes, headers: dict[str, str], *, method: str = "POST"
+    ) -> tuple[int, dict[str, str], bytes]:
+        async with self.client().stream(method, url, content=body, headers=headers) as response:
             chunks, size = [], 0
             async for chunk in response.aiter_bytes():
                 size += len(chunk)

@@ -33,6 +33,7 @@ from outlast.storage.sql import (
     apps,
     commit,
     functions,
+    held_runs,
     ingest,
     links,
     pausing,
@@ -144,6 +145,16 @@ class SqlStore(PlannerSlot):
 
     async def release(self, item_id: str, lease_token: str, due_at: int) -> None:
         await self._run(lambda tx: queue.release(tx, item_id, lease_token, due_at), notify=True)
+
+    async def start_held_run(
+        self, plan: RunPlan, event: EventRecord, *, lease_token: str, owner: str, until_ms: int, now_ms: int
+    ) -> str | None:
+        return await self._run(
+            lambda tx: held_runs.start_held_run(
+                tx, self.planner, plan, event, token=lease_token, owner=owner, until=until_ms, now=now_ms
+            ),
+            notify=True,
+        )
 
     async def next_due_at(self, scope: AppScope) -> int | None:
         return await self._run(lambda tx: queue.next_due_at(tx, scope))
