@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from outlast.core.defers import DeferAbort, DeferAdd
 from outlast.core.ops import (
     FunctionError,
     InvokeFunction,
@@ -40,7 +41,7 @@ RETRY_AFTER_HEADER = "retry-after"
 #: a response body larger than this is refused (Inngest's MaxSDKResponseBodySize)
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 MAX_OPS_PER_RESPONSE = 1000
-UNSUPPORTED = {"aigateway": "step.ai.infer", "deferadd": "defer()", "deferabort": "defer() aborts"}
+UNSUPPORTED = {"aigateway": "step.ai.infer"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -330,6 +331,17 @@ def _async_op(
         )
     if op == "gateway":
         return _gateway(key, step_id, opts)
+    if op == "deferadd":
+        fn_slug = opts.get("fn_slug")
+        return DeferAdd(
+            key=key,
+            step_id=step_id,
+            function_slug=fn_slug if isinstance(fn_slug, str) else "",
+            input=opts.get("input"),
+            meta=opts.get("meta"),
+        )
+    if op == "deferabort":
+        return DeferAbort(key=key, step_id=step_id, target=str(opts.get("target_hashed_id") or ""))
     return Unsupported(op=str(item["op"]), step_id=step_id, feature=UNSUPPORTED.get(op, f"the {item['op']!r} opcode"))
 
 

@@ -18,14 +18,16 @@ process's server) and reloads its memo before its next call (`Attempt.refresh`).
 
 from __future__ import annotations
 
+from outlast.core.defers import DeferAbort, DeferAdd
 from outlast.core.models import Run, RunState
 from outlast.core.ops import StepAttemptFailed, StepFailed, StepRun, step_commit
 from outlast.protocol.checkpoint import CheckpointRequest
 from outlast.runtime.engine import Engine
 from outlast.runtime.executor import memo_of, op_rules
 
-#: what a checkpoint may carry: step results (a sleep, a wait or an invoke ends the call instead)
-CHECKPOINTABLE = (StepRun, StepAttemptFailed, StepFailed)
+#: what a checkpoint may carry: step results (a sleep, a wait or an invoke ends the call instead),
+#: and the `defer()` ops the SDK ships with them
+CHECKPOINTABLE = (StepRun, StepAttemptFailed, StepFailed, DeferAdd, DeferAbort)
 ACTIVE = ("queued", "running")
 
 

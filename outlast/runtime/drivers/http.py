@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 
 import httpx
 
+from outlast.core.defers import is_defer_op
 from outlast.core.models import RETRYING, MemoEntry
 from outlast.core.ops import (
     FunctionError,
@@ -324,7 +325,9 @@ class HttpAttempt:
                     ),
                 )
             )
-        await self.host.apply([op])
+        # `defer()`'s ops ride along with the step result that follows them (lazy ops)
+        lazy = [s for s in reply.steps if is_defer_op(s) and s.key not in self.memo] if isinstance(reply, Ops) else []
+        await self.host.apply([op, *lazy])
         return None
 
     async def _request(self, step: str, *, attempt: int) -> Reply:

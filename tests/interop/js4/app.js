@@ -4,7 +4,7 @@
 // ran twice. The publisher publishes realtime messages (tests/interop/test_realtime_interop.py).
 const fs = require("node:fs");
 const express = require("express");
-const { Inngest, realtime } = require("inngest");
+const { Inngest, NonRetriableError, realtime } = require("inngest");
 const { serve } = require("inngest/express");
 const { createDefer } = require("inngest/experimental");
 
@@ -23,11 +23,10 @@ const steps = inngest.createFunction(
   },
 );
 
-// defer(): the deferred function should run after its parent ends (Outlast does not run it
-// yet, and so must fail the parent rather than complete it without it)
-const later = createDefer(inngest, { id: "later" }, async ({ event }) => {
-  effect(`deferred:${event.data.n}`);
-  return "deferred done";
+// defer(): the deferred function runs once its parent has ended, with the data it was given
+const later = createDefer(inngest, { id: "later" }, async ({ event, step }) => {
+  const n = await step.run("record", () => { effect(`deferred:${event.data.n}`); return event.data.n; });
+  return { n, keys: Object.keys(event.data).sort() };
 });
 
 const deferring = inngest.createFunction(
@@ -35,8 +34,33 @@ const deferring = inngest.createFunction(
   async ({ event, step, defer }) => {
     await step.run("before", () => 1);
     defer("later-1", { function: later, data: { n: event.data.n } });
-    await step.run("after", () => 2);
+    await step.run("after", () => { effect(`parent-after:${event.data.n}`); return 2; });
     return "parent done";
+  },
+);
+
+// a defer aborted in a later call than the one that reported it, and one aborted at once
+const aborting = inngest.createFunction(
+  { id: "aborting", triggers: [{ event: "js4/defer-abort" }] },
+  async ({ event, step, defer }) => {
+    defer("kept", { function: later, data: { n: event.data.n } });
+    const dropped = defer("dropped", { function: later, data: { n: -event.data.n } });
+    const never = defer("never", { function: later, data: { n: 1000 + event.data.n } });
+    never.abort();
+    await step.sleep("pause", "1s");
+    dropped.abort();
+    await step.run("after", () => 2);
+    return "aborted two";
+  },
+);
+
+// the parent fails after its defer: Inngest still schedules the defer when the run ends
+const failing = inngest.createFunction(
+  { id: "defer-then-fail", retries: 0, triggers: [{ event: "js4/defer-fail" }] },
+  async ({ event, step, defer }) => {
+    await step.run("before", () => 1);
+    defer("still", { function: later, data: { n: event.data.n } });
+    await step.run("boom", () => { throw new NonRetriableError("the parent failed"); });
   },
 );
 
@@ -90,5 +114,5 @@ app.use("/api/inngest", (req, _res, next) => {
   if (req.method === "POST") effect(`request:${req.query.fnId}`);
   next();
 });
-app.use("/api/inngest", serve({ client: inngest, functions: [steps, deferring, later, race, fetcher, publisher] }));
+app.use("/api/inngest", serve({ client: inngest, functions: [steps, deferring, aborting, failing, later, race, fetcher, publisher] }));
 app.listen(Number(process.env.PORT), "127.0.0.1");
