@@ -80,6 +80,22 @@ const race = inngest.createFunction(
   },
 );
 
+// race mode with a losing branch of several steps: the function goes on with the winner at once;
+// the loser's sleep, already under way, is finished, and its "late" step is never reached
+const raceBranches = inngest.createFunction(
+  { id: "race-branches", triggers: [{ event: "js4/race-branches" }] },
+  async ({ step, group }) => {
+    const winner = await group.parallel(async () => Promise.race([
+      step.run("quick", () => { effect("quick"); return "quick"; }),
+      (async () => {
+        await step.sleep("nap", "2s");
+        return await step.run("late", () => { effect("late"); return "late"; });
+      })(),
+    ]));
+    return await step.run("then", () => { effect("then"); return `${winner} won`; });
+  },
+);
+
 // step.fetch: the server makes the request, durably; the response is the step's output
 const fetcher = inngest.createFunction(
   { id: "fetcher", retries: 1, triggers: [{ event: "js4/fetch" }] },
@@ -114,5 +130,5 @@ app.use("/api/inngest", (req, _res, next) => {
   if (req.method === "POST") effect(`request:${req.query.fnId}`);
   next();
 });
-app.use("/api/inngest", serve({ client: inngest, functions: [steps, deferring, aborting, failing, later, race, fetcher, publisher] }));
+app.use("/api/inngest", serve({ client: inngest, functions: [steps, deferring, aborting, failing, later, race, raceBranches, fetcher, publisher] }));
 app.listen(Number(process.env.PORT), "127.0.0.1");
