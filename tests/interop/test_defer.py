@@ -40,9 +40,16 @@ async def trigger_of(outlast: Outlast, run: Run) -> EventRecord:
     return event
 
 
-async def test_the_deferred_function_runs_after_its_parent(outlast: Outlast, app: SdkApp, tmp_path: Path) -> None:
+#: with v4's default async checkpointing, and without (`checkpointing: false`)
+MODES = pytest.mark.parametrize("suffix", ["", "-plain"], ids=["checkpointing", "no-checkpointing"])
+
+
+@MODES
+async def test_the_deferred_function_runs_after_its_parent(
+    outlast: Outlast, app: SdkApp, tmp_path: Path, suffix: str
+) -> None:
     await app.sync()
-    (event_id,) = await outlast.send({"name": "js4/defer", "data": {"n": 3}})
+    (event_id,) = await outlast.send({"name": f"js4/defer{suffix}", "data": {"n": 3}})
     parent = await outlast.finished_run(event_id)
     assert (parent.status, parent.output) == ("completed", "parent done")
     [child] = await deferred_runs(outlast, 1)
@@ -55,7 +62,7 @@ async def test_the_deferred_function_runs_after_its_parent(outlast: Outlast, app
         "fn_slug": "js4-app-later",
         "parent_app_id": parent.app_id,
         "parent_fn_id": parent.function_id,
-        "parent_fn_slug": "js4-app-deferring",
+        "parent_fn_slug": f"js4-app-deferring{suffix}",
         "parent_run_id": parent.id,
     }
     kinds = {s.id: s.kind for s in parent.steps}
@@ -66,9 +73,10 @@ async def test_the_deferred_function_runs_after_its_parent(outlast: Outlast, app
     }
 
 
-async def test_an_aborted_defer_never_runs(outlast: Outlast, app: SdkApp, tmp_path: Path) -> None:
+@MODES
+async def test_an_aborted_defer_never_runs(outlast: Outlast, app: SdkApp, tmp_path: Path, suffix: str) -> None:
     await app.sync()
-    (event_id,) = await outlast.send({"name": "js4/defer-abort", "data": {"n": 5}})
+    (event_id,) = await outlast.send({"name": f"js4/defer-abort{suffix}", "data": {"n": 5}})
     parent = await outlast.finished_run(event_id)
     assert (parent.status, parent.output) == ("completed", "aborted two")
     runs = await deferred_runs(outlast, 1)

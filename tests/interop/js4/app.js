@@ -29,30 +29,33 @@ const later = createDefer(inngest, { id: "later" }, async ({ event, step }) => {
   return { n, keys: Object.keys(event.data).sort() };
 });
 
-const deferring = inngest.createFunction(
-  { id: "deferring", triggers: [{ event: "js4/defer" }] },
-  async ({ event, step, defer }) => {
-    await step.run("before", () => 1);
-    defer("later-1", { function: later, data: { n: event.data.n } });
-    await step.run("after", () => { effect(`parent-after:${event.data.n}`); return 2; });
-    return "parent done";
-  },
-);
-
-// a defer aborted in a later call than the one that reported it, and one aborted at once
-const aborting = inngest.createFunction(
-  { id: "aborting", triggers: [{ event: "js4/defer-abort" }] },
-  async ({ event, step, defer }) => {
-    defer("kept", { function: later, data: { n: event.data.n } });
-    const dropped = defer("dropped", { function: later, data: { n: -event.data.n } });
-    const never = defer("never", { function: later, data: { n: 1000 + event.data.n } });
-    never.abort();
-    await step.sleep("pause", "1s");
-    dropped.abort();
-    await step.run("after", () => 2);
-    return "aborted two";
-  },
-);
+// each twice: with v4's default async checkpointing (the defer ops ride on a checkpoint) and
+// without (they ride on the response with the step result that follows them)
+const deferringFunctions = ["", "-plain"].map((suffix) => [
+  inngest.createFunction(
+    { id: `deferring${suffix}`, checkpointing: suffix === "", triggers: [{ event: `js4/defer${suffix}` }] },
+    async ({ event, step, defer }) => {
+      await step.run("before", () => 1);
+      defer("later-1", { function: later, data: { n: event.data.n } });
+      await step.run("after", () => { effect(`parent-after:${event.data.n}`); return 2; });
+      return "parent done";
+    },
+  ),
+  // a defer aborted in a later call than the one that reported it, and one aborted at once
+  inngest.createFunction(
+    { id: `aborting${suffix}`, checkpointing: suffix === "", triggers: [{ event: `js4/defer-abort${suffix}` }] },
+    async ({ event, step, defer }) => {
+      defer("kept", { function: later, data: { n: event.data.n } });
+      const dropped = defer("dropped", { function: later, data: { n: -event.data.n } });
+      const never = defer("never", { function: later, data: { n: 1000 + event.data.n } });
+      never.abort();
+      await step.sleep("pause", "1s");
+      dropped.abort();
+      await step.run("after", () => 2);
+      return "aborted two";
+    },
+  ),
+]).flat();
 
 // the parent fails after its defer: Inngest still schedules the defer when the run ends
 const failing = inngest.createFunction(
@@ -130,5 +133,5 @@ app.use("/api/inngest", (req, _res, next) => {
   if (req.method === "POST") effect(`request:${req.query.fnId}`);
   next();
 });
-app.use("/api/inngest", serve({ client: inngest, functions: [steps, deferring, aborting, failing, later, race, raceBranches, fetcher, publisher] }));
+app.use("/api/inngest", serve({ client: inngest, functions: [steps, ...deferringFunctions, failing, later, race, raceBranches, fetcher, publisher] }));
 app.listen(Number(process.env.PORT), "127.0.0.1");
