@@ -42,6 +42,7 @@ RETRY_AFTER_HEADER = "retry-after"
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 MAX_OPS_PER_RESPONSE = 1000
 UNSUPPORTED = {"aigateway": "step.ai.infer"}
+UNSUPPORTED_OPCODE_ERROR = "UnsupportedOpcodeError"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,10 +93,15 @@ class Unsupported:
 
     def error(self, url: str) -> ErrorInfo:
         return ErrorInfo(
-            name="UnsupportedOpcodeError",
+            name=UNSUPPORTED_OPCODE_ERROR,
             no_retry=True,
             message=f"{url} sent {self.op!r} for step {self.step_id!r}: Outlast does not support {self.feature}",
         )
+
+
+def is_unsupported(error: ErrorInfo) -> bool:
+    """Whether the error is an `Unsupported` opcode's (it fails the run, wherever it came)."""
+    return error.name == UNSUPPORTED_OPCODE_ERROR and error.no_retry
 
 
 def parse_reply(status: int, headers: Mapping[str, str], body: bytes, *, now_ms: int, url: str = "the app") -> Reply:

@@ -109,3 +109,14 @@ async def test_an_opcode_outlast_does_not_support_fails_the_run(outlast: Outlast
     assert run.error["name"] == "UnsupportedOpcodeError"
     assert "'Teleport'" in run.error["message"] and "'jump'" in run.error["message"]
     assert len(run.failures) == 0 and fake.calls == 1
+
+
+async def test_an_unknown_opcode_answering_a_planned_step_fails_the_run(outlast: Outlast) -> None:
+    """Not a step error the function could catch and go on from: the run fails at once."""
+    async with FakeApp(["plan-two", "unknown-opcode", "unknown-opcode", "ok"]) as fake:
+        await fake.register(outlast.url, retries=2)
+        [event] = await outlast.send({"name": "fake/go"})
+        run = await outlast.finished_run(event)
+    assert run.status == "failed" and run.error is not None
+    assert run.error["name"] == "UnsupportedOpcodeError" and "'Teleport'" in run.error["message"]
+    assert len(run.failures) == 0 and fake.calls == 3
