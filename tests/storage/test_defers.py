@@ -10,7 +10,8 @@ from outlast.core.config import EventTrigger, FunctionConfig
 from outlast.core.defers import DEFERRED_SCHEDULE, DeferAbort, DeferAdd, abort_write, defer_write
 from outlast.core.models import Claimed, Finish, StepWrite, Suspend
 from outlast.storage.base import Store
-from tests.storage.contract import APP_ID, FN, T0, claim_one, commit, define, event, event_names, run, runs, step
+from outlast.storage.sql.commit import finishes
+from tests.storage.contract import APP, APP_ID, FN, T0, claim_one, commit, define, event, event_names, run, runs, step
 
 LATER = FunctionConfig(
     app_id=APP_ID,
@@ -85,3 +86,24 @@ async def test_a_commit_that_lost_its_lease_writes_no_defer(store: Store) -> Non
     assert (await run(store, c.run.run_id)).steps == []
     assert (await store.commit(commit(c, T0 + 1, outcome=Finish(status="completed")))).ok
     assert await scheduled(store) == []
+
+
+async def test_run_ends_committed_together_schedule_each_runs_own_defers(store: Store) -> None:
+    """Group commit ends several runs in a few statements (`commit.finishes`); each run's defers
+    are read for all of them at once and go out with their own run's end."""
+    await define(store, FN, LATER)
+    await store.ingest([event(at=T0), event(at=T0), event(at=T0)], T0)
+    claimed = sorted(await store.claim(APP, "w", 10, T0, 1_000), key=lambda c: c.run.run_id)
+    for n, c in enumerate(claimed):
+        rows = [add(f"d{n}", n)] if n < 2 else []  # the third run defers nothing
+        assert (await store.commit(commit(c, T0, steps=[step("s", 1), *rows], outcome=Suspend(due_at=T0 + 10)))).ok
+    again = sorted(await store.claim(APP, "w", 10, T0 + 10, 1_000), key=lambda c: c.run.run_id)
+    ends = [commit(c, T0 + 20, outcome=Finish(status="completed")) for c in again]
+    sql: Any = store
+    results = await sql._run(lambda tx: finishes(tx, sql.planner, ends))
+    assert all(r.ok for r in results)
+    events = await event_names(store, DEFERRED_SCHEDULE)
+    assert sorted((e.data["n"], e.data["_inngest"]["parent_run_id"]) for e in events) == [
+        (0, claimed[0].run.run_id),
+        (1, claimed[1].run.run_id),
+    ]
