@@ -62,7 +62,8 @@ class Ops:
     #: requests the server makes for the function (`step.fetch`), each a step
     gateways: list[GatewayRequest] = field(default_factory=list)
     discovery: bool = False
-    #: how many opcodes the response held (>1 opens a parallel group)
+    #: how many opcodes the response held (>1 opens a parallel group), `defer()`'s lazy ones
+    #: (which ride along with another) not counted, as Inngest's `OpcodeIsLazy`
     count: int = 0
 
 
@@ -232,7 +233,7 @@ def _ops(body: bytes, headers: Mapping[str, str], now_ms: int, url: str) -> Repl
             )
         )
     no_retry, retry_at = _retry_hints(206, headers, now_ms)
-    out = Ops(count=len(items))
+    out = Ops(count=sum(1 for item in items if not _is_lazy(item)))
     for i, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("op"), str):
             return FunctionError(
@@ -256,6 +257,10 @@ def _ops(body: bytes, headers: Mapping[str, str], now_ms: int, url: str) -> Repl
         else:
             out.steps.append(parsed)
     return out
+
+
+def _is_lazy(item: Any) -> bool:
+    return isinstance(item, dict) and str(item.get("op")).lower() in ("deferadd", "deferabort")
 
 
 def to_op(

@@ -66,11 +66,14 @@ async def test_the_deferred_function_runs_after_its_parent(
         "parent_run_id": parent.id,
     }
     kinds = {s.id: s.kind for s in parent.steps}
-    assert kinds == {"before": "run", "later-1": "defer", "after": "run"}
+    assert kinds == {"before": "run", "later-1": "defer", "after": "run", "last": "run"}
     assert {k: v for k, v in effects(tmp_path).items() if not k.startswith("request:")} == {
         "parent-after:3": 1,
         "deferred:3": 1,
     }
+    # the defer rides along and costs nothing: one request with checkpointing; without, one per
+    # step (each run inline: a lazy op opens no parallel group) and one for the result
+    assert effects(tmp_path)[f"request:js4-app-deferring{suffix}"] == (4 if suffix else 1)
 
 
 @MODES

@@ -38,6 +38,7 @@ const deferringFunctions = ["", "-plain"].map((suffix) => [
       await step.run("before", () => 1);
       defer("later-1", { function: later, data: { n: event.data.n } });
       await step.run("after", () => { effect(`parent-after:${event.data.n}`); return 2; });
+      await step.run("last", () => 3);
       return "parent done";
     },
   ),
