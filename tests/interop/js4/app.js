@@ -92,7 +92,7 @@ const raceBranches = inngest.createFunction(
     const winner = await group.parallel(async () => Promise.race([
       step.run("quick", () => { effect("quick"); return "quick"; }),
       (async () => {
-        await step.sleep("nap", "2s");
+        await step.sleep("nap", "4s");
         return await step.run("late", () => { effect("late"); return "late"; });
       })(),
     ]));
