@@ -20,6 +20,7 @@ from typing import Any
 
 from outlast.core import jsonutil
 from outlast.core.config import YEAR_MS
+from outlast.core.defers import DeferAbort, DeferAdd, abort_write, defer_write
 from outlast.core.events import (
     FUNCTION_CANCELLED,
     FUNCTION_FAILED,
@@ -203,6 +204,8 @@ StepOp = (
     | InvokeFunction
     | SendEvent
     | Publish
+    | DeferAdd
+    | DeferAbort
 )
 
 
@@ -388,8 +391,17 @@ def _translate(run: RunState, op: StepOp, commit: Commit, now: int, rules: OpRul
             )
         )
         commit.events.extend(op.events)
-    elif isinstance(op, Publish):
+    else:
+        _translate_rest(run, op, commit, now, rules)
+
+
+def _translate_rest(run: RunState, op: StepOp, commit: Commit, now: int, rules: OpRules) -> None:
+    if isinstance(op, Publish):
         _publish(run, op, commit, now, rules)
+    elif isinstance(op, DeferAdd):
+        commit.steps.append(defer_write(run.memo, op, commit.steps, now))
+    elif isinstance(op, DeferAbort):
+        commit.steps.append(abort_write(op, now))
     else:
         raise TypeError(f"not a step op that can be committed: {op!r}")
 

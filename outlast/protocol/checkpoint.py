@@ -16,8 +16,8 @@ from typing import Any
 from outlast.core.ops import Lease, RunComplete, StepOp, StepPlanned
 from outlast.protocol.reply import Discovery, GatewayRequest, Unsupported, to_op
 
-#: the opcodes a checkpoint may carry (in lower case, as `to_op` matches them)
-STEP_RESULTS = frozenset({"steprun", "step", "steperror", "stepfailed"})
+#: the opcodes a checkpoint may carry (in lower case, as `to_op` matches them); `defer()`'s ride along
+STEP_RESULTS = frozenset({"steprun", "step", "steperror", "stepfailed", "deferadd", "deferabort"})
 
 
 class CheckpointBodyError(ValueError):

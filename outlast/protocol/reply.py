@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from outlast.core.defers import DeferAbort, DeferAdd
 from outlast.core.ops import (
     FunctionError,
     InvokeFunction,
@@ -40,7 +41,8 @@ RETRY_AFTER_HEADER = "retry-after"
 #: a response body larger than this is refused (Inngest's MaxSDKResponseBodySize)
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 MAX_OPS_PER_RESPONSE = 1000
-UNSUPPORTED = {"aigateway": "step.ai.infer", "deferadd": "defer()", "deferabort": "defer() aborts"}
+UNSUPPORTED = {"aigateway": "step.ai.infer"}
+UNSUPPORTED_OPCODE_ERROR = "UnsupportedOpcodeError"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,7 +62,8 @@ class Ops:
     #: requests the server makes for the function (`step.fetch`), each a step
     gateways: list[GatewayRequest] = field(default_factory=list)
     discovery: bool = False
-    #: how many opcodes the response held (>1 opens a parallel group)
+    #: how many opcodes the response held (>1 opens a parallel group), `defer()`'s lazy ones
+    #: (which ride along with another) not counted, as Inngest's `OpcodeIsLazy`
     count: int = 0
 
 
@@ -91,10 +94,15 @@ class Unsupported:
 
     def error(self, url: str) -> ErrorInfo:
         return ErrorInfo(
-            name="UnsupportedOpcodeError",
+            name=UNSUPPORTED_OPCODE_ERROR,
             no_retry=True,
             message=f"{url} sent {self.op!r} for step {self.step_id!r}: Outlast does not support {self.feature}",
         )
+
+
+def is_unsupported(error: ErrorInfo) -> bool:
+    """Whether the error is an `Unsupported` opcode's (it fails the run, wherever it came)."""
+    return error.name == UNSUPPORTED_OPCODE_ERROR and error.no_retry
 
 
 def parse_reply(status: int, headers: Mapping[str, str], body: bytes, *, now_ms: int, url: str = "the app") -> Reply:
@@ -225,7 +233,7 @@ def _ops(body: bytes, headers: Mapping[str, str], now_ms: int, url: str) -> Repl
             )
         )
     no_retry, retry_at = _retry_hints(206, headers, now_ms)
-    out = Ops(count=len(items))
+    out = Ops(count=sum(1 for item in items if not _is_lazy(item)))
     for i, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("op"), str):
             return FunctionError(
@@ -249,6 +257,10 @@ def _ops(body: bytes, headers: Mapping[str, str], now_ms: int, url: str) -> Repl
         else:
             out.steps.append(parsed)
     return out
+
+
+def _is_lazy(item: Any) -> bool:
+    return isinstance(item, dict) and str(item.get("op")).lower() in ("deferadd", "deferabort")
 
 
 def to_op(
@@ -330,6 +342,17 @@ def _async_op(
         )
     if op == "gateway":
         return _gateway(key, step_id, opts)
+    if op == "deferadd":
+        fn_slug = opts.get("fn_slug")
+        return DeferAdd(
+            key=key,
+            step_id=step_id,
+            function_slug=fn_slug if isinstance(fn_slug, str) else "",
+            input=opts.get("input"),
+            meta=opts.get("meta"),
+        )
+    if op == "deferabort":
+        return DeferAbort(key=key, step_id=step_id, target=str(opts.get("target_hashed_id") or ""))
     return Unsupported(op=str(item["op"]), step_id=step_id, feature=UNSUPPORTED.get(op, f"the {item['op']!r} opcode"))
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from outlast.core.defers import is_defer, sdk_defers
 from outlast.core.models import FINAL_STEP_STATUSES, EventRecord, MemoEntry, StepRecord
 from outlast.protocol.jcs import canonical
 
@@ -63,7 +64,7 @@ def memo_value(entry: MemoEntry | StepRecord) -> Any:
 
 def memo_map(entries: Iterable[MemoEntry | StepRecord]) -> dict[str, Any]:
     """The `steps` map: every finished step, keyed by its hashed id."""
-    return {e.key: memo_value(e) for e in entries if e.status in FINAL_STEP_STATUSES}
+    return {e.key: memo_value(e) for e in entries if e.status in FINAL_STEP_STATUSES and not is_defer(e.kind)}
 
 
 def _error_json(error: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -84,10 +85,11 @@ def call_body(
     """The canonical JSON body of a call request. When events and memo together exceed
     `max_inline_bytes`, they are left out and `use_api` tells the SDK to fetch them."""
     event_list = [event_json(e) for e in events]
-    steps = memo_map(memo)
-    body = _body(event_list, steps, ctx, use_api=False)
+    memo = list(memo)
+    steps, defers = memo_map(memo), sdk_defers(memo)
+    body = _body(event_list, steps, ctx, use_api=False, defers=defers)
     if len(body) > max_inline_bytes:
-        body = _body([], {}, ctx, use_api=True, first=event_list[0] if event_list else None)
+        body = _body([], {}, ctx, use_api=True, first=event_list[0] if event_list else None, defers=defers)
     return body
 
 
@@ -98,6 +100,7 @@ def _body(
     *,
     use_api: bool,
     first: dict[str, Any] | None = None,
+    defers: dict[str, dict[str, bool]] | None = None,
 ) -> bytes:
     event = first if first is not None else (events[0] if events else {"name": "", "data": {}, "user": {}, "ts": 0})
     return canonical(
@@ -105,7 +108,7 @@ def _body(
             "event": event,
             "events": events,
             "steps": steps,
-            "defers": {},
+            "defers": defers or {},
             "version": REQUEST_VERSION,
             "use_api": use_api,
             "ctx": {

@@ -9,8 +9,8 @@ A checkpoint is committed under that lease, as the attempt's own step results ar
 `step_commit` makes of the same ops, so a run's memo means the same whichever way its steps
 arrived. A dispatch whose lease is gone (the attempt ended, timed out or was taken over, or the
 run ended) is stale: nothing is written, and the SDK is told so (409) and stops. Only step
-results are taken this way; anything else is refused (400), and the SDK falls back to sending
-its steps in the call's response.
+results (and `defer()`'s ops, which ride along with them) are taken this way; anything else is
+refused (400), and the SDK falls back to sending its steps in the call's response.
 
 The attempt in progress learns of checkpointed steps through `Engine.checkpointed` (this
 process's server) and reloads its memo before its next call (`Attempt.refresh`).
@@ -18,14 +18,16 @@ process's server) and reloads its memo before its next call (`Attempt.refresh`).
 
 from __future__ import annotations
 
+from outlast.core.defers import DeferAbort, DeferAdd
 from outlast.core.models import Run, RunState
 from outlast.core.ops import StepAttemptFailed, StepFailed, StepRun, step_commit
 from outlast.protocol.checkpoint import CheckpointRequest
 from outlast.runtime.engine import Engine
 from outlast.runtime.executor import memo_of, op_rules
 
-#: what a checkpoint may carry: step results (a sleep, a wait or an invoke ends the call instead)
-CHECKPOINTABLE = (StepRun, StepAttemptFailed, StepFailed)
+#: what a checkpoint may carry: step results (a sleep, a wait or an invoke ends the call instead),
+#: and the `defer()` ops the SDK ships with them
+CHECKPOINTABLE = (StepRun, StepAttemptFailed, StepFailed, DeferAdd, DeferAbort)
 ACTIVE = ("queued", "running")
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from outlast.core import logcontext
 from outlast.core.config import FunctionConfig
+from outlast.core.defers import is_defer
 from outlast.core.interrupts import LeaseLost
 from outlast.core.models import (
     RETRYING,
@@ -97,7 +98,7 @@ class Attempt:
         return await self.engine.paused.is_paused(self._run.app_id, self._run.function_id)
 
     def completion_order(self) -> list[str]:
-        done = [m for m in self._run.memo.values() if m.final]
+        done = [m for m in self._run.memo.values() if m.final and not is_defer(m.kind)]
         return [m.key for m in sorted(done, key=lambda m: (m.ended_at or 0, m.seq))]
 
     async def apply(self, ops: Sequence[StepOp]) -> list[MemoEntry]:

@@ -91,6 +91,13 @@ def _response(behaviour: str) -> bytes:
         return _http(200, b"", b'"looks fine"')
     if behaviour == "500":
         return _http(500, sdk, b'{"name":"Error","message":"boom"}')
+    if behaviour == "plan-two":  # a parallel group: the server calls each step next
+        plan = (
+            b'[{"op":"StepPlanned","id":"p1","displayName":"one"},{"op":"StepPlanned","id":"p2","displayName":"two"}]'
+        )
+        return _http(206, sdk, plan)
+    if behaviour == "unknown-opcode":  # an opcode from an SDK newer than the server
+        return _http(206, sdk, b'[{"op":"Teleport","id":"9a1f","displayName":"jump","opts":{}}]')
     if behaviour == "closed":  # promise 1000 bytes, send 10, hang up
         return b"HTTP/1.1 206 Partial Content\r\nContent-Length: 1000\r\n" + sdk + b"\r\n" + b'[{"op":"St'
     raise ValueError(behaviour)

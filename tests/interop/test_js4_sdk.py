@@ -38,18 +38,6 @@ async def test_a_run_that_never_suspends_costs_one_request(outlast: Outlast, app
     assert effects(tmp_path)["request:js4-app-steps"] == 5
 
 
-async def test_an_opcode_outlast_does_not_support_fails_the_run(outlast: Outlast, app: SdkApp, tmp_path: Path) -> None:
-    """v4's defer() sends DeferAdd; until Outlast carries it out, the run fails saying so rather
-    than completing without the deferred function."""
-    await app.sync()
-    (event_id,) = await outlast.send({"name": "js4/defer", "data": {"n": 7}})
-    run = await outlast.finished_run(event_id)
-    assert run.status == "failed" and run.error is not None
-    assert run.error["name"] == "UnsupportedOpcodeError"
-    assert "'DeferAdd'" in run.error["message"] and "defer()" in run.error["message"]
-    assert len(run.failures) == 0  # not retried: it would fail the same way
-
-
 async def test_race_mode_goes_on_with_the_winner(outlast: Outlast, app: SdkApp, tmp_path: Path) -> None:
     """`group.parallel` + `Promise.race`: the function goes on with the fast step's result while
     the slow one still runs (without race mode it would wait for the whole group). As on

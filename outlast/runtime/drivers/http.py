@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 
 import httpx
 
+from outlast.core.defers import is_defer_op
 from outlast.core.models import RETRYING, MemoEntry
 from outlast.core.ops import (
     FunctionError,
@@ -45,7 +46,7 @@ from outlast.core.ops import (
 )
 from outlast.core.retry import ErrorInfo
 from outlast.protocol.checkpoint import dispatch_id
-from outlast.protocol.reply import MAX_RESPONSE_BYTES, Ops, Reply, parse_reply
+from outlast.protocol.reply import MAX_RESPONSE_BYTES, Ops, Reply, is_unsupported, parse_reply
 from outlast.protocol.request import DISCOVERY, MAX_INLINE_STATE_BYTES, REQUEST_VERSION, CallContext, call_body
 from outlast.protocol.signing import SIGNATURE_HEADER, sign
 from outlast.runtime.drivers.base import AttemptHost
@@ -312,8 +313,10 @@ class HttpAttempt:
         reply = await self._request(planned.key, attempt=attempt)
         if isinstance(reply, RunComplete):
             return reply  # the function returned without reaching the step (it was removed)
-        if isinstance(reply, FunctionError) and reply.error.sent is not None:
-            return reply  # the SDK's own error (e.g. an unexpected step): the function's, as on Inngest
+        if isinstance(reply, FunctionError) and (reply.error.sent is not None or is_unsupported(reply.error)):
+            # the SDK's own error (e.g. an unexpected step): the function's, as on Inngest; and an
+            # opcode Outlast cannot carry out is not a step error the function could go on from
+            return reply
         op: StepOp
         if isinstance(reply, FunctionError):
             op = StepAttemptFailed(key=planned.key, step_id=planned.step_id, error=reply.error)
@@ -332,7 +335,9 @@ class HttpAttempt:
                     ),
                 )
             )
-        await self.host.apply([op])
+        # `defer()`'s ops ride along with the step result that follows them (lazy ops)
+        lazy = [s for s in reply.steps if is_defer_op(s) and s.key not in self.memo] if isinstance(reply, Ops) else []
+        await self.host.apply([op, *lazy])
         return None
 
     async def _request(self, step: str, *, attempt: int) -> Reply:

@@ -9,6 +9,7 @@ from typing import Any
 from outlast.core import jsonutil
 from outlast.core.models import Commit, CommitResult, EventRecord, Finish, LogLine, StepWrite, Suspend
 from outlast.storage.base import MAX_LOGS_PER_RUN, Planner
+from outlast.storage.sql.defers import defer_rows
 from outlast.storage.sql.ingest import ingest
 from outlast.storage.sql.realtime import insert_messages
 from outlast.storage.sql.run_end import ENDED_COLUMNS, end_run
@@ -102,6 +103,7 @@ def finishes(tx: Tx, planner: Planner, commits: Sequence[Commit]) -> list[Commit
     for table, params in tx.tables([(c.run_id, *_ended_values(c, _finish_of(c))) for c in ending], _END_TYPES):
         ended.update((row[0], row[1:]) for row in tx.all(_END_RUNS_SQL.format(table=table), params))
     events: list[EventRecord] = []
+    defers = defer_rows(tx, list(ended)) if ended else {}
     for c in ending:
         if (run := ended.get(c.run_id)) is not None:
             f = _finish_of(c)
@@ -114,6 +116,7 @@ def finishes(tx: Tx, planner: Planner, commits: Sequence[Commit]) -> list[Commit
                 error=f.event_error or f.error,
                 now=c.now_ms,
                 known_events=f.trigger_events,
+                defers=defers.get(c.run_id, []),
             )
     if events:
         ingest(tx, planner, events, max(c.now_ms for c in ending), bulk=True)

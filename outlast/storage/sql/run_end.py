@@ -7,11 +7,14 @@ are processed as a work list, not by recursion).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from outlast.core import jsonutil
+from outlast.core.defers import DeferRow
 from outlast.core.models import PENDING_STEP_STATUSES, EventRecord
 from outlast.core.system_events import run_ended_events
+from outlast.storage.sql.defers import deferred_events
 from outlast.storage.sql.read import get_events
 from outlast.storage.sql.tx import Tx, marks
 
@@ -64,10 +67,13 @@ def end_run(
     error: Any,
     now: int,
     known_events: list[EventRecord] | None = None,
+    defers: Sequence[DeferRow] | None = None,
 ) -> list[EventRecord]:
-    """Clear the ended run's timeout items and waits, and return its system events.
+    """Clear the ended run's timeout items and waits, and return its system events (with the
+    `inngest/deferred.schedule` events of its defers, whatever its status, as Inngest's finalizer).
 
-    `run` holds ENDED_COLUMNS. The run's own item is already gone (cancelled, or deleted by the
+    `run` holds ENDED_COLUMNS; `defers`, the run's defer rows when the caller read them already.
+    The run's own item is already gone (cancelled, or deleted by the
     finishing commit's lease check); the flags spare two deletes for runs that never had more.
     """
     app_id, function_id, event_ids, has_waits, has_timeouts = run
@@ -77,7 +83,8 @@ def end_run(
         tx.run("DELETE FROM waits WHERE run_id = ?", (run_id,))
         tx.run("DELETE FROM signal_waits WHERE run_id = ?", (run_id,))
     events = known_events if known_events is not None else get_events(tx, jsonutil.loads(event_ids))
-    return run_ended_events(
+    deferred = deferred_events(tx, run_id, app_id=app_id, function_id=function_id, now=now, rows=defers)
+    return deferred + run_ended_events(
         app_id=app_id,
         function_id=function_id,
         run_id=run_id,

@@ -4,7 +4,7 @@
 // ran twice. The publisher publishes realtime messages (tests/interop/test_realtime_interop.py).
 const fs = require("node:fs");
 const express = require("express");
-const { Inngest, realtime } = require("inngest");
+const { Inngest, NonRetriableError, realtime } = require("inngest");
 const { serve } = require("inngest/express");
 const { createDefer } = require("inngest/experimental");
 
@@ -23,20 +23,48 @@ const steps = inngest.createFunction(
   },
 );
 
-// defer(): the deferred function should run after its parent ends (Outlast does not run it
-// yet, and so must fail the parent rather than complete it without it)
-const later = createDefer(inngest, { id: "later" }, async ({ event }) => {
-  effect(`deferred:${event.data.n}`);
-  return "deferred done";
+// defer(): the deferred function runs once its parent has ended, with the data it was given
+const later = createDefer(inngest, { id: "later" }, async ({ event, step }) => {
+  const n = await step.run("record", () => { effect(`deferred:${event.data.n}`); return event.data.n; });
+  return { n, keys: Object.keys(event.data).sort() };
 });
 
-const deferring = inngest.createFunction(
-  { id: "deferring", triggers: [{ event: "js4/defer" }] },
+// each twice: with v4's default async checkpointing (the defer ops ride on a checkpoint) and
+// without (they ride on the response with the step result that follows them)
+const deferringFunctions = ["", "-plain"].map((suffix) => [
+  inngest.createFunction(
+    { id: `deferring${suffix}`, checkpointing: suffix === "", triggers: [{ event: `js4/defer${suffix}` }] },
+    async ({ event, step, defer }) => {
+      await step.run("before", () => 1);
+      defer("later-1", { function: later, data: { n: event.data.n } });
+      await step.run("after", () => { effect(`parent-after:${event.data.n}`); return 2; });
+      await step.run("last", () => 3);
+      return "parent done";
+    },
+  ),
+  // a defer aborted in a later call than the one that reported it, and one aborted at once
+  inngest.createFunction(
+    { id: `aborting${suffix}`, checkpointing: suffix === "", triggers: [{ event: `js4/defer-abort${suffix}` }] },
+    async ({ event, step, defer }) => {
+      defer("kept", { function: later, data: { n: event.data.n } });
+      const dropped = defer("dropped", { function: later, data: { n: -event.data.n } });
+      const never = defer("never", { function: later, data: { n: 1000 + event.data.n } });
+      never.abort();
+      await step.sleep("pause", "1s");
+      dropped.abort();
+      await step.run("after", () => 2);
+      return "aborted two";
+    },
+  ),
+]).flat();
+
+// the parent fails after its defer: Inngest still schedules the defer when the run ends
+const failing = inngest.createFunction(
+  { id: "defer-then-fail", retries: 0, triggers: [{ event: "js4/defer-fail" }] },
   async ({ event, step, defer }) => {
     await step.run("before", () => 1);
-    defer("later-1", { function: later, data: { n: event.data.n } });
-    await step.run("after", () => 2);
-    return "parent done";
+    defer("still", { function: later, data: { n: event.data.n } });
+    await step.run("boom", () => { throw new NonRetriableError("the parent failed"); });
   },
 );
 
@@ -53,6 +81,22 @@ const race = inngest.createFunction(
       }),
     ]));
     return await step.run("after", () => { effect("after"); return `${winner} won`; });
+  },
+);
+
+// race mode with a losing branch of several steps: the function goes on with the winner at once;
+// the loser's sleep, already under way, is finished, and its "late" step is never reached
+const raceBranches = inngest.createFunction(
+  { id: "race-branches", triggers: [{ event: "js4/race-branches" }] },
+  async ({ step, group }) => {
+    const winner = await group.parallel(async () => Promise.race([
+      step.run("quick", () => { effect("quick"); return "quick"; }),
+      (async () => {
+        await step.sleep("nap", "4s");
+        return await step.run("late", () => { effect("late"); return "late"; });
+      })(),
+    ]));
+    return await step.run("then", () => { effect("then"); return `${winner} won`; });
   },
 );
 
@@ -90,5 +134,5 @@ app.use("/api/inngest", (req, _res, next) => {
   if (req.method === "POST") effect(`request:${req.query.fnId}`);
   next();
 });
-app.use("/api/inngest", serve({ client: inngest, functions: [steps, deferring, later, race, fetcher, publisher] }));
+app.use("/api/inngest", serve({ client: inngest, functions: [steps, ...deferringFunctions, failing, later, race, raceBranches, fetcher, publisher] }));
 app.listen(Number(process.env.PORT), "127.0.0.1");
