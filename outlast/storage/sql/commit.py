@@ -58,8 +58,9 @@ def _hold(tx: Tx, c: Commit) -> bool:
 
 
 def is_checkpoint(c: Commit) -> bool:
-    """One step's result and nothing else: the hot path, which group commit may batch."""
-    extras = c.waits or c.signal_waits or c.events or c.logs or c.messages or c.outcome
+    """One step's result (and the messages a publish step sends) and nothing else: the hot path,
+    which group commit may batch."""
+    extras = c.waits or c.signal_waits or c.events or c.logs or c.outcome
     return len(c.steps) == 1 and not extras and c.steps[0].error is None
 
 
@@ -126,9 +127,12 @@ def _finish_of(c: Commit) -> Finish:
 
 
 def _checkpointed(tx: Tx, c: Commit, written: bool) -> CommitResult:
-    """When no row was written, a second look tells a lost lease from a memo row already final."""
+    """When no row was written, a second look tells a lost lease from a memo row already final.
+    A publish step's messages go with its memo row, and only then (the step's one sending)."""
     if written and c.steps[0].deadline is not None:
         _mark_pending(tx, c.run_id)
+    if written and c.messages:
+        insert_messages(tx, c.messages)
     if written or tx.one("SELECT 1 FROM queue WHERE id = ? AND lease_token = ?", (c.item_id, c.lease_token)):
         return CommitResult(ok=True)
     return CommitResult(ok=False, reason="lost")
