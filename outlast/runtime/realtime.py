@@ -90,13 +90,13 @@ class Hub:
         problem = name_problem(key[1], what=what, limit=MAX_CHANNEL_CHARS) or topics_problem(wanted)
         if problem is not None:
             raise SubscriptionError(problem)
+        if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
+            raise SubscriptionError(f"since must be a message id (a whole number from 0), got {since!r}")
         if (watched := _watched_run(key)) is not None:
             await self._watch(watched)
         newest = await self.store.last_message_id()
         if since is None:
             since = newest
-        elif isinstance(since, bool) or not isinstance(since, int) or since < 0:
-            raise SubscriptionError(f"since must be a message id (a whole number from 0), got {since!r}")
         elif since > newest:
             raise SubscriptionError(f"since {since} is in the future: the newest message id is {newest}")
         subscription = Subscription(self, key, None if wanted is None else frozenset(wanted), since)
