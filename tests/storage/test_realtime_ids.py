@@ -106,3 +106,32 @@ async def test_one_transaction_publishes_thousands_of_messages_in_order(
     kept = await store.read_messages(channels=["bulk"], after_id=0, limit=10_000)
     assert [m.data for m in kept] == list(range(5000))
     assert await store.last_message_id() == kept[-1].id
+
+
+async def test_watching_a_run_waits_for_a_step_end_that_did_not_see_the_watch(
+    url_and_store: tuple[str, PostgresStore],
+) -> None:
+    from outlast.core.planner import Planner
+    from tests.storage.contract import FN, T0, claim_one, define, event
+
+    url, store = url_and_store
+    store.bind(Planner())
+    await define(store, FN)
+    await store.ingest([event()], T0)
+    run_id = (await claim_one(store, "w", T0)).run.run_id
+    with publisher(url) as ending:
+        ending.execute(  # a step ends in a transaction still open: no one watched the run then
+            "INSERT INTO steps (run_id, key, step_id, kind, status, attempts, output, started_at, ended_at, seq)"
+            " VALUES (%s, 'k', 'late', 'run', 'completed', 1, 'null', %s, %s, 1)",
+            (run_id, T0, T0),
+        )
+        watching = asyncio.ensure_future(store.watch_run(run_id, until_ms=T0 + 3_600_000))
+        await asyncio.sleep(0.2)  # not a timing: the watch may not finish before the step's commit
+        assert not watching.done(), "the watch did not wait for the step end in flight"
+        ending.commit()
+        assert await asyncio.wait_for(watching, ARRIVAL_S)
+    kept = await store.read_messages(channels=[f"run:{run_id}"], after_id=0)
+    assert [(m.topic, m.data) for m in kept] == [
+        ("status", {"status": "running"}),
+        ("step", {"id": "late", "status": "completed"}),
+    ]
