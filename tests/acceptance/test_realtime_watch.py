@@ -5,8 +5,14 @@ A watch is dropped a retention after it ended, with the messages it wrote."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
+
 import outlast
 from outlast import Context, Event
+from outlast.storage import open_store
+from outlast.storage.base import Store
 from outlast.testing import TestEngine
 from tests.acceptance.test_realtime import published, take
 
@@ -115,4 +121,31 @@ async def test_watching_again_after_the_watch_lapsed_repeats_nothing_still_kept(
         "told",
         "second",
         "completed",
+    ]
+
+
+async def test_a_subscriber_of_another_store_watches_a_run_a_worker_runs(
+    backend: str, app: outlast.Outlast, make_store: Callable[[], Store], store_url: str
+) -> None:
+    if backend == "memory":
+        pytest.skip("memory:// is private to its store")
+
+    @app.function(id="one", trigger="t/one")
+    async def one(ctx: Context) -> int:
+        return int(await ctx.step.run("only", lambda: 1))
+
+    async with TestEngine(app, store=make_store()) as worker:
+        await worker.send(Event(name="t/one"))
+        [run] = worker.runs()
+        other = open_store(store_url)  # as another process would: its own connection and listener
+        async with (
+            TestEngine(outlast.Outlast("listener"), store=other) as listener,
+            listener.subscribe(f"run:{run.id}") as messages,
+        ):
+            await worker.run_until_idle()
+            got = await take(messages, 3)
+    assert [m.data for m in got] == [
+        {"status": "running"},
+        {"id": "only", "status": "completed"},
+        {"status": "completed"},
     ]
