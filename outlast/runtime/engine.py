@@ -110,7 +110,7 @@ class Engine:
 
         await self.open()
         if self._hub is None:
-            self._hub = Hub(self.store)
+            self._hub = Hub(self.store, retention_ms=self.settings.realtime_retention, now_ms=self.clock.now_ms)
         return self._hub
 
     async def close(self) -> None:

@@ -12,6 +12,11 @@ store after the last id it received, then rejoins. Nothing is lost while the sto
 A subscription starts after `since` (a message id), or after the newest message when it is
 None; it catches up from the store, then goes live once the hub has read no further than the
 subscriber (so no message falls between the two).
+
+A run's own channel is written only while the run is watched (`Store.watch_run`): subscribing to
+`run:<id>` (or to a run's messages) watches the run first, and the hub renews the watch of every
+run with an open subscription, for the retention plus a renewal, so a subscriber that drops
+can resume with its last id for as long as messages are kept.
 """
 
 from __future__ import annotations
@@ -37,12 +42,27 @@ READ_BATCH = 1000
 #: how often the hub looks anyway: when nobody can tell it (poll), and as a safety net (heard)
 POLL_S = 0.1
 SAFETY_POLL_S = 1.0
+#: how often the watches of runs with open subscriptions are renewed
+RENEW_WATCHES_S = 60.0
+RUN_CHANNEL_PREFIX = "run:"
 
 
 class Hub:
-    def __init__(self, store: Store, *, buffer_limit: int = DEFAULT_BUFFER) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        retention_ms: int,
+        now_ms: Callable[[], int],
+        buffer_limit: int = DEFAULT_BUFFER,
+    ) -> None:
         self.store = store
         self.buffer_limit = buffer_limit
+        self.retention_ms = retention_ms
+        self.now_ms = now_ms
+        #: open subscriptions per watched run id (live or catching up)
+        self._watching: collections.Counter[str] = collections.Counter()
+        self._renewed_at = asyncio.get_running_loop().time()
         #: the last id read for the live subscribers; None while there are none
         self.cursor: int | None = None
         self._live: dict[tuple[str, str], set[Subscription]] = {}
@@ -70,16 +90,38 @@ class Hub:
         problem = name_problem(key[1], what=what, limit=MAX_CHANNEL_CHARS) or topics_problem(wanted)
         if problem is not None:
             raise SubscriptionError(problem)
+        if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
+            raise SubscriptionError(f"since must be a message id (a whole number from 0), got {since!r}")
+        if (watched := _watched_run(key)) is not None:
+            await self._watch(watched)
         newest = await self.store.last_message_id()
         if since is None:
             since = newest
-        elif isinstance(since, bool) or not isinstance(since, int) or since < 0:
-            raise SubscriptionError(f"since must be a message id (a whole number from 0), got {since!r}")
         elif since > newest:
             raise SubscriptionError(f"since {since} is in the future: the newest message id is {newest}")
         subscription = Subscription(self, key, None if wanted is None else frozenset(wanted), since)
+        if watched is not None:
+            self._watching[watched] += 1
         await subscription.catch_up()  # live from here on, unless `since` left more to read than a buffer
         return subscription
+
+    async def _watch(self, run_id: str) -> None:
+        """Have the run's own channel written for the retention and a renewal from now."""
+        await self.store.watch_run(run_id, until_ms=self.now_ms() + self.retention_ms + int(RENEW_WATCHES_S * 1000))
+
+    def unwatch(self, subscription: Subscription) -> None:
+        """A subscription closed: its run's watch is no longer renewed for it (it lasts on)."""
+        if (watched := _watched_run(subscription.key)) is not None:
+            self._watching[watched] -= 1
+            if self._watching[watched] <= 0:
+                del self._watching[watched]
+
+    async def _renew_watches(self) -> None:
+        if self._loop.time() - self._renewed_at < RENEW_WATCHES_S:
+            return
+        self._renewed_at = self._loop.time()
+        for run_id in list(self._watching):
+            await self._watch(run_id)
 
     async def close(self) -> None:
         self._task.cancel()
@@ -124,6 +166,7 @@ class Hub:
                     await self._poke.wait()
             self._poke.clear()
             try:
+                await self._renew_watches()
                 while self.cursor is not None and await self._read_once():
                     pass
             except StoreError as exc:
@@ -219,6 +262,7 @@ class Subscription:
         if not self.closed:
             self.closed = True
             self.hub.leave(self)
+            self.hub.unwatch(self)
             self._ready.set()
 
     def __aiter__(self) -> AsyncIterator[Message]:
@@ -229,6 +273,14 @@ class Subscription:
         if message is None:
             raise StopAsyncIteration
         return message
+
+
+def _watched_run(key: tuple[str, str]) -> str | None:
+    """The run whose own channel a subscription reads, if any."""
+    kind, name = key
+    if kind == "run":
+        return name
+    return name.removeprefix(RUN_CHANNEL_PREFIX) if name.startswith(RUN_CHANNEL_PREFIX) else None
 
 
 class Subscribing:

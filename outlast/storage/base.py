@@ -470,7 +470,14 @@ class Store(Lookups, Protocol):
         ...
 
     async def last_message_id(self) -> int:
-        """The highest message id published so far (0 when none is kept)."""
+        """The highest message id published so far (0 when none is kept); on a backend where
+        transactions commit out of id order, the highest id below which none can still commit."""
+        ...
+
+    async def watch_run(self, run_id: str, *, until_ms: int) -> bool:
+        """Write run `run_id`'s own channel (`run:<id>`: status changes, step ends) until
+        `until_ms`, or longer; a run not watched until now gets its story so far written at once.
+        True when the run was not watched. Runs nobody watches have no such messages."""
         ...
 
     async def prune_messages(self, *, before_ms: int, limit: int) -> int:

@@ -159,3 +159,25 @@ async def test_a_group_of_commits_is_answered_as_one_by_one_and_a_bad_one_fails_
         assert [s.output for s in (await get_run(store, r.run.run_id)).steps] == [r.run.run_id]
     assert (await get_run(store, runs[3].run.run_id)).steps == []
     assert [(await get_run(store, r.run.run_id)).status for r in runs[4:]] == ["completed"] * 2
+
+
+async def test_publish_checkpoints_run_together_send_each_message_once_and_only_with_its_step(
+    store: Store,
+) -> None:
+    from outlast.core.realtime import MessageRecord
+
+    def said(run: Claimed, text: str) -> list[MessageRecord]:
+        return [MessageRecord(channel="news", topic="t", data=text, ts=T0, run_id=run.run.run_id)]
+
+    a, b, c = await claimed_runs(store, 3)
+    assert (await store.commit(commit(c, T0, steps=[step_write("p")], messages=said(c, "c first")))).ok
+    publishes = [
+        commit(a, T0 + 1, steps=[step_write("p")], messages=said(a, "a")),
+        commit(stale(b), T0 + 1, steps=[step_write("p")], messages=said(b, "b lost its lease")),
+        commit(c, T0 + 1, steps=[step_write("p")], messages=said(c, "c again")),  # already sent
+    ]
+    assert all(sql_commit.is_checkpoint(p) for p in publishes)
+    results = await together(store, [CheckpointRequest(p) for p in publishes])
+    kept = await store.read_messages(channels=["news"], after_id=0)
+    assert [r.ok for r in results.values()] == [True, False, True]
+    assert [m.data for m in kept] == ["c first", "a"]

@@ -34,6 +34,7 @@ TABLES = {
     "step_failures",
     "steps",
     "wait_fields",
+    "watched_runs",
     "waits",
     "workers",
 }

@@ -59,8 +59,9 @@ def _hold(tx: Tx, c: Commit) -> bool:
 
 
 def is_checkpoint(c: Commit) -> bool:
-    """One step's result and nothing else: the hot path, which group commit may batch."""
-    extras = c.waits or c.signal_waits or c.events or c.logs or c.messages or c.outcome
+    """One step's result (and the messages a publish step sends) and nothing else: the hot path,
+    which group commit may batch."""
+    extras = c.waits or c.signal_waits or c.events or c.logs or c.outcome
     return len(c.steps) == 1 and not extras and c.steps[0].error is None
 
 
@@ -80,7 +81,9 @@ def checkpoints(tx: Tx, commits: Sequence[Commit]) -> list[CommitResult]:
     written: set[tuple[str, str]] = set()
     for table, params in tx.tables(rows, _CHECKPOINT_TYPES):
         written.update(tx.all(_CHECKPOINTS_SQL.format(table=table), params))
-    return [_checkpointed(tx, c, (c.run_id, c.steps[0].key) in written) for c in commits]
+    results = [_checkpointed(tx, c, (c.run_id, c.steps[0].key) in written, publish=False) for c in commits]
+    insert_messages(tx, [m for c in commits if (c.run_id, c.steps[0].key) in written for m in c.messages])
+    return results
 
 
 def is_plain_finish(c: Commit) -> bool:
@@ -128,10 +131,14 @@ def _finish_of(c: Commit) -> Finish:
     return c.outcome
 
 
-def _checkpointed(tx: Tx, c: Commit, written: bool) -> CommitResult:
-    """When no row was written, a second look tells a lost lease from a memo row already final."""
+def _checkpointed(tx: Tx, c: Commit, written: bool, *, publish: bool = True) -> CommitResult:
+    """When no row was written, a second look tells a lost lease from a memo row already final.
+    A publish step's messages go with its memo row, and only then (the step's one sending);
+    `checkpoints` publishes its commits' messages together instead."""
     if written and c.steps[0].deadline is not None:
         _mark_pending(tx, c.run_id)
+    if publish and written and c.messages:
+        insert_messages(tx, c.messages)
     if written or tx.one("SELECT 1 FROM queue WHERE id = ? AND lease_token = ?", (c.item_id, c.lease_token)):
         return CommitResult(ok=True)
     return CommitResult(ok=False, reason="lost")

@@ -312,6 +312,18 @@ ALTER TABLE workers ADD COLUMN sdk_version TEXT;
 ALTER TABLE workers ADD COLUMN capacity INTEGER;
 """,
     ),
+    # -- 15 (realtime cost): a run's own channel is written only while someone watches the run (a
+    # row here, kept for the retention after its last subscriber left); the triggers of 12 check
+    # it. PostgreSQL message ids no longer take a global lock (DIALECT_ONLY, storage/sql/realtime.py)
+    (
+        15,
+        """
+CREATE TABLE watched_runs (
+    run_id TEXT PRIMARY KEY,
+    until_ms BIGINT NOT NULL
+);
+""",
+    ),
 ]
 
 _MESSAGES_TABLE = """
@@ -376,6 +388,63 @@ CREATE TRIGGER steps_end_change_message AFTER UPDATE OF status ON steps FOR EACH
 """,
     },
 }
+
+_WATCHED = "EXISTS (SELECT 1 FROM watched_runs WHERE run_id = {run})"
+#: PostgreSQL: each message-writing transaction holds a shared advisory lock keyed by
+#: `MESSAGE_ID_FLOOR` + the sequence's last value, taken before its first id (once: a
+#: transaction-local setting says it is held); readers deliver only ids
+#: below every such lock (storage/sql/realtime.py), so no writer waits for another
+MESSAGE_ID_FLOOR = 1 << 62
+#: PostgreSQL: a step end or status change takes one of these locks (shared; its run's bucket of
+#: `RUN_WATCH_BUCKETS`, so a transaction ending thousands of runs holds a few locks); watching a
+#: run takes its bucket's exclusively, so the watch's catch-up sees every change that did not see
+#: the watch
+RUN_WATCH_LOCKS = 74_241_153
+RUN_WATCH_BUCKETS = 16
+_WATCH_LOCK = f"PERFORM pg_advisory_xact_lock_shared({RUN_WATCH_LOCKS}, hashtext({{run}}) & {RUN_WATCH_BUCKETS - 1})"
+_SQLITE_WATCHED_TRIGGERS = f"""
+DROP TRIGGER runs_status_message;
+DROP TRIGGER steps_end_message;
+DROP TRIGGER steps_end_change_message;
+CREATE TRIGGER runs_status_message AFTER UPDATE OF status ON runs
+WHEN NEW.status <> OLD.status AND {_WATCHED.format(run="NEW.id")}
+BEGIN {_MESSAGE_COLUMNS}{_RUN_STATUS_VALUES.format(json="json_object", cast="")}; END;
+CREATE TRIGGER steps_end_message AFTER INSERT ON steps WHEN {_ENDED} AND {_WATCHED.format(run="NEW.run_id")}
+BEGIN {_MESSAGE_COLUMNS}{_STEP_END_VALUES.format(json="json_object", cast="")}; END;
+CREATE TRIGGER steps_end_change_message AFTER UPDATE OF status ON steps
+WHEN NEW.status <> OLD.status AND {_ENDED} AND {_WATCHED.format(run="NEW.run_id")}
+BEGIN {_MESSAGE_COLUMNS}{_STEP_END_VALUES.format(json="json_object", cast="")}; END;
+"""
+_POSTGRES_WATCHED_FUNCTIONS = f"""
+CREATE OR REPLACE FUNCTION outlast_message_id() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('outlast.message_floor', true) IS DISTINCT FROM 'held' THEN
+        PERFORM pg_advisory_xact_lock_shared({MESSAGE_ID_FLOOR} + (SELECT last_value FROM messages_ids));
+        PERFORM set_config('outlast.message_floor', 'held', true);
+    END IF;
+    NEW.id := nextval('messages_ids');
+    PERFORM pg_notify('{MESSAGES_NOTIFY_CHANNEL}', '');
+    RETURN NEW;
+END $$;
+CREATE OR REPLACE FUNCTION outlast_run_status_message() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    {_WATCH_LOCK.format(run="NEW.id")};
+    IF {_WATCHED.format(run="NEW.id")} THEN
+        {_MESSAGE_COLUMNS}{_RUN_STATUS_VALUES.format(json="json_build_object", cast="::text")};
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION outlast_step_end_message() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    {_WATCH_LOCK.format(run="NEW.run_id")};
+    IF {_WATCHED.format(run="NEW.run_id")} THEN
+        {_MESSAGE_COLUMNS}{_STEP_END_VALUES.format(json="json_build_object", cast="::text")};
+    END IF;
+    RETURN NULL;
+END $$;
+"""
+DIALECT_ONLY["sqlite"][15] = _SQLITE_WATCHED_TRIGGERS
+DIALECT_ONLY["postgresql"][15] = _POSTGRES_WATCHED_FUNCTIONS
 
 #: statements only PostgreSQL runs, in the same transaction as the shared script of their version
 POSTGRES_ONLY: dict[int, str] = {

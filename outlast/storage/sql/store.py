@@ -311,6 +311,9 @@ class SqlStore(PlannerSlot):
     async def last_message_id(self) -> int:
         return await self._run(realtime.last_message_id)
 
+    async def watch_run(self, run_id: str, *, until_ms: int) -> bool:
+        return await self._run(lambda tx: realtime.watch_run(tx, run_id, until_ms=until_ms))
+
     async def prune_messages(self, *, before_ms: int, limit: int) -> int:
         return await self._maintain(lambda tx: realtime.prune_messages(tx, before_ms=before_ms, limit=limit))
 
