@@ -131,6 +131,12 @@ class Lookups(Protocol):
         """Runs matching the filter, newest first (by id), at most `flt.limit`, without steps."""
         ...
 
+    async def run_for_sender_id(self, *, app_id: str, function_id: str, sender_id: str, now_ms: int) -> str | None:
+        """The id of the newest run of the function started by an event its sender gave the id
+        `sender_id`, received within that id's dedupe window (the 24 h before `now_ms`); None if
+        none. How an idempotent invoke finds the run of the event that took the id."""
+        ...
+
     async def get_events(self, event_ids: list[str]) -> list[EventRecord]:
         """The stored events among `event_ids`, in the order given; unknown ids are left out."""
         ...

@@ -312,6 +312,14 @@ ALTER TABLE workers ADD COLUMN sdk_version TEXT;
 ALTER TABLE workers ADD COLUMN capacity INTEGER;
 """,
     ),
+    # -- 15 (idempotent invoke): events found by their sender's id, for `app.invoke(..., id=)`
+    # to hand back the run of the event that took the id. Partial: most events carry no id ------
+    (
+        15,
+        """
+CREATE INDEX events_by_sender_id ON events (dedupe_id) WHERE dedupe_id IS NOT NULL;
+""",
+    ),
 ]
 
 _MESSAGES_TABLE = """

@@ -20,6 +20,7 @@ from outlast.core.models import (
     RunFilter,
     StepRecord,
 )
+from outlast.storage.sql.dedupe import DEDUPE_MS
 from outlast.storage.sql.tx import Tx, marks
 
 #: the `step_failures` key of crashed attempts (see `crashes`): step keys are SHA-1 hex, and a
@@ -68,6 +69,18 @@ def list_events(tx: Tx, f: EventFilter) -> list[EventRecord]:
         event_from_row(r)
         for r in tx.all(f"SELECT {EVENT_COLUMNS} FROM events {clause} ORDER BY id DESC LIMIT ?", (*params, f.limit))
     ]
+
+
+def run_for_sender_id(tx: Tx, *, app_id: str, function_id: str, sender_id: str, now: int) -> str | None:
+    """The newest run of the function started by an event whose sender's id is `sender_id` and
+    that is still within the id's dedupe window (received in the 24 h before `now`)."""
+    row = tx.one(
+        "SELECT r.id FROM events e JOIN runs r ON r.first_event_id = e.id"
+        " WHERE e.dedupe_id = ? AND e.received_at > ? AND r.app_id = ? AND r.function_id = ?"
+        " ORDER BY r.id DESC LIMIT 1",
+        (sender_id, now - DEDUPE_MS, app_id, function_id),
+    )
+    return None if row is None else str(row[0])
 
 
 def event_effects(tx: Tx, event_id: str) -> list[EventEffect]:

@@ -170,6 +170,13 @@ class SqlStore(PlannerSlot):
     async def list_runs(self, flt: RunFilter) -> list[Run]:
         return await self._run(lambda tx: read.list_runs(tx, flt))
 
+    async def run_for_sender_id(self, *, app_id: str, function_id: str, sender_id: str, now_ms: int) -> str | None:
+        return await self._run(
+            lambda tx: read.run_for_sender_id(
+                tx, app_id=app_id, function_id=function_id, sender_id=sender_id, now=now_ms
+            )
+        )
+
     async def run_logs(self, run_id: str) -> list[LogLine]:
         return await self._read(lambda tx: read.run_logs(tx, run_id))
 
