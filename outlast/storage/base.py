@@ -218,6 +218,13 @@ class Store(Lookups, Protocol):
         ordered. Functions of served (http) apps are kept until their app re-syncs without them."""
         ...
 
+    async def settle_provisional(self, app_id: str, served: set[str], now_ms: int) -> bool:
+        """A live worker serves the app (its heartbeat): the app's provisional functions (see
+        `sync_functions`) that some live worker serves (`served`) stop being provisional, seen
+        at `now_ms`; the others are deleted with their cron items, as a starting worker's `merge`
+        would. One transaction. True when any was deleted (the version then changes)."""
+        ...
+
     # -- events -------------------------------------------------------------------------------
 
     async def ingest(self, events: list[EventRecord], now_ms: int) -> list[str]:

@@ -91,6 +91,9 @@ class SqlStore(PlannerSlot):
     async def prune_functions(self, stale_before_ms: int) -> list[tuple[str, str]]:
         return await self._run(lambda tx: functions.prune_functions(tx, stale_before_ms))
 
+    async def settle_provisional(self, app_id: str, served: set[str], now_ms: int) -> bool:
+        return await self._run(lambda tx: functions.settle_provisional(tx, app_id, served, now_ms))
+
     # -- events and the queue ------------------------------------------------------------------
 
     async def ingest(self, events: list[EventRecord], now_ms: int) -> list[str]:
