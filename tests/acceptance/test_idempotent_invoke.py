@@ -155,4 +155,5 @@ async def test_the_test_engines_invoke_id_holds_for_24_hours_of_its_virtual_cloc
         await t.run_until_idle()
         assert later.run_id != first.run_id
         assert [await h.result_async(timeout=5) for h in (first, later)] == [1, 3]
+        assert later.result(timeout=5) == 3  # the blocking form, from this test's running loop
         assert (await t.invoke("echo", {"n": 4}, id="k")).run_id == later.run_id
