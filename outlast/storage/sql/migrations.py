@@ -317,7 +317,7 @@ ALTER TABLE workers ADD COLUMN capacity INTEGER;
     (
         15,
         """
-CREATE INDEX events_by_sender_id ON events (dedupe_id) WHERE dedupe_id IS NOT NULL;
+CREATE INDEX events_by_sender_id ON events (dedupe_id, id) WHERE dedupe_id IS NOT NULL;
 """,
     ),
 ]
