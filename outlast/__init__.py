@@ -1,5 +1,7 @@
 """Outlast: durable, event-driven functions for Python."""
 
+from typing import TYPE_CHECKING, Any
+
 from outlast.client import Outlast
 from outlast.context import Context, SyncContext
 from outlast.errors import (
@@ -43,6 +45,19 @@ from outlast.options import (
 )
 from outlast.settings import Settings
 
+if TYPE_CHECKING:
+    from outlast.runtime.run_results import RunHandle
+
+
+def __getattr__(name: str) -> Any:
+    """`RunHandle` is imported on first use: `import outlast` loads no runtime (nor asyncio)."""
+    if name == "RunHandle":
+        from outlast.runtime.run_results import RunHandle
+
+        return RunHandle
+    raise AttributeError(f"module 'outlast' has no attribute {name!r}")
+
+
 __all__ = [
     "Backoff",
     "Batch",
@@ -67,6 +82,7 @@ __all__ = [
     "Run",
     "RunCancelledError",
     "RunFailedError",
+    "RunHandle",
     "RunNotFoundError",
     "RunSkippedError",
     "Settings",

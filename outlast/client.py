@@ -230,14 +230,21 @@ class Outlast:
 
     # -- run handles and managing runs (API.md, "Managing runs from Python") -------------------
 
-    async def invoke_async(self, function: Function | str, data: dict[str, Any] | None = None) -> RunHandle:
-        """Start a run of one of this app's functions now, with `data` as its event's data."""
+    async def invoke_async(
+        self, function: Function | str, data: dict[str, Any] | None = None, *, id: str | None = None
+    ) -> RunHandle:
+        """Start a run of one of this app's functions now, with `data` as its event's data. With
+        `id`, idempotent: a second invoke with that id within 24 h starts nothing and returns a
+        handle on the first's run."""
         from outlast.runtime.invoke import invoke_run
 
-        return self.run_handle(await invoke_run(await self.engine_async(), self.id, _function_id(function), data))
+        engine = await self.engine_async()
+        return self.run_handle(await invoke_run(engine, self.id, _function_id(function), data, id=id))
 
-    def invoke(self, function: Function | str, data: dict[str, Any] | None = None) -> RunHandle:
-        return self._call(lambda: self.invoke_async(function, data))
+    def invoke(
+        self, function: Function | str, data: dict[str, Any] | None = None, *, id: str | None = None
+    ) -> RunHandle:
+        return self._call(lambda: self.invoke_async(function, data, id=id))
 
     def run_handle(self, run_id: str) -> RunHandle:
         """A handle on any run of the store (an unknown id fails when the handle reads it)."""

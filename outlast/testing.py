@@ -129,8 +129,11 @@ class TestEngine:
         """A handle on a run: `await h.result_async()` once `run_until_idle` has run it."""
         return RunHandle(run_id, engine=self._engine, blocking=_wait_for)
 
-    async def invoke(self, function: Function | str, data: dict[str, Any] | None = None) -> RunHandle:
-        return self.run_handle(await invoke_run(self.engine, self.app.id, _function_id(function), data))
+    async def invoke(
+        self, function: Function | str, data: dict[str, Any] | None = None, *, id: str | None = None
+    ) -> RunHandle:
+        """As `Outlast.invoke`, on this engine (`id`'s 24 h follow the virtual clock)."""
+        return self.run_handle(await invoke_run(self.engine, self.app.id, _function_id(function), data, id=id))
 
     async def rerun(self, run_id: str, *, from_step: str | None = None, output: Any = UNSET) -> RunHandle:
         return self.run_handle(await rerun(self.engine, run_id, from_step=from_step, output=output))

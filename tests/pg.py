@@ -36,7 +36,7 @@ class TestDatabases:
         self._lock = threading.Lock()
         self._template: str | None = None
         self._released: queue.SimpleQueue[str | None] = queue.SimpleQueue()
-        self._ready: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._ready: queue.SimpleQueue[str | Exception] = queue.SimpleQueue()
         self._wanted = threading.Semaphore(0)
         self._cloner: threading.Thread | None = None
         self._closing = False
@@ -59,13 +59,21 @@ class TestDatabases:
         """A new database with the current schema, cloned from this run's template.
 
         Clones are made ahead by a background thread (`AHEAD` ready at any time), so a test
-        rarely waits for one."""
+        rarely waits for one. A clone that failed raises here, saying what failed."""
         with self._lock:
             if self._cloner is None:
                 self._cloner = threading.Thread(target=self._clone_ahead, name="clone-test-databases", daemon=True)
                 self._cloner.start()
         self._wanted.release()
-        return self._ready.get()
+        made = self._ready.get()
+        if isinstance(made, Exception):
+            where = urlsplit(self.base_url)
+            raise RuntimeError(
+                f"could not make a test database on PostgreSQL at {where.hostname}:{where.port or 5432}"
+                f" (OUTLAST_TEST_POSTGRES_URL; creating this run's migrated template, then cloning it):"
+                f" {type(made).__name__}: {made}"
+            ) from made
+        return made
 
     def _clone_ahead(self) -> None:
         for _ in range(AHEAD):
@@ -76,8 +84,8 @@ class TestDatabases:
                 return
             try:
                 self._ready.put(self._clone())
-            except psycopg.Error as exc:  # pragma: no cover - the next test reports it
-                self._ready.put(f"postgresql://invalid/{exc}")
+            except Exception as exc:  # the test that takes it reports it (`migrated`)
+                self._ready.put(exc)
 
     def _clone(self) -> str:
         template = self._ensure_template()

@@ -283,19 +283,33 @@ class Worker:
 
     async def announce(self, started: int) -> None:
         """One heartbeat of the worker's rows (which also keeps the functions it serves known);
-        then put back the configurations of functions this worker is the newest to serve (see
-        `deploys`), and forget local functions nobody has served for a while."""
+        then take over a sender's provisional functions of its apps, put back the configurations
+        of functions this worker is the newest to serve (see `deploys`), and forget local
+        functions nobody has served for a while."""
         rows = self.info(started)
         for info in rows:
             await self.engine.store.heartbeat(info)
         stale_before = self.engine.clock.now_ms() - WORKER_TIMEOUT_MS
         live = await self.engine.store.list_workers(stale_before)
+        await self._take_over_provisional(live)
         restored = await restore_own_configs(self.engine, worker_ids={r.id for r in rows}, live=live)
         if restored:
             log.info("the newest live worker of %s again: its configuration is stored", ", ".join(restored))
         gone = await self.engine.store.prune_functions(stale_before)
         if gone:
             log.info("no live worker serves %s any more", ", ".join(f"{app}/{fn}" for app, fn in gone))
+            await self.engine.refresh_registry(force=True)
+
+    async def _take_over_provisional(self, live: list[WorkerInfo]) -> None:
+        """Replace the provisional functions a sender stored for an app this worker serves, as a
+        starting worker does. They exist here only after a gap: this worker missed its heartbeats,
+        its functions were forgotten, and a sender then stored its own. Those no live worker
+        serves are forgotten, so their runs fail clearly instead of waiting for a worker."""
+        settled = False
+        for app_id in sorted(self.engine.sources):
+            served = {f for w in live if w.app_id == app_id for f in w.functions}
+            settled |= await self.engine.store.settle_provisional(app_id, served, self.engine.clock.now_ms())
+        if settled:
             await self.engine.refresh_registry(force=True)
 
     async def _leave(self) -> None:

@@ -131,6 +131,12 @@ class Lookups(Protocol):
         """Runs matching the filter, newest first (by id), at most `flt.limit`, without steps."""
         ...
 
+    async def run_for_sender_id(self, *, app_id: str, function_id: str, sender_id: str, now_ms: int) -> str | None:
+        """The id of the newest run of the function started by an event its sender gave the id
+        `sender_id`, received within that id's dedupe window (the 24 h before `now_ms`); None if
+        none. How an idempotent invoke finds the run of the event that took the id."""
+        ...
+
     async def get_events(self, event_ids: list[str]) -> list[EventRecord]:
         """The stored events among `event_ids`, in the order given; unknown ids are left out."""
         ...
@@ -210,6 +216,13 @@ class Store(Lookups, Protocol):
         """Forget local-runtime functions last seen (synced or served by a live worker's heartbeat)
         before `stale_before_ms`, and their cron items; return their (app id, function id),
         ordered. Functions of served (http) apps are kept until their app re-syncs without them."""
+        ...
+
+    async def settle_provisional(self, app_id: str, served: set[str], now_ms: int) -> bool:
+        """A live worker serves the app (its heartbeat): the app's provisional functions (see
+        `sync_functions`) that some live worker serves (`served`) stop being provisional, seen
+        at `now_ms`; the others are deleted with their cron items, as a starting worker's `merge`
+        would. One transaction. True when any was deleted (the version then changes)."""
         ...
 
     # -- events -------------------------------------------------------------------------------

@@ -165,6 +165,25 @@ async def test_cancel_runs_cancels_the_matching_active_runs_only(served: outlast
         served.cancel_runs(function_id="nope")
 
 
+async def test_replay_reruns_the_failed_runs_of_a_function_and_says_how_many(served: outlast.Outlast) -> None:
+    failed = [await served.invoke_async("broken", {"n": n}) for n in range(2)]
+    done = await served.invoke_async("total", {"qty": 1})
+    for handle in failed:
+        with pytest.raises(RunFailedError):
+            await handle.result_async(timeout=30)
+    assert await done.result_async(timeout=30) == {"total": 3}
+    assert await served.replay_async(function_id="broken") == 2
+    assert served.replay(function_id="total") == 0  # none failed
+    assert served.replay(function_id="total", status="completed") == 1
+    reruns = [r for r in served.list_runs(function_id="broken") if r.id not in {h.run_id for h in failed}]
+    assert len(reruns) == 2
+    for run in reruns:  # the reruns fail again, from the same events' data
+        with pytest.raises(RunFailedError, match="card declined"):
+            await served.run_handle(run.id).result_async(timeout=30)
+    with pytest.raises(OutlastError, match="status"):
+        served.replay(function_id="broken", status="running")
+
+
 def test_the_blocking_api_on_the_clients_own_loop_is_refused_not_deadlocked() -> None:
     app = outlast.Outlast("own-loop", database_url="memory://")
     try:

@@ -106,6 +106,68 @@ async def test_a_sender_first_on_a_fresh_database_is_replaced_by_the_first_worke
     assert await outcomes(worker) == [("charge", "completed", "charged")] * 2
 
 
+async def test_runs_of_a_provisional_function_the_first_worker_drops_fail_at_once_naming_it(
+    url: str, worker: Engine
+) -> None:
+    """A sender stored its app's functions before any worker served the app, and started runs of
+    `legacy`; the first worker's code has no `legacy`: those runs end failed at its first claim,
+    without retries, saying which function nobody serves (as runs of a removed function do)."""
+    sender = outlast.Outlast("deploy", database_url=url)
+    sender.functions = old_version().functions
+    try:
+        [event_id] = await sender.send_async(Event(name="d/legacy"))
+        [queued] = await sender.list_runs_async(event_id=event_id)
+        assert queued.status == "queued"
+        await worker.open()
+    finally:
+        await sender.close_async()
+    assert await stored(worker) == LIVE
+    assert await outcomes(worker) == [("legacy", "failed", None)]
+    run = await worker.store.get_run(queued.id)
+    assert run is not None and run.error is not None
+    assert run.error["name"] == "FunctionNotFoundError"
+    assert "function 'legacy' of app 'deploy' is not served by any live worker or synced app" in run.error["message"]
+    assert not run.failures  # no retry: it cannot succeed
+
+
+async def test_a_live_worker_back_after_its_functions_were_forgotten_replaces_a_senders_provisional_ones(
+    url: str,
+) -> None:
+    """The live worker missed its heartbeats (a suspended machine) and another app's worker forgot
+    its functions; a script of a newer version then sent for the app, storing its functions
+    provisionally, `legacy` (which no worker serves) among them. At its next heartbeat the live
+    worker takes the app back, as a starting worker does: `legacy` is forgotten and its run
+    fails at once, naming it, instead of waiting for a worker that serves it."""
+    clock = VirtualClock(T0)
+    live_engine, other_engine = (Engine.from_settings(outlast.Settings(database_url=url), clock=clock) for _ in "ab")
+    await live_engine.add_source(live_version())
+    other = outlast.Outlast("other")
+    other.function(id="noop", trigger="o/noop")(lambda ctx: None)
+    await other_engine.add_source(other)
+    newer = live_version()
+    newer.function(id="legacy", trigger="d/legacy")(lambda ctx: "legacy")
+    live = Worker(live_engine)
+    try:
+        await live_engine.open()
+        await live.announce(T0)
+        clock.advance(WORKER_TIMEOUT_MS + 1)
+        await other_engine.open()
+        await Worker(other_engine).announce(T0 + WORKER_TIMEOUT_MS + 1)  # forgets the deploy app's functions
+        assert "charge" not in await stored(other_engine)
+        sender = outlast.Outlast("deploy", database_url=url)
+        sender.functions = newer.functions
+        try:
+            await sender.send_async(Event(name="d/legacy"))
+        finally:
+            await sender.close_async()
+        await live.announce(T0)
+        assert await stored(live_engine) == {**LIVE, "noop": (["o/noop"], 4)}
+        assert await outcomes(live_engine) == [("legacy", "failed", None)]
+    finally:
+        await live_engine.close()
+        await other_engine.close()
+
+
 async def test_when_the_newest_worker_goes_the_newest_left_puts_its_configuration_back(url: str) -> None:
     """A rolling deploy: the live version's worker, then an old version's restarted beside it
     (newest: its configuration is stored while it lives), which is then killed."""

@@ -57,7 +57,12 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`outlast dev tests.apps.shop:app --port P` on a fresh SQLite file."""
-    tmp = tmp_path_factory.mktemp("dev")
+    yield from dev_server(tmp_path_factory.mktemp("dev"), "tests.apps.shop:app")
+
+
+def dev_server(tmp: Path, app: str) -> Iterator[str]:
+    """`outlast dev APP --port P` on a fresh SQLite file in `tmp`: its URL once it is healthy;
+    stopped (SIGTERM, which it must obey within 15 s) when the generator closes."""
     port = free_port()
     env = {
         **os.environ,
@@ -67,7 +72,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     }
     with (tmp / "dev.log").open("w") as log:  # the child writes to its own copy
         proc = subprocess.Popen(
-            [sys.executable, "-m", "outlast.cli", "dev", "tests.apps.shop:app", "--port", str(port)],
+            [sys.executable, "-m", "outlast.cli", "dev", app, "--port", str(port)],
             env=env,
             cwd=ROOT,
             stdout=log,

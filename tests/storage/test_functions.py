@@ -80,3 +80,16 @@ async def test_a_provisional_sync_stores_only_for_an_app_nobody_served_and_the_f
 
 def fn(fid: str, trigger: str = "c/go") -> FunctionConfig:
     return replace(function(fid, trigger), app_id="script")
+
+
+async def test_settling_provisional_functions_keeps_the_served_ones_as_seen_and_deletes_the_rest(
+    store: Store,
+) -> None:
+    assert await store.sync_functions("script", [fn("served"), fn("gone")], T0, mode="provisional")
+    version = await store.functions_version()
+    assert await store.settle_provisional("script", {"served", "elsewhere"}, T0 + 1)
+    assert await ids(store) == [(APP_ID, "fn"), ("script", "served")]
+    assert await store.functions_version() > version
+    assert not await store.settle_provisional("script", {"served"}, T0 + 2)  # nothing provisional is left
+    assert await store.prune_functions(T0 + 1 + HOUR) == [(APP_ID, "fn"), ("script", "served")]  # seen: prunable
+    assert not await store.settle_provisional("nobody", set(), T0)

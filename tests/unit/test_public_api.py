@@ -1,5 +1,7 @@
 """The public surface is deliberate: adding or removing a name must be a visible change."""
 
+import pytest
+
 import outlast
 
 PUBLIC = [
@@ -26,6 +28,7 @@ PUBLIC = [
     "Run",
     "RunCancelledError",
     "RunFailedError",
+    "RunHandle",
     "RunNotFoundError",
     "RunSkippedError",
     "Settings",
@@ -70,3 +73,13 @@ def test_importing_outlast_does_not_import_servers_drivers_or_the_expression_eng
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_run_handle_is_public_and_loaded_on_first_use() -> None:
+    """`outlast.RunHandle` is the handle `app.invoke` returns; the import test above shows that
+    `import outlast` alone does not load it (nor asyncio)."""
+    from outlast.runtime.run_results import RunHandle
+
+    assert outlast.RunHandle is RunHandle
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = outlast.Nope  # type: ignore[attr-defined]

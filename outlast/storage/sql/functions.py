@@ -75,6 +75,28 @@ def prune_functions(tx: Tx, stale_before: int) -> list[tuple[str, str]]:
     return gone
 
 
+def settle_provisional(tx: Tx, app_id: str, served: set[str], now: int) -> bool:
+    """A live worker serves the app: its provisional functions become the app's own, as a starting
+    worker's merge makes them. Those in `served` are kept as seen at `now`; the others are
+    deleted (so their runs fail when next claimed, nobody serving them). True if any was deleted."""
+    held = [r[0] for r in tx.all("SELECT function_id FROM functions WHERE app_id = ? AND provisional = 1", (app_id,))]
+    if not held:
+        return False
+    gone = [fid for fid in held if fid not in served]
+    kept = [fid for fid in held if fid in served]
+    if kept:
+        tx.run(
+            "UPDATE functions SET provisional = 0, last_seen_at = ?"
+            f" WHERE app_id = ? AND function_id IN ({marks(len(kept))})",
+            (now, app_id, *kept),
+        )
+    if gone:
+        tx.run(f"DELETE FROM functions WHERE app_id = ? AND function_id IN ({marks(len(gone))})", (app_id, *gone))
+        sync_crons(tx, app_id, now)
+        _bump_version(tx)
+    return bool(gone)
+
+
 def sync_crons(tx: Tx, app_id: str, now: int) -> None:
     """One queue item per cron trigger of the app's stored functions; an unchanged one is kept
     (with its due time), so restarts and re-syncs never add ticks."""

@@ -324,6 +324,14 @@ CREATE TABLE watched_runs (
 );
 """,
     ),
+    # -- 16 (idempotent invoke): events found by their sender's id, for `app.invoke(..., id=)`
+    # to hand back the run of the event that took the id. Partial: most events carry no id ------
+    (
+        16,
+        """
+CREATE INDEX events_by_sender_id ON events (dedupe_id, id) WHERE dedupe_id IS NOT NULL;
+""",
+    ),
 ]
 
 _MESSAGES_TABLE = """

@@ -20,6 +20,7 @@ from outlast.core.models import (
     RunFilter,
     StepRecord,
 )
+from outlast.storage.sql.dedupe import CHUNK, DEDUPE_MS
 from outlast.storage.sql.tx import Tx, marks
 
 #: the `step_failures` key of crashed attempts (see `crashes`): step keys are SHA-1 hex, and a
@@ -68,6 +69,29 @@ def list_events(tx: Tx, f: EventFilter) -> list[EventRecord]:
         event_from_row(r)
         for r in tx.all(f"SELECT {EVENT_COLUMNS} FROM events {clause} ORDER BY id DESC LIMIT ?", (*params, f.limit))
     ]
+
+
+def run_for_sender_id(tx: Tx, *, app_id: str, function_id: str, sender_id: str, now: int) -> str | None:
+    """The run of the function started by the event that holds the sender's id `sender_id` (it was
+    received in the 24 h before `now`, the id's dedupe window; later events with that id start
+    nothing, so it is the only one of them with runs). By index: the events with that id, a page
+    at a time (usually one), then their runs."""
+    after = ""
+    while True:
+        page = [
+            r[0]
+            for r in tx.all(
+                "SELECT id FROM events WHERE dedupe_id = ? AND received_at > ? AND id > ? ORDER BY id LIMIT ?",
+                (sender_id, now - DEDUPE_MS, after, CHUNK),
+            )
+        ]
+        if not page:
+            return None
+        runs = tx.all(f"SELECT id, app_id, function_id FROM runs WHERE first_event_id IN ({marks(len(page))})", page)
+        found = [str(r[0]) for r in runs if (r[1], r[2]) == (app_id, function_id)]
+        if found:
+            return max(found)
+        after = page[-1]
 
 
 def event_effects(tx: Tx, event_id: str) -> list[EventEffect]:

@@ -92,6 +92,9 @@ class SqlStore(PlannerSlot):
     async def prune_functions(self, stale_before_ms: int) -> list[tuple[str, str]]:
         return await self._run(lambda tx: functions.prune_functions(tx, stale_before_ms))
 
+    async def settle_provisional(self, app_id: str, served: set[str], now_ms: int) -> bool:
+        return await self._run(lambda tx: functions.settle_provisional(tx, app_id, served, now_ms))
+
     # -- events and the queue ------------------------------------------------------------------
 
     async def ingest(self, events: list[EventRecord], now_ms: int) -> list[str]:
@@ -180,6 +183,13 @@ class SqlStore(PlannerSlot):
 
     async def list_runs(self, flt: RunFilter) -> list[Run]:
         return await self._run(lambda tx: read.list_runs(tx, flt))
+
+    async def run_for_sender_id(self, *, app_id: str, function_id: str, sender_id: str, now_ms: int) -> str | None:
+        return await self._run(
+            lambda tx: read.run_for_sender_id(
+                tx, app_id=app_id, function_id=function_id, sender_id=sender_id, now=now_ms
+            )
+        )
 
     async def run_logs(self, run_id: str) -> list[LogLine]:
         return await self._read(lambda tx: read.run_logs(tx, run_id))
