@@ -72,7 +72,7 @@ async def start(request: Request) -> Response:
     token = found.connect.sessions.issue(connection_id)
     reply = wire.pb().StartResponse(
         connection_id=connection_id,
-        gateway_endpoint=gateway_url(request),
+        gateway_endpoint=gateway_url(request, port=found.connect.port),
         gateway_group="outlast",
         session_token=token,
         sync_token=token,
@@ -80,11 +80,15 @@ async def start(request: Request) -> Response:
     return Response(reply.SerializeToString(), media_type="application/protobuf")
 
 
-def gateway_url(request: Request) -> str:
-    """The gateway at the address the worker reached this server by (its Host header)."""
-    url = urlparse(str(request.url))
-    scheme = "wss" if url.scheme == "https" else "ws"
-    return f"{scheme}://{url.netloc}{wire.GATEWAY_PATH}"
+def gateway_url(request: Request, *, port: int | None) -> str:
+    """The gateway at the host the worker reached this server by (its Host header), on the
+    gateway's own `port` when there is one; over TLS (a proxy in front), at the very address."""
+    url = request.url
+    if url.scheme == "https":
+        return str(url.replace(scheme="wss", path=wire.GATEWAY_PATH, query=""))
+    if port is not None:
+        url = url.replace(port=port)
+    return str(url.replace(scheme="ws", path=wire.GATEWAY_PATH, query=""))
 
 
 async def gateway(ws: WebSocket) -> None:
@@ -200,7 +204,11 @@ class Session:
         self.gateway.counts["connections"] += 1
         self.functions = {app: sorted(c.id for c in self.services.engine.registry.apps().get(app, ())) for app in apps}
         await self.announce()
-        log.info("Connect: worker %s (%s) connected apps %s", self.connection.id, self.connection.sdk, sorted(apps))
+        port = (self.ws.scope.get("server") or ("", 0))[1]
+        log.info(
+            "Connect: worker %s (%s) connected apps %s on port %s",
+            *(self.connection.id, self.connection.sdk, sorted(apps), port),
+        )
 
     async def sync(self, app: Any, hello: Any) -> str:
         """Sync one app of a WORKER_CONNECT; its id. A refused sync closes the connection."""

@@ -1,11 +1,13 @@
 """What the Connect routes of one server share (`Services.connect`): the Connect driver its
 workers run Connect apps through, the session tokens, and counts for metrics.
 
-The gateway is served by the same Starlette app, on the same host and port as everything else
-(`ws://<host>:<port>/v0/connect`), rather than on a port of its own as Inngest's gateway is
-(8289): `/v0/connect/start` answers with the gateway URL the worker reached it by, so a worker
-needs only the one address it already has (`INNGEST_BASE_URL`), one port is opened in a firewall,
-and `--host`/`--port` (and a TLS-terminating proxy) apply to both alike.
+The gateway is served by the same Starlette app as everything else, on the main port
+(`ws://<host>:<port>/v0/connect`) and, under `outlast dev`/`start`, on the gateway port Inngest
+uses by default too (8289, `--connect-port`; `outlast.server.gateway_port`), both on `--host`.
+`/v0/connect/start` names the gateway port when it listens (else the main port), on the host
+name the worker reached the server by: a worker needs only the address it already has
+(`INNGEST_BASE_URL`). Behind a TLS-terminating proxy (`https`), the URL keeps the proxy's own
+host and port, the only ones a worker outside can reach.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class Gateway:
     sessions: wire.Sessions
     #: connections accepted, closed for bad input, messages by kind: for metrics
     counts: Counter[str] = field(default_factory=Counter)
+    #: the gateway's own port, when the server listens on one besides its main port
+    port: int | None = None
 
     @classmethod
     def build(cls, engine: Engine, config: ServerConfig, metrics: Metrics | None = None) -> Gateway:
