@@ -43,7 +43,7 @@ from outlast.protocol.sync import SyncError, SyncRequest, parse_register
 from outlast.runtime.drivers.connect import ConnectDriver, Connection
 from outlast.runtime.synced_apps import register_app
 from outlast.server.body import BodyTooLargeError, read_body
-from outlast.server.gateway import Gateway
+from outlast.server.gateway import Gateway, worker_ids
 from outlast.server.services import Services, services
 
 log = logging.getLogger("outlast.connect")
@@ -51,6 +51,8 @@ log = logging.getLogger("outlast.connect")
 MAX_START_BYTES = 64 * 1024
 #: a worker silent this many heartbeat intervals is gone
 MISSED_HEARTBEATS = 3
+#: the stored count of a connection's requests in flight lags by at most this (plus a write)
+IN_FLIGHT_WRITE_S = 0.2
 #: WebSocket close codes (RFC 6455)
 POLICY_VIOLATION, UNSUPPORTED, TOO_BIG, GOING_AWAY = 1008, 1003, 1009, 1001
 
@@ -122,6 +124,8 @@ class Session:
         self.peer = f"{ws.client.host}:{ws.client.port}" if ws.client else "?"
         #: why the connection ended, for the log and for requests it had in flight
         self.closed_for = "the worker closed the connection"
+        #: keeps the stored in-flight count fresh (`report_in_flight`)
+        self.reporter: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         code = 1000
@@ -141,6 +145,8 @@ class Session:
             self.closed_for = "the server is shutting down"
             raise
         finally:
+            if self.reporter is not None:
+                self.reporter.cancel()
             if self.connection is not None:
                 self.driver.dropped(self.connection.id, self.closed_for)
                 await self.forget()
@@ -204,6 +210,7 @@ class Session:
         self.gateway.counts["connections"] += 1
         self.functions = {app: sorted(c.id for c in self.services.engine.registry.apps().get(app, ())) for app in apps}
         await self.announce()
+        self.reporter = asyncio.create_task(self.report_in_flight())
         port = (self.ws.scope.get("server") or ("", 0))[1]
         log.info(
             "Connect: worker %s (%s) connected apps %s on port %s",
@@ -228,8 +235,7 @@ class Session:
 
     def _worker_ids(self) -> dict[str, str]:
         assert self.connection is not None
-        apps = sorted(self.connection.app_ids)
-        return {app: self.connection.id if len(apps) == 1 else f"{self.connection.id}/{app}" for app in apps}
+        return worker_ids(self.connection)
 
     async def announce(self) -> None:
         """Record the connection as a live worker of each of its apps (in the store, so that every
@@ -255,6 +261,20 @@ class Session:
                 )
         except StoreError as exc:
             log.warning("Connect: could not record connection %s as a worker: %s", c.id, exc)
+
+    async def report_in_flight(self) -> None:
+        """Write the connection's requests in flight to the store when they change, at most one
+        write per `IN_FLIGHT_WRITE_S` (a burst of requests is one write), so every process and
+        `outlast workers` see them live rather than as of the last heartbeat."""
+        c = self.connection
+        assert c is not None
+        stored = len(c.in_flight)
+        while True:
+            while len(c.in_flight) == stored:
+                await self.driver.until_changed()
+            await asyncio.sleep(IN_FLIGHT_WRITE_S)
+            stored = len(c.in_flight)
+            await self.announce()
 
     async def forget(self) -> None:
         try:

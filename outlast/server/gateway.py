@@ -12,15 +12,17 @@ host and port, the only ones a worker outside can reach.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from outlast.core.models import WorkerInfo
 from outlast.observability.metrics import Metrics
 from outlast.protocol import connect as wire
-from outlast.runtime.drivers.connect import ConnectDriver
+from outlast.runtime.drivers.connect import ConnectDriver, Connection
 from outlast.runtime.engine import Engine
 from outlast.server.mode import ServerConfig
 
@@ -56,6 +58,26 @@ class Gateway:
         if metrics is not None and driver is not None:
             metrics.registry.register(_Collector(gateway, driver))
         return gateway
+
+    def live(self, workers: list[WorkerInfo]) -> list[WorkerInfo]:
+        """`workers` as stored, with the requests in flight on this process's own connections
+        as they are this moment (the store has them as of the last write, a fraction of a
+        second behind: `Session.report_in_flight`)."""
+        if self.driver is None:
+            return workers
+        now = {
+            worker_id: len(c.in_flight)
+            for c in self.driver.connections.values()
+            for worker_id in worker_ids(c).values()
+        }
+        return [dataclasses.replace(w, in_flight=now[w.id]) if w.id in now else w for w in workers]
+
+
+def worker_ids(connection: Connection) -> dict[str, str]:
+    """Each app of a connection and the worker it is listed as (the connection id; with several
+    apps, one worker per app: `<connection id>/<app>`)."""
+    apps = sorted(connection.app_ids)
+    return {app: connection.id if len(apps) == 1 else f"{connection.id}/{app}" for app in apps}
 
 
 class _Collector:

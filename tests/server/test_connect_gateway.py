@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -222,3 +224,42 @@ async def test_a_silent_worker_is_closed(server: tuple[str, Engine], monkeypatch
     assert code == 1008 and reason == "the worker sent nothing for 0.5s"
     while any(w.app_id == APP for w in await engine.reads.list_workers(0)):
         await asyncio.sleep(0.02)  # polling: the closed connection leaves the workers list
+
+
+def cli_workers(database: Path) -> list[dict[str, Any]]:
+    """`outlast workers --json`, a process of its own reading the store."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "outlast.cli", "--database-url", f"sqlite:///{database}", "workers", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return list(json.loads(shown.stdout)["workers"])
+
+
+async def stored_in_flight(engine: Engine, worker_id: str, count: int) -> None:
+    """Until the store has the worker with `count` requests in flight (polling its batched write)."""
+    while not any(w.id == worker_id and w.in_flight == count for w in await engine.reads.list_workers(0)):
+        await asyncio.sleep(0.02)
+
+
+async def test_requests_in_flight_show_live_without_a_heartbeat(server: tuple[str, Engine], tmp_path: Path) -> None:
+    base, engine = server
+    worker = await ready(base, capacity=2)
+    async with httpx.AsyncClient() as client:
+        await client.post(f"{base}/e/key", json={"name": "raw/go"})
+        request = pb.GatewayExecutorRequestData.FromString(await worker.receive_kind("GATEWAY_EXECUTOR_REQUEST"))
+        await worker.ws.send(message("WORKER_REQUEST_ACK", pb.WorkerRequestAckData(request_id=request.request_id)))
+        # this server knows at once; the store (other processes, the CLI) a moment later
+        [shown] = [w for w in (await client.get(f"{base}/api/workers")).json()["workers"] if w["id"] == worker.id]
+        assert shown["in_flight"] == 1
+        await asyncio.wait_for(stored_in_flight(engine, worker.id, 1), 20)
+        [listed] = [w for w in await asyncio.to_thread(cli_workers, tmp_path / "server.db") if w["id"] == worker.id]
+        assert listed["in_flight"] == 1
+        reply = pb.SDKResponse(request_id=request.request_id, status=pb.DONE, body=b'"ok"', sdk_version="raw:v0")
+        await worker.ws.send(message("WORKER_REPLY", reply))
+        await worker.receive_kind("WORKER_REPLY_ACK")
+        await asyncio.wait_for(stored_in_flight(engine, worker.id, 0), 20)
+        [shown] = [w for w in (await client.get(f"{base}/api/workers")).json()["workers"] if w["id"] == worker.id]
+        assert shown["in_flight"] == 0

@@ -175,6 +175,10 @@ class ConnectDriver(HttpDriver):
         self._changed.set()
         self._changed = asyncio.Event()
 
+    async def until_changed(self) -> None:
+        """Until connections or the requests in flight on them next change."""
+        await self._changed.wait()
+
     def _tell(self) -> None:
         for listener in self.listeners:
             listener()
@@ -204,6 +208,7 @@ class ConnectDriver(HttpDriver):
         pending = Pending(connection_id=connection.id, reply=asyncio.get_running_loop().create_future())
         connection.in_flight[request_id] = pending
         connection.requests += 1
+        self.changed()
         try:
             response = await self._exchange(connection, pending, wire.frame("GATEWAY_EXECUTOR_REQUEST", request))
         except ConnectionLostError as exc:
