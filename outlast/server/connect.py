@@ -157,7 +157,8 @@ class Session:
 
     async def receive(self, timeout_s: float) -> tuple[str, bytes]:
         try:
-            message = await asyncio.wait_for(self.ws.receive(), timeout_s)
+            async with asyncio.timeout(timeout_s):  # not wait_for: no task per message
+                message = await self.ws.receive()
         except TimeoutError:
             raise CloseConnectionError(POLICY_VIOLATION, f"the worker sent nothing for {timeout_s:g}s") from None
         if message["type"] == "websocket.disconnect":
