@@ -61,6 +61,7 @@ async def start(request: Request) -> Response:
     found = services(request)
     refusal = found.bearer.refusal(request, what="Connect (/v0/connect/start)")
     if refusal is not None:
+        log.warning("Connect: refused a worker from %s: %s", _peer(request), refusal)
         return JSONResponse({"error": refusal}, status_code=401)
     if found.connect.driver is None:
         return JSONResponse({"error": "Connect is not enabled: pip install 'outlast[connect]'"}, status_code=501)
@@ -80,6 +81,10 @@ async def start(request: Request) -> Response:
         sync_token=token,
     )
     return Response(reply.SerializeToString(), media_type="application/protobuf")
+
+
+def _peer(request: Request) -> str:
+    return f"{request.client.host}:{request.client.port}" if request.client else "?"
 
 
 def gateway_url(request: Request, *, port: int | None) -> str:
@@ -348,6 +353,7 @@ async def flush(request: Request) -> Response:
     found = services(request)
     refusal = found.bearer.refusal(request, what="Connect (/v0/connect/flush)")
     if refusal is not None:
+        log.warning("Connect: refused a flushed reply from %s: %s", _peer(request), refusal)
         return JSONResponse({"error": refusal}, status_code=401)
     if found.connect.driver is None:
         return JSONResponse({"error": "Connect is not enabled: pip install 'outlast[connect]'"}, status_code=501)
