@@ -24,6 +24,7 @@ from outlast.runtime.drivers.connect import ConnectDriver
 from outlast.runtime.engine import Engine
 from outlast.server.mode import ServerConfig
 from outlast.settings import Settings
+from tests.conftest import PG_URL, pg_database
 from tests.server.serving import serve
 
 pb: Any = pytest.importorskip("inngest.connect._internal.connect_pb2")
@@ -263,10 +264,10 @@ async def test_a_silent_worker_is_closed(server: tuple[str, Engine], monkeypatch
         await asyncio.sleep(0.02)  # polling: the closed connection leaves the workers list
 
 
-def cli_workers(database: Path) -> list[dict[str, Any]]:
+def cli_workers(database_url: str) -> list[dict[str, Any]]:
     """`outlast workers --json`, a process of its own reading the store."""
     shown = subprocess.run(
-        [sys.executable, "-m", "outlast.cli", "--database-url", f"sqlite:///{database}", "workers", "--json"],
+        [sys.executable, "-m", "outlast.cli", "--database-url", database_url, "workers", "--json"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -281,8 +282,17 @@ async def stored_in_flight(engine: Engine, worker_id: str, count: int) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_requests_in_flight_show_live_without_a_heartbeat(server: tuple[str, Engine], tmp_path: Path) -> None:
-    base, engine = server
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_requests_in_flight_show_live_without_a_heartbeat(tmp_path: Path, backend: str) -> None:
+    if backend == "postgres" and not PG_URL:
+        pytest.skip("OUTLAST_TEST_POSTGRES_URL is not set")
+    database = pg_database() if backend == "postgres" else f"sqlite:///{tmp_path}/server.db"
+    settings = Settings(poll_interval_ms=20, backoff_scale=0.001)
+    async with serve(tmp_path, database_url=database, settings=settings) as (base, engine):
+        await in_flight_shown_live(base, engine, database)
+
+
+async def in_flight_shown_live(base: str, engine: Engine, database_url: str) -> None:
     worker = await ready(base, capacity=2)
     async with httpx.AsyncClient() as client:
         await client.post(f"{base}/e/key", json={"name": "raw/go"})
@@ -292,7 +302,7 @@ async def test_requests_in_flight_show_live_without_a_heartbeat(server: tuple[st
         [shown] = [w for w in (await client.get(f"{base}/api/workers")).json()["workers"] if w["id"] == worker.id]
         assert shown["in_flight"] == 1
         await asyncio.wait_for(stored_in_flight(engine, worker.id, 1), 20)
-        [listed] = [w for w in await asyncio.to_thread(cli_workers, tmp_path / "server.db") if w["id"] == worker.id]
+        [listed] = [w for w in await asyncio.to_thread(cli_workers, database_url) if w["id"] == worker.id]
         assert listed["in_flight"] == 1
         reply = pb.SDKResponse(request_id=request.request_id, status=pb.DONE, body=b'"ok"', sdk_version="raw:v0")
         await worker.ws.send(message("WORKER_REPLY", reply))
