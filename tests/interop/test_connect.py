@@ -224,8 +224,10 @@ async def test_production_requires_the_signing_key(tmp_path: Path) -> None:
         await production.close()
 
 
-async def test_a_js_connect_worker_on_inngest_4_runs_steps_retries_and_waits(outlast: Outlast, tmp_path: Path) -> None:
+async def test_a_js_connect_worker_on_inngest_4_runs_steps_retries_and_waits(tmp_path: Path) -> None:
     node_ready(JS_CONNECT_DIR)
+    gateway_port = free_port()  # the JS worker dials the gateway port /v0/connect/start names
+    outlast = Outlast(tmp_path, env={"OUTLAST_LEASE_MS": "5000"}, args=("--connect-port", str(gateway_port)))
     worker = JsConnectWorker(tmp_path, outlast, "js-connect")
     try:
         await connected(outlast)
@@ -253,8 +255,10 @@ async def test_a_js_connect_worker_on_inngest_4_runs_steps_retries_and_waits(out
         ran = worker.ran()
         assert ran["one:1"] == ran["two:1"] == ran["branch:left"] == ran["branch:right"] == 1
         assert [ran[f"flaky:{i}"] for i in range(3)] == [1, 1, 1]
+        assert f"on port {gateway_port}" in outlast.proc.output()
     finally:
         worker.proc.stop()
+        await outlast.close()
 
 
 @pytest.mark.skipif(not PG_URL, reason="OUTLAST_TEST_POSTGRES_URL is not set")
