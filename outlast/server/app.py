@@ -68,8 +68,9 @@ def create_app(engine: Engine, config: ServerConfig) -> Starlette:
     return app
 
 
-#: uvicorn's WebSocket implementation, for Connect workers: the sans-I/O one answers a message in
-#: about half the time of the legacy default (`websockets`), which one Connect step pays 4 times
+#: uvicorn's WebSocket implementation, for Connect workers: the sans-I/O one, not uvicorn's default
+#: on `websockets.legacy`, which websockets 14 deprecated (it warns on import); a message costs
+#: the server the same CPU on either (`bench.websocket_impls`)
 WEBSOCKETS = "websockets-sansio"
 
 
