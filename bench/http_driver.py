@@ -83,7 +83,8 @@ class Setup:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTLAST_", "INNGEST_"))}
-        env.update(PYTHONPATH=str(ROOT), OUTLAST_DATABASE_URL=f"sqlite:///{self.db}")
+        # the gateway on the main port only: Inngest's 8289 may be taken on a shared machine
+        env.update(PYTHONPATH=str(ROOT), OUTLAST_DATABASE_URL=f"sqlite:///{self.db}", OUTLAST_CONNECT_PORT="off")
         self.app: subprocess.Popen[bytes] | None = None
         args = ["dev", "--port", str(self.port)]
         self.app_port = free_port()
@@ -171,8 +172,9 @@ class Setup:
         return runs
 
     async def requests(self) -> int | None:
-        """How many call requests the SDK app answered (None on the local driver)."""
-        if self.app is None:
+        """How many call requests the SDK app answered (None on the local driver, and for the
+        Connect worker, which has no HTTP port to ask)."""
+        if self.app is None or self.driver == "connect":
             return None
         async with httpx.AsyncClient() as client:
             return int((await client.get(f"http://127.0.0.1:{self.app_port}/requests")).json()["requests"])

@@ -18,6 +18,9 @@ from outlast.storage.base import Store
 from outlast.testing import TestEngine
 
 PG_URL = os.environ.get("OUTLAST_TEST_POSTGRES_URL")
+# `outlast dev`/`start` in tests (in this process or a child) must not listen on Inngest's gateway
+# port 8289, which every test on the machine would share; a test that wants the port gives a free one
+os.environ.setdefault("OUTLAST_CONNECT_PORT", "off")
 BACKENDS = ["memory", "sqlite", "postgres"]
 
 

@@ -24,6 +24,7 @@ from outlast.runtime.drivers.connect import ConnectDriver
 from outlast.runtime.drivers.http import HttpDriver
 from outlast.runtime.engine import Engine
 from outlast.runtime.worker import Worker
+from outlast.server.gateway_port import DEFAULT_CONNECT_PORT, parse_connect_port
 from outlast.settings import Settings
 
 DEV_BACKOFF_SCALE = 0.01  # dev mode: a 15 s retry waits 150 ms
@@ -47,6 +48,8 @@ class Http:
     sdk_urls: tuple[str, ...] = ()
     #: the dashboard login (production mode)
     dashboard_password: str = ""
+    #: the Connect gateway's own port (Inngest's 8289), None: the main port only
+    connect_port: int | None = None
 
 
 async def run(
@@ -137,7 +140,9 @@ def _server(engine: Engine, http: Http) -> Any:
         dashboard_password=http.dashboard_password,
     )
     print(f"outlast: serving on http://{http.host}:{http.port} (dashboard at /)", flush=True)
-    return http_server(create_app(engine, config), host=http.host, port=http.port)
+    if http.connect_port is not None and http.connect_port != http.port:
+        print(f"outlast: Connect gateway also on ws://{http.host}:{http.connect_port}/v0/connect", flush=True)
+    return http_server(create_app(engine, config), host=http.host, port=http.port, connect_port=http.connect_port)
 
 
 def _print_banner(app: Outlast | None, settings: Settings, now_ms: int) -> None:
@@ -163,7 +168,13 @@ def cmd_dev(args: argparse.Namespace) -> int:
     configure_logs(level=args.log_level or "info", fmt=args.log_format)
     settings = dev_settings(args)
     app = load_app(args.app) if args.app else None
-    http = Http(host=args.host, port=args.port, mode="dev", sdk_urls=tuple(args.sdk_url or ()))
+    http = Http(
+        host=args.host,
+        port=args.port,
+        mode="dev",
+        sdk_urls=tuple(args.sdk_url or ()),
+        connect_port=connect_port(args),
+    )
     asyncio.run(run(app, settings, verbose=True, http=http, devlog=args.log_format != "json"))
     return 0
 
@@ -217,9 +228,28 @@ def cmd_start(args: argparse.Namespace) -> int:
         signing_keys=signing,
         sdk_urls=tuple(args.sdk_url or ()),
         dashboard_password=password,
+        connect_port=connect_port(args),
     )
     asyncio.run(run(app, settings, verbose=True, http=http))
     return 0
+
+
+def connect_port(args: argparse.Namespace) -> int | None:
+    """The Connect gateway's port: `--connect-port`, else `OUTLAST_CONNECT_PORT`, else 8289; None: off."""
+    if args.connect_port is not None:
+        return int(args.connect_port) or None
+    text = os.environ.get("OUTLAST_CONNECT_PORT", "").strip()
+    try:
+        return (parse_connect_port(text) if text else DEFAULT_CONNECT_PORT) or None
+    except ValueError as exc:
+        raise OutlastError(f"OUTLAST_CONNECT_PORT: {exc}") from None
+
+
+def _port_or_off(text: str) -> int:
+    try:
+        return parse_connect_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -255,6 +285,14 @@ def _http_options(c: argparse.ArgumentParser, *, app_required: bool) -> None:
     c.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     c.add_argument(
         "--port", type=whole_number(0, 65535), default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})"
+    )
+    c.add_argument(
+        "--connect-port",
+        type=_port_or_off,
+        default=None,
+        metavar="PORT",
+        help=f"also listen on PORT for Connect workers' gateway, as Inngest does (default {DEFAULT_CONNECT_PORT} "
+        "or OUTLAST_CONNECT_PORT; 'off' or 0: the main port only; a busy port falls back to it)",
     )
     c.add_argument(
         "--sdk-url",

@@ -219,7 +219,7 @@ async def remove_app(request: Request) -> Any:
 
 async def workers(request: Request) -> Any:
     rows = await _engine(request).reads.list_workers(_now(request) - WORKER_TIMEOUT_MS)
-    return {"workers": [worker_json(w) for w in rows]}
+    return {"workers": [worker_json(w) for w in services(request).connect.live(rows)]}
 
 
 # -- bulk jobs and the live stream -------------------------------------------------------------

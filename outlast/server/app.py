@@ -23,6 +23,7 @@ from outlast.server import (
     dashboard,
     endpoints,
     events,
+    gateway_port,
     health,
     inngest_api,
     inngest_realtime,
@@ -71,15 +72,39 @@ def create_app(engine: Engine, config: ServerConfig) -> Starlette:
     return app
 
 
-def http_server(app: Starlette, *, host: str, port: int) -> Any:
+#: uvicorn's WebSocket implementation, for Connect workers: the sans-I/O one, not uvicorn's default
+#: on `websockets.legacy`, which websockets 14 deprecated (it warns on import); a message costs
+#: the server the same CPU on either (`bench.websocket_impls`)
+WEBSOCKETS = "websockets-sansio"
+
+
+def http_server(app: Starlette, *, host: str, port: int, connect_port: int | None = None) -> Any:
     """A uvicorn server for `app` that leaves signal handling to its caller (which stops workers
-    and server together)."""
+    and server together); with `connect_port`, it listens there too for the Connect gateway
+    (`outlast.server.gateway_port`)."""
     import uvicorn
 
     class Server(uvicorn.Server):
         def capture_signals(self) -> Any:
             return contextlib.nullcontext()
 
+        async def startup(self, sockets: Any = None) -> None:
+            extra = None
+            if connect_port is not None and connect_port != port:
+                extra = await gateway_port.listen(self, host=host, port=connect_port)
+            await super().startup(sockets)
+            if extra is not None:
+                self.servers.append(extra)  # closed with the others on shutdown
+                app.state.services.connect.port = connect_port
+
     return Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
-    )  # open event streams must not hold a stop
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=2,  # open event streams must not hold a stop
+            ws=WEBSOCKETS,
+        )
+    )

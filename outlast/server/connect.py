@@ -43,7 +43,7 @@ from outlast.protocol.sync import SyncError, SyncRequest, parse_register
 from outlast.runtime.drivers.connect import ConnectDriver, Connection
 from outlast.runtime.synced_apps import register_app
 from outlast.server.body import BodyTooLargeError, read_body
-from outlast.server.gateway import Gateway
+from outlast.server.gateway import Gateway, worker_ids
 from outlast.server.services import Services, services
 
 log = logging.getLogger("outlast.connect")
@@ -51,6 +51,8 @@ log = logging.getLogger("outlast.connect")
 MAX_START_BYTES = 64 * 1024
 #: a worker silent this many heartbeat intervals is gone
 MISSED_HEARTBEATS = 3
+#: the stored count of a connection's requests in flight lags by at most this (plus a write)
+IN_FLIGHT_WRITE_S = 0.2
 #: WebSocket close codes (RFC 6455)
 POLICY_VIOLATION, UNSUPPORTED, TOO_BIG, GOING_AWAY = 1008, 1003, 1009, 1001
 
@@ -59,6 +61,7 @@ async def start(request: Request) -> Response:
     found = services(request)
     refusal = found.bearer.refusal(request, what="Connect (/v0/connect/start)")
     if refusal is not None:
+        log.warning("Connect: refused a worker from %s: %s", _peer(request), refusal)
         return JSONResponse({"error": refusal}, status_code=401)
     if found.connect.driver is None:
         return JSONResponse({"error": "Connect is not enabled: pip install 'outlast[connect]'"}, status_code=501)
@@ -72,7 +75,7 @@ async def start(request: Request) -> Response:
     token = found.connect.sessions.issue(connection_id)
     reply = wire.pb().StartResponse(
         connection_id=connection_id,
-        gateway_endpoint=gateway_url(request),
+        gateway_endpoint=gateway_url(request, port=found.connect.port),
         gateway_group="outlast",
         session_token=token,
         sync_token=token,
@@ -80,11 +83,19 @@ async def start(request: Request) -> Response:
     return Response(reply.SerializeToString(), media_type="application/protobuf")
 
 
-def gateway_url(request: Request) -> str:
-    """The gateway at the address the worker reached this server by (its Host header)."""
-    url = urlparse(str(request.url))
-    scheme = "wss" if url.scheme == "https" else "ws"
-    return f"{scheme}://{url.netloc}{wire.GATEWAY_PATH}"
+def _peer(request: Request) -> str:
+    return f"{request.client.host}:{request.client.port}" if request.client else "?"
+
+
+def gateway_url(request: Request, *, port: int | None) -> str:
+    """The gateway at the host the worker reached this server by (its Host header), on the
+    gateway's own `port` when there is one; over TLS (a proxy in front), at the very address."""
+    url = request.url
+    if url.scheme == "https":
+        return str(url.replace(scheme="wss", path=wire.GATEWAY_PATH, query=""))
+    if port is not None:
+        url = url.replace(port=port)
+    return str(url.replace(scheme="ws", path=wire.GATEWAY_PATH, query=""))
 
 
 async def gateway(ws: WebSocket) -> None:
@@ -118,6 +129,8 @@ class Session:
         self.peer = f"{ws.client.host}:{ws.client.port}" if ws.client else "?"
         #: why the connection ended, for the log and for requests it had in flight
         self.closed_for = "the worker closed the connection"
+        #: keeps the stored in-flight count fresh (`report_in_flight`)
+        self.reporter: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         code = 1000
@@ -137,6 +150,8 @@ class Session:
             self.closed_for = "the server is shutting down"
             raise
         finally:
+            if self.reporter is not None:
+                self.reporter.cancel()
             if self.connection is not None:
                 self.driver.dropped(self.connection.id, self.closed_for)
                 await self.forget()
@@ -147,7 +162,8 @@ class Session:
 
     async def receive(self, timeout_s: float) -> tuple[str, bytes]:
         try:
-            message = await asyncio.wait_for(self.ws.receive(), timeout_s)
+            async with asyncio.timeout(timeout_s):  # not wait_for: no task per message
+                message = await self.ws.receive()
         except TimeoutError:
             raise CloseConnectionError(POLICY_VIOLATION, f"the worker sent nothing for {timeout_s:g}s") from None
         if message["type"] == "websocket.disconnect":
@@ -200,7 +216,12 @@ class Session:
         self.gateway.counts["connections"] += 1
         self.functions = {app: sorted(c.id for c in self.services.engine.registry.apps().get(app, ())) for app in apps}
         await self.announce()
-        log.info("Connect: worker %s (%s) connected apps %s", self.connection.id, self.connection.sdk, sorted(apps))
+        self.reporter = asyncio.create_task(self.report_in_flight())
+        port = (self.ws.scope.get("server") or ("", 0))[1]
+        log.info(
+            "Connect: worker %s (%s) connected apps %s on port %s",
+            *(self.connection.id, self.connection.sdk, sorted(apps), port),
+        )
 
     async def sync(self, app: Any, hello: Any) -> str:
         """Sync one app of a WORKER_CONNECT; its id. A refused sync closes the connection."""
@@ -220,8 +241,7 @@ class Session:
 
     def _worker_ids(self) -> dict[str, str]:
         assert self.connection is not None
-        apps = sorted(self.connection.app_ids)
-        return {app: self.connection.id if len(apps) == 1 else f"{self.connection.id}/{app}" for app in apps}
+        return worker_ids(self.connection)
 
     async def announce(self) -> None:
         """Record the connection as a live worker of each of its apps (in the store, so that every
@@ -247,6 +267,20 @@ class Session:
                 )
         except StoreError as exc:
             log.warning("Connect: could not record connection %s as a worker: %s", c.id, exc)
+
+    async def report_in_flight(self) -> None:
+        """Write the connection's requests in flight to the store when they change, at most one
+        write per `IN_FLIGHT_WRITE_S` (a burst of requests is one write), so every process and
+        `outlast workers` see them live rather than as of the last heartbeat."""
+        c = self.connection
+        assert c is not None
+        stored = len(c.in_flight)
+        while True:
+            while len(c.in_flight) == stored:
+                await self.driver.until_changed()
+            await asyncio.sleep(IN_FLIGHT_WRITE_S)
+            stored = len(c.in_flight)
+            await self.announce()
 
     async def forget(self) -> None:
         try:
@@ -319,6 +353,7 @@ async def flush(request: Request) -> Response:
     found = services(request)
     refusal = found.bearer.refusal(request, what="Connect (/v0/connect/flush)")
     if refusal is not None:
+        log.warning("Connect: refused a flushed reply from %s: %s", _peer(request), refusal)
         return JSONResponse({"error": refusal}, status_code=401)
     if found.connect.driver is None:
         return JSONResponse({"error": "Connect is not enabled: pip install 'outlast[connect]'"}, status_code=501)

@@ -1,24 +1,28 @@
 """What the Connect routes of one server share (`Services.connect`): the Connect driver its
 workers run Connect apps through, the session tokens, and counts for metrics.
 
-The gateway is served by the same Starlette app, on the same host and port as everything else
-(`ws://<host>:<port>/v0/connect`), rather than on a port of its own as Inngest's gateway is
-(8289): `/v0/connect/start` answers with the gateway URL the worker reached it by, so a worker
-needs only the one address it already has (`INNGEST_BASE_URL`), one port is opened in a firewall,
-and `--host`/`--port` (and a TLS-terminating proxy) apply to both alike.
+The gateway is served by the same Starlette app as everything else, on the main port
+(`ws://<host>:<port>/v0/connect`) and, under `outlast dev`/`start`, on the gateway port Inngest
+uses by default too (8289, `--connect-port`; `outlast.server.gateway_port`), both on `--host`.
+`/v0/connect/start` names the gateway port when it listens (else the main port), on the host
+name the worker reached the server by: a worker needs only the address it already has
+(`INNGEST_BASE_URL`). Behind a TLS-terminating proxy (`https`), the URL keeps the proxy's own
+host and port, the only ones a worker outside can reach.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from outlast.core.models import WorkerInfo
 from outlast.observability.metrics import Metrics
 from outlast.protocol import connect as wire
-from outlast.runtime.drivers.connect import ConnectDriver
+from outlast.runtime.drivers.connect import ConnectDriver, Connection
 from outlast.runtime.engine import Engine
 from outlast.server.mode import ServerConfig
 
@@ -30,6 +34,8 @@ class Gateway:
     sessions: wire.Sessions
     #: connections accepted, closed for bad input, messages by kind: for metrics
     counts: Counter[str] = field(default_factory=Counter)
+    #: the gateway's own port, when the server listens on one besides its main port
+    port: int | None = None
 
     @classmethod
     def build(cls, engine: Engine, config: ServerConfig, metrics: Metrics | None = None) -> Gateway:
@@ -52,6 +58,26 @@ class Gateway:
         if metrics is not None and driver is not None:
             metrics.registry.register(_Collector(gateway, driver))
         return gateway
+
+    def live(self, workers: list[WorkerInfo]) -> list[WorkerInfo]:
+        """`workers` as stored, with the requests in flight on this process's own connections
+        as they are this moment (the store has them as of the last write, a fraction of a
+        second behind: `Session.report_in_flight`)."""
+        if self.driver is None:
+            return workers
+        now = {
+            worker_id: len(c.in_flight)
+            for c in self.driver.connections.values()
+            for worker_id in worker_ids(c).values()
+        }
+        return [dataclasses.replace(w, in_flight=now[w.id]) if w.id in now else w for w in workers]
+
+
+def worker_ids(connection: Connection) -> dict[str, str]:
+    """Each app of a connection and the worker it is listed as (the connection id; with several
+    apps, one worker per app: `<connection id>/<app>`)."""
+    apps = sorted(connection.app_ids)
+    return {app: connection.id if len(apps) == 1 else f"{connection.id}/{app}" for app in apps}
 
 
 class _Collector:

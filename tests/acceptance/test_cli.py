@@ -239,6 +239,7 @@ def test_every_option_has_help_and_global_options_go_before_or_after_the_command
         (["runs", "--limit", "0"], "--limit: expected a whole number from 1 to 100,000, got '0'"),
         (["events", "--limit", "0"], "--limit: expected a whole number from 1 to 100,000, got '0'"),
         (["dev", "--port", "70000"], "--port: expected a whole number from 0 to 65,535"),
+        (["dev", "--connect-port", "gateway"], "--connect-port: expected a port from 1 to 65,535, or 'off'"),
     ],
 )
 def test_a_bad_app_or_number_gets_a_clear_error_not_a_traceback(tmp_path: Path, args: list[str], fragment: str) -> None:
@@ -383,3 +384,22 @@ def test_a_closed_pipe_ends_the_output_quietly(tmp_path: Path) -> None:
     assert reader.wait(30) == 0
     with reader.stderr:
         assert "Traceback" not in reader.stderr.read()
+
+
+def test_the_connect_gateway_port_is_inngests_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    from outlast.cli.serve import connect_port
+
+    monkeypatch.delenv("OUTLAST_CONNECT_PORT")
+    assert connect_port(argparse.Namespace(connect_port=None)) == 8289
+    assert connect_port(argparse.Namespace(connect_port=0)) is None  # --connect-port off
+    monkeypatch.setenv("OUTLAST_CONNECT_PORT", "off")
+    assert connect_port(argparse.Namespace(connect_port=None)) is None
+    monkeypatch.setenv("OUTLAST_CONNECT_PORT", "18289")
+    assert connect_port(argparse.Namespace(connect_port=None)) == 18289
+    assert connect_port(argparse.Namespace(connect_port=28289)) == 28289  # the flag wins
+
+
+def test_a_bad_connect_port_in_the_environment_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTLAST_CONNECT_PORT", "99999")
+    result = cli(tmp_path / "cli.db", "dev", "--port", "0")
+    assert result.rc == 2 and "OUTLAST_CONNECT_PORT: expected a port from 1 to 65,535" in result.err, result.err

@@ -66,7 +66,7 @@ def test_a_connected_worker_shows_with_its_sdk_capacity_and_requests_in_flight(
     httpx.post(f"{server}/e/key", json={"name": "raw/go"}, timeout=10)
     request = pb.GatewayExecutorRequestData.FromString(receive_kind(ws, "GATEWAY_EXECUTOR_REQUEST"))
     ws.send(message("WORKER_REQUEST_ACK", pb.WorkerRequestAckData(request_id=request.request_id)))
-    ws.send(message("WORKER_HEARTBEAT"))  # the heartbeat records what is in flight
+    # no heartbeat needed: the count is live
     shown = listed(server, worker_id, in_flight=1)
     assert (shown["app_id"], shown["sdk"], shown["sdk_version"], shown["capacity"]) == (APP, "py", "0.5.19", 3)
 
@@ -86,11 +86,16 @@ def test_a_connected_worker_shows_with_its_sdk_capacity_and_requests_in_flight(
     expect(app_row.locator('[data-col="connect-workers"]')).to_contain_text(
         f"{worker_id}: py 0.5.19, capacity 3, 1 in flight"
     )
+    # a Connect app has no URL to resync from: the page says how it syncs instead of offering it
+    expect(app_row.get_by_role("button", name="Resync")).to_have_count(0)
+    expect(app_row.locator('[data-col="connect-sync"]')).to_have_text(
+        "Syncs over Connect each time a worker connects: restart a worker to resync."
+    )
+    expect(app_row.get_by_role("button", name="Remove")).to_be_visible()
 
     reply = pb.SDKResponse(request_id=request.request_id, status=pb.DONE, body=b'"ok"', sdk_version="py:v0.5.19")
     ws.send(message("WORKER_REPLY", reply))
     receive_kind(ws, "WORKER_REPLY_ACK")
-    ws.send(message("WORKER_HEARTBEAT"))
     listed(server, worker_id, in_flight=0)
     page.goto("/workers")
     expect(page.locator(f'tr[data-worker="{worker_id}"] [data-col="in-flight"]')).to_have_text("0")

@@ -74,6 +74,7 @@ def base_env(tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INNGEST_", "OUTLAST_"))}
     env["PYTHONPATH"] = str(ROOT)
     env["OUTLAST_TEST_EFFECTS"] = str(tmp / "effects.log")
+    env["OUTLAST_CONNECT_PORT"] = "off"  # never Inngest's 8289, shared by every test on the machine
     return env
 
 

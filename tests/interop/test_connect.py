@@ -4,6 +4,7 @@ to a real `outlast dev`/`start` over WebSocket and get their work over it, with 
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 from collections import Counter
 from pathlib import Path
@@ -22,6 +23,7 @@ from tests.interop.harness import (
     Outlast,
     Proc,
     effects,
+    free_port,
     node_ready,
     sdk_env,
 )
@@ -222,8 +224,10 @@ async def test_production_requires_the_signing_key(tmp_path: Path) -> None:
         await production.close()
 
 
-async def test_a_js_connect_worker_on_inngest_4_runs_steps_retries_and_waits(outlast: Outlast, tmp_path: Path) -> None:
+async def test_a_js_connect_worker_on_inngest_4_runs_steps_retries_and_waits(tmp_path: Path) -> None:
     node_ready(JS_CONNECT_DIR)
+    gateway_port = free_port()  # the JS worker dials the gateway port /v0/connect/start names
+    outlast = Outlast(tmp_path, env={"OUTLAST_LEASE_MS": "5000"}, args=("--connect-port", str(gateway_port)))
     worker = JsConnectWorker(tmp_path, outlast, "js-connect")
     try:
         await connected(outlast)
@@ -251,8 +255,10 @@ async def test_a_js_connect_worker_on_inngest_4_runs_steps_retries_and_waits(out
         ran = worker.ran()
         assert ran["one:1"] == ran["two:1"] == ran["branch:left"] == ran["branch:right"] == 1
         assert [ran[f"flaky:{i}"] for i in range(3)] == [1, 1, 1]
+        assert f"on port {gateway_port}" in outlast.proc.output()
     finally:
         worker.proc.stop()
+        await outlast.close()
 
 
 @pytest.mark.skipif(not PG_URL, reason="OUTLAST_TEST_POSTGRES_URL is not set")
@@ -290,3 +296,44 @@ async def test_two_servers_on_one_postgresql_database_share_a_connection(tmp_pat
         await a.close()
         if "b" in locals():
             await b.close()
+
+
+def gateway_endpoint(outlast: Outlast) -> str:
+    """What `/v0/connect/start` tells a worker to dial."""
+    from inngest.connect._internal import connect_pb2 as pb
+
+    reply = httpx.post(f"{outlast.url}/v0/connect/start", content=pb.StartRequest().SerializeToString(), timeout=10)
+    return str(pb.StartResponse.FromString(reply.content).gateway_endpoint)
+
+
+async def test_workers_are_sent_to_the_gateway_port(tmp_path: Path) -> None:
+    gateway_port = free_port()  # standing in for Inngest's 8289, which tests never take
+    outlast = Outlast(tmp_path, args=("--connect-port", str(gateway_port), "--log-level", "info"))
+    worker = ConnectWorker(tmp_path, outlast)
+    try:
+        assert gateway_endpoint(outlast) == f"ws://127.0.0.1:{gateway_port}/v0/connect"
+        await connected(outlast)
+        assert f"on port {gateway_port}" in outlast.proc.output()
+        [event] = await outlast.send({"name": "py/steps", "data": {"n": 2}})
+        assert (await outlast.finished_run(event)).output == {"a": 1, "b": 2, "n": 2}
+    finally:
+        worker.proc.stop()
+        await outlast.close()
+
+
+async def test_a_busy_gateway_port_falls_back_to_the_main_port(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        outlast = Outlast(tmp_path, args=("--connect-port", str(busy), "--log-level", "info"))
+        worker = ConnectWorker(tmp_path, outlast)
+        try:
+            assert f"the gateway port {busy} could not be opened" in outlast.proc.output()
+            assert gateway_endpoint(outlast) == f"ws://127.0.0.1:{outlast.port}/v0/connect"
+            await connected(outlast)
+            [event] = await outlast.send({"name": "py/steps", "data": {"n": 3}})
+            assert (await outlast.finished_run(event)).output == {"a": 1, "b": 2, "n": 3}
+        finally:
+            worker.proc.stop()
+            await outlast.close()

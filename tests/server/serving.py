@@ -14,7 +14,7 @@ import outlast
 from outlast.core.clock import SystemClock
 from outlast.runtime.engine import Engine
 from outlast.runtime.worker import Worker
-from outlast.server.app import create_app
+from outlast.server.app import WEBSOCKETS, create_app
 from outlast.server.mode import ServerConfig
 from outlast.settings import Settings
 from outlast.storage import open_store
@@ -50,6 +50,7 @@ async def serve(
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=1,
+            ws=WEBSOCKETS,  # as `outlast dev`/`start` serve
         )
     )
     stop = asyncio.Event()

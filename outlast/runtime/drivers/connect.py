@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlparse
@@ -61,11 +61,17 @@ class ConnectionLostError(Exception):
 class Pending:
     connection_id: str
     reply: asyncio.Future[Any]
-    acked: asyncio.Event = field(default_factory=asyncio.Event)
+    #: done when the worker acknowledged the request (futures, not events: waiting on them
+    #: takes no task of its own, which one step's latency notices)
+    acked: asyncio.Future[None]
 
     def __post_init__(self) -> None:
         # a drop fails the reply even when the request already gave up waiting for it
         self.reply.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    def ack(self) -> None:
+        if not self.acked.done():
+            self.acked.set_result(None)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -146,7 +152,7 @@ class ConnectDriver(HttpDriver):
     def acked(self, connection_id: str, request_id: str) -> None:
         pending = self._pending(connection_id, request_id)
         if pending is not None:
-            pending.acked.set()
+            pending.ack()
 
     def replied(self, request_id: str, response: Any) -> bool:
         """Deliver a worker's `SDKResponse` (over its connection, or flushed over HTTP); False when
@@ -154,7 +160,7 @@ class ConnectDriver(HttpDriver):
         for connection in self.connections.values():
             pending = connection.in_flight.get(request_id)
             if pending is not None and not pending.reply.done():
-                pending.acked.set()
+                pending.ack()
                 pending.reply.set_result(response)
                 return True
         return False
@@ -174,6 +180,10 @@ class ConnectDriver(HttpDriver):
         """Connections or their room changed: wake requests waiting for one."""
         self._changed.set()
         self._changed = asyncio.Event()
+
+    async def until_changed(self) -> None:
+        """Until connections or the requests in flight on them next change."""
+        await self._changed.wait()
 
     def _tell(self) -> None:
         for listener in self.listeners:
@@ -201,9 +211,11 @@ class ConnectDriver(HttpDriver):
             run_id=run_id,
             lease_id=uuid.uuid4().hex,
         )
-        pending = Pending(connection_id=connection.id, reply=asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        pending = Pending(connection_id=connection.id, reply=loop.create_future(), acked=loop.create_future())
         connection.in_flight[request_id] = pending
         connection.requests += 1
+        self.changed()
         try:
             response = await self._exchange(connection, pending, wire.frame("GATEWAY_EXECUTOR_REQUEST", request))
         except ConnectionLostError as exc:
@@ -225,14 +237,16 @@ class ConnectDriver(HttpDriver):
             await connection.link.send(request)
         except Exception as exc:  # the socket closed under us: the gateway drops it too
             raise ConnectionLostError(f"sending the request failed ({exc or type(exc).__name__})") from None
-        try:
-            await asyncio.wait_for(_either(pending.acked.wait(), pending.reply), self.ack_timeout_s)
-        except TimeoutError:
+        acked_or_replied, _ = await asyncio.wait(
+            (pending.acked, pending.reply), timeout=self.ack_timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        if not acked_or_replied:
             reason = f"the worker did not acknowledge a request within {self.ack_timeout_s:g}s"
             await connection.link.close(reason)
             self.dropped(connection.id, reason)
-            raise ConnectionLostError(reason) from None
-        return await asyncio.wait_for(pending.reply, self.request_timeout_s)
+            raise ConnectionLostError(reason)
+        async with asyncio.timeout(self.request_timeout_s):  # awaits the future itself: no task
+            return await pending.reply
 
     async def _pick(self, app_id: str) -> Connection | None:
         """The app's connection with room and the least in flight; waits a while for one."""
@@ -248,17 +262,6 @@ class ConnectDriver(HttpDriver):
                 await asyncio.wait_for(self._changed.wait(), left)
             except TimeoutError:
                 return None
-
-
-async def _either(acked: Awaitable[Any], reply: asyncio.Future[Any]) -> None:
-    """Until the request is acknowledged or answered (a reply implies the acknowledgement)."""
-    ack = asyncio.ensure_future(acked)
-    try:
-        await asyncio.wait({ack, reply}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        ack.cancel()
-    if reply.done() and reply.exception() is not None:
-        raise reply.exception()  # type: ignore[misc]
 
 
 def _transport(connection_id: str, name: str, problem: str) -> FunctionError:

@@ -16,10 +16,11 @@ from outlast.server.services import services
 
 
 async def apps(request: Request) -> Response:
-    engine = services(request).engine
+    found = services(request)
+    engine = found.engine
     now = engine.clock.now_ms()
     connected: dict[str, list[WorkerInfo]] = {}
-    for w in await engine.reads.list_workers(now - WORKER_TIMEOUT_MS):
+    for w in found.connect.live(await engine.reads.list_workers(now - WORKER_TIMEOUT_MS)):
         if w.connected:
             connected.setdefault(w.app_id, []).append(w)
     overview = await reads.apps_overview(engine)
@@ -50,9 +51,9 @@ async def remove_app(request: Request) -> Response:
 
 
 async def workers(request: Request) -> Response:
-    engine = services(request).engine
-    now = engine.clock.now_ms()
-    rows = await engine.reads.list_workers(now - WORKER_TIMEOUT_MS)
+    found = services(request)
+    now = found.engine.clock.now_ms()
+    rows = found.connect.live(await found.engine.reads.list_workers(now - WORKER_TIMEOUT_MS))
     return render(request, "workers.html", nav="workers", workers=rows, now=now)
 
 
