@@ -70,6 +70,18 @@ const fetcher = inngest.createFunction(
   },
 );
 
+// step.ai.infer: the server makes the inference (an OpenAI-compatible provider), durably
+const inferrer = inngest.createFunction(
+  { id: "inferrer", retries: 1, triggers: [{ event: "js4/infer" }] },
+  async ({ event, step }) => {
+    const answer = await step.ai.infer("ask", {
+      model: step.ai.models.openai({ model: "gpt-test", apiKey: "sk-s3cret-key", baseUrl: event.data.base_url }),
+      body: { messages: [{ role: "user", content: event.data.prompt }] },
+    });
+    return { said: answer.choices[0].message.content, model: answer.model };
+  },
+);
+
 const progress = realtime.channel({ name: (id) => `progress:${id}`, topics: { status: {} } });
 
 const publisher = inngest.createFunction(
@@ -90,5 +102,5 @@ app.use("/api/inngest", (req, _res, next) => {
   if (req.method === "POST") effect(`request:${req.query.fnId}`);
   next();
 });
-app.use("/api/inngest", serve({ client: inngest, functions: [steps, deferring, later, race, fetcher, publisher] }));
+app.use("/api/inngest", serve({ client: inngest, functions: [steps, deferring, later, race, fetcher, inferrer, publisher] }));
 app.listen(Number(process.env.PORT), "127.0.0.1");
