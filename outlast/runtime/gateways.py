@@ -60,17 +60,23 @@ def _failed(request: GatewayRequest, problem: str, *, stack: str = "") -> StepAt
 
 def ai_auth(request: GatewayRequest) -> tuple[str, dict[str, str]]:
     """The URL and headers of an inference: JSON, the key where its format puts it (Inngest's
-    `aigateway.Request.SerializableRequest`); the app's own headers are added last."""
-    url, headers = request.url, {"content-type": "application/json"}
+    `aigateway.Request.SerializableRequest`); the app's own headers are added last. Names are
+    sent in Go's canonical case (`X-Api-Key`), as Inngest's server sends them."""
+    url, headers = request.url, {"Content-Type": "application/json"}
     if request.ai == "gemini":
         url = str(httpx.URL(url).copy_add_param("key", request.auth_key))
     elif request.ai == "bedrock":
-        headers["authorization"] = request.auth_key
+        headers["Authorization"] = request.auth_key
     elif request.ai == "anthropic":
-        headers["x-api-key"] = request.auth_key
+        headers["X-Api-Key"] = request.auth_key
     else:
-        headers["authorization"] = f"Bearer {request.auth_key}"
-    return url, {**headers, **request.headers}
+        headers["Authorization"] = f"Bearer {request.auth_key}"
+    return url, {**headers, **{_canonical(k): v for k, v in request.headers.items()}}
+
+
+def _canonical(name: str) -> str:
+    """A header name as Go's `http.CanonicalHeaderKey` writes it."""
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
 
 async def fetch(client: httpx.AsyncClient, request: GatewayRequest, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> StepOp:

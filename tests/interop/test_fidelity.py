@@ -3,7 +3,8 @@ official inngest-py function suite (`tests/test_inngest/test_function`) checks, 
 
 - an app's error object is stored whole (its `code`), and `inngest/function.failed` describes
   it as Inngest does (`"error": "invalid status code: 500"`);
-- a dev server takes a 1 MiB event (Inngest's dev server takes up to 3 MiB);
+- a dev server takes a 1 MiB event (Inngest's dev server takes up to 3 MiB), and a batch of
+  large events, past what a call request carries, runs and reads back whole over GraphQL;
 - a parallel group costs the requests it costs on Inngest, and the step after it runs at once;
 - a step that disappears from a parallel group fails the run with the SDK's own error;
 - function-level attempts count afresh once the function makes progress;
@@ -60,6 +61,19 @@ async def test_a_dev_server_takes_a_one_mib_event(outlast: Outlast) -> None:
         reply = await client.post("/e/dev-key", json={"name": "py/big-event", "data": {"x": "x" * (1024 * 1024)}})
     assert reply.status_code == 200, reply.text
     assert len(reply.json()["ids"]) == 1
+
+
+async def test_a_batch_of_large_events_runs_and_reads_back_whole(outlast: Outlast, py_app: SdkApp) -> None:
+    await py_app.sync()
+    pad = "a" * (3 * 1000 * 1000 - 100)  # three events under the 3 MB each, past 8 MiB together
+    ids = await outlast.send(*({"name": "py/batch", "data": {"i": i, "pad": pad}} for i in range(3)))
+    run = await outlast.finished_run(ids[0], timeout=60)
+    assert (run.status, run.output) == ("completed", [0, 1, 2]), run.error
+    query = "query($id: String!) { run(runID: $id) { status } runTrigger(runID: $id) { payloads } }"
+    async with httpx.AsyncClient(base_url=outlast.url, timeout=60) as client:
+        answer = (await client.post("/v0/gql", json={"query": query, "variables": {"id": run.id}})).json()
+    assert answer.get("errors") is None, answer.get("errors")
+    assert answer["data"]["run"]["status"] == "COMPLETED" and len(answer["data"]["runTrigger"]["payloads"]) == 3
 
 
 async def test_a_parallel_group_costs_the_requests_it_costs_on_inngest(

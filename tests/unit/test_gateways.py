@@ -30,9 +30,9 @@ async def test_a_request_that_cannot_be_made_is_a_step_error_without_secrets(url
 @pytest.mark.parametrize(
     ("fmt", "url", "header"),
     [
-        ("openai-chat", "https://ai.example/v1/chat/completions", ("authorization", "Bearer sk-1")),
-        ("anthropic", "https://ai.example/v1/chat/completions", ("x-api-key", "sk-1")),
-        ("bedrock", "https://ai.example/v1/chat/completions", ("authorization", "sk-1")),
+        ("openai-chat", "https://ai.example/v1/chat/completions", ("Authorization", "Bearer sk-1")),
+        ("anthropic", "https://ai.example/v1/chat/completions", ("X-Api-Key", "sk-1")),
+        ("bedrock", "https://ai.example/v1/chat/completions", ("Authorization", "sk-1")),
         ("gemini", "https://ai.example/v1/chat/completions?key=sk-1", None),
     ],
 )
@@ -47,7 +47,7 @@ def test_an_inference_puts_its_key_where_its_format_says(fmt: str, url: str, hea
         headers={"x-mine": "1"},
     )
     made_url, headers = ai_auth(request)
-    assert made_url == url and headers["content-type"] == "application/json" and headers["x-mine"] == "1"
+    assert made_url == url and headers["Content-Type"] == "application/json" and headers["X-Mine"] == "1"
     if header is not None:
         assert headers[header[0]] == header[1]
     assert "sk-1" not in repr(request)  # the key and headers stay out of logs and tracebacks
