@@ -23,6 +23,21 @@ const steps = inngest.createFunction(
   },
 );
 
+// two steps (checkpointed), then a parallel group, then a step after it
+const fanIn = inngest.createFunction(
+  { id: "fan-in", triggers: [{ event: "js4/fan-in" }] },
+  async ({ event, step }) => {
+    const n = event.data.n;
+    const a = await step.run("first", () => { effect(`first:${n}`); return 1; });
+    const b = await step.run("second", () => { effect(`second:${n}`); return a + 1; });
+    const [l, r] = await Promise.all([
+      step.run("left", () => { effect(`left:${n}`); return b * 10; }),
+      step.run("right", () => { effect(`right:${n}`); return b * 100; }),
+    ]);
+    return await step.run("total", () => { effect(`total:${n}`); return a + b + l + r; });
+  },
+);
+
 // defer(): the deferred function should run after its parent ends (Outlast does not run it
 // yet, and so must fail the parent rather than complete it without it)
 const later = createDefer(inngest, { id: "later" }, async ({ event }) => {
@@ -102,5 +117,5 @@ app.use("/api/inngest", (req, _res, next) => {
   if (req.method === "POST") effect(`request:${req.query.fnId}`);
   next();
 });
-app.use("/api/inngest", serve({ client: inngest, functions: [steps, deferring, later, race, fetcher, inferrer, publisher] }));
+app.use("/api/inngest", serve({ client: inngest, functions: [steps, fanIn, deferring, later, race, fetcher, inferrer, publisher] }));
 app.listen(Number(process.env.PORT), "127.0.0.1");
