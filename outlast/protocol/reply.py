@@ -41,7 +41,6 @@ RETRY_AFTER_HEADER = "retry-after"
 #: a response body larger than this is refused (Inngest's MaxSDKResponseBodySize)
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 MAX_OPS_PER_RESPONSE = 1000
-UNSUPPORTED = {"aigateway": "step.ai.infer"}
 UNSUPPORTED_OPCODE_ERROR = "UnsupportedOpcodeError"
 
 
@@ -59,7 +58,7 @@ class Ops:
     steps: list[StepOp] = field(default_factory=list)
     planned: list[StepPlanned] = field(default_factory=list)
     complete: RunComplete | None = None
-    #: requests the server makes for the function (`step.fetch`), each a step
+    #: requests the server makes for the function (`step.fetch`, `step.ai.infer`), each a step
     gateways: list[GatewayRequest] = field(default_factory=list)
     discovery: bool = False
     #: how many opcodes the response held (>1 opens a parallel group), `defer()`'s lazy ones
@@ -72,15 +71,21 @@ Reply = RunComplete | FunctionError | Ops
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GatewayRequest:
-    """A `Gateway` opcode (`step.fetch`): an HTTP request the server makes, durably, as a step
-    (`outlast.runtime.gateways`); the response is the step's output."""
+    """A `Gateway` opcode (`step.fetch`) or an `AIGateway` one (`step.ai.infer`, `ai` set): an
+    HTTP request the server makes, durably, as a step (`outlast.runtime.gateways`); the response
+    is the step's output. Headers and the provider's key may be secret: they are left out of
+    the repr, and nothing stores them."""
 
     key: str
     step_id: str
     url: str
     method: str = "GET"
-    headers: dict[str, str] = field(default_factory=dict)
-    body: str | None = None
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    body: str | None = field(default=None, repr=False)
+    #: `step.ai.infer`: the provider's request format (`openai-chat`, `anthropic`, `gemini`,
+    #: `bedrock`), which says where its key goes
+    ai: str | None = None
+    auth_key: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -353,7 +358,9 @@ def _async_op(
         )
     if op == "deferabort":
         return DeferAbort(key=key, step_id=step_id, target=str(opts.get("target_hashed_id") or ""))
-    return Unsupported(op=str(item["op"]), step_id=step_id, feature=UNSUPPORTED.get(op, f"the {item['op']!r} opcode"))
+    if op == "aigateway":
+        return _ai_gateway(key, step_id, opts)
+    return Unsupported(op=str(item["op"]), step_id=step_id, feature=f"the {item['op']!r} opcode")
 
 
 def _gateway(key: str, step_id: str, opts: dict[str, Any]) -> GatewayRequest:
@@ -366,6 +373,22 @@ def _gateway(key: str, step_id: str, opts: dict[str, Any]) -> GatewayRequest:
         method=str(opts.get("method") or "GET").upper(),
         headers={str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {},
         body=body if isinstance(body, str) or body is None else orjson.dumps(body).decode(),
+    )
+
+
+def _ai_gateway(key: str, step_id: str, opts: dict[str, Any]) -> GatewayRequest:
+    """`step.ai.infer`: always a JSON POST (Inngest's `aigateway.Request`)."""
+    headers = opts.get("headers")
+    body = opts.get("body")
+    return GatewayRequest(
+        key=key,
+        step_id=step_id,
+        url=str(opts.get("url") or ""),
+        method="POST",
+        headers={str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {},
+        body=body if isinstance(body, str) else orjson.dumps(body).decode(),
+        ai=str(opts.get("format") or "openai-chat"),
+        auth_key=str(opts.get("auth_key") or ""),
     )
 
 

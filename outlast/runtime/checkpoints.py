@@ -12,8 +12,10 @@ run ended) is stale: nothing is written, and the SDK is told so (409) and stops.
 results (and `defer()`'s ops, which ride along with them) are taken this way; anything else is
 refused (400), and the SDK falls back to sending its steps in the call's response.
 
-The attempt in progress learns of checkpointed steps through `Engine.checkpointed` (this
-process's server) and reloads its memo before its next call (`Attempt.refresh`).
+The checkpoint may reach any server process on the database, not only the one driving the
+attempt: that one reads the run's steps from the store before its next call after a call that
+named the dispatch (`Attempt.refresh`). A server that has not yet seen the function (synced
+through another process) looks again before refusing.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ async def checkpoint(engine: Engine, request: CheckpointRequest) -> int:
     if run.status not in ACTIVE:
         raise CheckpointError(409, f"run {run_id} has ended ({run.status}): stale dispatch")
     function = engine.function(run.app_id, run.function_id)
+    if function is None:  # synced through another server process since this one last looked
+        await engine.refresh_registry()
+        function = engine.function(run.app_id, run.function_id)
     if function is None:
         raise CheckpointError(409, f"function {run.function_id!r} of app {run.app_id!r} is no longer served")
     state = run_state(run)
@@ -58,7 +63,6 @@ async def checkpoint(engine: Engine, request: CheckpointRequest) -> int:
     result = await engine.commit(commit)
     if not result.ok:
         raise CheckpointError(409, f"stale dispatch for run {run_id}: its lease is gone ({result.reason or 'lost'})")
-    engine.checkpointed.add(lease.item_id)
     return len(commit.steps)
 
 

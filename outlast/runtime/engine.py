@@ -62,9 +62,6 @@ class Engine:
         self.drivers: dict[str, Driver] = {}
         self.bus = Bus()
         self.wakers: list[Callable[[], None]] = []
-        #: queue items whose attempt an SDK checkpointed steps for through this process's server
-        #: (the attempt reloads its memo before its next call: `runtime.checkpoints`)
-        self.checkpointed: set[str] = set()
         self.opened = False
         self._threads: list[ThreadPoolExecutor] = []
         self._hub: Hub | None = None

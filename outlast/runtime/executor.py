@@ -60,6 +60,10 @@ class Attempt:
         self.suspended = False
         #: this attempt made progress after function-level failures: the count starts again
         self.attempts_reset = False
+        #: the dispatch was named to the SDK since the memo was last read (see `dispatch`)
+        self._named = False
+        #: calls made at once (a parallel group) each refresh first: all wait for one reload
+        self._reloading = asyncio.Lock()
         self._logs: list[LogLine] = []
 
     @property
@@ -68,21 +72,26 @@ class Attempt:
 
     @property
     def dispatch(self) -> Lease:
+        """The lease, as a call names it to the SDK (`ctx.qi_id`). Once named, the SDK may
+        checkpoint steps under it through any server process on this database, not only this
+        one: the next `refresh` reads them from the store."""
+        self._named = True
         return self.lease
 
     async def refresh(self) -> None:
-        """Take in steps an SDK checkpointed under this attempt's lease (`runtime.checkpoints`)."""
-        if self.lease.item_id not in self.engine.checkpointed:
-            return
-        self.engine.checkpointed.discard(self.lease.item_id)
-        run = await self.engine.reads.get_run(self._run.run_id)
-        if run is None:
-            return
-        for key, entry in memo_of(run.steps).items():
-            if key not in self._run.memo:
-                self._run.memo[key] = replace(entry, seq=len(self._run.memo))
-                if entry.final:
-                    self._progressed()
+        """Take in steps an SDK checkpointed under this attempt's lease (`runtime.checkpoints`):
+        the SDK waits for each checkpoint's answer, so they are committed by the time its call
+        has answered and the driver makes its next one."""
+        async with self._reloading:
+            if not self._named:
+                return
+            self._named = False
+            run = await self.engine.reads.get_run(self._run.run_id)
+            for key, entry in memo_of(run.steps if run is not None else []).items():
+                if key not in self._run.memo:
+                    self._run.memo[key] = replace(entry, seq=len(self._run.memo))
+                    if entry.final:
+                        self._progressed()
 
     @property
     def function(self) -> FunctionConfig:

@@ -343,7 +343,8 @@ class HttpAttempt:
     async def _request(self, step: str, *, attempt: int) -> Reply:
         host, run = self.host, self.host.run
         await host.refresh()
-        lease = host.dispatch
+        # only a discovery outside a parallel group names the dispatch: the SDK checkpoints there
+        named = step == DISCOVERY and not self.force_plan
         ctx = CallContext(
             run_id=run.run_id,
             function_slug=host.function.slug,
@@ -352,7 +353,7 @@ class HttpAttempt:
             stack=host.completion_order(),
             disable_immediate_execution=self.force_plan,
             step_id=step,
-            queue_item_id=dispatch_id(lease) if step == DISCOVERY and not self.force_plan else "",
+            queue_item_id=dispatch_id(host.dispatch) if named else "",
         )
         body = call_body(
             events=run.events, memo=self.memo.values(), ctx=ctx, max_inline_bytes=self.driver.max_inline_bytes

@@ -29,8 +29,9 @@ MAX_ROOT_FIELDS = 20
 MAX_FIELDS = 1000
 #: store rows (runs, steps, events) one request may read
 MAX_ROWS = 20_000
-#: the largest JSON answer
-MAX_ANSWER_BYTES = 8 * 1024 * 1024
+#: the largest JSON answer: room for one run's whole state (a batch's events, its steps'
+#: outputs: up to 32 MiB on Inngest), which the SDKs' test helpers read in one query
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 
 #: selections walked while measuring (fields and fragment spreads): bounds the measuring itself

@@ -23,6 +23,21 @@ const steps = inngest.createFunction(
   },
 );
 
+// two steps (checkpointed), then a parallel group, then a step after it
+const fanIn = inngest.createFunction(
+  { id: "fan-in", triggers: [{ event: "js4/fan-in" }] },
+  async ({ event, step }) => {
+    const n = event.data.n;
+    const a = await step.run("first", () => { effect(`first:${n}`); return 1; });
+    const b = await step.run("second", () => { effect(`second:${n}`); return a + 1; });
+    const [l, r] = await Promise.all([
+      step.run("left", () => { effect(`left:${n}`); return b * 10; }),
+      step.run("right", () => { effect(`right:${n}`); return b * 100; }),
+    ]);
+    return await step.run("total", () => { effect(`total:${n}`); return a + b + l + r; });
+  },
+);
+
 // defer(): the deferred function runs once its parent has ended, with the data it was given
 const later = createDefer(inngest, { id: "later" }, async ({ event, step }) => {
   const n = await step.run("record", () => { effect(`deferred:${event.data.n}`); return event.data.n; });
@@ -114,6 +129,18 @@ const fetcher = inngest.createFunction(
   },
 );
 
+// step.ai.infer: the server makes the inference (an OpenAI-compatible provider), durably
+const inferrer = inngest.createFunction(
+  { id: "inferrer", retries: 1, triggers: [{ event: "js4/infer" }] },
+  async ({ event, step }) => {
+    const answer = await step.ai.infer("ask", {
+      model: step.ai.models.openai({ model: "gpt-test", apiKey: "sk-s3cret-key", baseUrl: event.data.base_url }),
+      body: { messages: [{ role: "user", content: event.data.prompt }] },
+    });
+    return { said: answer.choices[0].message.content, model: answer.model };
+  },
+);
+
 const progress = realtime.channel({ name: (id) => `progress:${id}`, topics: { status: {} } });
 
 const publisher = inngest.createFunction(
@@ -134,5 +161,5 @@ app.use("/api/inngest", (req, _res, next) => {
   if (req.method === "POST") effect(`request:${req.query.fnId}`);
   next();
 });
-app.use("/api/inngest", serve({ client: inngest, functions: [steps, ...deferringFunctions, failing, later, race, raceBranches, fetcher, publisher] }));
+app.use("/api/inngest", serve({ client: inngest, functions: [steps, fanIn, ...deferringFunctions, failing, later, race, raceBranches, fetcher, inferrer, publisher] }));
 app.listen(Number(process.env.PORT), "127.0.0.1");

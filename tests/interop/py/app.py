@@ -14,7 +14,7 @@ import fastapi
 import fidelity
 import inngest
 import inngest.fast_api
-from inngest.experimental import realtime
+from inngest.experimental import ai, realtime
 
 client = inngest.Inngest(
     app_id=os.environ.get("PY_APP_ID", "py-app"), is_production=os.environ.get("INNGEST_DEV", "0") in ("0", "false")
@@ -207,6 +207,17 @@ async def sleeper(ctx: inngest.Context) -> str:
     return await ctx.step.run("after", lambda: "after")
 
 
+@client.create_function(fn_id="inferrer", trigger=inngest.TriggerEvent(event="py/infer"), retries=1)
+async def inferrer(ctx: inngest.Context) -> dict[str, object]:
+    """`step.ai.infer`: the server makes the inference (an OpenAI-compatible provider)."""
+    model = ai.openai.Adapter(auth_key="sk-s3cret-key", base_url=ctx.event.data["base_url"], model="gpt-test")
+    body: dict[str, object] = {"messages": [{"role": "user", "content": ctx.event.data["prompt"]}]}
+    answer = await ctx.step.ai.infer("ask", adapter=model, body=body)
+    choices = answer["choices"]
+    assert isinstance(choices, list)
+    return {"said": choices[0]["message"]["content"], "model": answer["model"]}
+
+
 @client.create_function(fn_id="publisher", trigger=inngest.TriggerEvent(event="py/publish"))
 async def publisher(ctx: inngest.Context) -> str:
     async def publish() -> None:
@@ -236,6 +247,7 @@ FUNCTIONS = [
     evolving,
     sleeper,
     slow_steps,
+    inferrer,
     publisher,
 ]
 FUNCTIONS += fidelity.functions(client, effect)

@@ -104,4 +104,55 @@ def functions(client: inngest.Inngest, effect: Any) -> list[inngest.Function[Any
 
         await ctx.group.parallel((fast, slow), parallel_mode=inngest.ParallelMode.RACE)
 
-    return [coded, nap_child, fan, converge, disappears, fresh_attempts, race]
+    @client.create_function(
+        fn_id="single-skip",
+        trigger=inngest.TriggerEvent(event="py/single-skip"),
+        singleton=inngest.Singleton(mode="skip"),
+    )
+    async def single_skip(ctx: inngest.Context) -> None:
+        await ctx.step.sleep("zzz", datetime.timedelta(seconds=2))
+
+    @client.create_function(
+        fn_id="single-cancel",
+        trigger=inngest.TriggerEvent(event="py/single-cancel"),
+        singleton=inngest.Singleton(mode="cancel"),
+    )
+    async def single_cancel(ctx: inngest.Context) -> None:
+        await ctx.step.sleep("zzz", datetime.timedelta(seconds=2))
+
+    @client.create_function(
+        fn_id="cancellable",
+        trigger=inngest.TriggerEvent(event="py/cancellable"),
+        cancel=[inngest.Cancel(event="py/cancellable.cancel", if_exp="event.data.id == async.data.id")],
+        retries=0,
+    )
+    async def cancellable(ctx: inngest.Context) -> str:
+        await ctx.step.sleep("zzz", datetime.timedelta(seconds=2))
+        return "not cancelled"
+
+    @client.create_function(fn_id="slow-invokee", trigger=inngest.TriggerEvent(event="py/never"), retries=0)
+    async def slow_invokee(ctx: inngest.Context) -> None:
+        await ctx.step.sleep("sleep", datetime.timedelta(minutes=1))
+
+    @client.create_function(fn_id="impatient", trigger=inngest.TriggerEvent(event="py/impatient"), retries=0)
+    async def impatient(ctx: inngest.Context) -> None:
+        try:
+            await ctx.step.invoke("invoke", function=slow_invokee, timeout=datetime.timedelta(seconds=1))
+        except inngest.StepError as exc:
+            effect(f"invoke-error:{exc.name}")
+            raise
+
+    return [
+        coded,
+        nap_child,
+        fan,
+        converge,
+        disappears,
+        fresh_attempts,
+        race,
+        single_skip,
+        single_cancel,
+        cancellable,
+        slow_invokee,
+        impatient,
+    ]
