@@ -314,6 +314,13 @@ class HttpAttempt:
             return reply  # the function returned without reaching the step (it was removed)
         if isinstance(reply, FunctionError) and reply.error.sent is not None:
             return reply  # the SDK's own error (e.g. an unexpected step): the function's, as on Inngest
+        if isinstance(reply, Ops) and reply.complete is not None:
+            # the function returned in this call: keep what ran, then end (Inngest handles each
+            # opcode of a reply, whatever step the call was for)
+            ran = [s for s in reply.steps if s.key == planned.key or s.key not in self.memo]
+            if ran:
+                await self.host.apply(ran)
+            return reply.complete
         op: StepOp
         if isinstance(reply, FunctionError):
             op = StepAttemptFailed(key=planned.key, step_id=planned.step_id, error=reply.error)
