@@ -15,7 +15,8 @@ gets server-sent events straight from the endpoint while the request runs it, an
 on in the background, each attempt the worker makes through the endpoint POSTs its SSE bytes to
 `/v1/realtime/publish/tee?channel=<run>`, stored on the run's channel (topic `stream`) as any
 realtime message; the redirect URL relays them, from the stream's start (`inngest_realtime`), up
-to the final `inngest.response`. This is Outlast's one realtime: no second pub/sub.
+to the final `inngest.response`, and ends there. This is Outlast's one realtime, not a second
+pub/sub.
 
 The first two are behind the signing key in production, as the rest of Inngest's `/v1` API;
 the output URL is authorised by its `token` (made for the run with the server's signing key).

@@ -13,7 +13,8 @@
   `Last-Event-ID` resumes. A token for topic `stream` alone (the `realtime_token` of a Durable
   Endpoint's run) reads the stream from its start: raw bytes have no ids to resume from, and a
   stream joined half way is unreadable; so a caller that follows its redirect late loses nothing
-  (Inngest relays only what comes after it connects).
+  (Inngest relays only what comes after it connects). That stream ends after the endpoint's
+  `inngest.response` event.
 
 Publishing needs a signing key in production, as on Inngest; in development, nothing. Messages
 land on the same channels as `ctx.step.publish`: the dashboard and Python subscribers see them.
@@ -23,6 +24,8 @@ Inngest's WebSocket subscription, `/v1/realtime/connect`, is in `inngest_realtim
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +42,7 @@ from outlast.server.services import Services, services
 
 #: the topic raw bytes from `publish/tee` are published on
 TEE_TOPIC = "stream"
+_RESPONSE = re.compile(r"^event: ?inngest\.response\r?$", re.MULTILINE)
 DEFAULT_TOPIC = "default"
 
 
@@ -114,9 +118,10 @@ class InngestRealtime:
         except StoreError as exc:
             return error(503, f"the store is unavailable: {exc}")
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(
-            sse_events(subscription, inngest_event), media_type="text/event-stream", headers=headers
-        )
+        events = sse_events(subscription, inngest_event)
+        if grant.topics == (TEE_TOPIC,):
+            events = _until_response(events)
+        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -166,6 +171,21 @@ class InngestRealtime:
 
     async def _publish(self, records: list[MessageRecord]) -> None:
         await self.engine.store.publish(records)
+
+
+async def _until_response(events: AsyncIterator[str]) -> AsyncIterator[str]:
+    """A Durable Endpoint's stream, ended after its `inngest.response` event (the endpoint has
+    answered; nothing follows it). Inngest's relay stays open until the caller leaves; its
+    client stops reading there too. Events are stored whole (`tee`), and pushed data is JSON on
+    `data:` lines, so the event's own line cannot be mistaken."""
+    try:
+        async for text in events:
+            yield text
+            if _RESPONSE.search(text):
+                return
+    finally:
+        if isinstance(events, AsyncGenerator):
+            await events.aclose()  # its subscription ends now, not when it is collected
 
 
 def _data(body: bytes) -> Any:

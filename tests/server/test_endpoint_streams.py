@@ -1,7 +1,8 @@
 """A Durable Endpoint's stream on Outlast's realtime: what the SDK tees to
 `/v1/realtime/publish/tee` is stored whole event by whole event, and the `realtime_token` that
-`POST /v1/checkpoint` gives reads the run's stream from its start at `/v1/realtime/sse`
-(tests/interop/test_endpoint_streams.py runs the official SDK against it)."""
+`POST /v1/checkpoint` gives reads the run's stream from its start at `/v1/realtime/sse`, up to
+the endpoint's `inngest.response` (tests/interop/test_endpoint_streams.py runs the official SDK
+against it)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ async def _raw_until(lines: AsyncIterator[str], last: str) -> list[str]:
         raise AssertionError(f"the stream ended before {last!r}: {seen}")
 
     return await asyncio.wait_for(read(), ARRIVAL_S)
+
+
+async def _rest(lines: AsyncIterator[str]) -> list[str]:
+    return [line async for line in lines]
 
 
 async def test_a_tee_stores_whole_events_even_when_chunks_split_them(tmp_path: Path) -> None:
@@ -72,8 +77,9 @@ async def test_the_checkpoint_realtime_token_reads_the_runs_stream_from_its_star
             late = _chunks(b"event: inngest.response\ndata: late\n\n")
             await client.post("/v1/realtime/publish/tee", params={"channel": RUN_ID}, content=late)
             then = await _raw_until(lines, "data: late")
+            rest = await asyncio.wait_for(_rest(lines), ARRIVAL_S)  # the endpoint answered: the end
         forged = await client.get("/v1/realtime/sse", params={"token": token[:-2] + "xx"})
     assert made.status_code == 200, made.text
     assert "event: inngest.stream" in first and "x" not in first + then
-    assert "event: inngest.response" in then
+    assert "event: inngest.response" in then and not any(rest)
     assert forged.status_code == 401 and "signature" in forged.json()["error"]
