@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import PG_URL, pg_database
 from tests.interop.harness import JS4_APP_DIR, SIGNING_KEY, Outlast, SdkApp, effects, free_port, node_ready, sdk_env
 from tests.interop.test_endpoints import TIMEOUT, _ended
 
@@ -39,16 +40,17 @@ def app(tmp_path: Path, outlast: Outlast) -> Iterator[SdkApp]:
     served.proc.stop()
 
 
-@pytest.fixture(params=["dev", "production"])
+@pytest.fixture(params=["dev", "production", "postgres"])
 async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Outlast]:
-    """`outlast dev`, or a signed `outlast start`."""
+    """`outlast dev` (on SQLite, or on PostgreSQL), or a signed `outlast start`."""
     env = {"OUTLAST_LEASE_MS": "5000"}
     if request.param == "production":
-        env.update(
-            INNGEST_SIGNING_KEY=SIGNING_KEY,
-            OUTLAST_EVENT_KEY="endpoint-event-key",
-            OUTLAST_DASHBOARD_PASSWORD="dashboard-secret",
-        )
+        env.update(INNGEST_SIGNING_KEY=SIGNING_KEY, OUTLAST_EVENT_KEY="endpoint-event-key")
+        env.update(OUTLAST_DASHBOARD_PASSWORD="dashboard-secret")
+    if request.param == "postgres":
+        if not PG_URL:
+            pytest.skip("OUTLAST_TEST_POSTGRES_URL is not set")
+        env.update(OUTLAST_DATABASE_URL=pg_database())
     served = Outlast(tmp_path, mode="start" if request.param == "production" else "dev", env=env)
     yield served
     await served.close()

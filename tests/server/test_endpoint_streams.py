@@ -41,8 +41,11 @@ async def _rest(lines: AsyncIterator[str]) -> list[str]:
     return [line async for line in lines]
 
 
-async def test_a_tee_stores_whole_events_even_when_chunks_split_them(tmp_path: Path) -> None:
-    async with serve(tmp_path) as (url, engine), httpx.AsyncClient(base_url=url, timeout=30) as client:
+async def test_a_tee_stores_whole_events_even_when_chunks_split_them(tmp_path: Path, store_url: str) -> None:
+    async with (
+        serve(tmp_path, database_url=store_url) as (url, engine),
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
 
         async def stored() -> list[str]:
             return [m.data for m in await engine.store.read_messages(channels=[RUN_ID], topics=[TEE_TOPIC], after_id=0)]
@@ -63,8 +66,13 @@ async def test_a_tee_stores_whole_events_even_when_chunks_split_them(tmp_path: P
     ]
 
 
-async def test_the_checkpoint_realtime_token_reads_the_runs_stream_from_its_start(tmp_path: Path) -> None:
-    async with serve(tmp_path) as (url, _engine), httpx.AsyncClient(base_url=url, timeout=30) as client:
+async def test_the_checkpoint_realtime_token_reads_the_runs_stream_from_its_start(
+    tmp_path: Path, store_url: str
+) -> None:
+    async with (
+        serve(tmp_path, database_url=store_url) as (url, _engine),
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
         made = await client.post("/v1/checkpoint", json={"run_id": RUN_ID, "event": EVENT})
         token = made.json()["data"]["realtime_token"]
         # the background attempt streams before the caller follows its redirect: nothing is lost
