@@ -146,3 +146,20 @@ async def test_the_official_client_follows_the_stream_into_the_background(server
     assert [line["data"] for line in said if "data" in line] == ["before the nap", "after the nap", "piped ", "café"]
     assert said[-1] == {"response": {"status": 200, "body": {"done": "async"}}}
     assert len({line["metadata"] for line in said if "metadata" in line}) == 1  # one run throughout
+
+
+async def test_a_failed_attempts_chunks_are_rolled_back_and_the_retry_streams_again(
+    outlast: Outlast, app: SdkApp, tmp_path: Path
+) -> None:
+    said = [line for line in await _fetch_with_stream(f"{app.url}/retry") if "metadata" not in line]
+    step = said[1].get("rollback")
+    assert said == [
+        {"data": "attempt 1"},
+        {"rollback": step},  # told by the endpoint itself, before the run went to the background
+        {"data": "attempt 2"},  # relayed by Outlast from the retry
+        {"commit": step},
+        {"response": {"status": 200, "body": {"value": 2}}},
+    ], said
+    (run,) = await _ended(outlast, "get-retry")
+    assert run.status == "completed" and [(s.id, s.attempts) for s in run.steps] == [("flaky", 2)]
+    assert effects(tmp_path) == {"flaky": 2}

@@ -10,6 +10,10 @@ const inngest = new Inngest({ id: "js4-endpoint-streams", endpointAdapter });
 const effect = (name) => {
   if (process.env.OUTLAST_TEST_EFFECTS) fs.appendFileSync(process.env.OUTLAST_TEST_EFFECTS, `${name}\n`);
 };
+const ran = (name) =>
+  process.env.OUTLAST_TEST_EFFECTS && fs.existsSync(process.env.OUTLAST_TEST_EFFECTS)
+    ? fs.readFileSync(process.env.OUTLAST_TEST_EFFECTS, "utf8").split("\n").filter((l) => l === name).length
+    : 0;
 
 const routes = {
   // streams while the request runs it: the caller gets every chunk and the response in one stream
@@ -38,6 +42,18 @@ const routes = {
       });
     });
     return Response.json({ done: "async" });
+  },
+  // a step that streams, then throws on its first attempt: the caller is told to roll back what
+  // that attempt streamed, and gets the retry's chunks (run in the background) through the redirect
+  "/retry": async () => {
+    const value = await step.run("flaky", () => {
+      effect("flaky");
+      const attempt = ran("flaky");
+      stream.push(`attempt ${attempt}`);
+      if (attempt < 2) throw new Error("the first attempt fails");
+      return attempt;
+    });
+    return Response.json({ value });
   },
 };
 
