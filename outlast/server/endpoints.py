@@ -2,11 +2,21 @@
 says what each commits):
 
 - `POST /v1/checkpoint`: make the endpoint's run -> `{"data": {"fn_id", "app_id", "run_id",
-  "token", "realtime_token"}}`; 409 if the run exists.
+  "token", "realtime_token"}}`; 409 if the run exists. `realtime_token` is a channel token for
+  the run's stream (see "Streaming" below).
 - `POST /v1/checkpoint/{run_id}/steps`: commit the steps the endpoint's request ran.
 - `GET /v1/http/runs/{run_id}/output?token=` (and `/v1/checkpoint/{run_id}/output`): where the
   SDK redirects the caller of an endpoint that went on in the background. It waits for the run
   to end (up to `OUTPUT_WAIT_S`, as Inngest does) and answers with the endpoint's response.
+
+Streaming (`stream.push`/`stream.pipe`, inngest@4): a caller that accepts `text/event-stream`
+gets server-sent events straight from the endpoint while the request runs it, and an
+`inngest.redirect_info` event with `/v1/realtime/sse?token=<realtime_token>`. Once the run goes
+on in the background, each attempt the worker makes through the endpoint POSTs its SSE bytes to
+`/v1/realtime/publish/tee?channel=<run>`, stored on the run's channel (topic `stream`) as any
+realtime message; the redirect URL relays them, from the stream's start (`inngest_realtime`), up
+to the final `inngest.response`, and ends there. This is Outlast's one realtime, not a second
+pub/sub.
 
 The first two are behind the signing key in production, as the rest of Inngest's `/v1` API;
 the output URL is authorised by its `token` (made for the run with the server's signing key).
@@ -30,6 +40,7 @@ from outlast.runtime import endpoint_runs
 from outlast.runtime.checkpoints import CheckpointError
 from outlast.server.body import BodyTooLargeError, read_body
 from outlast.server.inngest_api import ApiError, endpoint, error
+from outlast.server.inngest_realtime import TEE_TOPIC
 from outlast.server.services import services
 
 #: how long the output URL waits for the run to end (Inngest's CheckpointOutputWaitMax)
@@ -69,10 +80,16 @@ async def new_run(request: Request) -> JSONResponse:
         "app_id": new.request.app_id,
         "run_id": new.run_id,
         "token": endpoint_runs.run_token(new.run_id, _secret(request)),
-        # realtime streams of endpoints are not served yet; the SDK requires a value
-        "realtime_token": "unsupported",
+        "realtime_token": _stream_token(request, new.run_id, now_ms=engine.clock.now_ms()),
     }
     return JSONResponse({"data": data})
+
+
+def _stream_token(request: Request, run_id: str, *, now_ms: int) -> str:
+    """The channel token the SDK hands a streaming caller (its `inngest.redirect_info` URL:
+    `/v1/realtime/sse?token=`): the run's stream, as Inngest's (channel: the run id, topic
+    `stream`, where the endpoint's background attempts tee their SSE bytes)."""
+    return services(request).tokens.mint(channel=run_id, topics=[TEE_TOPIC], now_ms=now_ms)
 
 
 async def steps(request: Request) -> JSONResponse:

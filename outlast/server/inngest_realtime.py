@@ -3,13 +3,18 @@
 - `POST /v1/realtime/publish?channel=&topic=&run_id=`: the body is the message's data (JSON, or
   text kept as a string); `text/stream` bodies are published chunk by chunk, as they arrive.
   `step.realtime.publish` (inngest@4) and `inngest.realtime.publish` both land here.
-- `POST /v1/realtime/publish/tee?channel=`: raw bytes (a Durable Endpoint's stream), published
-  as they arrive on topic `stream` of the channel; `/v1/realtime/sse` writes them back raw.
+- `POST /v1/realtime/publish/tee?channel=`: raw bytes (a Durable Endpoint's stream: server-sent
+  events), published as they arrive, whole events at a time, on topic `stream` of the channel;
+  `/v1/realtime/sse` writes them back raw.
 - `POST /v1/realtime/token`: `[{"channel", "name", "kind"}]` (one channel) → `{"jwt"}`, a channel
   token (the same as `POST /api/realtime/token` mints; opaque to the SDK).
 - `GET /v1/realtime/sse?token=`: the token's channel as server-sent events, each message as
   Inngest's JSON (`{kind, channel, topic, data, created_at, run_id?}`), with Outlast's ids, so
-  `Last-Event-ID` resumes.
+  `Last-Event-ID` resumes. A token for topic `stream` alone (the `realtime_token` of a Durable
+  Endpoint's run) reads the stream from its start: raw bytes have no ids to resume from, and a
+  stream joined half way is unreadable; so a caller that follows its redirect late loses nothing
+  (Inngest relays only what comes after it connects). That stream ends after the endpoint's
+  `inngest.response` event.
 
 Publishing needs a signing key in production, as on Inngest; in development, nothing. Messages
 land on the same channels as `ctx.step.publish`: the dashboard and Python subscribers see them.
@@ -19,6 +24,8 @@ Inngest's WebSocket subscription, `/v1/realtime/connect`, is in `inngest_realtim
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +42,7 @@ from outlast.server.services import Services, services
 
 #: the topic raw bytes from `publish/tee` are published on
 TEE_TOPIC = "stream"
+_RESPONSE = re.compile(r"^event: ?inngest\.response\r?$", re.MULTILINE)
 DEFAULT_TOPIC = "default"
 
 
@@ -70,7 +78,7 @@ class InngestRealtime:
         channel = request.query_params.get("channel", "")
         if (problem := channel_problem(channel)) is not None:
             return error(400, problem)
-        return await self._stream(request, channel=channel, topic=TEE_TOPIC, run_id=None)
+        return await self._tee(request, channel=channel)
 
     async def token(self, request: Request) -> Response:
         if (refusal := self.bearer.refusal(request, what="Inngest's realtime API")) is not None:
@@ -102,15 +110,18 @@ class InngestRealtime:
             hub = await self.engine.realtime()
             since = parse_since(request.headers.get("last-event-id"))
             topics = None if grant.topics is None else [*grant.topics, TEE_TOPIC]
+            if since is None and grant.topics == (TEE_TOPIC,):
+                since = 0  # a raw stream is read from its start (see `tee`)
             subscription = await hub.subscribe(grant.channel, topics=topics, since=since)
         except SubscriptionError as exc:
             return error(400, str(exc))
         except StoreError as exc:
             return error(503, f"the store is unavailable: {exc}")
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(
-            sse_events(subscription, inngest_event), media_type="text/event-stream", headers=headers
-        )
+        events = sse_events(subscription, inngest_event)
+        if grant.topics == (TEE_TOPIC,):
+            events = _until_response(events)
+        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -134,11 +145,47 @@ class InngestRealtime:
             pass
         return JSONResponse({"ok": True, "bytes": sent})
 
+    async def _tee(self, request: Request, *, channel: str) -> Response:
+        """Publish raw SSE bytes as they arrive, one message per run of whole events (a chunk
+        that ends inside an event waits for the rest, up to the step output limit), so a relay
+        never splits an event or a UTF-8 character, and keep-alives fall between events."""
+        sent, pending = 0, b""
+        try:
+            async for chunk in request.stream():
+                sent += len(chunk)
+                whole, cut, pending = (pending + chunk).rpartition(b"\n\n")
+                if len(pending) > self.max_bytes:  # no event boundary in sight: pass it on
+                    whole, cut, pending = whole + cut + pending, b"", b""
+                await self._tee_publish(channel, whole + cut)
+        except ClientDisconnect:
+            pass
+        await self._tee_publish(channel, pending)
+        return JSONResponse({"ok": True, "bytes": sent})
+
+    async def _tee_publish(self, channel: str, raw: bytes) -> None:
+        if raw:
+            await self._publish([self._record(channel, TEE_TOPIC, raw.decode("utf-8", "replace"), None)])
+
     def _record(self, channel: str, topic: str, data: Any, run_id: str | None) -> MessageRecord:
         return MessageRecord(channel=channel, topic=topic, data=data, ts=self.engine.clock.now_ms(), run_id=run_id)
 
     async def _publish(self, records: list[MessageRecord]) -> None:
         await self.engine.store.publish(records)
+
+
+async def _until_response(events: AsyncIterator[str]) -> AsyncIterator[str]:
+    """A Durable Endpoint's stream, ended after its `inngest.response` event (the endpoint has
+    answered; nothing follows it). Inngest's relay stays open until the caller leaves; its
+    client stops reading there too. Events are stored whole (`tee`), and pushed data is JSON on
+    `data:` lines, so the event's own line cannot be mistaken."""
+    try:
+        async for text in events:
+            yield text
+            if _RESPONSE.search(text):
+                return
+    finally:
+        if isinstance(events, AsyncGenerator):
+            await events.aclose()  # its subscription ends now, not when it is collected
 
 
 def _data(body: bytes) -> Any:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
 from tests.interop.harness import free_port
 
 GOOD_206 = b'[{"op":"StepRun","id":"7f7e","displayName":"s","data":1}]'
+#: one step planned (the server then calls it on its own: a targeted call)
+PLANNED_206 = b'[{"op":"StepPlanned","id":"7f7e","displayName":"s"}]'
 
 
 class FakeApp:
@@ -19,6 +22,8 @@ class FakeApp:
     def __init__(self, behaviours: list[str]) -> None:
         self.behaviours = behaviours
         self.calls = 0
+        #: the `stepId` each call request asked for ("step" for discovery)
+        self.step_ids: list[str] = []
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api/inngest"
         self.server: asyncio.Server | None = None
@@ -44,6 +49,8 @@ class FakeApp:
                 0,
             )
             await reader.readexactly(length)
+            target = head.split(b" ", 2)[1].decode()
+            self.step_ids.append(parse_qs(urlsplit(target).query).get("stepId", [""])[0])
             behaviour = self.behaviours[min(self.calls, len(self.behaviours) - 1)]
             self.calls += 1
             writer.write(_response(behaviour))
@@ -98,6 +105,14 @@ def _response(behaviour: str) -> bytes:
         return _http(206, sdk, plan)
     if behaviour == "unknown-opcode":  # an opcode from an SDK newer than the server
         return _http(206, sdk, b'[{"op":"Teleport","id":"9a1f","displayName":"jump","opts":{}}]')
+    if behaviour == "plan":
+        return _http(206, sdk, PLANNED_206)
+    if behaviour == "step-and-complete":  # the step ran, and the function returned after it
+        return _http(
+            206, sdk, b'[{"op":"StepRun","id":"7f7e","displayName":"s","data":1},{"op":"RunComplete","data":"done"}]'
+        )
+    if behaviour == "complete-206":  # the function returned: its end as an opcode
+        return _http(206, sdk, b'[{"op":"RunComplete","id":"9c7f","data":"done"}]')
     if behaviour == "closed":  # promise 1000 bytes, send 10, hang up
         return b"HTTP/1.1 206 Partial Content\r\nContent-Length: 1000\r\n" + sdk + b"\r\n" + b'[{"op":"St'
     raise ValueError(behaviour)

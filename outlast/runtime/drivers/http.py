@@ -317,6 +317,13 @@ class HttpAttempt:
             # the SDK's own error (e.g. an unexpected step): the function's, as on Inngest; and an
             # opcode Outlast cannot carry out is not a step error the function could go on from
             return reply
+        if isinstance(reply, Ops) and reply.complete is not None:
+            # the function returned in this call: keep what ran, then end (Inngest handles each
+            # opcode of a reply, whatever step the call was for)
+            ran = [s for s in reply.steps if s.key == planned.key or s.key not in self.memo]
+            if ran:
+                await self.host.apply(ran)
+            return reply.complete
         op: StepOp
         if isinstance(reply, FunctionError):
             op = StepAttemptFailed(key=planned.key, step_id=planned.step_id, error=reply.error)
