@@ -8,9 +8,12 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 import outlast
 from outlast import Context, Event
 from outlast.core.models import Commit, CommitResult
+from outlast.runtime import executor
 from outlast.storage.base import Store
 from outlast.testing import TestEngine
 
@@ -31,8 +34,10 @@ class CountingStore:
 
 
 async def test_a_run_whose_steps_finish_at_once_is_stored_with_one_commit(
-    app: outlast.Outlast, make_store: Callable[[], Store]
+    app: outlast.Outlast, make_store: Callable[[], Store], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(executor, "DEFER_S", 60.0)  # a loaded machine's slow step must not flush them
+
     @app.function(id="three", trigger="t/three")
     async def three(ctx: Context) -> int:
         a = await ctx.step.run("a", lambda: 1)
@@ -85,8 +90,10 @@ async def test_a_result_is_stored_while_a_slow_step_after_it_still_runs(
 
 
 async def test_a_result_is_stored_in_the_commit_that_sends_an_event_after_it(
-    app: outlast.Outlast, make_store: Callable[[], Store]
+    app: outlast.Outlast, make_store: Callable[[], Store], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(executor, "DEFER_S", 60.0)
+
     @app.function(id="sender", trigger="t/sender")
     async def sender(ctx: Context) -> None:
         await ctx.step.run("first", lambda: 1)

@@ -312,6 +312,21 @@ ALTER TABLE workers ADD COLUMN sdk_version TEXT;
 ALTER TABLE workers ADD COLUMN capacity INTEGER;
 """,
     ),
+    # -- 15 (performance): events still to be matched against expression waits, after their ingest
+    # (`expression_waits`); `last_wait`: the newest expression wait stored when the event came, found
+    # by the index of expression waits in id order --------------------------------------------------
+    (
+        15,
+        """
+CREATE TABLE wait_checks (
+    event_id TEXT PRIMARY KEY,
+    event_name TEXT NOT NULL,
+    last_wait TEXT NOT NULL,
+    received_at BIGINT NOT NULL
+);
+CREATE INDEX waits_by_expression ON waits (event_name, id) WHERE match_field IS NULL;
+""",
+    ),
 ]
 
 _MESSAGES_TABLE = """
