@@ -38,6 +38,8 @@ class Matcher:
         loop, wake = self._loop, self._wake
         if loop is None or wake is None or loop.is_closed():
             return
+        if not self.others and self.engine.store.expression_checks() == self._seen:
+            return  # nothing new: spare the loop a turn (this runs at every commit that wakes workers)
         if asyncio._get_running_loop() is loop:
             wake.set()
         else:
