@@ -3,7 +3,8 @@
 `wait_fields` lists, per event name, the incoming fields equality waits index on (a conjunction's
 several fields joined by ','), plus
 EXPRESSION_FIELD when any expression wait was ever stored; one read tells an event what to
-look up.
+look up. Indexed waits are resolved in the ingest's transaction; expression waits (no index can
+find them) are matched after it, outside any write (`expression_waits`).
 """
 
 from __future__ import annotations
