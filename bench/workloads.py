@@ -166,11 +166,13 @@ async def worker_processes_row(url: str, processes: int, n: int) -> dict[str, An
         await wait_for_workers(engine, processes)
         if url.startswith("postgresql"):
             settle_postgres(url)
+        cpu_before = sum(cpu_seconds(w.pid) for w in workers)
         started = time.perf_counter()
         await engine.send([outlast.Event(name="bench/go", data={"i": i}) for i in range(n)])
         while await scalar(engine, "SELECT COUNT(*) FROM runs WHERE status = 'completed'") < n:
             await asyncio.sleep(0.01)
         seconds = time.perf_counter() - started
+        cpu = sum(cpu_seconds(w.pid) for w in workers) - cpu_before
     finally:
         stop(workers)
         await engine.close()
@@ -180,6 +182,7 @@ async def worker_processes_row(url: str, processes: int, n: int) -> dict[str, An
         "seconds": seconds,
         "runs_per_s": n / seconds,
         "steps_per_s": n * STEPS / seconds,
+        "worker_cpu_ms_per_run": cpu / n * 1000,
     }
 
 

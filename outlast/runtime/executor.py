@@ -6,6 +6,17 @@ ours, and commits the attempt's outcome. What happens is told to observers as ty
 
 A commit that reports the lease lost, or a driver that raises `LeaseLost`, ends the attempt
 at once with nothing more written: another worker owns the run, or it was cancelled.
+
+Deferred checkpoints. A step result the driver lets wait (`apply(..., defer=True)`: the local
+driver's plain step results) is kept in memory and committed with the attempt's next commit
+(the next step that cannot wait, a suspension, the run's end) or after `DEFER_S`, whichever
+comes first: a run whose steps all finish at once commits them with its end, one transaction
+instead of four. What this costs is written in DESIGN.md's guarantee: a step body may run again
+if the process dies before its result is committed, and a deferred result is committed at most
+`DEFER_S` after its body returned. Nothing a step caused through the engine (a sent event, a
+child run, a published message, a wait) is ever deferred: such a commit takes the deferred
+results with it, so they are stored no later than anything that depends on them. Observers
+hear of a deferred step (`StepEnded`) once it is committed.
 """
 
 from __future__ import annotations
@@ -45,6 +56,8 @@ if TYPE_CHECKING:
     from outlast.runtime.engine import Engine
 
 log = logging.getLogger("outlast.worker")
+#: the longest a deferred step result waits for the attempt's next commit before it is committed alone
+DEFER_S = 0.005
 
 
 class Attempt:
@@ -65,6 +78,12 @@ class Attempt:
         #: calls made at once (a parallel group) each refresh first: all wait for one reload
         self._reloading = asyncio.Lock()
         self._logs: list[LogLine] = []
+        #: step results remembered but not committed yet (see "Deferred checkpoints" above)
+        self._deferred: Commit | None = None
+        self._flush: asyncio.Task[None] | None = None
+        self._flush_timer: asyncio.TimerHandle | None = None
+        #: a deferred flush found the lease gone: the next commit must not be attempted
+        self._lost = False
 
     @property
     def run(self) -> RunState:
@@ -110,12 +129,15 @@ class Attempt:
         done = [m for m in self._run.memo.values() if m.final and not is_defer(m.kind)]
         return [m.key for m in sorted(done, key=lambda m: (m.ended_at or 0, m.seq))]
 
-    async def apply(self, ops: Sequence[StepOp]) -> list[MemoEntry]:
+    async def apply(self, ops: Sequence[StepOp], *, defer: bool = False) -> list[MemoEntry]:
         commit = step_commit(
             self._run, ops, lease=self.lease, now=self.now_ms(), rules=self.rules, logs=self._take_logs()
         )
+        if defer and _deferrable(commit):
+            self._defer(commit)
+            return [self._run.memo[op.key] for op in ops]
         try:
-            await self._commit(commit)
+            await self._commit_with_deferred(commit)
         except StoreDataError as exc:  # a value the database cannot hold: those steps fail, clearly
             commit = step_commit(
                 self._run, [_refused(op, exc) for op in ops], lease=self.lease, now=self.now_ms(), rules=self.rules
@@ -123,7 +145,98 @@ class Attempt:
             await self._commit(commit)
         for write in commit.steps:
             self._remember(write)
+        self._announce(commit.steps)
         return [self._run.memo[op.key] for op in ops]
+
+    def _defer(self, commit: Commit) -> None:
+        """Remember a checkpoint's steps now; commit them with the next commit, or in DEFER_S."""
+        for write in commit.steps:
+            self._remember(write)
+        if self._deferred is None:
+            self._deferred = commit
+            loop = asyncio.get_running_loop()
+            self._flush_timer = loop.call_later(DEFER_S, self._start_flush)
+        else:
+            self._deferred.steps.extend(commit.steps)
+            self._deferred.logs.extend(commit.logs)
+
+    def abandon(self) -> None:
+        """The attempt ended without its lease: deferred results are not committed."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        self._deferred = None
+
+    def _start_flush(self) -> None:
+        self._flush_timer = None
+        if self._deferred is not None and self._flush is None:
+            self._flush = asyncio.get_running_loop().create_task(self._flush_deferred())
+
+    async def _flush_deferred(self) -> None:
+        """Commit the deferred results alone (their timer ran out before the next commit)."""
+        commit, self._deferred = self._deferred, None
+        try:
+            if commit is not None:
+                await self._commit_deferred(commit)
+        except LeaseLost:
+            self._lost = True
+        finally:
+            self._flush = None
+
+    async def _commit_with_deferred(self, commit: Commit) -> None:
+        """Commit `commit` with the deferred results ahead of it, in one transaction."""
+        if self._flush is not None:
+            await asyncio.shield(self._flush)  # a flush under way lands before what follows it
+        if self._lost:
+            raise LeaseLost()
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        deferred, self._deferred = self._deferred, None
+        if deferred is None:
+            await self._commit(commit)
+            return
+        merged = replace(commit, steps=deferred.steps + commit.steps, logs=deferred.logs + commit.logs)
+        try:
+            await self._commit(merged)
+        except StoreDataError:
+            await self._refusal_of(deferred)  # else the refused value is one of `commit`'s own
+            raise
+        self._announce(deferred.steps)
+
+    async def _commit_deferred(self, deferred: Commit) -> None:
+        try:
+            await self._commit(deferred)
+        except StoreDataError:
+            await self._refusal_of(deferred)
+            return
+        self._announce(deferred.steps)
+
+    async def _refusal_of(self, deferred: Commit) -> None:
+        """The database refused a commit holding deferred results: commit each alone. The handler
+        has already gone on with their values: if one is refused, it is stored as failed and the
+        attempt ends (`LeaseLost`), its item due again now, so the next attempt meets the failure
+        where the step was."""
+        if await self._refused_alone(deferred):
+            await self.engine.store.release(self.lease.item_id, self.lease.token, self.now_ms())
+            raise LeaseLost()
+
+    async def _refused_alone(self, deferred: Commit) -> bool:
+        """Commit each deferred result alone, a refused one as failed; whether any was refused."""
+        refused = False
+        for i, w in enumerate(deferred.steps):
+            try:
+                await self._commit(replace(deferred, steps=[w], logs=deferred.logs if i == 0 else []))
+                self._announce([w])
+            except StoreDataError as exc:
+                refused = True
+                self._run.memo.pop(w.key, None)
+                failed = step_commit(
+                    self._run, [_refused_write(w, exc)], lease=self.lease, now=self.now_ms(), rules=self.rules
+                )
+                await self._commit(failed)
+                self._announce(failed.steps)
+        return refused
 
     async def end(self, outcome: Outcome) -> Commit:
         commit = outcome_commit(
@@ -137,7 +250,7 @@ class Attempt:
             logs=self._take_logs(),
         )
         try:
-            await self._commit(commit)
+            await self._commit_with_deferred(commit)
         except StoreDataError as exc:  # e.g. an output the database cannot hold: the run fails, saying so
             refused = FunctionError(
                 error=ErrorInfo(
@@ -186,7 +299,12 @@ class Attempt:
             self.suspended = True
         if w.status != RETRYING:
             self._progressed()
-        if self.engine.bus:
+
+    def _announce(self, writes: Sequence[StepWrite]) -> None:
+        """Tell observers of committed step writes."""
+        if not self.engine.bus:
+            return
+        for w in writes:
             self.engine.bus.emit(
                 StepEnded(
                     run_id=self._run.run_id,
@@ -233,6 +351,27 @@ def _refused(op: StepOp, exc: StoreDataError) -> StepFailed:
         step_id=op.step_id,
         error=ErrorInfo(
             name="StoreDataError", no_retry=True, message=f"the database refused step {op.step_id!r}'s result: {exc}"
+        ),
+    )
+
+
+def _deferrable(commit: Commit) -> bool:
+    """Only finished step results may wait: nothing the commit would make visible besides them."""
+    return (
+        not (commit.events or commit.messages or commit.waits or commit.signal_waits)
+        and commit.outcome is None
+        and all(w.status == "completed" for w in commit.steps)
+    )
+
+
+def _refused_write(w: StepWrite, exc: StoreDataError) -> StepFailed:
+    return StepFailed(
+        key=w.key,
+        step_id=w.step_id,
+        error=ErrorInfo(
+            name="StoreDataError",
+            no_retry=True,
+            message=f"the database refused step {w.step_id!r}'s result: {exc}",
         ),
     )
 
@@ -293,6 +432,7 @@ class Executor:
             outcome = await driver.execute(attempt)
             commit = await attempt.end(outcome)
         except LeaseLost:
+            attempt.abandon()
             return self._ended(run, "lost", started, None)
         finally:
             logcontext.current.reset(bound)

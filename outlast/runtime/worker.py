@@ -17,6 +17,7 @@ from outlast.runtime.deploys import restore_own_configs
 from outlast.runtime.drivers.base import Driver
 from outlast.runtime.engine import Engine
 from outlast.runtime.executor import Executor
+from outlast.runtime.matcher import Matcher
 from outlast.runtime.pruner import Pruner
 
 log = logging.getLogger("outlast.worker")
@@ -46,6 +47,7 @@ class Worker:
         self._next_scope = 0
         #: idles in a row that found work due which the claim before had passed over
         self._held_back = 0
+        self._matches = Matcher(engine)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -59,6 +61,7 @@ class Worker:
                 self._refresh_functions(stop),
                 self._announce(stop),
                 Pruner(self.engine, self.owner).run(stop),
+                self._matches.run(stop),
             )
         ]
         try:
@@ -90,6 +93,7 @@ class Worker:
             claimed_again = False
             while True:
                 started_idle = not self.tasks
+                await self._matches.match(new_only=True)
                 claimed = await self._claim(self.concurrency - len(self.tasks))
                 if not claimed and not self.tasks and started_idle:
                     if claimed_again or not await self._due_now():
@@ -107,13 +111,18 @@ class Worker:
         self._wake = asyncio.Event()
         self.engine.wakers.append(self._on_wake)
         if self._listening is None:  # other processes' work (SQLite files, PostgreSQL)
-            self._listening = self.engine.store.add_listener(self._on_wake)
+            self._listening = self.engine.store.add_listener(self._on_other_process)
 
     def _detach(self) -> None:
         if self._on_wake in self.engine.wakers:
             self.engine.wakers.remove(self._on_wake)
 
+    def _on_other_process(self) -> None:
+        self._matches.others = True  # another process may have left events for expression waits
+        self._on_wake()
+
     def _on_wake(self) -> None:
+        self._matches.wake()
         loop, wake = self._loop, self._wake
         if loop is None or wake is None or loop.is_closed():
             return

@@ -454,6 +454,20 @@ class Store(Lookups, Protocol):
         when it vacuumed. Not a transaction; never blocks reads or writes of the tables."""
         ...
 
+    async def match_expression_waits(self, now_ms: int) -> int:
+        """Match events left for the expression waits of their name (waits an index cannot find)
+        against those waits, oldest first, a batch at a time; return how many events were matched
+        (0: none was left). Evaluating happens outside any write transaction, so ingest of other
+        events goes on meanwhile; each wait resolves at most once, and only waits stored before
+        the event can match it. Atomic per batch: the matches are applied in one transaction."""
+        ...
+
+    def expression_checks(self) -> int:
+        """How many events this process has left for expression waits so far: a matcher that saw
+        this count has nothing new of this process's to match (other processes' events come with
+        a wake-up, see `add_listener`)."""
+        ...
+
     async def shrink_wait_fields(self) -> int:
         """Forget `wait_fields` entries that no stored wait needs; return how many. A wait stored
         concurrently keeps (or gets back) its entry."""

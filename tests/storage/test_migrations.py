@@ -33,6 +33,7 @@ TABLES = {
     "signal_waits",
     "step_failures",
     "steps",
+    "wait_checks",
     "wait_fields",
     "watched_runs",
     "waits",

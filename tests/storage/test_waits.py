@@ -3,13 +3,15 @@ event, expired ones left to their run's claim, cancel rules, and invoke results.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import pytest
 
 from outlast.core.config import CancelRule
 from outlast.core.expressions import compile_expression
-from outlast.core.models import Claimed, Finish, Suspend, WaitSpec
+from outlast.core.models import Claimed, EventRecord, Finish, Suspend, WaitSpec
 from outlast.core.planner import wait_spec
 from outlast.storage.base import Store
 from tests.storage.contract import (
@@ -58,6 +60,12 @@ async def waiting_run(
     return c
 
 
+async def ingest_and_match(store: Store, events: list[EventRecord], now: int) -> None:
+    """Ingest, then match what expression waits were left (the worker's matcher does this)."""
+    await store.ingest(events, now)
+    await store.match_expression_waits(now)
+
+
 async def step_of(store: Store, run_id: str, key: str = "w") -> Any:
     return next(s for s in (await run(store, run_id)).steps if s.key == key)
 
@@ -84,10 +92,16 @@ async def test_an_equality_wait_is_resolved_by_the_matching_event_only(store: St
 
 async def test_an_expression_wait_is_resolved_when_its_expression_holds(store: Store) -> None:
     c = await waiting_run(store, expression="async.data.amount > event.data.least", least=10)
-    await store.ingest([event("c/paid", at=T0 + 1, amount=10)], T0 + 1)
+    await ingest_and_match(store, [event("c/paid", at=T0 + 1, amount=10)], T0 + 1)
     assert (await step_of(store, c.run.run_id)).status == "waiting"
-    await store.ingest([event("c/paid", at=T0 + 2, amount=11)], T0 + 2)
-    assert (await step_of(store, c.run.run_id)).output["data"] == {"amount": 11}
+    paid = event("c/paid", at=T0 + 2, amount=11)
+    await store.ingest([paid], T0 + 2)
+    assert (await step_of(store, c.run.run_id)).status == "waiting"  # left to the matcher
+    assert await store.match_expression_waits(T0 + 3) == 1
+    resolved = await step_of(store, c.run.run_id)
+    assert (resolved.output["data"], resolved.ended_at) == ({"amount": 11}, T0 + 3)
+    assert [x.effect for x in await store.event_effects(paid.id)] == ["resumed"]
+    assert await store.match_expression_waits(T0 + 4) == 0  # nothing left: resolved once
 
 
 async def test_one_event_resolves_every_wait_it_matches(store: Store) -> None:
@@ -223,7 +237,7 @@ async def test_a_conjunction_wait_resolves_exactly_when_its_expression_holds(
 ) -> None:
     holds = compile_expression(expression).matches({"event": {"data": trigger}, "async": {"data": incoming}})
     c = await waiting_run(store, expression=expression, **trigger)
-    await store.ingest([event("c/paid", at=T0 + 1, **incoming)], T0 + 1)
+    await ingest_and_match(store, [event("c/paid", at=T0 + 1, **incoming)], T0 + 1)
     assert (await step_of(store, c.run.run_id)).status == ("completed" if holds else "waiting")
 
 
@@ -258,3 +272,56 @@ async def test_a_wait_stored_before_values_were_canonical_is_still_found(store: 
     assert (await store.commit(commit(c, T0, steps=[row], waits=[spec], outcome=Suspend(due_at=T0 + WAIT_MS)))).ok
     await store.ingest([event("c/paid", at=T0 + 10, order=1.0)], T0 + 10)
     assert (await step_of(store, c.run.run_id)).status == "completed"
+
+
+async def test_a_wait_stored_after_its_event_was_left_to_the_matcher_does_not_match_it(store: Store) -> None:
+    first = await waiting_run(store, expression="async.data.amount > 1")
+    paid = event("c/paid", at=T0 + 1, amount=5)
+    await store.ingest([paid], T0 + 1)
+    later = await waiting_run(store, expression="async.data.amount > 1", at=T0 + 2)
+    assert await store.match_expression_waits(T0 + 3) == 1
+    assert (await step_of(store, first.run.run_id)).status == "completed"
+    assert (await step_of(store, later.run.run_id)).status == "waiting"
+
+
+async def test_ingest_of_other_events_goes_on_while_20000_expression_waits_are_evaluated(store: Store) -> None:
+    """The matcher evaluates outside any write: here it is held at its first evaluation until an
+    event of another name (which starts a run) has been ingested and its run claimed."""
+    c = await waiting_run(store, expression="async.data.amount > event.data.least", least=10)
+    spec = wait_spec(
+        kind="wait",
+        event_name="c/paid",
+        expression="async.data.amount > 100 || async.data.id == 'never'",
+        trigger={"data": {}},
+        expires_at=T0 + WAIT_MS,
+        step_key="w",
+    )
+    await store.commit(commit(c, T0, waits=[spec] * 19_999))
+    await store.ingest([event("c/paid", at=T0 + 1, amount=11)], T0 + 1)
+    evaluating, go = threading.Event(), threading.Event()
+    store.bind(HeldPlanner(store.planner, evaluating, go))
+    matching = asyncio.create_task(store.match_expression_waits(T0 + 2))
+    try:
+        assert await asyncio.to_thread(evaluating.wait, 60)
+        await store.ingest([event(at=T0 + 2)], T0 + 2)  # another name: starts a run
+        started = await claim_one(store, "w2", T0 + 2)
+        assert not matching.done() and started.run.status == "running"
+    finally:
+        go.set()
+    assert await matching == 1
+    assert (await step_of(store, c.run.run_id)).output["data"] == {"amount": 11}
+
+
+class HeldPlanner:
+    """The store's planner, its first expression evaluation held until `go`."""
+
+    def __init__(self, planner: Any, evaluating: threading.Event, go: threading.Event) -> None:
+        self._planner, self._evaluating, self._go = planner, evaluating, go
+
+    def matches(self, *args: Any) -> bool:
+        self._evaluating.set()
+        assert self._go.wait(60)
+        return bool(self._planner.matches(*args))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._planner, name)

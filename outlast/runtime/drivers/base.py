@@ -36,9 +36,10 @@ class AttemptHost(Protocol):
 
     def now_ms(self) -> int: ...
 
-    async def apply(self, ops: Sequence[StepOp]) -> list[MemoEntry]:
+    async def apply(self, ops: Sequence[StepOp], *, defer: bool = False) -> list[MemoEntry]:
         """Commit step ops under the lease; return their memo entries as stored (a `StepAttemptFailed`
-        comes back `retrying` or, if its retries are spent, `failed`). Raises `LeaseLost`."""
+        comes back `retrying` or, if its retries are spent, `failed`). Raises `LeaseLost`.
+        `defer`: finished results may wait for the attempt's next commit (see `executor`)."""
         ...
 
     def log(self, line: LogLine) -> None:

@@ -217,8 +217,8 @@ class LocalAttempt:
             return None
         raise StepSuspended()
 
-    async def _record(self, op: StepOp) -> MemoEntry:
-        [entry] = await self.host.apply([op])
+    async def _record(self, op: StepOp, *, defer: bool = False) -> MemoEntry:
+        [entry] = await self.host.apply([op], defer=defer)
         if entry.final:
             return entry
         raise StepSuspended()
@@ -287,6 +287,7 @@ class LocalAttempt:
         started = self.now_ms()
         ok, value = await self._call_body(fn, args, kwargs, policy.timeout_ms)
         op: StepOp
+        defer = False  # a plain result may wait for the attempt's next commit (`executor`)
         if not ok:
             op = StepAttemptFailed(
                 key=key,
@@ -309,6 +310,9 @@ class LocalAttempt:
                     output_bytes=len(text.encode()),
                     policy=policy.describe(),
                 )
+                # PostgreSQL refuses NUL in text: such a result is committed at once, so its
+                # refusal fails the step where it is, not the attempt later on
+                defer = "\\u0000" not in text
             except jsonutil.NotJSONError as exc:
                 op = StepFailed(
                     key=key,
@@ -320,7 +324,7 @@ class LocalAttempt:
                         message=f"step {step_id!r} returned a value that is not JSON-serialisable: {exc}",
                     ),
                 )
-        return await self._record(op)
+        return await self._record(op, defer=defer)
 
     async def _call_body(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout_ms: int | None = None

@@ -59,16 +59,23 @@ def _hold(tx: Tx, c: Commit) -> bool:
 
 
 def is_checkpoint(c: Commit) -> bool:
-    """One step's result (and the messages a publish step sends) and nothing else: the hot path,
-    which group commit may batch."""
+    """Step results (one, or a local attempt's deferred few, none with a deadline but the first)
+    and the messages a publish step sends, nothing else: the hot path, which group commit may batch."""
     extras = c.waits or c.signal_waits or c.events or c.logs or c.outcome
-    return len(c.steps) == 1 and not extras and c.steps[0].error is None
+    return (
+        bool(c.steps)
+        and not extras
+        and all(w.error is None for w in c.steps)
+        and all(w.deadline is None for w in c.steps[1:])
+    )
 
 
 def checkpoint(tx: Tx, c: Commit) -> CommitResult:
-    """The lease check and the memo write in one statement."""
-    written = tx.run(_CHECKPOINT_SQL, (*_step_values(c.run_id, c.steps[0], c.now_ms), c.item_id, c.lease_token))
-    return _checkpointed(tx, c, bool(written))
+    """The lease check and the memo write in one statement (a statement per step)."""
+    written = [
+        tx.run(_CHECKPOINT_SQL, (*_step_values(c.run_id, w, c.now_ms), c.item_id, c.lease_token)) for w in c.steps
+    ]
+    return _checkpointed(tx, c, all(written))
 
 
 def checkpoints(tx: Tx, commits: Sequence[Commit]) -> list[CommitResult]:
@@ -77,31 +84,38 @@ def checkpoints(tx: Tx, commits: Sequence[Commit]) -> list[CommitResult]:
 
     The runs must differ: one statement may not write the same row twice.
     """
-    rows = [(*_step_values(c.run_id, c.steps[0], c.now_ms), c.item_id, c.lease_token) for c in commits]
+    rows = [(*_step_values(c.run_id, w, c.now_ms), c.item_id, c.lease_token) for c in commits for w in c.steps]
     written: set[tuple[str, str]] = set()
     for table, params in tx.tables(rows, _CHECKPOINT_TYPES):
         written.update(tx.all(_CHECKPOINTS_SQL.format(table=table), params))
-    results = [_checkpointed(tx, c, (c.run_id, c.steps[0].key) in written, publish=False) for c in commits]
-    insert_messages(tx, [m for c in commits if (c.run_id, c.steps[0].key) in written for m in c.messages])
+    done = {c.run_id for c in commits if all((c.run_id, w.key) in written for w in c.steps)}
+    results = [_checkpointed(tx, c, c.run_id in done, publish=False) for c in commits]
+    insert_messages(tx, [m for c in commits if c.run_id in done for m in c.messages])
     return results
 
 
 def is_plain_finish(c: Commit) -> bool:
-    """The end of a run and nothing else (the common last commit), which group commit may batch."""
-    return isinstance(c.outcome, Finish) and not (
-        c.steps or c.waits or c.signal_waits or c.events or c.logs or c.messages
+    """The end of a run, with at most the results of steps that finished at once (a local
+    attempt's deferred checkpoints), and nothing else: the common last commit, which group
+    commit may batch."""
+    return (
+        isinstance(c.outcome, Finish)
+        and not (c.waits or c.signal_waits or c.events or c.logs or c.messages)
+        and all(w.error is None and w.deadline is None for w in c.steps)
     )
 
 
 def finishes(tx: Tx, planner: Planner, commits: Sequence[Commit]) -> list[CommitResult]:
     """Plain finishes of different runs, each under its own lease, in a few statements: their items
-    deleted in one, their runs ended in another, their system events ingested together (received
-    at the latest of the commits' times). The same rows and outcomes as `commit` for each, one by
-    one."""
+    deleted in one, their steps written in another, their runs ended in a third, their system
+    events ingested together (received at the latest of the commits' times). The same rows and
+    outcomes as `commit` for each, one by one."""
     held: set[str] = set()
     for table, params in tx.tables([(c.item_id, c.lease_token) for c in commits], ("text", "text")):
         held.update(item_id for (item_id,) in tx.all(_END_ITEMS_SQL.format(table=table), params))
     ending = [c for c in commits if c.item_id in held]
+    if steps := [_step_values(c.run_id, w, c.now_ms) for c in ending for w in c.steps]:
+        tx.many(_STEP_SQL, steps)  # before the runs end, as `commit` writes them
     ended: dict[str, Any] = {}
     for table, params in tx.tables([(c.run_id, *_ended_values(c, _finish_of(c))) for c in ending], _END_TYPES):
         ended.update((row[0], row[1:]) for row in tx.all(_END_RUNS_SQL.format(table=table), params))

@@ -332,6 +332,21 @@ CREATE TABLE watched_runs (
 CREATE INDEX events_by_sender_id ON events (dedupe_id, id) WHERE dedupe_id IS NOT NULL;
 """,
     ),
+    # -- 17 (performance): events still to be matched against expression waits, after their ingest
+    # (`expression_waits`); `last_wait`: the newest expression wait stored when the event came, found
+    # by the index of expression waits in id order --------------------------------------------------
+    (
+        17,
+        """
+CREATE TABLE wait_checks (
+    event_id TEXT PRIMARY KEY,
+    event_name TEXT NOT NULL,
+    last_wait TEXT NOT NULL,
+    received_at BIGINT NOT NULL
+);
+CREATE INDEX waits_by_expression ON waits (event_name, id) WHERE match_field IS NULL;
+""",
+    ),
 ]
 
 _MESSAGES_TABLE = """

@@ -128,16 +128,16 @@ def _lease_within_limits(
 
 
 def _busy_keys(tx: Tx, now: int) -> dict[str, list[int]]:
-    """Concurrency keys with leased (executing) items: key -> [count, limit]."""
+    """Concurrency keys with leased (executing) items: key -> [count, limit] (one statement)."""
     busy: dict[str, list[int]] = {}
-    for column in ("ck1", "ck2"):
-        for key, count, most in tx.all(
-            f"SELECT {column}, COUNT(*), MAX({column}_limit) FROM queue WHERE lease_token IS NOT NULL"
-            f" AND due_at > ? AND {column} IS NOT NULL GROUP BY {column} ORDER BY {column}",
-            (now,),
-        ):
-            entry = busy.setdefault(key, [0, most])
-            entry[0] += count
+    counts = " UNION ALL ".join(
+        f"SELECT {n}, {column}, COUNT(*), MAX({column}_limit) FROM queue WHERE lease_token IS NOT NULL"
+        f" AND due_at > ? AND {column} IS NOT NULL GROUP BY {column}"
+        for n, column in ((1, "ck1"), (2, "ck2"))
+    )
+    for _, key, count, most in tx.all(counts + " ORDER BY 1, 2", (now, now)):
+        entry = busy.setdefault(key, [0, most])
+        entry[0] += count
     return busy
 
 

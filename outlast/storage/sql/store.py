@@ -3,6 +3,7 @@ transaction)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ from outlast.storage.base import DEFAULT_MAX_CRASHES, PlannerSlot, SyncMode
 from outlast.storage.sql import (
     apps,
     commit,
+    expression_waits,
     functions,
     held_runs,
     ingest,
@@ -44,6 +46,7 @@ from outlast.storage.sql import (
     retention,
     run_end,
     stats,
+    waits,
     workers,
 )
 from outlast.storage.sql import rerun as reruns
@@ -99,6 +102,18 @@ class SqlStore(PlannerSlot):
 
     async def ingest(self, events: list[EventRecord], now_ms: int) -> list[str]:
         return await self._run(lambda tx: ingest.ingest(tx, self.planner, events, now_ms), notify=True)
+
+    async def match_expression_waits(self, now_ms: int) -> int:
+        """Match events against the expression waits they were left for (`expression_waits`):
+        read, evaluated in a thread of its own, then applied in one short transaction."""
+        checks = await self._read(expression_waits.pending)
+        if not checks:
+            return 0
+        checks = await asyncio.to_thread(expression_waits.evaluate, self.planner, checks)
+        return await self._run(lambda tx: expression_waits.apply(tx, self.planner, checks, now_ms), notify=True)
+
+    def expression_checks(self) -> int:
+        return waits.checks_recorded
 
     async def get_events(self, event_ids: list[str]) -> list[EventRecord]:
         return await self._run(lambda tx: read.get_events(tx, event_ids))

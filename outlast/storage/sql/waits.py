@@ -3,7 +3,8 @@
 `wait_fields` lists, per event name, the incoming fields equality waits index on (a conjunction's
 several fields joined by ','), plus
 EXPRESSION_FIELD when any expression wait was ever stored; one read tells an event what to
-look up.
+look up. Indexed waits are resolved in the ingest's transaction; expression waits (no index can
+find them) are matched after it, outside any write (`expression_waits`).
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def resolve_waits(tx: Tx, planner: Planner, event: EventRecord, now: int) -> lis
     found: list[Any] = []
     for field in wait_fields(tx, event.name):
         if field == EXPRESSION_FIELD:
-            found += _expression_waits(tx, planner, event.name, payload)
+            record_check(tx, event, now)  # matched after this transaction (`expression_waits`)
         else:
             found += _indexed_waits(tx, planner, event.name, field, payload)
     follow_ups: list[EventRecord] = []
@@ -152,17 +153,24 @@ def _matches(tx: Tx, planner: Planner, run_id: str, expression: str, payload: di
     return trigger is not None and planner.matches(expression, _event_row_dict(trigger), payload)
 
 
-def _expression_waits(tx: Tx, planner: Planner, name: str, payload: dict[str, Any]) -> list[Any]:
-    matched = []
-    for row in tx.all(
-        f"SELECT {_WAIT_COLUMNS}, w.expression, e.name, e.data, e.user_data, e.ts, e.dedupe_id, e.id"
-        " FROM waits w JOIN runs r ON r.id = w.run_id JOIN events e ON e.id = r.first_event_id"
-        " WHERE w.event_name = ? AND w.match_field IS NULL ORDER BY w.id",
-        (name,),
-    ):
-        if planner.matches(row[5], _event_row_dict(row[6:]), payload):
-            matched.append(row[:5])
-    return matched
+#: how many expression checks this process recorded (`expression_waits`): a matcher that saw
+#: this number has nothing new of this process's to look at
+checks_recorded = 0
+
+
+def record_check(tx: Tx, event: EventRecord, now: int) -> None:
+    """Leave the event to the matcher (`expression_waits`), naming the newest expression wait of
+    its name stored now: only waits up to it may match the event, as if it were matched here."""
+    global checks_recorded
+    row = tx.one("SELECT MAX(id) FROM waits WHERE event_name = ? AND match_field IS NULL", (event.name,))
+    if row is None or row[0] is None:
+        return
+    tx.run(
+        "INSERT INTO wait_checks (event_id, event_name, last_wait, received_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
+        (event.id, event.name, row[0], now),
+    )
+    checks_recorded += 1
 
 
 def complete_wait(tx: Tx, run_id: str, kind: str, step_key: str, payload: Any, now: int) -> bool:
