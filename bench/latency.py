@@ -1,6 +1,6 @@
 """Idle latency: one 3-step run, from send to its stored end, on an idle engine.
 
-    python -m bench.latency [--samples 200] [--url postgresql://...] [--no-peers]
+    python -m bench.latency [--samples 200] [--url postgresql://...] [--no-peers] [--delay-ms 5]
 
 An engine with one in-process worker, idle, on a fresh SQLite file and a fresh PostgreSQL
 database; then, --samples times, one event of the 3-step function is sent and the clock stops
@@ -8,7 +8,9 @@ when the run's end is committed (the executor reports the attempt's end once the
 from the commit of the run's end), then waits a little, so each run starts on an idle engine.
 The peers do the same one invocation at a time where it is cheap to measure (see their scripts):
 DBOS (start_workflow + get_result), Restate (one ingress call at a time, timed by curl) and
-Temporal (execute_workflow).
+Temporal (execute_workflow). Outlast is measured as it runs by default (each step's result
+committed before the next step runs) and with `step_commit_delay_ms` (results committed with the
+run's end when the steps finish within that delay; opt-in, see Settings).
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ from tests.pg import fresh_database_url
 IDLE_S = 0.02
 
 
-async def outlast_latency(url: str, samples: int) -> list[float]:
+async def outlast_latency(url: str, samples: int, *, delay_ms: int = 0) -> list[float]:
     """Milliseconds from `send` to the stored end of each run, one run at a time."""
-    engine = Engine(open_store(url), SystemClock(), Settings(database_url=url))
+    settings = Settings(database_url=url, step_commit_delay_ms=delay_ms)
+    engine = Engine(open_store(url), SystemClock(), settings)
     await engine.add_source(app)
     await engine.open()
     ended = Ends()
@@ -109,13 +112,18 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--delay-ms", type=int, default=5, help="step_commit_delay_ms of the opt-in rows")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp, tuned_for_service():
-        sqlite = asyncio.run(outlast_latency(fresh_sqlite(f"{tmp}/latency.db"), args.samples))
-        rows.append(summary("outlast, sqlite", sqlite))
-        postgres = asyncio.run(outlast_latency(fresh_database_url(args.url, "outlast_bench_latency"), args.samples))
-        rows.append(summary("outlast, postgresql", postgres))
+        for delay in (0, args.delay_ms):
+            mode = "" if delay == 0 else f", step_commit_delay_ms={delay}"
+            sqlite_url = fresh_sqlite(f"{tmp}/latency{delay}.db")
+            sqlite = asyncio.run(outlast_latency(sqlite_url, args.samples, delay_ms=delay))
+            rows.append(summary(f"outlast, sqlite{mode}", sqlite))
+            pg_url = fresh_database_url(args.url, f"outlast_bench_latency{delay}")
+            postgres = asyncio.run(outlast_latency(pg_url, args.samples, delay_ms=delay))
+            rows.append(summary(f"outlast, postgresql{mode}", postgres))
         if not args.no_peers:
             rows += peer_rows(args.samples, args.url, tmp)
     print(f"one 3-step run from send to its stored end, idle engine, one run at a time, {args.samples} samples\n")

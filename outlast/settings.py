@@ -66,6 +66,12 @@ class Settings:
     #: ms a realtime message is kept for subscribers resuming with `since`; 0 keeps every message.
     #: `OUTLAST_REALTIME_RETENTION` takes a duration ("1h", "10m")
     realtime_retention: int = 3_600_000
+    #: ms a plain step result of a local function may wait in memory for its attempt's next commit
+    #: (so a run whose steps finish at once is stored in one commit with its end). 0, the default,
+    #: stores each step's result before the function goes on. Above 0, if the process dies within
+    #: that window, the steps run since the last commit run again, each recomputed, even though a
+    #: later step's body already ran with the earlier result: only for steps that tolerate that
+    step_commit_delay_ms: int = 0
 
     def __post_init__(self) -> None:
         """Numbers are range-checked here, whoever makes the settings; the database URL is checked
@@ -133,6 +139,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "refresh_functions_ms": (10, 3_600_000),
     "min_free_disk_mb": (0, 1_000_000_000),
     "postgres_pool_size": (1, 100),
+    "step_commit_delay_ms": (0, 60_000),
 }
 
 

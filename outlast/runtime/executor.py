@@ -7,13 +7,14 @@ ours, and commits the attempt's outcome. What happens is told to observers as ty
 A commit that reports the lease lost, or a driver that raises `LeaseLost`, ends the attempt
 at once with nothing more written: another worker owns the run, or it was cancelled.
 
-Deferred checkpoints. A step result the driver lets wait (`apply(..., defer=True)`: the local
-driver's plain step results) is kept in memory and committed with the attempt's next commit
-(the next step that cannot wait, a suspension, the run's end) or after `DEFER_S`, whichever
-comes first: a run whose steps all finish at once commits them with its end, one transaction
-instead of four. What this costs is written in DESIGN.md's guarantee: a step body may run again
-if the process dies before its result is committed, and a deferred result is committed at most
-`DEFER_S` after its body returned. Nothing a step caused through the engine (a sent event, a
+Deferred checkpoints, opt-in (`Settings.step_commit_delay_ms`, 0 by default). A step result the
+driver lets wait (`apply(..., defer=True)`: the local driver's plain step results) is kept in
+memory and committed with the attempt's next commit (the next step that cannot wait, a
+suspension, the run's end) or after the delay, whichever comes first: a run whose steps all
+finish at once commits them with its end, one transaction instead of four. The cost, and why it
+is not the default: the function goes on before that result is durable, so if the process dies
+within the delay, the steps since the last commit run again and recompute what later step
+bodies already used. Nothing a step caused through the engine (a sent event, a
 child run, a published message, a wait) is ever deferred: such a commit takes the deferred
 results with it, so they are stored no later than anything that depends on them. Observers
 hear of a deferred step (`StepEnded`) once it is committed.
@@ -56,8 +57,6 @@ if TYPE_CHECKING:
     from outlast.runtime.engine import Engine
 
 log = logging.getLogger("outlast.worker")
-#: the longest a deferred step result waits for the attempt's next commit before it is committed alone
-DEFER_S = 0.005
 
 
 class Attempt:
@@ -80,6 +79,8 @@ class Attempt:
         self._logs: list[LogLine] = []
         #: step results remembered but not committed yet (see "Deferred checkpoints" above)
         self._deferred: Commit | None = None
+        #: the longest a deferred result waits for the next commit; 0: nothing is deferred
+        self._defer_s = engine.settings.step_commit_delay_ms / 1000
         self._flush: asyncio.Task[None] | None = None
         self._flush_timer: asyncio.TimerHandle | None = None
         #: a deferred flush found the lease gone: the next commit must not be attempted
@@ -133,7 +134,7 @@ class Attempt:
         commit = step_commit(
             self._run, ops, lease=self.lease, now=self.now_ms(), rules=self.rules, logs=self._take_logs()
         )
-        if defer and _deferrable(commit):
+        if defer and self._defer_s > 0 and _deferrable(commit):
             self._defer(commit)
             return [self._run.memo[op.key] for op in ops]
         try:
@@ -149,13 +150,13 @@ class Attempt:
         return [self._run.memo[op.key] for op in ops]
 
     def _defer(self, commit: Commit) -> None:
-        """Remember a checkpoint's steps now; commit them with the next commit, or in DEFER_S."""
+        """Remember a checkpoint's steps now; commit them with the next commit, or in the delay."""
         for write in commit.steps:
             self._remember(write)
         if self._deferred is None:
             self._deferred = commit
             loop = asyncio.get_running_loop()
-            self._flush_timer = loop.call_later(DEFER_S, self._start_flush)
+            self._flush_timer = loop.call_later(self._defer_s, self._start_flush)
         else:
             self._deferred.steps.extend(commit.steps)
             self._deferred.logs.extend(commit.logs)

@@ -1,6 +1,7 @@
-"""A step's result may wait for the attempt's next commit (issue 28): a run whose steps all finish
-at once is stored in one commit with its end; a result is still stored within moments while a
-slow step runs after it, and no later than anything the engine makes visible after it."""
+"""Step results are stored before the function goes on, unless `step_commit_delay_ms` lets a
+result wait for the attempt's next commit (issue 28): then a run whose steps all finish at once is
+stored in one commit with its end; a result is still stored within moments while a slow step runs
+after it, and no later than anything the engine makes visible after it."""
 
 from __future__ import annotations
 
@@ -8,12 +9,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 import outlast
 from outlast import Context, Event
 from outlast.core.models import Commit, CommitResult
-from outlast.runtime import executor
 from outlast.storage.base import Store
 from outlast.testing import TestEngine
 
@@ -34,9 +32,8 @@ class CountingStore:
 
 
 async def test_a_run_whose_steps_finish_at_once_is_stored_with_one_commit(
-    app: outlast.Outlast, make_store: Callable[[], Store], monkeypatch: pytest.MonkeyPatch
+    app: outlast.Outlast, make_store: Callable[[], Store]
 ) -> None:
-    monkeypatch.setattr(executor, "DEFER_S", 60.0)  # a loaded machine's slow step must not flush them
 
     @app.function(id="three", trigger="t/three")
     async def three(ctx: Context) -> int:
@@ -45,7 +42,7 @@ async def test_a_run_whose_steps_finish_at_once_is_stored_with_one_commit(
         return await ctx.step.run("c", lambda: b + 1)  # type: ignore[no-any-return]
 
     store = CountingStore(make_store())
-    async with TestEngine(app, store=store) as t:  # type: ignore[arg-type]
+    async with TestEngine(app, store=store, step_commit_delay_ms=60_000) as t:  # type: ignore[arg-type]
         await t.send(Event(name="t/three"))
         await t.run_until_idle()
         [run] = t.runs()
@@ -74,7 +71,7 @@ async def test_a_result_is_stored_while_a_slow_step_after_it_still_runs(
 
         return await ctx.step.run("slow", wait)  # type: ignore[no-any-return]
 
-    async with TestEngine(app, store=make_store()) as t:
+    async with TestEngine(app, store=make_store(), step_commit_delay_ms=5) as t:
         await t.send(Event(name="t/slow"))
         running = asyncio.create_task(t.run_until_idle())
         try:
@@ -90,9 +87,8 @@ async def test_a_result_is_stored_while_a_slow_step_after_it_still_runs(
 
 
 async def test_a_result_is_stored_in_the_commit_that_sends_an_event_after_it(
-    app: outlast.Outlast, make_store: Callable[[], Store], monkeypatch: pytest.MonkeyPatch
+    app: outlast.Outlast, make_store: Callable[[], Store]
 ) -> None:
-    monkeypatch.setattr(executor, "DEFER_S", 60.0)
 
     @app.function(id="sender", trigger="t/sender")
     async def sender(ctx: Context) -> None:
@@ -100,7 +96,7 @@ async def test_a_result_is_stored_in_the_commit_that_sends_an_event_after_it(
         await ctx.step.send_event("tell", Event(name="t/told"))
 
     store = CountingStore(make_store())
-    async with TestEngine(app, store=store) as t:  # type: ignore[arg-type]
+    async with TestEngine(app, store=store, step_commit_delay_ms=60_000) as t:  # type: ignore[arg-type]
         await t.send(Event(name="t/sender"))
         await t.run_until_idle()
         [run] = t.runs()
@@ -124,3 +120,30 @@ async def _until(read: Callable[[], Any], ok: Callable[[Any], bool]) -> Any:
             return value
         assert asyncio.get_running_loop().time() < deadline, f"never true: {value!r}"
         await asyncio.sleep(0.005)
+
+
+async def test_by_default_a_result_is_stored_before_the_next_step_runs(
+    app: outlast.Outlast, make_store: Callable[[], Store]
+) -> None:
+    seen: list[list[str]] = []
+    engine: list[TestEngine] = []
+
+    @app.function(id="careful", trigger="t/careful")
+    async def careful(ctx: Context) -> None:
+        await ctx.step.run("charge", lambda: "charged")
+
+        async def stored_so_far() -> None:
+            run = await engine[0].store.get_run(ctx.run_id)
+            seen.append([s.id for s in run.steps] if run is not None else [])
+
+        await ctx.step.run("email", stored_so_far)
+
+    store = CountingStore(make_store())
+    async with TestEngine(app, store=store) as t:  # type: ignore[arg-type]
+        engine.append(t)
+        await t.send(Event(name="t/careful"))
+        await t.run_until_idle()
+        [run] = t.runs()
+    assert run.status == "completed"
+    assert seen == [["charge"]]  # durable before the next step's body ran
+    assert [[w.step_id for w in c.steps] for c in store.commits if c.steps][:2] == [["charge"], ["email"]]
