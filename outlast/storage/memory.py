@@ -25,6 +25,7 @@ from typing import TypeVar
 from outlast.errors import StoreError
 from outlast.storage.message_bell import MessageBell
 from outlast.storage.sql.store import SqlStore
+from outlast.storage.sql.waits import count_committed_checks
 from outlast.storage.sqlite import SqliteTx, migrate, store_error
 
 T = TypeVar("T")
@@ -97,6 +98,7 @@ class MemoryStore(SqlStore):
             try:
                 result = fn(tx)
                 tx.cur.execute("COMMIT")
+                count_committed_checks(tx)
             except BaseException as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")

@@ -325,3 +325,26 @@ class HeldPlanner:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._planner, name)
+
+
+async def test_the_matcher_hears_of_an_expression_check_only_once_it_is_committed(store: Store) -> None:
+    """A matcher that reads the count mid-transaction (and so finds nothing to match yet) must be
+    told again by the commit: the count moves only after COMMIT, never inside the transaction."""
+    from outlast.storage.sql import ingest
+    from outlast.storage.sql.store import SqlStore
+
+    assert isinstance(store, SqlStore)
+    c = await waiting_run(store, expression="async.data.amount > event.data.least", least=10)
+    before = store.expression_checks()
+    seen_inside: list[int] = []
+
+    def ingest_and_look(tx: Any) -> list[str]:
+        ids = ingest.ingest(tx, store.planner, [event("c/paid", at=T0 + 1, amount=11)], T0 + 1)
+        seen_inside.append(store.expression_checks())
+        return ids
+
+    await store._run(ingest_and_look, notify=True)
+    assert seen_inside == [before]  # recorded, not yet committed: nothing a matcher could find
+    assert store.expression_checks() == before + 1
+    assert await store.match_expression_waits(T0 + 2) == 1
+    assert (await step_of(store, c.run.run_id)).status == "completed"

@@ -31,6 +31,7 @@ from outlast.storage.sql.intake import Intake
 from outlast.storage.sql.replies import Outbox, Reply
 from outlast.storage.sql.store import SqlStore
 from outlast.storage.sql.tx import Tx
+from outlast.storage.sql.waits import count_committed_checks
 
 T = TypeVar("T")
 
@@ -114,6 +115,7 @@ def _transaction(session: Session, group: Sequence[Request], *, isolate: bool) -
         session.rollback()
         raise
     session.commit(notify=notifies(group, outcomes), outcomes=outcomes)
+    count_committed_checks(tx)  # before anyone is told of this commit
     return outcomes
 
 

@@ -9,6 +9,7 @@ find them) are matched after it, outside any write (`expression_waits`).
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from outlast.core import jsonutil
@@ -153,15 +154,19 @@ def _matches(tx: Tx, planner: Planner, run_id: str, expression: str, payload: di
     return trigger is not None and planner.matches(expression, _event_row_dict(trigger), payload)
 
 
-#: how many expression checks this process recorded (`expression_waits`): a matcher that saw
-#: this number has nothing new of this process's to look at
+#: how many expression checks this process's transactions recorded and committed
+#: (`expression_waits`): a matcher that saw this number has nothing new of this process's to look
+#: at. Counted once the transaction has committed (`count_committed_checks`), never before: a
+#: matcher that read the number mid-transaction, and so found nothing, is woken again by the commit
 checks_recorded = 0
+_COUNTING = threading.Lock()
+#: the checks a transaction recorded so far (in its memo, which lives for one transaction)
+_RECORDED = "expression checks recorded"
 
 
 def record_check(tx: Tx, event: EventRecord, now: int) -> None:
     """Leave the event to the matcher (`expression_waits`), naming the newest expression wait of
     its name stored now: only waits up to it may match the event, as if it were matched here."""
-    global checks_recorded
     row = tx.one("SELECT MAX(id) FROM waits WHERE event_name = ? AND match_field IS NULL", (event.name,))
     if row is None or row[0] is None:
         return
@@ -170,7 +175,15 @@ def record_check(tx: Tx, event: EventRecord, now: int) -> None:
         " ON CONFLICT DO NOTHING",
         (event.id, event.name, row[0], now),
     )
-    checks_recorded += 1
+    tx.memo[_RECORDED] = tx.memo.get(_RECORDED, 0) + 1
+
+
+def count_committed_checks(tx: Tx) -> None:
+    """Once `tx` has committed: count the checks it recorded (see `checks_recorded`)."""
+    global checks_recorded
+    if recorded := tx.memo.pop(_RECORDED, 0):
+        with _COUNTING:
+            checks_recorded += recorded
 
 
 def complete_wait(tx: Tx, run_id: str, kind: str, step_key: str, payload: Any, now: int) -> bool:
