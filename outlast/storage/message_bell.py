@@ -16,7 +16,7 @@ import sqlite3
 import tempfile
 from collections.abc import Callable
 
-from outlast.storage.wakeup import Doorbell, Listener, wake_directory
+from outlast.storage.wakeup import Doorbell, Listener, start_listener, wake_directory
 
 log = logging.getLogger("outlast.sqlite")
 _COUNTER_SQL = "SELECT seq FROM sqlite_sequence WHERE name = 'messages'"
@@ -69,15 +69,8 @@ class MessageBell:
         """Hear other processes' messages; False when they will not be heard (poll instead)."""
         if self._listener is not None:
             return True
-        if self._directory is None:
-            return False
-        listener = Listener(self._directory, self.tell)
-        if not listener.start():
-            return False
-        self._listener = listener
-        if self._doorbell is not None:
-            self._doorbell.own = listener.path
-        return True
+        self._listener = start_listener(self._directory, self.tell, self._doorbell)
+        return self._listener is not None
 
     def stop(self) -> None:
         if self._listener is not None:

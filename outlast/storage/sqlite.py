@@ -44,7 +44,7 @@ from outlast.storage.sql.group_commit import (
 )
 from outlast.storage.sql.migrations import migrations_for, statements
 from outlast.storage.sql.tx import Row, marks
-from outlast.storage.wakeup import Doorbell, Listener, wake_directory
+from outlast.storage.wakeup import Doorbell, Listener, start_listener, wake_directory
 
 T = TypeVar("T")
 _MAX_GROUP = 256
@@ -256,15 +256,8 @@ class SqliteStore(GroupCommitStore):
         return self._wake_dir is not None
 
     def _listen(self) -> bool:
-        if self._wake_dir is None:
-            return False
-        listener = Listener(self._wake_dir, self._wake)
-        if not listener.start():
-            return False
-        self._listener = listener
-        if self._doorbell is not None:
-            self._doorbell.own = listener.path
-        return True
+        self._listener = start_listener(self._wake_dir, self._wake, self._doorbell)
+        return self._listener is not None
 
     def _wake(self) -> None:
         for callback in list(self._callbacks):

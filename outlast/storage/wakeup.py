@@ -110,6 +110,19 @@ class Doorbell:
             pass  # a full buffer (a wake-up is pending already), no permission: the poll remains
 
 
+def start_listener(directory: str | None, callback: Callable[[], None], doorbell: Doorbell | None) -> Listener | None:
+    """A started listener on `directory` (its own doorbell then skips it), or None when there is
+    no directory or its socket cannot be bound (callers poll instead)."""
+    if directory is None:
+        return None
+    listener = Listener(directory, callback)
+    if not listener.start():
+        return None
+    if doorbell is not None:
+        doorbell.own = listener.path
+    return listener
+
+
 class Listener:
     """A socket in the wake directory and a thread that calls `callback()` when it is rung."""
 
