@@ -2,10 +2,12 @@
 on SQLite and PostgreSQL, beside DBOS on the same backend, in one run.
 
     python -m bench.cross_process [--runs 2000] [--repeat 2] [--backend sqlite|postgresql|both]
-                                  [--url postgresql://postgres@127.0.0.1:5432/postgres]
+                                  [--url postgresql://postgres@127.0.0.1:5432/postgres] [--sends 4]
 
 Outlast: 1 and 2 `outlast worker bench.workloads:app` processes, started and idle before the
-events are sent in one `send`; the clock stops when the last run completed (counted by this
+events are sent in one `send` (and, with --sends K, in K calls one after another, the later ones
+while the workers run: what users have, senders and workers contending for the database); the
+clock stops when the last run completed (counted by this
 process). DBOS: `DBOS.start_workflow` in a fresh process on the same backend (see
 bench/peers/dbos_peer.py; it has no separate worker process to start). Best of --repeat.
 """
@@ -31,14 +33,22 @@ def backend_rows(
 ) -> list[dict[str, Any]]:
     from bench.peers.dbos_peer import run_dbos
 
-    def outlast_best(processes: int) -> dict[str, Any]:
-        return best([asyncio.run(worker_processes_row(fresh_url(), processes, args.runs)) for _ in range(args.repeat)])
+    def outlast_best(processes: int, sends: int = 1) -> dict[str, Any]:
+        return best(
+            [
+                asyncio.run(worker_processes_row(fresh_url(), processes, args.runs, sends=sends))
+                for _ in range(args.repeat)
+            ]
+        )
 
     rows = [outlast_best(1), outlast_best(2)]
-    rows.append(best([run_dbos(args.runs, database_url=dbos_url, workdir=tmp) for _ in range(args.repeat)]))
+    if args.sends > 1:
+        rows += [outlast_best(1, args.sends), outlast_best(2, args.sends)]
+    if not args.no_peer:
+        rows.append(best([run_dbos(args.runs, database_url=dbos_url, workdir=tmp) for _ in range(args.repeat)]))
     for row in rows:
         row["backend"] = backend
-        row["x_dbos"] = row["runs_per_s"] / rows[-1]["runs_per_s"]
+        row["x_dbos"] = "" if args.no_peer else row["runs_per_s"] / rows[-1]["runs_per_s"]
     return rows
 
 
@@ -48,6 +58,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--sends", type=int, default=1, help="also send the events in this many calls")
+    parser.add_argument("--no-peer", action="store_true", help="leave DBOS out")
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:

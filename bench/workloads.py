@@ -157,9 +157,11 @@ def settle_postgres(url: str) -> None:
     time.sleep(0.5)
 
 
-async def worker_processes_row(url: str, processes: int, n: int) -> dict[str, Any]:
+async def worker_processes_row(url: str, processes: int, n: int, *, sends: int = 1) -> dict[str, Any]:
     """The 3-step workload with `processes` idle `outlast worker` processes on `url`, the n events
-    sent at once from this process, timed until the last run completed."""
+    sent from this process in `sends` calls one after another (after the first, while the workers
+    run: the sender and the workers then contend for the database), timed until the last run
+    completed."""
     engine = await open_engine(app, url)
     workers = start_workers(url, "bench.workloads:app", processes)
     try:
@@ -168,7 +170,8 @@ async def worker_processes_row(url: str, processes: int, n: int) -> dict[str, An
             settle_postgres(url)
         cpu_before = sum(cpu_seconds(w.pid) for w in workers)
         started = time.perf_counter()
-        await engine.send([outlast.Event(name="bench/go", data={"i": i}) for i in range(n)])
+        for part in range(sends):
+            await engine.send([outlast.Event(name="bench/go", data={"i": i}) for i in range(part, n, sends)])
         while await scalar(engine, "SELECT COUNT(*) FROM runs WHERE status = 'completed'") < n:
             await asyncio.sleep(0.01)
         seconds = time.perf_counter() - started
@@ -177,7 +180,8 @@ async def worker_processes_row(url: str, processes: int, n: int) -> dict[str, An
         stop(workers)
         await engine.close()
     return {
-        "system": f"outlast, {processes} worker process{'es' if processes > 1 else ''}",
+        "system": f"outlast, {processes} worker process{'es' if processes > 1 else ''}"
+        + (f", {sends} sends" if sends > 1 else ""),
         "runs": n,
         "seconds": seconds,
         "runs_per_s": n / seconds,

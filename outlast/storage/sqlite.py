@@ -49,6 +49,10 @@ from outlast.storage.wakeup import Doorbell, Listener, start_listener, wake_dire
 T = TypeVar("T")
 _MAX_GROUP = 256
 CHECKPOINT_INTERVAL_S = 0.5
+#: pauses between tries of a writer's BEGIN IMMEDIATE while another process writes (see
+#: `SqliteSession._take_write_lock`)
+_FIRST_BUSY_PAUSE_S = 0.00005
+_LONGEST_BUSY_PAUSE_S = 0.001
 #: a WAL holding this many frames (about 8 MB of 4 KiB pages) is truncated after its checkpoint
 WAL_TRUNCATE_FRAMES = 2048
 #: how long a truncating checkpoint may wait for readers (writers wait while it does)
@@ -153,18 +157,33 @@ class SqliteSession:
     """The connection thread's transactions, for `group_commit.run_group`. A request's errors are
     all its own: `SqliteTx` made the driver's `StoreError`s where its statements ran."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, busy_timeout_ms: int) -> None:
         self.conn = conn
         self.tx = SqliteTx(conn)
+        self.busy_timeout_ms = busy_timeout_ms
         #: the last group committed a request that rings listeners in other processes
         self.ring = False
 
     def begin(self, *, savepoint: bool) -> SqliteTx:
         self.ring = False
-        self.tx.begin()
+        self._take_write_lock()
         if savepoint:
             self.conn.execute("SAVEPOINT op")
         return self.tx
+
+    def _take_write_lock(self) -> None:
+        """`BEGIN IMMEDIATE`, tried again after short pauses while another process writes.
+
+        SQLite's own busy handler sleeps 1, 2, 5, 10 ... then 100 ms between tries, while another
+        process's group lets go of the lock within a millisecond or so: with a sender and a worker
+        writing one file, those sleeps, not the work, set the pace (issue 28). So the writer's
+        connection has no busy handler (`_connect`), and the pauses here start at 50 µs and end
+        at 1 ms, for `busy_timeout_ms` at most. In WAL mode `BEGIN IMMEDIATE` is the only
+        statement of a writer that waits for another process: once it holds the write lock, its
+        statements and its COMMIT (which appends to the WAL; checkpoints run on another
+        connection) have nothing left to wait for."""
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        _when_not_busy(self.tx.begin, deadline, pause=_FIRST_BUSY_PAUSE_S, longest=_LONGEST_BUSY_PAUSE_S)
 
     def control(self, *statements: str) -> None:
         for statement in statements:
@@ -312,6 +331,7 @@ class SqliteStore(GroupCommitStore):
             conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
             conn.execute("PRAGMA wal_autocheckpoint=0")
             _when_not_busy(lambda: migrate(conn), deadline)
+            conn.execute("PRAGMA busy_timeout=0")  # BEGIN IMMEDIATE waits its own way: `_take_write_lock`
         except BaseException:
             conn.close()
             raise
@@ -347,7 +367,7 @@ class SqliteStore(GroupCommitStore):
             ready.set_exception(StoreError(f"cannot open SQLite database {self.path!r}: {exc}"))
             return
         ready.set_result(None)
-        session = SqliteSession(conn)
+        session = SqliteSession(conn, busy_timeout_ms=self.busy_timeout_ms)
         try:
             while (group := self._requests.take_group(_MAX_GROUP)) is not None:
                 self._run_group(session, group)
@@ -372,9 +392,9 @@ class SqliteStore(GroupCommitStore):
             self.group_observer(len(group), time.perf_counter() - started)
 
 
-def _when_not_busy(step: Callable[[], object], deadline: float) -> None:
-    """Run `step`, again while the database is busy (another process holds a lock) until `deadline`."""
-    pause = 0.005
+def _when_not_busy(step: Callable[[], object], deadline: float, *, pause: float = 0.005, longest: float = 0.1) -> None:
+    """Run `step`, again while the database is busy (another process holds a lock) until `deadline`,
+    pausing from `pause` seconds, doubling up to `longest`."""
     while True:
         try:
             step()
@@ -384,7 +404,7 @@ def _when_not_busy(step: Callable[[], object], deadline: float) -> None:
             if not busy or time.monotonic() + pause > deadline:
                 raise
         time.sleep(pause)
-        pause = min(pause * 2, 0.1)
+        pause = min(pause * 2, longest)
 
 
 def migrate(conn: sqlite3.Connection) -> None:
