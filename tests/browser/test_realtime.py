@@ -3,6 +3,7 @@ messages as they are published (with the topic filter); a run's page shows its m
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -72,3 +73,5 @@ def test_a_runs_page_shows_its_messages(page: Any, server: str) -> None:
     expect(messages).to_contain_text(f"run:{run_id}")
     expect(messages).to_contain_text('"status":"completed"')
     expect(messages).to_contain_text('"id":"get-user"')
+    when = messages.locator("tbody tr").first.locator("td").nth(1)
+    expect(when).to_have_text(re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"))  # as every time on the page

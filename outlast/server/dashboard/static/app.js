@@ -74,6 +74,14 @@
   // -- times in the viewer's time zone ---------------------------------------------------------
   // The server writes UTC (<time datetime="...Z">2026-12-07 15:45:33 UTC</time>); shown here in local time.
   function pad(n, width) { return String(n).padStart(width || 2, "0"); }
+  // One format for every time on the dashboard, realtime.js's messages included.
+  function localTime(d, format) {
+    var date = d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate());
+    var clock = pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+    return format === "clock" ? clock + "." + pad(d.getMilliseconds(), 3)
+      : format === "short" ? date.slice(5) + " " + clock : date + " " + clock;
+  }
+  window.outlastLocalTime = localTime;
   function localTimes(root) {
     var zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "your time zone";
     var name = document.getElementById("tz-name");
@@ -81,11 +89,7 @@
     root.querySelectorAll("time[datetime]").forEach(function (el) {
       var d = new Date(el.getAttribute("datetime"));
       if (isNaN(d.getTime())) return;
-      var date = d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate());
-      var clock = pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
-      var format = el.dataset.format;
-      el.textContent = format === "clock" ? clock + "." + pad(d.getMilliseconds(), 3)
-        : format === "short" ? date.slice(5) + " " + clock : date + " " + clock;
+      el.textContent = localTime(d, el.dataset.format);
       el.title = el.getAttribute("datetime").replace("T", " ").replace("Z", " UTC") + " (shown in " + zone + ")";
     });
   }

@@ -18,7 +18,9 @@
 
     function add(message) {
       var row = document.createElement("tr");
-      [String(message.id), new Date(message.ts).toLocaleTimeString(), message.channel, message.topic,
+      var when = new Date(message.ts);  // in the format of every other time on the page (app.js)
+      [String(message.id), window.outlastLocalTime ? window.outlastLocalTime(when) : when.toISOString(),
+        message.channel, message.topic,
         JSON.stringify(message.data)].forEach(function (text, i) {
         var cell = document.createElement("td");
         if (i === 4) {
