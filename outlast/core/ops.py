@@ -378,18 +378,7 @@ def _translate(run: RunState, op: StepOp, commit: Commit, now: int, rules: OpRul
         _invoke(run, op, commit, now, rules)
     elif isinstance(op, SendEvent):
         ids = [e.id for e in op.events]
-        commit.steps.append(
-            StepWrite(
-                key=op.key,
-                step_id=op.step_id,
-                kind="send_event",
-                status="completed",
-                attempts=1,
-                started_at=now,
-                ended_at=now,
-                output=ids,
-            )
-        )
+        commit.steps.append(_done_at_once(op, "send_event", now, output=ids))
         commit.events.extend(op.events)
     else:
         _translate_rest(run, op, commit, now, rules)
@@ -413,18 +402,7 @@ def _publish(run: RunState, op: Publish, commit: Commit, now: int, rules: OpRule
         error = ErrorInfo(name="PayloadTooLargeError", message=f"step {op.step_id!r}: {message}", no_retry=True)
         commit.steps.append(_failed(op.key, op.step_id, "publish", error, 1, now, now))
         return
-    commit.steps.append(
-        StepWrite(
-            key=op.key,
-            step_id=op.step_id,
-            kind="publish",
-            status="completed",
-            attempts=1,
-            started_at=now,
-            ended_at=now,
-            detail={"channel": op.channel, "topic": op.topic},
-        )
-    )
+    commit.steps.append(_done_at_once(op, "publish", now, detail={"channel": op.channel, "topic": op.topic}))
     commit.messages.append(MessageRecord(channel=op.channel, topic=op.topic, data=op.data, ts=now, run_id=run.run_id))
 
 
@@ -468,6 +446,49 @@ def _step_run(op: StepRun, attempts: int, started: int, now: int, rules: OpRules
     )
 
 
+def _done_at_once(
+    op: StepOp, kind: str, now: int, *, output: Any = None, detail: dict[str, Any] | None = None
+) -> StepWrite:
+    """The row of a step that ends where it is reported (an event sent, a message published, a
+    sleep or wait already over)."""
+    return StepWrite(
+        key=op.key,
+        step_id=op.step_id,
+        kind=kind,
+        status="completed",
+        attempts=1,
+        started_at=now,
+        ended_at=now,
+        output=output,
+        detail=detail,
+    )
+
+
+def _pending(
+    op: StepOp,
+    kind: str,
+    status: str,
+    now: int,
+    *,
+    deadline: int,
+    detail: dict[str, Any],
+    timeout_output: Any = None,
+) -> StepWrite:
+    """The row of a step that ends later: a sleep, a wait, an invoke (resolved by the store, or
+    at `deadline` with `timeout_output`)."""
+    return StepWrite(
+        key=op.key,
+        step_id=op.step_id,
+        kind=kind,
+        status=status,
+        attempts=1,
+        started_at=now,
+        deadline=deadline,
+        timeout_output=timeout_output,
+        detail=detail,
+    )
+
+
 def _failed(key: str, step_id: str, kind: str, error: ErrorInfo, attempts: int, started: int, now: int) -> StepWrite:
     return StepWrite(
         key=key,
@@ -499,30 +520,9 @@ def _sleep(op: Sleep, commit: Commit, now: int) -> None:
     if op.until_ms - now > MAX_SLEEP_MS:
         commit.steps.append(_usage_error(op, "cannot sleep longer than one year", now, "sleep"))
     elif op.until_ms <= now:
-        commit.steps.append(
-            StepWrite(
-                key=op.key,
-                step_id=op.step_id,
-                kind="sleep",
-                status="completed",
-                attempts=1,
-                started_at=now,
-                ended_at=now,
-            )
-        )
+        commit.steps.append(_done_at_once(op, "sleep", now))
     else:
-        commit.steps.append(
-            StepWrite(
-                key=op.key,
-                step_id=op.step_id,
-                kind="sleep",
-                status="sleeping",
-                attempts=1,
-                started_at=now,
-                deadline=op.until_ms,
-                detail={"until": op.until_ms},
-            )
-        )
+        commit.steps.append(_pending(op, "sleep", "sleeping", now, deadline=op.until_ms, detail={"until": op.until_ms}))
 
 
 def _wait(run: RunState, op: WaitForEvent, commit: Commit, now: int) -> None:
@@ -535,31 +535,11 @@ def _wait(run: RunState, op: WaitForEvent, commit: Commit, now: int) -> None:
         commit.steps.append(_usage_error(op, problem, now, "wait_for_event"))
         return
     if op.expires_at <= now and not op.lookback_ms:  # an empty timeout: expired already
-        commit.steps.append(
-            StepWrite(
-                key=op.key,
-                step_id=op.step_id,
-                kind="wait_for_event",
-                status="completed",
-                attempts=1,
-                started_at=now,
-                ended_at=now,
-            )
-        )
+        commit.steps.append(_done_at_once(op, "wait_for_event", now))
         return
     trigger = run.events[0].to_dict() if run.events else {}
-    commit.steps.append(
-        StepWrite(
-            key=op.key,
-            step_id=op.step_id,
-            kind="wait_for_event",
-            status="waiting",
-            attempts=1,
-            started_at=now,
-            deadline=op.expires_at,
-            detail={"event": op.event, "if": op.expression, "until": op.expires_at},
-        )
-    )
+    detail = {"event": op.event, "if": op.expression, "until": op.expires_at}
+    commit.steps.append(_pending(op, "wait_for_event", "waiting", now, deadline=op.expires_at, detail=detail))
     commit.waits.append(
         wait_spec(
             kind="wait",
@@ -586,13 +566,11 @@ def _wait_many(run: RunState, op: WaitForMany, commit: Commit, now: int) -> None
         commit.steps.append(_usage_error(op, problem, now, kind))
         return
     commit.steps.append(
-        StepWrite(
-            key=op.key,
-            step_id=op.step_id,
-            kind=kind,
-            status="waiting",
-            attempts=1,
-            started_at=now,
+        _pending(
+            op,
+            kind,
+            "waiting",
+            now,
             deadline=max(op.expires_at, now),
             timeout_output=None if op.mode == "any" else [None] * len(op.parts),
             detail={"waits": [{"event": e, "if": x} for e, x in op.parts], "until": op.expires_at},
@@ -638,17 +616,9 @@ def _wait_signal(op: WaitForSignal, commit: Commit, now: int) -> None:
     if problem is not None:
         commit.steps.append(_usage_error(op, problem, now, "wait_for_signal"))
         return
+    detail = {"signal": op.signal, "until": op.expires_at}
     commit.steps.append(
-        StepWrite(
-            key=op.key,
-            step_id=op.step_id,
-            kind="wait_for_signal",
-            status="waiting",
-            attempts=1,
-            started_at=now,
-            deadline=max(op.expires_at, now),
-            detail={"signal": op.signal, "until": op.expires_at},
-        )
+        _pending(op, "wait_for_signal", "waiting", now, deadline=max(op.expires_at, now), detail=detail)
     )
     commit.signal_waits.append(
         SignalWait(
@@ -699,13 +669,11 @@ def _invoke(run: RunState, op: InvokeFunction, commit: Commit, now: int, rules: 
     }
     commit.events.append(EventRecord(id=new_ulid(now), name=FUNCTION_INVOKED, data=data, user=op.user, ts=now))
     commit.steps.append(
-        StepWrite(
-            key=op.key,
-            step_id=op.step_id,
-            kind="invoke",
-            status="invoking",
-            attempts=1,
-            started_at=now,
+        _pending(
+            op,
+            "invoke",
+            "invoking",
+            now,
             deadline=expires,
             timeout_output=INVOKE_TIMEOUT_ERROR,
             detail={"function": op.function_slug, "until": expires},
