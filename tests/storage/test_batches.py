@@ -181,3 +181,44 @@ async def test_publish_checkpoints_run_together_send_each_message_once_and_only_
     kept = await store.read_messages(channels=["news"], after_id=0)
     assert [r.ok for r in results.values()] == [True, False, True]
     assert [m.data for m in kept] == ["c first", "a"]
+
+
+async def test_checkpoints_run_together_store_every_value_as_it_was_given(store: Store) -> None:
+    """Quotes, backslashes, escapes and characters beyond ASCII in every text column, through the
+    batched statement (on PostgreSQL its rows travel as one JSON document)."""
+    odd = ['a "quoted" \\ back\\slash', "line\nbreak\ttab \u2028 é ü 日本 🙂", '{"k": "\\u0041"}', "", "null"]
+    runs = await claimed_runs(store, len(odd))
+    requests = [
+        CheckpointRequest(commit(r, T0 + 1, steps=[step_write(f"s{text}", output={"text": text, "n": 2**62})]))
+        for r, text in zip(runs, odd, strict=True)
+    ]
+    results = await together(store, requests)
+    assert list(results.values()) == [CommitResult(ok=True)] * len(odd)
+    for r, text in zip(runs, odd, strict=True):
+        [s] = (await get_run(store, r.run.run_id)).steps
+        assert (s.id, s.output, s.attempts, s.started_at) == (f"s{text}", {"text": text, "n": 2**62}, 1, T0)
+
+
+async def test_postgres_rows_as_tables_split_into_queries_over_a_size(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`PgTx.tables` sends its rows as jsonb, whose values PostgreSQL limits in size: past
+    `_JSON_CHUNK` bytes the rows go in a further query, and none is lost or changed."""
+    from outlast.storage import postgres
+
+    if not isinstance(store, postgres.PostgresStore):
+        pytest.skip("PostgreSQL's way of passing rows")
+    monkeypatch.setattr(postgres, "_JSON_CHUNK", 100)
+    rows = [(f"row {i} 'x' \"y\" \\ é", i * 2**40, None if i % 2 else i) for i in range(12)]
+
+    def select(tx: Any) -> tuple[int, list[Any]]:
+        found, queries = [], 0
+        for table, params in tx.tables(rows, ("text", "bigint", "integer")):
+            queries += 1
+            found += tx.all(f"WITH v (a, b, c) AS ({table}) SELECT a, b, c FROM v", params)
+        return queries, found
+
+    queries, found = await store._run(select)  # type: ignore[attr-defined]
+    assert queries > 1
+    assert sorted(found) == sorted(rows)
+    assert await store._run(lambda tx: list(tx.tables([], ("text",)))) == []  # type: ignore[attr-defined]
