@@ -222,3 +222,42 @@ async def test_postgres_rows_as_tables_split_into_queries_over_a_size(
     assert queries > 1
     assert sorted(found) == sorted(rows)
     assert await store._run(lambda tx: list(tx.tables([], ("text",)))) == []  # type: ignore[attr-defined]
+
+
+class Recording:
+    """A transaction that notes each statement (and each `stored` look-up) it is asked to run."""
+
+    def __init__(self, tx: Any) -> None:
+        self.tx, self.seen = tx, []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.tx, name)
+        if name not in ("all", "one", "run", "many", "insert_many", "stored"):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.seen.append(f"{name} {args[0]} {args[1] if name == 'stored' else ''}")
+            return attr(*args, **kwargs)
+
+        return call
+
+
+async def test_run_ends_together_ingest_their_events_in_few_statements(store: Store) -> None:
+    """Twenty run ends ingest twenty `function.finished` events: their names' fields are read in one
+    statement (one name, though more events than `PREFETCH_MAX`), and their ids, made in this
+    transaction, are not looked for among the stored events."""
+    runs = await claimed_runs(store, 20)
+    requests = [FinishRequest(commit(r, T0 + 5, outcome=Finish(status="completed")), store.planner) for r in runs]
+    recording: list[Recording] = []
+
+    def run(tx: Any) -> dict[int, Any]:
+        recording.append(Recording(tx))
+        return run_together(recording[0], requests)
+
+    assert isinstance(store, SqlStore)
+    results = await store._run(run)
+    assert list(results.values()) == [CommitResult(ok=True)] * 20
+    seen = recording[0].seen
+    assert [s for s in seen if s.startswith("stored") and "events" in s] == []
+    assert len([s for s in seen if "wait_fields" in s or "lookback_fields" in s]) == 1
+    assert len(await event_names(store, "inngest/function.finished")) == 20
