@@ -132,12 +132,12 @@ class PgTx:
         for row in rows:
             encoded = orjson.dumps(row)
             if chunk and size + len(encoded) > _JSON_CHUNK:
-                yield select, [_json_array(chunk)]
+                yield select, [_json_array(chunk), len(chunk)]
                 chunk, size = [], 0
             chunk.append(encoded)
             size += len(encoded) + 1
         if chunk:
-            yield select, [_json_array(chunk)]
+            yield select, [_json_array(chunk), len(chunk)]
 
     def script(self, statements: bytes) -> None:
         """Constant statements without parameters, several in one round trip."""
@@ -150,9 +150,15 @@ _JSON_CHUNK = 32 << 20
 
 @functools.lru_cache(maxsize=64)
 def _rows_select(types: tuple[str, ...]) -> str:
-    """`SELECT` of the columns of a jsonb array of rows (each row an array), each cast to its type."""
+    """`SELECT` of the columns of a jsonb array of rows (each row an array), each cast to its type.
+
+    The `LIMIT` (the number of rows, so it cuts none) is for the planner: it guesses 100 rows from
+    a set-returning function, and with that guess it joins a batch to `queue`, `runs` or `steps`
+    by reading the whole table (a hash join) rather than looking each row up by its key. With
+    the `LIMIT` it counts the rows exactly when it plans for the values, and guesses 10 in a
+    prepared statement's generic plan: index lookups, whatever the table's size."""
     columns = ", ".join(f"(r->>{i})" + ("" if t == "text" else f"::{t}") for i, t in enumerate(types))
-    return f"SELECT {columns} FROM jsonb_array_elements(?::jsonb) AS r"
+    return f"SELECT {columns} FROM jsonb_array_elements(?::jsonb) AS r LIMIT ?"
 
 
 def _json_array(rows: list[bytes]) -> str:

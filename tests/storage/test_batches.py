@@ -261,3 +261,25 @@ async def test_run_ends_together_ingest_their_events_in_few_statements(store: St
     assert [s for s in seen if s.startswith("stored") and "events" in s] == []
     assert len([s for s in seen if "wait_fields" in s or "lookback_fields" in s]) == 1
     assert len(await event_names(store, "inngest/function.finished")) == 20
+
+
+async def test_postgres_batched_run_ends_look_runs_up_by_key_in_a_large_table(store: Store) -> None:
+    """The planner is told how many rows a batch holds (`PgTx.tables`): ending three runs among
+    thousands reads them through the primary key, not the whole table."""
+    from outlast.storage import postgres
+
+    if not isinstance(store, postgres.PostgresStore):
+        pytest.skip("PostgreSQL's plans")
+
+    def plan(tx: Any) -> str:
+        tx.run(
+            "INSERT INTO runs (id, app_id, function_id, status, event_ids, first_event_id, created_at)"
+            " SELECT 'r' || g, 'a', 'f', 'completed', '[]', 'e', 0 FROM generate_series(1, 5000) AS g"
+        )
+        tx.script(b"ANALYZE runs")
+        rows = [(f"r{i}", "completed", "null", None, T0) for i in (1, 2, 3)]
+        [(table, params)] = list(tx.tables(rows, sql_commit._END_TYPES))
+        return "\n".join(line for (line,) in tx.all("EXPLAIN " + sql_commit._END_RUNS_SQL.format(table=table), params))
+
+    found = await store._run(plan)  # type: ignore[attr-defined]
+    assert "Index Scan using runs_pkey" in found and "Seq Scan on runs" not in found, found
