@@ -283,3 +283,39 @@ async def test_postgres_batched_run_ends_look_runs_up_by_key_in_a_large_table(st
 
     found = await store._run(plan)  # type: ignore[attr-defined]
     assert "Index Scan using runs_pkey" in found and "Seq Scan on runs" not in found, found
+
+
+async def test_postgres_batched_run_ends_read_defer_rows_by_index_among_many_steps(store: Store) -> None:
+    """A batch of ending runs reads their defer rows (`defers.defer_rows`) from the partial index
+    of defer rows (migration 18), not by reading every step stored: here a table that VACUUM has
+    counted and ANALYZE has not seen yet, as in a busy new database."""
+    import psycopg
+    import psycopg.sql
+
+    from outlast.storage import postgres
+    from outlast.storage.sql import defers
+
+    if not isinstance(store, postgres.PostgresStore):
+        pytest.skip("PostgreSQL's plans")
+    await store._run(  # type: ignore[attr-defined]
+        lambda tx: tx.run(
+            "INSERT INTO steps (run_id, key, step_id, kind, status, attempts, seq)"
+            " SELECT 'r' || (g / 3), 'k' || g, 's', 'run', 'completed', 1, g FROM generate_series(1, 12000) AS g"
+        )
+    )
+    with psycopg.connect(store.url, autocommit=True) as conn:
+        conn.execute("VACUUM steps")
+
+    def plan(tx: Any) -> str:
+        [(table, params)] = list(tx.tables([(f"r{i}",) for i in (1, 2, 3)], ("text",)))
+        found = [line for (line,) in tx.all("EXPLAIN " + defers._BATCH_SQL.format(table=table), params)]
+        # and the generic plan of the prepared statement that psycopg makes of it after a few runs
+        numbered = postgres.to_pyformat(defers._BATCH_SQL.format(table=table)).replace(b"%s", b"$1", 1)
+        tx.script(b"SET LOCAL plan_cache_mode = force_generic_plan; PREPARE p AS " + numbered.replace(b"%s", b"$2", 1))
+        arguments = psycopg.sql.SQL(", ").join(map(psycopg.sql.Literal, params))
+        found += [line for (line,) in tx.cur.execute(psycopg.sql.SQL("EXPLAIN EXECUTE p({})").format(arguments))]
+        tx.script(b"DEALLOCATE p")
+        return "\n".join(found)
+
+    found = await store._run(plan)  # type: ignore[attr-defined]
+    assert "Seq Scan on steps" not in found, found
