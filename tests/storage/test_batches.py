@@ -181,3 +181,141 @@ async def test_publish_checkpoints_run_together_send_each_message_once_and_only_
     kept = await store.read_messages(channels=["news"], after_id=0)
     assert [r.ok for r in results.values()] == [True, False, True]
     assert [m.data for m in kept] == ["c first", "a"]
+
+
+async def test_checkpoints_run_together_store_every_value_as_it_was_given(store: Store) -> None:
+    """Quotes, backslashes, escapes and characters beyond ASCII in every text column, through the
+    batched statement (on PostgreSQL its rows travel as one JSON document)."""
+    odd = ['a "quoted" \\ back\\slash', "line\nbreak\ttab \u2028 é ü 日本 🙂", '{"k": "\\u0041"}', "", "null"]
+    runs = await claimed_runs(store, len(odd))
+    requests = [
+        CheckpointRequest(commit(r, T0 + 1, steps=[step_write(f"s{text}", output={"text": text, "n": 2**62})]))
+        for r, text in zip(runs, odd, strict=True)
+    ]
+    results = await together(store, requests)
+    assert list(results.values()) == [CommitResult(ok=True)] * len(odd)
+    for r, text in zip(runs, odd, strict=True):
+        [s] = (await get_run(store, r.run.run_id)).steps
+        assert (s.id, s.output, s.attempts, s.started_at) == (f"s{text}", {"text": text, "n": 2**62}, 1, T0)
+
+
+async def test_postgres_rows_as_tables_split_into_queries_over_a_size(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`PgTx.tables` sends its rows as jsonb, whose values PostgreSQL limits in size: past
+    `_JSON_CHUNK` bytes the rows go in a further query, and none is lost or changed."""
+    from outlast.storage import postgres
+
+    if not isinstance(store, postgres.PostgresStore):
+        pytest.skip("PostgreSQL's way of passing rows")
+    monkeypatch.setattr(postgres, "_JSON_CHUNK", 100)
+    rows = [(f"row {i} 'x' \"y\" \\ é", i * 2**40, None if i % 2 else i) for i in range(12)]
+
+    def select(tx: Any) -> tuple[int, list[Any]]:
+        found, queries = [], 0
+        for table, params in tx.tables(rows, ("text", "bigint", "integer")):
+            queries += 1
+            found += tx.all(f"WITH v (a, b, c) AS ({table}) SELECT a, b, c FROM v", params)
+        return queries, found
+
+    queries, found = await store._run(select)  # type: ignore[attr-defined]
+    assert queries > 1
+    assert sorted(found) == sorted(rows)
+    assert await store._run(lambda tx: list(tx.tables([], ("text",)))) == []  # type: ignore[attr-defined]
+
+
+class Recording:
+    """A transaction that notes each statement (and each `stored` look-up) it is asked to run."""
+
+    def __init__(self, tx: Any) -> None:
+        self.tx, self.seen = tx, []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.tx, name)
+        if name not in ("all", "one", "run", "many", "insert_many", "stored"):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.seen.append(f"{name} {args[0]} {args[1] if name == 'stored' else ''}")
+            return attr(*args, **kwargs)
+
+        return call
+
+
+async def test_run_ends_together_ingest_their_events_in_few_statements(store: Store) -> None:
+    """Twenty run ends ingest twenty `function.finished` events: their names' fields are read in one
+    statement (one name, though more events than `PREFETCH_MAX`), and their ids, made in this
+    transaction, are not looked for among the stored events."""
+    runs = await claimed_runs(store, 20)
+    requests = [FinishRequest(commit(r, T0 + 5, outcome=Finish(status="completed")), store.planner) for r in runs]
+    recording: list[Recording] = []
+
+    def run(tx: Any) -> dict[int, Any]:
+        recording.append(Recording(tx))
+        return run_together(recording[0], requests)
+
+    assert isinstance(store, SqlStore)
+    results = await store._run(run)
+    assert list(results.values()) == [CommitResult(ok=True)] * 20
+    seen = recording[0].seen
+    assert [s for s in seen if s.startswith("stored") and "events" in s] == []
+    assert len([s for s in seen if "wait_fields" in s or "lookback_fields" in s]) == 1
+    assert len(await event_names(store, "inngest/function.finished")) == 20
+
+
+async def test_postgres_batched_run_ends_look_runs_up_by_key_in_a_large_table(store: Store) -> None:
+    """The planner is told how many rows a batch holds (`PgTx.tables`): ending three runs among
+    thousands reads them through the primary key, not the whole table."""
+    from outlast.storage import postgres
+
+    if not isinstance(store, postgres.PostgresStore):
+        pytest.skip("PostgreSQL's plans")
+
+    def plan(tx: Any) -> str:
+        tx.run(
+            "INSERT INTO runs (id, app_id, function_id, status, event_ids, first_event_id, created_at)"
+            " SELECT 'r' || g, 'a', 'f', 'completed', '[]', 'e', 0 FROM generate_series(1, 5000) AS g"
+        )
+        tx.script(b"ANALYZE runs")
+        rows = [(f"r{i}", "completed", "null", None, T0) for i in (1, 2, 3)]
+        [(table, params)] = list(tx.tables(rows, sql_commit._END_TYPES))
+        return "\n".join(line for (line,) in tx.all("EXPLAIN " + sql_commit._END_RUNS_SQL.format(table=table), params))
+
+    found = await store._run(plan)  # type: ignore[attr-defined]
+    assert "Index Scan using runs_pkey" in found and "Seq Scan on runs" not in found, found
+
+
+async def test_postgres_batched_run_ends_read_defer_rows_by_index_among_many_steps(store: Store) -> None:
+    """A batch of ending runs reads their defer rows (`defers.defer_rows`) from the partial index
+    of defer rows (migration 18), not by reading every step stored: here a table that VACUUM has
+    counted and ANALYZE has not seen yet, as in a busy new database."""
+    import psycopg
+    import psycopg.sql
+
+    from outlast.storage import postgres
+    from outlast.storage.sql import defers
+
+    if not isinstance(store, postgres.PostgresStore):
+        pytest.skip("PostgreSQL's plans")
+    await store._run(  # type: ignore[attr-defined]
+        lambda tx: tx.run(
+            "INSERT INTO steps (run_id, key, step_id, kind, status, attempts, seq)"
+            " SELECT 'r' || (g / 3), 'k' || g, 's', 'run', 'completed', 1, g FROM generate_series(1, 12000) AS g"
+        )
+    )
+    with psycopg.connect(store.url, autocommit=True) as conn:
+        conn.execute("VACUUM steps")
+
+    def plan(tx: Any) -> str:
+        [(table, params)] = list(tx.tables([(f"r{i}",) for i in (1, 2, 3)], ("text",)))
+        found = [line for (line,) in tx.all("EXPLAIN " + defers._BATCH_SQL.format(table=table), params)]
+        # and the generic plan of the prepared statement that psycopg makes of it after a few runs
+        numbered = postgres.to_pyformat(defers._BATCH_SQL.format(table=table)).replace(b"%s", b"$1", 1)
+        tx.script(b"SET LOCAL plan_cache_mode = force_generic_plan; PREPARE p AS " + numbered.replace(b"%s", b"$2", 1))
+        arguments = psycopg.sql.SQL(", ").join(map(psycopg.sql.Literal, params))
+        found += [line for (line,) in tx.cur.execute(psycopg.sql.SQL("EXPLAIN EXECUTE p({})").format(arguments))]
+        tx.script(b"DEALLOCATE p")
+        return "\n".join(found)
+
+    found = await store._run(plan)  # type: ignore[attr-defined]
+    assert "Seq Scan on steps" not in found, found

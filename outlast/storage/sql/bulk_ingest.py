@@ -25,8 +25,10 @@ BULK_MIN = 32
 class Batch:
     """The runs taken from the events of one ingest, not stored yet."""
 
-    def __init__(self, tx: Tx, now: int) -> None:
+    def __init__(self, tx: Tx, now: int, *, fresh: bool = False) -> None:
         self.tx, self.now = tx, now
+        #: the events have ids made in this transaction (`ingest`'s `fresh`): none is stored yet
+        self.fresh = fresh
         self.plans: list[RunPlan] = []
         #: per event name: whether a wait may be stored for it (read once, then kept up to date)
         self._waited: dict[str, bool] = {}
@@ -34,7 +36,7 @@ class Batch:
     def admit(self, events: list[EventRecord]) -> set[str]:
         """Store the events not stored yet (a retried ingest finds them stored) and claim their
         dedupe ids (the first event with an id takes it); return the ids of the events to process."""
-        seen = self.tx.stored("events", "id", [e.id for e in events])
+        seen = set() if self.fresh else self.tx.stored("events", "id", [e.id for e in events])
         new = []
         for e in events:
             if e.id not in seen:

@@ -136,7 +136,7 @@ def finishes(tx: Tx, planner: Planner, commits: Sequence[Commit]) -> list[Commit
                 defers=defers.get(c.run_id, []),
             )
     if events:
-        ingest(tx, planner, events, max(c.now_ms for c in ending), bulk=True)
+        ingest(tx, planner, events, max(c.now_ms for c in ending), bulk=True, fresh=True)
     return [CommitResult(ok=True) if c.item_id in held else CommitResult(ok=False, reason="lost") for c in commits]
 
 

@@ -23,18 +23,21 @@ from outlast.storage.sql.tx import Tx, marks
 from outlast.storage.sql.waits import add_wait_field, resolve_waits
 
 
-def ingest(tx: Tx, planner: Planner, events: list[EventRecord], now: int, *, bulk: bool | None = None) -> list[str]:
+def ingest(
+    tx: Tx, planner: Planner, events: list[EventRecord], now: int, *, bulk: bool | None = None, fresh: bool = False
+) -> list[str]:
     """Store the events and their consequences; a long list (or any, with `bulk`) takes a `Batch`
-    for its common cases."""
+    for its common cases. `fresh`: the events were made in this transaction with new ids (a run's
+    system events), so none can be stored already and a batch need not look."""
     if not (len(events) >= BULK_MIN if bulk is None else bulk):
         return _ingest(tx, planner, events, now, None)
     with gc_paused() if len(events) >= GC_PAUSE_MIN else contextlib.nullcontext():
-        return _ingest(tx, planner, events, now, Batch(tx, now))
+        return _ingest(tx, planner, events, now, Batch(tx, now, fresh=fresh))
 
 
 def _ingest(tx: Tx, planner: Planner, events: list[EventRecord], now: int, batch: Batch | None) -> list[str]:
-    if len(events) <= PREFETCH_MAX:
-        prefetch(tx, {e.name for e in events})
+    if len(names := {e.name for e in events}) <= PREFETCH_MAX:
+        prefetch(tx, names)
     admitted = batch.admit(events) if batch is not None else None
     work = list(events)
     for i, event in enumerate(work):  # grows while we go: the events each event causes
@@ -63,7 +66,8 @@ def _ingest(tx: Tx, planner: Planner, events: list[EventRecord], now: int, batch
     return [e.id for e in events]
 
 
-#: up to this many events, what ingest reads per event name is read in one statement (`prefetch`)
+#: up to this many event names (however many events: a group's run ends ingest dozens of one
+#: name), what ingest reads per event name is read in one statement (`prefetch`)
 PREFETCH_MAX = 16
 
 

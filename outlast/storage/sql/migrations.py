@@ -347,6 +347,16 @@ CREATE TABLE wait_checks (
 CREATE INDEX waits_by_expression ON waits (event_name, id) WHERE match_field IS NULL;
 """,
     ),
+    # -- 18 (performance): a run's defer rows (`storage/sql/defers.py`), read at every run's end; few
+    # runs have any, so this index is nearly empty and the read of a batch of ending runs costs
+    # nothing, where PostgreSQL's planner chose to read all of `steps` for it in tables of up to
+    # tens of thousands of steps ------------------------------------------------------------------
+    (
+        18,
+        """
+CREATE INDEX steps_defers ON steps (run_id) WHERE kind IN ('defer', 'defer_abort');
+""",
+    ),
 ]
 
 _MESSAGES_TABLE = """
