@@ -85,6 +85,13 @@ def to_pyformat(sql: str) -> bytes:
 
 
 class PgTx:
+    """One transaction's statements. `wrote` tells whether any statement may have written: then
+    its COMMIT must be resolvable when it gets no answer (`PgSession.commit` reads the
+    transaction's id first). A statement counts as a write unless the server answered it as a
+    `SELECT` (a data-modifying `WITH` answers as its INSERT, UPDATE or DELETE); our SQL calls no
+    function that writes from a plain SELECT. A SELECT ... FOR UPDATE that only locked rows
+    changed nothing, so its transaction, committed or not, left the data as it was."""
+
     lock_suffix = "FOR UPDATE SKIP LOCKED"
     row_lock = "FOR UPDATE"
     claim_lock: str | None = f"SELECT pg_advisory_xact_lock({_CLAIM_LOCK})"
@@ -92,23 +99,32 @@ class PgTx:
     def __init__(self, conn: Conn) -> None:
         self.cur = conn.cursor()
         self.memo: dict[Any, Any] = {}  # a PgTx lives for one transaction
+        self.wrote = False
+
+    def _execute(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[TupleRow]:
+        cur = self.cur.execute(to_pyformat(sql), params)
+        if not self.wrote and not (cur.statusmessage or "").startswith("SELECT"):
+            self.wrote = True
+        return cur
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return self.cur.execute(to_pyformat(sql), params).fetchall()
+        return self._execute(sql, params).fetchall()
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        return self.cur.execute(to_pyformat(sql), params).fetchone()
+        return self._execute(sql, params).fetchone()
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return self.cur.execute(to_pyformat(sql), params).rowcount
+        return self._execute(sql, params).rowcount
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.wrote = True
         self.cur.executemany(to_pyformat(sql), rows)
 
     def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """COPY, in text format (each value converted as the column needs, like a parameter)."""
         if not rows:
             return
+        self.wrote = True
         with self.cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN".encode()) as copy:
             for row in rows:
                 copy.write_row(row)
@@ -124,7 +140,12 @@ class PgTx:
         yield f"SELECT * FROM unnest({', '.join(f'?::{t}[]' for t in types)})", columns
 
     def script(self, statements: bytes) -> None:
-        """Constant statements without parameters, several in one round trip."""
+        """Constant statements without parameters, several in one round trip (counted as writes)."""
+        self.wrote = True
+        self.control(statements)
+
+    def control(self, statements: bytes) -> None:
+        """Transaction control (BEGIN, SAVEPOINT, COMMIT, ...): writes nothing by itself."""
         self.cur.execute(statements)
 
 
@@ -139,11 +160,11 @@ class PgSession:
 
     def begin(self, *, savepoint: bool) -> PgTx:
         self.tx = PgTx(self.conn)  # a PgTx (its memo) lives for one transaction
-        self.tx.script(_BEGIN_WITH_SAVEPOINT if savepoint else _BEGIN)
+        self.tx.control(_BEGIN_WITH_SAVEPOINT if savepoint else _BEGIN)
         return self.tx
 
     def control(self, *statements: str) -> None:
-        self.tx.script("; ".join(statements).encode())
+        self.tx.control("; ".join(statements).encode())
 
     def own_failure(self, exc: Exception) -> Exception:
         conn = self.conn
@@ -153,18 +174,24 @@ class PgSession:
 
     def rollback(self) -> None:
         if not (self.conn.broken or self.conn.closed):
-            self.tx.script(b"ROLLBACK")
+            self.tx.control(b"ROLLBACK")
 
     def commit(self, *, notify: bool, outcomes: Outcomes) -> None:
         """COMMIT, after asking the transaction's id (and notifying, in it): when the COMMIT gets
-        no answer, `_CommitError` carries the id, so `txid_status` can tell whether it happened."""
+        no answer, `_CommitError` carries the id, so `txid_status` can tell whether it happened.
+
+        A group that wrote nothing and notifies nobody (an empty claim, reads) skips that round
+        trip: whether its COMMIT happened changes no data, and one that gets no answer is run
+        again on a fresh connection like any group whose connection broke."""
+        xid = None
+        if notify or self.tx.wrote:
+            try:
+                xid = (self.tx.one(_XID_NOTIFY if notify else _XID) or (None,))[0]
+            except BaseException:
+                self.rollback()
+                raise
         try:
-            xid = (self.tx.one(_XID_NOTIFY if notify else _XID) or (None,))[0]
-        except BaseException:
-            self.rollback()
-            raise
-        try:
-            self.tx.script(b"COMMIT")
+            self.tx.control(b"COMMIT")
         except psycopg.Error as exc:
             if exc.sqlstate is None and xid is not None:  # no answer: the commit may have happened
                 raise _CommitError(xid, outcomes) from exc
