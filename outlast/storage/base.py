@@ -64,7 +64,7 @@ from outlast.core.config import FunctionConfig
 from outlast.core.jobs import QueueJob
 from outlast.core.models import (
     AppScope,
-    Claimed,
+    Claims,
     Commit,
     CommitResult,
     EventEffect,
@@ -273,7 +273,7 @@ class Store(Lookups, Protocol):
         *,
         max_crashes: int = DEFAULT_MAX_CRASHES,
         crash_backoff_scale: float = 1.0,
-    ) -> list[Claimed]:
+    ) -> Claims:
         """Lease up to `limit` due items within `scope`, the earliest due first (by due_at, then
         item id), and return the run items among them, ordered by item id, with their runs
         loaded (memo ordered by first write). Items whose concurrency keys are full (as many
@@ -294,7 +294,9 @@ class Store(Lookups, Protocol):
         still `queued` become `running` (`started_at = now`; their finish timeout starts
         counting), and pending steps of claimed runs whose deadline passed are resolved.
         Fired and failed items count toward `limit` but are not returned; nor are run items
-        whose run is no longer active.
+        whose run is no longer active. The result also says (`Claims`) whether the claim leased
+        `limit` items or fired some (`full`: more may be due now) and, if not, the scope's next
+        due time as `next_due_at` reads it at the end of the same transaction.
         """
         ...
 

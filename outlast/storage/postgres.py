@@ -45,7 +45,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from outlast.core.models import AppScope, Claimed
+from outlast.core.models import AppScope, Claims
 from outlast.errors import StoreDataError, StoreError
 from outlast.storage.base import DEFAULT_MAX_CRASHES
 from outlast.storage.sql import queue as work_queue
@@ -309,8 +309,8 @@ class PostgresStore(GroupCommitStore):
         *,
         max_crashes: int = DEFAULT_MAX_CRASHES,
         crash_backoff_scale: float = 1.0,
-    ) -> list[Claimed]:
-        claimed: list[Claimed] = await self._submit(
+    ) -> Claims:
+        claimed: Claims = await self._submit(
             lambda tx: work_queue.claim(
                 tx,
                 self.planner,
