@@ -171,9 +171,11 @@ class Store(Lookups, Protocol):
         ...
 
     def add_listener(self, callback: Callable[[], None]) -> bool:
-        """Call `callback()` (from a thread) whenever another process (on PostgreSQL, any) commits
-        new or newly due work. False when it never will (in memory; a SQLite file where Unix
-        sockets cannot be bound): the caller must poll."""
+        """Call `callback()` (from a thread) whenever another process commits new or newly due
+        work (or another store object on the same database in this process; this store's own
+        commits are announced in-process by the engine, `Engine.wake`). False when it never
+        will (in memory; a SQLite file where Unix sockets cannot be bound): the caller must
+        poll."""
         ...
 
     async def check(self) -> None:

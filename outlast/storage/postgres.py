@@ -23,6 +23,8 @@ the migrations once, one after another.
 
 Wake-ups. A group holding an ingest, a commit that ends an attempt, a cancel or a release runs
 `pg_notify('outlast_work', '')` in its transaction: listeners hear of work once it is committed.
+A store's listener passes over the notifications of its own writer connections (the engine of
+this process woke its workers already); realtime messages' notifications are all heard.
 """
 
 from __future__ import annotations
@@ -218,6 +220,9 @@ class PostgresStore(GroupCommitStore):
         self._callbacks: list[Callable[[], None]] = []
         self._message_callbacks: list[Callable[[], None]] = []
         self._stopping = threading.Event()
+        #: each writer thread's connection's backend pid: NOTIFYs of our own commits, which the
+        #: engine announced in-process already, are not announced again (`_listen`)
+        self._own_pids: dict[str, int] = {}
         self._upkeep: Conn | None = None
         self._upkeep_lock = threading.Lock()
 
@@ -232,8 +237,11 @@ class PostgresStore(GroupCommitStore):
             await asyncio.to_thread(self._stop)
 
     def add_listener(self, callback: Callable[[], None]) -> bool:
-        """Call `callback()` (from a thread) whenever some process commits new or newly due work.
-        True: it will (the listener reconnects after a failure)."""
+        """Call `callback()` (from a thread) whenever another process (or another store in this
+        one) commits new or newly due work. True: it will (the listener reconnects after a
+        failure). This store's own commits are not announced: they come from its writers'
+        connections (the notification's pid), and the engine wakes its process itself once
+        they are done, as on SQLite, whose doorbell does not ring its own process."""
         self._callbacks.append(callback)
         if self._writers and self._listener is None:
             self._start_listener()
@@ -357,6 +365,7 @@ class PostgresStore(GroupCommitStore):
                 break
             try:
                 conn = conn or pool.getconn(timeout=_CONNECT_TIMEOUT_S)
+                self._note_own_pid(conn)
                 outcomes = run_group(PgSession(conn, self.where), group)
             except Exception as exc:
                 cause, lost = exc, conn is not None and not _usable(conn)
@@ -381,6 +390,12 @@ class PostgresStore(GroupCommitStore):
         failure = StoreError(f"PostgreSQL transaction failed ({self.where}): {_oneline(cause)}")
         deliver(group, [(False, failure)] * len(group))
         return conn
+
+    def _note_own_pid(self, conn: Conn) -> None:
+        """Remember this writer's connection (copied on change: the listener reads it meanwhile)."""
+        name, pid = threading.current_thread().name, conn.info.backend_pid
+        if self._own_pids.get(name) != pid:
+            self._own_pids = {**self._own_pids, name: pid}
 
     def _committed(self, pool: ConnectionPool[Conn], xid: int) -> bool | None:
         """Whether transaction `xid`, whose COMMIT got no answer, committed (None: unknown)."""
@@ -460,6 +475,8 @@ class PostgresStore(GroupCommitStore):
                         for note in conn.notifies(timeout=0.25):
                             if note.channel == self._stop_channel:
                                 break
+                            if note.channel == CHANNEL and note.pid in self._own_pids.values():
+                                continue  # our own commit: the engine woke this process already
                             self._wake(messages=note.channel == MESSAGES_NOTIFY_CHANNEL)
             except psycopg.Error as exc:
                 failures += 1

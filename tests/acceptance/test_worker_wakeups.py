@@ -189,3 +189,30 @@ async def test_work_held_back_by_a_concurrency_limit_is_retried_with_a_backoff_a
     runs = [await wait_for_end(engine, await _run_of(engine, i), timeout=DEADLINE_S) for i in ids]
     assert [r.output for r in runs] == [1, 2]
 
+
+async def test_a_run_an_expression_wait_resumes_is_claimed_without_waiting_for_the_poll(
+    app: outlast.Outlast, running: Any
+) -> None:
+    """The matcher resolves waits no index finds after the event's ingest, in a commit of its
+    own: it wakes this process's workers itself (the store does not announce a commit to its
+    own process; before, on SQLite, the resumed run waited for the poll)."""
+
+    @app.function(id="waiter", trigger="t/order")
+    async def waiter(ctx: Context) -> Any:
+        paid = await ctx.step.wait_for_event(
+            "paid", event="t/paid", timeout="1h", if_="event.data.id == async.data.id || async.data.all == true"
+        )
+        return None if paid is None else paid.data
+
+    engine, _ = await running()
+    [event_id] = await engine.send(Event(name="t/order", data={"id": 1}))
+    run_id = await _run_of(engine, event_id)
+    while not any(s.status == "waiting" for s in (await engine.store.get_run(run_id) or _no_run()).steps):
+        await asyncio.sleep(0.005)
+    await engine.send(Event(name="t/paid", data={"id": 1, "amount": 3}))
+    run = await wait_for_end(engine, run_id, timeout=DEADLINE_S)
+    assert run.output == {"id": 1, "amount": 3}
+
+
+def _no_run() -> Any:
+    raise AssertionError("the run is gone")
