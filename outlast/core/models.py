@@ -8,6 +8,7 @@ are keyword-only: a call site names every field, so a reordered field cannot sil
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -102,6 +103,23 @@ class Claimed:
     item_id: str
     lease_token: str
     run: RunState
+
+
+class Claims(list[Claimed]):
+    """What a claim returns: the claimed run items, and what an idle worker needs to know about
+    the rest of the scope, read in the claim's own transaction (no second one to go idle).
+
+    `full`: the claim leased as many items as it was allowed (more may be due right now).
+    `next_due_at`: unless `full`, the smallest `due_at` within the scope after the claim, as
+    `Store.next_due_at` would read it then (None: no item); at or before the claim's `now_ms`,
+    due items were passed over (flow control holds them back). None when `full` (not read)."""
+
+    __slots__ = ("full", "next_due_at")
+
+    def __init__(self, items: Iterable[Claimed] = (), *, full: bool = False, next_due_at: int | None = None) -> None:
+        super().__init__(items)
+        self.full = full
+        self.next_due_at = next_due_at
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

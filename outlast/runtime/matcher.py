@@ -4,8 +4,10 @@ ingest of other events.
 
 It looks when this process left new events for such waits (`Store.expression_checks` changed:
 no read otherwise), when another process's commit woke the worker (it may have left some), and
-at each poll interval (a missed wake-up costs at most that). `drain` (the test engine) matches
-before each claim, so a run an event resumes is claimed in the same drain.
+at each poll interval (a missed wake-up costs at most that). Once it resumed runs it wakes the
+engine: a store does not announce its own commits to its own process (`Store.add_listener`).
+`drain` (the test engine) matches before each claim, so a run an event resumes is claimed in
+the same drain.
 """
 
 from __future__ import annotations
@@ -69,5 +71,8 @@ class Matcher:
         if new_only and recorded == self._seen and not self.others:
             return
         self._seen, self.others = recorded, False
-        while await store.match_expression_waits(self.engine.clock.now_ms()):
-            pass
+        matched = 0
+        while n := await store.match_expression_waits(self.engine.clock.now_ms()):
+            matched += n
+        if matched:
+            self.engine.wake()  # runs it resumed are due: this process's workers hear it here

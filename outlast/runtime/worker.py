@@ -8,10 +8,10 @@ import contextvars
 import logging
 import os
 import socket
-from typing import Any
+from typing import Any, NamedTuple
 
 from outlast.core.ids import new_token
-from outlast.core.models import AppScope, Claimed, WorkerInfo
+from outlast.core.models import AppScope, Claimed, Claims, WorkerInfo
 from outlast.errors import StoreError
 from outlast.runtime.deploys import restore_own_configs
 from outlast.runtime.drivers.base import Driver
@@ -30,6 +30,15 @@ RELEASE_DELAY_MS = 1_000
 #: the first wait when due work was passed over by the claim (flow control holds it back); it
 #: doubles each time the same happens again, up to the poll interval
 HELD_BACK_FIRST_S = 0.01
+
+
+class _Claimed(NamedTuple):
+    """One claim over the worker's scopes: runs taken; whether more may be due now (a scope gave
+    all it was asked, or fired items that started runs); else the next due time it read."""
+
+    runs: int
+    more: bool
+    next_due: int | None
 
 
 class Worker:
@@ -66,10 +75,16 @@ class Worker:
         ]
         try:
             while not stop.is_set():
-                if await self._claim_safely():
+                assert self._wake is not None
+                self._wake.clear()  # before the claim: a commit it does not see wakes us again
+                free = self.concurrency - len(self.tasks)
+                claimed = await self._claim_safely(free) if free > 0 else _Claimed(0, False, None)
+                if claimed is None:
+                    continue  # the store failed; `_claim_safely` waited before we try again
+                if claimed.runs:
                     self._held_back = 0
-                else:
-                    await self._idle(stop)
+                if not claimed.more:
+                    await self._idle(stop, claimed.next_due)
         finally:
             if self.tasks:
                 await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -94,7 +109,7 @@ class Worker:
             while True:
                 started_idle = not self.tasks
                 await self._matches.match(new_only=True)
-                claimed = await self._claim(self.concurrency - len(self.tasks))
+                claimed = (await self._claim(self.concurrency - len(self.tasks))).runs
                 if not claimed and not self.tasks and started_idle:
                     if claimed_again or not await self._due_now():
                         return
@@ -131,15 +146,15 @@ class Worker:
         else:
             loop.call_soon_threadsafe(wake.set)
 
-    async def _idle(self, stop: asyncio.Event) -> None:
-        """Wait for a wake-up, the next due item, or the poll. A wake-up cleared here comes from a
-        commit that the `_next_due` read below sees, so none is lost."""
+    async def _idle(self, stop: asyncio.Event, next_due: int | None) -> None:
+        """Wait for a wake-up, the next due item (`next_due`, as the claim just before read it in
+        its own transaction), or the poll. No wake-up is lost: the flag was cleared before that
+        claim, and a commit is announced only once it is done, so a commit the claim did not see
+        has set it again by now (or will), and the wait below ends at once."""
         assert self._wake is not None
-        self._wake.clear()
         timeout = self.engine.settings.poll_interval_ms / 1000
         if self._listening:
             timeout *= LISTEN_POLL_FACTOR  # notifications wake us; polling is only a safety net
-        next_due = await self._next_due() if len(self.tasks) < self.concurrency else None
         now = self.engine.clock.now_ms()
         timeout = idle_timeout(next_due=next_due, now_ms=now, poll_s=timeout, held_back=self._held_back)
         self._held_back = self._held_back + 1 if next_due is not None and next_due <= now else 0
@@ -165,28 +180,33 @@ class Worker:
 
     # -- claiming ------------------------------------------------------------------------------
 
-    async def _claim_safely(self) -> int:
+    async def _claim_safely(self, free: int) -> _Claimed | None:
         try:
-            return await self._claim(self.concurrency - len(self.tasks))
+            return await self._claim(free)
         except StoreError as exc:
             self.last_error = str(exc)
             log.warning("claim failed, retrying: %s", exc)
             await asyncio.sleep(min(5.0, self.engine.settings.poll_interval_ms / 1000 * 10))
-            return 0
+            return None
 
-    async def _claim(self, free: int) -> int:
+    async def _claim(self, free: int) -> _Claimed:
         """Claim from each scope in turn (a different one first each time, so no app starves)."""
         scopes = self.engine.claim_scopes()
-        total = 0
+        total, more, due = 0, False, []
         for i in range(len(scopes)):
             if free - total <= 0:
+                more = True  # scopes not asked: claim again once there is room
                 break
             scope = scopes[(self._next_scope + i) % len(scopes)]
-            total += await self._claim_in(scope, free - total)
+            claims = await self._claim_in(scope, free - total)
+            total += len(claims)
+            more |= claims.full
+            if claims.next_due_at is not None:
+                due.append(claims.next_due_at)
         self._next_scope += 1
-        return total
+        return _Claimed(total, more, None if more else min(due, default=None))
 
-    async def _claim_in(self, scope: AppScope, free: int) -> int:
+    async def _claim_in(self, scope: AppScope, free: int) -> Claims:
         engine = self.engine
         claimed = await engine.store.claim(
             scope,
@@ -202,7 +222,7 @@ class Worker:
             task = asyncio.create_task(self._execute(item), context=contextvars.Context())
             self.tasks.add(task)
             task.add_done_callback(self._done(item.item_id))
-        return len(claimed)
+        return claimed
 
     def _done(self, item_id: str) -> Any:
         def callback(task: asyncio.Task[None]) -> None:

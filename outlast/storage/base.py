@@ -64,7 +64,7 @@ from outlast.core.config import FunctionConfig
 from outlast.core.jobs import QueueJob
 from outlast.core.models import (
     AppScope,
-    Claimed,
+    Claims,
     Commit,
     CommitResult,
     EventEffect,
@@ -171,9 +171,11 @@ class Store(Lookups, Protocol):
         ...
 
     def add_listener(self, callback: Callable[[], None]) -> bool:
-        """Call `callback()` (from a thread) whenever another process (on PostgreSQL, any) commits
-        new or newly due work. False when it never will (in memory; a SQLite file where Unix
-        sockets cannot be bound): the caller must poll."""
+        """Call `callback()` (from a thread) whenever another process commits new or newly due
+        work (or another store object on the same database in this process; this store's own
+        commits are announced in-process by the engine, `Engine.wake`). False when it never
+        will (in memory; a SQLite file where Unix sockets cannot be bound): the caller must
+        poll."""
         ...
 
     async def check(self) -> None:
@@ -273,7 +275,7 @@ class Store(Lookups, Protocol):
         *,
         max_crashes: int = DEFAULT_MAX_CRASHES,
         crash_backoff_scale: float = 1.0,
-    ) -> list[Claimed]:
+    ) -> Claims:
         """Lease up to `limit` due items within `scope`, the earliest due first (by due_at, then
         item id), and return the run items among them, ordered by item id, with their runs
         loaded (memo ordered by first write). Items whose concurrency keys are full (as many
@@ -294,7 +296,9 @@ class Store(Lookups, Protocol):
         still `queued` become `running` (`started_at = now`; their finish timeout starts
         counting), and pending steps of claimed runs whose deadline passed are resolved.
         Fired and failed items count toward `limit` but are not returned; nor are run items
-        whose run is no longer active.
+        whose run is no longer active. The result also says (`Claims`) whether the claim leased
+        `limit` items or fired some (`full`: more may be due now) and, if not, the scope's next
+        due time as `next_due_at` reads it at the end of the same transaction.
         """
         ...
 

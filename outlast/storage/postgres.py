@@ -23,6 +23,8 @@ the migrations once, one after another.
 
 Wake-ups. A group holding an ingest, a commit that ends an attempt, a cancel or a release runs
 `pg_notify('outlast_work', '')` in its transaction: listeners hear of work once it is committed.
+A store's listener passes over the notifications of its own writer connections (the engine of
+this process woke its workers already); realtime messages' notifications are all heard.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from outlast.core.models import AppScope, Claimed
+from outlast.core.models import AppScope, Claims
 from outlast.errors import StoreDataError, StoreError
 from outlast.storage.base import DEFAULT_MAX_CRASHES
 from outlast.storage.sql import queue as work_queue
@@ -86,6 +88,13 @@ def to_pyformat(sql: str) -> bytes:
 
 
 class PgTx:
+    """One transaction's statements. `wrote` tells whether any statement may have written: then
+    its COMMIT must be resolvable when it gets no answer (`PgSession.commit` reads the
+    transaction's id first). A statement counts as a write unless the server answered it as a
+    `SELECT` (a data-modifying `WITH` answers as its INSERT, UPDATE or DELETE); our SQL calls no
+    function that writes from a plain SELECT. A SELECT ... FOR UPDATE that only locked rows
+    changed nothing, so its transaction, committed or not, left the data as it was."""
+
     lock_suffix = "FOR UPDATE SKIP LOCKED"
     row_lock = "FOR UPDATE"
     claim_lock: str | None = f"SELECT pg_advisory_xact_lock({_CLAIM_LOCK})"
@@ -93,23 +102,32 @@ class PgTx:
     def __init__(self, conn: Conn) -> None:
         self.cur = conn.cursor()
         self.memo: dict[Any, Any] = {}  # a PgTx lives for one transaction
+        self.wrote = False
+
+    def _execute(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[TupleRow]:
+        cur = self.cur.execute(to_pyformat(sql), params)
+        if not self.wrote and not (cur.statusmessage or "").startswith("SELECT"):
+            self.wrote = True
+        return cur
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return self.cur.execute(to_pyformat(sql), params).fetchall()
+        return self._execute(sql, params).fetchall()
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        return self.cur.execute(to_pyformat(sql), params).fetchone()
+        return self._execute(sql, params).fetchone()
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return self.cur.execute(to_pyformat(sql), params).rowcount
+        return self._execute(sql, params).rowcount
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.wrote = True
         self.cur.executemany(to_pyformat(sql), rows)
 
     def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """COPY, in text format (each value converted as the column needs, like a parameter)."""
         if not rows:
             return
+        self.wrote = True
         with self.cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN".encode()) as copy:
             for row in rows:
                 copy.write_row(row)
@@ -140,7 +158,12 @@ class PgTx:
             yield select, [_json_array(chunk), len(chunk)]
 
     def script(self, statements: bytes) -> None:
-        """Constant statements without parameters, several in one round trip."""
+        """Constant statements without parameters, several in one round trip (counted as writes)."""
+        self.wrote = True
+        self.control(statements)
+
+    def control(self, statements: bytes) -> None:
+        """Transaction control (BEGIN, SAVEPOINT, COMMIT, ...): writes nothing by itself."""
         self.cur.execute(statements)
 
 
@@ -176,11 +199,11 @@ class PgSession:
 
     def begin(self, *, savepoint: bool) -> PgTx:
         self.tx = PgTx(self.conn)  # a PgTx (its memo) lives for one transaction
-        self.tx.script(_BEGIN_WITH_SAVEPOINT if savepoint else _BEGIN)
+        self.tx.control(_BEGIN_WITH_SAVEPOINT if savepoint else _BEGIN)
         return self.tx
 
     def control(self, *statements: str) -> None:
-        self.tx.script("; ".join(statements).encode())
+        self.tx.control("; ".join(statements).encode())
 
     def own_failure(self, exc: Exception) -> Exception:
         conn = self.conn
@@ -190,18 +213,24 @@ class PgSession:
 
     def rollback(self) -> None:
         if not (self.conn.broken or self.conn.closed):
-            self.tx.script(b"ROLLBACK")
+            self.tx.control(b"ROLLBACK")
 
     def commit(self, *, notify: bool, outcomes: Outcomes) -> None:
         """COMMIT, after asking the transaction's id (and notifying, in it): when the COMMIT gets
-        no answer, `_CommitError` carries the id, so `txid_status` can tell whether it happened."""
+        no answer, `_CommitError` carries the id, so `txid_status` can tell whether it happened.
+
+        A group that wrote nothing and notifies nobody (an empty claim, reads) skips that round
+        trip: whether its COMMIT happened changes no data, and one that gets no answer is run
+        again on a fresh connection like any group whose connection broke."""
+        xid = None
+        if notify or self.tx.wrote:
+            try:
+                xid = (self.tx.one(_XID_NOTIFY if notify else _XID) or (None,))[0]
+            except BaseException:
+                self.rollback()
+                raise
         try:
-            xid = (self.tx.one(_XID_NOTIFY if notify else _XID) or (None,))[0]
-        except BaseException:
-            self.rollback()
-            raise
-        try:
-            self.tx.script(b"COMMIT")
+            self.tx.control(b"COMMIT")
         except psycopg.Error as exc:
             if exc.sqlstate is None and xid is not None:  # no answer: the commit may have happened
                 raise _CommitError(xid, outcomes) from exc
@@ -228,6 +257,9 @@ class PostgresStore(GroupCommitStore):
         self._callbacks: list[Callable[[], None]] = []
         self._message_callbacks: list[Callable[[], None]] = []
         self._stopping = threading.Event()
+        #: each writer thread's connection's backend pid: NOTIFYs of our own commits, which the
+        #: engine announced in-process already, are not announced again (`_listen`)
+        self._own_pids: dict[str, int] = {}
         self._upkeep: Conn | None = None
         self._upkeep_lock = threading.Lock()
 
@@ -242,8 +274,11 @@ class PostgresStore(GroupCommitStore):
             await asyncio.to_thread(self._stop)
 
     def add_listener(self, callback: Callable[[], None]) -> bool:
-        """Call `callback()` (from a thread) whenever some process commits new or newly due work.
-        True: it will (the listener reconnects after a failure)."""
+        """Call `callback()` (from a thread) whenever another process (or another store in this
+        one) commits new or newly due work. True: it will (the listener reconnects after a
+        failure). This store's own commits are not announced: they come from its writers'
+        connections (the notification's pid), and the engine wakes its process itself once
+        they are done, as on SQLite, whose doorbell does not ring its own process."""
         self._callbacks.append(callback)
         if self._writers and self._listener is None:
             self._start_listener()
@@ -319,8 +354,8 @@ class PostgresStore(GroupCommitStore):
         *,
         max_crashes: int = DEFAULT_MAX_CRASHES,
         crash_backoff_scale: float = 1.0,
-    ) -> list[Claimed]:
-        claimed: list[Claimed] = await self._submit(
+    ) -> Claims:
+        claimed: Claims = await self._submit(
             lambda tx: work_queue.claim(
                 tx,
                 self.planner,
@@ -367,6 +402,7 @@ class PostgresStore(GroupCommitStore):
                 break
             try:
                 conn = conn or pool.getconn(timeout=_CONNECT_TIMEOUT_S)
+                self._note_own_pid(conn)
                 outcomes = run_group(PgSession(conn, self.where), group)
             except Exception as exc:
                 cause, lost = exc, conn is not None and not _usable(conn)
@@ -391,6 +427,12 @@ class PostgresStore(GroupCommitStore):
         failure = StoreError(f"PostgreSQL transaction failed ({self.where}): {_oneline(cause)}")
         deliver(group, [(False, failure)] * len(group))
         return conn
+
+    def _note_own_pid(self, conn: Conn) -> None:
+        """Remember this writer's connection (copied on change: the listener reads it meanwhile)."""
+        name, pid = threading.current_thread().name, conn.info.backend_pid
+        if self._own_pids.get(name) != pid:
+            self._own_pids = {**self._own_pids, name: pid}
 
     def _committed(self, pool: ConnectionPool[Conn], xid: int) -> bool | None:
         """Whether transaction `xid`, whose COMMIT got no answer, committed (None: unknown)."""
@@ -470,6 +512,8 @@ class PostgresStore(GroupCommitStore):
                         for note in conn.notifies(timeout=0.25):
                             if note.channel == self._stop_channel:
                                 break
+                            if note.channel == CHANNEL and note.pid in self._own_pids.values():
+                                continue  # our own commit: the engine woke this process already
                             self._wake(messages=note.channel == MESSAGES_NOTIFY_CHANNEL)
             except psycopg.Error as exc:
                 failures += 1

@@ -8,7 +8,7 @@ from typing import Any
 from outlast.core import jsonutil
 from outlast.core.cron_items import next_tick, tick_event
 from outlast.core.ids import new_token
-from outlast.core.models import PENDING_STEP_STATUSES, AppScope, Claimed, EventRecord, MemoEntry, RunState
+from outlast.core.models import PENDING_STEP_STATUSES, AppScope, Claimed, Claims, EventRecord, MemoEntry, RunState
 from outlast.storage.base import Planner
 from outlast.storage.sql import crashes
 from outlast.storage.sql.ingest import ingest
@@ -39,7 +39,9 @@ def claim(
     *,
     max_crashes: int,
     crash_backoff_scale: float = 1.0,
-) -> list[Claimed]:
+) -> Claims:
+    """`Store.claim`. A claim that leased fewer than `limit` items and fired none also reads the
+    scope's next due time (`Claims`), so the worker goes idle on what this transaction saw."""
     limited = planner.has_concurrency_limits()
     if limited and tx.claim_lock:
         tx.run(tx.claim_lock)  # concurrency counts must not race another claim
@@ -51,7 +53,8 @@ def claim(
         else _lease(tx, where, params, owner, token, limit, now, lease_ms)
     )
     if not leased:
-        return []
+        return Claims(next_due_at=next_due_at(tx, scope))
+    full = len(leased) >= limit
     leased.sort(key=lambda i: i.id)  # RETURNING order is unspecified: item id order, on every backend
     follow_ups: list[EventRecord] = []
     if crashes.needs_care(leased):
@@ -70,11 +73,16 @@ def claim(
         ingest(tx, planner, follow_ups, now)
     pending = {i.run_id for i in leased if i.pending}
     states = _load_states(tx, [r for _, r in run_items], now, [r for _, r in run_items if r in pending])
-    return [
-        Claimed(item_id=item_id, lease_token=token, run=states[run_id])
-        for item_id, run_id in run_items
-        if run_id in states
-    ]
+    full = full or bool(follow_ups)  # runs the fired items started are due now: claim again
+    return Claims(
+        (
+            Claimed(item_id=item_id, lease_token=token, run=states[run_id])
+            for item_id, run_id in run_items
+            if run_id in states
+        ),
+        full=full,
+        next_due_at=None if full else next_due_at(tx, scope),
+    )
 
 
 def _scope_filter(scope: AppScope) -> tuple[str, list[Any]]:

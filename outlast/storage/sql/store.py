@@ -11,7 +11,7 @@ from outlast.core.config import FunctionConfig
 from outlast.core.jobs import QueueJob
 from outlast.core.models import (
     AppScope,
-    Claimed,
+    Claims,
     Commit,
     CommitResult,
     EventEffect,
@@ -134,7 +134,7 @@ class SqlStore(PlannerSlot):
         *,
         max_crashes: int = DEFAULT_MAX_CRASHES,
         crash_backoff_scale: float = 1.0,
-    ) -> list[Claimed]:
+    ) -> Claims:
         return await self._run(
             lambda tx: queue.claim(
                 tx,
