@@ -1,7 +1,7 @@
 """What a claim and a run's end cost in statements: a claim counts concurrency keys (under the
 claim lock, on PostgreSQL) only when an item with a key is due first, and on PostgreSQL a claim
-of a new run is two statements and an empty claim one (issue 28: round trips are most of an idle
-run's latency there). And claimers at once, in several stores, keep a key's limit while they
+of a new run is two statements, an empty claim one and a run's end two (issue 28: round trips
+are most of an idle run's latency there). And claimers at once, in several stores, keep a key's limit while they
 take the app's other runs."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from collections.abc import Callable
 import pytest
 
 from outlast.core.config import ConcurrencyRule
-from outlast.core.models import Claimed
+from outlast.core.models import Claimed, Finish
 from outlast.core.planner import Planner
 from outlast.core.registry import Registry
 from outlast.storage.base import Store
-from tests.storage.contract import APP, LEASE, T0, claim_one, define, event, function
+from tests.storage.contract import APP, LEASE, T0, claim_one, commit, define, event, event_names, function, run
 from tests.storage.statements import recorded
 
 KEYED = function("keyed", "c/k", concurrency=(ConcurrencyRule(limit=2, key="event.data.user"),))
@@ -89,3 +89,21 @@ async def _opened(s: Store) -> Store:
     await s.open()
     s.planner.registry = Registry((await s.load_functions())[1])  # type: ignore[attr-defined]
     return s
+
+
+async def test_a_run_ends_in_two_statements_on_postgresql_with_its_finished_event(
+    store: Store, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.ingest([event(n=1)], T0)
+    c = await claim_one(store, "w", T0)
+    done = commit(c, T0 + 5, outcome=Finish(status="completed", output={"ok": 1}, trigger_events=c.run.events))
+    with recorded(monkeypatch) as statements:
+        assert (await store.commit(done)).ok
+    assert not (await store.commit(done)).ok  # the item is gone: a second end has no lease
+    ended = await run(store, c.run.run_id)
+    assert (ended.status, ended.output, ended.ended_at) == ("completed", {"ok": 1}, T0 + 5)
+    [finished] = await event_names(store, "inngest/function.finished")
+    assert finished.data["run_id"] == c.run.run_id and finished.data["result"] == {"ok": 1}
+    assert await store.claim(APP, "w", 10, T0 + 10 * LEASE, LEASE) == []
+    if backend == "postgres":
+        assert len(statements) == 2  # the end, its defers and ingest's reads; the event
