@@ -27,13 +27,15 @@ _STEP_COLUMNS = "key, step_id, kind, status, attempts, output, error, started_at
 _q = ", ".join
 #: PostgreSQL: start the queued runs and read the runs, their events and their steps at once.
 #: The SELECT sees the runs as they were before the UPDATE (one snapshot): `started` tells
-#: which of them this statement started.
+#: which of them this statement started. A run's events are found by `= ANY(ARRAY(...))`, which
+#: the planner looks up by the primary key; `IN (SELECT ...)` of the same ids it may hash-join
+#: against a scan of every stored event, once per run.
 _PG_STATES_SQL = (
     "WITH started AS (UPDATE runs SET status = 'running', started_at = ? WHERE id IN ({ids})"
     " AND status = 'queued' RETURNING id)"
     f" SELECT {_q('r.' + c for c in _RUN_COLUMNS.split(', '))}, r.id IN (SELECT id FROM started),"
     f" (SELECT json_agg(json_build_array({_q('e.' + c for c in EVENT_COLUMNS.split(', '))}))::text"
-    " FROM events e WHERE e.id IN (SELECT jsonb_array_elements_text(r.event_ids::jsonb))),"
+    " FROM events e WHERE e.id = ANY(ARRAY(SELECT jsonb_array_elements_text(r.event_ids::jsonb)))),"
     f" (SELECT json_agg(json_build_array({_q('s.' + c for c in _STEP_COLUMNS.split(', '))})"
     " ORDER BY s.seq, s.key)::text FROM steps s WHERE s.run_id = r.id)"
     " FROM runs r WHERE r.id IN ({ids}) ORDER BY r.id"
