@@ -4,9 +4,9 @@ Threads. `pool_size` writer threads each hold one pooled connection and drain on
 of requests (a request is one Store call, `fn(tx)`). A thread takes every request waiting (up to
 `_MAX_GROUP`), runs them in one transaction, COMMITs once, then answers them: group commit
 (`outlast.storage.sql.group_commit`), with up to `pool_size` groups in flight (READ COMMITTED;
-claims run first in their group, take an advisory lock and lock candidates FOR UPDATE SKIP
-LOCKED). `add_listener` starts one more thread, on its own connection, that LISTENs on
-`outlast_work`.
+claims run first in their group and lock candidates FOR UPDATE SKIP LOCKED; a claim that must
+count concurrency keys takes an advisory lock first, see `queue.claim`). `add_listener` starts
+one more thread, on its own connection, that LISTENs on `outlast_work`.
 
 What is atomic. Each request is all-or-nothing and nobody sees its result before the COMMIT that
 holds it. A request that raises is undone alone and gets its exception (a driver error as
@@ -97,7 +97,8 @@ class PgTx:
 
     lock_suffix = "FOR UPDATE SKIP LOCKED"
     row_lock = "FOR UPDATE"
-    claim_lock: str | None = f"SELECT pg_advisory_xact_lock({_CLAIM_LOCK})"
+    dialect = "postgresql"
+    claim_lock: str | None = f"pg_advisory_xact_lock({_CLAIM_LOCK})"
 
     def __init__(self, conn: Conn) -> None:
         self.cur = conn.cursor()

@@ -68,6 +68,7 @@ class SqliteTx:
 
     lock_suffix = ""
     row_lock = ""
+    dialect = "sqlite"
     claim_lock: str | None = None
 
     def __init__(self, conn: sqlite3.Connection) -> None:

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from outlast.core import jsonutil
+from outlast.core.defers import DEFERRED_SCHEDULE
+from outlast.core.events import FUNCTION_FAILED, FUNCTION_FINISHED
 from outlast.core.models import Commit, CommitResult, EventRecord, Finish, LogLine, StepWrite, Suspend
 from outlast.storage.base import MAX_LOGS_PER_RUN, Planner
-from outlast.storage.sql.defers import defer_rows
-from outlast.storage.sql.ingest import ingest
+from outlast.storage.sql.defers import ROWS_SQL, defer_row, defer_rows
+from outlast.storage.sql.ingest import ingest, prefetch_query, remember, unfetched
 from outlast.storage.sql.realtime import insert_messages
 from outlast.storage.sql.run_end import ENDED_COLUMNS, end_run
 from outlast.storage.sql.signals import add_signal_wait
@@ -23,6 +25,8 @@ _dumps = jsonutil.dumps
 def commit(tx: Tx, planner: Planner, c: Commit) -> CommitResult:
     if is_checkpoint(c):
         return checkpoint(tx, c)
+    if tx.dialect == "postgresql" and not c.steps and is_plain_finish(c):
+        return _end_at_once(tx, planner, c)
     if not _hold(tx, c):
         return CommitResult(ok=False, reason="lost")
     if c.messages:
@@ -306,6 +310,54 @@ def _finish(tx: Tx, c: Commit, f: Finish) -> list[EventRecord]:
         now=c.now_ms,
         known_events=f.trigger_events,
     )
+
+
+def _end_at_once(tx: Tx, planner: Planner, c: Commit) -> CommitResult:
+    """PostgreSQL: a plain finish without steps (the last commit of most runs) in one statement
+    for its lease check, its run's end, its defer rows and what ingest reads for the events it
+    sends (then one more to store them): two round trips where `commit` takes five. The same
+    rows and outcome as `commit`."""
+    f = _finish_of(c)
+    fetch = unfetched(tx, {FUNCTION_FINISHED, FUNCTION_FAILED, DEFERRED_SCHEDULE})
+    fields, fields_params = prefetch_query(fetch) if fetch else ("SELECT NULL, NULL, NULL WHERE FALSE", ())
+    row = tx.one(
+        _END_AT_ONCE_SQL.format(fields=fields),
+        (c.item_id, c.lease_token, *_ended_values(c, f), c.run_id, c.run_id, *fields_params),
+    )
+    assert row is not None  # one row, whatever happened
+    if not row[0]:
+        return CommitResult(ok=False, reason="lost")
+    if row[1] is None:
+        return CommitResult(ok=True)  # the run had ended already (cancelled meanwhile)
+    if fetch:
+        remember(tx, fetch, jsonutil.loads(row[7]) or [])
+    events = end_run(
+        tx,
+        c.run_id,
+        row[1:6],
+        status=f.status,
+        output=f.output,
+        error=f.event_error or f.error,
+        now=c.now_ms,
+        known_events=f.trigger_events,
+        defers=[defer_row(*d) for d in jsonutil.loads(row[6]) or []],
+    )
+    if events:
+        ingest(tx, planner, events, c.now_ms)
+    return CommitResult(ok=True)
+
+
+#: `_end_at_once`'s statement: the item deleted under its lease, then (only then) the run ended
+#: if active; its defer rows; and `{fields}`, ingest's reads for the events the end sends
+_END_AT_ONCE_SQL = (
+    "WITH gone AS (DELETE FROM queue WHERE id = ? AND lease_token = ? RETURNING id),"
+    " ended AS (UPDATE runs SET status = ?, output = ?, error = ?, ended_at = ? WHERE id = ?"
+    f" AND status IN ('queued', 'running') AND EXISTS (SELECT 1 FROM gone) RETURNING {ENDED_COLUMNS})"
+    f" SELECT (SELECT COUNT(*) FROM gone), {', '.join('ended.' + c for c in ENDED_COLUMNS.split(', '))},"
+    f" (SELECT json_agg(json_build_array(key, kind, status, output)) FROM ({ROWS_SQL}) d)::text,"
+    " (SELECT json_agg(json_build_array(k, a, b)) FROM ({fields}) p (k, a, b))::text"
+    " FROM (SELECT 1) AS one LEFT JOIN ended ON TRUE"
+)
 
 
 def _ended_values(c: Commit, f: Finish) -> tuple[Any, ...]:

@@ -12,7 +12,8 @@ from outlast.core.models import EventRecord
 from outlast.storage.sql.tx import Tx
 
 _KINDS = f"('{DEFER}', '{DEFER_ABORT}')"
-_ROWS_SQL = f"SELECT key, kind, status, output FROM steps WHERE run_id = ? AND kind IN {_KINDS}"
+#: the defer rows of one run
+ROWS_SQL = f"SELECT key, kind, status, output FROM steps WHERE run_id = ? AND kind IN {_KINDS}"
 _BATCH_SQL = (
     "WITH v (run_id) AS ({table}) SELECT steps.run_id, key, kind, status, output FROM steps"
     f" JOIN v ON steps.run_id = v.run_id WHERE kind IN {_KINDS}"
@@ -24,7 +25,7 @@ def defer_rows(tx: Tx, run_ids: Sequence[str]) -> dict[str, list[DeferRow]]:
     out: dict[str, list[DeferRow]] = {}
     for table, params in tx.tables([(r,) for r in run_ids], ("text",)):
         for run_id, *row in tx.all(_BATCH_SQL.format(table=table), params):
-            out.setdefault(run_id, []).append(_row(*row))
+            out.setdefault(run_id, []).append(defer_row(*row))
     return out
 
 
@@ -33,11 +34,11 @@ def deferred_events(
 ) -> list[EventRecord]:
     """The events the run's defers send; `rows`: its defer rows, when the caller read them already."""
     if rows is None:
-        rows = [_row(*row) for row in tx.all(_ROWS_SQL, (run_id,))]
+        rows = [defer_row(*row) for row in tx.all(ROWS_SQL, (run_id,))]
     if not rows:
         return []
     return schedule_events(rows, app_id=app_id, function_id=function_id, run_id=run_id, now_ms=now)
 
 
-def _row(key: str, kind: str, status: str, output: Any) -> DeferRow:
+def defer_row(key: str, kind: str, status: str, output: Any) -> DeferRow:
     return DeferRow(key=key, kind=kind, status=status, output=jsonutil.loads(output) if output is not None else None)

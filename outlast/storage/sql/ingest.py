@@ -75,16 +75,29 @@ def prefetch(tx: Tx, names: set[str]) -> None:
     """Read, in one round trip, what ingest reads for these event names (their lookback and wait
     fields) and the paused functions, into the transaction's memo where `lookback`, `waits` and
     `pausing` look first: three statements fewer for a send on PostgreSQL."""
-    names = {n for n in names if ("wait_fields", n) not in tx.memo or ("lookback_fields", n) not in tx.memo}
-    if not names:
-        return
-    ordered = sorted(names)
-    rows = tx.all(
+    if ordered := unfetched(tx, names):
+        sql, params = prefetch_query(ordered)
+        remember(tx, ordered, tx.all(sql, params))
+
+
+def unfetched(tx: Tx, names: set[str]) -> list[str]:
+    """The names whose fields the transaction has not read yet, sorted."""
+    return sorted(n for n in names if ("wait_fields", n) not in tx.memo or ("lookback_fields", n) not in tx.memo)
+
+
+def prefetch_query(ordered: list[str]) -> tuple[str, tuple[str, ...]]:
+    """`prefetch`'s query (rows of kind, name or app, field or function), for a statement that
+    reads it with others (`commit` ends a run with it)."""
+    return (
         f"SELECT 'l', event_name, field FROM lookback_fields WHERE event_name IN ({marks(len(ordered))})"
         f" UNION ALL SELECT 'w', event_name, match_field FROM wait_fields WHERE event_name IN ({marks(len(ordered))})"
         " UNION ALL SELECT 'p', app_id, function_id FROM paused_functions",
         (*ordered, *ordered),
     )
+
+
+def remember(tx: Tx, ordered: list[str], rows: list[Any]) -> None:
+    """Keep what `prefetch_query` read in the transaction's memo."""
     found: dict[Any, list[Any]] = {("lookback_fields", n): [] for n in ordered}
     found.update({("wait_fields", n): [] for n in ordered})
     found["paused_functions"] = []

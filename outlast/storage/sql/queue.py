@@ -8,14 +8,14 @@ from typing import Any
 from outlast.core import jsonutil
 from outlast.core.cron_items import next_tick, tick_event
 from outlast.core.ids import new_token
-from outlast.core.models import PENDING_STEP_STATUSES, AppScope, Claimed, Claims, EventRecord, MemoEntry, RunState
+from outlast.core.models import AppScope, Claimed, Claims, EventRecord
 from outlast.storage.base import Planner
 from outlast.storage.sql import crashes
 from outlast.storage.sql.ingest import ingest
 from outlast.storage.sql.pausing import NOT_PAUSED
-from outlast.storage.sql.queue_items import CLAIM_COLUMNS, Leased, enqueue
-from outlast.storage.sql.read import get_events
+from outlast.storage.sql.queue_items import CLAIM_COLUMNS, Leased
 from outlast.storage.sql.run_end import cancel_run
+from outlast.storage.sql.run_states import load_states
 from outlast.storage.sql.tx import Tx, marks
 
 _loads = jsonutil.loads
@@ -40,18 +40,24 @@ def claim(
     max_crashes: int,
     crash_backoff_scale: float = 1.0,
 ) -> Claims:
-    """`Store.claim`. A claim that leased fewer than `limit` items and fired none also reads the
-    scope's next due time (`Claims`), so the worker goes idle on what this transaction saw."""
-    limited = planner.has_concurrency_limits()
-    if limited and tx.claim_lock:
-        tx.run(tx.claim_lock)  # concurrency counts must not race another claim
+    """Lease up to `limit` due items of the scope, fire the timeouts and crons among them, and
+    return the runs of the others, started. A claim that leased fewer than `limit` items and
+    fired none also reads the scope's next due time (`Claims`), so the worker goes idle on what
+    this transaction saw.
+
+    Concurrency keys are counted, under the claim lock, only when an item with a key is among
+    the first due: claims of other work neither wait for the lock nor read every key's leases
+    (two statements of the three an empty claim cost on PostgreSQL). Their items count towards
+    no limit, so they need neither."""
     token = new_token()
     where, params = _scope_filter(scope)
-    leased = (
-        _lease_within_limits(tx, where, params, owner, token, limit, now, lease_ms)
-        if limited
-        else _lease(tx, where, params, owner, token, limit, now, lease_ms)
-    )
+    lease = (tx, where, params, owner, token, limit, now, lease_ms)
+    if not planner.has_concurrency_limits():
+        leased = _lease(*lease)
+    elif (unkeyed := _lease_unkeyed(*lease)) is not None:
+        leased = unkeyed
+    else:
+        leased = _lease_within_limits(*lease)
     if not leased:
         return Claims(next_due_at=next_due_at(tx, scope))
     full = len(leased) >= limit
@@ -72,7 +78,7 @@ def claim(
     if follow_ups:
         ingest(tx, planner, follow_ups, now)
     pending = {i.run_id for i in leased if i.pending}
-    states = _load_states(tx, [r for _, r in run_items], now, [r for _, r in run_items if r in pending])
+    states = load_states(tx, [r for _, r in run_items], now, [r for _, r in run_items if r in pending])
     full = full or bool(follow_ups)  # runs the fired items started are due now: claim again
     return Claims(
         (
@@ -111,11 +117,52 @@ def _lease(
     return [Leased(*r) for r in rows]
 
 
+def _lease_unkeyed(
+    tx: Tx, where: str, params: list[Any], owner: str, token: str, limit: int, now: int, lease_ms: int
+) -> list[Leased] | None:
+    """Lease the earliest due items, none with a concurrency key, as `_lease` does (without the
+    claim lock: they count towards no limit); or None, leasing nothing, when an item with a key
+    is among the first `limit` due (then the claim counts keys, `_lease_within_limits`; on
+    PostgreSQL this statement has taken the claim lock for it, before any row lock).
+
+    One statement on PostgreSQL; on SQLite one when it leases, and a second to tell an empty
+    queue from one with keyed items first."""
+    due = f"{where} AND due_at <= ? AND {crashes.NOT_QUARANTINED} AND {NOT_PAUSED}"
+    head = (
+        f"EXISTS (SELECT 1 FROM (SELECT ck1, ck2 FROM queue WHERE {due} ORDER BY due_at, id LIMIT ?) h"
+        " WHERE h.ck1 IS NOT NULL OR h.ck2 IS NOT NULL)"
+    )
+    head_params = (*params, now, now, limit)
+    take_params = (token, owner, now + lease_ms, *params, now, now)
+
+    def lease(limit_sql: str) -> str:
+        return (
+            f"{_TAKE} WHERE id IN (SELECT id FROM queue WHERE {due} AND ck1 IS NULL AND ck2 IS NULL"
+            f" ORDER BY due_at, id LIMIT {limit_sql} {tx.lock_suffix}) RETURNING {CLAIM_COLUMNS}"
+        )
+
+    if tx.dialect == "postgresql":
+        marker = ", ".join(["NULL"] * (len(CLAIM_COLUMNS.split(",")) - 1))
+        rows = tx.all(
+            f"WITH keyed AS (SELECT {head} AS k),"
+            f" taken AS ({lease('(SELECT CASE WHEN k THEN 0 ELSE ? END FROM keyed)')})"
+            f" SELECT {CLAIM_COLUMNS} FROM taken UNION ALL"
+            f" SELECT {marker}, CASE WHEN {tx.claim_lock} IS NULL THEN 0 END FROM keyed WHERE k",
+            (*head_params, *take_params, limit),
+        )
+        return None if any(r[0] is None for r in rows) else [Leased(*r) for r in rows]
+    rows = tx.all(lease(f"(SELECT CASE WHEN {head} THEN 0 ELSE ? END)"), (*take_params, *head_params, limit))
+    if rows:
+        return [Leased(*r) for r in rows]
+    keyed = tx.one(f"SELECT CASE WHEN {head} THEN 1 ELSE 0 END", head_params)
+    return None if keyed and keyed[0] else []
+
+
 def _lease_within_limits(
     tx: Tx, where: str, params: list[Any], owner: str, token: str, limit: int, now: int, lease_ms: int
 ) -> list[Leased]:
     """Lease the earliest due items whose concurrency keys have free slots (the caller holds the
-    claim lock)."""
+    claim lock: `_lease_unkeyed` took it)."""
     busy = _busy_keys(tx, now)
     full = [k for k, (count, most) in busy.items() if count >= most]
     skip_full = ""
@@ -179,104 +226,6 @@ def _fire_timeout(tx: Tx, item_id: str, run_id: str, payload: dict[str, Any], no
     if status and (payload["type"] == "finish" or status[0] == "queued"):
         return cancel_run(tx, run_id, now, f"{payload['type']} timeout reached") or []
     return []
-
-
-def _load_states(tx: Tx, run_ids: list[str], now: int, with_pending: list[str]) -> dict[str, RunState]:
-    """Load the claimed runs; `with_pending` are those that ever stored a step with a deadline."""
-    if not run_ids:
-        return {}
-    ids = marks(len(run_ids))
-    if with_pending:
-        _resolve_deadlines(tx, with_pending, now)
-    runs = _start_runs(
-        tx,
-        tx.all(
-            "SELECT id, app_id, function_id, status, event_ids, attempt, created_at,"
-            " started_at, finish_timeout_ms, parent_run_id FROM runs"
-            f" WHERE id IN ({ids}) ORDER BY id",
-            run_ids,
-        ),
-        now,
-    )
-    event_ids = [eid for r in runs for eid in _loads(r[4])]
-    events = {e.id: e for e in get_events(tx, event_ids)}
-    memos: dict[str, dict[str, MemoEntry]] = {rid: {} for rid in run_ids}
-    for row in tx.all(
-        "SELECT run_id, key, step_id, kind, status, attempts, output, error, started_at, ended_at,"
-        f" deadline, seq FROM steps WHERE run_id IN ({ids}) ORDER BY run_id, seq, key",
-        run_ids,
-    ):
-        memos[row[0]][row[1]] = MemoEntry(
-            key=row[1],
-            step_id=row[2],
-            kind=row[3],
-            status=row[4],
-            attempts=row[5],
-            output=_loads(row[6]),
-            error=_loads(row[7]),
-            started_at=row[8],
-            ended_at=row[9],
-            deadline=row[10],
-            seq=row[11],
-        )
-    return {
-        r[0]: RunState(
-            run_id=r[0],
-            app_id=r[1],
-            function_id=r[2],
-            status=r[3],
-            events=[events[i] for i in _loads(r[4]) if i in events],
-            memo=memos[r[0]],
-            attempt=r[5],
-            created_at=r[6],
-            started_at=r[7],
-            parent_run_id=r[9],
-        )
-        for r in runs
-        if r[3] == "running"
-    }
-
-
-def _start_runs(tx: Tx, runs: list[Any], now: int) -> list[Any]:
-    """Queued runs become running (rows updated to match); a finish timeout starts counting now."""
-    starting = [r for r in runs if r[3] == "queued"]
-    if not starting:
-        return runs
-    tx.run(
-        f"UPDATE runs SET status = 'running', started_at = ? WHERE id IN ({marks(len(starting))})",
-        (now, *[r[0] for r in starting]),
-    )
-    for row in starting:
-        if row[8]:
-            enqueue(
-                tx,
-                app_id=row[1],
-                function_id=row[2],
-                kind="timeout",
-                run_id=row[0],
-                due=now + row[8],
-                now=now,
-                payload={"type": "finish"},
-            )
-    return [(*r[:3], "running", *r[4:7], now, *r[8:]) if r[3] == "queued" else r for r in runs]
-
-
-def _resolve_deadlines(tx: Tx, run_ids: list[str], now: int) -> None:
-    """Sleeps that ended and waits/invokes that timed out become final memo rows (an invoke fails
-    with its timeout output as error), and the waits of those steps go: two statements for all."""
-    ids, pending = marks(len(run_ids)), marks(len(PENDING_STEP_STATUSES))
-    tx.run(
-        f"DELETE FROM waits WHERE run_id IN ({ids}) AND step_key IN (SELECT s.key FROM steps s"
-        f" WHERE s.run_id = waits.run_id AND s.deadline <= ? AND s.status IN ({pending}))",
-        (*run_ids, now, *PENDING_STEP_STATUSES),
-    )
-    tx.run(
-        "UPDATE steps SET status = CASE WHEN kind = 'invoke' THEN 'failed' ELSE 'completed' END,"
-        " output = CASE WHEN kind = 'invoke' THEN NULL ELSE timeout_output END,"
-        " error = CASE WHEN kind = 'invoke' THEN timeout_output END, ended_at = deadline, deadline = NULL"
-        f" WHERE run_id IN ({ids}) AND deadline <= ? AND status IN ({pending})",
-        (*run_ids, now, *PENDING_STEP_STATUSES),
-    )
 
 
 def extend_leases(tx: Tx, tokens: dict[str, str], until: int) -> set[str]:

@@ -13,7 +13,11 @@ class Tx(Protocol):
     lock_suffix: str
     #: appended to reads of rows the transaction will update (PostgreSQL: "FOR UPDATE")
     row_lock: str
-    #: run first in every claim so concurrency counts are exact (PostgreSQL: an advisory lock)
+    #: "sqlite" or "postgresql", for the few statements written differently for each (where one
+    #: statement can do on PostgreSQL what takes several round trips otherwise)
+    dialect: str
+    #: an expression that takes the lock a claim holds while it counts concurrency keys, so counts
+    #: are exact (PostgreSQL: a transaction advisory lock; SQLite's writers are serialised anyway)
     claim_lock: str | None
     #: reads that later statements of the same transaction reuse (see `waits.wait_fields`); the
     #: backend empties it when a transaction begins
