@@ -255,6 +255,39 @@ async def test_a_sleep_in_one_branch_keeps_the_other_branches_results(app: outla
     assert run.status == "completed" and run.output == [None, "done"] and calls == ["work"]
 
 
+async def test_a_branch_suspending_while_anothers_step_is_starting_keeps_that_steps_result(
+    app: outlast.Outlast, engine: TestEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other branch's step has been called but its start awaits the store (whether the
+    function is paused) when the sleeping branch suspends the attempt: the attempt still waits
+    for that step, whose body runs once."""
+    calls: list[str] = []
+    is_paused = engine.engine.paused.is_paused
+
+    async def slow_to_answer(app_id: str, function_id: str) -> bool:
+        for _ in range(5):
+            await asyncio.sleep(0)  # a store read still on its way back
+        return await is_paused(app_id, function_id)
+
+    monkeypatch.setattr(engine.engine.paused, "is_paused", slow_to_answer)
+
+    @app.function(id="starting", trigger="t/start")
+    async def starting(ctx: Context) -> list[Any]:
+        async def work() -> str:
+            calls.append("work")
+            return "done"
+
+        return list(await asyncio.gather(ctx.step.sleep("nap", "1m"), ctx.step.run("work", work)))
+
+    async with engine as t:
+        await t.send(Event(name="t/start"))
+        await t.run_until_idle()
+        t.advance("1m")
+        await t.run_until_idle()
+        [run] = t.runs()
+    assert run.status == "completed" and run.output == [None, "done"] and calls == ["work"]
+
+
 async def test_sync_handlers_run_steps_in_parallel(app: outlast.Outlast, engine: TestEngine) -> None:
     import threading
 

@@ -234,15 +234,15 @@ class LocalAttempt:
         policy: StepPolicy | None = None,
     ) -> Any:
         """A new step's body and its commit run in one task of their own, in the step's context;
-        the handler awaits the step's reply, so giving up on the step does not stop its commit."""
+        the handler awaits the step's reply, so giving up on the step does not stop its commit.
+        The task is in `inflight` before this awaits anything: a parallel branch that suspends the
+        attempt meanwhile must find it there (`_settle`), or its body would run again."""
         key = self._key(step_id)
         try:
             kind = result_type(fn)
         except FunctionConfigError as exc:
             raise StepUsageError(f"step {step_id!r}: {exc}") from None
         entry = self._found(key)
-        if entry is None and await self.host.paused():
-            raise StepSuspended()  # the function is paused: no new step body until it is resumed
         if entry is None:
             previous = self.host.run.memo.get(key)
             step_context = contextvars.copy_context()  # the body's: it is in a step, and logs name it
@@ -283,6 +283,8 @@ class LocalAttempt:
         return entry
 
     async def _execute(self, key: str, step_id: str, call: StepCall) -> MemoEntry:
+        if await self.host.paused():
+            raise StepSuspended()  # the function is paused: no new step body until it is resumed
         fn, args, kwargs, policy = call
         started = self.now_ms()
         ok, value = await self._call_body(fn, args, kwargs, policy.timeout_ms)
