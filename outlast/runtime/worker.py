@@ -15,7 +15,7 @@ from outlast.core.models import AppScope, Claimed, Claims, WorkerInfo
 from outlast.errors import StoreError
 from outlast.runtime.deploys import restore_own_configs
 from outlast.runtime.drivers.base import Driver
-from outlast.runtime.engine import Engine
+from outlast.runtime.engine import Engine, SendClaim
 from outlast.runtime.executor import Executor
 from outlast.runtime.matcher import Matcher
 from outlast.runtime.pruner import Pruner
@@ -57,12 +57,22 @@ class Worker:
         #: idles in a row that found work due which the claim before had passed over
         self._held_back = 0
         self._matches = Matcher(engine)
+        #: waiting in `_idle` (a send may then claim for this worker: `offer`)
+        self._idling = False
+        #: room promised to sends claiming for this worker, not yet handed over
+        self._reserved = 0
+        #: wake-ups so far, counted on the loop (`_ring`)
+        self._wakes = 0
+        #: a send that claimed for this worker while it idled, without filling its room: the count
+        #: of wake-ups once that send's own has come, and the next due time its claim read
+        self._handed: tuple[int, int | None] | None = None
 
     # -- running -------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set, then let running attempts finish and leave the workers list."""
         self._attach()
+        self.engine.idle_claimers.append(self.offer)
         chores = [
             asyncio.create_task(c)
             for c in (
@@ -77,19 +87,20 @@ class Worker:
             while not stop.is_set():
                 assert self._wake is not None
                 self._wake.clear()  # before the claim: a commit it does not see wakes us again
-                free = self.concurrency - len(self.tasks)
+                free = self.concurrency - len(self.tasks) - self._reserved
                 claimed = await self._claim_safely(free) if free > 0 else _Claimed(0, False, None)
                 if claimed is None:
                     continue  # the store failed; `_claim_safely` waited before we try again
                 if claimed.runs:
                     self._held_back = 0
                 if not claimed.more:
-                    await self._idle(stop, claimed.next_due)
+                    await self._idle_until_claim_needed(stop, claimed.next_due)
         finally:
             if self.tasks:
                 await asyncio.gather(*self.tasks, return_exceptions=True)
             for chore in chores:
                 chore.cancel()
+            self.engine.idle_claimers.remove(self.offer)
             self._detach()
             await self._leave()
 
@@ -142,9 +153,29 @@ class Worker:
         if loop is None or wake is None or loop.is_closed():
             return
         if asyncio._get_running_loop() is loop:  # the engine woke us from our own loop: no self-pipe write
-            wake.set()
+            self._ring()
         else:
-            loop.call_soon_threadsafe(wake.set)
+            loop.call_soon_threadsafe(self._ring)
+
+    def _ring(self) -> None:
+        """On the loop: end the idle wait, counting the wake-up (see `_idle_until_claim_needed`)."""
+        if self._wake is not None:
+            self._wakes += 1
+            self._wake.set()
+
+    async def _idle_until_claim_needed(self, stop: asyncio.Event, next_due: int | None) -> None:
+        """`_idle`, again while the only wake-up was that of a send that claimed for this worker
+        (`offer`) and found no more than it took: that claim read the queue after the send's own
+        commit, so a claim now would find nothing new. Any other wake-up (counted on the loop,
+        where the send's hand-over happens too) means claim."""
+        while True:
+            await self._idle(stop, next_due)
+            handed, self._handed = self._handed, None
+            if handed is None or handed[0] != self._wakes or stop.is_set():
+                return
+            next_due = handed[1]
+            assert self._wake is not None
+            self._wake.clear()
 
     async def _idle(self, stop: asyncio.Event, next_due: int | None) -> None:
         """Wait for a wake-up, the next due item (`next_due`, as the claim just before read it in
@@ -159,7 +190,11 @@ class Worker:
         timeout = idle_timeout(next_due=next_due, now_ms=now, poll_s=timeout, held_back=self._held_back)
         self._held_back = self._held_back + 1 if next_due is not None and next_due <= now else 0
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        self._idling = True
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._idling = False
         for w in waiters:
             w.cancel()
 
@@ -217,19 +252,44 @@ class Worker:
             max_crashes=engine.settings.max_crashed_attempts,
             crash_backoff_scale=engine.settings.backoff_scale,
         )
+        self._start(claimed)
+        return claimed
+
+    def _start(self, claimed: Claims) -> None:
         for item in claimed:
             self.leases[item.item_id] = item.lease_token
             task = asyncio.create_task(self._execute(item), context=contextvars.Context())
             self.tasks.add(task)
             task.add_done_callback(self._done(item.item_id))
-        return claimed
+
+    def offer(self) -> SendClaim | None:
+        """While this worker idles with room, a send of this process claims for it in its own
+        transaction (`Engine._ingest`), so the runs it starts begin at once, without a claim of
+        their own. The room is promised until the send answers. One scope only: a claim over
+        several takes turns between them."""
+        scopes = self.engine.claim_scopes()
+        free = self.concurrency - len(self.tasks) - self._reserved
+        if not self._idling or free <= 0 or len(scopes) != 1:
+            return None
+        self._reserved += free
+
+        def take(claimed: Claims) -> None:
+            self._reserved -= free
+            self._start(claimed)
+            if not claimed.full and self._idling:  # the send's wake-up, next, needs no claim
+                self._handed = (self._wakes + 1, claimed.next_due_at)
+
+        def release() -> None:
+            self._reserved -= free
+            self._on_wake()  # the send failed: claim as usual
+
+        return SendClaim(scope=scopes[0], owner=self.owner, limit=free, take=take, release=release)
 
     def _done(self, item_id: str) -> Any:
         def callback(task: asyncio.Task[None]) -> None:
             self.tasks.discard(task)
             self.leases.pop(item_id, None)
-            if self._wake is not None:
-                self._wake.set()  # capacity is free again
+            self._ring()  # capacity is free again
             if not task.cancelled() and task.exception() is not None:
                 self.last_error = repr(task.exception())
                 log.error("attempt crashed", exc_info=task.exception())

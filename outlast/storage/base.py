@@ -263,6 +263,23 @@ class Store(Lookups, Protocol):
         """
         ...
 
+    async def ingest_and_claim(
+        self,
+        events: list[EventRecord],
+        now_ms: int,
+        *,
+        scope: AppScope,
+        owner: str,
+        limit: int,
+        lease_ms: int,
+        max_crashes: int = DEFAULT_MAX_CRASHES,
+        crash_backoff_scale: float = 1.0,
+    ) -> tuple[list[str], Claims]:
+        """`ingest`, then `claim` within `scope` for `owner`, in one transaction: the runs the
+        events start are leased as they are stored, for an idle worker of the sending process,
+        which then needs no claim (no transaction) of its own to begin them."""
+        ...
+
     # -- the queue ----------------------------------------------------------------------------
 
     async def claim(

@@ -7,6 +7,7 @@ wake-ups can make these pass; on every backend."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -33,6 +34,8 @@ class Counting:
 
     def __init__(self, store: Store) -> None:
         self.claims = 0
+        #: items the worker's own claims leased
+        self.taken = 0
         self.next_due_reads = 0
         self.after_claim: Callable[[], Any] | None = None
         claim, next_due_at = store.claim, store.next_due_at
@@ -40,6 +43,7 @@ class Counting:
         async def counted_claim(*args: Any, **kwargs: Any) -> Any:
             self.claims += 1
             claimed = await claim(*args, **kwargs)
+            self.taken += len(claimed)
             if self.after_claim is not None:
                 hook, self.after_claim = self.after_claim, None
                 await hook()
@@ -216,3 +220,65 @@ async def test_a_run_an_expression_wait_resumes_is_claimed_without_waiting_for_t
 
 def _no_run() -> Any:
     raise AssertionError("the run is gone")
+
+
+async def test_a_send_claims_for_the_idle_worker_of_its_process(
+    app: outlast.Outlast, make_store: Callable[[], Store]
+) -> None:
+    """The send's own transaction leases the run for the idle worker (`Worker.offer`): the run
+    begins without a claim of the worker's own (before, the send woke the worker into one)."""
+
+    @app.function(id="steps", trigger="t/go")
+    async def steps(ctx: Context) -> int:
+        return int(await ctx.step.run("a", lambda: 1))
+
+    async with idle_worker(app, make_store) as (engine, worker):
+        counts = Counting(engine.store)
+        for _ in range(5):
+            while not worker._idling:  # the claim after the last run's end is done
+                await asyncio.sleep(0.001)
+            assert (await _finish(engine, Event(name="t/go"))).output == 1
+        assert counts.taken == 0
+
+
+async def test_a_send_claims_no_more_than_the_idle_workers_room(
+    app: outlast.Outlast, make_store: Callable[[], Store]
+) -> None:
+    """A worker with room for one attempt, idle, and a send of three events: the send claims one
+    for it, the worker the others as room frees, never two at once."""
+    release, running_now, most = asyncio.Event(), [0], [0]
+
+    @app.function(id="held", trigger="t/held")
+    async def held(ctx: Context) -> int:
+        running_now[0] += 1
+        most[0] = max(most[0], running_now[0])
+        await release.wait()
+        running_now[0] -= 1
+        return int(ctx.event.data["n"])
+
+    async with idle_worker(app, make_store, concurrency=1) as (engine, worker):
+        while not worker._idling:  # its first claim found nothing
+            await asyncio.sleep(0.001)
+        ids = await engine.send([Event(name="t/held", data={"n": n}) for n in range(3)])
+        release.set()
+        runs = [await wait_for_end(engine, await _run_of(engine, i), timeout=DEADLINE_S) for i in ids]
+        assert sorted(r.output for r in runs) == [0, 1, 2]
+        assert most[0] == 1
+
+
+@contextlib.asynccontextmanager
+async def idle_worker(
+    app: outlast.Outlast, make_store: Callable[[], Store], *, concurrency: int | None = None
+) -> AsyncIterator[tuple[Engine, Worker]]:
+    engine = Engine(make_store(), SystemClock(), Settings(database_url="memory://", poll_interval_ms=POLL_MS))
+    await engine.add_source(app)
+    await engine.open()
+    stop = asyncio.Event()
+    worker = Worker(engine, concurrency=concurrency)
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        yield engine, worker
+    finally:
+        stop.set()
+        await task
+        await engine.close()

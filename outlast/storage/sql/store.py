@@ -103,6 +103,35 @@ class SqlStore(PlannerSlot):
     async def ingest(self, events: list[EventRecord], now_ms: int) -> list[str]:
         return await self._run(lambda tx: ingest.ingest(tx, self.planner, events, now_ms), notify=True)
 
+    async def ingest_and_claim(
+        self,
+        events: list[EventRecord],
+        now_ms: int,
+        *,
+        scope: AppScope,
+        owner: str,
+        limit: int,
+        lease_ms: int,
+        max_crashes: int = DEFAULT_MAX_CRASHES,
+        crash_backoff_scale: float = 1.0,
+    ) -> tuple[list[str], Claims]:
+        def both(tx: Tx) -> tuple[list[str], Claims]:
+            ids = ingest.ingest(tx, self.planner, events, now_ms)
+            claims = queue.claim(
+                tx,
+                self.planner,
+                scope,
+                owner,
+                limit,
+                now_ms,
+                lease_ms,
+                max_crashes=max_crashes,
+                crash_backoff_scale=crash_backoff_scale,
+            )
+            return ids, claims
+
+        return await self._run(both, notify=True)
+
     async def match_expression_waits(self, now_ms: int) -> int:
         """Match events against the expression waits they were left for (`expression_waits`):
         read, evaluated in a thread of its own, then applied in one short transaction."""
