@@ -127,7 +127,7 @@ def trace(url: str, samples: int) -> list[list[tuple[float, str]]]:
 
 
 def phases(timeline: list[tuple[float, str]]) -> dict[str, float]:
-    """The run's own store requests (ingest, claim, 4 commits) split into: waiting for the writer
+    """The run's own store requests (ingest and claim, 4 commits) split into: waiting for the writer
     thread and BEGIN ("to start"), their own statements, and the rest of their group, COMMIT and
     the way back to the loop ("to reply"); and the loop's time between them."""
     seen: dict[str, int] = defaultdict(int)
@@ -138,7 +138,9 @@ def phases(timeline: list[tuple[float, str]]) -> dict[str, float]:
         at.setdefault(f"{key} #{seen[key]}", t)
     out: dict[str, float] = {}
     previous = ("send", at["send #1"])
-    for request, k in (("ingest", 1), ("claim", 1), ("commit", 1), ("commit", 2), ("commit", 3), ("commit", 4)):
+    # an idle worker of the sender's process is claimed for in the send's transaction
+    first = [("ingest_and_claim", 1)] if "ingest_and_claim: queued #1" in at else [("ingest", 1), ("claim", 1)]
+    for request, k in (*first, ("commit", 1), ("commit", 2), ("commit", 3), ("commit", 4)):
         queued, start = at[f"{request}: queued #{k}"], at[f"{request}: statements start #{k}"]
         end, reply = at[f"{request}: statements end #{k}"], at[f"{request}: reply on loop #{k}"]
         name = f"{request} {k}" if request == "commit" else request
