@@ -41,9 +41,8 @@ def claim(
     crash_backoff_scale: float = 1.0,
 ) -> Claims:
     """Lease up to `limit` due items of the scope, fire the timeouts and crons among them, and
-    return the runs of the others, started. A claim that leased fewer than `limit` items and
-    fired none also reads the scope's next due time (`Claims`), so the worker goes idle on what
-    this transaction saw.
+    return the runs of the others, started; short of `limit` and firing none, also the scope's
+    next due time (`Claims`): the worker goes idle on what this transaction saw.
 
     Concurrency keys are counted, under the claim lock, only when an item with a key is among
     the first due: claims of other work neither wait for the lock nor read every key's leases
