@@ -98,8 +98,9 @@ class Databases:
             return fresh_sqlite(f"{self.tmp}/{name}.db")
         from tests.pg import fresh_database_url
 
-        self.names.append(f"outlast_bench_growth_{name}")
-        return fresh_database_url(self.pg_url, self.names[-1])
+        url = fresh_database_url(self.pg_url, f"outlast_bench_growth_{name}")
+        self.names.append(url.rsplit("/", 1)[1])
+        return url
 
     def filled(self, n: int) -> str:
         url = self.fresh("filled")

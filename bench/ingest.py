@@ -15,7 +15,7 @@ each event costs an event row, a run and a queue item; no worker runs, so only i
   server (`--httpx` to see that).
 
 Each measurement gets a fresh database: a temporary SQLite file, or the PostgreSQL database
-`outlast_bench_ingest`, dropped and created again.
+`outlast_bench_ingest_<pid>`, dropped and created again.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
                              [--pg-url postgresql://postgres@127.0.0.1:5432/postgres]
 
 Seeds the runs with bulk SQL (not through the engine) into a dedicated database (a temporary
-SQLite file; a PostgreSQL database `outlast_bench_read_api`) that is dropped afterwards, then
+SQLite file; a PostgreSQL database `outlast_bench_read_api_<pid>`) that is dropped afterwards, then
 serves them with the real server on loopback and times requests one after another: the first
 page, a filtered page (one function, failed) and a deep cursor page (900,000 runs down), each as
 the HTML runs page (with its counts per status) and as `GET /api/runs`. Prints p50/p99 per
@@ -252,7 +252,7 @@ def bench(backend: str, n: int, count: int, pg_url: str) -> list[dict[str, Any]]
     finally:
         tmp.cleanup()
         if backend == "postgres":
-            drop_postgres(pg_url, "outlast_bench_read_api")
+            drop_postgres(pg_url, url.rsplit("/", 1)[1])
 
 
 def main() -> None:

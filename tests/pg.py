@@ -8,12 +8,14 @@ run that starts.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import os
 import queue
 import secrets
 import threading
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -128,16 +130,20 @@ class TestDatabases:
             self._released.put(None)
             self._dropper.join()
         with self._admin() as conn:
-            names = [
-                r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (PREFIX + "%",))
-            ]
-            for name in names:
+            for name in _databases_named(conn, PREFIX):
                 if name.startswith(self.prefix) or not _owner_alive(name):
                     conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def _owner_alive(name: str) -> bool:
-    pid = name.removeprefix(PREFIX).split("_", 1)[0]
+def _databases_named(conn: psycopg.Connection[Any], prefix: str) -> list[str]:
+    """The databases whose names start with `prefix` (no LIKE wildcards in it but `_`)."""
+    rows = conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (prefix,))
+    return [str(r[0]) for r in rows]
+
+
+def _owner_alive(name: str, prefix: str = PREFIX) -> bool:
+    """Whether the process whose pid follows `prefix` in `name` still runs (on this host)."""
+    pid = name.removeprefix(prefix).split("_", 1)[0]
     if not pid.isdigit():
         return True  # not ours to judge
     try:
@@ -174,9 +180,28 @@ def drop_test_databases() -> None:
 
 
 def fresh_database_url(base_url: str, name: str) -> str:
-    """(Re)create an empty database `name` on base_url's server and return its URL (benchmarks)."""
+    """Create an empty database for this process and return its URL (benchmarks).
+
+    It is named `<name>_<pid>`, so two benchmarks on one server never drop each other's
+    database; it is dropped when the process exits, and one left by a killed process is
+    dropped by the next benchmark that asks for the same name."""
     parts = urlsplit(base_url)
+    own = f"{name}_{os.getpid()}"
     with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return parts._replace(path="/" + name).geturl()
+        for stale in _databases_named(conn, f"{name}_"):
+            if stale == own or not _owner_alive(stale, f"{name}_"):
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(stale)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(own)))
+    if not _bench_databases:
+        atexit.register(_drop_bench_databases, base_url)
+    _bench_databases.add(own)
+    return parts._replace(path="/" + own).geturl()
+
+
+_bench_databases: set[str] = set()
+
+
+def _drop_bench_databases(base_url: str) -> None:
+    with contextlib.suppress(psycopg.Error), psycopg.connect(base_url, autocommit=True) as conn:
+        for name in sorted(_bench_databases):
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
