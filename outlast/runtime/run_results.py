@@ -72,7 +72,7 @@ async def wait_for_end(engine: Engine, run_id: str, *, timeout: float | None = N
     while True:
         waiter = ends.arm()
         try:
-            run = await engine.store.get_run(run_id)
+            run = await engine.store.get_run(run_id, steps=False)
             if run is None:
                 raise RunNotFoundError(f"no run {run_id!r}")
             if run.status in FINAL_STATUSES:

@@ -122,9 +122,11 @@ class PlannerSlot:
 class Lookups(Protocol):
     """Reads the engine needs as much as the dashboard: a run, runs, events, an app, live workers."""
 
-    async def get_run(self, run_id: str) -> Run | None:
+    async def get_run(self, run_id: str, *, steps: bool = True) -> Run | None:
         """The run with its steps in first-write order (then by key) and their failure histories
-        (by attempt), and its function-level failures (by attempt); None if unknown."""
+        (by attempt), and its function-level failures (by attempt); None if unknown. With
+        `steps=False`, the run alone (`steps` and `failures` empty): one row, for a caller that
+        wants its status and outcome (a `RunHandle` waiting for the end)."""
         ...
 
     async def list_runs(self, flt: RunFilter) -> list[Run]:

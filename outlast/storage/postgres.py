@@ -6,7 +6,9 @@ of requests (a request is one Store call, `fn(tx)`). A thread takes every reques
 (`outlast.storage.sql.group_commit`), with up to `pool_size` groups in flight (READ COMMITTED;
 claims run first in their group and lock candidates FOR UPDATE SKIP LOCKED; a claim that must
 count concurrency keys takes an advisory lock first, see `queue.claim`). `add_listener` starts
-one more thread, on its own connection, that LISTENs on `outlast_work`.
+one more thread, on its own connection, that LISTENs on `outlast_work`. Read models (`_read`: the
+dashboard's pages, a `RunHandle` waiting for its run) run on one more thread and connection,
+outside the write groups, a statement at a time.
 
 What is atomic. Each request is all-or-nothing and nobody sees its result before the COMMIT that
 holds it. A request that raises is undone alone and gets its exception (a driver error as
@@ -39,6 +41,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import orjson
@@ -263,6 +266,9 @@ class PostgresStore(GroupCommitStore):
         self._own_pids: dict[str, int] = {}
         self._upkeep: Conn | None = None
         self._upkeep_lock = threading.Lock()
+        #: the read models' own thread and connection (see `_read`), made on first use
+        self._reader: ThreadPoolExecutor | None = None
+        self._reader_conn: Conn | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -342,6 +348,10 @@ class PostgresStore(GroupCommitStore):
             if self._upkeep is not None:
                 self._upkeep.close()
                 self._upkeep = None
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            reader.submit(self._close_reader).result()
+            reader.shutdown()
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -372,6 +382,44 @@ class PostgresStore(GroupCommitStore):
             claim=True,
         )
         return claimed
+
+    # -- the reader thread ------------------------------------------------------------------------
+
+    async def _read(self, fn: Callable[[PgTx], T]) -> T:
+        """Read models run on a connection and thread of their own, a statement at a time
+        (autocommit). Under READ COMMITTED each statement of a transaction takes its own snapshot
+        anyway, so BEGIN and COMMIT would add two round trips and no consistency; and a read never
+        waits in a write group for its COMMIT, nor delays the group's."""
+        if not self._writers:
+            return await self._run(fn)  # closed: refused there
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="outlast-pg-read")
+        return await asyncio.wrap_future(self._reader.submit(self._read_now, fn))
+
+    def _read_now(self, fn: Callable[[PgTx], T]) -> T:
+        """`fn` on the reader's connection; after a lost connection or a retryable failure, again
+        on a fresh one (after a backoff), as the writers do."""
+        cause: BaseException | None = None
+        for attempt in range(_ATTEMPTS):
+            if attempt and self._stopping.wait(_backoff(attempt)):
+                break
+            try:
+                if self._reader_conn is None or not _usable(self._reader_conn):
+                    self._close_reader()
+                    self._reader_conn = psycopg.connect(
+                        self.url, autocommit=True, connect_timeout=int(_CONNECT_TIMEOUT_S)
+                    )
+                return fn(PgTx(self._reader_conn))
+            except psycopg.Error as exc:
+                cause = exc
+                if self._reader_conn is not None and _usable(self._reader_conn) and not _retryable(exc):
+                    raise _store_error(exc, self.where)  # noqa: B904 (it carries its cause)
+        raise StoreError(f"PostgreSQL read failed ({self.where}): {_oneline(cause)}") from cause
+
+    def _close_reader(self) -> None:
+        if self._reader_conn is not None:
+            self._reader_conn.close()
+            self._reader_conn = None
 
     # -- writer threads ------------------------------------------------------------------------
 

@@ -127,3 +127,61 @@ async def test_a_group_whose_postgres_connection_breaks_runs_again_on_a_new_one_
     assert results == ["before", "after", "beside"]
     assert await stored(sql_store) == {"functions_version", "before", "after", "beside"}
     assert await sql_store._run(lambda tx: tx.one("SELECT pg_backend_pid()")[0]) not in broken
+
+
+async def test_a_read_whose_postgres_connection_breaks_runs_again_on_a_new_one(sql_store: SqlStore) -> None:
+    if not isinstance(sql_store, _postgres_store()):
+        pytest.skip("a PostgreSQL connection")
+    await sql_store._run(write("kept"))
+    dropped: list[int] = []
+
+    def read_once_dropped(tx: Any) -> set[str]:
+        if not dropped:
+            dropped.append(tx.one("SELECT pg_backend_pid()")[0])
+            tx.one("SELECT pg_terminate_backend(pg_backend_pid())")
+        return {r[0] for r in tx.all("SELECT name FROM meta")}
+
+    assert "kept" in await asyncio.wait_for(sql_store._read(read_once_dropped), 30)
+    assert await sql_store._read(lambda tx: tx.one("SELECT pg_backend_pid()")[0]) not in dropped
+
+
+async def test_a_failed_read_is_a_store_error_and_the_next_read_works(sql_store: SqlStore) -> None:
+    def bad(tx: Any) -> Any:
+        return tx.all("SELECT no_such_column FROM meta")
+
+    with pytest.raises(StoreError, match="no_such_column"):
+        await sql_store._read(bad)
+    assert "functions_version" in await sql_store._read(lambda tx: {r[0] for r in tx.all("SELECT name FROM meta")})
+
+
+async def test_a_postgres_read_does_not_wait_for_a_write_group() -> None:
+    """A read model (a dashboard page, a waiting `RunHandle`) is answered while the only writer
+    holds a group's transaction open: it runs on the reader's own connection, and sees what is
+    committed, not what the open transaction wrote."""
+    if not PG_URL:
+        pytest.skip("OUTLAST_TEST_POSTGRES_URL is not set")
+    from outlast.storage.postgres import PostgresStore
+    from tests.conftest import pg_database
+
+    store = PostgresStore(pg_database(), pool_size=1)
+    await store.open()
+    holding, release = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def slow_write(tx: Any) -> str:
+        write("uncommitted")(tx)
+        loop.call_soon_threadsafe(holding.set)
+        asyncio.run_coroutine_threadsafe(release.wait(), loop).result(30)
+        return "done"
+
+    try:
+        writing = asyncio.ensure_future(store._run(slow_write))
+        await asyncio.wait_for(holding.wait(), 30)
+        names = await asyncio.wait_for(store._read(lambda tx: {r[0] for r in tx.all("SELECT name FROM meta")}), 30)
+        release.set()
+        assert await writing == "done"
+        assert "uncommitted" not in names
+        assert "uncommitted" in await stored(store)
+    finally:
+        release.set()
+        await store.close()

@@ -115,11 +115,16 @@ def event_names(tx: Tx, recent: int) -> list[str]:
     return sorted(names)
 
 
-def get_run(tx: Tx, run_id: str) -> Run | None:
+def run_alone(tx: Tx, run_id: str) -> Run | None:
+    """The run's own row: no steps, no failures."""
     row = tx.one(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
-    if row is None:
+    return None if row is None else run_from_row(row)
+
+
+def get_run(tx: Tx, run_id: str) -> Run | None:
+    run = run_alone(tx, run_id)
+    if run is None:
         return None
-    run = run_from_row(row)
     failures: dict[str, list[AttemptRecord]] = {}
     for key, attempt, error, started, ended in tx.all(
         "SELECT step_key, attempt, error, started_at, ended_at FROM step_failures WHERE run_id = ?"

@@ -222,7 +222,9 @@ class SqlStore(PlannerSlot):
 
     # -- reads ---------------------------------------------------------------------------------
 
-    async def get_run(self, run_id: str) -> Run | None:
+    async def get_run(self, run_id: str, *, steps: bool = True) -> Run | None:
+        if not steps:
+            return await self._read(lambda tx: read.run_alone(tx, run_id))
         return await self._run(lambda tx: read.get_run(tx, run_id))
 
     async def list_runs(self, flt: RunFilter) -> list[Run]:
