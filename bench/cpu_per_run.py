@@ -6,7 +6,9 @@ on SQLite).
 One idle `outlast worker` process (as `bench.cross_process`), the events sent in one `send` from
 this process; the worker's user + system CPU time (all its threads, from /proc) from the send
 until the last run completed, divided by the runs. The sender's ingest is not counted: it is
-the same for every worker count. The table keeps each backend's lowest round.
+the same for every worker count. On PostgreSQL, the CPU time of the local server's processes over
+the same span too (all of them: meaningful only when nothing else uses the server; it includes
+the sender's ingest and the completion polls). The table keeps each backend's lowest round.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def main() -> None:
         f"worker CPU per 3-step run, {args.runs} runs, one worker process, {os.cpu_count()} cores"
         f" ({platform.machine()}, Python {platform.python_version()}), lowest of {args.rounds} rounds\n"
     )
-    print(table(rows, ["backend", "runs", "runs_per_s", "worker_cpu_ms_per_run", "rounds"]))
+    print(table(rows, ["backend", "runs", "runs_per_s", "worker_cpu_ms_per_run", "postgres_cpu_ms_per_run", "rounds"]))
 
 
 if __name__ == "__main__":

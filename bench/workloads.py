@@ -142,6 +142,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def local_postgres_cpu_seconds() -> float:
+    """CPU time of every process on this machine named `postgres` (the server and all its
+    backends, whoever they serve: read it only on a machine where nothing else uses the server).
+    Backends that exit in between take their time with them, so this counts long-lived ones."""
+    total = 0.0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/comm") as f:
+                if f.read().strip() != "postgres":
+                    continue
+            total += cpu_seconds(int(entry.name))
+        except OSError:
+            continue  # the process ended meanwhile
+    return total
+
+
 async def scalar(engine: Engine, sql: str) -> int:
     """One number read through the engine's store (benchmarks' own bookkeeping queries)."""
     row = await engine.store._run(lambda tx: tx.one(sql))  # type: ignore[attr-defined]
@@ -169,6 +187,7 @@ async def worker_processes_row(url: str, processes: int, n: int, *, sends: int =
         if url.startswith("postgresql"):
             settle_postgres(url)
         cpu_before = sum(cpu_seconds(w.pid) for w in workers)
+        server_before = local_postgres_cpu_seconds()
         started = time.perf_counter()
         for part in range(sends):
             await engine.send([outlast.Event(name="bench/go", data={"i": i}) for i in range(part, n, sends)])
@@ -176,6 +195,7 @@ async def worker_processes_row(url: str, processes: int, n: int, *, sends: int =
             await asyncio.sleep(0.01)
         seconds = time.perf_counter() - started
         cpu = sum(cpu_seconds(w.pid) for w in workers) - cpu_before
+        server_cpu = local_postgres_cpu_seconds() - server_before
     finally:
         stop(workers)
         await engine.close()
@@ -187,6 +207,7 @@ async def worker_processes_row(url: str, processes: int, n: int, *, sends: int =
         "runs_per_s": n / seconds,
         "steps_per_s": n * STEPS / seconds,
         "worker_cpu_ms_per_run": cpu / n * 1000,
+        "postgres_cpu_ms_per_run": server_cpu / n * 1000 if url.startswith("postgresql") else None,
     }
 
 
@@ -227,9 +248,11 @@ async def first_step_latency(url: str, samples: int, *, prelude: str = "", idle_
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    """A Markdown table of the rows (floats to 3 decimals below 10, else 1)."""
+    """A Markdown table of the rows (floats to 3 decimals below 10, else 1; None as blank)."""
 
     def fmt(v: Any) -> str:
+        if v is None:
+            return ""
         if isinstance(v, float):
             return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.1f}"
         return str(v)
