@@ -95,7 +95,9 @@ async def test_a_refused_step_result_fails_the_step_at_once(
         await t.run_until_idle()
         [run] = t.runs()
     assert run.status == "completed" and run.output == {"caught": "StoreDataError"}
-    assert store.refused == 1  # refused once, then recorded as the step's failure: not retried as an outage
+    # refused with the run's end it rode with, then alone; then recorded as the step's failure (the
+    # next attempt meets it where the step was): not retried as an outage
+    assert store.refused == 2
     [step] = run.steps
     assert step.status == "failed" and "refused" in (step.error or {})["message"]
 
