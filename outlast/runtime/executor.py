@@ -37,9 +37,10 @@ and the attempt ends, its item due again at once (`_refusal_of`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -184,15 +185,14 @@ class Attempt:
         over a refused value). With a delay set, results wait on (the opt-in trade)."""
         if self._defer_s > 0:
             return
-        self._start_flush()
         await self._after_landing()
+        deferred = self._take_deferred()
+        if deferred is not None:
+            await self._land(self._commit_deferred(deferred))
 
     def abandon(self) -> None:
         """The attempt ended without its lease: deferred results are not committed."""
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-            self._flush_timer = None
-        self._deferred = None
+        self._take_deferred()
 
     def _take_deferred(self) -> Commit | None:
         if self._flush_timer is not None:
@@ -201,37 +201,42 @@ class Attempt:
         deferred, self._deferred = self._deferred, None
         return deferred
 
-    def _start_flush(self) -> None:
-        """Commit the deferred results alone, in a task of their own (a step body is about to
-        start, or the delay ran out before the next commit)."""
-        deferred = self._take_deferred()
-        if deferred is not None:
-            self._landing_of(asyncio.get_running_loop().create_task(self._commit_deferred(deferred)))
-
-    def _landing_of(self, future: asyncio.Future[None]) -> None:
-        """Keep `future` (a commit carrying deferred results) until it is done; note a lost lease."""
-        self._landing.add(future)
-        future.add_done_callback(self._landed)
+    async def _land(self, committing: Coroutine[None, None, None]) -> None:
+        """Await a commit that carries deferred results, kept meanwhile among those under way
+        (`_after_landing`). If it fails other than by refusing a value of its own, those results
+        may not be stored: the attempt goes no further."""
+        landed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._landing.add(landed)
+        try:
+            await committing
+        except StoreDataError:
+            raise
+        except BaseException:
+            self._lost = True
+            raise
+        finally:
+            self._landing.discard(landed)
+            landed.set_result(None)
 
     async def _after_landing(self) -> None:
         """Wait for the commits under way that carry deferred results; `LeaseLost` if one failed."""
         if self._landing:
-            landing = set(self._landing)
-            await asyncio.wait(landing)
-            for future in landing:  # its callback may not have run yet
-                self._landed(future)
+            await asyncio.wait(set(self._landing))
         if self._lost:
             raise LeaseLost()
 
-    def _landed(self, future: asyncio.Future[None]) -> None:
-        """A flush that failed leaves its results unstored: the attempt must not go on."""
-        if future not in self._landing:
-            return
-        self._landing.discard(future)
-        if future.cancelled() or future.exception() is not None:
-            self._lost = True
-            if not future.cancelled() and not isinstance(future.exception(), LeaseLost):
-                log.error("storing step results of run %s failed", self._run.run_id, exc_info=future.exception())
+    def _start_flush(self) -> None:
+        """The delay ran out before the next commit: commit the deferred results alone."""
+        self._flush_timer = None
+        deferred = self._take_deferred()
+        if deferred is not None:  # under way from now on, before its task first runs
+            task = asyncio.get_running_loop().create_task(self._flush_deferred(deferred))
+            self._landing.add(task)
+            task.add_done_callback(self._landing.discard)
+
+    async def _flush_deferred(self, deferred: Commit) -> None:
+        with contextlib.suppress(LeaseLost):  # the next commit or body finds it (`_lost`)
+            await self._land(self._commit_deferred(deferred))
 
     async def _commit_with_deferred(self, commit: Commit) -> None:
         """Commit `commit` with the deferred results ahead of it, in one transaction."""
@@ -241,15 +246,7 @@ class Attempt:
             await self._commit(commit)
             return
         merged = replace(commit, steps=deferred.steps + commit.steps, logs=deferred.logs + commit.logs)
-        landed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._landing_of(landed)
-        try:
-            await self._commit_merged(merged, deferred)
-        except LeaseLost:
-            self._lost = True
-            raise
-        finally:
-            landed.set_result(None)
+        await self._land(self._commit_merged(merged, deferred))
         self._announce(deferred.steps)
 
     async def _commit_merged(self, merged: Commit, deferred: Commit) -> None:
