@@ -40,7 +40,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -96,9 +96,10 @@ class Attempt:
         self._deferred: Commit | None = None
         #: the longest a deferred result waits for the next commit; 0: until the next step body
         self._defer_s = engine.settings.step_commit_delay_ms / 1000
-        #: commits under way that carry deferred results (flushes, and commits that took them)
+        #: commits under way that carry deferred results (`_commit_with_deferred`)
         self._landing: set[asyncio.Future[None]] = set()
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
         #: a commit carrying deferred results found the lease gone: commit nothing more
         self._lost = False
 
@@ -183,12 +184,8 @@ class Attempt:
         called before a step body starts, so no body runs with a result that is not stored.
         Raises `LeaseLost` if one of those commits found the lease gone (or ended the attempt
         over a refused value). With a delay set, results wait on (the opt-in trade)."""
-        if self._defer_s > 0:
-            return
-        await self._after_landing()
-        deferred = self._take_deferred()
-        if deferred is not None:
-            await self._land(self._commit_deferred(deferred))
+        if self._defer_s <= 0:
+            await self._commit_with_deferred(None)
 
     def abandon(self) -> None:
         """The attempt ended without its lease: deferred results are not committed."""
@@ -201,14 +198,40 @@ class Attempt:
         deferred, self._deferred = self._deferred, None
         return deferred
 
-    async def _land(self, committing: Coroutine[None, None, None]) -> None:
-        """Await a commit that carries deferred results, kept meanwhile among those under way
-        (`_after_landing`). If it fails other than by refusing a value of its own, those results
-        may not be stored: the attempt goes no further."""
+    def _start_flush(self) -> None:
+        """The delay ran out before the next commit: commit the deferred results alone."""
+        self._flush_timer = None
+        flush = asyncio.get_running_loop().create_task(self._flush_deferred())
+        self._flushes.add(flush)  # held until done: the loop keeps only weak references to tasks
+        flush.add_done_callback(self._flushes.discard)
+
+    async def _flush_deferred(self) -> None:
+        with contextlib.suppress(LeaseLost):  # the next commit or body finds it (`_lost`)
+            await self._commit_with_deferred(None)
+
+    async def _commit_with_deferred(self, commit: Commit | None) -> None:
+        """Commit `commit` (None: only the deferred results) with the deferred results ahead of it,
+        in one transaction, once the commits already under way that carry deferred results have
+        landed: whatever the caller saw is then stored no later than this commit. What it takes
+        is under way (`_landing`) from the moment it is taken, for callers that come meanwhile.
+        If it fails other than by refusing a value of its own, the results it took may not be
+        stored: the attempt goes no further (`_lost`)."""
+        earlier = set(self._landing)
+        deferred = self._take_deferred()
+        if deferred is None:
+            await self._after(earlier)
+            if commit is not None:
+                await self._commit(commit)
+            return
         landed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._landing.add(landed)
         try:
-            await committing
+            await self._after(earlier)
+            if commit is None:
+                await self._commit_deferred(deferred)
+            else:
+                merged = replace(commit, steps=deferred.steps + commit.steps, logs=deferred.logs + commit.logs)
+                await self._commit_merged(merged, deferred)
         except StoreDataError:
             raise
         except BaseException:
@@ -218,36 +241,12 @@ class Attempt:
             self._landing.discard(landed)
             landed.set_result(None)
 
-    async def _after_landing(self) -> None:
-        """Wait for the commits under way that carry deferred results; `LeaseLost` if one failed."""
-        if self._landing:
-            await asyncio.wait(set(self._landing))
+    async def _after(self, earlier: set[asyncio.Future[None]]) -> None:
+        """Wait for `earlier` commits carrying deferred results; `LeaseLost` if one failed."""
+        if earlier:
+            await asyncio.wait(earlier)
         if self._lost:
             raise LeaseLost()
-
-    def _start_flush(self) -> None:
-        """The delay ran out before the next commit: commit the deferred results alone."""
-        self._flush_timer = None
-        deferred = self._take_deferred()
-        if deferred is not None:  # under way from now on, before its task first runs
-            task = asyncio.get_running_loop().create_task(self._flush_deferred(deferred))
-            self._landing.add(task)
-            task.add_done_callback(self._landing.discard)
-
-    async def _flush_deferred(self, deferred: Commit) -> None:
-        with contextlib.suppress(LeaseLost):  # the next commit or body finds it (`_lost`)
-            await self._land(self._commit_deferred(deferred))
-
-    async def _commit_with_deferred(self, commit: Commit) -> None:
-        """Commit `commit` with the deferred results ahead of it, in one transaction."""
-        await self._after_landing()  # results already on their way land before what follows them
-        deferred = self._take_deferred()
-        if deferred is None:
-            await self._commit(commit)
-            return
-        merged = replace(commit, steps=deferred.steps + commit.steps, logs=deferred.logs + commit.logs)
-        await self._land(self._commit_merged(merged, deferred))
-        self._announce(deferred.steps)
 
     async def _commit_merged(self, merged: Commit, deferred: Commit) -> None:
         try:
@@ -255,6 +254,7 @@ class Attempt:
         except StoreDataError:
             await self._refusal_of(deferred)  # else the refused value is one of the commit's own
             raise
+        self._announce(deferred.steps)
 
     async def _commit_deferred(self, deferred: Commit) -> None:
         try:

@@ -272,3 +272,68 @@ async def test_parallel_results_are_stored_before_any_body_that_starts_after_the
     assert run.status == "completed" and run.output == ["x", "y2", "z"]
     assert {name: sorted(ids) for name, ids in seen.items()} == {"y2": ["y1"], "z": ["x", "y1", "y2"]}
     assert sorted(w.step_id for c in store.commits for w in c.steps) == ["x", "y1", "y2", "z"]  # each once
+
+
+class GatedStore(CountingStore):
+    """A real store whose first commit of step results waits for `gate`; it logs when each commit
+    starts and ends, by the steps it carries and whether it sends events."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.blocked, self.gate = asyncio.Event(), asyncio.Event()
+        self.log: list[tuple[str, list[str], bool]] = []
+
+    async def commit(self, commit: Commit) -> CommitResult:
+        what = ([w.step_id for w in commit.steps], bool(commit.events))
+        self.log.append(("start", *what))
+        if commit.steps and not self.blocked.is_set():
+            self.blocked.set()
+            await self.gate.wait()
+        result = await super().commit(commit)
+        self.log.append(("end", *what))
+        return result
+
+
+async def test_an_event_sent_after_a_result_starts_only_once_that_result_is_stored(
+    app: outlast.Outlast, make_store: Callable[[], Store]
+) -> None:
+    """`y` finishes while an earlier result's commit is held up; a body is about to start (taking
+    `y`) and, beside it, a step sends an event its code decided after `y`: the event's commit
+    starts only once the commit holding `y` has ended, whoever took `y`."""
+    store = GatedStore(make_store())
+
+    @app.function(id="ordered", trigger="t/ordered")
+    async def ordered(ctx: Context) -> list[Any]:
+        async def held() -> str:
+            await store.blocked.wait()  # the commit of `x` is held up now
+            return "y"
+
+        async def after_x() -> str:
+            await ctx.step.run("x", lambda: "x")
+            return await ctx.step.run("p", lambda: "p")  # type: ignore[no-any-return]
+
+        async def after_y() -> list[Any]:
+            y = await ctx.step.run("y", held)
+
+            async def tell() -> list[str]:
+                for _ in range(5):  # after `p2`'s body, about to start, took `y`
+                    await asyncio.sleep(0)
+                return await ctx.step.send_event(f"tell-{y}", Event(name="t/y"))
+
+            release = asyncio.get_running_loop().call_later(0.05, store.gate.set)
+            try:
+                return list(await asyncio.gather(ctx.step.run("p2", lambda: "p2"), tell()))
+            finally:
+                release.cancel()
+
+        return list(await asyncio.gather(after_x(), after_y()))
+
+    async with TestEngine(app, store=store) as t:  # type: ignore[arg-type]
+        await t.send(Event(name="t/ordered"))
+        await t.run_until_idle()
+        [run] = t.runs(function_id="ordered")
+    assert run.status == "completed"
+    assert ("start", ["y"], False) in store.log  # `p2`'s body took `y`, not the event's commit
+    stored_y = store.log.index(("end", ["y"], False))
+    sending = next(i for i, (edge, _, events) in enumerate(store.log) if edge == "start" and events)
+    assert stored_y < sending, store.log
