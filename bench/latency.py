@@ -9,8 +9,9 @@ from the commit of the run's end), then waits a little, so each run starts on an
 The peers do the same one invocation at a time where it is cheap to measure (see their scripts):
 DBOS (start_workflow + get_result), Restate (one ingress call at a time, timed by curl) and
 Temporal (execute_workflow). Outlast is measured as it runs by default (each step's result
-committed before the next step runs) and with `step_commit_delay_ms` (results committed with the
-run's end when the steps finish within that delay; opt-in, see Settings).
+committed before the next step body starts, the last with the run's end) and with
+`step_commit_delay_ms` (results committed with the run's end when the steps finish within that
+delay; opt-in, see Settings).
 """
 
 from __future__ import annotations

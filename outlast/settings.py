@@ -67,10 +67,13 @@ class Settings:
     #: `OUTLAST_REALTIME_RETENTION` takes a duration ("1h", "10m")
     realtime_retention: int = 3_600_000
     #: ms a plain step result of a local function may wait in memory for its attempt's next commit
-    #: (so a run whose steps finish at once is stored in one commit with its end). 0, the default,
-    #: stores each step's result before the function goes on. Above 0, if the process dies within
-    #: that window, the steps run since the last commit run again, each recomputed, even though a
-    #: later step's body already ran with the earlier result: only for steps that tolerate that
+    #: while later step bodies run (so a run whose steps finish at once is stored in one commit
+    #: with its end). 0, the default: a result waits only until the next step body is about to
+    #: start, or rides with the attempt's next commit if that comes first (a sleep, a wait, an
+    #: event sent, the run's end), so it is stored before any later step body runs. Above 0, if
+    #: the process dies within that window, the steps run since the last commit run again, each
+    #: recomputed, even though a later step's body already ran with the earlier result: only for
+    #: steps that tolerate that
     step_commit_delay_ms: int = 0
 
     def __post_init__(self) -> None:

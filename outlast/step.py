@@ -40,7 +40,10 @@ class Step:
         self, step_id: str | StepOptions, fn: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> Coroutine[Any, Any, Any]:
         """Run `fn(*args, **kwargs)` once for this run and return its (JSON) result. `step_id` may
-        be a `StepOptions` (the step's own retries, timeout per attempt and backoff)."""
+        be a `StepOptions` (the step's own retries, timeout per attempt and backoff). The result
+        is stored before the next step body starts, or with the run's next commit if that comes
+        first (a sleep, a wait, a sent event, the run's end); the code between steps may run
+        before it is stored, and runs again if the process dies first."""
         if isinstance(step_id, StepOptions):
             return self._host.run(step_id.id, fn, args, kwargs, _step_policy(step_id))
         return self._host.run(step_id, fn, args, kwargs)

@@ -7,22 +7,37 @@ ours, and commits the attempt's outcome. What happens is told to observers as ty
 A commit that reports the lease lost, or a driver that raises `LeaseLost`, ends the attempt
 at once with nothing more written: another worker owns the run, or it was cancelled.
 
-Deferred checkpoints, opt-in (`Settings.step_commit_delay_ms`, 0 by default). A step result the
-driver lets wait (`apply(..., defer=True)`: the local driver's plain step results) is kept in
-memory and committed with the attempt's next commit (the next step that cannot wait, a
-suspension, the run's end) or after the delay, whichever comes first: a run whose steps all
-finish at once commits them with its end, one transaction instead of four. The cost, and why it
-is not the default: the function goes on before that result is durable, so if the process dies
-within the delay, the steps since the last commit run again and recompute what later step
-bodies already used. Nothing a step caused through the engine (a sent event, a
-child run, a published message, a wait) is ever deferred: such a commit takes the deferred
-results with it, so they are stored no later than anything that depends on them. Observers
-hear of a deferred step (`StepEnded`) once it is committed.
+Deferred checkpoints. A step result the driver lets wait (`apply(..., defer=True)`: the local
+driver's plain step results) is kept in memory and committed with the attempt's next commit: a
+step that cannot wait (an error, a retry, a sent event, a wait, a child run, a published
+message), the attempt's suspension or end. By default it waits no longer than until the next
+step BODY is about to start: the driver calls `durable` first, which commits what waits (and
+awaits commits under way that carry some) before the body runs. So a step's result is stored
+before anything that can depend on it leaves the function: only the function's own code between
+steps (which replays anyway) runs before it is durable. A run whose steps run one after another
+commits each result as the next body starts, and the last with its end (a 3-step run: the send,
+two checkpoints, the end); a step followed by a sleep or wait rides with it; results of parallel
+steps that finish together are stored in one commit. If the process dies before, the steps whose
+results were not stored run again on the next attempt, and no later step body has used them.
+
+`Settings.step_commit_delay_ms` above 0 (opt-in) lets results wait longer: later step bodies
+run before they are durable, and a timer commits them after the delay if no other commit took
+them first. The cost: if the process dies within the delay, the steps since the last commit run
+again and recompute what later step bodies already used.
+
+Either way, nothing a step caused through the engine (a sent event, a child run, a published
+message, a wait) is ever deferred: such a commit takes the deferred results with it (after any
+commit already carrying some has landed), so they are stored no later than anything that depends
+on them. Observers hear of a deferred step (`StepEnded`) once it is committed; the store's
+readers (the dashboard, the API) see it once committed. An attempt that loses its lease drops
+what waits (`abandon`). A deferred value the database refuses is stored as the step's failure
+and the attempt ends, its item due again at once (`_refusal_of`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -79,11 +94,13 @@ class Attempt:
         self._logs: list[LogLine] = []
         #: step results remembered but not committed yet (see "Deferred checkpoints" above)
         self._deferred: Commit | None = None
-        #: the longest a deferred result waits for the next commit; 0: nothing is deferred
+        #: the longest a deferred result waits for the next commit; 0: until the next step body
         self._defer_s = engine.settings.step_commit_delay_ms / 1000
-        self._flush: asyncio.Task[None] | None = None
+        #: commits under way that carry deferred results (`_commit_with_deferred`)
+        self._landing: set[asyncio.Future[None]] = set()
         self._flush_timer: asyncio.TimerHandle | None = None
-        #: a deferred flush found the lease gone: the next commit must not be attempted
+        self._flushes: set[asyncio.Task[None]] = set()
+        #: a commit carrying deferred results found the lease gone: commit nothing more
         self._lost = False
 
     @property
@@ -134,7 +151,7 @@ class Attempt:
         commit = step_commit(
             self._run, ops, lease=self.lease, now=self.now_ms(), rules=self.rules, logs=self._take_logs()
         )
-        if defer and self._defer_s > 0 and _deferrable(commit):
+        if defer and _deferrable(commit):
             self._defer(commit)
             return [self._run.memo[op.key] for op in ops]
         try:
@@ -150,58 +167,92 @@ class Attempt:
         return [self._run.memo[op.key] for op in ops]
 
     def _defer(self, commit: Commit) -> None:
-        """Remember a checkpoint's steps now; commit them with the next commit, or in the delay."""
+        """Remember a checkpoint's steps now; commit them with the next commit (or, with a delay
+        set, when it runs out)."""
         for write in commit.steps:
             self._remember(write)
-        if self._deferred is None:
-            self._deferred = commit
-            loop = asyncio.get_running_loop()
-            self._flush_timer = loop.call_later(self._defer_s, self._start_flush)
-        else:
+        if self._deferred is not None:
             self._deferred.steps.extend(commit.steps)
             self._deferred.logs.extend(commit.logs)
+            return
+        self._deferred = commit
+        if self._defer_s > 0:
+            self._flush_timer = asyncio.get_running_loop().call_later(self._defer_s, self._start_flush)
+
+    async def durable(self) -> None:
+        """Commit the results waiting so far, and wait for commits under way that carry some:
+        called before a step body starts, so no body runs with a result that is not stored.
+        Raises `LeaseLost` if one of those commits found the lease gone (or ended the attempt
+        over a refused value). With a delay set, results wait on (the opt-in trade)."""
+        if self._defer_s <= 0:
+            await self._commit_with_deferred(None)
 
     def abandon(self) -> None:
         """The attempt ended without its lease: deferred results are not committed."""
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-            self._flush_timer = None
-        self._deferred = None
+        self._take_deferred()
 
-    def _start_flush(self) -> None:
-        self._flush_timer = None
-        if self._deferred is not None and self._flush is None:
-            self._flush = asyncio.get_running_loop().create_task(self._flush_deferred())
-
-    async def _flush_deferred(self) -> None:
-        """Commit the deferred results alone (their timer ran out before the next commit)."""
-        commit, self._deferred = self._deferred, None
-        try:
-            if commit is not None:
-                await self._commit_deferred(commit)
-        except LeaseLost:
-            self._lost = True
-        finally:
-            self._flush = None
-
-    async def _commit_with_deferred(self, commit: Commit) -> None:
-        """Commit `commit` with the deferred results ahead of it, in one transaction."""
-        if self._flush is not None:
-            await asyncio.shield(self._flush)  # a flush under way lands before what follows it
-        if self._lost:
-            raise LeaseLost()
+    def _take_deferred(self) -> Commit | None:
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
         deferred, self._deferred = self._deferred, None
+        return deferred
+
+    def _start_flush(self) -> None:
+        """The delay ran out before the next commit: commit the deferred results alone."""
+        self._flush_timer = None
+        flush = asyncio.get_running_loop().create_task(self._flush_deferred())
+        self._flushes.add(flush)  # held until done: the loop keeps only weak references to tasks
+        flush.add_done_callback(self._flushes.discard)
+
+    async def _flush_deferred(self) -> None:
+        with contextlib.suppress(LeaseLost):  # the next commit or body finds it (`_lost`)
+            await self._commit_with_deferred(None)
+
+    async def _commit_with_deferred(self, commit: Commit | None) -> None:
+        """Commit `commit` (None: only the deferred results) with the deferred results ahead of it,
+        in one transaction, once the commits already under way that carry deferred results have
+        landed: whatever the caller saw is then stored no later than this commit. What it takes
+        is under way (`_landing`) from the moment it is taken, for callers that come meanwhile.
+        If it fails other than by refusing a value of its own, the results it took may not be
+        stored: the attempt goes no further (`_lost`)."""
+        earlier = set(self._landing)
+        deferred = self._take_deferred()
         if deferred is None:
-            await self._commit(commit)
+            await self._after(earlier)
+            if commit is not None:
+                await self._commit(commit)
             return
-        merged = replace(commit, steps=deferred.steps + commit.steps, logs=deferred.logs + commit.logs)
+        landed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._landing.add(landed)
+        try:
+            await self._after(earlier)
+            if commit is None:
+                await self._commit_deferred(deferred)
+            else:
+                merged = replace(commit, steps=deferred.steps + commit.steps, logs=deferred.logs + commit.logs)
+                await self._commit_merged(merged, deferred)
+        except StoreDataError:
+            raise
+        except BaseException:
+            self._lost = True
+            raise
+        finally:
+            self._landing.discard(landed)
+            landed.set_result(None)
+
+    async def _after(self, earlier: set[asyncio.Future[None]]) -> None:
+        """Wait for `earlier` commits carrying deferred results; `LeaseLost` if one failed."""
+        if earlier:
+            await asyncio.wait(earlier)
+        if self._lost:
+            raise LeaseLost()
+
+    async def _commit_merged(self, merged: Commit, deferred: Commit) -> None:
         try:
             await self._commit(merged)
         except StoreDataError:
-            await self._refusal_of(deferred)  # else the refused value is one of `commit`'s own
+            await self._refusal_of(deferred)  # else the refused value is one of the commit's own
             raise
         self._announce(deferred.steps)
 

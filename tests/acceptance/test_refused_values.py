@@ -95,9 +95,39 @@ async def test_a_refused_step_result_fails_the_step_at_once(
         await t.run_until_idle()
         [run] = t.runs()
     assert run.status == "completed" and run.output == {"caught": "StoreDataError"}
-    assert store.refused == 1  # refused once, then recorded as the step's failure: not retried as an outage
+    # refused with the run's end it rode with, then alone; then recorded as the step's failure (the
+    # next attempt meets it where the step was): not retried as an outage
+    assert store.refused == 2
     [step] = run.steps
     assert step.status == "failed" and "refused" in (step.error or {})["message"]
+
+
+async def test_a_refused_result_waiting_for_the_next_step_fails_where_it_was_and_the_next_body_waits(
+    app: outlast.Outlast, make_store: Callable[[], Store]
+) -> None:
+    """The handler went on with the result before it was stored: when the database refuses it (as
+    the next body is about to start), that body does not run; the attempt ends and the next one
+    meets the step's failure where the step was."""
+    after: list[str] = []
+
+    @app.function(id="refused-then", trigger="t/refused-then", retries=3)
+    async def refused_then(ctx: Context) -> Any:
+        try:
+            first = await ctx.step.run("first", lambda: "poison")
+        except outlast.StepError as exc:
+            first = exc.name
+        return [first, await ctx.step.run("next", lambda: after.append(first) or "next")]
+
+    store = RefusingStore(make_store(), lambda c: any(w.output == "poison" for w in c.steps))
+    async with TestEngine(app, store=store) as t:  # type: ignore[arg-type]
+        await t.send(Event(name="t/refused-then"))
+        await t.run_until_idle()
+        [run] = t.runs()
+    assert run.status == "completed" and run.output == ["StoreDataError", "next"]
+    assert after == ["StoreDataError"]  # the next body ran once, never with the refused value
+    assert store.refused == 2  # as it was about to be stored ahead of `next`, then alone
+    first, _ = run.steps
+    assert first.status == "failed" and "refused" in (first.error or {})["message"]
 
 
 async def test_a_refused_outcome_fails_the_run_saying_why(

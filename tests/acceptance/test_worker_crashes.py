@@ -117,6 +117,30 @@ def test_a_run_that_keeps_killing_its_worker_fails_clearly_and_the_others_comple
         assert run.output == 3
 
 
+def test_a_worker_killed_after_the_last_step_reruns_only_the_steps_not_stored(
+    client: outlast.Outlast, tmp_path: Path
+) -> None:
+    """Each result is stored before the next step body starts, the last with the run's end: a
+    worker that dies in between leaves `a` and `b` stored, and only `c` runs again."""
+    effects, marker = tmp_path / "effects", tmp_path / "died"
+    client.send(Event(name="crash/before-end", data={"effects": str(effects), "marker": str(marker)}))
+
+    def finished() -> bool:
+        return statuses(client).get("dies-before-end") == ["completed"]
+
+    assert keep_a_worker_running(client, finished) == [POISON_EXIT_CODE]
+    assert marker.exists()
+    [run] = client.list_runs(function_id="dies-before-end")
+    assert run.output == "abc"
+    assert effects.read_text().split() == ["a", "b", "c", "c"]
+    full = client.get_run(run.id)
+    assert full is not None and [(s.id, s.status, s.output) for s in full.steps] == [
+        ("a", "completed", "a"),
+        ("b", "completed", "b"),
+        ("c", "completed", "c"),
+    ]
+
+
 @pytest.mark.parametrize("kind, name", [("exit", "SystemExit"), ("interrupt", "KeyboardInterrupt")])
 def test_system_exit_and_keyboard_interrupt_in_a_step_are_the_steps_error(
     client: outlast.Outlast, kind: str, name: str

@@ -70,3 +70,18 @@ async def publisher(ctx: Context) -> str:
     await ctx.step.run("die-once", _die_once, ctx.event.data["marker"])
     await ctx.step.publish("after", channel=channel, topic="progress", data="after")
     return "done"
+
+
+def _noted(path: str, name: str) -> str:
+    with open(path, "a") as effects:
+        effects.write(f"{name}\n")
+    return name
+
+
+@app.function(id="dies-before-end", trigger="crash/before-end")
+async def dies_before_end(ctx: Context) -> str:
+    """Its worker dies once after the last step returned, before the run's end is stored."""
+    effects = ctx.event.data["effects"]
+    done = [await ctx.step.run(name, _noted, effects, name) for name in ("a", "b", "c")]
+    _die_once(ctx.event.data["marker"])
+    return "".join(done)

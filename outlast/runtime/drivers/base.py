@@ -42,6 +42,11 @@ class AttemptHost(Protocol):
         `defer`: finished results may wait for the attempt's next commit (see `executor`)."""
         ...
 
+    async def durable(self) -> None:
+        """Before a step body starts: commit results `apply` let wait, so the body cannot use a
+        result that is not stored (see `executor`). Raises `LeaseLost`."""
+        ...
+
     def log(self, line: LogLine) -> None:
         """Keep a line the function logged; it is stored with the attempt's next commit."""
         ...

@@ -1,10 +1,12 @@
 """The local driver: a function's handler called in this process, checkpointed.
 
 The handler runs straight through. A step found in the memo returns its stored value; a new
-step runs its body, its result is committed (`StepRun`) and the handler continues in the same
-call, so a run of N steps costs O(N). A sleep, a wait, a child run or a step retry is committed
-as its op and then suspends the handler with `StepSuspended` (a BaseException); the attempt
-ends once every step body still running (a parallel branch) has finished and committed.
+step runs its body and the handler continues with its result in the same call, so a run of N
+steps costs O(N). A plain result (`StepRun`) may wait for the attempt's next commit, but it is
+stored before the next step body starts (`host.durable`, see `executor`). A sleep, a wait, a
+child run or a step retry is committed as its op and then suspends the handler with
+`StepSuspended` (a BaseException); the attempt ends once every step body still running (a
+parallel branch) has finished and committed.
 
 A step body's exceptions belong to the step, whatever their class (`SystemExit` and
 `KeyboardInterrupt` too): they are caught in the body's own frame, so they never reach the
@@ -285,6 +287,7 @@ class LocalAttempt:
     async def _execute(self, key: str, step_id: str, call: StepCall) -> MemoEntry:
         if await self.host.paused():
             raise StepSuspended()  # the function is paused: no new step body until it is resumed
+        await self.host.durable()  # results the handler went on with are stored before a body runs
         fn, args, kwargs, policy = call
         started = self.now_ms()
         ok, value = await self._call_body(fn, args, kwargs, policy.timeout_ms)
