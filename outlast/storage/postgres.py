@@ -95,10 +95,12 @@ def to_pyformat(sql: str) -> bytes:
 class PgTx:
     """One transaction's statements. `wrote` tells whether any statement may have written: then
     its COMMIT must be resolvable when it gets no answer (`PgSession.commit` reads the
-    transaction's id first). A statement counts as a write unless the server answered it as a
-    `SELECT` (a data-modifying `WITH` answers as its INSERT, UPDATE or DELETE); our SQL calls no
-    function that writes from a plain SELECT. A SELECT ... FOR UPDATE that only locked rows
-    changed nothing, so its transaction, committed or not, left the data as it was."""
+    transaction's id first). A statement with a data-modifying `WITH` counts as a write (the
+    server answers it as the `SELECT` it feeds: a claim's lease, a run's end); any other counts
+    unless the server answered it as a `SELECT` or as changing no row (an `UPDATE 0`: an empty
+    claim's lease). Our SQL calls no function that writes from a plain SELECT. A SELECT ... FOR
+    UPDATE that only locked rows changed nothing, so its transaction, committed or not, left the
+    data as it was."""
 
     lock_suffix = "FOR UPDATE SKIP LOCKED"
     row_lock = "FOR UPDATE"
@@ -112,7 +114,9 @@ class PgTx:
 
     def _execute(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[TupleRow]:
         cur = self.cur.execute(to_pyformat(sql), params)
-        if not self.wrote and not (cur.statusmessage or "").startswith("SELECT"):
+        if not self.wrote and (
+            _writes_with(sql) or not ((cur.statusmessage or "").startswith("SELECT") or cur.rowcount == 0)
+        ):
             self.wrote = True
         return cur
 
@@ -172,6 +176,14 @@ class PgTx:
         """Transaction control (BEGIN, SAVEPOINT, COMMIT, ...): writes nothing by itself."""
         self.cur.execute(statements)
 
+
+@functools.lru_cache(maxsize=4096)
+def _writes_with(sql: str) -> bool:
+    """Whether a statement has a data-modifying `WITH` (its server answer is its SELECT's)."""
+    return sql.lstrip()[:4].upper() == "WITH" and _DML.search(sql) is not None
+
+
+_DML = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)
 
 #: the most bytes of rows in one jsonb parameter of `PgTx.tables` (PostgreSQL's limit is 256 MB)
 _JSON_CHUNK = 32 << 20
