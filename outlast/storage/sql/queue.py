@@ -78,12 +78,17 @@ def claim(
         ingest(tx, planner, follow_ups, now)
     pending = {i.run_id for i in leased if i.pending}
     full = full or bool(follow_ups)  # runs the fired items started are due now: claim again
+    return _claimed(tx, scope, run_items, token, now, pending=pending, full=full)
+
+
+def _claimed(
+    tx: Tx, scope: AppScope, run_items: list[tuple[str, str]], token: str, now: int, *, pending: set[Any], full: bool
+) -> Claims:
+    """The leased run items' runs, started, and unless `full` the scope's next due time (read
+    with them on PostgreSQL)."""
+    run_ids = [r for _, r in run_items]
     states, due = load_states(
-        tx,
-        [r for _, r in run_items],
-        now,
-        [r for _, r in run_items if r in pending],
-        next_due=None if full else _next_due_query(scope),
+        tx, run_ids, now, [r for r in run_ids if r in pending], next_due=None if full else _next_due_query(scope)
     )
     return Claims(
         (
