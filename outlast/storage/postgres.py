@@ -69,13 +69,8 @@ _MIGRATION_LOCK = 0x6F75746C617374  # "outlast"
 _CLAIM_LOCK = _MIGRATION_LOCK + 1
 _BEGIN = b"BEGIN"
 _BEGIN_WITH_SAVEPOINT = b"BEGIN; SAVEPOINT op"
-#: the transaction's id, assigned and read as it begins (one round trip with the BEGIN)
-_BEGIN_XID = b"BEGIN; SELECT txid_current()"
-_BEGIN_XID_WITH_SAVEPOINT = b"BEGIN; SELECT txid_current(); SAVEPOINT op"
 _XID = "SELECT txid_current_if_assigned()"
 _XID_NOTIFY = f"SELECT txid_current_if_assigned(), pg_notify('{CHANNEL}', '')"
-_COMMIT = b"COMMIT"
-_NOTIFY_COMMIT = f"SELECT pg_notify('{CHANNEL}', ''); COMMIT".encode()
 _RETRYABLE = ("40", "23505")  # SQLSTATE: serialization failure, deadlock, ...; a unique-key race
 #: Outlast's tables changed enough since their last ANALYZE to need another, by autovacuum's own
 #: rule (more rows inserted, updated or deleted than 50 plus a tenth of the table)
@@ -208,30 +203,16 @@ def _json_array(rows: list[bytes]) -> str:
 
 class PgSession:
     """One connection's transactions, for `group_commit.run_group`. Control statements travel
-    together (simple query protocol), so a savepoint costs one round trip per request.
-
-    The transaction's id must be known before its COMMIT is sent (`commit`). A group expected to
-    write (`xid_first`: it holds a request that writes whenever it succeeds, see `expects_writes`)
-    assigns and reads it with its BEGIN, and its NOTIFY travels with its COMMIT: two round trips
-    where reading it after the statements takes three. Other groups read it before COMMIT only
-    if they wrote: assigning an id to a group that only read would cost its COMMIT a WAL flush."""
+    together (simple query protocol), so a savepoint costs one round trip per request."""
 
     tx: PgTx  # made by `begin`
 
-    def __init__(self, conn: Conn, where: str, *, xid_first: bool = False) -> None:
-        self.conn, self.where, self.xid_first = conn, where, xid_first
-        self.xid: int | None = None
+    def __init__(self, conn: Conn, where: str) -> None:
+        self.conn, self.where = conn, where
 
     def begin(self, *, savepoint: bool) -> PgTx:
         self.tx = PgTx(self.conn)  # a PgTx (its memo) lives for one transaction
-        self.xid = None
-        if not self.xid_first:
-            self.tx.control(_BEGIN_WITH_SAVEPOINT if savepoint else _BEGIN)
-            return self.tx
-        cur = self.tx.cur
-        self.tx.control(_BEGIN_XID_WITH_SAVEPOINT if savepoint else _BEGIN_XID)
-        cur.nextset()  # past BEGIN's result, to the id's
-        self.xid = (cur.fetchone() or (None,))[0]
+        self.tx.control(_BEGIN_WITH_SAVEPOINT if savepoint else _BEGIN)
         return self.tx
 
     def control(self, *statements: str) -> None:
@@ -248,33 +229,25 @@ class PgSession:
             self.tx.control(b"ROLLBACK")
 
     def commit(self, *, notify: bool, outcomes: Outcomes) -> None:
-        """COMMIT, once the transaction's id is known (and notifying, in it): when the COMMIT gets
+        """COMMIT, after asking the transaction's id (and notifying, in it): when the COMMIT gets
         no answer, `_CommitError` carries the id, so `txid_status` can tell whether it happened.
 
-        A group that wrote nothing and notifies nobody (an empty claim, reads) skips reading it:
-        whether its COMMIT happened changes no data, and one that gets no answer is run again
-        on a fresh connection like any group whose connection broke."""
-        xid = self.xid
-        if xid is None and (notify or self.tx.wrote):
+        A group that wrote nothing and notifies nobody (an empty claim, reads) skips that round
+        trip: whether its COMMIT happened changes no data, and one that gets no answer is run
+        again on a fresh connection like any group whose connection broke."""
+        xid = None
+        if notify or self.tx.wrote:
             try:
                 xid = (self.tx.one(_XID_NOTIFY if notify else _XID) or (None,))[0]
             except BaseException:
                 self.rollback()
                 raise
-            notify = False  # done, in the same statement
         try:
-            self.tx.control(_NOTIFY_COMMIT if notify else _COMMIT)
+            self.tx.control(b"COMMIT")
         except psycopg.Error as exc:
             if exc.sqlstate is None and xid is not None:  # no answer: the commit may have happened
                 raise _CommitError(xid, outcomes) from exc
-            raise  # an error answering COMMIT (or the NOTIFY before it) means it was not applied
-
-
-def expects_writes(group: Sequence[Request]) -> bool:
-    """Whether a request of the group writes whenever it succeeds: one that notifies (ingest, a
-    run's end, a cancel, a release) or declares it (`writes`: a checkpoint). Claims and reads
-    may write nothing; a group of those reads its transaction's id only if it wrote."""
-    return any(notify or getattr(fn, "writes", False) for fn, _reply, notify, _claim in group)
+            raise  # an error answering COMMIT means it was not applied
 
 
 class _CommitError(Exception):
@@ -443,7 +416,7 @@ class PostgresStore(GroupCommitStore):
             try:
                 conn = conn or pool.getconn(timeout=_CONNECT_TIMEOUT_S)
                 self._note_own_pid(conn)
-                outcomes = run_group(PgSession(conn, self.where, xid_first=expects_writes(group)), group)
+                outcomes = run_group(PgSession(conn, self.where), group)
             except Exception as exc:
                 cause, lost = exc, conn is not None and not _usable(conn)
                 if conn is not None and lost:

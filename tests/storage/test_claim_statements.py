@@ -2,8 +2,8 @@
 claim lock, on PostgreSQL) only when an item with a key is due first, and on PostgreSQL a claim
 of a new run is two statements (the second also reads the scope's next due time, which spares
 the worker a read of its own before it idles), an empty claim two and a run's end two (issue 28:
-round trips are most of an idle run's latency there); an idle run's transactions there take six,
-three and four round trips. And claimers at once, in several stores, keep a key's limit while
+round trips are most of an idle run's latency there); an idle run's transactions there take seven,
+four and five round trips. And claimers at once, in several stores, keep a key's limit while
 they take the app's other runs."""
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ async def test_a_run_ends_in_two_statements_on_postgresql_with_its_finished_even
         assert len(statements) == 2  # the end, its defers and ingest's reads; the event
 
 
-async def test_an_idle_runs_transactions_take_six_three_and_four_round_trips_on_postgresql(
+async def test_an_idle_runs_transactions_take_seven_four_and_five_round_trips_on_postgresql(
     store: Store, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A send that claims for an idle worker, a checkpoint, a run's end (`bench.latency`'s run;
@@ -130,8 +130,8 @@ async def test_an_idle_runs_transactions_take_six_three_and_four_round_trips_on_
     with round_trips(monkeypatch) as end:
         assert (await store.commit(done)).ok
     assert (await run(store, c.run.run_id)).status == "completed"
-    # BEGIN with the transaction's id; the event with ingest's reads; the run with its item;
-    # the lease; the start and read with the next due time; NOTIFY with COMMIT
-    assert len(send) == 6, send
-    assert len(checkpoint) == 3, checkpoint  # BEGIN with the id; the step; COMMIT
-    assert len(end) == 4, end  # BEGIN with the id; the end; its event; NOTIFY with COMMIT
+    # BEGIN; the event with ingest's reads; the run with its item; the lease; the start and read
+    # with the next due time; the transaction's id with NOTIFY; COMMIT
+    assert len(send) == 7, send
+    assert len(checkpoint) == 4, checkpoint  # BEGIN; the step; the transaction's id; COMMIT
+    assert len(end) == 5, end  # BEGIN; the end; its event; the id with NOTIFY; COMMIT

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from outlast.core.models import Commit, CommitResult
 from outlast.storage.base import Planner
@@ -21,10 +21,8 @@ from outlast.storage.sql.tx import Tx
 @dataclass(frozen=True, slots=True)
 class CheckpointRequest:
     """A checkpoint (`commit.is_checkpoint`) as a store request: runs alone when called, or with
-    others in `run_together`. `writes`: it writes whenever it succeeds (a PostgreSQL group
-    holding one reads its transaction's id with its BEGIN)."""
+    others in `run_together`."""
 
-    writes: ClassVar[bool] = True
     commit: Commit
 
     def __call__(self, tx: Tx) -> CommitResult:
