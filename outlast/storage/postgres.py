@@ -56,6 +56,7 @@ from outlast.storage.sql.group_commit import GroupCommitStore, Outcomes, Request
 from outlast.storage.sql.migrations import MESSAGES_NOTIFY_CHANNEL, migrations_for, statements
 from outlast.storage.sql.migrations import tables as migrated_tables
 from outlast.storage.sql.replies import Reply
+from outlast.storage.sql.run_states import XID
 from outlast.storage.sql.tx import Row
 
 log = logging.getLogger("outlast.postgres")
@@ -234,9 +235,11 @@ class PgSession:
 
         A group that wrote nothing and notifies nobody (an empty claim, reads) skips that round
         trip: whether its COMMIT happened changes no data, and one that gets no answer is run
-        again on a fresh connection like any group whose connection broke."""
-        xid = None
-        if notify or self.tx.wrote:
+        again on a fresh connection like any group whose connection broke. So does one whose
+        statements read the id already (`run_states.XID`: a claim's, after its lease wrote; a
+        transaction's id, once assigned by its first write, never changes)."""
+        xid = self.tx.memo.get(XID)
+        if notify or (self.tx.wrote and xid is None):
             try:
                 xid = (self.tx.one(_XID_NOTIFY if notify else _XID) or (None,))[0]
             except BaseException:

@@ -135,3 +135,23 @@ async def test_an_idle_runs_transactions_take_seven_four_and_five_round_trips_on
     assert len(send) == 7, send
     assert len(checkpoint) == 4, checkpoint  # BEGIN; the step; the transaction's id; COMMIT
     assert len(end) == 5, end  # BEGIN; the end; its event; the id with NOTIFY; COMMIT
+
+
+async def test_a_claim_reads_its_transaction_id_with_its_runs_and_is_resolved_when_its_commit_gets_no_answer(
+    store: Store, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease wrote (a data-modifying WITH, answered as a SELECT), so the COMMIT must be
+    resolvable; the id comes with the runs it read, not in a statement of its own."""
+    if backend != "postgres":
+        pytest.skip("PostgreSQL's COMMIT resolution")
+    from tests.storage.test_postgres_commit import _drop_commit_answer
+
+    await define(store, KEYED)
+    await store.ingest([event(n=1)], T0)
+    dropped = _drop_commit_answer(monkeypatch)
+    with round_trips(monkeypatch) as sent:
+        [c] = await store.claim(APP, "w", 4, T0, LEASE)
+    assert dropped and c.run.events[0].data == {"n": 1}
+    assert len(sent) == 4, sent  # BEGIN; the lease; the runs with the id; COMMIT
+    assert await store.claim(APP, "other", 4, T0, LEASE) == []  # leased once, by the claim answered
+    assert (await store.commit(commit(c, T0 + 1, steps=[step("a", 1)]))).ok  # with that claim's lease

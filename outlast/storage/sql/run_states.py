@@ -39,9 +39,12 @@ _PG_STATES_SQL = (
     f" (SELECT json_agg(json_build_array({_q('e.' + c for c in EVENT_COLUMNS.split(', '))}))::text"
     " FROM events e WHERE e.id = ANY(ARRAY(SELECT jsonb_array_elements_text(r.event_ids::jsonb)))),"
     f" (SELECT json_agg(json_build_array({_q('s.' + c for c in _STEP_COLUMNS.split(', '))})"
-    " ORDER BY s.seq, s.key)::text FROM steps s WHERE s.run_id = r.id), ({next_due})"
-    " FROM runs r WHERE r.id IN ({ids}) ORDER BY r.id"
+    " ORDER BY s.seq, s.key)::text FROM steps s WHERE s.run_id = r.id), ({next_due}),"
+    " txid_current_if_assigned() FROM runs r WHERE r.id IN ({ids}) ORDER BY r.id"
 )
+#: the transaction's id (`txid_current_if_assigned()`), read by a statement after a write of the
+#: transaction (the lease): its COMMIT needs no statement of its own to learn it (see postgres.py)
+XID = "xid"
 #: what a run's states and their next due time come back as: the states by run id, and the
 #: next due time read with them (in a 1-tuple: it may be None) or None if it was not read
 States = tuple[dict[str, RunState], tuple[int | None] | None]
@@ -92,6 +95,8 @@ def _pg_states(tx: Tx, run_ids: list[str], now: int, next_due: tuple[str, Sequen
     due: tuple[int | None] | None = None
     if next_due is not None and rows and not timed:
         due = (None if rows[0][13] is None else int(rows[0][13]),)
+    if rows and rows[0][14] is not None:
+        tx.memo[XID] = rows[0][14]
     states = {}
     for run, row in zip(runs, rows, strict=True):
         if run[3] != "running":
