@@ -59,6 +59,7 @@ from outlast.storage.sql.group_commit import GroupCommitStore, Outcomes, Request
 from outlast.storage.sql.migrations import MESSAGES_NOTIFY_CHANNEL, migrations_for, statements
 from outlast.storage.sql.migrations import tables as migrated_tables
 from outlast.storage.sql.replies import Reply
+from outlast.storage.sql.run_states import XID
 from outlast.storage.sql.tx import Row
 
 log = logging.getLogger("outlast.postgres")
@@ -93,10 +94,12 @@ def to_pyformat(sql: str) -> bytes:
 class PgTx:
     """One transaction's statements. `wrote` tells whether any statement may have written: then
     its COMMIT must be resolvable when it gets no answer (`PgSession.commit` reads the
-    transaction's id first). A statement counts as a write unless the server answered it as a
-    `SELECT` (a data-modifying `WITH` answers as its INSERT, UPDATE or DELETE); our SQL calls no
-    function that writes from a plain SELECT. A SELECT ... FOR UPDATE that only locked rows
-    changed nothing, so its transaction, committed or not, left the data as it was."""
+    transaction's id first). A statement with a data-modifying `WITH` counts as a write (the
+    server answers it as the `SELECT` it feeds: a claim's lease, a run's end); any other counts
+    unless the server answered it as a `SELECT` or as changing no row (an `UPDATE 0`: an empty
+    claim's lease). Our SQL calls no function that writes from a plain SELECT. A SELECT ... FOR
+    UPDATE that only locked rows changed nothing, so its transaction, committed or not, left the
+    data as it was."""
 
     lock_suffix = "FOR UPDATE SKIP LOCKED"
     row_lock = "FOR UPDATE"
@@ -110,7 +113,9 @@ class PgTx:
 
     def _execute(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[TupleRow]:
         cur = self.cur.execute(to_pyformat(sql), params)
-        if not self.wrote and not (cur.statusmessage or "").startswith("SELECT"):
+        if not self.wrote and (
+            _writes_with(sql) or not ((cur.statusmessage or "").startswith("SELECT") or cur.rowcount == 0)
+        ):
             self.wrote = True
         return cur
 
@@ -171,6 +176,14 @@ class PgTx:
         self.cur.execute(statements)
 
 
+@functools.lru_cache(maxsize=4096)
+def _writes_with(sql: str) -> bool:
+    """Whether a statement has a data-modifying `WITH` (its server answer is its SELECT's)."""
+    return sql.lstrip()[:4].upper() == "WITH" and _DML.search(sql) is not None
+
+
+_DML = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)
+
 #: the most bytes of rows in one jsonb parameter of `PgTx.tables` (PostgreSQL's limit is 256 MB)
 _JSON_CHUNK = 32 << 20
 
@@ -225,9 +238,11 @@ class PgSession:
 
         A group that wrote nothing and notifies nobody (an empty claim, reads) skips that round
         trip: whether its COMMIT happened changes no data, and one that gets no answer is run
-        again on a fresh connection like any group whose connection broke."""
-        xid = None
-        if notify or self.tx.wrote:
+        again on a fresh connection like any group whose connection broke. So does one whose
+        statements read the id already (`run_states.XID`: a claim's, after its lease wrote; a
+        transaction's id, once assigned by its first write, never changes)."""
+        xid = self.tx.memo.get(XID)
+        if notify or (self.tx.wrote and xid is None):
             try:
                 xid = (self.tx.one(_XID_NOTIFY if notify else _XID) or (None,))[0]
             except BaseException:

@@ -34,3 +34,27 @@ def _recording(method: Any, seen: list[str]) -> Any:
         return method(self, sql, *args)
 
     return record
+
+
+@contextmanager
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """What PostgreSQL stores' writers send and wait for the answer of while the block runs: each
+    statement, and each string of control statements sent together (BEGIN, the transaction's id,
+    NOTIFY, COMMIT), in order."""
+    seen: list[str] = []
+    with monkeypatch.context() as patch:
+        execute, control = PgTx._execute, PgTx.control
+
+        def sent(self: PgTx, sql: str, params: Any) -> Any:
+            seen.append(sql)
+            return execute(self, sql, params)
+
+        def controlled(self: PgTx, statements: bytes) -> None:
+            seen.append(statements.decode())
+            control(self, statements)
+
+        patch.setattr(PgTx, "_execute", sent)
+        patch.setattr(PgTx, "control", controlled)
+        for name in ("many", "insert_many", "stored"):
+            patch.setattr(PgTx, name, _recording(getattr(PgTx, name), seen))
+        yield seen

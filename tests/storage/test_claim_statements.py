@@ -1,9 +1,10 @@
 """What a claim and a run's end cost in statements: a claim counts concurrency keys (under the
 claim lock, on PostgreSQL) only when an item with a key is due first, and on PostgreSQL a claim
-of a new run is three statements (with the scope's next due time, which spares the worker a
-read of its own before it idles), an empty claim two and a run's end two (issue 28: round trips
-are most of an idle run's latency there). And claimers at once, in several stores, keep a key's
-limit while they take the app's other runs."""
+of a new run is two statements (the second also reads the scope's next due time, which spares
+the worker a read of its own before it idles), an empty claim two and a run's end two (issue 28:
+round trips are most of an idle run's latency there); an idle run's transactions there take seven,
+four and five round trips. And claimers at once, in several stores, keep a key's limit while
+they take the app's other runs."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from outlast.core.models import Claimed, Finish
 from outlast.core.planner import Planner
 from outlast.core.registry import Registry
 from outlast.storage.base import Store
-from tests.storage.contract import APP, LEASE, T0, claim_one, commit, define, event, event_names, function, run
-from tests.storage.statements import recorded
+from tests.storage.contract import APP, LEASE, T0, claim_one, commit, define, event, event_names, function, run, step
+from tests.storage.statements import recorded, round_trips
 
 KEYED = function("keyed", "c/k", concurrency=(ConcurrencyRule(limit=2, key="event.data.user"),))
 
@@ -42,8 +43,8 @@ async def test_a_claim_of_runs_without_keys_counts_no_keys(
         assert await store.claim(APP, "w", 10, T0, LEASE) == []
     assert not counts_keys(empty)
     if backend == "postgres":
-        # lease, start and read, next due time; nothing due: lease, next due time
-        assert (len(statements), len(empty)) == (3, 2)
+        # lease; start and read, with the next due time; nothing due: lease, next due time
+        assert (len(statements), len(empty)) == (2, 2)
 
 
 async def test_a_claim_counts_keys_when_an_item_with_a_key_is_due_first(
@@ -109,3 +110,48 @@ async def test_a_run_ends_in_two_statements_on_postgresql_with_its_finished_even
     assert await store.claim(APP, "w", 10, T0 + 10 * LEASE, LEASE) == []
     if backend == "postgres":
         assert len(statements) == 2  # the end, its defers and ingest's reads; the event
+
+
+async def test_an_idle_runs_transactions_take_seven_four_and_five_round_trips_on_postgresql(
+    store: Store, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A send that claims for an idle worker, a checkpoint, a run's end (`bench.latency`'s run;
+    its app has a function with a concurrency key, so claims look at keys first)."""
+    if backend != "postgres":
+        pytest.skip("round trips are PostgreSQL's cost")
+    await define(store, KEYED)
+    with round_trips(monkeypatch) as send:
+        _ids, claims = await store.ingest_and_claim([event(n=1)], T0, scope=APP, owner="w", limit=4, lease_ms=LEASE)
+    [c] = claims
+    assert (c.run.status, c.run.events[0].data, claims.next_due_at) == ("running", {"n": 1}, T0 + LEASE)
+    with round_trips(monkeypatch) as checkpoint:
+        assert (await store.commit(commit(c, T0 + 1, steps=[step("a", 1)]))).ok
+    done = commit(c, T0 + 2, outcome=Finish(status="completed", output=2, trigger_events=c.run.events))
+    with round_trips(monkeypatch) as end:
+        assert (await store.commit(done)).ok
+    assert (await run(store, c.run.run_id)).status == "completed"
+    # BEGIN; the event with ingest's reads; the run with its item; the lease; the start and read
+    # with the next due time; the transaction's id with NOTIFY; COMMIT
+    assert len(send) == 7, send
+    assert len(checkpoint) == 4, checkpoint  # BEGIN; the step; the transaction's id; COMMIT
+    assert len(end) == 5, end  # BEGIN; the end; its event; the id with NOTIFY; COMMIT
+
+
+async def test_a_claim_reads_its_transaction_id_with_its_runs_and_is_resolved_when_its_commit_gets_no_answer(
+    store: Store, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease wrote (a data-modifying WITH, answered as a SELECT), so the COMMIT must be
+    resolvable; the id comes with the runs it read, not in a statement of its own."""
+    if backend != "postgres":
+        pytest.skip("PostgreSQL's COMMIT resolution")
+    from tests.storage.test_postgres_commit import _drop_commit_answer
+
+    await define(store, KEYED)
+    await store.ingest([event(n=1)], T0)
+    dropped = _drop_commit_answer(monkeypatch)
+    with round_trips(monkeypatch) as sent:
+        [c] = await store.claim(APP, "w", 4, T0, LEASE)
+    assert dropped and c.run.events[0].data == {"n": 1}
+    assert len(sent) == 4, sent  # BEGIN; the lease; the runs with the id; COMMIT
+    assert await store.claim(APP, "other", 4, T0, LEASE) == []  # leased once, by the claim answered
+    assert (await store.commit(commit(c, T0 + 1, steps=[step("a", 1)]))).ok  # with that claim's lease

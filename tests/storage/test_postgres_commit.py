@@ -54,7 +54,10 @@ async def test_a_group_that_wrote_nothing_commits_without_reading_its_transactio
     assert _XID not in seen
     assert await pg_store._run(write("w")) == "w"
     assert await pg_store._run(lambda tx: tx.all("UPDATE queue SET due_at = 0 WHERE id = 'none' RETURNING id")) == []
-    assert seen.count(_XID) == 2  # an INSERT, and an UPDATE through `all` that changed no row
+    assert seen.count(_XID) == 1  # the INSERT; the UPDATE changed no row
+    with_update = "WITH t AS (UPDATE queue SET due_at = 0 WHERE id = 'none' RETURNING id) SELECT id FROM t"
+    assert await pg_store._run(lambda tx: tx.all(with_update)) == []
+    assert seen.count(_XID) == 2  # its server answer is a SELECT's, but it is counted as a write
 
 
 def _drop_commit_answer(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -88,6 +91,25 @@ async def test_a_writing_group_whose_commit_got_no_answer_is_answered_once_from_
     assert await asyncio.wait_for(pg_store._run(counted), 30) == "committed"
     assert dropped and ran == ["x"]  # resolved by txid_status, not run again
     assert "committed" in await stored(pg_store)
+
+
+async def test_a_group_that_wrote_through_a_with_whose_commit_got_no_answer_is_answered_once(
+    pg_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a claim's lease: an UPDATE in a WITH, answered as the SELECT of what it returned."""
+    await pg_store._run(write("x", value=1))
+    dropped = _drop_commit_answer(monkeypatch)
+    ran: list[str] = []
+
+    def lease(tx: Any) -> list[Any]:
+        ran.append("x")
+        return tx.all(
+            "WITH t AS (UPDATE meta SET value = value + 1 WHERE name = 'x' RETURNING value) SELECT value FROM t"
+        )
+
+    assert await asyncio.wait_for(pg_store._run(lease), 30) == [(2,)]
+    assert dropped and ran == ["x"]  # resolved by txid_status, not run again (which would make it 3)
+    assert await pg_store._run(lambda tx: tx.one("SELECT value FROM meta WHERE name = 'x'")) == (2,)
 
 
 async def test_a_reading_group_whose_commit_got_no_answer_runs_again(

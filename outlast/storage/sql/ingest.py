@@ -18,7 +18,7 @@ from outlast.storage.sql.bulk_ingest import BULK_MIN, Batch
 from outlast.storage.sql.dedupe import claim_key
 from outlast.storage.sql.lookback import index_values
 from outlast.storage.sql.pausing import paused_functions
-from outlast.storage.sql.rows import EVENTS, RUNS, event_row, run_row, start_rows, wait_field
+from outlast.storage.sql.rows import EVENTS, RUNS, event_row, insert_rows, run_row, start_rows, wait_field
 from outlast.storage.sql.tx import Tx, marks
 from outlast.storage.sql.waits import add_wait_field, resolve_waits
 
@@ -36,15 +36,16 @@ def ingest(
 
 
 def _ingest(tx: Tx, planner: Planner, events: list[EventRecord], now: int, batch: Batch | None) -> list[str]:
+    first_stored = None
     if len(names := {e.name for e in events}) <= PREFETCH_MAX:
-        prefetch(tx, names)
+        first_stored = prefetch(tx, names, store=events[0] if batch is None else None, now=now)
     admitted = batch.admit(events) if batch is not None else None
     work = list(events)
     for i, event in enumerate(work):  # grows while we go: the events each event causes
         if admitted is not None and i < len(events):
             if event.id not in admitted:
                 continue  # stored before, or its dedupe id was taken
-        elif not _admit(tx, event, now):
+        elif not _admit(tx, event, now, stored=first_stored if i == 0 else None):
             continue
         index_values(tx, event)
         plans = None
@@ -71,13 +72,29 @@ def _ingest(tx: Tx, planner: Planner, events: list[EventRecord], now: int, batch
 PREFETCH_MAX = 16
 
 
-def prefetch(tx: Tx, names: set[str]) -> None:
+def prefetch(tx: Tx, names: set[str], *, store: EventRecord | None = None, now: int = 0) -> bool | None:
     """Read, in one round trip, what ingest reads for these event names (their lookback and wait
     fields) and the paused functions, into the transaction's memo where `lookback`, `waits` and
-    `pausing` look first: three statements fewer for a send on PostgreSQL."""
-    if ordered := unfetched(tx, names):
-        sql, params = prefetch_query(ordered)
+    `pausing` look first: three statements fewer for a send on PostgreSQL.
+
+    `store`: on PostgreSQL, an event to store in the same statement (as `_admit` does; the tables
+    it reads are not the one it writes): whether it was stored, or None if it was not tried."""
+    if not (ordered := unfetched(tx, names)):
+        return None
+    sql, params = prefetch_query(ordered)
+    if store is None or tx.dialect != "postgresql":
         remember(tx, ordered, tx.all(sql, params))
+        return None
+    rows = tx.all(_STORE_AND_PREFETCH.format(prefetch=sql), (*event_row(store, now), *params))
+    remember(tx, ordered, [r for r in rows if r[0] != "s"])
+    return any(r[0] == "s" for r in rows)
+
+
+#: PostgreSQL: an event stored (a row 's' if it was) and `prefetch_query`'s rows, in one statement
+_STORE_AND_PREFETCH = (
+    f"WITH stored AS ({EVENTS.insert_sql} ON CONFLICT (id) DO NOTHING RETURNING id)"
+    " SELECT 's', NULL, NULL FROM stored UNION ALL {prefetch}"
+)
 
 
 def unfetched(tx: Tx, names: set[str]) -> list[str]:
@@ -110,11 +127,12 @@ def remember(tx: Tx, ordered: list[str], rows: list[Any]) -> None:
         tx.memo.setdefault(key, sorted(values))
 
 
-def _admit(tx: Tx, event: EventRecord, now: int) -> bool:
-    """Store the event; False when it was stored before (a retried ingest) or its dedupe id is taken."""
-    if tx.run(EVENTS.insert_sql + " ON CONFLICT (id) DO NOTHING", event_row(event, now)) != 1:
-        return False
-    return not event.dedupe_id or claim_key(tx, f"event:{event.dedupe_id}", now)
+def _admit(tx: Tx, event: EventRecord, now: int, *, stored: bool | None = None) -> bool:
+    """Store the event; False when it was stored before (a retried ingest) or its dedupe id is
+    taken. `stored`: whether `prefetch` stored it already (None: it did not try)."""
+    if stored is None:
+        stored = tx.run(EVENTS.insert_sql + " ON CONFLICT (id) DO NOTHING", event_row(event, now)) == 1
+    return stored and (not event.dedupe_id or claim_key(tx, f"event:{event.dedupe_id}", now))
 
 
 def create_run(tx: Tx, plan: RunPlan, now: int) -> list[EventRecord]:
@@ -153,9 +171,7 @@ def _start(tx: Tx, plan: RunPlan, now: int) -> None:
         flow.start_gathering(tx, plan.batch[0], plan.run_id, now)
     if plan.throttle:
         due = max(due, flow.throttled_start(tx, plan.throttle, now))
-    _insert_run(tx, plan, now)
-    for table, row in start_rows(plan, due, now):
-        tx.run(table.insert_sql, row)
+    insert_rows(tx, [(RUNS, run_row(plan, now, None)), *start_rows(plan, due, now)])
     for wait in plan.cancel_waits:
         add_wait_field(tx, *wait_field(wait))
 

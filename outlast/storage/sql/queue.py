@@ -77,8 +77,19 @@ def claim(
     if follow_ups:
         ingest(tx, planner, follow_ups, now)
     pending = {i.run_id for i in leased if i.pending}
-    states = load_states(tx, [r for _, r in run_items], now, [r for _, r in run_items if r in pending])
     full = full or bool(follow_ups)  # runs the fired items started are due now: claim again
+    return _claimed(tx, scope, run_items, token, now, pending=pending, full=full)
+
+
+def _claimed(
+    tx: Tx, scope: AppScope, run_items: list[tuple[str, str]], token: str, now: int, *, pending: set[Any], full: bool
+) -> Claims:
+    """The leased run items' runs, started, and unless `full` the scope's next due time (read
+    with them on PostgreSQL)."""
+    run_ids = [r for _, r in run_items]
+    states, due = load_states(
+        tx, run_ids, now, [r for r in run_ids if r in pending], next_due=None if full else _next_due_query(scope)
+    )
     return Claims(
         (
             Claimed(item_id=item_id, lease_token=token, run=states[run_id])
@@ -86,7 +97,7 @@ def claim(
             if run_id in states
         ),
         full=full,
-        next_due_at=None if full else next_due_at(tx, scope),
+        next_due_at=None if full else due[0] if due is not None else next_due_at(tx, scope),
     )
 
 
@@ -263,6 +274,12 @@ def release(tx: Tx, item_id: str, token: str, due_at: int) -> None:
 
 
 def next_due_at(tx: Tx, scope: AppScope) -> int | None:
-    where, params = _scope_filter(scope)
-    row = tx.one(f"SELECT MIN(due_at) FROM queue WHERE {where} AND {NOT_PAUSED}", params)
+    sql, params = _next_due_query(scope)
+    row = tx.one(sql, params)
     return None if row is None or row[0] is None else int(row[0])
+
+
+def _next_due_query(scope: AppScope) -> tuple[str, list[Any]]:
+    """The scope's smallest `due_at` (one row, NULL for no item), as a query and its parameters."""
+    where, params = _scope_filter(scope)
+    return f"SELECT MIN(due_at) FROM queue WHERE {where} AND {NOT_PAUSED}", params

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from outlast.core import jsonutil
 from outlast.core.ids import new_ulid
 from outlast.core.models import EventRecord, RunPlan, WaitSpec
-from outlast.storage.sql.tx import marks
+from outlast.storage.sql.tx import Tx, marks
 
 Row = tuple[Any, ...]
 
@@ -145,6 +146,18 @@ def wait_row(run_id: str, w: WaitSpec, now: int) -> Row:
 def wait_field(w: WaitSpec) -> tuple[str, str]:
     """The `wait_fields` entry that lets events named `w.event_name` find the wait."""
     return w.event_name, EXPRESSION_FIELD if w.match_field is None else w.match_field
+
+
+def insert_rows(tx: Tx, rows: Sequence[tuple[Table, Row]]) -> None:
+    """Insert rows of several tables (none conflicting with a stored row): on PostgreSQL in one
+    statement, a `WITH` of one INSERT per row (one round trip; all or none, as a statement);
+    on SQLite, where a statement is no round trip, one each."""
+    if tx.dialect != "postgresql" or len(rows) < 2:
+        for table, row in rows:
+            tx.run(table.insert_sql, row)
+        return
+    parts = ", ".join(f"i{n} AS ({table.insert_sql})" for n, (table, _) in enumerate(rows))
+    tx.run(f"WITH {parts} SELECT 1", [value for _, row in rows for value in row])
 
 
 def start_rows(plan: RunPlan, due: int, now: int, item_id: str | None = None) -> list[tuple[Table, Row]]:

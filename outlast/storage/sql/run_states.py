@@ -6,11 +6,13 @@ and steps aggregated as JSON per run): a claim's round trips are most of its tim
 four statements became one. SQLite keeps a statement for each (a statement is a function call
 there, not a round trip). Both read after the lease, in a statement of their own: a statement
 sees what was committed before it began, and the lease may have waited for a transaction that
-changed the run (a wait resolved while its item was due) to commit.
+changed the run (a wait resolved while its item was due) to commit. On PostgreSQL that statement
+also reads the claim's next due time when asked (`next_due`): the queue as the lease left it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from outlast.core import jsonutil
@@ -37,20 +39,36 @@ _PG_STATES_SQL = (
     f" (SELECT json_agg(json_build_array({_q('e.' + c for c in EVENT_COLUMNS.split(', '))}))::text"
     " FROM events e WHERE e.id = ANY(ARRAY(SELECT jsonb_array_elements_text(r.event_ids::jsonb)))),"
     f" (SELECT json_agg(json_build_array({_q('s.' + c for c in _STEP_COLUMNS.split(', '))})"
-    " ORDER BY s.seq, s.key)::text FROM steps s WHERE s.run_id = r.id)"
-    " FROM runs r WHERE r.id IN ({ids}) ORDER BY r.id"
+    " ORDER BY s.seq, s.key)::text FROM steps s WHERE s.run_id = r.id), ({next_due}),"
+    " txid_current_if_assigned() FROM runs r WHERE r.id IN ({ids}) ORDER BY r.id"
 )
+#: the transaction's id (`txid_current_if_assigned()`), read by a statement after a write of the
+#: transaction (the lease): its COMMIT needs no statement of its own to learn it (see postgres.py)
+XID = "xid"
+#: what a run's states and their next due time come back as: the states by run id, and the
+#: next due time read with them (in a 1-tuple: it may be None) or None if it was not read
+States = tuple[dict[str, RunState], tuple[int | None] | None]
 
 
-def load_states(tx: Tx, run_ids: list[str], now: int, with_pending: list[str]) -> dict[str, RunState]:
+def load_states(
+    tx: Tx,
+    run_ids: list[str],
+    now: int,
+    with_pending: list[str],
+    *,
+    next_due: tuple[str, Sequence[Any]] | None = None,
+) -> States:
     """The claimed runs that are running (queued ones start now); `with_pending` are those that
-    ever stored a step with a deadline (their deadlines that passed are resolved first)."""
+    ever stored a step with a deadline (their deadlines that passed are resolved first).
+
+    `next_due`: a query of one value (the claim's next due time) that PostgreSQL reads in the same
+    statement, unless a run started here has a finish timeout (its item is queued after it)."""
     if not run_ids:
-        return {}
+        return {}, None
     if with_pending:
         _resolve_deadlines(tx, with_pending, now)
     if tx.dialect == "postgresql":
-        return _pg_states(tx, run_ids, now)
+        return _pg_states(tx, run_ids, now, next_due)
     ids = marks(len(run_ids))
     runs = _start_runs(tx, tx.all(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id IN ({ids}) ORDER BY id", run_ids), now)
     events = {e.id: e for e in get_events(tx, [eid for r in runs for eid in _loads(r[4])])}
@@ -59,18 +77,26 @@ def load_states(tx: Tx, run_ids: list[str], now: int, with_pending: list[str]) -
         f"SELECT run_id, {_STEP_COLUMNS} FROM steps WHERE run_id IN ({ids}) ORDER BY run_id, seq, key", run_ids
     ):
         memos[row[0]][row[1]] = _memo_entry(row[1:])
-    return {
+    states = {
         r[0]: _state(r, [events[i] for i in _loads(r[4]) if i in events], memos[r[0]])
         for r in runs
         if r[3] == "running"
     }
+    return states, None
 
 
-def _pg_states(tx: Tx, run_ids: list[str], now: int) -> dict[str, RunState]:
+def _pg_states(tx: Tx, run_ids: list[str], now: int, next_due: tuple[str, Sequence[Any]] | None) -> States:
     ids = marks(len(run_ids))
-    rows = tx.all(_PG_STATES_SQL.format(ids=ids), (now, *run_ids, *run_ids))
+    due_sql, due_params = next_due or ("NULL", ())
+    rows = tx.all(_PG_STATES_SQL.format(ids=ids, next_due=due_sql), (now, *run_ids, *due_params, *run_ids))
     runs = [(*r[:3], "running", *r[4:7], now, *r[8:10]) if r[10] else r[:10] for r in rows]
-    _time_finishes(tx, [run for run, row in zip(runs, rows, strict=True) if row[10]], now)
+    timed = [run for run, row in zip(runs, rows, strict=True) if row[10] and run[8]]
+    _time_finishes(tx, timed, now)
+    due: tuple[int | None] | None = None
+    if next_due is not None and rows and not timed:
+        due = (None if rows[0][13] is None else int(rows[0][13]),)
+    if rows and rows[0][14] is not None:
+        tx.memo[XID] = rows[0][14]
     states = {}
     for run, row in zip(runs, rows, strict=True):
         if run[3] != "running":
@@ -78,7 +104,7 @@ def _pg_states(tx: Tx, run_ids: list[str], now: int) -> dict[str, RunState]:
         events = {e.id: e for e in (event_from_row(e) for e in _loads(row[11]) or [])}
         memo = {s[0]: _memo_entry(s) for s in _loads(row[12]) or []}
         states[run[0]] = _state(run, [events[i] for i in _loads(run[4]) if i in events], memo)
-    return states
+    return states, due
 
 
 def _state(r: Any, events: list[Any], memo: dict[str, MemoEntry]) -> RunState:
