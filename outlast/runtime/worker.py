@@ -267,9 +267,11 @@ class Worker:
         transaction (`Engine._ingest`), so the runs it starts begin at once, without a claim of
         their own. The room is promised until the send answers. One scope only: a claim over
         several takes turns between them."""
-        scopes = self.engine.claim_scopes()
         free = self.concurrency - len(self.tasks) - self._reserved
-        if not self._idling or free <= 0 or len(scopes) != 1:
+        if not self._idling or free <= 0:
+            return None  # decided before the scopes are built: a busy worker's sends pay nothing
+        scopes = self.engine.claim_scopes()
+        if len(scopes) != 1:
             return None
         self._reserved += free
 

@@ -5,6 +5,11 @@ thread does not know which groups published. After each group it reads `messages
 counter (one row of `sqlite_sequence`): when it moved, the group published, and the bell calls
 this process's listeners and rings other processes' through wake-up sockets (`wakeup`) in a
 directory of their own (`<wake directory>/messages`), so workers are not woken by messages.
+
+Nobody listening (no subscriber in this process, no other process's socket), the counter is not
+read: a read transaction after every group, on the writer's thread just as the event loop takes
+up the group's replies (issue 28). A listener that comes later reads what was committed before
+it from the store itself, and its first group afterwards counts as moved.
 """
 
 from __future__ import annotations
@@ -42,16 +47,20 @@ class MessageBell:
         self._directory = messages_directory(db_path)
         self._doorbell = Doorbell(self._directory) if self._directory is not None else None
         self._listener: Listener | None = None
+        #: the counter after the last group, as read then; None: not read since nobody listened
         self._seen: int | None = None
 
     def after_group(self, conn: sqlite3.Connection) -> None:
         """In the writer thread, after a group committed: tell everyone if it published."""
+        if not self.callbacks and (self._doorbell is None or not self._doorbell.rings_anyone()):
+            self._seen = None  # nobody to tell: no read (see the module's docstring)
+            return
         try:
             row = conn.execute(_COUNTER_SQL).fetchone()
         except sqlite3.Error:
             return  # not migrated yet
         counter = row[0] if row is not None else 0
-        moved = self._seen is not None and counter != self._seen
+        moved = counter != self._seen  # a first read after nobody listened counts as moved
         self._seen = counter
         if moved:
             self.tell()

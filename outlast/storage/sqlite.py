@@ -198,7 +198,10 @@ class SqliteSession:
             self.conn.execute("ROLLBACK")
 
     def commit(self, *, notify: bool, outcomes: Outcomes) -> None:
-        self.conn.execute("COMMIT")
+        """COMMIT: the group's pages are appended to the WAL (two writes a page, no fsync with
+        `synchronous=NORMAL`; checkpoints run on their own thread), on the transaction's own
+        cursor (`conn.execute` would make one per COMMIT)."""
+        self.tx.cur.execute("COMMIT")
         self.ring = notify  # rung once the group is answered (`_run_group`)
 
 

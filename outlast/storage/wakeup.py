@@ -75,6 +75,10 @@ class Doorbell:
             if path != self.own:
                 self._send(path)
 
+    def rings_anyone(self) -> bool:
+        """Whether a ring now would reach a listener (another process's socket is bound)."""
+        return any(path != self.own for path in self._listeners())
+
     def close(self) -> None:
         if self._sock is not None:
             self._sock.close()
