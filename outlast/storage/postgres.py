@@ -51,10 +51,8 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from outlast.core.models import AppScope, Claims
+from outlast.core.models import Claims
 from outlast.errors import StoreDataError, StoreError
-from outlast.storage.base import DEFAULT_MAX_CRASHES
-from outlast.storage.sql import queue as work_queue
 from outlast.storage.sql.group_commit import GroupCommitStore, Outcomes, Request, deliver, refuse, run_group
 from outlast.storage.sql.migrations import MESSAGES_NOTIFY_CHANNEL, migrations_for, statements
 from outlast.storage.sql.migrations import tables as migrated_tables
@@ -370,32 +368,9 @@ class PostgresStore(GroupCommitStore):
 
     # -- requests ------------------------------------------------------------------------------
 
-    async def claim(
-        self,
-        scope: AppScope,
-        owner: str,
-        limit: int,
-        now_ms: int,
-        lease_ms: int,
-        *,
-        max_crashes: int = DEFAULT_MAX_CRASHES,
-        crash_backoff_scale: float = 1.0,
-    ) -> Claims:
-        claimed: Claims = await self._submit(
-            lambda tx: work_queue.claim(
-                tx,
-                self.planner,
-                scope,
-                owner,
-                limit,
-                now_ms,
-                lease_ms,
-                max_crashes=max_crashes,
-                crash_backoff_scale=crash_backoff_scale,
-            ),
-            Reply.for_running_loop(),
-            claim=True,
-        )
+    async def _run_claim(self, fn: Callable[[PgTx], Claims]) -> Claims:
+        """Claims run first in their group (`_take`): the claim lock before any row lock."""
+        claimed: Claims = await self._submit(fn, Reply.for_running_loop(), claim=True)
         return claimed
 
     # -- the reader thread ------------------------------------------------------------------------

@@ -164,7 +164,7 @@ class SqlStore(PlannerSlot):
         max_crashes: int = DEFAULT_MAX_CRASHES,
         crash_backoff_scale: float = 1.0,
     ) -> Claims:
-        return await self._run(
+        return await self._run_claim(
             lambda tx: queue.claim(
                 tx,
                 self.planner,
@@ -177,6 +177,10 @@ class SqlStore(PlannerSlot):
                 crash_backoff_scale=crash_backoff_scale,
             )
         )
+
+    async def _run_claim(self, fn: Callable[[Any], Claims]) -> Claims:
+        """Run a claim's request (a backend may order claims within a group: see PostgreSQL's)."""
+        return await self._run(fn)
 
     async def extend_leases(self, owner: str, tokens: dict[str, str], until_ms: int) -> set[str]:
         return await self._run(lambda tx: queue.extend_leases(tx, tokens, until_ms))
