@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from bench import latency
@@ -126,23 +126,29 @@ def trace(url: str, samples: int) -> list[list[tuple[float, str]]]:
     return timelines[1:]  # the warm-up's first claim is not idle latency
 
 
-def phases(timeline: list[tuple[float, str]]) -> dict[str, float]:
-    """The run's own store requests (ingest and claim, 4 commits) split into: waiting for the writer
-    thread and BEGIN ("to start"), their own statements, and the rest of their group, COMMIT and
-    the way back to the loop ("to reply"); and the loop's time between them."""
+def phases(timeline: list[tuple[float, str]]) -> dict[str, float] | None:
+    """The run's own store requests (the send with its claim, then its commits: a result waits
+    for the next one, so a 3-step run has three) split into: waiting for the writer thread and
+    BEGIN ("to start"), their own statements, and the rest of their group, COMMIT and the way
+    back to the loop ("to reply"); and the loop's time between them. None for a sample that
+    missed a mark (a send that found the worker busy, a request that failed and ran again)."""
     seen: dict[str, int] = defaultdict(int)
     at: dict[str, float] = {}
     for t, label in timeline:
         key = label.split(" (")[0]
         seen[key] += 1
         at.setdefault(f"{key} #{seen[key]}", t)
-    out: dict[str, float] = {}
-    previous = ("send", at["send #1"])
     # an idle worker of the sender's process is claimed for in the send's transaction
     first = [("ingest_and_claim", 1)] if "ingest_and_claim: queued #1" in at else [("ingest", 1), ("claim", 1)]
-    for request, k in (*first, ("commit", 1), ("commit", 2), ("commit", 3), ("commit", 4)):
-        queued, start = at[f"{request}: queued #{k}"], at[f"{request}: statements start #{k}"]
-        end, reply = at[f"{request}: statements end #{k}"], at[f"{request}: reply on loop #{k}"]
+    commits = [("commit", k) for k in range(1, seen["commit: reply on loop"] + 1)]
+    out: dict[str, float] = {}
+    previous = ("send", at["send #1"])
+    for request, k in (*first, *commits):
+        marks_of = [at.get(f"{request}: {m} #{k}") for m in ("queued", "statements start", "statements end")]
+        reply = at.get(f"{request}: reply on loop #{k}")
+        if reply is None or None in marks_of:
+            return None
+        queued, start, end = (float(m) for m in marks_of if m is not None)
         name = f"{request} {k}" if request == "commit" else request
         out[f"loop: {previous[0]} -> {name} queued"] = queued - previous[1]
         out[f"{name}: queued -> its statements start"] = start - queued
@@ -154,9 +160,11 @@ def phases(timeline: list[tuple[float, str]]) -> dict[str, float]:
 
 
 def report(timelines: list[list[tuple[float, str]]]) -> None:
-    split = [phases(tl) for tl in timelines]
-    print(f"{'median ms':>9}  phase")
-    for name in split[0]:
+    found = [p for p in map(phases, timelines) if p is not None]
+    usual = Counter(tuple(p) for p in found).most_common(1)[0][0] if found else ()
+    split = [p for p in found if tuple(p) == usual]
+    print(f"{'median ms':>9}  phase ({len(split)} of {len(timelines)} samples took the usual path)")
+    for name in usual:
         print(f"{statistics.median(p[name] for p in split):9.3f}  {name}")
     total = statistics.median(tl[-1][0] for tl in timelines)
     print(f"{total:9.3f}  send -> end recorded (median of the totals)\n")
