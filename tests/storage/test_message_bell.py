@@ -12,6 +12,7 @@ from pathlib import Path
 from outlast.core.realtime import MessageRecord
 from outlast.storage.sqlite import SqliteStore
 from tests.storage.contract import T0, event
+from tests.storage.listening import Heard
 from tests.storage.test_wakeup import open_store
 
 HEARD_S = 10
@@ -58,10 +59,10 @@ async def test_a_listener_of_this_process_that_starts_late_hears_the_next_publis
 
 async def test_a_listener_in_another_process_that_starts_late_hears_the_next_publish(tmp_path: Path) -> None:
     publishing, listening = await open_store(tmp_path / "a.db"), await open_store(tmp_path / "a.db")
-    calls = Calls()
+    calls = Heard()
     try:
         await publish_unheard(publishing)
-        assert listening.add_message_listener(calls.add)
+        assert listening.add_message_listener(calls)
         await calls.reach(1)  # a listener starts with one call, for what came before it
         await publishing.ingest([event()], T0)  # the first look after nobody listened rings, once
         await calls.reach(2)
@@ -70,23 +71,3 @@ async def test_a_listener_in_another_process_that_starts_late_hears_the_next_pub
     finally:
         await publishing.close()
         await listening.close()
-
-
-class Calls:
-    """A listener's calls, counted from its thread; `reach` waits for a count."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._changed = threading.Condition()
-
-    def add(self) -> None:
-        with self._changed:
-            self.count += 1
-            self._changed.notify_all()
-
-    async def reach(self, count: int) -> None:
-        def wait() -> bool:
-            with self._changed:
-                return self._changed.wait_for(lambda: self.count >= count, HEARD_S)
-
-        assert await asyncio.to_thread(wait), f"{self.count} calls, not {count}"

@@ -4,8 +4,6 @@ messages are announced whoever published them."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,28 +13,9 @@ from outlast.core.planner import Planner
 from outlast.core.realtime import MessageRecord
 from tests.conftest import PG_URL
 from tests.storage.contract import FN, T0, define, event
+from tests.storage.listening import Heard
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="OUTLAST_TEST_POSTGRES_URL is not set")
-
-
-class Heard:
-    """Calls from a listener thread, awaited on the test's loop."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._changed = threading.Condition()
-
-    def __call__(self) -> None:
-        with self._changed:
-            self.count += 1
-            self._changed.notify_all()
-
-    async def reach(self, count: int) -> None:
-        def wait() -> bool:
-            with self._changed:
-                return self._changed.wait_for(lambda: self.count >= count, timeout=30)
-
-        assert await asyncio.to_thread(wait), f"heard {self.count} times, not {count}"
 
 
 @pytest.fixture
